@@ -1,0 +1,322 @@
+package dev.jvmm.kvm;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The C library calls jvmm makes, as downcalls with errno captured right after the call.
+ *
+ * <p>Two flavours: the plain methods throw {@link SyscallException} naming the call; the {@code raw}
+ * methods return {@code -errno} on failure and never allocate, for hot paths such as KVM_RUN.
+ */
+public final class Libc {
+    public static final int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80,
+            O_TRUNC = 0x200, O_NONBLOCK = 0x800, O_DIRECT = 0x4000, O_CLOEXEC = 0x80000;
+    public static final int PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+    public static final int MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20,
+            MAP_NORESERVE = 0x4000;
+    public static final int MADV_DONTNEED = 4, MADV_REMOVE = 9, MADV_MERGEABLE = 12, MADV_HUGEPAGE = 14,
+            MADV_NOHUGEPAGE = 15;
+    public static final int EFD_NONBLOCK = 0x800, EFD_CLOEXEC = 0x80000;
+    public static final int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2, FALLOC_FL_ZERO_RANGE = 0x10;
+    public static final int SEEK_SET = 0, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LIBC = LINKER.defaultLookup();
+    private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CAPTURE_LAYOUT.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    /** One capture buffer per thread, made once: errno capture must not allocate per call. */
+    private static final ThreadLocal<MemorySegment> CAPTURE =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CAPTURE_LAYOUT));
+
+    private static final MethodHandle OPEN = errnoHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
+    private static final MethodHandle CLOSE = errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+    private static final MethodHandle IOCTL_PTR = errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
+    private static final MethodHandle IOCTL_LONG = errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), 2);
+    private static final MethodHandle MMAP = errnoHandle("mmap", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG), -1);
+    private static final MethodHandle MUNMAP = errnoHandle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), -1);
+    private static final MethodHandle MADVISE = errnoHandle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
+    private static final MethodHandle EVENTFD = errnoHandle("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
+    private static final MethodHandle READ = errnoHandle("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+    private static final MethodHandle WRITE = errnoHandle("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+    private static final MethodHandle PREAD = errnoHandle("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+    private static final MethodHandle PWRITE = errnoHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+    private static final MethodHandle FSYNC = errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+    private static final MethodHandle FDATASYNC = errnoHandle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+    private static final MethodHandle FALLOCATE = errnoHandle("fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
+    private static final MethodHandle FTRUNCATE = errnoHandle("ftruncate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
+    private static final MethodHandle LSEEK = errnoHandle("lseek64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), -1);
+    private static final MethodHandle PTHREAD_KILL = plainHandle("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
+    private static final MethodHandle PTHREAD_SELF = plainHandle("pthread_self", FunctionDescriptor.of(JAVA_LONG));
+    private static final MethodHandle STRERROR = plainHandle("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    private static final MethodHandle GETPID = plainHandle("getpid", FunctionDescriptor.of(JAVA_INT));
+
+    private Libc() {}
+
+    private static MethodHandle errnoHandle(String name, FunctionDescriptor fd, int firstVariadic) {
+        MemorySegment sym = LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name));
+        Linker.Option capture = Linker.Option.captureCallState("errno");
+        return firstVariadic >= 0
+                ? LINKER.downcallHandle(sym, fd, capture, Linker.Option.firstVariadicArg(firstVariadic))
+                : LINKER.downcallHandle(sym, fd, capture);
+    }
+
+    private static MethodHandle plainHandle(String name, FunctionDescriptor fd) {
+        return LINKER.downcallHandle(LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name)), fd);
+    }
+
+    private static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) return r;
+        if (t instanceof Error e) throw e;
+        return new IllegalStateException(t);
+    }
+
+    /** The C library's description of an errno value. */
+    public static String strerror(int errno) {
+        try {
+            MemorySegment s = (MemorySegment) STRERROR.invokeExact(errno);
+            return s.reinterpret(256).getString(0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static int open(String path, int flags, int mode) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = CAPTURE.get();
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags, mode);
+            if (fd < 0) throw new SyscallException("open(" + path + ")", errno(state));
+            return fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void close(int fd) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) CLOSE.invokeExact(state, fd);
+            if (r < 0 && errno(state) != Errno.EINTR) throw new SyscallException("close(" + fd + ")", errno(state));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** ioctl with a pointer argument; returns the call's non-negative result or -errno. */
+    public static int ioctlRaw(int fd, long request, MemorySegment arg) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) IOCTL_PTR.invokeExact(state, fd, request, arg);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** ioctl with an integer argument; returns the call's non-negative result or -errno. */
+    public static int ioctlRaw(int fd, long request, long arg) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) IOCTL_LONG.invokeExact(state, fd, request, arg);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** ioctl with a pointer argument; throws naming {@code name} on failure. */
+    public static int ioctl(int fd, String name, long request, MemorySegment arg) {
+        int r = ioctlRaw(fd, request, arg);
+        if (r < 0) throw new SyscallException("ioctl(" + name + ")", -r);
+        return r;
+    }
+
+    /** ioctl with an integer argument; throws naming {@code name} on failure. */
+    public static int ioctl(int fd, String name, long request, long arg) {
+        int r = ioctlRaw(fd, request, arg);
+        if (r < 0) throw new SyscallException("ioctl(" + name + ")", -r);
+        return r;
+    }
+
+    /** mmap; the result is sized to {@code length} and must be released with {@link #munmap}. */
+    public static MemorySegment mmap(MemorySegment addr, long length, int prot, int flags, int fd, long offset) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            MemorySegment p = (MemorySegment) MMAP.invokeExact(state, addr, length, prot, flags, fd, offset);
+            if (p.address() == -1L) throw new SyscallException("mmap(" + length + " bytes)", errno(state));
+            return p.reinterpret(length);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void munmap(MemorySegment mapping) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) MUNMAP.invokeExact(state, mapping, mapping.byteSize());
+            if (r < 0) throw new SyscallException("munmap", errno(state));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void madvise(MemorySegment range, int advice) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) MADVISE.invokeExact(state, range, range.byteSize(), advice);
+            if (r < 0) throw new SyscallException("madvise(" + advice + ")", errno(state));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static int eventfd(int initval, int flags) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int fd = (int) EVENTFD.invokeExact(state, initval, flags);
+            if (fd < 0) throw new SyscallException("eventfd", errno(state));
+            return fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** read(2): bytes read, or -errno. */
+    public static long readRaw(int fd, MemorySegment buf, long count) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            long r = (long) READ.invokeExact(state, fd, buf, count);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** write(2): bytes written, or -errno. */
+    public static long writeRaw(int fd, MemorySegment buf, long count) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            long r = (long) WRITE.invokeExact(state, fd, buf, count);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** pread(2) straight into {@code buf} (which may be guest memory): bytes read, or -errno. */
+    public static long preadRaw(int fd, MemorySegment buf, long count, long offset) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            long r = (long) PREAD.invokeExact(state, fd, buf, count, offset);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** pwrite(2) from {@code buf}: bytes written, or -errno. */
+    public static long pwriteRaw(int fd, MemorySegment buf, long count, long offset) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            long r = (long) PWRITE.invokeExact(state, fd, buf, count, offset);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** fsync(2): 0, or -errno. */
+    public static int fsyncRaw(int fd) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) FSYNC.invokeExact(state, fd);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** fdatasync(2): 0, or -errno. */
+    public static int fdatasyncRaw(int fd) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) FDATASYNC.invokeExact(state, fd);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** fallocate(2): 0, or -errno (EOPNOTSUPP where the file system lacks the mode). */
+    public static int fallocateRaw(int fd, int mode, long offset, long length) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) FALLOCATE.invokeExact(state, fd, mode, offset, length);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void ftruncate(int fd, long length) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) FTRUNCATE.invokeExact(state, fd, length);
+            if (r < 0) throw new SyscallException("ftruncate(" + length + ")", errno(state));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** lseek(2): the new offset, or -errno. */
+    public static long lseekRaw(int fd, long offset, int whence) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            long r = (long) LSEEK.invokeExact(state, fd, offset, whence);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** The calling thread's pthread_t, for {@link #pthreadKill}. */
+    public static long pthreadSelf() {
+        try {
+            return (long) PTHREAD_SELF.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** pthread_kill(3): 0 or an error number (it does not use errno). */
+    public static int pthreadKill(long thread, int signal) {
+        try {
+            return (int) PTHREAD_KILL.invokeExact(thread, signal);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static int getpid() {
+        try {
+            return (int) GETPID.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+}

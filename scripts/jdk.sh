@@ -1,0 +1,24 @@
+# Sourced by ./jvmm and ./test: exports JAVA_HOME pointing at a JDK >= 22 (the FFM API is final there).
+# Looks at JAVA_HOME, then the java on PATH, then /usr/lib/jvm/*, newest first.
+jvmm_java_feature() { # prints the feature release of the JDK at $1, or nothing
+  [ -x "$1/bin/java" ] && [ -x "$1/bin/javac" ] || return 0
+  "$1/bin/java" -XshowSettings:properties -version 2>&1 |
+    sed -n 's/^ *java\.specification\.version = \([0-9]*\).*/\1/p' | head -n 1
+}
+jvmm_find_jdk() {
+  local candidates=() c v
+  [ -n "${JAVA_HOME:-}" ] && candidates+=("$JAVA_HOME")
+  if c=$(command -v java 2>/dev/null); then candidates+=("$(dirname "$(dirname "$(readlink -f "$c")")")"); fi
+  for c in $(ls -d /usr/lib/jvm/*/ 2>/dev/null | sort -V -r); do candidates+=("${c%/}"); done
+  for c in "${candidates[@]}"; do
+    v=$(jvmm_java_feature "$c")
+    if [ -n "$v" ] && [ "$v" -ge 22 ]; then export JAVA_HOME="$c"; return 0; fi
+  done
+  echo "jvmm: needs a JDK 22 or newer and found none (JAVA_HOME, PATH, /usr/lib/jvm); install one, e.g. 'apt-get install openjdk-25-jdk' or Temurin 25" >&2
+  return 1
+}
+jvmm_find_jdk || exit 1
+if ! command -v mvn >/dev/null 2>&1; then
+  echo "jvmm: needs Apache Maven (mvn) to build; install it, e.g. 'apt-get install maven'" >&2
+  exit 1
+fi
