@@ -45,7 +45,7 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
     /** A TAP interface, created if missing, optionally added to {@code bridge}; {@code queues} fds (IFF_MULTI_QUEUE if above 1). */
     record Tap(String ifname, Optional<String> bridge, Optional<MacAddress> mac, int queues) implements NetConfig {}
 
-    Pattern FORWARD = Pattern.compile("(?:(tcp|udp):)?([^:]*):(\\d+)-([^:]*):(\\d+)");
+    Pattern FORWARD = Pattern.compile("(?:(tcp|udp)?:)?([^:]*):(\\d+)-([^:]*):(\\d+)");
 
     /** Parses a --net value; every problem is a {@link NetConfigException} with one line naming it. */
     static NetConfig parse(String text) {
