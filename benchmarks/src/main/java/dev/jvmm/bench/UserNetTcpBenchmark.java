@@ -73,11 +73,12 @@ public class UserNetTcpBenchmark {
     @Setup(Level.Trial)
     public void setUp() throws Exception {
         server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-        CompletableFuture<Socket> acceptance = CompletableFuture.supplyAsync(() -> {
+        CompletableFuture<Socket> acceptance = new CompletableFuture<>();
+        Thread.ofPlatform().daemon().start(() -> {
             try {
-                return server.accept();
+                acceptance.complete(server.accept());
             } catch (Exception e) {
-                throw new RuntimeException(e);
+                acceptance.completeExceptionally(e);
             }
         });
         if (path.equals("usernet")) {

@@ -73,29 +73,47 @@ public final class NetNamespace implements AutoCloseable {
     }
 
     public static String run(int timeoutSeconds, String... command) {
+        Path output = null;
         try {
-            Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-            CompletableFuture<String> out = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-                } catch (IOException e) {
-                    return "";
-                }
-            });
+            // Output goes to a file: no reader thread that a busy common pool could starve.
+            output = Files.createTempFile("netns-cmd", ".out");
+            Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(output.toFile()).start();
             if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
                 throw new AssertionError(String.join(" ", command) + " did not finish within " + timeoutSeconds + " s");
             }
-            String text = out.get(5, TimeUnit.SECONDS);
+            String text = Files.readString(output, StandardCharsets.UTF_8);
             if (p.exitValue() != 0) throw new AssertionError(String.join(" ", command) + " exited " + p.exitValue() + ": " + text);
             return text;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new AssertionError("interrupted running " + command[0]);
-        } catch (Exception e) {
-            if (e instanceof RuntimeException r) throw r;
+        } catch (IOException e) {
             throw new AssertionError(String.join(" ", command) + ": " + e, e);
+        } finally {
+            if (output != null) {
+                try {
+                    Files.deleteIfExists(output);
+                } catch (IOException ignored) {
+                    // a temp file left behind is harmless
+                }
+            }
         }
+    }
+
+    /** Runs {@code task} on a thread of its own (never the common pool, which blocking socket code would starve). */
+    public static <T> CompletableFuture<T> async(Callable<T> task) {
+        CompletableFuture<T> result = new CompletableFuture<>();
+        Thread t = new Thread(() -> {
+            try {
+                result.complete(task.call());
+            } catch (Throwable e) {
+                result.completeExceptionally(e);
+            }
+        }, "netns-test-peer");
+        t.setDaemon(true);
+        t.start();
+        return result;
     }
 
     /** Runs {@code task} on a new thread that has entered this namespace. */

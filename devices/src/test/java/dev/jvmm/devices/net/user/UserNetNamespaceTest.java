@@ -181,7 +181,7 @@ class UserNetNamespaceTest {
 
     @Test
     void bigUploadToTheHostArrivesIntactAndHalfCloseWorks() throws Exception {
-        CompletableFuture<byte[]> serverSide = CompletableFuture.supplyAsync(() -> {
+        CompletableFuture<byte[]> serverSide = NetNamespace.async(() -> {
             try (Socket c = hostServer.accept()) {
                 byte[] digest = sha256(c.getInputStream(), BIG); // reads to EOF: the guest's FIN arrives as EOF
                 c.getOutputStream().write(digest); // the half-closed connection still carries the answer back
@@ -206,7 +206,7 @@ class UserNetNamespaceTest {
 
     @Test
     void bigDownloadFromTheHostArrivesIntact() throws Exception {
-        CompletableFuture<byte[]> serverSide = CompletableFuture.supplyAsync(() -> {
+        CompletableFuture<byte[]> serverSide = NetNamespace.async(() -> {
             try (Socket c = hostServer.accept()) {
                 byte[] d = writeRandom(c.getOutputStream(), BIG, 2);
                 c.shutdownOutput();
@@ -228,7 +228,7 @@ class UserNetNamespaceTest {
     void hostForwardReachesAServerInTheGuestBothWaysWithHalfClose() throws Exception {
         ServerSocket guestServer = ns.call(() -> new ServerSocket(GUEST_PORT));
         try (guestServer) {
-            CompletableFuture<byte[]> guestSide = CompletableFuture.supplyAsync(() -> {
+            CompletableFuture<byte[]> guestSide = NetNamespace.async(() -> {
                 try (Socket c = guestServer.accept()) {
                     byte[] request = c.getInputStream().readAllBytes(); // until the host client's FIN
                     byte[] d = writeRandom(c.getOutputStream(), 8 << 20, 3);
@@ -254,13 +254,12 @@ class UserNetNamespaceTest {
 
     @Test
     void hostResetReachesTheGuestAsConnectionReset() throws Exception {
-        CompletableFuture<Void> serverSide = CompletableFuture.runAsync(() -> {
+        CompletableFuture<Object> serverSide = NetNamespace.async(() -> {
             try (Socket c = hostServer.accept()) {
                 c.getInputStream().readNBytes(5);
                 c.setSoLinger(true, 0); // close sends RST
-            } catch (Exception e) {
-                throw new RuntimeException(e);
             }
+            return null;
         });
         Exception e = ns.call(() -> {
             try (Socket s = new Socket()) {
@@ -276,7 +275,7 @@ class UserNetNamespaceTest {
 
     @Test
     void guestResetReachesTheHostAsConnectionReset() throws Exception {
-        CompletableFuture<Exception> serverSide = CompletableFuture.supplyAsync(() -> {
+        CompletableFuture<Exception> serverSide = NetNamespace.async(() -> {
             try (Socket c = hostServer.accept()) {
                 c.setSoTimeout(10_000);
                 c.getOutputStream().write(1);
