@@ -93,13 +93,21 @@ class UserNetNamespaceTest {
 
     @AfterAll
     static void tearDown() throws Exception {
+        // Each resource is closed once even when setUp's failure path already ran this.
         if (pump != null) pump.close();
+        pump = null;
         if (user != null) user.close();
+        user = null;
         if (tap != null) tap.close();
+        tap = null;
         if (ns != null) ns.close();
+        ns = null;
         if (hostServer != null) hostServer.close();
+        hostServer = null;
         if (fakeResolver != null) fakeResolver.close();
+        fakeResolver = null;
         if (dhcpResult != null) Files.deleteIfExists(dhcpResult);
+        dhcpResult = null;
     }
 
     /** A resolver on the host's loopback: answers every query with an A record of 192.0.2.7, echoing its id. */
