@@ -52,7 +52,7 @@ public final class RunCommand implements Callable<Integer> {
     String cpuFeatures;
 
     @Option(names = "--boot-path", paramLabel = "PATH", defaultValue = "auto",
-            description = "How to enter Linux: auto (bzImage decompressed on the host; vmlinux at its 64-bit entry), decompressor"
+            description = "How to enter Linux: auto (a bzImage is decompressed on the host; a vmlinux enters at its PVH entry if it has one), decompressor"
                     + " (the kernel's own decompressor), linux64, pvh (default: ${DEFAULT-VALUE}).")
     String bootPath;
 

@@ -14,7 +14,7 @@ import java.util.Optional;
 public final class KernelLoader {
     /** How to enter a Linux kernel. */
     public enum BootPath {
-        /** Linux's choice for the file: a bzImage is decompressed on the host, a vmlinux entered directly (PVH if it has the note). */
+        /** A bzImage is decompressed on the host and entered at 64 bits; a vmlinux at its PVH entry if it has one, else at 64 bits. */
         AUTO,
         /** Run the kernel's own decompressor (bzImage only): the faithful, slow path. */
         DECOMPRESSOR,
