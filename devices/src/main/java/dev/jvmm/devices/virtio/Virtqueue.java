@@ -283,7 +283,7 @@ public final class Virtqueue {
         VarHandle.fullFence();
         int old = lastSignalledUsed;
         boolean first = !signalledOnce;
-        if (!first && old == nextUsed) return false;
+        if (old == nextUsed) return false; // nothing used since the last decision
         boolean notify;
         if (eventIdx) {
             int usedEvent = availRing.get(U16, 4 + 2L * size) & 0xffff;

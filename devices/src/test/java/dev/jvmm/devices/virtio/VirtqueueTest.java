@@ -412,6 +412,15 @@ class VirtqueueTest {
     }
 
     @Test
+    void noNotificationWhenNothingWasUsed() {
+        activate(FEATURES_EVENT_IDX);
+        assertFalse(q.needsNotification());
+        q = new Virtqueue(16);
+        activate(FEATURES);
+        assertFalse(q.needsNotification());
+    }
+
+    @Test
     void enableNotificationPublishesAvailEventAndRechecks() {
         activate(FEATURES_EVENT_IDX);
         long b = ram.alloc(8, 8);
