@@ -206,7 +206,7 @@ public final class Virtqueue {
         int head = availRing.get(U16, 4 + 2L * (nextAvail & (size - 1))) & 0xffff;
         nextAvail = (nextAvail + 1) & 0xffff;
         if (head >= size) throw broken("available ring names head descriptor %d, beyond the queue size %d", head, size);
-        if (chain.capacity() < size) throw new IllegalArgumentException("chain holds " + chain.capacity() + " buffers, queue has " + size);
+        if (chain.capacity() < maxSize) throw new IllegalArgumentException("chain holds " + chain.capacity() + " buffers, queue has up to " + maxSize);
         readChain(head, chain);
         return true;
     }
@@ -236,8 +236,10 @@ public final class Virtqueue {
                 if ((flags & DESC_F_NEXT) != 0) throw broken("chain %d: descriptor has both INDIRECT and NEXT", head);
                 if (len == 0 || len % DESC_SIZE != 0)
                     throw broken("chain %d: indirect table length %d is not a positive multiple of 16", head, len);
-                if (len / DESC_SIZE > size)
-                    throw broken("chain %d: indirect table of %d descriptors is longer than the queue size %d", head, len / DESC_SIZE, size);
+                // The spec bounds chains by the queue size; drivers size indirect tables by seg_max, which the
+                // device derives from its maximum queue size, so that is the bound applied.
+                if (len / DESC_SIZE > maxSize)
+                    throw broken("chain %d: indirect table of %d descriptors is longer than the queue size %d", head, len / DESC_SIZE, maxSize);
                 if (!memory.isValid(addr, len))
                     throw broken("chain %d: indirect table at 0x%x+%d is outside guest RAM", head, addr, len);
                 table = memory.slice(addr, len);
@@ -250,8 +252,8 @@ public final class Virtqueue {
             boolean writable = (flags & DESC_F_WRITE) != 0;
             if (!writable && chain.hasWritable())
                 throw broken("chain %d: device-readable buffer after a device-writable one", head);
-            if (++buffers > size)
-                throw broken("chain %d: more than %d buffers, longer than the queue", head, size);
+            if (++buffers > maxSize)
+                throw broken("chain %d: more than %d buffers, longer than the queue", head, maxSize);
             total += len;
             if (total > 0xffffffffL) throw broken("chain %d: more than 4 GiB in total", head);
             if (!memory.isValid(addr, len))
