@@ -30,7 +30,7 @@ import java.util.List;
 public final class VirtioPciTransport extends VirtioTransport {
     private static final Logger LOG = LoggerFactory.getLogger(VirtioPciTransport.class);
 
-    public static final int VENDOR = 0x1af4, DEVICE_ID_BASE = 0x1040, REVISION = 1, SUBSYSTEM_ID = 0x40;
+    public static final int VENDOR = 0x1af4, DEVICE_ID_BASE = 0x1040, PCI_REVISION = 1, PCI_SUBSYSTEM_ID = 0x40;
     public static final long BAR_SIZE = 0x8000;
     public static final int COMMON_OFFSET = 0x0000, ISR_OFFSET = 0x1000, DEVICE_OFFSET = 0x2000, NOTIFY_OFFSET = 0x3000,
             MSIX_TABLE_OFFSET = 0x4000, MSIX_PBA_OFFSET = 0x5000;
@@ -109,7 +109,7 @@ public final class VirtioPciTransport extends VirtioTransport {
         Function(int deviceType) {
             // Class 01:00 (SCSI storage) for a block device, as QEMU reports virtio-blk; 0xff00 otherwise.
             super(VENDOR, DEVICE_ID_BASE + deviceType, deviceType == VirtioDevice.TYPE_BLOCK ? 0x010000 : 0xff0000,
-                    REVISION, VENDOR, SUBSYSTEM_ID);
+                    VirtioPciTransport.PCI_REVISION, VENDOR, VirtioPciTransport.PCI_SUBSYSTEM_ID);
         }
 
         void addBar() {
