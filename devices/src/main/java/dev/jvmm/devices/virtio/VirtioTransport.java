@@ -37,6 +37,7 @@ public abstract class VirtioTransport implements AutoCloseable {
     private Thread ioThread;
     private volatile boolean running;
     private volatile boolean closed;
+    private final java.util.concurrent.atomic.LongAdder busNotifications = new java.util.concurrent.atomic.LongAdder();
 
     private final VirtioDevice.Context context = new VirtioDevice.Context() {
         @Override
@@ -83,7 +84,13 @@ public abstract class VirtioTransport implements AutoCloseable {
 
     /** A notify write that reached the bus: wake the I/O thread. */
     protected void notifyFromBus() {
+        busNotifications.increment();
         if (!closed) notifyEvent.signal();
+    }
+
+    /** Queue notifications that came through the bus (a vCPU exit each), not through an ioeventfd. */
+    public long busNotifications() {
+        return busNotifications.sum();
     }
 
     public int status() {

@@ -121,6 +121,7 @@ class VirtioGuestKvmTest {
         byte[] vdbBefore = Files.readAllBytes(vdbFile);
         Debugcon con = new Debugcon();
         ExitStatus status;
+        long busNotifications;
         try (VirtualMachine vm = VirtualMachine.builder().memory(32 << 20).build()) {
             vm.ioBus().register("debugcon", 0xe9, 1, con);
             vm.ioBus().register("debug-exit", 0xf4, 4, new BusDevice() {
@@ -159,6 +160,7 @@ class VirtioGuestKvmTest {
             vm.start();
             status = vm.awaitExit(Duration.ofMinutes(3)).orElse(null);
             vm.stop();
+            busNotifications = vda.busNotifications() + vdb.busNotifications() + vdc.busNotifications();
         }
         String out = con.text();
         System.out.println(out);
@@ -166,6 +168,7 @@ class VirtioGuestKvmTest {
         assertEquals(new ExitStatus.GuestExit(0), status, "guest output:\n" + out);
         assertTrue(out.contains("virtio-mmio") && out.contains("virtio-pci") && out.contains(", 0 failed"), out);
         assertFalse(out.contains("FAIL"), out);
+        assertEquals(0, busNotifications, "every queue notification completed in the kernel (ioeventfd), none exited to the VMM");
 
         // The bytes the guest wrote are in the files, where it was told they are.
         assertPattern(vdaFile, 0x11111111L, 64, 64);
