@@ -167,6 +167,9 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
 
     private void raise(int bit) {
         synchronized (irqLock) {
+            // Already high: drop and raise again, so a pin programmed edge-triggered (ISA IRQs in the MP
+            // table) sees a new edge for an event that arrives while the guest handles the previous one.
+            if (interruptStatus != 0) irq.set(false);
             interruptStatus |= bit;
             irq.set(true);
         }

@@ -119,6 +119,23 @@ class VirtioMmioTransportTest {
     }
 
     @Test
+    void eventWhileTheLineIsHighGivesANewEdge() throws Exception {
+        DriverQueue q = new DriverQueue(ram, 16);
+        drv.init(FEATURES, q);
+        flush(q);
+        drv.notifyQueue(0);
+        assertTrue(irq.awaitHigh(5000));
+        assertEquals(1, irq.raises());
+        flush(q);
+        drv.notifyQueue(0); // not acknowledged yet: the line is still high
+        assertTrue(TestDriver.awaitUsed(q, 2, 5000));
+        long deadline = System.currentTimeMillis() + 5000;
+        while (irq.raises() < 2 && System.currentTimeMillis() < deadline) Thread.sleep(1);
+        assertEquals(2, irq.raises(), "an edge-triggered pin sees the second event");
+        assertTrue(irq.isHigh());
+    }
+
+    @Test
     void queueConfigurationIsFrozenOnceReady() {
         DriverQueue q = new DriverQueue(ram, 16);
         drv.writeStatus(DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER);
