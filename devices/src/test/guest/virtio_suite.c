@@ -1,18 +1,17 @@
 /*
  * A guest-side virtio driver test suite: minimal virtio-mmio and virtio-pci (modern) drivers for a
- * virtio-blk disk, run under jvmm on real KVM. The host (VirtioGuestKvmTest) attaches:
- *   vda: virtio-mmio at 0xd0000000, GSI 16, 4 MiB read-write, serial "jvmm-vda"
- *   vdb: virtio-mmio at 0xd0001000, GSI 17, 1 MiB read-only, serial "jvmm-vdb"
+ * virtio-blk disk, run under jvmm on real KVM. The host (VirtioGuestKvmTest, or the Machine with --disk
+ * options) attaches:
+ *   vda: virtio-mmio, 4 MiB read-write, serial "jvmm-vda"
+ *   vdb: virtio-mmio, 1 MiB read-only (filled with 0x5a), serial "jvmm-vdb"
  *   vdc: virtio-pci (MSI-X), 4 MiB read-write, serial "jvmm-vdc"
+ * The virtio-mmio windows and interrupt lines come from the multiboot command line, in the form Linux
+ * takes them: virtio_mmio.device=4K@0xd0000000:5 (first vda, then vdb).
  * Results go to debugcon; the exit code (isa-debug-exit) is 0 when every check passed. The host then
  * checks the disk files' bytes. Interrupts are taken through the LAPIC/IOAPIC (mmio) and MSI-X (pci).
  */
 #include "guest.h"
 
-#define VDA_BASE 0xd0000000u
-#define VDB_BASE 0xd0001000u
-#define VDA_GSI 16
-#define VDB_GSI 17
 #define VEC_VDA 0x30
 #define VEC_VDB 0x31
 #define VEC_PCI_CONFIG 0x40
@@ -64,8 +63,9 @@ static volatile u8 status_byte;
 static u8 segs[32] __attribute__((aligned(16)));
 static char idbuf[20];
 
-static struct dev vda = { "vda", 0, VDA_BASE, 0, 0, 0, 0, qmem[0], 0, 0, 0, 0, 0x11111111u };
-static struct dev vdb = { "vdb", 0, VDB_BASE, 0, 0, 0, 0, qmem[1], 0, 0, 0, 0, 0 };
+static u32 vda_gsi, vdb_gsi;
+static struct dev vda = { "vda", 0, 0, 0, 0, 0, 0, qmem[0], 0, 0, 0, 0, 0x11111111u };
+static struct dev vdb = { "vdb", 0, 0, 0, 0, 0, 0, qmem[1], 0, 0, 0, 0, 0 };
 static struct dev vdc = { "vdc", 1, 0, 0, 0, 0, 0, qmem[2], 0, 0, 0, 0, 0x33333333u };
 
 /* --- interrupts ------------------------------------------------------------------------------------- */
@@ -153,10 +153,10 @@ static void interrupts_init(void)
     outb(0xa1, 0xff);
     mmio_write32(LAPIC + 0xf0, 0x1ff);               /* LAPIC software enable */
     mmio_write32(LAPIC + 0x80, 0);                   /* accept every priority */
-    ioapic_write(0x10 + 2 * VDA_GSI, VEC_VDA | (1u << 15)); /* level, active high, unmasked, to APIC 0 */
-    ioapic_write(0x11 + 2 * VDA_GSI, 0);
-    ioapic_write(0x10 + 2 * VDB_GSI, VEC_VDB | (1u << 15));
-    ioapic_write(0x11 + 2 * VDB_GSI, 0);
+    ioapic_write(0x10 + 2 * vda_gsi, VEC_VDA | (1u << 15)); /* level, active high, unmasked, to APIC 0 */
+    ioapic_write(0x11 + 2 * vda_gsi, 0);
+    ioapic_write(0x10 + 2 * vdb_gsi, VEC_VDB | (1u << 15));
+    ioapic_write(0x11 + 2 * vdb_gsi, 0);
 }
 
 /* Takes interrupts until *counter exceeds before (or none comes within a bound). */
@@ -460,11 +460,52 @@ static void pci_suite(void)
     CHECK(blk(&vdc, T_FLUSH, 0, 0, 0, 0, &ulen) == S_OK, "vdc: works again after reset\n");
 }
 
+static u32 parse_number(const char **p)
+{
+    const char *s = *p;
+    u32 v = 0, base = 10;
+    if (s[0] == '0' && s[1] == 'x') { base = 16; s += 2; }
+    for (;; s++) {
+        u32 d;
+        if (*s >= '0' && *s <= '9') d = (u32)(*s - '0');
+        else if (base == 16 && *s >= 'a' && *s <= 'f') d = (u32)(*s - 'a' + 10);
+        else break;
+        v = v * base + d;
+    }
+    *p = s;
+    return v;
+}
+
+/* The n-th "virtio_mmio.device=<size>K@<base>:<irq>" of the command line; 0 if absent or malformed. */
+static int find_mmio_device(const char *cmdline, int n, u32 *base, u32 *irq)
+{
+    static const char key[] = "virtio_mmio.device=";
+    for (const char *p = cmdline; *p; p++) {
+        if (strncmp(p, key, sizeof key - 1) != 0) continue;
+        if (n-- > 0) continue;
+        const char *s = p + sizeof key - 1;
+        u32 size = parse_number(&s);
+        if (*s++ != 'K' || *s++ != '@' || size != 4) return 0;
+        *base = parse_number(&s);
+        if (*s++ != ':') return 0;
+        *irq = parse_number(&s);
+        return 1;
+    }
+    return 0;
+}
+
 int guest_main(u32 magic, u32 info)
 {
-    (void)magic;
-    (void)info;
     puts("virtio suite\n");
+    const struct multiboot_info *mbi = (const struct multiboot_info *)(uptr)info;
+    const char *cmdline = magic == MULTIBOOT_BOOTLOADER_MAGIC && mbi && (mbi->flags & 4) ? (const char *)(uptr)mbi->cmdline : "";
+    printf("cmdline: %s\n", cmdline);
+    u32 a, b;
+    int ok = find_mmio_device(cmdline, 0, &a, &vda_gsi) && find_mmio_device(cmdline, 1, &b, &vdb_gsi);
+    CHECK(ok && vda_gsi < 24 && vdb_gsi < 24, "two virtio-mmio devices on the command line\n");
+    if (!ok || vda_gsi >= 24 || vdb_gsi >= 24) return guest_result();
+    vda.base = a;
+    vdb.base = b;
     interrupts_init();
     mmio_suite();
     pci_suite();

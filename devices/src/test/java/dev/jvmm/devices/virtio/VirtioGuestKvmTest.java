@@ -37,6 +37,7 @@ class VirtioGuestKvmTest {
     static final int VDA_GSI = 16, VDB_GSI = 17, VDC_GSI = 18;
     static final long ECAM_BASE = 0xb000_0000L, PCI_MMIO_BASE = 0xe000_0000L, PCI_MMIO_SIZE = 0x1000_0000L;
     static final int MULTIBOOT_MAGIC = 0x2BADB002;
+    static final long MULTIBOOT_INFO = 0x9000, MULTIBOOT_CMDLINE = 0x9100;
 
     @TempDir
     Path dir;
@@ -155,8 +156,14 @@ class VirtioGuestKvmTest {
             pci.attach(vdc.pciFunction(), "virtio-pci vdc");
             vm.own(vdc);
 
+            // A multiboot info block with just the command line, which announces the virtio-mmio devices.
+            String cmdline = VirtioMmioTransport.cmdlineFragment(VDA_BASE, VDA_GSI) + " "
+                    + VirtioMmioTransport.cmdlineFragment(VDB_BASE, VDB_GSI) + "\0";
+            vm.memory().write(MULTIBOOT_CMDLINE, cmdline.getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            vm.memory().writeInt(MULTIBOOT_INFO, 1 << 2);
+            vm.memory().writeInt(MULTIBOOT_INFO + 16, (int) MULTIBOOT_CMDLINE);
             long entry = loadElf(vm.memory(), Guests.load("virtio_suite.elf"));
-            vm.setEntry(0, EntryState.protectedMode(entry).withRax(MULTIBOOT_MAGIC).withRbx(0));
+            vm.setEntry(0, EntryState.protectedMode(entry).withRax(MULTIBOOT_MAGIC).withRbx(MULTIBOOT_INFO));
             vm.start();
             status = vm.awaitExit(Duration.ofMinutes(3)).orElse(null);
             vm.stop();
