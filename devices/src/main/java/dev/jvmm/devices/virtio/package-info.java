@@ -3,9 +3,9 @@
  * device interface ({@link dev.jvmm.devices.virtio.VirtioDevice}) and what transports share
  * ({@link dev.jvmm.devices.virtio.VirtioTransport}: status, features, the device's I/O thread).
  *
- * <p>Attaching a virtio-blk disk (what the machine builder does):
+ * <p>Attaching a virtio-blk disk (what {@code dev.jvmm.boot.VirtioDisks} does for the machine builder):
  * <pre>{@code
- * VirtioBlock blk = new VirtioBlock(RawFileBackend.open(path, readOnly), spec.options());
+ * VirtioBlock blk = new VirtioBlock(RawFileBackend.open(path, readOnly), VirtioBlock.Options.DEFAULT.withSerial(serial));
  *
  * // virtio-mmio: a 4 KiB window, an IOAPIC line, an ioeventfd on QueueNotify, a kernel command line option
  * VirtioMmioTransport t = new VirtioMmioTransport("vda", blk, vm.memory(), vm.interrupts().line(gsi));
