@@ -68,7 +68,7 @@ public final class Machine implements AutoCloseable {
             Serial16550 serial = new Serial16550(vm.interrupts().line(SERIAL_IRQ), config.console());
             vm.own(serial);
             vm.ioBus().register("serial", SERIAL_PORT, 8, serial);
-            I8042 i8042 = new I8042(vm);
+            I8042 i8042 = new I8042(vm, vm.interrupts().line(1), vm.interrupts().line(12));
             vm.ioBus().register("i8042 data", 0x60, 1, i8042.dataPort());
             vm.ioBus().register("i8042 command", 0x64, 1, i8042.commandPort());
             vm.ioBus().register("rtc", 0x70, 2, new CmosRtc(Math.min(config.memoryBytes(), VirtualMachine.MMIO_HOLE_START),
@@ -151,9 +151,17 @@ public final class Machine implements AutoCloseable {
         vm.resume();
     }
 
-    /** Host input for the guest's serial console. */
-    public void consoleInput(byte[] data) {
-        serial.receive(data);
+    /**
+     * Host input for the guest's serial console. Waits while the UART's backlog is full (the guest reads
+     * slower than the host types or pastes), so nothing is dropped; returns early only when the run ended.
+     */
+    public void consoleInput(byte[] data) throws InterruptedException {
+        int off = 0;
+        while (off < data.length) {
+            off += serial.receive(data, off, data.length - off);
+            if (off < data.length && vm.exitStatus().isEmpty()) serial.awaitInputRoom(1, 100);
+            else if (off < data.length) return;
+        }
     }
 
     public ExitStats stats() {

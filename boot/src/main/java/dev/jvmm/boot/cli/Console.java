@@ -58,6 +58,8 @@ final class Console implements AutoCloseable {
                 }
             } catch (IOException e) {
                 // standard input went away: the guest simply gets no more input
+            } catch (InterruptedException e) {
+                // the console is being closed
             }
         });
         return new Console(interactive, saved, t);
