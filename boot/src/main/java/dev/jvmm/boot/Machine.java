@@ -21,7 +21,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -85,10 +84,11 @@ public final class Machine implements AutoCloseable {
                 vm.ioBus().register("isa-debug-exit", exit.iobase(), exit.iosize(), exit);
             }
 
-            String cmdline = config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE);
+            VirtioDisks.Attached disks = VirtioDisks.attach(vm, config.disks());
+            String cmdline = disks.appendTo(config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE));
             LoadedKernel kernel = KernelLoader.load(vm.memory(),
                     new KernelLoader.Request(config.kernel(), config.initrd(), cmdline, config.bootPath()));
-            MpTable.write(vm.memory(), cpus, Map.of());
+            MpTable.write(vm.memory(), cpus, disks.pciIrqs());
             for (Vcpu cpu : vm.vcpus()) {
                 VcpuSetup.msrs(cpu);
                 VcpuSetup.lapic(cpu);

@@ -64,6 +64,11 @@ public final class RunCommand implements Callable<Integer> {
             description = "QEMU-compatible isa-debug-exit device at PORT, e.g. 0xf4 (default: none).")
     Integer debugExit;
 
+    @Option(names = "--disk", paramLabel = "PATH[,readonly][,serial=ID][,transport=mmio|pci]", converter = Disks.class,
+            description = "A raw disk image as a virtio-blk disk (repeatable): read-only, with a serial id, on virtio-mmio"
+                    + " (default; announced on the kernel command line) or virtio-pci.")
+    java.util.List<MachineConfig.DiskConfig> disks = new java.util.ArrayList<>();
+
     @Option(names = "--stats", description = "Print per-exit-reason counts and mean handling time when the guest ends.")
     boolean stats;
 
@@ -88,6 +93,7 @@ public final class RunCommand implements Callable<Integer> {
         if (cmdline != null) b.cmdline(cmdline);
         if (debugcon != null) b.debugcon(debugconStream(debugcon));
         if (debugExit != null) b.debugExit(debugExit);
+        for (MachineConfig.DiskConfig d : disks) b.disk(d);
         return b.build();
     }
 

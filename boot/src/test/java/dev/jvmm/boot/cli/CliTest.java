@@ -40,7 +40,7 @@ class CliTest {
         Result r = jvmm("run", "--help");
         assertEquals(0, r.code());
         for (String opt : new String[] {"--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--cpu-features",
-                "--boot-path", "--debugcon", "--debug-exit", "--stats"})
+                "--boot-path", "--debugcon", "--debug-exit", "--disk", "--stats"})
             assertTrue(r.out().contains(opt), opt + " in\n" + r.out());
         assertTrue(r.out().contains("default: 512M"), r.out());
         assertTrue(r.out().contains("default: 1)"), r.out());
@@ -100,6 +100,35 @@ class CliTest {
     void theDemoGuestRunsAndPowersOff() {
         Result r = jvmm();
         assertEquals(0, r.code(), r.err());
+    }
+
+    @Test
+    void badDiskOptionsAreOneLine() throws Exception {
+        Path f = Files.writeString(dir.resolve("k"), "x");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,transport=usb"), "transport must be mmio or pci");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,cache=none"), "unknown option 'cache=none'");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,serial=" + "x".repeat(21)), "at most 20");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", ",readonly"), "path is missing");
+    }
+
+    @Test
+    @RequiresKvm
+    void missingDiskImageIsOneLine() throws Exception {
+        Path f = Files.writeString(dir.resolve("k"), "x");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", dir.resolve("nope.raw").toString()), "nope.raw");
+    }
+
+    @Test
+    void diskOptionsParse() {
+        var d = Disks.parse("/img/a.raw,readonly,serial=disk-1,transport=pci");
+        assertEquals(Path.of("/img/a.raw"), d.path());
+        assertTrue(d.readOnly());
+        assertEquals("disk-1", d.serial().orElseThrow());
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.PCI, d.transport());
+        var plain = Disks.parse("b.raw");
+        assertFalse(plain.readOnly());
+        assertTrue(plain.serial().isEmpty());
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.MMIO, plain.transport());
     }
 
     @Test
