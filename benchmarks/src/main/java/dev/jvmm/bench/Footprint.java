@@ -16,23 +16,33 @@ import java.util.concurrent.TimeUnit;
 public final class Footprint {
     private Footprint() {}
 
-    public record Launch(double firstOutputMs, double exitMs) {}
+    /** Milliseconds from spawn; mainMs and vmBuiltMs only where the VMM reports them (jvmm's LaunchMain). */
+    public record Launch(double firstOutputMs, double exitMs, double mainMs, double vmBuiltMs) {}
+
+    /** An argument Footprint replaces with its System.nanoTime() at spawn (CLOCK_MONOTONIC, shared with the child). */
+    public static final String T0_ARGUMENT = "-Djvmm.launch.t0=NOW";
+    private static final java.util.regex.Pattern PHASES =
+            java.util.regex.Pattern.compile("launch-phases main_ms=([0-9.]+) vm_built_ms=([0-9.]+)");
 
     /**
      * Memory of a process running an idle guest: VmRSS and its parts, and how much of the guest-RAM mapping
      * (the one of the guest's size) is resident, so the VMM's own share is rssKb - guestRamRssKb.
      */
     public record Memory(long rssKb, long rssAnonKb, long rssFileKb, long rssShmemKb, long pssKb, long guestRamRssKb) {
+        /** RSS minus the resident guest RAM; all of RSS (an upper bound) when the mapping was not found. */
         public long beyondGuestKb() {
-            return rssKb - guestRamRssKb;
+            return guestRamRssKb < 0 ? rssKb : rssKb - guestRamRssKb;
         }
     }
 
     /** Spawns the command and times it; the guest must print first and end by itself. */
     public static Launch launch(List<String> command) {
+        Path err = null;
         try {
+            err = Files.createTempFile("launch", ".err");
             long t0 = System.nanoTime();
-            Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.DISCARD).start();
+            List<String> cmd = command.stream().map(a -> a.equals(T0_ARGUMENT) ? "-Djvmm.launch.t0=" + t0 : a).toList();
+            Process p = new ProcessBuilder(cmd).redirectError(err.toFile()).start();
             long first = -1;
             try (InputStream in = p.getInputStream()) {
                 if (in.read() >= 0) first = System.nanoTime();
@@ -43,14 +53,33 @@ public final class Footprint {
                 throw new IllegalStateException("did not exit within 2 minutes: " + command);
             }
             long end = System.nanoTime();
-            if (first < 0) throw new IllegalStateException("the guest printed nothing (status " + p.exitValue() + "): " + command);
-            return new Launch((first - t0) / 1e6, (end - t0) / 1e6);
+            String errText = Files.readString(err);
+            if (first < 0 || p.exitValue() != exitStatusOf(command))
+                throw new IllegalStateException("the guest printed nothing or failed (status " + p.exitValue() + "): "
+                        + command + "\n" + errText);
+            java.util.regex.Matcher m = PHASES.matcher(errText);
+            boolean phases = m.find();
+            return new Launch((first - t0) / 1e6, (end - t0) / 1e6, phases ? Double.parseDouble(m.group(1)) : Double.NaN,
+                    phases ? Double.parseDouble(m.group(2)) : Double.NaN);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException(e);
+        } finally {
+            if (err != null) {
+                try {
+                    Files.deleteIfExists(err);
+                } catch (IOException ignored) {
+                    // a temp file left behind
+                }
+            }
         }
+    }
+
+    /** QEMU's isa-debug-exit turns the guest's 0 into status 1; jvmm and refvmm exit with 0. */
+    private static int exitStatusOf(List<String> command) {
+        return command.get(0).contains("qemu") ? 1 : 0;
     }
 
     /** Spawns the command (an idle guest), waits for "ready" on its stdout, reads its /proc files, kills it. */
@@ -100,10 +129,11 @@ public final class Footprint {
 
     /**
      * The resident kB of the guest-RAM mapping: the mapping of the guest's size (a VMM may add up to 4 MiB
-     * of alignment) with the most resident pages; 0 if there is none.
+     * of alignment) with the most resident pages; -1 if there is none (the kernel may have merged it with a
+     * neighbouring anonymous mapping of the same flags, as happens next to the JVM's reservations).
      */
     static long guestMappingRss(List<String> smaps, long guestRamBytes) {
-        long best = 0, size = -1;
+        long best = -1, size = -1;
         long lo = guestRamBytes >> 10, hi = (guestRamBytes + (4L << 20)) >> 10;
         for (String line : smaps) {
             if (line.startsWith("Size:")) size = Long.parseLong(line.substring(5).trim().split("\\s+")[0]);

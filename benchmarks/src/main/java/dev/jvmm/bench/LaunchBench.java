@@ -25,6 +25,7 @@ final class LaunchBench {
     }
 
     static final int GUEST_MIB = 512;
+    private static final Stats NONE = Stats.of(new double[0]);
     private final Report.Config config;
     private final NativeTools tools;
     private final Say say;
@@ -47,8 +48,8 @@ final class LaunchBench {
         NativeTools.qemu().ifPresentOrElse(q -> rows.add(measure("QEMU microvm", "-M microvm -enable-kvm",
                 Qemu.command(q, tools.guestElf(), "kind=none", GUEST_MIB),
                 Qemu.command(q, tools.guestElf(), "kind=idle", GUEST_MIB), "")),
-                () -> rows.add(new Report.LaunchRow("QEMU microvm", "-", Stats.of(new double[0]), Stats.of(new double[0]),
-                        null, "qemu-system-x86_64 not installed")));
+                () -> rows.add(new Report.LaunchRow("QEMU microvm", "-", NONE, NONE, NONE, NONE, null,
+                        "qemu-system-x86_64 not installed")));
 
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         String cp = jarClasspath();
@@ -81,7 +82,7 @@ final class LaunchBench {
             try {
                 Footprint.launch(t);
             } catch (RuntimeException e) {
-                return new Report.LaunchRow("jvmm", settings, Stats.of(new double[0]), Stats.of(new double[0]), null,
+                return new Report.LaunchRow("jvmm", settings, NONE, NONE, NONE, NONE, null,
                         "training run failed: " + e.getMessage());
             }
         }
@@ -89,7 +90,9 @@ final class LaunchBench {
     }
 
     private List<String> command(String java, String cp, List<String> flags, String cmdline) {
-        List<String> c = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED"));
+        // JVM logging goes to stderr so that stdout carries only guest output (its first byte is timed).
+        List<String> c = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-Xlog:disable",
+                "-Xlog:all=warning:stderr", Footprint.T0_ARGUMENT));
         c.addAll(flags);
         c.addAll(List.of("-cp", cp, LaunchMain.class.getName(), tools.guestBinary().toString(), "" + GUEST_MIB, cmdline));
         return c;
@@ -98,19 +101,23 @@ final class LaunchBench {
     private Report.LaunchRow measure(String vmm, String settings, List<String> launch, List<String> idle, String note) {
         say.say("[launch] %s %s", vmm, settings);
         try {
-            List<Double> first = new ArrayList<>(), exit = new ArrayList<>();
+            List<Double> first = new ArrayList<>(), exit = new ArrayList<>(), main = new ArrayList<>(), built = new ArrayList<>();
             for (int i = 0; i < config.launchRuns(); i++) {
                 Footprint.Launch l = Footprint.launch(launch);
                 first.add(l.firstOutputMs());
                 exit.add(l.exitMs());
+                if (!Double.isNaN(l.mainMs())) {
+                    main.add(l.mainMs());
+                    built.add(l.vmBuiltMs());
+                }
             }
             Footprint.Memory m = Footprint.memory(idle, (long) GUEST_MIB << 20);
             say.say("    first output %.1f ms, exit %.1f ms, RSS %d kB (%d kB beyond guest RAM)",
                     Stats.of(first).median(), Stats.of(exit).median(), m.rssKb(), m.beyondGuestKb());
-            return new Report.LaunchRow(vmm, settings, Stats.of(first), Stats.of(exit), m, note);
+            return new Report.LaunchRow(vmm, settings, Stats.of(first), Stats.of(exit), Stats.of(main), Stats.of(built), m, note);
         } catch (RuntimeException e) {
             say.say("    failed: %s", e.getMessage());
-            return new Report.LaunchRow(vmm, settings, Stats.of(new double[0]), Stats.of(new double[0]), null,
+            return new Report.LaunchRow(vmm, settings, NONE, NONE, NONE, NONE, null,
                     "failed: " + e.getMessage().lines().findFirst().orElse(""));
         }
     }

@@ -153,15 +153,17 @@ final class ReportWriter {
         }
         line("First output: process spawn to the guest's first debugcon byte on the VMM's stdout. Exit: spawn to "
                 + "process exit after the guest's debug-exit. RSS: VmRSS with the guest idle (halted); beyond guest RAM "
-                + "= RSS minus the resident part of the guest-RAM mapping. %d launch(es) each.", config.launchRuns());
+                + "= RSS minus the resident part of the guest-RAM mapping. For jvmm, main() and VM built: spawn to "
+                + "LaunchMain's main() and to the VM being built (KVM VM, memory, vCPU, devices). %d launch(es) each.",
+                config.launchRuns());
         line("");
-        line("| VMM | settings | first output (ms) | exit (ms) | RSS (kB) | beyond guest RAM (kB) | guest RAM resident (kB) | RssAnon / RssFile / RssShmem (kB) | PSS (kB) | note |");
-        line("|---|---|---|---|---|---|---|---|---|---|");
+        line("| VMM | settings | first output (ms) | exit (ms) | main() (ms) | VM built (ms) | RSS (kB) | beyond guest RAM (kB) | guest RAM resident (kB) | RssAnon / RssFile / RssShmem (kB) | PSS (kB) | note |");
+        line("|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (Report.LaunchRow l : launches) {
             Footprint.Memory m = l.memory();
-            line("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", l.vmm(), l.settings(), l.firstOutputMs().format("%.1f"),
-                    l.exitMs().format("%.1f"), m == null ? "n/a" : m.rssKb(), m == null ? "n/a" : m.beyondGuestKb(),
-                    m == null ? "n/a" : m.guestRamRssKb(),
+            line("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", l.vmm(), l.settings(), l.firstOutputMs().format("%.1f"),
+                    l.exitMs().format("%.1f"), l.mainMs().format("%.1f"), l.vmBuiltMs().format("%.1f"), m == null ? "n/a" : m.rssKb(), m == null ? "n/a" : m.beyondGuestKb(),
+                    m == null ? "n/a" : m.guestRamRssKb() < 0 ? "not found (merged mapping; beyond = RSS)" : "" + m.guestRamRssKb(),
                     m == null ? "n/a" : m.rssAnonKb() + " / " + m.rssFileKb() + " / " + m.rssShmemKb(),
                     m == null ? "n/a" : m.pssKb(), l.note());
         }
