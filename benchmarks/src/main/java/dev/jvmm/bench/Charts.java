@@ -5,7 +5,10 @@ import org.HdrHistogram.HistogramIterationValue;
 import org.jfree.chart.ChartFactory;
 import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
+import org.jfree.chart.axis.CategoryAxis;
+import org.jfree.chart.axis.CategoryLabelPositions;
 import org.jfree.chart.axis.LogAxis;
+import org.jfree.chart.axis.NumberTickUnit;
 import org.jfree.chart.plot.PlotOrientation;
 import org.jfree.chart.plot.XYPlot;
 import org.jfree.data.category.DefaultCategoryDataset;
@@ -49,7 +52,14 @@ final class Charts {
         x.setNumberFormatOverride(new PercentileFormat());
         x.setLowerBound(1);
         x.setUpperBound(100_000);
+        x.setTickUnit(new NumberTickUnit(1)); // one tick per decade: 0%, 90%, 99%, ...
         plot.setDomainAxis(x);
+        LogAxis y = new LogAxis("exit-to-exit time (µs, log scale)");
+        y.setBase(10);
+        y.setTickUnit(new NumberTickUnit(1));
+        y.setNumberFormatOverride(new DecimalFormat("0.#"));
+        y.setSmallestValue(1);
+        plot.setRangeAxis(y);
         save(file, chart);
     }
 
@@ -60,6 +70,9 @@ final class Charts {
             if (!Double.isNaN(v)) data.addValue(v, vmm, group);
         }));
         JFreeChart chart = ChartFactory.createBarChart(title, "", valueLabel, data, PlotOrientation.VERTICAL, true, false, false);
+        CategoryAxis x = chart.getCategoryPlot().getDomainAxis();
+        x.setCategoryLabelPositions(CategoryLabelPositions.UP_45);
+        x.setMaximumCategoryLabelWidthRatio(2f);
         save(file, chart);
     }
 
