@@ -132,6 +132,19 @@ class CliTest {
     }
 
     @Test
+    @RequiresKvm
+    void statsListsTheExitReasonsTheGuestCaused() throws Exception {
+        Path demo = dir.resolve("demo.elf");
+        try (var in = CliTest.class.getResourceAsStream("/guests/demo.elf")) {
+            Files.write(demo, in.readAllBytes());
+        }
+        Result r = jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--stats");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("exit reason"), r.err());
+        assertTrue(r.err().lines().anyMatch(l -> l.startsWith("IO ")), "port I/O exits counted:\n" + r.err());
+    }
+
+    @Test
     void sizesParseLikeQemu() {
         assertEquals(512L << 20, Sizes.parse("512M", 1 << 20));
         assertEquals(2L << 30, Sizes.parse("2G", 1 << 20));
