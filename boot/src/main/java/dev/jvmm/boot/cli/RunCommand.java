@@ -30,6 +30,8 @@ import java.util.concurrent.Callable;
 public final class RunCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
+    /** The guest console's input: standard input, unless an embedding program or test gives another. */
+    java.io.InputStream input = System.in;
 
     @Option(names = "--kernel", required = true, paramLabel = "PATH", description = "Kernel image: bzImage, vmlinux (ELF) or multiboot.")
     Path kernel;
@@ -115,7 +117,7 @@ public final class RunCommand implements Callable<Integer> {
             Thread hook = new Thread(machine::stop, "jvmm-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             ExitStatus status;
-            try (Console console = Console.attach(machine, System.in, err)) {
+            try (Console console = Console.attach(machine, input, err)) {
                 machine.start();
                 status = machine.awaitExit(Duration.ofDays(36500)).orElseThrow();
                 machine.stop();

@@ -22,7 +22,7 @@ class CliTest {
 
     private static Result jvmm(String... args) {
         StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = Main.execute(new PrintWriter(out, true), new PrintWriter(err, true), args);
+        int code = Main.execute(java.io.InputStream.nullInputStream(), new PrintWriter(out, true), new PrintWriter(err, true), args);
         return new Result(code, out.toString(), err.toString());
     }
 
