@@ -23,6 +23,10 @@ jvmm_find_jdk() {
   return 1
 }
 jvmm_find_jdk || exit 1
+# Maven's own Guava calls sun.misc.Unsafe, which JDK 24+ warns about on every build; the warning is not ours.
+if [ "$(jvmm_java_feature "$JAVA_HOME")" -ge 23 ] 2>/dev/null; then
+  case " ${MAVEN_OPTS:-} " in *sun-misc-unsafe-memory-access*) ;; *) export MAVEN_OPTS="${MAVEN_OPTS:-} --sun-misc-unsafe-memory-access=allow" ;; esac
+fi
 if ! command -v mvn >/dev/null 2>&1; then
   echo "jvmm: needs Apache Maven (mvn) to build; install it, e.g. 'apt-get install maven'" >&2
   exit 1
