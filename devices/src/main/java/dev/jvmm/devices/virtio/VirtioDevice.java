@@ -51,9 +51,11 @@ public interface VirtioDevice {
     void reset();
 
     /**
-     * False while the device cannot make progress on the queue (a backend that is full): the transport then
-     * stops servicing it, leaving the driver's notifications off, until the device calls {@link Context#kick()}.
-     * Without this a queue with buffers the device must leave waiting would be serviced in a busy loop.
+     * False when the device takes nothing more from the queue now although buffers may be available: a backend
+     * that is full, or a receive queue the device fills only as frames arrive. The transport then stops
+     * servicing the queue, leaving the driver's notifications off (the device turns them on when it wants them),
+     * until the next notification or {@link Context#kick()}. Without this such a queue would be serviced in a
+     * busy loop.
      */
     default boolean canProcess(int index) {
         return true;
