@@ -14,7 +14,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Optional;
+
+import dev.jvmm.devices.net.MacAddress;
+import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.virtio.net.VirtioNet;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -41,6 +46,37 @@ class MachineKvmTest {
             assertTrue(out.contains("mp table: " + cpus + " cpus"), out);
             assertTrue(out.contains("cpus=" + cpus), out);
             assertEquals(1, s.exitCode());
+            assertEquals(List.of(), m.nics(), "no default NIC for a multiboot test kernel");
+        }
+    }
+
+    /**
+     * The devices module's virtio-net guest suite: a NIC on virtio-mmio and one on virtio-pci, each on its own
+     * user-mode network, as --net user,transport=... attaches them. The guest's drivers send ARP and DHCP and
+     * check the gateway's answers.
+     */
+    @org.junit.jupiter.api.Test
+    void virtioNetOnMmioAndPciTalksToTheUserNetwork() throws Exception {
+        ByteArrayOutputStream debug = new ByteArrayOutputStream();
+        NetConfig.User second = new NetConfig.User(List.of(), false, Optional.of(MacAddress.parse("52:54:00:ab:cd:ef")), Optional.empty());
+        MachineConfig config = MachineConfig.builder(TestKernels.guest("virtio_net_suite.elf", dir)).memory(64 << 20)
+                .debugcon(debug).debugExit(0xf4).cmdline("net suite mac0=525400123456 mac1=525400abcdef")
+                .nic(new MachineConfig.NicConfig(NetConfig.User.defaults(), MachineConfig.DiskConfig.Transport.MMIO))
+                .nic(new MachineConfig.NicConfig(second, MachineConfig.DiskConfig.Transport.PCI))
+                .build();
+        try (Machine m = Machine.create(config)) {
+            assertEquals("net suite mac0=525400123456 mac1=525400abcdef virtio_mmio.device=4K@0xd0000000:5", m.cmdline());
+            m.start();
+            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
+            String out = debug.toString();
+            assertEquals(new ExitStatus.GuestExit(0), s, out);
+            assertTrue(out.contains(", 0 failed"), out);
+            assertFalse(out.contains("FAIL"), out);
+            for (VirtioNet nic : m.nics()) {
+                assertEquals(1, nic.txMalformed(), nic + ": the runt frame was dropped and counted");
+                assertEquals(3, nic.txFrames(), nic + ": two ARP requests and a DHCPDISCOVER passed");
+                assertEquals(3, nic.rxFrames(), nic + ": two ARP replies and a DHCPOFFER arrived");
+            }
         }
     }
 

@@ -71,6 +71,13 @@ public final class RunCommand implements Callable<Integer> {
                     + " (default; announced on the kernel command line) or virtio-pci.")
     java.util.List<MachineConfig.DiskConfig> disks = new java.util.ArrayList<>();
 
+    @Option(names = "--net", paramLabel = "user[,hostfwd=...][,restrict=on]|tap,ifname=NAME[,bridge=BR]|none", converter = Nets.class,
+            description = "A virtio-net NIC (repeatable): user-mode networking (guest 10.0.2.15 by DHCP, gateway and host 10.0.2.2,"
+                    + " DNS 10.0.2.3; hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT forwards a host port), a TAP interface (created if"
+                    + " missing, added to bridge BR), or none. Also mac=52:54:00:..., transport=pci|mmio (default pci)."
+                    + " Default: one user-mode NIC for Linux kernels, none for multiboot kernels.")
+    java.util.List<Nets.NetOption> nets = new java.util.ArrayList<>();
+
     @Option(names = "--stats", description = "Print per-exit-reason counts and mean handling time when the guest ends.")
     boolean stats;
 
@@ -96,6 +103,10 @@ public final class RunCommand implements Callable<Integer> {
         if (debugcon != null) b.debugcon(debugconStream(debugcon));
         if (debugExit != null) b.debugExit(debugExit);
         for (MachineConfig.DiskConfig d : disks) b.disk(d);
+        boolean none = nets.stream().anyMatch(n -> n.nic().isEmpty());
+        if (none && nets.size() > 1) throw new BootException("--net none cannot be combined with other --net options");
+        if (none) b.noNetwork();
+        for (Nets.NetOption n : nets) n.nic().ifPresent(b::nic);
         return b.build();
     }
 

@@ -47,6 +47,20 @@ public final class KernelLoader {
         throw new BootException(request.kernel() + " is not a kernel jvmm can boot (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
     }
 
+    /**
+     * Whether the file looks like a multiboot kernel (not a bzImage, with a multiboot header in its first 8 KiB).
+     * False if it cannot be read: {@link #load} reports that.
+     */
+    public static boolean isMultiboot(Path kernel) {
+        byte[] head;
+        try (java.io.InputStream in = Files.newInputStream(kernel)) {
+            head = in.readNBytes(8192);
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        return !LinuxLoader.isBzImage(head) && MultibootLoader.findHeader(head).isPresent();
+    }
+
     static byte[] readFile(Path p, String what) {
         try {
             if (Files.isDirectory(p)) throw new BootException(what + " " + p + " is a directory");

@@ -40,7 +40,7 @@ class CliTest {
         Result r = jvmm("run", "--help");
         assertEquals(0, r.code());
         for (String opt : new String[] {"--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--cpu-features",
-                "--boot-path", "--debugcon", "--debug-exit", "--disk", "--stats"})
+                "--boot-path", "--debugcon", "--debug-exit", "--disk", "--net", "--stats"})
             assertTrue(r.out().contains(opt), opt + " in\n" + r.out());
         assertTrue(r.out().contains("default: 512M"), r.out());
         assertTrue(r.out().contains("default: 1)"), r.out());
@@ -142,6 +142,40 @@ class CliTest {
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("exit reason"), r.err());
         assertTrue(r.err().lines().anyMatch(l -> l.startsWith("IO ")), "port I/O exits counted:\n" + r.err());
+    }
+
+    @Test
+    void badNetOptionsAreOneLine() throws Exception {
+        Path f = Files.writeString(dir.resolve("k"), "x");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "slirp"), "unknown backend");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,transport=usb"), "transport must be pci or mmio");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,hostfwd=tcp::70000-:22"), "70000");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "tap"), "needs ifname=NAME");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "none", "--net", "user"), "--net none cannot be combined");
+    }
+
+    @Test
+    void netOptionsParseAndSelectTheNetwork() throws Exception {
+        var user = Nets.parse("user,hostfwd=tcp:127.0.0.1:2222-:22,restrict=on,transport=mmio").nic().orElseThrow();
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.MMIO, user.transport());
+        var u = (dev.jvmm.devices.net.NetConfig.User) user.backend();
+        assertTrue(u.restrict());
+        assertEquals(2222, u.forwards().get(0).hostPort());
+        var tap = Nets.parse("tap,ifname=tap0,bridge=br0,mac=52:54:00:01:02:03").nic().orElseThrow();
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.PCI, tap.transport(), "pci by default");
+        assertEquals("tap0", ((dev.jvmm.devices.net.NetConfig.Tap) tap.backend()).ifname());
+        assertTrue(Nets.parse("none").nic().isEmpty());
+
+        Path k = Files.writeString(dir.resolve("k"), "x");
+        RunCommand run = new RunCommand();
+        new picocli.CommandLine(run).parseArgs("--kernel", k.toString());
+        assertTrue(run.configure().nics().isEmpty(), "no --net: the default network");
+        run = new RunCommand();
+        new picocli.CommandLine(run).parseArgs("--kernel", k.toString(), "--net", "none");
+        assertEquals(java.util.List.of(), run.configure().nics().orElseThrow());
+        run = new RunCommand();
+        new picocli.CommandLine(run).parseArgs("--kernel", k.toString(), "--net", "user", "--net", "tap,ifname=t1");
+        assertEquals(2, run.configure().nics().orElseThrow().size());
     }
 
     @Test

@@ -10,7 +10,8 @@ import java.util.List;
  * <p>The transport negotiates features, collects the driver's queue configuration and, when the driver sets
  * DRIVER_OK, calls {@link #activate}. From then on {@link #processQueue} runs on the device's I/O thread
  * whenever the driver notifies; {@link #reset} is called when the driver resets the device (after the I/O
- * thread has stopped). Configuration space accesses come from vCPU threads.
+ * thread has stopped). Configuration space accesses come from vCPU threads. The transport holds a queue's
+ * monitor while it services it; a device touching a queue from another thread synchronizes on it too.
  */
 public interface VirtioDevice {
     int TYPE_NET = 1, TYPE_BLOCK = 2, TYPE_CONSOLE = 3, TYPE_ENTROPY = 4;
@@ -49,6 +50,17 @@ public interface VirtioDevice {
     /** Forgets everything negotiated; the device waits for the next activation. */
     void reset();
 
+    /**
+     * False when the device takes nothing more from the queue now although buffers may be available: a backend
+     * that is full, or a receive queue the device fills only as frames arrive. The transport then stops
+     * servicing the queue, leaving the driver's notifications off (the device turns them on when it wants them),
+     * until the next notification or {@link Context#kick()}. Without this such a queue would be serviced in a
+     * busy loop.
+     */
+    default boolean canProcess(int index) {
+        return true;
+    }
+
     /** What the transport offers an active device. */
     interface Context {
         /** Sends a used-buffer notification for the queue if the driver has not suppressed it. */
@@ -59,5 +71,8 @@ public interface VirtioDevice {
 
         /** Puts the device into DEVICE_NEEDS_RESET; no queue is processed until the driver resets it. */
         void fail(String reason);
+
+        /** Wakes the I/O thread to service every queue again, as a notification would. Any thread. */
+        void kick();
     }
 }

@@ -56,6 +56,11 @@ public abstract class VirtioTransport implements AutoCloseable {
         public void fail(String reason) {
             VirtioTransport.this.fail(reason);
         }
+
+        @Override
+        public void kick() {
+            if (!closed) notifyEvent.signal();
+        }
     };
 
     protected VirtioTransport(String name, VirtioDevice device, GuestMemory memory) {
@@ -202,11 +207,13 @@ public abstract class VirtioTransport implements AutoCloseable {
             if ((status.get() & DeviceStatus.DEVICE_NEEDS_RESET) != 0) return;
             if (!q.isActive() || q.isBroken()) continue;
             try {
-                do {
-                    q.disableNotification();
-                    device.processQueue(i, q);
-                    if (q.needsNotification()) raiseQueueInterrupt(i);
-                } while (running && q.enableNotification());
+                synchronized (q) { // a device may fill a queue from its backend's thread as well
+                    do {
+                        q.disableNotification();
+                        device.processQueue(i, q);
+                        if (q.needsNotification()) raiseQueueInterrupt(i);
+                    } while (running && device.canProcess(i) && q.enableNotification());
+                }
             } catch (RuntimeException e) {
                 fail("queue " + i + ": " + e.getMessage());
                 if (!(e instanceof VirtqueueException)) LOG.debug("{}: queue {} failed", name, i, e);

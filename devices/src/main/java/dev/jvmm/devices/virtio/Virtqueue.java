@@ -22,8 +22,9 @@ import java.nio.ByteOrder;
  * a full fence separates publishing the used index (or avail_event) from reading the driver's suppression
  * fields, the store-load order both sides of the event-index protocol rely on.
  *
- * <p>Used by one thread at a time once active (the device's I/O thread); configured by the transport
- * before activation.
+ * <p>Used by one thread at a time once active; configured by the transport before activation. The transport
+ * services a queue holding its monitor, so a device that serves a queue from another thread as well (virtio-net
+ * fills receive queues on its backend's thread) synchronizes on the queue too.
  */
 public final class Virtqueue {
     public static final int MAX_SIZE = 32768;
@@ -264,14 +265,38 @@ public final class Virtqueue {
         }
     }
 
+    /**
+     * Gives back the last {@code count} chains {@link #pop} took, none of them used yet: the next pops return
+     * them again (re-read and re-checked). For a device that finds it cannot finish with them now, e.g. the
+     * receive buffers popped for a frame that turns out not to fit.
+     */
+    public void unpop(int count) {
+        if (count < 0 || count > size) throw new IllegalArgumentException("cannot unpop " + count + " chains of a queue of " + size);
+        nextAvail = (nextAvail - count) & 0xffff;
+    }
+
     /** Returns a chain to the driver with {@code written} bytes written into its device-writable part. */
     public void addUsed(int head, int written) {
+        putUsed(head, written);
+        publishUsed();
+    }
+
+    /**
+     * Writes a used element without publishing it: the driver sees it, with those before it, at the next
+     * {@link #publishUsed}. For chains that must reach the driver together (a frame over merged buffers).
+     */
+    public void putUsed(int head, int written) {
         if (!active) throw new IllegalStateException("queue is not active");
         long slot = 4 + 8L * (nextUsed & (size - 1));
         usedRing.set(U32, slot, head);
         usedRing.set(U32, slot + 4, written);
         nextUsed = (nextUsed + 1) & 0xffff;
-        // The element and the buffers' contents must be visible before the index that publishes them.
+    }
+
+    /** Publishes the used elements written so far (the used index). */
+    public void publishUsed() {
+        if (!active) throw new IllegalStateException("queue is not active");
+        // The elements and the buffers' contents must be visible before the index that publishes them.
         VarHandle.releaseFence();
         usedRing.set(U16, 2, (short) nextUsed);
     }

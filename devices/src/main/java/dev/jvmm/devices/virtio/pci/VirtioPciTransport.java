@@ -107,8 +107,12 @@ public final class VirtioPciTransport extends VirtioTransport {
     /** The PCI function: type-0 header plus the virtio capabilities, BAR0 dispatching to the transport. */
     private final class Function extends PciFunction {
         Function(int deviceType) {
-            // Class 01:00 (SCSI storage) for a block device, as QEMU reports virtio-blk; 0xff00 otherwise.
-            super(VENDOR, DEVICE_ID_BASE + deviceType, deviceType == VirtioDevice.TYPE_BLOCK ? 0x010000 : 0xff0000,
+            // The class QEMU reports: 01:00 (SCSI storage) for virtio-blk, 02:00 (Ethernet) for virtio-net, else ff:00.
+            super(VENDOR, DEVICE_ID_BASE + deviceType, switch (deviceType) {
+                        case VirtioDevice.TYPE_BLOCK -> 0x010000;
+                        case VirtioDevice.TYPE_NET -> 0x020000;
+                        default -> 0xff0000;
+                    },
                     VirtioPciTransport.PCI_REVISION, VENDOR, VirtioPciTransport.PCI_SUBSYSTEM_ID);
         }
 
