@@ -190,8 +190,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
                 tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, s.ack, 0, RST, 0);
                 return;
             }
-            state = State.ESTABLISHED;
-            channel.config().setAutoRead(true);
+            established();
         }
         if (lt(sndMax, s.ack)) {
             sendAck(); // acknowledges what was never sent
@@ -224,10 +223,19 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         rcvNxt = s.seq + 1;
         sndUna = s.ack;
         sndWnd = s.window;
-        state = State.ESTABLISHED;
         disarmRto();
+        established();
         sendAck();
-        channel.config().setAutoRead(true);
+        output(); // host bytes (and FIN) that came while the handshake ran
+    }
+
+    /**
+     * The handshake is done. The host channel may already have delivered bytes and EOF (epoll reads on RDHUP even
+     * with auto-read off): they wait in {@link #unacked} and go out now; reading resumes only if EOF was not seen.
+     */
+    private void established() {
+        state = State.ESTABLISHED;
+        if (!finQueued && unacked.readableBytes() <= SEND_LIMIT) channel.config().setAutoRead(true);
     }
 
     private void acked(int ack) {
@@ -416,7 +424,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
         ByteBuf data = (ByteBuf) msg;
-        if (state != State.ESTABLISHED || finQueued) {
+        // Bytes read before the guest finished the handshake are kept: output() sends them once it has.
+        if (finQueued || state == State.TIME_WAIT || state == State.CLOSED) {
             data.release();
             return;
         }
@@ -427,7 +436,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-        if (evt instanceof ChannelInputShutdownEvent && !finQueued) {
+        if (evt instanceof ChannelInputShutdownEvent && !finQueued && state != State.CLOSED) {
             finQueued = true;
             ctx.channel().config().setAutoRead(false);
             output();

@@ -47,7 +47,11 @@ class UserNetStackTest {
     NetQueue queue;
 
     void start(boolean restrict) {
-        user = UserNetBackend.start(new NetConfig.User(List.of(), restrict, Optional.empty(),
+        start(restrict, List.of());
+    }
+
+    void start(boolean restrict, List<NetConfig.HostForward> forwards) {
+        user = UserNetBackend.start(new NetConfig.User(forwards, restrict, Optional.empty(),
                 Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))));
         queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
             @Override
@@ -264,6 +268,58 @@ class UserNetStackTest {
             }
         }
         assertEquals(0, user.flowCounts()[0]);
+    }
+
+    /** Payloads of segments to the guest's {@code port}, in order, until a FIN; null if the FIN does not come. */
+    String receiveUntilFin(int port, int expectedSeq) throws InterruptedException {
+        StringBuilder got = new StringBuilder();
+        int seq = expectedSeq;
+        for (;;) {
+            Frames.Out o = tcpTo(port, 3000);
+            if (o == null) return null;
+            if (o.seq() != seq) continue; // a retransmission
+            got.append(new String(o.payload(), StandardCharsets.US_ASCII));
+            seq += o.payload().length;
+            if ((o.flags() & FIN) != 0) return got.toString();
+        }
+    }
+
+    @Test
+    void hostBytesAndFinThatArriveBeforeTheGuestCompletesTheHandshakeReachTheGuest() throws Exception {
+        start(false);
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            server.setSoTimeout(5000);
+            int port = server.getLocalPort();
+            send(Frames.tcp(GUEST, GATEWAY, 40000, port, 1, 0, SYN, 65535, new byte[0], new byte[0]));
+            Frames.Out synAck = tcpTo(40000, 3000);
+            assertNotNull(synAck);
+            try (Socket host = server.accept()) {
+                // The host speaks first and half-closes while the guest's ACK is still on its way.
+                host.getOutputStream().write("banner".getBytes(StandardCharsets.US_ASCII));
+                host.shutdownOutput();
+                Thread.sleep(300);
+                send(Frames.tcp(GUEST, GATEWAY, 40000, port, 2, synAck.seq() + 1, ACK, 65535, new byte[0], new byte[0]));
+                assertEquals("banner", receiveUntilFin(40000, synAck.seq() + 1));
+            }
+        }
+    }
+
+    @Test
+    void forwardedClientBytesAndFinSentBeforeTheGuestAnswersReachTheGuest() throws Exception {
+        start(false, List.of(new NetConfig.HostForward(NetConfig.Protocol.TCP, InetAddress.getLoopbackAddress(), 0, Optional.empty(), 8080)));
+        send(Frames.arpRequest(GUEST, GATEWAY)); // the stack learns the guest's MAC
+        assertNotNull(next(o -> o.type() == 0x0806, 2000));
+        try (Socket client = new Socket()) {
+            client.connect(user.forwardAddresses().get(0), 5000);
+            client.getOutputStream().write("hello guest".getBytes(StandardCharsets.US_ASCII));
+            client.shutdownOutput();
+            Frames.Out syn = tcpTo(8080, 3000);
+            assertNotNull(syn);
+            assertEquals(SYN, syn.flags());
+            Thread.sleep(300); // the client's bytes and FIN reach the stack before the guest answers
+            send(Frames.tcp(GUEST, GATEWAY, 8080, syn.srcPort(), 5000, syn.seq() + 1, SYN | ACK, 65535, new byte[0], new byte[0]));
+            assertEquals("hello guest", receiveUntilFin(8080, syn.seq() + 1));
+        }
     }
 
     @Test
