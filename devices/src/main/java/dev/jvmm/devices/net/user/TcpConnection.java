@@ -4,6 +4,7 @@ import dev.jvmm.devices.net.VirtioNetHeader;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.CompositeByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
@@ -12,9 +13,11 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
+import io.netty.util.concurrent.ScheduledFuture;
 
 import java.net.InetSocketAddress;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
 
 import static dev.jvmm.devices.net.user.TcpStage.ACK;
 import static dev.jvmm.devices.net.user.TcpStage.FIN;
@@ -35,6 +38,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private static final int SEND_LIMIT = 4 << 20;
     private static final int HOST_HIGH_WATER = 4 << 20, HOST_LOW_WATER = 1 << 20;
     private static final long RTO_NANOS = 200_000_000L, TIME_WAIT_NANOS = 2_000_000_000L;
+    /** How long a closed connection's last guest bytes may wait for a host peer that does not read. */
+    private static final long HOST_DRAIN_SECONDS = 60;
     private static final int MAX_BACKOFF = 10, MAX_SYN_RETRIES = 6;
     private static final int GSO_PAYLOAD = 64000;
 
@@ -291,7 +296,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             rcvNxt += 1;
             guestFin = true;
             // Half-close: the host's peer sees EOF once everything before it is written.
-            channel.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER).addListener(f -> {
+            channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
                 if (channel.isActive() && channel instanceof DuplexChannel d) d.shutdownOutput();
             });
         } else if (len > 0) {
@@ -476,9 +481,33 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             state = State.TIME_WAIT;
             closeDeadline = stack.now() + TIME_WAIT_NANOS;
             disarmRto();
-            // Both directions are done; close once the last guest bytes are written to the host.
-            channel.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER).addListener(f -> channel.close());
+            closeHostAfterFlush();
         }
+    }
+
+    /**
+     * Both directions are done: the host channel closes once the guest's last bytes are written to it, which can
+     * take longer than TIME_WAIT (up to HOST_HIGH_WATER waits for a slow reader). A peer that stops reading
+     * gets a reset after HOST_DRAIN_SECONDS rather than a clean close over a stream cut short.
+     */
+    private void closeHostAfterFlush() {
+        Channel ch = channel;
+        ScheduledFuture<?> giveUp = ch.eventLoop().schedule(() -> resetAndClose(ch), HOST_DRAIN_SECONDS, TimeUnit.SECONDS);
+        ch.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
+            giveUp.cancel(false);
+            ch.close();
+        });
+    }
+
+    private static void resetAndClose(Channel ch) {
+        if (ch.isActive()) {
+            try {
+                ch.config().setOption(ChannelOption.SO_LINGER, 0);
+            } catch (RuntimeException ignored) {
+                // not every transport has it; a plain close is the fallback
+            }
+        }
+        ch.close();
     }
 
     /** The guest reset the connection, or the stack is shutting down: the host's peer sees a reset. */
@@ -496,19 +525,16 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private void closeHost(boolean reset) {
         State was = state;
         state = State.CLOSED; // channelInactive must not answer with another reset
-        if (channel == null) return;
-        if (reset && channel.isActive()) {
-            try {
-                channel.config().setOption(ChannelOption.SO_LINGER, 0);
-            } catch (RuntimeException ignored) {
-                // not every transport has it; a plain close is the fallback
-            }
-        }
-        if (was != State.CLOSED) channel.close();
+        if (channel == null || was == State.CLOSED) return;
+        if (reset) resetAndClose(channel);
+        else channel.close();
     }
 
     private void finish() {
-        if (state != State.CLOSED) closeHost(false);
+        // After TIME_WAIT the host channel closes itself once drained (closeHostAfterFlush): closing it here would
+        // drop guest bytes still queued for the host.
+        if (state == State.TIME_WAIT) state = State.CLOSED;
+        else if (state != State.CLOSED) closeHost(false);
         state = State.CLOSED;
         if (unacked.refCnt() > 0) unacked.release();
         tcp.remove(this);

@@ -323,6 +323,49 @@ class UserNetStackTest {
     }
 
     @Test
+    void guestBytesQueuedForASlowHostReaderOutliveTimeWait() throws Exception {
+        start(false);
+        try (ServerSocket server = new ServerSocket()) {
+            server.setReceiveBufferSize(4096); // the accepted socket takes little, so the stack's channel holds the rest
+            server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 1);
+            server.setSoTimeout(5000);
+            int port = server.getLocalPort();
+            send(Frames.tcp(GUEST, GATEWAY, 40000, port, 0, 0, SYN, 65535, new byte[] {1, 3, 3, 7}, new byte[0]));
+            Frames.Out synAck = tcpTo(40000, 3000);
+            assertNotNull(synAck);
+            int ours = synAck.seq() + 1;
+            send(Frames.tcp(GUEST, GATEWAY, 40000, port, 1, ours, ACK, 65535, new byte[0], new byte[0]));
+            try (Socket host = server.accept()) {
+                // Push until the stack's window closes: the host does not read yet.
+                int next = 1, stalls = 0;
+                byte[] chunk = new byte[60000];
+                while (stalls < 2 && next - 1 < (16 << 20)) {
+                    for (int i = 0; i < chunk.length; i++) chunk[i] = (byte) ((next - 1 + i) % 251);
+                    send(Frames.tcp(GUEST, GATEWAY, 40000, port, next, ours, ACK, 65535, new byte[0], chunk));
+                    Frames.Out a = next(o -> o.protocol() == 6 && o.dstPort() == 40000 && o.payload().length == 0, 1000);
+                    int acked = a == null ? next : a.ack();
+                    stalls = acked - next < chunk.length ? stalls + 1 : 0;
+                    if (acked - next > 0) next = acked;
+                }
+                int total = next - 1;
+                assertTrue(total > (1 << 20), "the stack took only " + total + " bytes");
+                host.shutdownOutput();
+                Frames.Out fin = next(o -> o.protocol() == 6 && o.dstPort() == 40000 && (o.flags() & FIN) != 0, 3000);
+                assertNotNull(fin);
+                send(Frames.tcp(GUEST, GATEWAY, 40000, port, next, ours + 1, FIN | ACK, 65535, new byte[0], new byte[0]));
+                Thread.sleep(3000); // TIME_WAIT runs out while most bytes still wait for the host to read them
+                host.setSoTimeout(10_000);
+                byte[] got = host.getInputStream().readAllBytes();
+                assertEquals(total, got.length, "bytes the host received");
+                for (int i = 0; i < got.length; i++) {
+                    if (got[i] != (byte) (i % 251)) throw new AssertionError("byte " + i + " differs");
+                }
+            }
+        }
+        assertEquals(0, user.flowCounts()[0]);
+    }
+
+    @Test
     void aGuestThatTakesNoFramesMakesTheStackStopReadingTheHost() throws Exception {
         user = UserNetBackend.start(new NetConfig.User(List.of(), false, Optional.empty(),
                 Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))));
