@@ -292,7 +292,9 @@ public final class Qcow2Header {
                 byte[] s = names[i][2].getBytes(StandardCharsets.US_ASCII);
                 System.arraycopy(s, 0, table, 48 * i + 2, s.length);
             }
-            pos = putExtension(b, EXT_FEATURE_TABLE, table);
+            int backingLen = backingFile == null ? 0 : backingFile.getBytes(StandardCharsets.UTF_8).length;
+            // The name table is optional; with 512-byte clusters it does not fit and is left out.
+            if (b.position() + 8 + table.length + 16 + backingLen <= cs) pos = putExtension(b, EXT_FEATURE_TABLE, table);
         }
         for (byte[] raw : unknownExtensions) {
             if (b.position() + raw.length + 8 > cs) throw new Qcow2Exception("header extensions do not fit in a cluster");

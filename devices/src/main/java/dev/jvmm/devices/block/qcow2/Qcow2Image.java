@@ -58,6 +58,7 @@ public final class Qcow2Image implements BlockBackend {
     private final ThreadLocal<DecompressBuffer> decompressBuffers;
     private long poolNext, poolEnd;
     private final long poolBatch;
+    private final int maxRun;
     private List<Long> pendingFrees = new ArrayList<>();
     private volatile boolean closed;
 
@@ -92,8 +93,10 @@ public final class Qcow2Image implements BlockBackend {
         this.backingSize = backing == null ? 0 : backing.size();
         this.l2Cache = new L2Cache(Math.max(16, Math.min(4096, (32 << 20) / cs)));
         this.decompressBuffers = ThreadLocal.withInitial(() -> new DecompressBuffer(cs));
-        this.poolBatch = Math.max(1, Math.min(4096, (8L << 20) / cs));
         this.refcounts = new Refcounts(file, header, name);
+        // A contiguous run must fit between two refcount blocks (each sits at the start of the range it covers).
+        this.maxRun = (int) Math.min(4096, refcounts.entriesPerBlock / 2);
+        this.poolBatch = Math.max(1, Math.min(maxRun, (8L << 20) / cs));
     }
 
     /** Opens an image and its backing chain; a writable image opens its backing files read-only. */
@@ -567,7 +570,7 @@ public final class Qcow2Image implements BlockBackend {
         // (or zero) join the allocation so sequential writes land contiguously.
         int clusters = 1;
         if (!extL2 && !compressed && host == 0 && piece == cs) {
-            while (clusters < 4096 && remaining - (long) clusters * cs >= cs && l2Index + clusters < l2Entries) {
+            while (clusters < maxRun && remaining - (long) clusters * cs >= cs && l2Index + clusters < l2Entries) {
                 long next = l2[l2Index + clusters];
                 if ((next & (L2_OFFSET_MASK | COMPRESSED)) != 0) break;
                 clusters++;
@@ -675,6 +678,10 @@ public final class Qcow2Image implements BlockBackend {
 
     /** n contiguous clusters whose refcount 1 is already durable; returns the host offset. */
     private long allocate(int n) throws IOException {
+        if (n > maxRun) {
+            throw new Qcow2Exception(name + ": cannot allocate " + n + " contiguous clusters with this cluster size"
+                    + " and refcount width (at most " + maxRun + "); use larger clusters");
+        }
         if (poolNext + n > poolEnd) {
             releasePool();
             long want = Math.max(n, poolBatch);
@@ -899,7 +906,7 @@ public final class Qcow2Image implements BlockBackend {
                 long l1Index = c / l2Entries;
                 int l2Index = (int) (c % l2Entries);
                 long[] l2 = writableL2(l1Index);
-                int n = (int) Math.min(clusters - c, l2Entries - l2Index);
+                int n = (int) Math.min(Math.min(clusters - c, l2Entries - l2Index), maxRun);
                 long host = allocate(n);
                 for (int i = 0; i < n; i++) {
                     setL2(l1Index, l2, l2Index + i, (host + (long) i * cs) | COPIED, extL2 ? 0xffff_ffffL : 0);

@@ -121,6 +121,7 @@ final class Refcounts {
 
     /** Allocates n contiguous free clusters with refcount 1 (not yet synced); returns the first cluster index. */
     long allocate(long n) throws IOException {
+        if (n >= entriesPerBlock) throw new IllegalArgumentException("run of " + n + " clusters cannot fit between refcount blocks");
         outer:
         while (true) {
             long start = freeHint, c = start, run = 0;
