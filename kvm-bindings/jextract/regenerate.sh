@@ -12,7 +12,7 @@ rm -rf "$out/dev/jvmm/kvm/gen"
 structs=(
   kvm_regs kvm_sregs kvm_segment kvm_dtable kvm_fpu kvm_lapic_state kvm_mp_state kvm_vcpu_events
   kvm_run kvm_debug_exit_arch kvm_hyperv_exit kvm_xen_exit kvm_sync_regs
-  kvm_cpuid2 kvm_cpuid_entry2 kvm_msrs kvm_msr_entry kvm_msr_list
+  kvm_cpuid2 kvm_cpuid_entry2 kvm_msrs kvm_msr_entry kvm_msr_list kvm_translation kvm_interrupt
   kvm_userspace_memory_region kvm_irq_level kvm_irqfd kvm_ioeventfd kvm_pit_config kvm_msi kvm_enable_cap
   kvm_irq_routing kvm_irq_routing_entry kvm_irq_routing_irqchip kvm_irq_routing_msi
   kvm_irq_routing_s390_adapter kvm_irq_routing_hv_sint kvm_irq_routing_xen_evtchn

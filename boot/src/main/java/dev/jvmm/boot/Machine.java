@@ -1,0 +1,196 @@
+package dev.jvmm.boot;
+
+import dev.jvmm.boot.loader.KernelLoader;
+import dev.jvmm.boot.loader.LoadedKernel;
+import dev.jvmm.boot.x86.CpuFeatures;
+import dev.jvmm.boot.x86.MpTable;
+import dev.jvmm.boot.x86.VcpuSetup;
+import dev.jvmm.core.ExitStats;
+import dev.jvmm.core.ExitStatus;
+import dev.jvmm.core.Vcpu;
+import dev.jvmm.core.VirtualMachine;
+import dev.jvmm.devices.legacy.CmosRtc;
+import dev.jvmm.devices.legacy.DebugCon;
+import dev.jvmm.devices.legacy.DebugExit;
+import dev.jvmm.devices.legacy.I8042;
+import dev.jvmm.devices.legacy.PostCodePort;
+import dev.jvmm.devices.legacy.Serial16550;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * A PC built from a {@link MachineConfig}: the one place that assembles a machine (memory, vCPUs, platform
+ * devices, disks, the kernel and boot tables). Embedding programs use it directly:
+ * <pre>{@code
+ * try (Machine m = Machine.create(MachineConfig.builder(kernel).console(System.out).build())) {
+ *     m.start();
+ *     ExitStatus s = m.awaitExit(Duration.ofMinutes(1)).orElseThrow();
+ * }
+ * }</pre>
+ */
+public final class Machine implements AutoCloseable {
+    public static final int SERIAL_PORT = 0x3f8, SERIAL_IRQ = 4;
+    public static final int DEBUGCON_PORT = 0xe9;
+
+    private final MachineConfig config;
+    private final VirtualMachine vm;
+    private final Serial16550 serial;
+    private final Optional<DebugCon> debugcon;
+    private final LoadedKernel kernel;
+    private final String cmdline;
+
+    private Machine(MachineConfig config, VirtualMachine vm, Serial16550 serial, Optional<DebugCon> debugcon,
+                    LoadedKernel kernel, String cmdline) {
+        this.config = config;
+        this.vm = vm;
+        this.serial = serial;
+        this.debugcon = debugcon;
+        this.kernel = kernel;
+        this.cmdline = cmdline;
+    }
+
+    /** Builds the machine: validates the config, creates the VM, attaches devices and loads the kernel. */
+    public static Machine create(MachineConfig config) {
+        validate(config);
+        List<CpuFeatures.Edit> edits = CpuFeatures.parse(config.cpuFeatures());
+        int cpus = config.cpus();
+        VirtualMachine vm = VirtualMachine.builder()
+                .memory(config.memoryBytes())
+                .cpus(cpus)
+                .cpuid((id, entries) -> VcpuSetup.topology(CpuFeatures.apply(entries, edits), id, cpus))
+                .build();
+        try {
+            Serial16550 serial = new Serial16550(vm.interrupts().line(SERIAL_IRQ), config.console());
+            vm.own(serial);
+            vm.ioBus().register("serial", SERIAL_PORT, 8, serial);
+            I8042 i8042 = new I8042(vm, vm.interrupts().line(1), vm.interrupts().line(12));
+            vm.ioBus().register("i8042 data", 0x60, 1, i8042.dataPort());
+            vm.ioBus().register("i8042 command", 0x64, 1, i8042.commandPort());
+            vm.ioBus().register("rtc", 0x70, 2, new CmosRtc(Math.min(config.memoryBytes(), VirtualMachine.MMIO_HOLE_START),
+                    Math.max(0, config.memoryBytes() - VirtualMachine.MMIO_HOLE_START), cpus));
+            vm.ioBus().register("post code", 0x80, 1, new PostCodePort());
+            Optional<DebugCon> debugcon = config.debugcon().map(DebugCon::new);
+            debugcon.ifPresent(d -> {
+                vm.own(d);
+                vm.ioBus().register("debugcon", DEBUGCON_PORT, 1, d);
+            });
+            if (config.debugExitPort().isPresent()) {
+                DebugExit exit = new DebugExit(vm, config.debugExitPort().getAsInt(), 4);
+                vm.ioBus().register("isa-debug-exit", exit.iobase(), exit.iosize(), exit);
+            }
+
+            String cmdline = config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE);
+            LoadedKernel kernel = KernelLoader.load(vm.memory(),
+                    new KernelLoader.Request(config.kernel(), config.initrd(), cmdline, config.bootPath()));
+            MpTable.write(vm.memory(), cpus, Map.of());
+            for (Vcpu cpu : vm.vcpus()) {
+                VcpuSetup.msrs(cpu);
+                VcpuSetup.lapic(cpu);
+            }
+            vm.setEntry(0, kernel.entry());
+            return new Machine(config, vm, serial, debugcon, kernel, cmdline);
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
+    }
+
+    private static void validate(MachineConfig c) {
+        if (c.cpus() < 1) throw new BootException("--cpus must be at least 1, not " + c.cpus());
+        if (c.cpus() > MpTable.maxCpus())
+            throw new BootException("--cpus " + c.cpus() + " is more than jvmm's MP table describes (" + MpTable.maxCpus() + ")");
+        if (c.memoryBytes() < (16L << 20)) throw new BootException("--memory must be at least 16M");
+        long host = hostMemoryBytes();
+        if (host > 0 && c.memoryBytes() > host)
+            throw new BootException(String.format("--memory %dM is more than this host has (%dM)", c.memoryBytes() >> 20, host >> 20));
+    }
+
+    /** MemTotal from /proc/meminfo, or -1 if unknown. */
+    static long hostMemoryBytes() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/meminfo")))
+                if (line.startsWith("MemTotal:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+        } catch (IOException | NumberFormatException e) {
+            // unknown: do not refuse
+        }
+        return -1;
+    }
+
+    public void start() {
+        vm.start();
+    }
+
+    public Optional<ExitStatus> awaitExit(Duration timeout) throws InterruptedException {
+        Optional<ExitStatus> s = vm.awaitExit(timeout);
+        if (s.isPresent()) flushOutput();
+        return s;
+    }
+
+    public void stop() {
+        vm.stop();
+        flushOutput();
+    }
+
+    /** Everything the guest printed so far reaches its streams. */
+    public void flushOutput() {
+        serial.flush();
+        debugcon.ifPresent(DebugCon::flush);
+    }
+
+    public void pause() {
+        vm.pause();
+    }
+
+    public void resume() {
+        vm.resume();
+    }
+
+    /**
+     * Host input for the guest's serial console. Waits while the UART's backlog is full (the guest reads
+     * slower than the host types or pastes), so nothing is dropped; returns early only when the run ended.
+     */
+    public void consoleInput(byte[] data) throws InterruptedException {
+        int off = 0;
+        while (off < data.length) {
+            off += serial.receive(data, off, data.length - off);
+            if (off < data.length && vm.exitStatus().isEmpty()) serial.awaitInputRoom(1, 100);
+            else if (off < data.length) return;
+        }
+    }
+
+    public ExitStats stats() {
+        return vm.stats();
+    }
+
+    public VirtualMachine vm() {
+        return vm;
+    }
+
+    public LoadedKernel kernel() {
+        return kernel;
+    }
+
+    /** The command line the kernel was given (with any device fragments jvmm appended). */
+    public String cmdline() {
+        return cmdline;
+    }
+
+    public MachineConfig config() {
+        return config;
+    }
+
+    @Override
+    public void close() {
+        try {
+            flushOutput();
+        } finally {
+            vm.close(); // closes the devices it owns: their output threads end
+        }
+    }
+}

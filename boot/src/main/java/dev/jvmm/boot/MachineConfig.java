@@ -1,0 +1,111 @@
+package dev.jvmm.boot;
+
+import dev.jvmm.boot.loader.KernelLoader;
+
+import java.io.OutputStream;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import java.util.OptionalInt;
+
+/**
+ * Everything that describes a PC to build: a plain value the CLI produces from its options and an embedding
+ * program from the builder methods. {@link Machine#create(MachineConfig)} turns it into a machine.
+ */
+public record MachineConfig(Path kernel, Optional<Path> initrd, Optional<String> cmdline, long memoryBytes, int cpus,
+                            String cpuFeatures, KernelLoader.BootPath bootPath, OutputStream console,
+                            Optional<OutputStream> debugcon, OptionalInt debugExitPort, List<DiskConfig> disks) {
+    public static final long DEFAULT_MEMORY = 512L << 20;
+    /** What Linux guests get unless told otherwise: the serial console, keyboard-controller reboot, no pause on panic. */
+    public static final String DEFAULT_LINUX_CMDLINE = "console=ttyS0 reboot=k panic=1";
+
+    public MachineConfig {
+        disks = List.copyOf(disks);
+    }
+
+    /** A disk to attach (virtio-blk). */
+    public record DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport) {
+        public enum Transport { MMIO, PCI }
+    }
+
+    public static Builder builder(Path kernel) {
+        return new Builder(kernel);
+    }
+
+    /** Builder for embedding: {@code MachineConfig.builder(kernel).memory(256 << 20).cpus(2).build()}. */
+    public static final class Builder {
+        private final Path kernel;
+        private Optional<Path> initrd = Optional.empty();
+        private Optional<String> cmdline = Optional.empty();
+        private long memory = DEFAULT_MEMORY;
+        private int cpus = 1;
+        private String cpuFeatures = "";
+        private KernelLoader.BootPath bootPath = KernelLoader.BootPath.AUTO;
+        private OutputStream console = OutputStream.nullOutputStream();
+        private Optional<OutputStream> debugcon = Optional.empty();
+        private OptionalInt debugExitPort = OptionalInt.empty();
+        private final List<DiskConfig> disks = new java.util.ArrayList<>();
+
+        private Builder(Path kernel) {
+            this.kernel = kernel;
+        }
+
+        public Builder initrd(Path p) {
+            initrd = Optional.of(p);
+            return this;
+        }
+
+        public Builder cmdline(String s) {
+            cmdline = Optional.of(s);
+            return this;
+        }
+
+        public Builder memory(long bytes) {
+            memory = bytes;
+            return this;
+        }
+
+        public Builder cpus(int n) {
+            cpus = n;
+            return this;
+        }
+
+        public Builder cpuFeatures(String spec) {
+            cpuFeatures = spec;
+            return this;
+        }
+
+        public Builder bootPath(KernelLoader.BootPath p) {
+            bootPath = p;
+            return this;
+        }
+
+        /** Where the serial console's output goes. */
+        public Builder console(OutputStream out) {
+            console = out;
+            return this;
+        }
+
+        /** A QEMU-compatible debugcon at port 0xe9. */
+        public Builder debugcon(OutputStream out) {
+            debugcon = Optional.of(out);
+            return this;
+        }
+
+        /** A QEMU-compatible isa-debug-exit at this port. */
+        public Builder debugExit(int port) {
+            debugExitPort = OptionalInt.of(port);
+            return this;
+        }
+
+        public Builder disk(DiskConfig disk) {
+            disks.add(disk);
+            return this;
+        }
+
+        public MachineConfig build() {
+            return new MachineConfig(kernel, initrd, cmdline, memory, cpus, cpuFeatures, bootPath, console, debugcon,
+                    debugExitPort, disks);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+package dev.jvmm.boot.cli;
+
+import dev.jvmm.boot.Machine;
+
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Connects the guest's serial console to this process's terminal. On a terminal it switches to raw mode
+ * (keys go to the guest as typed) and Ctrl-] leaves, as virsh console does; otherwise standard input is
+ * copied to the guest until it ends.
+ */
+final class Console implements AutoCloseable {
+    static final int ESCAPE = 0x1d; // Ctrl-]
+
+    private final boolean interactive;
+    private final String savedTty;
+    private final Thread reader;
+
+    private Console(boolean interactive, String savedTty, Thread reader) {
+        this.interactive = interactive;
+        this.savedTty = savedTty;
+        this.reader = reader;
+    }
+
+    static Console attach(Machine machine, InputStream in, PrintWriter err) {
+        boolean interactive = System.console() != null && System.console().isTerminal() && new File("/dev/tty").canRead();
+        String saved = null;
+        if (interactive) {
+            saved = stty("-g");
+            if (saved != null && stty("raw", "-echo") != null) {
+                err.print("jvmm: serial console attached; press Ctrl-] to quit\r\n");
+                err.flush();
+            } else {
+                interactive = false;
+                saved = null;
+            }
+        }
+        boolean raw = interactive;
+        Thread t = Thread.ofPlatform().daemon().name("console-input").start(() -> {
+            byte[] buf = new byte[4096];
+            try {
+                int n;
+                while ((n = in.read(buf)) > 0) {
+                    if (raw) {
+                        for (int i = 0; i < n; i++) {
+                            if ((buf[i] & 0xff) == ESCAPE) {
+                                if (i > 0) machine.consoleInput(java.util.Arrays.copyOf(buf, i));
+                                machine.stop();
+                                return;
+                            }
+                        }
+                    }
+                    machine.consoleInput(java.util.Arrays.copyOf(buf, n));
+                }
+            } catch (IOException e) {
+                // standard input went away: the guest simply gets no more input
+            } catch (InterruptedException e) {
+                // the console is being closed
+            }
+        });
+        return new Console(interactive, saved, t);
+    }
+
+    private static String stty(String... args) {
+        try {
+            String[] cmd = new String[args.length + 1];
+            cmd[0] = "stty";
+            System.arraycopy(args, 0, cmd, 1, args.length);
+            Process p = new ProcessBuilder(cmd).redirectInput(new File("/dev/tty")).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes()).trim();
+            if (!p.waitFor(5, TimeUnit.SECONDS) || p.exitValue() != 0) return null;
+            return out;
+        } catch (IOException | InterruptedException e) {
+            return null;
+        }
+    }
+
+    boolean interactive() {
+        return interactive;
+    }
+
+    @Override
+    public void close() {
+        if (savedTty != null) stty(savedTty);
+        reader.interrupt();
+    }
+}

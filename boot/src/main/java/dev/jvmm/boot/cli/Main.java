@@ -1,0 +1,85 @@
+package dev.jvmm.boot.cli;
+
+import dev.jvmm.boot.BootException;
+import dev.jvmm.kvm.SyscallException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** The jvmm command line. With no subcommand it runs the bundled demo guest. */
+@Command(name = "jvmm", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+        description = {"A virtual machine monitor on /dev/kvm, in Java.", "",
+                "With no command, boots a small bundled demo guest that greets you on the serial console and powers off."},
+        subcommands = {RunCommand.class})
+public final class Main implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    public static void main(String[] args) {
+        System.exit(execute(args));
+    }
+
+    public static int execute(String... args) {
+        return execute(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
+    }
+
+    /** Runs a command with its messages going to out and err (tests, embedding). */
+    public static int execute(PrintWriter out, PrintWriter err, String... args) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setParameterExceptionHandler((ex, a) -> {
+            ex.getCommandLine().getErr().println("jvmm: " + ex.getMessage() + " (see '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help')");
+            return 1;
+        });
+        cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
+            commandLine.getErr().println("jvmm: " + userMessage(ex));
+            if (!(ex instanceof BootException || ex instanceof SyscallException || ex instanceof IllegalArgumentException))
+                ex.printStackTrace(commandLine.getErr());
+            return 1;
+        });
+        return cl.execute(args);
+    }
+
+    static String userMessage(Exception ex) {
+        String m = ex.getMessage();
+        return m != null ? m : ex.getClass().getSimpleName();
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        Path demo = extractDemo();
+        try {
+            RunCommand run = new RunCommand();
+            CommandLine cl = new CommandLine(run);
+            cl.setErr(spec.commandLine().getErr());
+            cl.parseArgs("--kernel", demo.toString(), "--memory", "64M", "--cmdline", "demo");
+            return run.call();
+        } finally {
+            Files.deleteIfExists(demo);
+        }
+    }
+
+    private static Path extractDemo() throws IOException {
+        try (InputStream in = Main.class.getResourceAsStream("/guests/demo.elf")) {
+            if (in == null) throw new BootException("the demo guest is missing from the jar (was it built with make and gcc?)");
+            Path p = Files.createTempFile("jvmm-demo", ".elf");
+            Files.write(p, in.readAllBytes());
+            return p;
+        }
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"jvmm " + (v != null ? v : "(development build)") + " on Java " + Runtime.version()};
+        }
+    }
+}

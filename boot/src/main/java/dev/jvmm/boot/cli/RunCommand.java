@@ -1,0 +1,143 @@
+package dev.jvmm.boot.cli;
+
+import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.Machine;
+import dev.jvmm.boot.MachineConfig;
+import dev.jvmm.boot.loader.KernelLoader;
+import dev.jvmm.core.ExitStatus;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.FileOutputStream;
+import java.io.FileDescriptor;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+
+/** {@code jvmm run}: boots a kernel, as {@code qemu-system-x86_64 -kernel} or Firecracker would. */
+@Command(name = "run", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Boot a kernel (Linux bzImage or vmlinux, or a multiboot kernel) in a new VM.",
+        footer = {"", "Exit status: 0 when the guest powers off or resets, (v << 1) | 1 when it writes v to the debug-exit port,",
+                "2 when it crashes, 3 on a VMM error, 130 when stopped (Ctrl-C or Ctrl-]), 1 for bad options or files."})
+public final class RunCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--kernel", required = true, paramLabel = "PATH", description = "Kernel image: bzImage, vmlinux (ELF) or multiboot.")
+    Path kernel;
+
+    @Option(names = "--initrd", paramLabel = "PATH", description = "Initial ramdisk (a multiboot module for multiboot kernels).")
+    Path initrd;
+
+    @Option(names = "--cmdline", paramLabel = "STR", description = "Kernel command line (default for Linux: \"" + MachineConfig.DEFAULT_LINUX_CMDLINE + "\").")
+    String cmdline;
+
+    @Option(names = {"-m", "--memory"}, paramLabel = "SIZE", defaultValue = "512M", converter = Sizes.class,
+            description = "Guest RAM, e.g. 512M or 2G (default: ${DEFAULT-VALUE}).")
+    long memory;
+
+    @Option(names = "--cpus", paramLabel = "N", defaultValue = "1", description = "Number of vCPUs (default: ${DEFAULT-VALUE}).")
+    int cpus;
+
+    @Option(names = "--cpu-features", paramLabel = "LIST", defaultValue = "",
+            description = "CPUID features to hide or show, by /proc/cpuinfo name: e.g. -avx,-xsave,+x2apic (default: as the host's KVM offers).")
+    String cpuFeatures;
+
+    @Option(names = "--boot-path", paramLabel = "PATH", defaultValue = "auto",
+            description = "How to enter Linux: auto (bzImage decompressed on the host; vmlinux at its 64-bit entry), decompressor"
+                    + " (the kernel's own decompressor), linux64, pvh (default: ${DEFAULT-VALUE}).")
+    String bootPath;
+
+    @Option(names = "--debugcon", paramLabel = "stdio|file:PATH",
+            description = "QEMU-compatible debug console on port 0xe9 (default: none).")
+    String debugcon;
+
+    @Option(names = "--debug-exit", paramLabel = "PORT", converter = Ports.class,
+            description = "QEMU-compatible isa-debug-exit device at PORT, e.g. 0xf4 (default: none).")
+    Integer debugExit;
+
+    @Option(names = "--stats", description = "Print per-exit-reason counts and mean handling time when the guest ends.")
+    boolean stats;
+
+    @Option(names = {"-v", "--verbose"}, description = "Print the register dump when the guest crashes.")
+    boolean verbose;
+
+    @Override
+    public Integer call() throws Exception {
+        return run(configure(), spec.commandLine().getErr());
+    }
+
+    MachineConfig configure() {
+        KernelLoader.BootPath path;
+        try {
+            path = KernelLoader.BootPath.valueOf(bootPath.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new BootException("--boot-path must be auto, decompressor, linux64 or pvh, not '" + bootPath + "'");
+        }
+        MachineConfig.Builder b = MachineConfig.builder(kernel).memory(memory).cpus(cpus).cpuFeatures(cpuFeatures)
+                .bootPath(path).console(new FileOutputStream(FileDescriptor.out));
+        if (initrd != null) b.initrd(initrd);
+        if (cmdline != null) b.cmdline(cmdline);
+        if (debugcon != null) b.debugcon(debugconStream(debugcon));
+        if (debugExit != null) b.debugExit(debugExit);
+        return b.build();
+    }
+
+    private static OutputStream debugconStream(String spec) {
+        if (spec.equals("stdio")) return new FileOutputStream(FileDescriptor.out);
+        if (spec.startsWith("file:")) {
+            Path p = Path.of(spec.substring(5));
+            try {
+                return Files.newOutputStream(p);
+            } catch (IOException e) {
+                throw new BootException("--debugcon: cannot write " + p + ": " + e.getMessage());
+            }
+        }
+        throw new BootException("--debugcon must be stdio or file:PATH, not '" + spec + "'");
+    }
+
+    int run(MachineConfig config, PrintWriter err) throws InterruptedException {
+        try (Machine machine = Machine.create(config)) {
+            Thread hook = new Thread(machine::stop, "jvmm-shutdown");
+            Runtime.getRuntime().addShutdownHook(hook);
+            ExitStatus status;
+            try (Console console = Console.attach(machine, System.in, err)) {
+                machine.start();
+                status = machine.awaitExit(Duration.ofDays(36500)).orElseThrow();
+                machine.stop();
+            } finally {
+                try {
+                    Runtime.getRuntime().removeShutdownHook(hook);
+                } catch (IllegalStateException shuttingDown) {
+                    // the hook is running already
+                }
+            }
+            switch (status) {
+                case ExitStatus.PowerOff p -> { }
+                case ExitStatus.Reset r -> { }
+                case ExitStatus.GuestExit g -> { }
+                case ExitStatus.Stopped s -> err.println("jvmm: " + status.describe());
+                case ExitStatus.Crash c -> {
+                    err.println("jvmm: " + c.describe());
+                    if (verbose) err.print(c.report());
+                }
+                case ExitStatus.Error e -> {
+                    err.println("jvmm: " + e.describe());
+                    if (verbose && e.cause() != null) e.cause().printStackTrace(err);
+                }
+            }
+            if (stats) err.print(machine.stats().format());
+            err.flush();
+            return status.exitCode();
+        }
+    }
+
+}

@@ -1,0 +1,213 @@
+package dev.jvmm.boot.loader;
+
+import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.E820;
+import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.core.x86.EntryState;
+import dev.jvmm.kvm.gen.boot_e820_entry;
+import dev.jvmm.kvm.gen.boot_params;
+import dev.jvmm.kvm.gen.setup_header;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/**
+ * Linux kernels by the x86 boot protocol (Documentation/arch/x86/boot.rst): a bzImage, either decompressed on
+ * the host and entered at its vmlinux's 64-bit entry (the default: it skips the guest's own decompressor)
+ * or through the kernel's decompressor; an uncompressed vmlinux at its 64-bit entry, or at its PVH entry.
+ */
+public final class LinuxLoader {
+    static final int MIN_PROTOCOL = 0x0206;
+    private static final int SETUP_HEADER_OFFSET = 0x1f1;
+    private static final int LOADED_HIGH = 0x01, CAN_USE_HEAP = 0x80;
+    private static final int XLF_KERNEL_64 = 0x01;
+    private static final int XEN_ELFNOTE_PHYS32_ENTRY = 18;
+    private static final int DEFAULT_CMDLINE_SIZE = 2048; // COMMAND_LINE_SIZE before protocol 2.06 told us
+    private static final long DEFAULT_INITRD_ADDR_MAX = 0x37ffffffL;
+
+    private LinuxLoader() {}
+
+    static boolean isBzImage(byte[] image) {
+        if (image.length < 0x264) return false;
+        ByteBuffer b = le(image);
+        return (b.getShort(0x1fe) & 0xffff) == 0xaa55 && b.getInt(0x202) == 0x53726448; // "HdrS"
+    }
+
+    private static ByteBuffer le(byte[] image) {
+        return ByteBuffer.wrap(image).order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    /** The setup header's fields a loader reads. */
+    record SetupHeader(int version, int setupSects, int loadflags, int xloadflags, long initrdAddrMax,
+                       int cmdlineSize, long payloadOffset, long payloadLength, long kernelAlignment,
+                       long prefAddress, long initSize, int headerEnd) {
+        static SetupHeader parse(byte[] image) {
+            ByteBuffer b = le(image);
+            int version = b.getShort(0x206) & 0xffff;
+            if (version < MIN_PROTOCOL)
+                throw new BootException(String.format("this kernel speaks boot protocol %d.%02d; jvmm needs 2.06 or newer (Linux 2.6.22+)",
+                        version >> 8, version & 0xff));
+            int setupSects = image[0x1f1] & 0xff;
+            if (setupSects == 0) setupSects = 4;
+            return new SetupHeader(version, setupSects, image[0x211] & 0xff, b.getShort(0x236) & 0xffff,
+                    b.getInt(0x22c) & 0xffffffffL, b.getInt(0x238), b.getInt(0x248) & 0xffffffffL,
+                    b.getInt(0x24c) & 0xffffffffL, b.getInt(0x230) & 0xffffffffL, b.getLong(0x258),
+                    b.getInt(0x260) & 0xffffffffL, 0x202 + (image[0x201] & 0xff));
+        }
+
+        int protectedModeOffset() {
+            return (setupSects + 1) * 512;
+        }
+    }
+
+    static LoadedKernel loadBzImage(GuestMemory memory, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path) {
+        SetupHeader h = SetupHeader.parse(image);
+        if ((h.loadflags() & LOADED_HIGH) == 0) throw new BootException("this kernel is a zImage (loads low); jvmm boots bzImages");
+        if ((h.xloadflags() & XLF_KERNEL_64) == 0)
+            throw new BootException("this kernel has no 64-bit entry point (XLF_KERNEL_64): jvmm boots x86-64 kernels");
+        int pmOffset = h.protectedModeOffset();
+        if (pmOffset >= image.length) throw new BootException("bzImage is truncated: its setup code runs past the end of the file");
+        if (path == KernelLoader.BootPath.PVH) throw new BootException("--boot-path=pvh needs an uncompressed vmlinux with a PVH note, not a bzImage");
+
+        if (path == KernelLoader.BootPath.DECOMPRESSOR) {
+            long load = BootLayout.HIGH_LOAD;
+            long pmSize = image.length - pmOffset;
+            long needed = Math.max(pmSize, h.initSize());
+            if (!memory.isValid(load, needed))
+                throw new BootException("the kernel needs " + (needed >> 20) + " MiB from 1 MiB up to decompress itself; give the guest more --memory");
+            memory.write(load, image, pmOffset, (int) pmSize);
+            long end = load + needed;
+            writeZeroPage(memory, image, h, cmdline, initrd, end, load);
+            EntryState entry = EntryState.longMode(load + 0x200).withRsi(BootLayout.ZERO_PAGE);
+            return new LoadedKernel(entry, "Linux bzImage, protocol " + version(h) + ", through its decompressor", end);
+        }
+
+        if (h.version() < 0x0208 || h.payloadLength() == 0)
+            throw new BootException("this kernel's header does not locate its payload (protocol < 2.08); boot it with --boot-path=decompressor");
+        long start = pmOffset + h.payloadOffset();
+        if (start + h.payloadLength() > image.length)
+            throw new BootException("bzImage is truncated: its compressed payload runs past the end of the file");
+        byte[] payload = java.util.Arrays.copyOfRange(image, (int) start, (int) (start + h.payloadLength()));
+        PayloadDecompressor.Format format = PayloadDecompressor.detect(payload);
+        byte[] vmlinux = PayloadDecompressor.decompress(payload);
+        if (!Elf.isElf(vmlinux))
+            throw new BootException("the bzImage's payload is not an ELF vmlinux (a relocs-only or non-x86 kernel?); boot it with --boot-path=decompressor");
+        Elf elf = Elf.parse(vmlinux, "the bzImage's vmlinux");
+        long end = loadElf(memory, elf);
+        writeZeroPage(memory, image, h, cmdline, initrd, end, -1);
+        EntryState entry = EntryState.longMode(elf.entry()).withRsi(BootLayout.ZERO_PAGE);
+        return new LoadedKernel(entry, "Linux bzImage, protocol " + version(h) + ", " + format.name().toLowerCase()
+                + " payload decompressed on the host, 64-bit entry", end);
+    }
+
+    static LoadedKernel loadVmlinux(GuestMemory memory, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path) {
+        Elf elf = Elf.parse(image, "kernel");
+        if (path == KernelLoader.BootPath.DECOMPRESSOR) throw new BootException("--boot-path=decompressor needs a bzImage, not a vmlinux");
+        long pvhEntry = -1;
+        for (Elf.Note n : elf.notes())
+            if (n.name().equals("Xen") && n.type() == XEN_ELFNOTE_PHYS32_ENTRY && n.desc().length >= 4)
+                pvhEntry = n.desc().length >= 8 ? le(n.desc()).getLong(0) : le(n.desc()).getInt(0) & 0xffffffffL;
+        boolean pvh = path == KernelLoader.BootPath.PVH || (path == KernelLoader.BootPath.AUTO && pvhEntry >= 0 && !elf.is64());
+        if (path == KernelLoader.BootPath.PVH && pvhEntry < 0) throw new BootException("this vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
+        if (!pvh && (!elf.is64() || elf.machine() != 62))
+            throw new BootException("this ELF kernel is not an x86-64 vmlinux (and has no multiboot header)");
+        long end = loadElf(memory, elf);
+        if (pvh) {
+            long startInfo = PvhStartInfo.write(memory, cmdline, initrd, end);
+            return new LoadedKernel(EntryState.protectedMode(pvhEntry).withRbx(startInfo), "Linux vmlinux, PVH entry", end);
+        }
+        writeZeroPage(memory, null, null, cmdline, initrd, end, -1);
+        return new LoadedKernel(EntryState.longMode(elf.entry()).withRsi(BootLayout.ZERO_PAGE), "Linux vmlinux, 64-bit entry", end);
+    }
+
+    /** Loads PT_LOAD segments at their physical addresses; returns the end of the highest one. */
+    static long loadElf(GuestMemory memory, Elf elf) {
+        long end = 0;
+        for (Elf.Segment s : elf.loadSegments()) {
+            if (s.paddr() < BootLayout.BOOT_INFO_END)
+                throw new BootException(String.format("the kernel wants to load at 0x%x, below 256 KiB where jvmm keeps boot data", s.paddr()));
+            if (!memory.isValid(s.paddr(), Math.max(1, s.memSize())))
+                throw new BootException(String.format("the kernel loads at 0x%x-0x%x, beyond guest RAM; give the guest more --memory",
+                        s.paddr(), s.paddr() + s.memSize()));
+            memory.write(s.paddr(), elf.image(), (int) s.offset(), (int) s.fileSize());
+            memory.fill(s.paddr() + s.fileSize(), s.memSize() - s.fileSize(), (byte) 0);
+            end = Math.max(end, s.paddr() + s.memSize());
+        }
+        return end;
+    }
+
+    private static String version(SetupHeader h) {
+        return (h.version() >> 8) + "." + String.format("%02d", h.version() & 0xff);
+    }
+
+    /**
+     * Fills struct boot_params: the image's setup header (or a minimal one for a bare vmlinux), loader type,
+     * command line, initrd and e820 map.
+     */
+    static void writeZeroPage(GuestMemory memory, byte[] image, SetupHeader h, String cmdline, byte[] initrd,
+                              long kernelEnd, long code32Start) {
+        MemorySegment zp = memory.slice(BootLayout.ZERO_PAGE, boot_params.sizeof());
+        zp.fill((byte) 0);
+        MemorySegment hdr = boot_params.hdr(zp);
+        if (image != null) {
+            int len = Math.min(h.headerEnd(), image.length) - SETUP_HEADER_OFFSET;
+            MemorySegment.copy(MemorySegment.ofArray(image), SETUP_HEADER_OFFSET, zp, SETUP_HEADER_OFFSET, len);
+        } else {
+            setup_header.boot_flag(hdr, (short) 0xaa55);
+            setup_header.header(hdr, 0x53726448);
+            setup_header.version(hdr, (short) 0x020f);
+            setup_header.kernel_alignment(hdr, 0x1000000);
+        }
+        setup_header.type_of_loader(hdr, (byte) 0xff); // an unregistered boot loader
+        byte flags = setup_header.loadflags(hdr);
+        setup_header.loadflags(hdr, (byte) (flags | CAN_USE_HEAP | (image != null ? 0 : LOADED_HIGH)));
+        setup_header.heap_end_ptr(hdr, (short) 0xfe00);
+        if (code32Start >= 0) setup_header.code32_start(hdr, (int) code32Start);
+        setup_header.vid_mode(hdr, (short) 0xffff); // "normal" text mode; there is no display to ask about
+
+        int cmdlineMax = h != null && h.cmdlineSize() > 0 ? h.cmdlineSize() : DEFAULT_CMDLINE_SIZE;
+        byte[] cmd = cmdline.getBytes(StandardCharsets.US_ASCII);
+        if (cmd.length > Math.min(cmdlineMax, BootLayout.CMDLINE_MAX - 1))
+            throw new BootException("the command line is " + cmd.length + " bytes; this kernel accepts at most " + cmdlineMax);
+        memory.write(BootLayout.CMDLINE, cmd);
+        memory.writeByte(BootLayout.CMDLINE + cmd.length, (byte) 0);
+        setup_header.cmd_line_ptr(hdr, (int) BootLayout.CMDLINE);
+        setup_header.cmdline_size(hdr, cmdlineMax);
+
+        if (initrd != null) {
+            long max = h != null && h.initrdAddrMax() != 0 ? h.initrdAddrMax() : DEFAULT_INITRD_ADDR_MAX;
+            long at = placeInitrd(memory, initrd.length, kernelEnd, max);
+            memory.write(at, initrd);
+            setup_header.ramdisk_image(hdr, (int) at);
+            setup_header.ramdisk_size(hdr, initrd.length);
+        }
+
+        List<E820.Entry> map = E820.of(memory);
+        if (map.size() > 128) throw new IllegalStateException("more e820 entries than the zero page holds");
+        for (int i = 0; i < map.size(); i++) {
+            MemorySegment e = boot_params.e820_table(zp, i);
+            boot_e820_entry.addr(e, map.get(i).address());
+            boot_e820_entry.size(e, map.get(i).size());
+            boot_e820_entry.type(e, map.get(i).type());
+        }
+        boot_params.e820_entries(zp, (byte) map.size());
+    }
+
+    /** The highest page-aligned place for the initrd that is RAM, below max, and above the kernel. */
+    static long placeInitrd(GuestMemory memory, long size, long kernelEnd, long max) {
+        long best = -1;
+        for (E820.Entry e : E820.of(memory)) {
+            if (e.type() != E820.RAM) continue;
+            long top = Math.min(e.end(), max + 1);
+            long at = (top - size) & ~0xfffL;
+            if (at >= Math.max(e.address(), (kernelEnd + 0xfff) & ~0xfffL) && at + size <= top) best = Math.max(best, at);
+        }
+        if (best < 0)
+            throw new BootException(String.format("the initrd (%d MiB) does not fit in guest RAM above the kernel and below 0x%x; give the guest more --memory",
+                    size >> 20, max));
+        return best;
+    }
+}

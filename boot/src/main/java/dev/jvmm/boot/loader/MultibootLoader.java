@@ -1,0 +1,151 @@
+package dev.jvmm.boot.loader;
+
+import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.E820;
+import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.core.x86.EntryState;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Multiboot (v1) kernels, as QEMU's -kernel loads them: ELF kernels by their program headers, others by the
+ * header's address fields (the "a.out kludge"). The kernel is entered in 32-bit protected mode with
+ * EAX = 0x2BADB002 and EBX = the multiboot info, which carries the memory map, command line and the initrd
+ * as a module.
+ */
+public final class MultibootLoader {
+    static final int HEADER_MAGIC = 0x1BADB002;
+    public static final int BOOTLOADER_MAGIC = 0x2BADB002;
+    private static final int SEARCH_LIMIT = 8192;
+    private static final int FLAG_PAGE_ALIGN = 1, FLAG_MEMORY_INFO = 2, FLAG_VIDEO = 4, FLAG_ADDRESSES = 0x10000;
+    private static final int INFO_MEMORY = 1, INFO_CMDLINE = 1 << 2, INFO_MODS = 1 << 3, INFO_MMAP = 1 << 6,
+            INFO_LOADER_NAME = 1 << 9;
+
+    /** The header: its offset in the file and the fields that follow the magic. */
+    record Header(int offset, int flags, long headerAddr, long loadAddr, long loadEndAddr, long bssEndAddr, long entryAddr) {}
+
+    private MultibootLoader() {}
+
+    static Optional<Header> findHeader(byte[] image) {
+        ByteBuffer b = ByteBuffer.wrap(image).order(ByteOrder.LITTLE_ENDIAN);
+        int limit = Math.min(image.length - 12, SEARCH_LIMIT - 12);
+        for (int off = 0; off <= limit; off += 4) {
+            if (b.getInt(off) != HEADER_MAGIC) continue;
+            int flags = b.getInt(off + 4);
+            if (HEADER_MAGIC + flags + b.getInt(off + 8) != 0) continue;
+            if ((flags & FLAG_ADDRESSES) != 0 && off + 32 <= image.length)
+                return Optional.of(new Header(off, flags, u32(b, off + 12), u32(b, off + 16), u32(b, off + 20),
+                        u32(b, off + 24), u32(b, off + 28)));
+            return Optional.of(new Header(off, flags, 0, 0, 0, 0, 0));
+        }
+        return Optional.empty();
+    }
+
+    private static long u32(ByteBuffer b, int at) {
+        return b.getInt(at) & 0xffffffffL;
+    }
+
+    static LoadedKernel load(GuestMemory memory, byte[] image, byte[] initrd, String cmdline) {
+        Header h = findHeader(image).orElseThrow();
+        if ((h.flags() & 0xfff8) != 0)
+            throw new BootException(String.format("multiboot kernel asks for unsupported features (header flags 0x%x)", h.flags()));
+        long entry, kernelEnd;
+        String how;
+        if ((h.flags() & FLAG_ADDRESSES) != 0) {
+            // a.out kludge: the file from the header back to load_addr is the image.
+            long fileStart = h.offset() - (h.headerAddr() - h.loadAddr());
+            if (h.headerAddr() < h.loadAddr() || fileStart < 0 || fileStart > image.length)
+                throw new BootException("multiboot header's load address lies outside the file");
+            long loadLength = h.loadEndAddr() == 0 ? image.length - fileStart : h.loadEndAddr() - h.loadAddr();
+            if (loadLength < 0 || fileStart + loadLength > image.length)
+                throw new BootException("multiboot header's load range lies outside the file");
+            checkPlacement(h.loadAddr(), loadLength);
+            memory.write(h.loadAddr(), image, (int) fileStart, (int) loadLength);
+            long end = h.loadAddr() + loadLength;
+            if (h.bssEndAddr() > end) {
+                memory.fill(end, h.bssEndAddr() - end, (byte) 0);
+                end = h.bssEndAddr();
+            }
+            entry = h.entryAddr();
+            kernelEnd = end;
+            how = "multiboot kernel (a.out kludge)";
+        } else {
+            Elf elf = Elf.parse(image, "multiboot kernel");
+            kernelEnd = 0;
+            for (Elf.Segment s : elf.loadSegments()) {
+                checkPlacement(s.paddr(), s.memSize());
+                memory.write(s.paddr(), image, (int) s.offset(), (int) s.fileSize());
+                memory.fill(s.paddr() + s.fileSize(), s.memSize() - s.fileSize(), (byte) 0);
+                kernelEnd = Math.max(kernelEnd, s.paddr() + s.memSize());
+            }
+            entry = elf.entry();
+            how = "multiboot kernel (ELF" + (elf.is64() ? "64" : "32") + ")";
+        }
+        if ((h.flags() & FLAG_VIDEO) != 0)
+            org.slf4j.LoggerFactory.getLogger(MultibootLoader.class).warn("multiboot kernel asks for a video mode; jvmm has no display and ignores it");
+        long info = writeInfo(memory, initrd, cmdline, kernelEnd);
+        EntryState state = EntryState.protectedMode(entry).withRax(BOOTLOADER_MAGIC).withRbx(info);
+        return new LoadedKernel(state, how, kernelEnd);
+    }
+
+    private static void checkPlacement(long address, long length) {
+        if (address < BootLayout.BOOT_INFO_END && address + length > BootLayout.ZERO_PAGE)
+            throw new BootException(String.format("multiboot kernel wants to load at 0x%x, where jvmm keeps boot data; link it at 1 MiB", address));
+    }
+
+    /** Writes the multiboot info, memory map, command line and module list; returns the info's address. */
+    private static long writeInfo(GuestMemory memory, byte[] initrd, String cmdline, long kernelEnd) {
+        List<E820.Entry> map = E820.of(memory);
+        long info = BootLayout.BOOT_INFO;
+        long mmap = info + 0x100;
+        long mods = mmap + 24L * map.size() + 0x10;
+        long strings = mods + 0x20;
+        memory.fill(info, BootLayout.BOOT_INFO_END - info, (byte) 0);
+
+        int flags = INFO_MEMORY | INFO_MMAP | INFO_CMDLINE | INFO_LOADER_NAME | INFO_MODS;
+        long lowKiB = 0, highKiB = 0;
+        for (E820.Entry e : map) {
+            if (e.type() != E820.RAM) continue;
+            if (e.address() == 0) lowKiB = e.size() / 1024;
+            if (e.address() == E820.HIGH_MEMORY_START) highKiB = e.size() / 1024;
+        }
+        memory.writeInt(info, flags);
+        memory.writeInt(info + 4, (int) lowKiB);
+        memory.writeInt(info + 8, (int) Math.min(highKiB, 0xffffffffL));
+        long p = mmap;
+        for (E820.Entry e : map) {
+            memory.writeInt(p, 20); // size of the rest of the entry
+            memory.writeLong(p + 4, e.address());
+            memory.writeLong(p + 12, e.size());
+            memory.writeInt(p + 20, e.type());
+            p += 24;
+        }
+        memory.writeInt(info + 44, (int) (p - mmap));
+        memory.writeInt(info + 48, (int) mmap);
+
+        byte[] cmd = (cmdline + "\0").getBytes(StandardCharsets.US_ASCII);
+        if (cmd.length > BootLayout.CMDLINE_MAX) throw new BootException("command line is " + (cmd.length - 1) + " bytes; at most " + (BootLayout.CMDLINE_MAX - 1) + " fit");
+        memory.write(BootLayout.CMDLINE, cmd);
+        memory.writeInt(info + 16, (int) BootLayout.CMDLINE);
+        byte[] name = "jvmm\0".getBytes(StandardCharsets.US_ASCII);
+        memory.write(strings, name);
+        memory.writeInt(info + 64, (int) strings);
+
+        if (initrd != null) {
+            long start = (kernelEnd + 0xfff) & ~0xfffL;
+            if (!memory.isValid(start, Math.max(1, initrd.length)) || start + initrd.length > 0xffffffffL)
+                throw new BootException("initrd of " + initrd.length + " bytes does not fit after the kernel; give the guest more --memory");
+            memory.write(start, initrd);
+            memory.writeInt(mods, (int) start);
+            memory.writeInt(mods + 4, (int) (start + initrd.length));
+            memory.writeInt(mods + 8, (int) strings); // module string: the loader's name stands in for a path
+            memory.writeInt(info + 20, 1);
+            memory.writeInt(info + 24, (int) mods);
+        }
+        return info;
+    }
+}

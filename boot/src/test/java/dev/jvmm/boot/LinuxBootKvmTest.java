@@ -1,0 +1,148 @@
+package dev.jvmm.boot;
+
+import dev.jvmm.boot.loader.KernelLoader.BootPath;
+import dev.jvmm.boot.loader.PayloadDecompressor;
+import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.core.testing.RequiresKvm;
+import dev.jvmm.kvm.gen.kvm_regs;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Debian's stock kernel on this host: its early boot log is the oracle for the boot protocol. A full boot is
+ * not possible here (guest kernel mode is emulated, and some instructions are not), so the tests read the
+ * log up to the memory map. See HOST.md.
+ */
+@RequiresKvm
+@Tag("slow")
+class LinuxBootKvmTest {
+    /**
+     * The goal is 60 s on this host (measured: 42-49 s with the machine busy with other builds); the bound
+     * leaves room for a loaded CI machine and only catches a boot that does not get there.
+     */
+    private static final Duration EARLY_LOG = Duration.ofSeconds(90);
+    private static final Pattern E820_LINE = Pattern.compile("BIOS-e820: \\[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\\] (\\w+)");
+
+    private static Path bzImage;
+
+    @BeforeAll
+    static void fetchKernel() throws Exception {
+        try {
+            bzImage = TestKernels.debianKernel();
+        } catch (Exception e) {
+            if ("true".equals(System.getenv("CI"))) throw e;
+            Assumptions.abort("Debian's kernel could not be fetched: " + e.getMessage());
+        }
+    }
+
+    private record Boot(String log, List<E820.Entry> expectedMap, String cmdline, long millis) {}
+
+    private static Boot bootToMemoryMap(Path kernel, long memory, BootPath path) throws Exception {
+        String marker = UUID.randomUUID().toString().substring(0, 8);
+        String cmdline = "console=ttyS0 earlyprintk=serial reboot=k panic=1 jvmm.test=" + marker;
+        WatchedOutput console = new WatchedOutput();
+        MachineConfig config = MachineConfig.builder(kernel).memory(memory).cmdline(cmdline).console(console)
+                .bootPath(path).cpuFeatures("-cx16").build();
+        try (Machine m = Machine.create(config)) {
+            long t0 = System.nanoTime();
+            m.start();
+            // The map is complete once a line after the last e820 line arrives.
+            boolean done = console.await(t -> t.contains("BIOS-e820") && t.substring(t.lastIndexOf("BIOS-e820")).contains("\n["), EARLY_LOG);
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            m.stop();
+            assertTrue(done, "no memory map within " + EARLY_LOG + "; the log so far:\n" + console.text()
+                    + "\nstatus: " + m.vm().exitStatus());
+            return new Boot(console.text(), E820.of(m.vm().memory()), cmdline, ms);
+        }
+    }
+
+    private static List<E820.Entry> parseMap(String log) {
+        List<E820.Entry> map = new ArrayList<>();
+        Matcher mt = E820_LINE.matcher(log);
+        while (mt.find()) {
+            long start = Long.parseUnsignedLong(mt.group(1), 16), end = Long.parseUnsignedLong(mt.group(2), 16);
+            int type = switch (mt.group(3)) { case "usable" -> E820.RAM; case "reserved" -> E820.RESERVED; default -> -1; };
+            map.add(new E820.Entry(start, end - start + 1, type));
+        }
+        return map;
+    }
+
+    private static void assertBootedAsConfigured(Boot b) {
+        assertTrue(b.log().contains("Linux version 6."), b.log());
+        assertTrue(b.log().contains("Command line: " + b.cmdline() + "\n") || b.log().contains("Command line: " + b.cmdline() + "\r"),
+                "the kernel saw exactly jvmm's command line:\n" + b.log());
+        assertEquals(b.expectedMap(), parseMap(b.log()), "the kernel's e820 map is the one jvmm built");
+        System.out.println("memory map after " + b.millis() + " ms");
+    }
+
+    @Test
+    void bzImageDecompressedOnTheHost() throws Exception {
+        Boot b = bootToMemoryMap(bzImage, 512L << 20, BootPath.AUTO);
+        assertBootedAsConfigured(b);
+    }
+
+    @Test
+    void extractedVmlinuxAboveFourGib(@TempDir Path dir) throws Exception {
+        Path vmlinux = dir.resolve("vmlinux");
+        Files.write(vmlinux, extractVmlinux(Files.readAllBytes(bzImage)));
+        Boot b = bootToMemoryMap(vmlinux, 4L << 30, BootPath.AUTO);
+        assertBootedAsConfigured(b);
+        assertTrue(b.expectedMap().stream().anyMatch(e -> e.address() == 1L << 32), "RAM above 4 GiB: " + b.expectedMap());
+    }
+
+    @Test
+    void decompressorPathRunsTheKernelsOwnDecompressor() throws Exception {
+        WatchedOutput console = new WatchedOutput();
+        MachineConfig config = MachineConfig.builder(bzImage).memory(512L << 20).console(console)
+                .bootPath(BootPath.DECOMPRESSOR).cmdline("console=ttyS0 earlyprintk=serial").build();
+        try (Machine m = Machine.create(config)) {
+            m.start();
+            List<Long> rips = new ArrayList<>();
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment regs = kvm_regs.allocate(arena);
+                for (int i = 0; i < 3; i++) {
+                    Thread.sleep(2000);
+                    m.pause();
+                    m.vm().vcpus().get(0).getRegs(regs);
+                    rips.add(kvm_regs.rip(regs));
+                    m.resume();
+                }
+            }
+            m.stop();
+            assertTrue(m.vm().exitStatus().orElseThrow() instanceof dev.jvmm.core.ExitStatus.Stopped, "still running: " + m.vm().exitStatus());
+            // The decompressor runs from where it was loaded (1 MiB) up to where it relocates itself, below 1 GiB
+            // and identity-mapped; the decompressed kernel would run at 0xffffffff8...
+            for (long rip : rips) assertTrue(rip >= 0x100000 && rip < 0x4000_0000L, String.format("rip %x", rip));
+            assertTrue(rips.stream().distinct().count() > 1, "it keeps executing: " + rips);
+        }
+    }
+
+    /** The vmlinux inside a bzImage, as scripts/extract-vmlinux gets it. */
+    static byte[] extractVmlinux(byte[] bz) {
+        ByteBuffer b = ByteBuffer.wrap(bz).order(ByteOrder.LITTLE_ENDIAN);
+        int setupSects = bz[0x1f1] & 0xff;
+        long start = (setupSects + 1) * 512L + (b.getInt(0x248) & 0xffffffffL);
+        int len = b.getInt(0x24c);
+        return PayloadDecompressor.decompress(java.util.Arrays.copyOfRange(bz, (int) start, (int) start + len));
+    }
+
+}

@@ -1,0 +1,35 @@
+package dev.jvmm.boot;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+
+/** Kernels for the boot tests: test guests built from src/test/guest, and Debian's stock kernel from a cache. */
+public final class TestKernels {
+    private TestKernels() {}
+
+    /** Copies a built test guest (e.g. "smp.elf") out of the classpath into dir. */
+    public static Path guest(String name, Path dir) throws IOException {
+        try (InputStream in = TestKernels.class.getResourceAsStream("/guests/" + name)) {
+            if (in == null) throw new IllegalStateException("test guest " + name + " was not built");
+            Path p = dir.resolve(name);
+            Files.write(p, in.readAllBytes());
+            return p;
+        }
+    }
+
+    /**
+     * Debian's linux-image-amd64 bzImage, fetched by scripts/debian-kernel.sh with apt-get download into a
+     * cache when absent. Throws when it cannot be had: the caller decides whether that skips or fails.
+     */
+    public static Path debianKernel() throws IOException, InterruptedException {
+        Path script = Path.of(System.getProperty("user.dir")).getParent().resolve("scripts/debian-kernel.sh");
+        Process p = new ProcessBuilder("bash", script.toString()).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        String out = new String(p.getInputStream().readAllBytes()).trim();
+        if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0 || out.isEmpty())
+            throw new IOException("could not fetch Debian's kernel with " + script);
+        return Path.of(out);
+    }
+}

@@ -1,0 +1,113 @@
+package dev.jvmm.boot.loader;
+
+import dev.jvmm.boot.BootException;
+import io.airlift.compress.zstd.ZstdCompressor;
+import org.apache.commons.compress.compressors.bzip2.BZip2CompressorOutputStream;
+import org.apache.commons.compress.compressors.lz4.BlockLZ4CompressorOutputStream;
+import org.junit.jupiter.api.Test;
+import org.tukaani.xz.LZMA2Options;
+import org.tukaani.xz.LZMAOutputStream;
+import org.tukaani.xz.XZOutputStream;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Random;
+import java.util.zip.GZIPOutputStream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every payload format Linux builds, round-tripped, with the 4-byte size Linux appends after the stream. */
+class PayloadDecompressorTest {
+    private static final byte[] DATA = sample();
+
+    private static byte[] sample() {
+        byte[] b = new byte[300_000];
+        Random r = new Random(42);
+        for (int i = 0; i < b.length; i++) b[i] = (byte) (i % 97 == 0 ? r.nextInt() : i / 1000);
+        return b;
+    }
+
+    private interface Wrap {
+        OutputStream wrap(OutputStream out) throws IOException;
+    }
+
+    private static byte[] compress(Wrap w) throws IOException {
+        ByteArrayOutputStream bos = new ByteArrayOutputStream();
+        try (OutputStream o = w.wrap(bos)) {
+            o.write(DATA);
+        }
+        bos.writeBytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(DATA.length).array());
+        return bos.toByteArray();
+    }
+
+    private static void roundTrip(PayloadDecompressor.Format f, byte[] payload) {
+        assertEquals(f, PayloadDecompressor.detect(payload));
+        assertArrayEquals(DATA, PayloadDecompressor.decompress(payload), f.name());
+    }
+
+    @Test
+    void gzip() throws IOException {
+        roundTrip(PayloadDecompressor.Format.GZIP, compress(GZIPOutputStream::new));
+    }
+
+    @Test
+    void bzip2() throws IOException {
+        roundTrip(PayloadDecompressor.Format.BZIP2, compress(BZip2CompressorOutputStream::new));
+    }
+
+    @Test
+    void xz() throws IOException {
+        roundTrip(PayloadDecompressor.Format.XZ, compress(o -> new XZOutputStream(o, new LZMA2Options())));
+    }
+
+    @Test
+    void lzma() throws IOException {
+        roundTrip(PayloadDecompressor.Format.LZMA, compress(o -> new LZMAOutputStream(o, new LZMA2Options(), -1)));
+    }
+
+    @Test
+    void zstd() {
+        ZstdCompressor c = new ZstdCompressor();
+        byte[] out = new byte[c.maxCompressedLength(DATA.length) + 4];
+        int n = c.compress(DATA, 0, DATA.length, out, 0, out.length - 4);
+        ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN).putInt(n, DATA.length);
+        roundTrip(PayloadDecompressor.Format.ZSTD, java.util.Arrays.copyOf(out, n + 4));
+    }
+
+    @Test
+    void lz4LegacyFramesOfSeveralBlocks() throws IOException {
+        // Linux's lz4 legacy format: magic, then (u32 size, block) pairs of at most 8 MiB input each.
+        ByteArrayOutputStream bos = new ByteArrayOutputStream();
+        bos.writeBytes(new byte[] {0x02, 0x21, 0x4c, 0x18});
+        int half = DATA.length / 2;
+        for (int[] range : new int[][] {{0, half}, {half, DATA.length}}) {
+            ByteArrayOutputStream block = new ByteArrayOutputStream();
+            try (OutputStream o = new BlockLZ4CompressorOutputStream(block)) {
+                o.write(DATA, range[0], range[1] - range[0]);
+            }
+            bos.writeBytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(block.size()).array());
+            bos.writeBytes(block.toByteArray());
+        }
+        bos.writeBytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(DATA.length).array());
+        roundTrip(PayloadDecompressor.Format.LZ4, bos.toByteArray());
+    }
+
+    @Test
+    void corruptOrUnknownPayloadsGetOneClearError() throws IOException {
+        byte[] gz = compress(GZIPOutputStream::new);
+        for (int i = 20; i < 60; i++) gz[i] ^= 0x5a;
+        BootException e = assertThrows(BootException.class, () -> PayloadDecompressor.decompress(gz));
+        assertTrue(e.getMessage().contains("GZIP payload is corrupt"), e.getMessage());
+        BootException unknown = assertThrows(BootException.class, () -> PayloadDecompressor.decompress(new byte[] {9, 9, 9, 9}));
+        assertTrue(unknown.getMessage().contains("compression format"), unknown.getMessage());
+        BootException lzo = assertThrows(BootException.class,
+                () -> PayloadDecompressor.decompress(new byte[] {(byte) 0x89, 'L', 'Z', 'O', 0, 0, 0, 0, 0, 0}));
+        assertTrue(lzo.getMessage().contains("--boot-path=decompressor"), lzo.getMessage());
+    }
+}

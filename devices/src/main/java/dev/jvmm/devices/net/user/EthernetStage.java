@@ -1,0 +1,203 @@
+package dev.jvmm.devices.net.user;
+
+import dev.jvmm.devices.net.GuestPort;
+import dev.jvmm.devices.net.NetLinkConfig;
+import dev.jvmm.devices.net.NetOffload;
+import dev.jvmm.devices.net.VirtioNetHeader;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayDeque;
+
+/**
+ * The link to the guest: takes frames apart (vnet header, Ethernet) and hands ARP and IPv4 on; builds frames for
+ * the guest and delivers them, holding a bounded backlog while the guest has no receive buffers.
+ */
+final class EthernetStage {
+    static final long GATEWAY_MAC = 0x52550a000202L;
+    static final long BROADCAST_MAC = 0xffffffffffffL;
+    static final int ETH_HEADER = 14, TYPE_IPV4 = 0x0800, TYPE_ARP = 0x0806;
+    /** Beyond this the backlog drops frames (TCP resends); below {@link #ROOM} TCP may emit more data. */
+    private static final int BACKLOG_LIMIT = 4 << 20, ROOM = 1 << 20;
+
+    private final UserNetStack stack;
+    private final ByteBufAllocator alloc;
+    private GuestPort port;
+    private int hdrLen;
+    private boolean csumToGuest, tsoToGuest;
+    private final ArrayDeque<ByteBuf> backlog = new ArrayDeque<>();
+    private long backlogBytes;
+    /** The guest's MAC, learned from its frames; -1 until it has sent one. */
+    long guestMac = -1;
+
+    EthernetStage(UserNetStack stack, ByteBufAllocator alloc) {
+        this.stack = stack;
+        this.alloc = alloc;
+    }
+
+    void attach(NetLinkConfig config, GuestPort port) {
+        this.port = port;
+        this.hdrLen = config.vnetHeaderLength();
+        this.csumToGuest = config.toGuest().contains(NetOffload.CSUM);
+        this.tsoToGuest = csumToGuest && config.toGuest().contains(NetOffload.TSO4);
+    }
+
+    void detach() {
+        port = null;
+        while (!backlog.isEmpty()) backlog.poll().release();
+        backlogBytes = 0;
+        guestMac = -1;
+    }
+
+    boolean attached() {
+        return port != null;
+    }
+
+    boolean partialChecksums() {
+        return csumToGuest;
+    }
+
+    boolean segmentationOffload() {
+        return tsoToGuest;
+    }
+
+    /** Room to queue more TCP data for the guest. */
+    boolean hasRoom() {
+        return port != null && backlogBytes < ROOM;
+    }
+
+    // ---- from the guest ----
+
+    void receive(ByteBuf f, Packet p) {
+        p.reset(f);
+        int base = f.readerIndex();
+        if (f.readableBytes() < hdrLen + ETH_HEADER) {
+            stack.drop("runt frame");
+            return;
+        }
+        if (hdrLen > 0) {
+            int flags = f.getUnsignedByte(base + VirtioNetHeader.OFF_FLAGS);
+            int gso = f.getUnsignedByte(base + VirtioNetHeader.OFF_GSO_TYPE) & ~VirtioNetHeader.GSO_ECN;
+            if (gso != VirtioNetHeader.GSO_NONE && gso != VirtioNetHeader.GSO_TCPV4 && gso != VirtioNetHeader.GSO_UDP_L4) {
+                stack.drop("gso type " + gso);
+                return;
+            }
+            p.gsoType = gso;
+            p.gsoSize = f.getUnsignedShortLE(base + VirtioNetHeader.OFF_GSO_SIZE);
+            p.checksumTrusted = (flags & (VirtioNetHeader.F_NEEDS_CSUM | VirtioNetHeader.F_DATA_VALID)) != 0;
+        }
+        int eth = base + hdrLen;
+        long dstMac = mac(f, eth);
+        long srcMac = mac(f, eth + 6);
+        if ((srcMac & 0x010000000000L) != 0 || srcMac == 0) {
+            stack.drop("bad source MAC");
+            return;
+        }
+        if (dstMac != GATEWAY_MAC && (dstMac & 0x010000000000L) == 0) {
+            return; // unicast to someone else: not for this network's only other host
+        }
+        p.srcMac = srcMac;
+        int type = f.getUnsignedShort(eth + 12);
+        f.readerIndex(eth + ETH_HEADER);
+        switch (type) {
+            case TYPE_IPV4 -> stack.ipv4.receive(p);
+            case TYPE_ARP -> stack.arp.receive(p);
+            default -> { } // IPv6 and the rest: this network has none
+        }
+    }
+
+    private static long mac(ByteBuf f, int off) {
+        return ((long) f.getUnsignedShort(off) << 32) | f.getUnsignedInt(off + 2);
+    }
+
+    // ---- to the guest ----
+
+    /** Headroom before an IPv4 packet: vnet header and Ethernet header. */
+    int headroom() {
+        return hdrLen + ETH_HEADER;
+    }
+
+    /** A buffer whose writer index sits where the L3 payload starts; {@link #send} fills in the headers. */
+    ByteBuf newFrame(int l3Capacity) {
+        ByteBuf b = alloc.directBuffer(headroom() + l3Capacity);
+        b.writerIndex(headroom());
+        return b;
+    }
+
+    /**
+     * Sends the frame built in {@code b} (L3 from {@link #headroom()} on). {@code gsoType}/{@code gsoSize} and
+     * {@code csumStart}/{@code csumOffset} (relative to the Ethernet header; csumStart 0 = complete checksums)
+     * go into the vnet header.
+     */
+    void send(ByteBuf b, int type, long dstMac, int gsoType, int gsoSize, int headerLength, int csumStart, int csumOffset) {
+        if (port == null) {
+            b.release();
+            return;
+        }
+        int eth = hdrLen;
+        b.setShort(eth, (int) (dstMac >>> 32));
+        b.setInt(eth + 2, (int) dstMac);
+        b.setShort(eth + 6, (int) (GATEWAY_MAC >>> 32));
+        b.setInt(eth + 8, (int) GATEWAY_MAC);
+        b.setShort(eth + 12, type);
+        if (hdrLen > 0) {
+            b.setZero(0, hdrLen);
+            if (csumStart != 0) {
+                b.setByte(VirtioNetHeader.OFF_FLAGS, VirtioNetHeader.F_NEEDS_CSUM);
+                b.setShortLE(VirtioNetHeader.OFF_CSUM_START, csumStart);
+                b.setShortLE(VirtioNetHeader.OFF_CSUM_OFFSET, csumOffset);
+            }
+            if (gsoType != VirtioNetHeader.GSO_NONE) {
+                b.setByte(VirtioNetHeader.OFF_GSO_TYPE, gsoType);
+                b.setShortLE(VirtioNetHeader.OFF_GSO_SIZE, gsoSize);
+                b.setShortLE(VirtioNetHeader.OFF_HDR_LEN, headerLength);
+            }
+        }
+        b.readerIndex(0);
+        deliver(b);
+    }
+
+    /** Sends an IPv4 packet to the guest's MAC; without one yet, asks for it by ARP and drops the packet. */
+    void sendIpv4(ByteBuf b, int dstIp, int gsoType, int gsoSize, int headerLength, int csumStart, int csumOffset) {
+        long mac = dstIp == Inet.LIMITED_BROADCAST ? BROADCAST_MAC : guestMac;
+        if (mac < 0) {
+            b.release();
+            stack.arp.request(dstIp);
+            return;
+        }
+        send(b, TYPE_IPV4, mac, gsoType, gsoSize, headerLength, csumStart, csumOffset);
+    }
+
+    private void deliver(ByteBuf b) {
+        if (backlog.isEmpty() && offer(b)) return;
+        int size = b.readableBytes();
+        if (backlogBytes + size > BACKLOG_LIMIT) {
+            b.release();
+            stack.drop("guest receive backlog full");
+            return;
+        }
+        backlog.add(b);
+        backlogBytes += size;
+    }
+
+    private boolean offer(ByteBuf b) {
+        MemorySegment seg = MemorySegment.ofBuffer(b.nioBuffer(b.readerIndex(), b.readableBytes()));
+        if (!port.deliver(seg)) return false;
+        b.release();
+        return true;
+    }
+
+    /** The guest posted receive buffers: drain the backlog, then let TCP send more. */
+    void rxReady() {
+        if (port == null) return;
+        while (!backlog.isEmpty()) {
+            ByteBuf b = backlog.peek();
+            int size = b.readableBytes();
+            if (!offer(b)) return;
+            backlog.poll();
+            backlogBytes -= size;
+        }
+        stack.tcp.resumeOutput();
+    }
+}

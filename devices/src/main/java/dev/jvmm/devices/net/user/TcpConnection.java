@@ -1,0 +1,511 @@
+package dev.jvmm.devices.net.user;
+
+import dev.jvmm.devices.net.VirtioNetHeader;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.CompositeByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.channel.socket.DuplexChannel;
+
+import java.net.InetSocketAddress;
+import java.util.concurrent.ThreadLocalRandom;
+
+import static dev.jvmm.devices.net.user.TcpStage.ACK;
+import static dev.jvmm.devices.net.user.TcpStage.FIN;
+import static dev.jvmm.devices.net.user.TcpStage.PSH;
+import static dev.jvmm.devices.net.user.TcpStage.RST;
+import static dev.jvmm.devices.net.user.TcpStage.SYN;
+
+/**
+ * One TCP connection, terminated here: the guest side is a TCP state machine (handshake, windows, retransmission,
+ * FIN and RST, half-close), the host side a Netty channel. Bytes from the host wait in {@link #unacked} until
+ * the guest acknowledges them; the host channel stops being read while that holds more than {@link #SEND_LIMIT},
+ * and the window offered to the guest is what the host channel can still buffer.
+ */
+final class TcpConnection extends ChannelInboundHandlerAdapter {
+    enum State { CONNECTING, SYN_SENT, SYN_RCVD, ESTABLISHED, TIME_WAIT, CLOSED }
+
+    static final int MSS = 1460, RCV_WSCALE = 7;
+    private static final int SEND_LIMIT = 4 << 20;
+    private static final int HOST_HIGH_WATER = 4 << 20, HOST_LOW_WATER = 1 << 20;
+    private static final long RTO_NANOS = 200_000_000L, TIME_WAIT_NANOS = 2_000_000_000L;
+    private static final int MAX_BACKOFF = 10, MAX_SYN_RETRIES = 6;
+    private static final int GSO_PAYLOAD = 64000;
+
+    final TcpStage tcp;
+    final long key;
+    final int guestIp, guestPort, remoteIp, remotePort;
+    int gatewayPort = -1;
+    private final UserNetStack stack;
+    Channel channel;
+    State state;
+
+    // To the guest.
+    private int iss, sndUna, sndNxt, sndMax;
+    private long sndWnd;
+    private int sndWscale, mss = 536;
+    private boolean windowScaling;
+    private CompositeByteBuf unacked;
+    /** Sequence number of unacked's first readable byte. */
+    private int bufSeq;
+    private boolean finQueued, finAcked;
+    // From the guest.
+    private int rcvNxt, rcvAdvEdge, rcvWscale;
+    private boolean guestFin;
+    // Timers (System.nanoTime; 0 = not armed).
+    private long rtoDeadline, closeDeadline;
+    private int backoff, dupAcks;
+    private boolean windowWasSmall;
+
+    TcpConnection(TcpStage tcp, long key, int guestIp, int guestPort, int remoteIp, int remotePort) {
+        this.tcp = tcp;
+        this.stack = tcp.stack;
+        this.key = key;
+        this.guestIp = guestIp;
+        this.guestPort = guestPort;
+        this.remoteIp = remoteIp;
+        this.remotePort = remotePort;
+        this.iss = ThreadLocalRandom.current().nextInt();
+        this.sndUna = sndNxt = sndMax = iss;
+        this.bufSeq = iss + 1;
+        this.unacked = stack.alloc.compositeDirectBuffer(1024);
+    }
+
+    private static boolean lt(int a, int b) {
+        return a - b < 0;
+    }
+
+    private static boolean le(int a, int b) {
+        return a - b <= 0;
+    }
+
+    // ---- opening ----
+
+    /** A guest SYN the policy allows: connect on the host first, answer SYN-ACK (or RST) when that resolves. */
+    void connectFromGuest(TcpStage.Segment s, InetSocketAddress target) {
+        state = State.CONNECTING;
+        takeSynOptions(s, true);
+        rcvNxt = s.seq + 1;
+        sndWnd = s.window;
+        Bootstrap b = new Bootstrap().group(stack.loop).channel(stack.transport.stream())
+                .option(ChannelOption.AUTO_READ, false)
+                .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
+                .option(ChannelOption.TCP_NODELAY, true)
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 10_000)
+                .option(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(HOST_LOW_WATER, HOST_HIGH_WATER))
+                .handler(this);
+        ChannelFuture f = b.connect(target);
+        channel = f.channel();
+        f.addListener(done -> {
+            if (state != State.CONNECTING) {
+                return;
+            }
+            if (!done.isSuccess()) {
+                tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, 0, rcvNxt, RST | ACK, 0);
+                finish();
+                return;
+            }
+            state = State.SYN_RCVD;
+            sendSyn();
+        });
+    }
+
+    /** A host client reached a forwarded port: SYN the guest; the host channel is read once the guest answers. */
+    void connectToGuest(Channel child) {
+        channel = child;
+        child.config().setAutoRead(false);
+        child.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+        child.config().setWriteBufferWaterMark(new WriteBufferWaterMark(HOST_LOW_WATER, HOST_HIGH_WATER));
+        child.pipeline().addLast(this);
+        state = State.SYN_SENT;
+        windowScaling = true; // offered; confirmed by the guest's SYN-ACK
+        sendSyn();
+    }
+
+    private void takeSynOptions(TcpStage.Segment s, boolean weOfferScaling) {
+        if (s.mss > 0) mss = Math.max(64, Math.min(s.mss, 65495));
+        windowScaling = weOfferScaling && s.wscale >= 0;
+        sndWscale = windowScaling ? Math.min(s.wscale, 14) : 0;
+        rcvWscale = windowScaling ? RCV_WSCALE : 0;
+    }
+
+    private void sendSyn() {
+        boolean synAck = state == State.SYN_RCVD;
+        ByteBuf b = stack.ipv4.newPacket(TcpStage.HEADER + 8);
+        int window = synAck ? Math.min(receiveWindow(), 65535) : 65535;
+        TcpStage.writeHeader(b, remotePort, guestPort, iss, synAck ? rcvNxt : 0, synAck ? SYN | ACK : SYN, window, TcpStage.HEADER + 8);
+        b.writeByte(2).writeByte(4).writeShort(MSS);
+        if (windowScaling) b.writeByte(1).writeByte(3).writeByte(3).writeByte(RCV_WSCALE);
+        else b.writeInt(0x01010101);
+        if (synAck) rcvAdvEdge = rcvNxt + window;
+        stack.ipv4.sendL4(b, Inet.PROTO_TCP, remoteIp, guestIp, 0, 0, TcpStage.HEADER + 8);
+        sndNxt = sndMax = iss + 1;
+        armRto();
+    }
+
+    // ---- segments from the guest ----
+
+    void segment(Packet p, TcpStage.Segment s) {
+        switch (state) {
+            case CONNECTING -> {
+                if ((s.flags & RST) != 0) abortHost();
+                return; // a retransmitted SYN: the answer comes when the host connect resolves
+            }
+            case SYN_SENT -> {
+                synSent(s);
+                return;
+            }
+            case TIME_WAIT -> {
+                if ((s.flags & RST) != 0) finish();
+                else if ((s.flags & FIN) != 0) sendAck();
+                return;
+            }
+            case CLOSED -> {
+                return;
+            }
+            default -> { }
+        }
+        if (state == State.SYN_RCVD && (s.flags & (SYN | ACK)) == SYN) {
+            if (s.seq + 1 == rcvNxt) sendSyn(); // our SYN-ACK was lost
+            return;
+        }
+        if ((s.flags & RST) != 0) {
+            // Accept a reset whose sequence lies in the window (RFC 793; a blind attacker has to guess it).
+            if (le(rcvNxt, s.seq) && le(s.seq, rcvNxt + Math.max(receiveWindow(), 1))) abortHost();
+            return;
+        }
+        if ((s.flags & SYN) != 0) {
+            sendAck(); // challenge ACK (RFC 5961): a SYN on an open connection
+            return;
+        }
+        if ((s.flags & ACK) == 0) return;
+        if (state == State.SYN_RCVD) {
+            if (s.ack != iss + 1) {
+                tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, s.ack, 0, RST, 0);
+                return;
+            }
+            state = State.ESTABLISHED;
+            channel.config().setAutoRead(true);
+        }
+        if (lt(sndMax, s.ack)) {
+            sendAck(); // acknowledges what was never sent
+            return;
+        }
+        long window = windowScaling ? (long) s.window << sndWscale : s.window;
+        if (lt(sndUna, s.ack)) {
+            acked(s.ack);
+        } else if (s.ack == sndUna && s.payloadLength == 0 && (s.flags & FIN) == 0 && sndUna != sndMax && window == sndWnd) {
+            if (++dupAcks == 3) retransmit();
+        }
+        sndWnd = window;
+        if (s.payloadLength > 0 || (s.flags & FIN) != 0) receiveData(p, s);
+        output();
+        maybeClose();
+    }
+
+    private void synSent(TcpStage.Segment s) {
+        boolean ackOk = (s.flags & ACK) != 0 && s.ack == iss + 1;
+        if ((s.flags & ACK) != 0 && !ackOk) {
+            if ((s.flags & RST) == 0) tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, s.ack, 0, RST, 0);
+            return;
+        }
+        if ((s.flags & RST) != 0) {
+            if (ackOk) abortHost(); // the guest refused: the host client sees its connection reset
+            return;
+        }
+        if ((s.flags & SYN) == 0 || !ackOk) return;
+        takeSynOptions(s, true);
+        rcvNxt = s.seq + 1;
+        sndUna = s.ack;
+        sndWnd = s.window;
+        state = State.ESTABLISHED;
+        disarmRto();
+        sendAck();
+        channel.config().setAutoRead(true);
+    }
+
+    private void acked(int ack) {
+        int dataEnd = bufSeq + unacked.readableBytes();
+        int n = (lt(ack, dataEnd) ? ack : dataEnd) - bufSeq;
+        if (n > 0) {
+            unacked.skipBytes(n);
+            unacked.discardReadComponents();
+            bufSeq += n;
+        }
+        if (finQueued && ack == dataEnd + 1) finAcked = true;
+        sndUna = ack;
+        if (lt(sndNxt, ack)) sndNxt = ack;
+        dupAcks = 0;
+        backoff = 0;
+        if (sndUna == sndMax) disarmRto();
+        else armRto();
+        if (!finQueued && channel != null && !channel.config().isAutoRead() && unacked.readableBytes() < SEND_LIMIT / 2) {
+            channel.config().setAutoRead(true);
+        }
+    }
+
+    private void receiveData(Packet p, TcpStage.Segment s) {
+        if (guestFin) {
+            sendAck();
+            return;
+        }
+        int off = s.payloadOffset, len = s.payloadLength;
+        boolean fin = (s.flags & FIN) != 0;
+        int seq = s.seq;
+        if (lt(seq, rcvNxt)) {
+            int trim = rcvNxt - seq;
+            if (trim > len) { // all of it seen before (a retransmission)
+                sendAck();
+                return;
+            }
+            off += trim;
+            len -= trim;
+        } else if (seq != rcvNxt) {
+            sendAck(); // out of order: dropped; the duplicate ACK makes the guest resend
+            return;
+        }
+        int allowed = Math.max(0, rcvAdvEdge - rcvNxt);
+        if (len > allowed) { // beyond the window we offered: not taken, not acknowledged
+            len = allowed;
+            fin = false;
+        }
+        if (len > 0 && channel.isActive()) {
+            channel.write(p.buf.retainedSlice(off, len));
+        }
+        rcvNxt += len;
+        if (fin) {
+            rcvNxt += 1;
+            guestFin = true;
+            // Half-close: the host's peer sees EOF once everything before it is written.
+            channel.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER).addListener(f -> {
+                if (channel.isActive() && channel instanceof DuplexChannel d) d.shutdownOutput();
+            });
+        } else if (len > 0) {
+            channel.flush();
+        }
+        sendAck();
+    }
+
+    // ---- data to the guest ----
+
+    /** Sends what the guest's window and receive backlog allow. */
+    void output() {
+        if (state != State.ESTABLISHED) return;
+        int segmentMax = stack.link.segmentationOffload() ? Math.max(mss, GSO_PAYLOAD / mss * mss) : mss;
+        while (stack.link.hasRoom()) {
+            int dataEnd = bufSeq + unacked.readableBytes();
+            int windowEnd = sndUna + (int) Math.min(sndWnd, 1L << 30);
+            if (lt(sndNxt, dataEnd)) {
+                int len = Math.min(Math.min(dataEnd - sndNxt, windowEnd - sndNxt), segmentMax);
+                if (len <= 0) {
+                    if (rtoDeadline == 0) armRto(); // zero window: the timer probes it
+                    return;
+                }
+                boolean fin = finQueued && sndNxt + len == dataEnd;
+                sendData(sndNxt, len, fin);
+                sndNxt += len + (fin ? 1 : 0);
+            } else if (finQueued && sndNxt == dataEnd) {
+                sendSegment(sndNxt, FIN | ACK);
+                sndNxt += 1;
+            } else {
+                return;
+            }
+            if (lt(sndMax, sndNxt)) sndMax = sndNxt;
+            if (rtoDeadline == 0) armRto();
+        }
+    }
+
+    private void sendData(int seq, int len, boolean fin) {
+        ByteBuf b = stack.ipv4.newPacket(TcpStage.HEADER + len);
+        int window = advertise();
+        TcpStage.writeHeader(b, remotePort, guestPort, seq, rcvNxt, ACK | PSH | (fin ? FIN : 0), window, TcpStage.HEADER);
+        b.writeBytes(unacked, unacked.readerIndex() + (seq - bufSeq), len);
+        boolean gso = len > mss;
+        stack.ipv4.sendL4(b, Inet.PROTO_TCP, remoteIp, guestIp, gso ? VirtioNetHeader.GSO_TCPV4 : 0, gso ? mss : 0, TcpStage.HEADER);
+    }
+
+    private void sendSegment(int seq, int flags) {
+        tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, seq, rcvNxt, flags, advertise());
+    }
+
+    void sendAck() {
+        sendSegment(sndNxt, ACK);
+    }
+
+    /** The window field for the next segment; moves the right edge we promised, never backwards. */
+    private int advertise() {
+        int field = Math.min(receiveWindow() >>> rcvWscale, 65535);
+        int edge = rcvNxt + (field << rcvWscale);
+        if (lt(rcvAdvEdge, edge)) rcvAdvEdge = edge;
+        windowWasSmall = (field << rcvWscale) < HOST_HIGH_WATER / 4;
+        return field;
+    }
+
+    /** What the host channel can still take before it counts as unwritable. */
+    private int receiveWindow() {
+        if (channel == null || !channel.isActive()) return 65535;
+        return (int) Math.min(channel.bytesBeforeUnwritable(), (long) 65535 << rcvWscale);
+    }
+
+    // ---- timers ----
+
+    private void armRto() {
+        long rto = RTO_NANOS << Math.min(backoff, 7);
+        rtoDeadline = stack.now() + rto;
+        if (rtoDeadline == 0) rtoDeadline = 1;
+    }
+
+    private void disarmRto() {
+        rtoDeadline = 0;
+    }
+
+    void tick(long now) {
+        if (state == State.TIME_WAIT || state == State.CLOSED) {
+            if (closeDeadline != 0 && now - closeDeadline >= 0) finish();
+            return;
+        }
+        if (state == State.ESTABLISHED && windowWasSmall && receiveWindow() >= HOST_HIGH_WATER / 2) sendAck(); // window update
+        if (rtoDeadline == 0 || now - rtoDeadline < 0) return;
+        switch (state) {
+            case SYN_SENT, SYN_RCVD -> {
+                if (++backoff > MAX_SYN_RETRIES) {
+                    abortBoth();
+                    return;
+                }
+                sendSyn();
+            }
+            case ESTABLISHED -> {
+                if (sndWnd == 0 && sndUna == sndNxt && unacked.readableBytes() > 0) {
+                    sendData(sndUna, 1, false); // zero-window probe: the answer carries the window
+                    if (lt(sndMax, sndUna + 1)) sndMax = sndUna + 1;
+                    backoff = Math.min(backoff + 1, 6);
+                    armRto();
+                    return;
+                }
+                if (sndUna == sndMax) { // nothing in flight (the guest's rx backlog was full): just try again
+                    disarmRto();
+                    output();
+                    return;
+                }
+                if (++backoff > MAX_BACKOFF) {
+                    abortBoth();
+                    return;
+                }
+                retransmit();
+                armRto();
+            }
+            default -> { }
+        }
+    }
+
+    /** Go back to the oldest unacknowledged byte and send again. */
+    private void retransmit() {
+        sndNxt = sndUna;
+        dupAcks = 0;
+        output();
+    }
+
+    // ---- host channel events ----
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        ByteBuf data = (ByteBuf) msg;
+        if (state != State.ESTABLISHED || finQueued) {
+            data.release();
+            return;
+        }
+        unacked.addComponent(true, data);
+        if (unacked.readableBytes() > SEND_LIMIT) ctx.channel().config().setAutoRead(false);
+        output();
+    }
+
+    @Override
+    public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        if (evt instanceof ChannelInputShutdownEvent && !finQueued) {
+            finQueued = true;
+            ctx.channel().config().setAutoRead(false);
+            output();
+            maybeClose();
+        }
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+        if (ctx.channel().isWritable() && state == State.ESTABLISHED) sendAck(); // the window opened again
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        // Connection reset or similar on the host side: the guest sees a reset too.
+        resetGuestAndFinish();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        if (finQueued && guestFin) return; // both sides said FIN: only our FIN's ACK is outstanding
+        if (state == State.ESTABLISHED || state == State.SYN_SENT || state == State.SYN_RCVD) resetGuestAndFinish();
+    }
+
+    private void resetGuestAndFinish() {
+        if (state == State.CLOSED || state == State.TIME_WAIT || state == State.CONNECTING) return;
+        if (state != State.SYN_SENT) tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, sndNxt, rcvNxt, RST | ACK, 0);
+        else tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, sndNxt, 0, RST, 0);
+        closeHost(true);
+        finish();
+    }
+
+    // ---- closing ----
+
+    private void maybeClose() {
+        if (state == State.ESTABLISHED && guestFin && finAcked) {
+            state = State.TIME_WAIT;
+            closeDeadline = stack.now() + TIME_WAIT_NANOS;
+            disarmRto();
+            // Both directions are done; close once the last guest bytes are written to the host.
+            channel.writeAndFlush(io.netty.buffer.Unpooled.EMPTY_BUFFER).addListener(f -> channel.close());
+        }
+    }
+
+    /** The guest reset the connection, or the stack is shutting down: the host's peer sees a reset. */
+    void abortHost() {
+        closeHost(true);
+        finish();
+    }
+
+    /** Retransmission gave up: both sides get a reset. */
+    private void abortBoth() {
+        tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, sndNxt, rcvNxt, RST | ACK, 0);
+        abortHost();
+    }
+
+    private void closeHost(boolean reset) {
+        State was = state;
+        state = State.CLOSED; // channelInactive must not answer with another reset
+        if (channel == null) return;
+        if (reset && channel.isActive()) {
+            try {
+                channel.config().setOption(ChannelOption.SO_LINGER, 0);
+            } catch (RuntimeException ignored) {
+                // not every transport has it; a plain close is the fallback
+            }
+        }
+        if (was != State.CLOSED) channel.close();
+    }
+
+    private void finish() {
+        if (state != State.CLOSED) closeHost(false);
+        state = State.CLOSED;
+        if (unacked.refCnt() > 0) unacked.release();
+        tcp.remove(this);
+        if (gatewayPort >= 0) {
+            stack.releasePort(gatewayPort);
+            gatewayPort = -1;
+        }
+    }
+}

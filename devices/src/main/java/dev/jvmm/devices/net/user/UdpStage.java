@@ -1,0 +1,281 @@
+package dev.jvmm.devices.net.user;
+
+import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.net.VirtioNetHeader;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.DatagramPacket;
+
+import java.net.InetSocketAddress;
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.Map;
+
+/**
+ * UDP: DHCP is answered here; every other guest flow (guest address and port) gets a host datagram socket, and
+ * answers come back only from the addresses the guest sent to. Forwarded host ports map each remote sender to a
+ * port on 10.0.2.2.
+ */
+final class UdpStage {
+    static final int HEADER = 8;
+    private static final int MAX_FLOWS = 512, MAX_PEERS_PER_FLOW = 64, MAX_PENDING = 16;
+    private static final long IDLE_NANOS = 60_000_000_000L;
+    /** A datagram for the guest must fit its 1500-byte MTU: no fragments on this link. */
+    private static final int MAX_PAYLOAD = 1500 - Ipv4Stage.HEADER - HEADER;
+
+    private final UserNetStack stack;
+    private final Map<Long, Flow> flows = new HashMap<>();
+    /** Gateway-side port -> the forward and remote host it stands for. */
+    private final Map<Integer, ForwardPeer> forwardPeers = new HashMap<>();
+    private final Map<InetSocketAddress, ForwardPeer> forwardPeersByRemote = new HashMap<>();
+
+    UdpStage(UserNetStack stack) {
+        this.stack = stack;
+    }
+
+    int flowCount() {
+        return flows.size();
+    }
+
+    void receive(Packet p) {
+        ByteBuf b = p.buf;
+        int o = p.l4Offset;
+        if (p.l4Length < HEADER) {
+            stack.drop("truncated UDP header");
+            return;
+        }
+        int length = b.getUnsignedShort(o + 4);
+        if (length < HEADER || length > p.l4Length) {
+            stack.drop("bad UDP length");
+            return;
+        }
+        p.l4Length = length;
+        if (b.getUnsignedShort(o + 6) != 0 && !p.l4ChecksumOk()) {
+            stack.drop("bad UDP checksum");
+            return;
+        }
+        int srcPort = b.getUnsignedShort(o), dstPort = b.getUnsignedShort(o + 2);
+        if (dstPort == DhcpServer.SERVER_PORT && (p.dst == Inet.LIMITED_BROADCAST || p.dst == Inet.BROADCAST || p.dst == Inet.GATEWAY)) {
+            dhcp(p, o + HEADER, length - HEADER);
+            return;
+        }
+        if (p.src == 0 || p.dst == Inet.LIMITED_BROADCAST || p.dst == Inet.BROADCAST || (p.dst >>> 28) == 0xe) return;
+        int payload = o + HEADER, payloadLength = length - HEADER;
+        int segment = p.gsoType == VirtioNetHeader.GSO_UDP_L4 && p.gsoSize > 0 ? p.gsoSize : Math.max(payloadLength, 1);
+        for (int off = 0; off < payloadLength || off == 0; off += segment) {
+            int n = Math.min(segment, payloadLength - off);
+            datagram(p, srcPort, dstPort, b.retainedSlice(payload + off, n));
+            if (payloadLength == 0) break;
+        }
+    }
+
+    private void datagram(Packet p, int srcPort, int dstPort, ByteBuf data) {
+        if (p.dst == Inet.GATEWAY) {
+            ForwardPeer peer = forwardPeers.get(dstPort);
+            if (peer != null && peer.guestPort == srcPort) {
+                peer.lastUsed = stack.now();
+                peer.channel.writeAndFlush(new DatagramPacket(data, peer.remote));
+                return;
+            }
+        }
+        InetSocketAddress target = stack.policy.translate(p.dst, dstPort);
+        if (target == null) {
+            data.release();
+            stack.icmp.unreachable(p, IcmpStage.CODE_ADMIN_PROHIBITED);
+            return;
+        }
+        long key = ((long) p.src << 16) | srcPort;
+        Flow flow = flows.get(key);
+        if (flow == null) {
+            if (flows.size() >= MAX_FLOWS) {
+                data.release();
+                stack.drop("too many UDP flows");
+                return;
+            }
+            flow = new Flow(key, p.src, srcPort);
+            flows.put(key, flow);
+            flow.open();
+        }
+        if (!flow.peers.containsKey(target)) {
+            if (flow.peers.size() >= MAX_PEERS_PER_FLOW) {
+                data.release();
+                stack.drop("too many UDP peers for one flow");
+                return;
+            }
+            flow.peers.put(target, new int[] {p.dst, dstPort});
+        }
+        flow.lastUsed = stack.now();
+        flow.send(new DatagramPacket(data, target));
+    }
+
+    private void dhcp(Packet p, int offset, int length) {
+        byte[] req = new byte[length];
+        p.buf.getBytes(offset, req);
+        byte[] reply = DhcpServer.reply(req);
+        if (reply == null) return;
+        // The client has no address yet: the reply goes to the broadcast address, at the client's MAC.
+        stack.link.guestMac = p.srcMac;
+        toGuest(Inet.GATEWAY, DhcpServer.SERVER_PORT, Inet.LIMITED_BROADCAST, DhcpServer.CLIENT_PORT, io.netty.buffer.Unpooled.wrappedBuffer(reply), p.srcMac);
+    }
+
+    /** Sends a datagram to the guest (releases {@code data}); {@code mac} overrides the guest's MAC if not -1. */
+    void toGuest(int src, int srcPort, int dst, int dstPort, ByteBuf data, long mac) {
+        try {
+            int n = data.readableBytes();
+            if (n > MAX_PAYLOAD) {
+                stack.drop("datagram of " + n + " bytes exceeds the guest MTU");
+                return;
+            }
+            ByteBuf b = stack.ipv4.newPacket(HEADER + n);
+            b.writeShort(srcPort).writeShort(dstPort).writeShort(HEADER + n).writeShort(0);
+            b.writeBytes(data, data.readerIndex(), n);
+            if (mac >= 0 && dst == Inet.LIMITED_BROADCAST) {
+                long saved = stack.link.guestMac;
+                stack.link.guestMac = mac;
+                stack.ipv4.sendL4(b, Inet.PROTO_UDP, src, dst, 0, 0, HEADER);
+                stack.link.guestMac = saved;
+            } else {
+                stack.ipv4.sendL4(b, Inet.PROTO_UDP, src, dst, 0, 0, HEADER);
+            }
+        } finally {
+            data.release();
+        }
+    }
+
+    void tick(long now) {
+        for (Iterator<Flow> it = flows.values().iterator(); it.hasNext(); ) {
+            Flow f = it.next();
+            if (now - f.lastUsed > IDLE_NANOS) {
+                it.remove();
+                f.close();
+            }
+        }
+        for (Iterator<ForwardPeer> it = forwardPeers.values().iterator(); it.hasNext(); ) {
+            ForwardPeer peer = it.next();
+            if (now - peer.lastUsed > IDLE_NANOS) {
+                it.remove();
+                forwardPeersByRemote.remove(peer.remote);
+                stack.releasePort(peer.gatewayPort);
+            }
+        }
+    }
+
+    void closeAll() {
+        for (Flow f : flows.values()) f.close();
+        flows.clear();
+        for (ForwardPeer peer : forwardPeers.values()) stack.releasePort(peer.gatewayPort);
+        forwardPeers.clear();
+        forwardPeersByRemote.clear();
+    }
+
+    /** A datagram arrived at a forwarded host port: pass it to the guest from a gateway port standing for the sender. */
+    void forwarded(Channel channel, NetConfig.HostForward forward, DatagramPacket packet) {
+        try {
+            if (!stack.link.attached()) return;
+            InetSocketAddress remote = packet.sender();
+            ForwardPeer peer = forwardPeersByRemote.get(remote);
+            if (peer == null) {
+                int port = stack.allocatePort();
+                if (port < 0) return;
+                int guestIp = forward.guestAddress().map(Inet::ip).orElse(Inet.GUEST);
+                peer = new ForwardPeer(channel, remote, port, guestIp, forward.guestPort());
+                forwardPeers.put(port, peer);
+                forwardPeersByRemote.put(remote, peer);
+            }
+            peer.lastUsed = stack.now();
+            toGuest(Inet.GATEWAY, peer.gatewayPort, peer.guestIp, peer.guestPort, packet.content().retain(), -1);
+        } finally {
+            packet.release();
+        }
+    }
+
+    private static final class ForwardPeer {
+        final Channel channel;
+        final InetSocketAddress remote;
+        final int gatewayPort, guestIp, guestPort;
+        long lastUsed;
+
+        ForwardPeer(Channel channel, InetSocketAddress remote, int gatewayPort, int guestIp, int guestPort) {
+            this.channel = channel;
+            this.remote = remote;
+            this.gatewayPort = gatewayPort;
+            this.guestIp = guestIp;
+            this.guestPort = guestPort;
+        }
+    }
+
+    /** One guest (address, port): a host socket and the destinations it sent to, as the guest named them. */
+    private final class Flow extends ChannelInboundHandlerAdapter {
+        final long key;
+        final int guestIp, guestPort;
+        final Map<InetSocketAddress, int[]> peers = new HashMap<>();
+        final ArrayDeque<DatagramPacket> pending = new ArrayDeque<>();
+        Channel channel;
+        boolean ready, closed;
+        long lastUsed;
+
+        Flow(long key, int guestIp, int guestPort) {
+            this.key = key;
+            this.guestIp = guestIp;
+            this.guestPort = guestPort;
+        }
+
+        void open() {
+            Bootstrap b = new Bootstrap().group(stack.loop).channel(stack.transport.datagram()).handler(this);
+            b.bind(new InetSocketAddress(0)).addListener(f -> {
+                if (!f.isSuccess()) {
+                    close();
+                    flows.remove(key, this);
+                    return;
+                }
+                ready = true;
+                while (!pending.isEmpty()) channel.write(pending.poll());
+                channel.flush();
+            });
+        }
+
+        @Override
+        public void handlerAdded(ChannelHandlerContext ctx) {
+            channel = ctx.channel();
+            if (closed) channel.close();
+        }
+
+        void send(DatagramPacket packet) {
+            if (ready) {
+                channel.writeAndFlush(packet);
+            } else if (pending.size() < MAX_PENDING) {
+                pending.add(packet);
+            } else {
+                packet.release();
+            }
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            DatagramPacket packet = (DatagramPacket) msg;
+            int[] visible = peers.get(packet.sender());
+            if (visible == null) { // not an address the guest sent to: a NAT drops it
+                packet.release();
+                return;
+            }
+            lastUsed = stack.now();
+            toGuest(visible[0], visible[1], guestIp, guestPort, packet.content().retain(), -1);
+            packet.release();
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            // ICMP errors for earlier datagrams surface here; UDP carries on.
+        }
+
+        void close() {
+            closed = true;
+            while (!pending.isEmpty()) pending.poll().release();
+            if (channel != null) channel.close();
+        }
+    }
+}

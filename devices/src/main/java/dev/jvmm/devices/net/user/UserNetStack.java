@@ -1,0 +1,96 @@
+package dev.jvmm.devices.net.user;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.EventLoop;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The user-mode network as stages (Ethernet, ARP, IPv4, ICMP/UDP/TCP), all confined to one Netty event loop:
+ * guest frames, host channel events and timers are handled on that thread, so no stage needs a lock.
+ */
+final class UserNetStack {
+    private static final Logger LOG = LoggerFactory.getLogger(UserNetStack.class);
+    private static final int EPHEMERAL_FIRST = 49152, EPHEMERAL_COUNT = 65536 - EPHEMERAL_FIRST;
+
+    final EventLoop loop;
+    final Transport transport;
+    final ByteBufAllocator alloc;
+    final NatPolicy policy;
+    final EthernetStage link;
+    final ArpStage arp = new ArpStage(this);
+    final Ipv4Stage ipv4 = new Ipv4Stage(this);
+    final IcmpStage icmp = new IcmpStage(this);
+    final UdpStage udp = new UdpStage(this);
+    final TcpStage tcp = new TcpStage(this);
+    private final Packet packet = new Packet();
+    private final AtomicLong dropped = new AtomicLong();
+    private final Set<Integer> portsInUse = new HashSet<>();
+    private int nextPort;
+
+    UserNetStack(EventLoop loop, Transport transport, ByteBufAllocator alloc, NatPolicy policy) {
+        this.loop = loop;
+        this.transport = transport;
+        this.alloc = alloc;
+        this.policy = policy;
+        this.link = new EthernetStage(this, alloc);
+    }
+
+    long now() {
+        return System.nanoTime();
+    }
+
+    long dropped() {
+        return dropped.get();
+    }
+
+    void drop(String why) {
+        dropped.incrementAndGet();
+        LOG.trace("dropped: {}", why);
+    }
+
+    boolean isVirtualHost(int ip) {
+        return ip == Inet.GATEWAY || ip == Inet.DNS;
+    }
+
+    /** One frame from the guest; the stack owns {@code frame} and releases it. */
+    void fromGuest(ByteBuf frame) {
+        try {
+            if (link.attached()) link.receive(frame, packet);
+        } catch (IndexOutOfBoundsException e) {
+            drop("frame shorter than its headers say"); // every length is checked first; this is the backstop
+        } finally {
+            frame.release();
+        }
+    }
+
+    void tick() {
+        long now = now();
+        tcp.tick(now);
+        udp.tick(now);
+    }
+
+    /** A free port on 10.0.2.2 for a forwarded flow, or -1 if all are taken. */
+    int allocatePort() {
+        for (int i = 0; i < EPHEMERAL_COUNT; i++) {
+            int port = EPHEMERAL_FIRST + (nextPort++ % EPHEMERAL_COUNT);
+            if (portsInUse.add(port)) return port;
+        }
+        return -1;
+    }
+
+    void releasePort(int port) {
+        portsInUse.remove(port);
+    }
+
+    void detach() {
+        tcp.closeAll();
+        udp.closeAll();
+        link.detach();
+    }
+}

@@ -1,0 +1,308 @@
+package dev.jvmm.devices.net.user;
+
+import dev.jvmm.devices.net.GuestPort;
+import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.net.NetLinkConfig;
+import dev.jvmm.devices.net.NetQueue;
+import dev.jvmm.devices.net.TxResult;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.MemorySegment;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketException;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+import java.util.Random;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+
+import static dev.jvmm.devices.net.user.Frames.GUEST_MAC;
+import static dev.jvmm.devices.net.user.Inet.GATEWAY;
+import static dev.jvmm.devices.net.user.Inet.GUEST;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The user-mode stack driven frame by frame, as a hostile guest would, without root or namespaces. */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class UserNetStackTest {
+    static final int SYN = 0x02, RST = 0x04, ACK = 0x10, FIN = 0x01, PSH = 0x08;
+    final LinkedBlockingQueue<byte[]> toGuest = new LinkedBlockingQueue<>();
+    UserNetBackend user;
+    NetQueue queue;
+
+    void start(boolean restrict) {
+        user = UserNetBackend.start(new NetConfig.User(List.of(), restrict, Optional.empty(),
+                Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))));
+        queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
+            @Override
+            public boolean deliver(MemorySegment frame) {
+                toGuest.add(frame.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
+                return true;
+            }
+
+            @Override
+            public void txReady() {
+            }
+        })).get(0);
+    }
+
+    @AfterEach
+    void stop() {
+        if (user != null) user.close();
+    }
+
+    /** Transmits as a device would: BUSY means try again once the backend has room. */
+    void send(byte[] frame) throws InterruptedException {
+        TxResult r;
+        for (int i = 0; (r = queue.transmit(MemorySegment.ofArray(frame))) == TxResult.BUSY && i < 500; i++) Thread.sleep(10);
+        assertEquals(TxResult.SENT, r);
+    }
+
+    Frames.Out next(Predicate<Frames.Out> what, long millis) throws InterruptedException {
+        long end = System.currentTimeMillis() + millis;
+        for (long left = millis; left > 0; left = end - System.currentTimeMillis()) {
+            byte[] f = toGuest.poll(left, TimeUnit.MILLISECONDS);
+            if (f == null) return null;
+            Frames.Out o = Frames.Out.parse(f);
+            if (what.test(o)) return o;
+        }
+        return null;
+    }
+
+    Frames.Out tcpTo(int port, long millis) throws InterruptedException {
+        return next(o -> o.protocol() == 6 && o.dstPort() == port, millis);
+    }
+
+    @Test
+    void arpForTheGatewayIsAnswered() throws Exception {
+        start(false);
+        send(Frames.arpRequest(GUEST, GATEWAY));
+        Frames.Out r = next(o -> o.type() == 0x0806, 2000);
+        assertNotNull(r);
+        byte[] f = r.raw();
+        assertEquals(2, f[14 + 7]); // reply
+        assertEquals(EthernetStage.GATEWAY_MAC, java.nio.ByteBuffer.wrap(f).getLong(14 + 8 - 2) & 0xffffffffffffL);
+        assertEquals(GUEST_MAC, java.nio.ByteBuffer.wrap(f).getLong(0) >>> 16);
+        send(Frames.arpRequest(GUEST, Inet.ip(10, 0, 2, 77)));
+        assertNull(next(o -> o.type() == 0x0806, 300), "no answer for an address nobody has");
+    }
+
+    @Test
+    void echoToTheGatewayIsAnswered() throws Exception {
+        start(false);
+        send(Frames.icmpEcho(GUEST, GATEWAY, 0x4242, 7));
+        Frames.Out r = next(o -> o.protocol() == 1, 2000);
+        assertNotNull(r);
+        assertEquals(0, r.payload()[0]);
+        assertEquals(GATEWAY, r.src());
+        assertEquals(GUEST, r.dst());
+        assertTrue(r.checksumOk());
+        assertEquals(0x0102030405060708L, java.nio.ByteBuffer.wrap(r.payload()).getLong(8));
+    }
+
+    @Test
+    void hostileFramesAreDroppedAndCountedAndTheStackCarriesOn() throws Exception {
+        start(false);
+        byte[] syn = Frames.tcp(GUEST, GATEWAY, 40000, 1, 1000, 0, SYN, 65535, new byte[0], new byte[0]);
+        List<byte[]> bad = new java.util.ArrayList<>();
+        bad.add(Arrays.copyOf(syn, 20)); // IP header cut short
+        byte[] ihl = syn.clone(); ihl[14] = 0x44; bad.add(ihl); // IHL below 5
+        byte[] total = syn.clone(); total[16] = (byte) 0xff; bad.add(total); // total length beyond the frame
+        byte[] ipsum = syn.clone(); ipsum[24] ^= 1; bad.add(ipsum); // bad header checksum
+        byte[] frag = syn.clone(); frag[20] = 0x20; bad.add(fixIpChecksum(frag)); // more fragments
+        byte[] tcpsum = syn.clone(); tcpsum[syn.length - 1] ^= 1; bad.add(tcpsum); // bad TCP checksum
+        byte[] doff = syn.clone(); doff[14 + 20 + 12] = (byte) 0xf0; bad.add(doff); // data offset beyond the segment
+        byte[] udp = Frames.udp(GUEST, GATEWAY, 5000, 9, new byte[10]);
+        byte[] udplen = udp.clone(); udplen[14 + 20 + 4] = 0x7f; bad.add(udplen); // UDP length beyond the packet
+        byte[] udpsum = udp.clone(); udpsum[udp.length - 1] ^= 1; bad.add(udpsum);
+        bad.add(Arrays.copyOf(Frames.arpRequest(GUEST, GATEWAY), 30)); // truncated ARP
+        byte[] spoof = Frames.icmpEcho(Inet.ip(192, 168, 1, 1), GATEWAY, 1, 1); bad.add(spoof); // source outside the network
+        byte[] badOpt = Frames.tcp(GUEST, GATEWAY, 40001, 1, 1, 0, SYN, 100, new byte[] {2, 9, 0, 0}, new byte[0]);
+        bad.add(badOpt); // MSS option whose length runs off the header
+        long before = user.droppedFrames();
+        for (byte[] f : bad) send(f);
+        assertEquals(TxResult.DROPPED, queue.transmit(MemorySegment.ofArray(new byte[5])));
+        Random random = new Random(11);
+        for (int i = 0; i < 3000; i++) {
+            byte[] f = (i % 2 == 0 ? syn : udp).clone();
+            for (int k = 0; k < 4; k++) f[random.nextInt(f.length)] = (byte) random.nextInt();
+            send(Arrays.copyOf(f, 14 + random.nextInt(f.length - 13)));
+        }
+        send(Frames.arpRequest(GUEST, GATEWAY));
+        assertNotNull(next(o -> o.type() == 0x0806, 5000), "the stack still answers after the garbage");
+        assertTrue(user.droppedFrames() - before >= bad.size() + 1, "dropped " + (user.droppedFrames() - before));
+        assertNull(next(o -> o.protocol() == 6 && o.srcPort() == 1 && (o.flags() & SYN) != 0, 300), "no SYN-ACK for a malformed SYN");
+    }
+
+    static byte[] fixIpChecksum(byte[] f) {
+        f[24] = 0;
+        f[25] = 0;
+        int c = Frames.checksum(f, 14, 20, 0);
+        f[24] = (byte) (c >>> 8);
+        f[25] = (byte) c;
+        return f;
+    }
+
+    @Test
+    void synToARefusedAddressAndStraySegmentsGetResets() throws Exception {
+        start(false);
+        send(Frames.tcp(GUEST, Inet.ip(127, 0, 0, 1), 40000, 80, 5000, 0, SYN, 65535, new byte[0], new byte[0]));
+        Frames.Out r = tcpTo(40000, 2000);
+        assertNotNull(r);
+        assertEquals(RST | ACK, r.flags());
+        assertEquals(5001, r.ack());
+        assertTrue(r.checksumOk());
+        send(Frames.tcp(GUEST, GATEWAY, 40001, 80, 5000, 777, ACK, 65535, new byte[0], new byte[0]));
+        r = tcpTo(40001, 2000);
+        assertNotNull(r);
+        assertEquals(RST, r.flags());
+        assertEquals(777, r.seq());
+    }
+
+    @Test
+    void restrictRefusesTcpAndUdpToTheHost() throws Exception {
+        start(true);
+        send(Frames.tcp(GUEST, GATEWAY, 40000, 22, 1, 0, SYN, 65535, new byte[0], new byte[0]));
+        Frames.Out r = tcpTo(40000, 2000);
+        assertNotNull(r);
+        assertEquals(RST | ACK, r.flags());
+        send(Frames.udp(GUEST, Inet.DNS, 5353, 53, new byte[12]));
+        Frames.Out u = next(o -> o.protocol() == 1, 2000);
+        assertNotNull(u);
+        assertEquals(3, u.payload()[0]);
+        assertEquals(13, u.payload()[1]);
+        assertTrue(u.checksumOk());
+    }
+
+    @Test
+    void udpFlowsReachTheHostAndOnlyItsAnswersComeBack() throws Exception {
+        start(false);
+        try (DatagramSocket server = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            server.setSoTimeout(5000);
+            send(Frames.udp(GUEST, GATEWAY, 5555, server.getLocalPort(), "ping".getBytes(StandardCharsets.US_ASCII)));
+            DatagramPacket p = new DatagramPacket(new byte[100], 100);
+            server.receive(p);
+            assertEquals("ping", new String(p.getData(), 0, p.getLength(), StandardCharsets.US_ASCII));
+            server.send(new DatagramPacket("pong".getBytes(StandardCharsets.US_ASCII), 4, p.getSocketAddress()));
+            Frames.Out r = next(o -> o.protocol() == 17, 3000);
+            assertNotNull(r);
+            assertEquals(GATEWAY, r.src());
+            assertEquals(server.getLocalPort(), r.srcPort());
+            assertEquals(5555, r.dstPort());
+            assertEquals("pong", new String(r.payload(), StandardCharsets.US_ASCII));
+            assertTrue(r.checksumOk());
+            try (DatagramSocket stranger = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+                stranger.send(new DatagramPacket(new byte[4], 4, p.getSocketAddress()));
+            }
+            assertNull(next(o -> o.protocol() == 17, 300), "a host the guest never sent to cannot reach it");
+        }
+    }
+
+    @Test
+    void tcpHandshakeDataRetransmissionAndReset() throws Exception {
+        start(false);
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            server.setSoTimeout(5000);
+            int port = server.getLocalPort();
+            int iss = 1_000_000;
+            send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss, 0, SYN, 65535, new byte[] {2, 4, 0x05, (byte) 0xb4}, new byte[0]));
+            Frames.Out synAck = tcpTo(40000, 3000);
+            assertNotNull(synAck);
+            assertEquals(SYN | ACK, synAck.flags());
+            assertEquals(iss + 1, synAck.ack());
+            assertTrue(synAck.checksumOk());
+            int ours = synAck.seq() + 1;
+            send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 1, ours, ACK, 65535, new byte[0], new byte[0]));
+            try (Socket host = server.accept()) {
+                host.setSoTimeout(5000);
+                host.getOutputStream().write("abc".getBytes(StandardCharsets.US_ASCII));
+                Frames.Out data = next(o -> o.protocol() == 6 && o.payload().length > 0, 3000);
+                assertNotNull(data);
+                assertEquals(ours, data.seq());
+                assertEquals("abc", new String(data.payload(), StandardCharsets.US_ASCII));
+                // Not acknowledged: the same bytes come again after the retransmission timeout.
+                Frames.Out again = next(o -> o.protocol() == 6 && o.payload().length > 0, 3000);
+                assertNotNull(again, "no retransmission");
+                assertEquals(ours, again.seq());
+                assertEquals("abc", new String(again.payload(), StandardCharsets.US_ASCII));
+                // Guest data, acknowledging ours; then data out of order, which must not reach the host.
+                send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 1, ours + 3, ACK | PSH, 65535, new byte[0], "xyz".getBytes(StandardCharsets.US_ASCII)));
+                Frames.Out ack = next(o -> o.protocol() == 6 && o.ack() == iss + 4, 3000);
+                assertNotNull(ack);
+                InputStream in = host.getInputStream();
+                assertEquals("xyz", new String(in.readNBytes(3), StandardCharsets.US_ASCII));
+                send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 10, ours + 3, ACK | PSH, 65535, new byte[0], "zzz".getBytes(StandardCharsets.US_ASCII)));
+                Frames.Out dup = next(o -> o.protocol() == 6 && o.payload().length == 0, 3000);
+                assertNotNull(dup);
+                assertEquals(iss + 4, dup.ack(), "a duplicate ACK for the hole");
+                // A reset outside the window is ignored; one at rcv.nxt resets the host's side.
+                send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 4 + (1 << 30), 0, RST, 0, new byte[0], new byte[0]));
+                host.getOutputStream().write('!');
+                assertNotNull(next(o -> o.protocol() == 6 && o.payload().length == 1, 3000), "connection survived a blind reset");
+                send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 4, 0, RST, 0, new byte[0], new byte[0]));
+                SocketException e = assertThrows(SocketException.class, () -> {
+                    int b = in.read();
+                    if (b < 0) throw new AssertionError("EOF instead of a reset");
+                });
+                assertTrue(e.getMessage().toLowerCase().contains("reset"), e.getMessage());
+            }
+        }
+        assertEquals(0, user.flowCounts()[0]);
+    }
+
+    @Test
+    void aGuestThatTakesNoFramesMakesTheStackStopReadingTheHost() throws Exception {
+        user = UserNetBackend.start(new NetConfig.User(List.of(), false, Optional.empty(),
+                Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))));
+        java.util.concurrent.atomic.AtomicBoolean accepting = new java.util.concurrent.atomic.AtomicBoolean(true);
+        queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
+            @Override
+            public boolean deliver(MemorySegment frame) {
+                if (!accepting.get()) return false;
+                toGuest.add(frame.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
+                return true;
+            }
+
+            @Override
+            public void txReady() {
+            }
+        })).get(0);
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            int port = server.getLocalPort();
+            send(Frames.tcp(GUEST, GATEWAY, 40000, port, 1, 0, SYN, 65535, new byte[] {3, 3, 14, 0}, new byte[0]));
+            Frames.Out synAck = tcpTo(40000, 3000);
+            assertNotNull(synAck);
+            // A huge window (65535 << 14): only the missing rx buffers hold the stack back.
+            send(Frames.tcp(GUEST, GATEWAY, 40000, port, 2, synAck.seq() + 1, ACK, 65535, new byte[0], new byte[0]));
+            accepting.set(false);
+            try (Socket host = server.accept()) {
+                host.setSendBufferSize(64 << 10);
+                Thread writer = Thread.ofPlatform().daemon().start(() -> {
+                    try {
+                        host.getOutputStream().write(new byte[64 << 20]);
+                    } catch (IOException ignored) {
+                        // the socket closes at the end of the test
+                    }
+                });
+                writer.join(2000);
+                assertTrue(writer.isAlive(), "64 MiB went somewhere although the guest took nothing");
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+package dev.jvmm.core;
+
+import dev.jvmm.kvm.KvmIoctls;
+import dev.jvmm.kvm.Libc;
+import dev.jvmm.kvm.gen.kvm_fpu;
+import dev.jvmm.kvm.gen.kvm_lapic_state;
+import dev.jvmm.kvm.gen.kvm_mp_state;
+import dev.jvmm.kvm.gen.kvm_msr_entry;
+import dev.jvmm.kvm.gen.kvm_msrs;
+import dev.jvmm.kvm.gen.kvm_regs;
+import dev.jvmm.kvm.gen.kvm_sregs;
+import dev.jvmm.kvm.gen.kvm_translation;
+import dev.jvmm.kvm.gen.kvm_vcpu_events;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A KVM vCPU fd and its mmapped kvm_run area: one method per vCPU ioctl. The struct-valued calls take and
+ * fill segments laid out as the generated struct classes ({@code kvm_regs.allocate(arena)}), so a caller can
+ * keep one buffer and allocate nothing per call.
+ */
+public final class Vcpu implements AutoCloseable {
+    private final int id;
+    private final int fd;
+    private final MemorySegment run;
+    private volatile boolean closed;
+
+    Vcpu(int id, int fd, MemorySegment run) {
+        this.id = id;
+        this.fd = fd;
+        this.run = run;
+    }
+
+    public int id() {
+        return id;
+    }
+
+    public int fd() {
+        return fd;
+    }
+
+    /** The shared kvm_run area (read it with {@code dev.jvmm.kvm.gen.kvm_run}). */
+    public MemorySegment runArea() {
+        return run;
+    }
+
+    /** KVM_RUN: 0 on an exit to handle, or -errno (EINTR when kicked); never throws, never allocates. */
+    public int run() {
+        return Libc.ioctlRaw(fd, KvmIoctls.KVM_RUN, 0L);
+    }
+
+    public void getRegs(MemorySegment regs) {
+        Libc.ioctl(fd, "KVM_GET_REGS", KvmIoctls.KVM_GET_REGS, checked(regs, kvm_regs.sizeof()));
+    }
+
+    public void setRegs(MemorySegment regs) {
+        Libc.ioctl(fd, "KVM_SET_REGS", KvmIoctls.KVM_SET_REGS, checked(regs, kvm_regs.sizeof()));
+    }
+
+    public void getSregs(MemorySegment sregs) {
+        Libc.ioctl(fd, "KVM_GET_SREGS", KvmIoctls.KVM_GET_SREGS, checked(sregs, kvm_sregs.sizeof()));
+    }
+
+    public void setSregs(MemorySegment sregs) {
+        Libc.ioctl(fd, "KVM_SET_SREGS", KvmIoctls.KVM_SET_SREGS, checked(sregs, kvm_sregs.sizeof()));
+    }
+
+    public void getFpu(MemorySegment fpu) {
+        Libc.ioctl(fd, "KVM_GET_FPU", KvmIoctls.KVM_GET_FPU, checked(fpu, kvm_fpu.sizeof()));
+    }
+
+    public void setFpu(MemorySegment fpu) {
+        Libc.ioctl(fd, "KVM_SET_FPU", KvmIoctls.KVM_SET_FPU, checked(fpu, kvm_fpu.sizeof()));
+    }
+
+    public void getLapic(MemorySegment lapic) {
+        Libc.ioctl(fd, "KVM_GET_LAPIC", KvmIoctls.KVM_GET_LAPIC, checked(lapic, kvm_lapic_state.sizeof()));
+    }
+
+    public void setLapic(MemorySegment lapic) {
+        Libc.ioctl(fd, "KVM_SET_LAPIC", KvmIoctls.KVM_SET_LAPIC, checked(lapic, kvm_lapic_state.sizeof()));
+    }
+
+    public void getVcpuEvents(MemorySegment events) {
+        Libc.ioctl(fd, "KVM_GET_VCPU_EVENTS", KvmIoctls.KVM_GET_VCPU_EVENTS, checked(events, kvm_vcpu_events.sizeof()));
+    }
+
+    public void setVcpuEvents(MemorySegment events) {
+        Libc.ioctl(fd, "KVM_SET_VCPU_EVENTS", KvmIoctls.KVM_SET_VCPU_EVENTS, checked(events, kvm_vcpu_events.sizeof()));
+    }
+
+    /** KVM_SET_CPUID2. */
+    public void setCpuid(List<CpuidEntry> entries) {
+        try (Arena arena = Arena.ofConfined()) {
+            Libc.ioctl(fd, "KVM_SET_CPUID2", KvmIoctls.KVM_SET_CPUID2, Kvm.Cpuid.write(arena, entries));
+        }
+    }
+
+    /** KVM_GET_MP_STATE: one of KVM_MP_STATE_*. */
+    public int getMpState() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = kvm_mp_state.allocate(arena);
+            Libc.ioctl(fd, "KVM_GET_MP_STATE", KvmIoctls.KVM_GET_MP_STATE, s);
+            return kvm_mp_state.mp_state(s);
+        }
+    }
+
+    public void setMpState(int state) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = kvm_mp_state.allocate(arena);
+            kvm_mp_state.mp_state(s, state);
+            Libc.ioctl(fd, "KVM_SET_MP_STATE", KvmIoctls.KVM_SET_MP_STATE, s);
+        }
+    }
+
+    /** KVM_SET_MSRS; every MSR must be accepted, else the call names the first one refused. */
+    public void setMsrs(Map<Integer, Long> msrs) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment m = msrBuffer(arena, msrs);
+            int done = Libc.ioctl(fd, "KVM_SET_MSRS", KvmIoctls.KVM_SET_MSRS, m);
+            if (done != msrs.size()) {
+                int refused = kvm_msr_entry.index(kvm_msr_entry.asSlice(m.asSlice(kvm_msrs.entries$offset()), done));
+                throw new IllegalStateException(String.format("KVM_SET_MSRS refused MSR 0x%x", refused));
+            }
+        }
+    }
+
+    /** KVM_GET_MSRS for the given indices; MSRs KVM does not know are left out of the result. */
+    public Map<Integer, Long> getMsrs(int... indices) {
+        try (Arena arena = Arena.ofConfined()) {
+            Map<Integer, Long> query = new LinkedHashMap<>();
+            for (int i : indices) query.put(i, 0L);
+            MemorySegment m = msrBuffer(arena, query);
+            int done = Libc.ioctl(fd, "KVM_GET_MSRS", KvmIoctls.KVM_GET_MSRS, m);
+            Map<Integer, Long> out = new LinkedHashMap<>();
+            MemorySegment entries = m.asSlice(kvm_msrs.entries$offset());
+            for (int i = 0; i < done; i++) {
+                MemorySegment e = kvm_msr_entry.asSlice(entries, i);
+                out.put(kvm_msr_entry.index(e), kvm_msr_entry.data(e));
+            }
+            return out;
+        }
+    }
+
+    private static MemorySegment msrBuffer(Arena arena, Map<Integer, Long> msrs) {
+        MemorySegment m = arena.allocate(kvm_msrs.sizeof() + msrs.size() * kvm_msr_entry.sizeof(), 8);
+        kvm_msrs.nmsrs(m, msrs.size());
+        MemorySegment entries = m.asSlice(kvm_msrs.entries$offset());
+        int i = 0;
+        for (Map.Entry<Integer, Long> e : msrs.entrySet()) {
+            MemorySegment x = kvm_msr_entry.asSlice(entries, i++);
+            kvm_msr_entry.index(x, e.getKey());
+            kvm_msr_entry.data(x, e.getValue());
+        }
+        return m;
+    }
+
+    /** KVM_TRANSLATE: the guest-physical address of a linear address under the vCPU's paging, or -1. */
+    public long translate(long linearAddress) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment t = kvm_translation.allocate(arena);
+            kvm_translation.linear_address(t, linearAddress);
+            Libc.ioctl(fd, "KVM_TRANSLATE", KvmIoctls.KVM_TRANSLATE, t);
+            return kvm_translation.valid(t) != 0 ? kvm_translation.physical_address(t) : -1;
+        }
+    }
+
+    /** KVM_GET_TSC_KHZ. */
+    public int tscKhz() {
+        return Libc.ioctl(fd, "KVM_GET_TSC_KHZ", KvmIoctls.KVM_GET_TSC_KHZ, 0);
+    }
+
+    private static MemorySegment checked(MemorySegment s, long size) {
+        if (s.byteSize() < size) throw new IllegalArgumentException("buffer of " + s.byteSize() + " bytes, need " + size);
+        return s;
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        Libc.munmap(run);
+        Libc.close(fd);
+    }
+}

@@ -1,0 +1,298 @@
+package dev.jvmm.core;
+
+import dev.jvmm.core.bus.Bus;
+import dev.jvmm.core.event.IoEventRegistry;
+import dev.jvmm.core.irq.InterruptController;
+import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.core.memory.MemoryRegion;
+import dev.jvmm.core.x86.EntryState;
+import dev.jvmm.core.x86.X86Cpu;
+import dev.jvmm.kvm.gen.KvmHeaders;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BiFunction;
+
+/**
+ * A running (or ready to run) virtual machine: KVM VM, guest memory, vCPUs with one platform thread each
+ * (named vcpu-N), the port I/O and MMIO buses their exits are dispatched to, and the lifecycle
+ * (start, pause, resume, stop, awaitExit). Closing it frees every fd, mapping and thread.
+ *
+ * <p>Devices are attached between {@link Builder#build()} and {@link #start()} by registering on
+ * {@link #ioBus()} and {@link #mmioBus()}; the machine builder in the boot module does that for a PC.
+ */
+public final class VirtualMachine implements AutoCloseable, VmControl {
+    /** Guest RAM above this address is placed above 4 GiB, leaving a hole for MMIO (PCI, IOAPIC, LAPIC). */
+    public static final long MMIO_HOLE_START = 0xC000_0000L;
+    public static final long FOUR_GIB = 1L << 32;
+    /** KVM's TSS and identity-map pages, in the MMIO hole where no RAM is (QEMU's choice too). */
+    static final long TSS_ADDR = 0xfffb_d000L;
+    static final long IDENTITY_MAP_ADDR = 0xfffb_c000L;
+
+    private final Kvm kvm;
+    private final Vm vm;
+    private final GuestMemory memory;
+    private final List<Vcpu> vcpus;
+    private final Bus ioBus = new Bus("port I/O");
+    private final Bus mmioBus = new Bus("MMIO");
+    private final KvmInterrupts interrupts;
+    private final KvmIoEvents ioEvents;
+    private final ExitStats stats = new ExitStats();
+    private final List<VcpuRunner> runners = new ArrayList<>();
+    private final AtomicReference<ExitStatus> exitStatus = new AtomicReference<>();
+    private final CountDownLatch exited = new CountDownLatch(1);
+    private final List<AutoCloseable> resources = new ArrayList<>();
+    private final boolean[] entrySet;
+    private volatile boolean started;
+    private volatile boolean closed;
+
+    private VirtualMachine(Builder b) {
+        Kvm k = null;
+        Vm v = null;
+        GuestMemory m = null;
+        List<Vcpu> cpus = new ArrayList<>();
+        KvmInterrupts irq = null;
+        try {
+            k = Kvm.open();
+            int maxVcpus = k.checkExtension(KvmHeaders.KVM_CAP_MAX_VCPUS());
+            if (maxVcpus <= 0) maxVcpus = k.checkExtension(KvmHeaders.KVM_CAP_NR_VCPUS());
+            if (b.cpus > maxVcpus)
+                throw new IllegalArgumentException(b.cpus + " vCPUs requested, but KVM allows at most " + maxVcpus);
+            v = k.createVm();
+            v.setTssAddr(TSS_ADDR);
+            v.setIdentityMapAddr(IDENTITY_MAP_ADDR);
+            if (b.irqchip) {
+                v.createIrqchip();
+                if (b.pit) v.createPit2(KvmHeaders.KVM_PIT_SPEAKER_DUMMY());
+            }
+            m = GuestMemory.allocate(b.layouts(), b.memoryOptions);
+            int slot = 0;
+            for (MemoryRegion r : m.regions()) v.setUserMemoryRegion(slot++, 0, r.guestBase(), r.host());
+            List<CpuidEntry> supported = k.supportedCpuid();
+            for (int id = 0; id < b.cpus; id++) {
+                Vcpu cpu = v.createVcpu(id);
+                cpus.add(cpu);
+                cpu.setCpuid(b.cpuid.apply(id, Cpuids.withApicId(supported, id, b.cpus)));
+            }
+            irq = b.irqchip ? new KvmInterrupts(v) : null;
+        } catch (RuntimeException e) {
+            for (Vcpu c : cpus) c.close();
+            if (m != null) m.close();
+            if (v != null) v.close();
+            if (k != null) k.close();
+            throw e;
+        }
+        this.kvm = k;
+        this.vm = v;
+        this.memory = m;
+        this.vcpus = List.copyOf(cpus);
+        this.interrupts = irq;
+        this.ioEvents = new KvmIoEvents(v);
+        this.entrySet = new boolean[cpus.size()];
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    public Kvm kvm() {
+        return kvm;
+    }
+
+    public Vm vm() {
+        return vm;
+    }
+
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    public List<Vcpu> vcpus() {
+        return vcpus;
+    }
+
+    public Bus ioBus() {
+        return ioBus;
+    }
+
+    public Bus mmioBus() {
+        return mmioBus;
+    }
+
+    /** The in-kernel irqchip's lines and MSI routes; absent when built without an irqchip. */
+    public InterruptController interrupts() {
+        if (interrupts == null) throw new IllegalStateException("this VM was built without an in-kernel irqchip");
+        return interrupts;
+    }
+
+    public IoEventRegistry ioEvents() {
+        return ioEvents;
+    }
+
+    public ExitStats stats() {
+        return stats;
+    }
+
+    /** Closes this resource with the VM (device threads, backends, eventfds). */
+    public synchronized void own(AutoCloseable resource) {
+        resources.add(resource);
+    }
+
+    /**
+     * Sets where a vCPU starts. vCPU 0 must be given an entry; an AP without one waits for INIT/SIPI from the
+     * guest, as on real hardware.
+     */
+    public void setEntry(int vcpu, EntryState entry) {
+        if (started) throw new IllegalStateException("the VM is already running");
+        X86Cpu.apply(vcpus.get(vcpu), memory, entry);
+        if (vcpu != 0) vcpus.get(vcpu).setMpState(KvmHeaders.KVM_MP_STATE_RUNNABLE());
+        entrySet[vcpu] = true;
+    }
+
+    /** Starts one thread per vCPU. */
+    public synchronized void start() {
+        if (closed) throw new IllegalStateException("the VM is closed");
+        if (started) throw new IllegalStateException("the VM was already started");
+        if (!entrySet[0]) throw new IllegalStateException("vCPU 0 has no entry state: call setEntry(0, ...) first");
+        started = true;
+        VcpuRunner.installKickSignal();
+        for (Vcpu cpu : vcpus) {
+            VcpuRunner r = new VcpuRunner(this, cpu);
+            runners.add(r);
+        }
+        for (VcpuRunner r : runners) r.start();
+        for (VcpuRunner r : runners) r.awaitStarted();
+    }
+
+    /** Takes every vCPU out of KVM_RUN and holds it; returns when all are held (or the VM ended). */
+    public void pause() {
+        for (VcpuRunner r : runners) r.requestPause(true);
+        for (VcpuRunner r : runners) r.awaitPaused();
+    }
+
+    public void resume() {
+        for (VcpuRunner r : runners) r.requestPause(false);
+    }
+
+    /** Ends the run (status Stopped unless the guest already ended it) and waits for the vCPU threads. */
+    public void stop() {
+        requestExit(new ExitStatus.Stopped());
+        for (VcpuRunner r : runners) r.join();
+    }
+
+    @Override
+    public void requestExit(ExitStatus status) {
+        if (exitStatus.compareAndSet(null, status)) {
+            for (VcpuRunner r : runners) r.kick();
+            exited.countDown();
+        }
+    }
+
+    /** Waits for the run to end; empty on timeout. */
+    public Optional<ExitStatus> awaitExit(Duration timeout) throws InterruptedException {
+        if (exited.await(timeout.toNanos(), TimeUnit.NANOSECONDS)) return Optional.of(exitStatus.get());
+        return Optional.empty();
+    }
+
+    /** The status so far: empty while running. */
+    public Optional<ExitStatus> exitStatus() {
+        return Optional.ofNullable(exitStatus.get());
+    }
+
+    boolean exitRequested() {
+        return exitStatus.get() != null;
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) return;
+        closed = true;
+        if (started) stop();
+        List<AutoCloseable> owned = new ArrayList<>(resources);
+        java.util.Collections.reverse(owned);
+        for (AutoCloseable c : owned) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                org.slf4j.LoggerFactory.getLogger(VirtualMachine.class).warn("closing {} failed: {}", c, e.toString());
+            }
+        }
+        if (interrupts != null) interrupts.close();
+        for (Vcpu c : vcpus) c.close();
+        vm.close();
+        memory.close();
+        kvm.close();
+    }
+
+    /** Configuration of a VM; {@link #build()} creates it on /dev/kvm. */
+    public static final class Builder {
+        private long memoryBytes = 64L << 20;
+        private List<GuestMemory.Layout> layouts;
+        private GuestMemory.Options memoryOptions = GuestMemory.Options.DEFAULT;
+        private int cpus = 1;
+        private boolean irqchip = true;
+        private boolean pit = true;
+        private BiFunction<Integer, List<CpuidEntry>, List<CpuidEntry>> cpuid = (id, c) -> c;
+
+        private Builder() {}
+
+        /** RAM size; above {@link #MMIO_HOLE_START} the rest is placed from 4 GiB up. */
+        public Builder memory(long bytes) {
+            if (bytes < (1 << 20) || (bytes & 0xfff) != 0)
+                throw new IllegalArgumentException("memory must be at least 1 MiB and a multiple of 4 KiB, not " + bytes);
+            this.memoryBytes = bytes;
+            return this;
+        }
+
+        /** Explicit RAM regions instead of {@link #memory(long)}. */
+        public Builder memoryLayout(List<GuestMemory.Layout> layouts) {
+            this.layouts = List.copyOf(layouts);
+            return this;
+        }
+
+        public Builder memoryOptions(GuestMemory.Options options) {
+            this.memoryOptions = options;
+            return this;
+        }
+
+        public Builder cpus(int n) {
+            if (n < 1) throw new IllegalArgumentException("need at least one vCPU, not " + n);
+            this.cpus = n;
+            return this;
+        }
+
+        /** In-kernel PIC/IOAPIC/LAPIC (default on). Without it HLT exits to userspace and ends the run. */
+        public Builder irqchip(boolean on) {
+            this.irqchip = on;
+            return this;
+        }
+
+        /** In-kernel i8254 PIT (default on; needs the irqchip). */
+        public Builder pit(boolean on) {
+            this.pit = on;
+            return this;
+        }
+
+        /** Adjusts each vCPU's CPUID (given the vCPU id and KVM's supported leaves with the APIC id set). */
+        public Builder cpuid(BiFunction<Integer, List<CpuidEntry>, List<CpuidEntry>> adjust) {
+            this.cpuid = adjust;
+            return this;
+        }
+
+        List<GuestMemory.Layout> layouts() {
+            if (layouts != null) return layouts;
+            if (memoryBytes <= MMIO_HOLE_START) return List.of(new GuestMemory.Layout(0, memoryBytes));
+            return List.of(new GuestMemory.Layout(0, MMIO_HOLE_START),
+                    new GuestMemory.Layout(FOUR_GIB, memoryBytes - MMIO_HOLE_START));
+        }
+
+        public VirtualMachine build() {
+            return new VirtualMachine(this);
+        }
+    }
+}

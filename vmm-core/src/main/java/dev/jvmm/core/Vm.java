@@ -1,0 +1,220 @@
+package dev.jvmm.core;
+
+import dev.jvmm.kvm.KvmIoctls;
+import dev.jvmm.kvm.Libc;
+import dev.jvmm.kvm.gen.KvmHeaders;
+import dev.jvmm.kvm.gen.kvm_enable_cap;
+import dev.jvmm.kvm.gen.kvm_ioeventfd;
+import dev.jvmm.kvm.gen.kvm_irq_level;
+import dev.jvmm.kvm.gen.kvm_irq_routing;
+import dev.jvmm.kvm.gen.kvm_irq_routing_entry;
+import dev.jvmm.kvm.gen.kvm_irq_routing_irqchip;
+import dev.jvmm.kvm.gen.kvm_irq_routing_msi;
+import dev.jvmm.kvm.gen.kvm_irqfd;
+import dev.jvmm.kvm.gen.kvm_msi;
+import dev.jvmm.kvm.gen.kvm_pit_config;
+import dev.jvmm.kvm.gen.kvm_userspace_memory_region;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+/** A KVM VM fd: one method per VM ioctl. */
+public final class Vm implements AutoCloseable {
+    private final Kvm kvm;
+    private final int fd;
+    private volatile boolean closed;
+
+    Vm(Kvm kvm, int fd) {
+        this.kvm = kvm;
+        this.fd = fd;
+    }
+
+    public Kvm kvm() {
+        return kvm;
+    }
+
+    public int fd() {
+        return fd;
+    }
+
+    /** KVM_CHECK_EXTENSION on the VM (some answers differ per VM). */
+    public int checkExtension(int capability) {
+        return Libc.ioctl(fd, "KVM_CHECK_EXTENSION", KvmIoctls.KVM_CHECK_EXTENSION, capability);
+    }
+
+    /** KVM_SET_USER_MEMORY_REGION: maps host memory at a guest-physical address (size 0 deletes the slot). */
+    public void setUserMemoryRegion(int slot, int flags, long guestPhysAddr, MemorySegment host) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment r = kvm_userspace_memory_region.allocate(arena);
+            kvm_userspace_memory_region.slot(r, slot);
+            kvm_userspace_memory_region.flags(r, flags);
+            kvm_userspace_memory_region.guest_phys_addr(r, guestPhysAddr);
+            kvm_userspace_memory_region.memory_size(r, host.byteSize());
+            kvm_userspace_memory_region.userspace_addr(r, host.address());
+            Libc.ioctl(fd, "KVM_SET_USER_MEMORY_REGION", KvmIoctls.KVM_SET_USER_MEMORY_REGION, r);
+        }
+    }
+
+    /** KVM_SET_TSS_ADDR: three pages below 4 GiB that Intel hosts use for real-mode emulation. */
+    public void setTssAddr(long address) {
+        Libc.ioctl(fd, "KVM_SET_TSS_ADDR", KvmIoctls.KVM_SET_TSS_ADDR, address);
+    }
+
+    /** KVM_SET_IDENTITY_MAP_ADDR: one page for the EPT identity map used in unpaged real mode. */
+    public void setIdentityMapAddr(long address) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment a = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_LONG, address);
+            Libc.ioctl(fd, "KVM_SET_IDENTITY_MAP_ADDR", KvmIoctls.KVM_SET_IDENTITY_MAP_ADDR, a);
+        }
+    }
+
+    /** KVM_CREATE_IRQCHIP: in-kernel PIC, IOAPIC and local APICs. */
+    public void createIrqchip() {
+        Libc.ioctl(fd, "KVM_CREATE_IRQCHIP", KvmIoctls.KVM_CREATE_IRQCHIP, 0);
+    }
+
+    /** KVM_CREATE_PIT2: the in-kernel i8254 timer. */
+    public void createPit2(int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment c = kvm_pit_config.allocate(arena);
+            kvm_pit_config.flags(c, flags);
+            Libc.ioctl(fd, "KVM_CREATE_PIT2", KvmIoctls.KVM_CREATE_PIT2, c);
+        }
+    }
+
+    /** KVM_IRQ_LINE: drives a GSI of the in-kernel irqchip. */
+    public void irqLine(int gsi, boolean high) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment l = kvm_irq_level.allocate(arena);
+            kvm_irq_level.irq(l, gsi);
+            kvm_irq_level.level(l, high ? 1 : 0);
+            Libc.ioctl(fd, "KVM_IRQ_LINE", KvmIoctls.KVM_IRQ_LINE, l);
+        }
+    }
+
+    /** KVM_IRQFD: a write to eventFd raises gsi; with resampleFd >= 0 the line is level-triggered. */
+    public void irqfd(int eventFd, int gsi, int resampleFd) {
+        irqfd(eventFd, gsi, resampleFd, 0);
+    }
+
+    public void irqfdDeassign(int eventFd, int gsi) {
+        irqfd(eventFd, gsi, -1, KvmHeaders.KVM_IRQFD_FLAG_DEASSIGN());
+    }
+
+    private void irqfd(int eventFd, int gsi, int resampleFd, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment f = kvm_irqfd.allocate(arena);
+            kvm_irqfd.fd(f, eventFd);
+            kvm_irqfd.gsi(f, gsi);
+            if (resampleFd >= 0) {
+                flags |= KvmHeaders.KVM_IRQFD_FLAG_RESAMPLE();
+                kvm_irqfd.resamplefd(f, resampleFd);
+            }
+            kvm_irqfd.flags(f, flags);
+            Libc.ioctl(fd, "KVM_IRQFD", KvmIoctls.KVM_IRQFD, f);
+        }
+    }
+
+    /**
+     * KVM_IOEVENTFD: a guest write of {@code length} bytes (0 = any) to {@code address} signals eventFd in the
+     * kernel instead of exiting to userspace. {@code datamatch} null matches any value.
+     */
+    public void ioeventfd(int eventFd, long address, int length, boolean pio, Long datamatch, boolean deassign) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment e = kvm_ioeventfd.allocate(arena);
+            int flags = 0;
+            if (pio) flags |= KvmHeaders.KVM_IOEVENTFD_FLAG_PIO();
+            if (deassign) flags |= KvmHeaders.KVM_IOEVENTFD_FLAG_DEASSIGN();
+            if (datamatch != null) {
+                flags |= KvmHeaders.KVM_IOEVENTFD_FLAG_DATAMATCH();
+                kvm_ioeventfd.datamatch(e, datamatch);
+            }
+            kvm_ioeventfd.addr(e, address);
+            kvm_ioeventfd.len(e, length);
+            kvm_ioeventfd.fd(e, eventFd);
+            kvm_ioeventfd.flags(e, flags);
+            Libc.ioctl(fd, "KVM_IOEVENTFD", KvmIoctls.KVM_IOEVENTFD, e);
+        }
+    }
+
+    /** A GSI routing entry: an irqchip pin or an MSI message. */
+    public sealed interface Route permits IrqchipRoute, MsiRouteEntry {
+        int gsi();
+    }
+
+    public record IrqchipRoute(int gsi, int irqchip, int pin) implements Route {}
+
+    public record MsiRouteEntry(int gsi, long address, int data) implements Route {}
+
+    /** KVM_SET_GSI_ROUTING: replaces the whole routing table. */
+    public void setGsiRouting(List<? extends Route> routes) {
+        try (Arena arena = Arena.ofConfined()) {
+            long entrySize = kvm_irq_routing_entry.sizeof();
+            MemorySegment r = arena.allocate(kvm_irq_routing.sizeof() + routes.size() * entrySize, 8);
+            kvm_irq_routing.nr(r, routes.size());
+            MemorySegment entries = r.asSlice(kvm_irq_routing.entries$offset());
+            for (int i = 0; i < routes.size(); i++) {
+                MemorySegment e = kvm_irq_routing_entry.asSlice(entries, i);
+                Route route = routes.get(i);
+                kvm_irq_routing_entry.gsi(e, route.gsi());
+                MemorySegment u = kvm_irq_routing_entry.u(e);
+                switch (route) {
+                    case IrqchipRoute c -> {
+                        kvm_irq_routing_entry.type(e, KvmHeaders.KVM_IRQ_ROUTING_IRQCHIP());
+                        kvm_irq_routing_irqchip.irqchip(u, c.irqchip());
+                        kvm_irq_routing_irqchip.pin(u, c.pin());
+                    }
+                    case MsiRouteEntry m -> {
+                        kvm_irq_routing_entry.type(e, KvmHeaders.KVM_IRQ_ROUTING_MSI());
+                        kvm_irq_routing_msi.address_lo(u, (int) m.address());
+                        kvm_irq_routing_msi.address_hi(u, (int) (m.address() >>> 32));
+                        kvm_irq_routing_msi.data(u, m.data());
+                    }
+                }
+            }
+            Libc.ioctl(fd, "KVM_SET_GSI_ROUTING", KvmIoctls.KVM_SET_GSI_ROUTING, r);
+        }
+    }
+
+    /** KVM_SIGNAL_MSI: injects one MSI; true if delivered, false if the guest blocked it. */
+    public boolean signalMsi(long address, int data) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment m = kvm_msi.allocate(arena);
+            kvm_msi.address_lo(m, (int) address);
+            kvm_msi.address_hi(m, (int) (address >>> 32));
+            kvm_msi.data(m, data);
+            return Libc.ioctl(fd, "KVM_SIGNAL_MSI", KvmIoctls.KVM_SIGNAL_MSI, m) > 0;
+        }
+    }
+
+    /** KVM_ENABLE_CAP on the VM. */
+    public void enableCap(int capability, long... args) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment c = kvm_enable_cap.allocate(arena);
+            kvm_enable_cap.cap(c, capability);
+            for (int i = 0; i < args.length; i++) kvm_enable_cap.args(c, i, args[i]);
+            Libc.ioctl(fd, "KVM_ENABLE_CAP", KvmIoctls.KVM_ENABLE_CAP, c);
+        }
+    }
+
+    /** KVM_CREATE_VCPU, and the mmap of its kvm_run area. */
+    public Vcpu createVcpu(int id) {
+        int vcpuFd = Libc.ioctl(fd, "KVM_CREATE_VCPU", KvmIoctls.KVM_CREATE_VCPU, id);
+        try {
+            MemorySegment run = Libc.mmap(MemorySegment.NULL, kvm.vcpuMmapSize(), Libc.PROT_READ | Libc.PROT_WRITE,
+                    Libc.MAP_SHARED, vcpuFd, 0);
+            return new Vcpu(id, vcpuFd, run);
+        } catch (RuntimeException e) {
+            Libc.close(vcpuFd);
+            throw e;
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        Libc.close(fd);
+    }
+}
