@@ -919,6 +919,60 @@ public final class Qcow2Image implements BlockBackend {
         }
     }
 
+    private long compressedCursor, compressedEnd;
+
+    /**
+     * Writes one whole guest cluster compressed (for conversions): the cluster must be cluster-aligned;
+     * data shorter than a cluster (the image's last cluster) is padded with zeroes. Data that does not
+     * compress is written as a normal cluster. Compressed clusters are packed byte-wise into host clusters;
+     * each host cluster's refcount counts the compressed clusters in it.
+     */
+    public void writeCompressed(long guestOffset, byte[] data, int length) throws IOException {
+        checkRange(guestOffset, Math.min(length, size - guestOffset));
+        checkWritable();
+        if ((guestOffset & (cs - 1)) != 0 || length > cs) {
+            throw new IllegalArgumentException("compressed writes take one whole cluster at a cluster boundary");
+        }
+        byte[] in = data;
+        if (length < cs) {
+            in = new byte[cs];
+            System.arraycopy(data, 0, in, 0, length);
+        }
+        byte[] out = new byte[cs];
+        int n = Compression.compress(header.compressionType, in, cs, out);
+        lock.writeLock().lock();
+        try {
+            if (n < 0) {
+                writeAllocating(guestOffset, MemorySegment.ofArray(in), 0, Math.min(cs, size - guestOffset));
+                return;
+            }
+            long cluster = guestOffset >>> clusterBits;
+            long l1Index = cluster / l2Entries;
+            int l2Index = (int) (cluster % l2Entries);
+            long[] l2 = writableL2(l1Index);
+            long old = l2[extL2 ? 2 * l2Index : l2Index];
+            if (compressedCursor == 0 || compressedCursor + n > compressedEnd) {
+                compressedCursor = allocate(1);
+                compressedEnd = compressedCursor + cs;
+            } else {
+                refcounts.adjust(compressedCursor >>> clusterBits, 1);
+            }
+            long host = compressedCursor;
+            file.write(host, out, 0, n);
+            compressedCursor += n;
+            int x = 62 - (clusterBits - 8);
+            long extraSectors = ((host + n - 1) >>> 9) - (host >>> 9);
+            setL2(l1Index, l2, l2Index, COMPRESSED | extraSectors << x | host, 0);
+            releaseOld(old);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    public int clusterSize() {
+        return cs;
+    }
+
     long poolRemaining() {
         return poolEnd - poolNext;
     }
