@@ -235,8 +235,8 @@ public final class Qcow2Image implements BlockBackend {
     private void prepareForWriting() throws IOException {
         if (header.dirty()) {
             Qcow2Checker.Result r = new Qcow2Checker(this).run(Qcow2Checker.Repair.ALL);
-            if (r.corruptions() > 0) {
-                throw new Qcow2Exception(name + ": dirty image could not be repaired: " + r.corruptions() + " errors");
+            if (r.corruptions() > r.corruptionsFixed()) {
+                throw new Qcow2Exception(name + ": dirty image could not be repaired: " + (r.corruptions() - r.corruptionsFixed()) + " errors remain");
             }
             file.sync();
             header.incompatibleFeatures &= ~Qcow2Header.INCOMPAT_DIRTY;
