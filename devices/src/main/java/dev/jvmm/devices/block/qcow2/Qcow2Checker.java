@@ -28,6 +28,8 @@ public final class Qcow2Checker {
     private long nbClusters;
     private long corruptions;
     private long allocated, fragmented, compressed;
+    /** Bytes of L2 tables the walk may read: hostile L1 tables naming one L2 table millions of times end here. */
+    private long readBudget;
 
     public Qcow2Checker(Qcow2Image img) {
         this.img = img;
@@ -70,6 +72,7 @@ public final class Qcow2Checker {
             throw new Qcow2Exception(img.name + ": image has " + nbClusters + " clusters, more than the checker handles");
         }
         refs = new int[(int) nbClusters];
+        readBudget = 16 * file.length() + (256L << 20);
         ref(0, cs, "header");
         ref(h.l1TableOffset, h.l1Size * 8L, "L1 table");
         walkL1(img.l1, true);
@@ -149,6 +152,10 @@ public final class Qcow2Checker {
                 continue;
             }
             ref(l2Off, cs, "L2 table");
+            readBudget -= cs;
+            if (readBudget < 0) {
+                throw new Qcow2Exception(img.name + ": L1 tables reference far more L2 data than the file holds; the image is corrupt");
+            }
             long[] l2 = Qcow2Image.readTable(file, l2Off, cs / 8);
             int step = img.extL2 ? 2 : 1;
             for (int j = 0; j < l2.length; j += step) {
@@ -193,6 +200,10 @@ public final class Qcow2Checker {
             long l2Off = img.l1[i] & Qcow2Image.L1_OFFSET_MASK;
             if (l2Off == 0 || (l2Off & (cs - 1)) != 0 || l2Off >= file.length()) continue;
             long r = rc.get(l2Off >>> clusterBits);
+            readBudget -= cs;
+            if (readBudget < 0) {
+                throw new Qcow2Exception(img.name + ": L1 table references far more L2 data than the file holds; the image is corrupt");
+            }
             if ((r == 1) != ((img.l1[i] & Qcow2Image.COPIED) != 0)) {
                 corrupt("OFLAG_COPIED L2 cluster: l1_index=" + i + " l1_entry=" + Long.toHexString(img.l1[i])
                         + " refcount=" + r);

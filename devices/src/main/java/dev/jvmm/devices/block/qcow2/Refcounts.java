@@ -122,10 +122,17 @@ final class Refcounts {
     /** Allocates n contiguous free clusters with refcount 1 (not yet synced); returns the first cluster index. */
     long allocate(long n) throws IOException {
         if (n >= entriesPerBlock) throw new IllegalArgumentException("run of " + n + " clusters cannot fit between refcount blocks");
+        // A sane image has free clusters at the latest just past the end of the file (plus a reservation cut
+        // short by a crash); refcounts that claim everything beyond are corrupt, and scanning on would not end.
+        long budget = Math.max(0, file.length() / cs - freeHint) + 4 * entriesPerBlock + 8192 + n;
         outer:
         while (true) {
             long start = freeHint, c = start, run = 0;
             while (run < n) {
+                if (c - freeHint > budget) {
+                    throw new Qcow2Exception(name + ": no free cluster found up to cluster " + c
+                            + " (the file ends at cluster " + file.length() / cs + "); refcounts are corrupt");
+                }
                 long idx = c / entriesPerBlock;
                 if (idx >= table.length) { growTable(idx); continue outer; }
                 if (table[(int) idx] == 0) { ensureBlock(idx); continue outer; }
