@@ -153,6 +153,14 @@ final class Refcounts {
     /** A new refcount block for table index idx, placed at the first cluster it describes (all free). */
     private void ensureBlock(long idx) throws IOException {
         long cluster = idx * entriesPerBlock;
+        // The range's first cluster must really be free: never the header, the L1 table or the refcount table
+        // (an empty table entry there means the image is corrupt, and a block would overwrite metadata).
+        long off0 = cluster << clusterBits;
+        if (idx == 0 || inRange(off0, h.l1TableOffset, h.l1Size * 8L)
+                || inRange(off0, h.refcountTableOffset, (long) h.refcountTableClusters * cs)) {
+            throw new Qcow2Exception(name + ": refcount table entry " + idx + " is empty although cluster "
+                    + cluster + " holds metadata; the image is corrupt");
+        }
         byte[] blk = new byte[cs];
         setEntry(blk, 0, order, 1);
         long off = cluster << clusterBits;
@@ -208,6 +216,10 @@ final class Refcounts {
         h.refcountTableOffset = tableOff;
         h.refcountTableClusters = (int) t;
         for (int i = 0; i < oldClusters; i++) adjust((oldOff >>> clusterBits) + i, -1);
+    }
+
+    private boolean inRange(long off, long start, long len) {
+        return len > 0 && off >= (start & ~(long) (cs - 1)) && off < start + len;
     }
 
     /** Number of clusters the table can describe. */

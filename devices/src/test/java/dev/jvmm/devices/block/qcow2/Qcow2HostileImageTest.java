@@ -167,6 +167,21 @@ class Qcow2HostileImageTest {
     }
 
     @Test
+    void emptyRefcountTableEntryNeverTurnsMetadataIntoAFreshBlock() throws Exception {
+        Path p = image("r.qcow2");
+        Qcow2Header h = Qcow2Image.readHeader(p);
+        poke(p, h.refcountTableOffset, 0, 8);
+        byte[] before = Arrays.copyOf(Files.readAllBytes(p), CS);
+        try (Qcow2Image q = Qcow2Image.open(p, false)) {
+            Exception e = assertThrows(Qcow2Exception.class, () -> q.write(3 << 20, MemorySegment.ofArray(new byte[512])));
+            assertTrue(e.getMessage().contains("refcount table entry 0 is empty"), e.getMessage());
+        } catch (Qcow2Exception closing) {
+            // close may report the same corruption
+        }
+        assertArrayEquals(before, Arrays.copyOf(Files.readAllBytes(p), CS), "the header cluster must be untouched");
+    }
+
+    @Test
     void backingLoopsAndMissingBackingFiles() throws Exception {
         Path a = dir.resolve("a.qcow2"), b = dir.resolve("b.qcow2");
         Qcow2Creator.create(b, Qcow2Creator.Options.of(1 << 20));
