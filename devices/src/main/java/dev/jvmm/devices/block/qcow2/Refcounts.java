@@ -124,12 +124,12 @@ final class Refcounts {
         if (n >= entriesPerBlock) throw new IllegalArgumentException("run of " + n + " clusters cannot fit between refcount blocks");
         // A sane image has free clusters at the latest just past the end of the file (plus a reservation cut
         // short by a crash); refcounts that claim everything beyond are corrupt, and scanning on would not end.
-        long budget = Math.max(0, file.length() / cs - freeHint) + 4 * entriesPerBlock + 8192 + n;
         outer:
         while (true) {
             long start = freeHint, c = start, run = 0;
+            long limit = Math.max(file.length() / cs, start) + 4 * entriesPerBlock + 8192 + n;
             while (run < n) {
-                if (c - freeHint > budget) {
+                if (c > limit) {
                     throw new Qcow2Exception(name + ": no free cluster found up to cluster " + c
                             + " (the file ends at cluster " + file.length() / cs + "); refcounts are corrupt");
                 }
