@@ -371,7 +371,7 @@ public final class ImgCommand implements Callable<Integer> {
             }
             if (compress && !outputFormat.equals("qcow2")) throw new IllegalArgumentException("-c needs -O qcow2");
             if (backing != null && !outputFormat.equals("qcow2")) throw new IllegalArgumentException("-B needs -O qcow2");
-            boolean showProgress = !quiet && (progress || System.console() != null);
+            boolean showProgress = !quiet && (progress || (System.console() != null && System.console().isTerminal()));
             try (BlockBackend src = openSource(source, sourceFormat)) {
                 long size = src.size();
                 if (outputFormat.equals("raw")) {

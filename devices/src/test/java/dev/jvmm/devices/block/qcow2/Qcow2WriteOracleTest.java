@@ -89,6 +89,24 @@ class Qcow2WriteOracleTest {
     }
 
     @Test
+    void dirtyLazyRefcountImageLeftByACrashedQemuIsRepairedOnOpen() throws Exception {
+        Path img = dir.resolve("lazy.qcow2");
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on,cluster_size=4096", img.toString(),
+                String.valueOf(SIZE));
+        // qemu-io's abort leaves the image as a crash would: dirty bit set, refcounts not yet written.
+        run("qemu-io", "-c", "write -P 0x42 0 1m", "-c", "write -P 0x43 3m 20k", "-c", "abort", img.toString());
+        assertEquals(1, Qcow2Image.readHeader(img).incompatibleFeatures & 1, "qemu-io should have left it dirty");
+        Result before = run("qemu-img", "check", img.toString());
+        assertNotEquals(0, before.exit(), "a dirty lazy-refcount image is inconsistent until repaired:\n" + before.out());
+        byte[] expected = new byte[(int) SIZE];
+        Arrays.fill(expected, 0, 1 << 20, (byte) 0x42);
+        Arrays.fill(expected, 3 << 20, (3 << 20) + 20 * 1024, (byte) 0x43);
+        exercise(img, expected, new Random(21), 100);
+        assertEquals(0, Qcow2Image.readHeader(img).incompatibleFeatures & 1, "the dirty bit is cleared after repair");
+        assertMatches(img, expected);
+    }
+
+    @Test
     void refcountTableGrowsAndImageGrowsByResize() throws Exception {
         Path img = dir.resolve("grow.qcow2");
         Qcow2Creator.create(img, Qcow2Creator.Options.of(1 << 20).withClusterSize(512).withRefcountBits(64));
