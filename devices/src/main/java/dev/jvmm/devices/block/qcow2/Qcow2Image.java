@@ -31,6 +31,13 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *       so a crash can leak a cluster but never free one still in use;</li>
  *   <li>{@link #flush()} is fdatasync: an acknowledged flush covers every completed write and its metadata.</li>
  * </ul>
+ * The rules above hold for a killed process (writes reach the page cache in program order). Against power
+ * loss, the refcount and table ordering is enforced with fdatasync; the order of guest data before its L2
+ * entry is not (as for any unflushed write, a copy-on-write cluster written since the last flush may then
+ * read back incomplete), and metadata is never left pointing at unwritten metadata.
+ *
+ * <p>Lazy refcounts: jvmm always updates refcounts at once (allowed by the format); an image left dirty by
+ * QEMU has its refcounts rebuilt when opened writable, as QEMU does.
  */
 public final class Qcow2Image implements BlockBackend {
     static final long L1_OFFSET_MASK = 0x00ff_ffff_ffff_fe00L;
