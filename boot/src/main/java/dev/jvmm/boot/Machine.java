@@ -15,18 +15,18 @@ import dev.jvmm.devices.legacy.DebugExit;
 import dev.jvmm.devices.legacy.I8042;
 import dev.jvmm.devices.legacy.PostCodePort;
 import dev.jvmm.devices.legacy.Serial16550;
+import dev.jvmm.devices.virtio.net.VirtioNet;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 
 /**
  * A PC built from a {@link MachineConfig}: the one place that assembles a machine (memory, vCPUs, platform
- * devices, disks, the kernel and boot tables). Embedding programs use it directly:
+ * devices, disks, NICs, the kernel and boot tables). Embedding programs use it directly:
  * <pre>{@code
  * try (Machine m = Machine.create(MachineConfig.builder(kernel).console(System.out).build())) {
  *     m.start();
@@ -44,9 +44,11 @@ public final class Machine implements AutoCloseable {
     private final Optional<DebugCon> debugcon;
     private final LoadedKernel kernel;
     private final String cmdline;
+    private final List<VirtioNet> nics;
 
     private Machine(MachineConfig config, VirtualMachine vm, Serial16550 serial, Optional<DebugCon> debugcon,
-                    LoadedKernel kernel, String cmdline) {
+                    LoadedKernel kernel, String cmdline, List<VirtioNet> nics) {
+        this.nics = nics;
         this.config = config;
         this.vm = vm;
         this.serial = serial;
@@ -85,16 +87,21 @@ public final class Machine implements AutoCloseable {
                 vm.ioBus().register("isa-debug-exit", exit.iobase(), exit.iosize(), exit);
             }
 
-            String cmdline = config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE);
+            VirtioSlots slots = new VirtioSlots(vm);
+            VirtioDisks.attach(vm, slots, config.disks());
+            List<VirtioNet> nics = VirtioNets.attach(vm, slots, config.nics().orElseGet(() ->
+                    KernelLoader.isMultiboot(config.kernel()) ? List.of() : List.of(MachineConfig.NicConfig.DEFAULT)));
+            VirtioSlots.Attached disks = slots.attached();
+            String cmdline = disks.appendTo(config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE));
             LoadedKernel kernel = KernelLoader.load(vm.memory(),
                     new KernelLoader.Request(config.kernel(), config.initrd(), cmdline, config.bootPath()));
-            MpTable.write(vm.memory(), cpus, Map.of());
+            MpTable.write(vm.memory(), cpus, disks.pciIrqs());
             for (Vcpu cpu : vm.vcpus()) {
                 VcpuSetup.msrs(cpu);
                 VcpuSetup.lapic(cpu);
             }
             vm.setEntry(0, kernel.entry());
-            return new Machine(config, vm, serial, debugcon, kernel, cmdline);
+            return new Machine(config, vm, serial, debugcon, kernel, cmdline, nics);
         } catch (RuntimeException e) {
             vm.close();
             throw e;
@@ -183,6 +190,11 @@ public final class Machine implements AutoCloseable {
 
     public MachineConfig config() {
         return config;
+    }
+
+    /** The NICs, in the order configured (for statistics and link control). */
+    public List<VirtioNet> nics() {
+        return nics;
     }
 
     @Override

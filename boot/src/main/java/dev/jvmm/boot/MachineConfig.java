@@ -1,6 +1,7 @@
 package dev.jvmm.boot;
 
 import dev.jvmm.boot.loader.KernelLoader;
+import dev.jvmm.devices.net.NetConfig;
 
 import java.io.OutputStream;
 import java.nio.file.Path;
@@ -11,21 +12,42 @@ import java.util.OptionalInt;
 /**
  * Everything that describes a PC to build: a plain value the CLI produces from its options and an embedding
  * program from the builder methods. {@link Machine#create(MachineConfig)} turns it into a machine.
+ *
+ * <p>{@code nics} empty means "the default network": one user-mode NIC for a Linux kernel, none for a multiboot
+ * kernel (test kernels that drive their own devices and would only see their PCI layout shift).
  */
 public record MachineConfig(Path kernel, Optional<Path> initrd, Optional<String> cmdline, long memoryBytes, int cpus,
                             String cpuFeatures, KernelLoader.BootPath bootPath, OutputStream console,
-                            Optional<OutputStream> debugcon, OptionalInt debugExitPort, List<DiskConfig> disks) {
+                            Optional<OutputStream> debugcon, OptionalInt debugExitPort, List<DiskConfig> disks,
+                            Optional<List<NicConfig>> nics) {
     public static final long DEFAULT_MEMORY = 512L << 20;
     /** What Linux guests get unless told otherwise: the serial console, keyboard-controller reboot, no pause on panic. */
     public static final String DEFAULT_LINUX_CMDLINE = "console=ttyS0 reboot=k panic=1";
 
     public MachineConfig {
         disks = List.copyOf(disks);
+        nics = nics.map(List::copyOf);
+    }
+
+    /**
+     * A NIC (virtio-net) and its backend. {@code transport} is chosen as for disks; PCI is the default because
+     * distribution kernels find virtio-pci devices without command line options.
+     */
+    public record NicConfig(NetConfig backend, DiskConfig.Transport transport) {
+        /** What a Linux guest gets when no network is configured: user-mode networking on virtio-pci. */
+        public static final NicConfig DEFAULT = new NicConfig(NetConfig.User.defaults(), DiskConfig.Transport.PCI);
     }
 
     /** A disk to attach (virtio-blk). */
-    public record DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport) {
+    public record DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport, Format format) {
         public enum Transport { MMIO, PCI }
+
+        /** The image format; AUTO reads the file's magic. */
+        public enum Format { AUTO, RAW, QCOW2 }
+
+        public DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport) {
+            this(path, readOnly, serial, transport, Format.AUTO);
+        }
     }
 
     public static Builder builder(Path kernel) {
@@ -45,6 +67,7 @@ public record MachineConfig(Path kernel, Optional<Path> initrd, Optional<String>
         private Optional<OutputStream> debugcon = Optional.empty();
         private OptionalInt debugExitPort = OptionalInt.empty();
         private final List<DiskConfig> disks = new java.util.ArrayList<>();
+        private List<NicConfig> nics; // null: the default network
 
         private Builder(Path kernel) {
             this.kernel = kernel;
@@ -103,9 +126,27 @@ public record MachineConfig(Path kernel, Optional<Path> initrd, Optional<String>
             return this;
         }
 
+        /** A NIC; the first call replaces the default network (user-mode networking for Linux kernels). */
+        public Builder nic(NicConfig nic) {
+            if (nics == null) nics = new java.util.ArrayList<>();
+            nics.add(nic);
+            return this;
+        }
+
+        /** A NIC on virtio-pci. */
+        public Builder nic(NetConfig backend) {
+            return nic(new NicConfig(backend, DiskConfig.Transport.PCI));
+        }
+
+        /** No NIC at all, not even the default one. */
+        public Builder noNetwork() {
+            nics = new java.util.ArrayList<>();
+            return this;
+        }
+
         public MachineConfig build() {
             return new MachineConfig(kernel, initrd, cmdline, memory, cpus, cpuFeatures, bootPath, console, debugcon,
-                    debugExitPort, disks);
+                    debugExitPort, disks, Optional.ofNullable(nics));
         }
     }
 }

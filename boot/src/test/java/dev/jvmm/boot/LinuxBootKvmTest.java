@@ -101,12 +101,37 @@ class LinuxBootKvmTest {
     }
 
     @Test
-    void extractedVmlinuxAboveFourGib(@TempDir Path dir) throws Exception {
+    void extractedVmlinuxAtItsSixtyFourBitEntryAboveFourGib(@TempDir Path dir) throws Exception {
         Path vmlinux = dir.resolve("vmlinux");
         Files.write(vmlinux, extractVmlinux(Files.readAllBytes(bzImage)));
-        Boot b = bootToMemoryMap(vmlinux, 4L << 30, BootPath.AUTO);
+        Boot b = bootToMemoryMap(vmlinux, 4L << 30, BootPath.LINUX64);
         assertBootedAsConfigured(b);
         assertTrue(b.expectedMap().stream().anyMatch(e -> e.address() == 1L << 32), "RAM above 4 GiB: " + b.expectedMap());
+    }
+
+    @Test
+    void extractedVmlinuxAtItsPvhEntry(@TempDir Path dir) throws Exception {
+        Path vmlinux = dir.resolve("vmlinux");
+        Files.write(vmlinux, extractVmlinux(Files.readAllBytes(bzImage)));
+        Boot b = bootToMemoryMap(vmlinux, 512L << 20, BootPath.AUTO); // Debian's vmlinux has the PVH note
+        assertTrue(b.log().contains("Command line: " + b.cmdline()), b.log());
+        // Under PVH the kernel itself reserves the legacy hole [0xa0000, 0x100000), merging it with jvmm's entry.
+        List<E820.Entry> expected = new ArrayList<>(b.expectedMap());
+        expected.add(new E820.Entry(0xa0000, 0x60000, E820.RESERVED));
+        assertEquals(merge(expected), parseMap(b.log()));
+    }
+
+    private static List<E820.Entry> merge(List<E820.Entry> entries) {
+        List<E820.Entry> sorted = new ArrayList<>(entries);
+        sorted.sort(java.util.Comparator.comparingLong(E820.Entry::address));
+        List<E820.Entry> out = new ArrayList<>();
+        for (E820.Entry e : sorted) {
+            E820.Entry last = out.isEmpty() ? null : out.get(out.size() - 1);
+            if (last != null && last.type() == e.type() && last.end() == e.address())
+                out.set(out.size() - 1, new E820.Entry(last.address(), last.size() + e.size(), last.type()));
+            else out.add(e);
+        }
+        return out;
     }
 
     @Test

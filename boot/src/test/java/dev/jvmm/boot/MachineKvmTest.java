@@ -7,10 +7,23 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.ByteArrayOutputStream;
+import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
 
+import dev.jvmm.devices.net.MacAddress;
+import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.virtio.net.VirtioNet;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Multiboot test kernels on the assembled PC. */
@@ -33,6 +46,80 @@ class MachineKvmTest {
             assertTrue(out.contains("mp table: " + cpus + " cpus"), out);
             assertTrue(out.contains("cpus=" + cpus), out);
             assertEquals(1, s.exitCode());
+            assertEquals(List.of(), m.nics(), "no default NIC for a multiboot test kernel");
         }
+    }
+
+    /**
+     * The devices module's virtio-net guest suite: a NIC on virtio-mmio and one on virtio-pci, each on its own
+     * user-mode network, as --net user,transport=... attaches them. The guest's drivers send ARP and DHCP and
+     * check the gateway's answers.
+     */
+    @org.junit.jupiter.api.Test
+    void virtioNetOnMmioAndPciTalksToTheUserNetwork() throws Exception {
+        ByteArrayOutputStream debug = new ByteArrayOutputStream();
+        NetConfig.User second = new NetConfig.User(List.of(), false, Optional.of(MacAddress.parse("52:54:00:ab:cd:ef")), Optional.empty());
+        MachineConfig config = MachineConfig.builder(TestKernels.guest("virtio_net_suite.elf", dir)).memory(64 << 20)
+                .debugcon(debug).debugExit(0xf4).cmdline("net suite mac0=525400123456 mac1=525400abcdef")
+                .nic(new MachineConfig.NicConfig(NetConfig.User.defaults(), MachineConfig.DiskConfig.Transport.MMIO))
+                .nic(new MachineConfig.NicConfig(second, MachineConfig.DiskConfig.Transport.PCI))
+                .build();
+        try (Machine m = Machine.create(config)) {
+            assertEquals("net suite mac0=525400123456 mac1=525400abcdef virtio_mmio.device=4K@0xd0000000:5", m.cmdline());
+            m.start();
+            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
+            String out = debug.toString();
+            assertEquals(new ExitStatus.GuestExit(0), s, out);
+            assertTrue(out.contains(", 0 failed"), out);
+            assertFalse(out.contains("FAIL"), out);
+            for (VirtioNet nic : m.nics()) {
+                assertEquals(1, nic.txMalformed(), nic + ": the runt frame was dropped and counted");
+                assertEquals(3, nic.txFrames(), nic + ": two ARP requests and a DHCPDISCOVER passed");
+                assertEquals(3, nic.rxFrames(), nic + ": two ARP replies and a DHCPOFFER arrived");
+            }
+        }
+    }
+
+    static Path image(Path p, int size, int fill) throws Exception {
+        try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+            f.setLength(size);
+            if (fill != 0) {
+                byte[] b = new byte[size];
+                Arrays.fill(b, (byte) fill);
+                f.write(b);
+            }
+        }
+        return p;
+    }
+
+    /** The devices module's guest driver suite, with its disks attached the way --disk attaches them. */
+    @org.junit.jupiter.api.Test
+    void virtioDisksOnMmioAndPci() throws Exception {
+        Path vda = image(dir.resolve("vda.raw"), 4 << 20, 0), vdb = image(dir.resolve("vdb.raw"), 1 << 20, 0x5a),
+                vdc = image(dir.resolve("vdc.raw"), 4 << 20, 0);
+        byte[] vdbBefore = Files.readAllBytes(vdb);
+        ByteArrayOutputStream debug = new ByteArrayOutputStream();
+        MachineConfig config = MachineConfig.builder(TestKernels.guest("virtio_suite.elf", dir)).memory(64 << 20)
+                .debugcon(debug).debugExit(0xf4).cmdline("virtio suite")
+                .disk(new MachineConfig.DiskConfig(vda, false, Optional.of("jvmm-vda"), MachineConfig.DiskConfig.Transport.MMIO))
+                .disk(new MachineConfig.DiskConfig(vdb, true, Optional.of("jvmm-vdb"), MachineConfig.DiskConfig.Transport.MMIO))
+                .disk(new MachineConfig.DiskConfig(vdc, false, Optional.of("jvmm-vdc"), MachineConfig.DiskConfig.Transport.PCI))
+                .build();
+        try (Machine m = Machine.create(config)) {
+            assertEquals("virtio suite virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6", m.cmdline());
+            m.start();
+            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
+            String out = debug.toString();
+            assertEquals(new ExitStatus.GuestExit(0), s, out);
+            assertTrue(out.contains(", 0 failed"), out);
+            assertFalse(out.contains("FAIL"), out);
+        }
+        ByteBuffer a = ByteBuffer.wrap(Files.readAllBytes(vda)).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer c = ByteBuffer.wrap(Files.readAllBytes(vdc)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int off = 64 * 512; off < 128 * 512; off += 4) {
+            assertEquals((int) (off * 2654435761L) ^ 0x11111111, a.getInt(off), "vda at " + off);
+            assertEquals((int) (off * 2654435761L) ^ 0x33333333, c.getInt(off), "vdc at " + off);
+        }
+        assertArrayEquals(vdbBefore, Files.readAllBytes(vdb), "the read-only disk is unchanged");
     }
 }

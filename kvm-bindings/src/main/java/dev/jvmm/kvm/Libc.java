@@ -47,31 +47,107 @@ public final class Libc {
     private static final ThreadLocal<MemorySegment> CAPTURE =
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CAPTURE_LAYOUT));
 
-    private static final MethodHandle OPEN = errnoHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
-    private static final MethodHandle CLOSE = errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
-    private static final MethodHandle IOCTL_PTR = errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
-    private static final MethodHandle IOCTL_LONG = errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), 2);
-    private static final MethodHandle MMAP = errnoHandle("mmap", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG), -1);
-    private static final MethodHandle MUNMAP = errnoHandle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), -1);
-    private static final MethodHandle MADVISE = errnoHandle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
-    private static final MethodHandle EVENTFD = errnoHandle("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
-    private static final MethodHandle READ = errnoHandle("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
-    private static final MethodHandle WRITE = errnoHandle("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
-    private static final MethodHandle PREAD = errnoHandle("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
-    private static final MethodHandle PWRITE = errnoHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
-    private static final MethodHandle FSYNC = errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
-    private static final MethodHandle FDATASYNC = errnoHandle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
-    private static final MethodHandle FALLOCATE = errnoHandle("fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
-    private static final MethodHandle FTRUNCATE = errnoHandle("ftruncate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
-    private static final MethodHandle LSEEK = errnoHandle("lseek64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), -1);
-    private static final MethodHandle SOCKET = errnoHandle("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), -1);
-    private static final MethodHandle POLL = errnoHandle("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
-    private static final MethodHandle IF_NAMETOINDEX = errnoHandle("if_nametoindex", FunctionDescriptor.of(JAVA_INT, ADDRESS), -1);
-    private static final MethodHandle SETNS = errnoHandle("setns", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
-    private static final MethodHandle PTHREAD_KILL = plainHandle("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
-    private static final MethodHandle PTHREAD_SELF = plainHandle("pthread_self", FunctionDescriptor.of(JAVA_LONG));
-    private static final MethodHandle STRERROR = plainHandle("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
-    private static final MethodHandle GETPID = plainHandle("getpid", FunctionDescriptor.of(JAVA_INT));
+    // One holder class per function: a downcall handle is linked only when its function is first called, which
+    // keeps start-up (where a VM needs a handful of these) short.
+    private static final class OpenCall {
+        static final MethodHandle H = errnoHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
+    }
+
+    private static final class CloseCall {
+        static final MethodHandle H = errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+    }
+
+    private static final class IoctlPtrCall {
+        static final MethodHandle H = errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
+    }
+
+    private static final class IoctlLongCall {
+        static final MethodHandle H = errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), 2);
+    }
+
+    private static final class MmapCall {
+        static final MethodHandle H = errnoHandle("mmap", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG), -1);
+    }
+
+    private static final class MunmapCall {
+        static final MethodHandle H = errnoHandle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), -1);
+    }
+
+    private static final class MadviseCall {
+        static final MethodHandle H = errnoHandle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
+    }
+
+    private static final class EventfdCall {
+        static final MethodHandle H = errnoHandle("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
+    }
+
+    private static final class ReadCall {
+        static final MethodHandle H = errnoHandle("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+    }
+
+    private static final class WriteCall {
+        static final MethodHandle H = errnoHandle("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+    }
+
+    private static final class PreadCall {
+        static final MethodHandle H = errnoHandle("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+    }
+
+    private static final class PwriteCall {
+        static final MethodHandle H = errnoHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+    }
+
+    private static final class FsyncCall {
+        static final MethodHandle H = errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+    }
+
+    private static final class FdatasyncCall {
+        static final MethodHandle H = errnoHandle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+    }
+
+    private static final class FallocateCall {
+        static final MethodHandle H = errnoHandle("fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
+    }
+
+    private static final class FtruncateCall {
+        static final MethodHandle H = errnoHandle("ftruncate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
+    }
+
+    private static final class LseekCall {
+        static final MethodHandle H = errnoHandle("lseek64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), -1);
+    }
+
+    private static final class SocketCall {
+        static final MethodHandle H = errnoHandle("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), -1);
+    }
+
+    private static final class PollCall {
+        static final MethodHandle H = errnoHandle("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
+    }
+
+    private static final class IfNametoindexCall {
+        static final MethodHandle H = errnoHandle("if_nametoindex", FunctionDescriptor.of(JAVA_INT, ADDRESS), -1);
+    }
+
+    private static final class SetnsCall {
+        static final MethodHandle H = errnoHandle("setns", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
+    }
+
+    private static final class PthreadKillCall {
+        static final MethodHandle H = plainHandle("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
+    }
+
+    private static final class PthreadSelfCall {
+        static final MethodHandle H = plainHandle("pthread_self", FunctionDescriptor.of(JAVA_LONG));
+    }
+
+    private static final class StrerrorCall {
+        static final MethodHandle H = plainHandle("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    }
+
+    private static final class GetpidCall {
+        static final MethodHandle H = plainHandle("getpid", FunctionDescriptor.of(JAVA_INT));
+    }
 
     private Libc() {}
 
@@ -100,7 +176,7 @@ public final class Libc {
     /** The C library's description of an errno value. */
     public static String strerror(int errno) {
         try {
-            MemorySegment s = (MemorySegment) STRERROR.invokeExact(errno);
+            MemorySegment s = (MemorySegment) StrerrorCall.H.invokeExact(errno);
             return s.reinterpret(256).getString(0);
         } catch (Throwable t) {
             throw rethrow(t);
@@ -110,7 +186,7 @@ public final class Libc {
     public static int open(String path, int flags, int mode) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = CAPTURE.get();
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags, mode);
+            int fd = (int) OpenCall.H.invokeExact(state, arena.allocateFrom(path), flags, mode);
             if (fd < 0) throw new SyscallException("open(" + path + ")", errno(state));
             return fd;
         } catch (Throwable t) {
@@ -121,7 +197,7 @@ public final class Libc {
     public static void close(int fd) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) CLOSE.invokeExact(state, fd);
+            int r = (int) CloseCall.H.invokeExact(state, fd);
             if (r < 0 && errno(state) != Errno.EINTR) throw new SyscallException("close(" + fd + ")", errno(state));
         } catch (Throwable t) {
             throw rethrow(t);
@@ -132,7 +208,7 @@ public final class Libc {
     public static int ioctlRaw(int fd, long request, MemorySegment arg) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) IOCTL_PTR.invokeExact(state, fd, request, arg);
+            int r = (int) IoctlPtrCall.H.invokeExact(state, fd, request, arg);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -143,7 +219,7 @@ public final class Libc {
     public static int ioctlRaw(int fd, long request, long arg) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) IOCTL_LONG.invokeExact(state, fd, request, arg);
+            int r = (int) IoctlLongCall.H.invokeExact(state, fd, request, arg);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -168,7 +244,7 @@ public final class Libc {
     public static MemorySegment mmap(MemorySegment addr, long length, int prot, int flags, int fd, long offset) {
         try {
             MemorySegment state = CAPTURE.get();
-            MemorySegment p = (MemorySegment) MMAP.invokeExact(state, addr, length, prot, flags, fd, offset);
+            MemorySegment p = (MemorySegment) MmapCall.H.invokeExact(state, addr, length, prot, flags, fd, offset);
             if (p.address() == -1L) throw new SyscallException("mmap(" + length + " bytes)", errno(state));
             return p.reinterpret(length);
         } catch (Throwable t) {
@@ -179,7 +255,7 @@ public final class Libc {
     public static void munmap(MemorySegment mapping) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) MUNMAP.invokeExact(state, mapping, mapping.byteSize());
+            int r = (int) MunmapCall.H.invokeExact(state, mapping, mapping.byteSize());
             if (r < 0) throw new SyscallException("munmap", errno(state));
         } catch (Throwable t) {
             throw rethrow(t);
@@ -189,7 +265,7 @@ public final class Libc {
     public static void madvise(MemorySegment range, int advice) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) MADVISE.invokeExact(state, range, range.byteSize(), advice);
+            int r = (int) MadviseCall.H.invokeExact(state, range, range.byteSize(), advice);
             if (r < 0) throw new SyscallException("madvise(" + advice + ")", errno(state));
         } catch (Throwable t) {
             throw rethrow(t);
@@ -199,7 +275,7 @@ public final class Libc {
     public static int eventfd(int initval, int flags) {
         try {
             MemorySegment state = CAPTURE.get();
-            int fd = (int) EVENTFD.invokeExact(state, initval, flags);
+            int fd = (int) EventfdCall.H.invokeExact(state, initval, flags);
             if (fd < 0) throw new SyscallException("eventfd", errno(state));
             return fd;
         } catch (Throwable t) {
@@ -211,7 +287,7 @@ public final class Libc {
     public static long readRaw(int fd, MemorySegment buf, long count) {
         try {
             MemorySegment state = CAPTURE.get();
-            long r = (long) READ.invokeExact(state, fd, buf, count);
+            long r = (long) ReadCall.H.invokeExact(state, fd, buf, count);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -222,7 +298,7 @@ public final class Libc {
     public static long writeRaw(int fd, MemorySegment buf, long count) {
         try {
             MemorySegment state = CAPTURE.get();
-            long r = (long) WRITE.invokeExact(state, fd, buf, count);
+            long r = (long) WriteCall.H.invokeExact(state, fd, buf, count);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -233,7 +309,7 @@ public final class Libc {
     public static long preadRaw(int fd, MemorySegment buf, long count, long offset) {
         try {
             MemorySegment state = CAPTURE.get();
-            long r = (long) PREAD.invokeExact(state, fd, buf, count, offset);
+            long r = (long) PreadCall.H.invokeExact(state, fd, buf, count, offset);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -244,7 +320,7 @@ public final class Libc {
     public static long pwriteRaw(int fd, MemorySegment buf, long count, long offset) {
         try {
             MemorySegment state = CAPTURE.get();
-            long r = (long) PWRITE.invokeExact(state, fd, buf, count, offset);
+            long r = (long) PwriteCall.H.invokeExact(state, fd, buf, count, offset);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -255,7 +331,7 @@ public final class Libc {
     public static int fsyncRaw(int fd) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) FSYNC.invokeExact(state, fd);
+            int r = (int) FsyncCall.H.invokeExact(state, fd);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -266,7 +342,7 @@ public final class Libc {
     public static int fdatasyncRaw(int fd) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) FDATASYNC.invokeExact(state, fd);
+            int r = (int) FdatasyncCall.H.invokeExact(state, fd);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -277,7 +353,7 @@ public final class Libc {
     public static int fallocateRaw(int fd, int mode, long offset, long length) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) FALLOCATE.invokeExact(state, fd, mode, offset, length);
+            int r = (int) FallocateCall.H.invokeExact(state, fd, mode, offset, length);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -287,7 +363,7 @@ public final class Libc {
     public static void ftruncate(int fd, long length) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) FTRUNCATE.invokeExact(state, fd, length);
+            int r = (int) FtruncateCall.H.invokeExact(state, fd, length);
             if (r < 0) throw new SyscallException("ftruncate(" + length + ")", errno(state));
         } catch (Throwable t) {
             throw rethrow(t);
@@ -298,7 +374,7 @@ public final class Libc {
     public static long lseekRaw(int fd, long offset, int whence) {
         try {
             MemorySegment state = CAPTURE.get();
-            long r = (long) LSEEK.invokeExact(state, fd, offset, whence);
+            long r = (long) LseekCall.H.invokeExact(state, fd, offset, whence);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -308,7 +384,7 @@ public final class Libc {
     /** The calling thread's pthread_t, for {@link #pthreadKill}. */
     public static long pthreadSelf() {
         try {
-            return (long) PTHREAD_SELF.invokeExact();
+            return (long) PthreadSelfCall.H.invokeExact();
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -317,7 +393,7 @@ public final class Libc {
     /** pthread_kill(3): 0 or an error number (it does not use errno). */
     public static int pthreadKill(long thread, int signal) {
         try {
-            return (int) PTHREAD_KILL.invokeExact(thread, signal);
+            return (int) PthreadKillCall.H.invokeExact(thread, signal);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -325,7 +401,7 @@ public final class Libc {
 
     public static int getpid() {
         try {
-            return (int) GETPID.invokeExact();
+            return (int) GetpidCall.H.invokeExact();
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -335,7 +411,7 @@ public final class Libc {
     public static int socket(int domain, int type, int protocol) {
         try {
             MemorySegment state = CAPTURE.get();
-            int fd = (int) SOCKET.invokeExact(state, domain, type, protocol);
+            int fd = (int) SocketCall.H.invokeExact(state, domain, type, protocol);
             if (fd < 0) throw new SyscallException("socket(" + domain + ", " + type + ", " + protocol + ")", errno(state));
             return fd;
         } catch (Throwable t) {
@@ -347,7 +423,7 @@ public final class Libc {
     public static int pollRaw(MemorySegment fds, int nfds, int timeoutMillis) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) POLL.invokeExact(state, fds, (long) nfds, timeoutMillis);
+            int r = (int) PollCall.H.invokeExact(state, fds, (long) nfds, timeoutMillis);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -357,7 +433,7 @@ public final class Libc {
     /** if_nametoindex(3): the interface's index, or 0 if there is no such interface. */
     public static int ifNameToIndex(String name) {
         try (Arena arena = Arena.ofConfined()) {
-            return (int) IF_NAMETOINDEX.invokeExact(CAPTURE.get(), arena.allocateFrom(name));
+            return (int) IfNametoindexCall.H.invokeExact(CAPTURE.get(), arena.allocateFrom(name));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -367,7 +443,7 @@ public final class Libc {
     public static void setns(int fd, int nstype) {
         try {
             MemorySegment state = CAPTURE.get();
-            int r = (int) SETNS.invokeExact(state, fd, nstype);
+            int r = (int) SetnsCall.H.invokeExact(state, fd, nstype);
             if (r < 0) throw new SyscallException("setns(" + fd + ")", errno(state));
         } catch (Throwable t) {
             throw rethrow(t);

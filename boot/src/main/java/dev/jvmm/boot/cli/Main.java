@@ -15,23 +15,28 @@ import java.util.concurrent.Callable;
 /** The jvmm command line. With no subcommand it runs the bundled demo guest. */
 @Command(name = "jvmm", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"A virtual machine monitor on /dev/kvm, in Java.", "",
-                "With no command, boots a small bundled demo guest that greets you on the serial console and powers off."},
-        subcommands = {RunCommand.class})
+                "With no command, boots a small bundled demo guest that greets you on the serial console and powers off.",
+                "The ./jvmm launcher also runs the benchmark suite: ./jvmm bench [--quick]."},
+        subcommands = {RunCommand.class, ImgCommand.class})
 public final class Main implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
+    InputStream input = System.in;
 
     public static void main(String[] args) {
         System.exit(execute(args));
     }
 
     public static int execute(String... args) {
-        return execute(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
+        return execute(System.in, new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
     }
 
-    /** Runs a command with its messages going to out and err (tests, embedding). */
-    public static int execute(PrintWriter out, PrintWriter err, String... args) {
-        CommandLine cl = new CommandLine(new Main());
+    /** Runs a command with the guest console's input from in and messages going to out and err (tests, embedding). */
+    public static int execute(InputStream in, PrintWriter out, PrintWriter err, String... args) {
+        Main main = new Main();
+        main.input = in;
+        CommandLine cl = new CommandLine(main);
+        ((RunCommand) cl.getSubcommands().get("run").getCommand()).input = in;
         cl.setOut(out);
         cl.setErr(err);
         cl.setParameterExceptionHandler((ex, a) -> {
@@ -57,6 +62,7 @@ public final class Main implements Callable<Integer> {
         Path demo = extractDemo();
         try {
             RunCommand run = new RunCommand();
+            run.input = input;
             CommandLine cl = new CommandLine(run);
             cl.setErr(spec.commandLine().getErr());
             cl.parseArgs("--kernel", demo.toString(), "--memory", "64M", "--cmdline", "demo");

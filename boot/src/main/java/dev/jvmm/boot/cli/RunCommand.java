@@ -30,6 +30,8 @@ import java.util.concurrent.Callable;
 public final class RunCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
+    /** The guest console's input: standard input, unless an embedding program or test gives another. */
+    java.io.InputStream input = System.in;
 
     @Option(names = "--kernel", required = true, paramLabel = "PATH", description = "Kernel image: bzImage, vmlinux (ELF) or multiboot.")
     Path kernel;
@@ -52,7 +54,7 @@ public final class RunCommand implements Callable<Integer> {
     String cpuFeatures;
 
     @Option(names = "--boot-path", paramLabel = "PATH", defaultValue = "auto",
-            description = "How to enter Linux: auto (bzImage decompressed on the host; vmlinux at its 64-bit entry), decompressor"
+            description = "How to enter Linux: auto (a bzImage is decompressed on the host; a vmlinux enters at its PVH entry if it has one), decompressor"
                     + " (the kernel's own decompressor), linux64, pvh (default: ${DEFAULT-VALUE}).")
     String bootPath;
 
@@ -63,6 +65,19 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--debug-exit", paramLabel = "PORT", converter = Ports.class,
             description = "QEMU-compatible isa-debug-exit device at PORT, e.g. 0xf4 (default: none).")
     Integer debugExit;
+
+    @Option(names = "--disk", paramLabel = "PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2]", converter = Disks.class,
+            description = "A raw or qcow2 disk image as a virtio-blk disk (repeatable): read-only, with a serial id, on virtio-mmio"
+                    + " (default; announced on the kernel command line) or virtio-pci. The format is read from the file"
+                    + " unless given; a qcow2 image with a backing file needs format=qcow2.")
+    java.util.List<MachineConfig.DiskConfig> disks = new java.util.ArrayList<>();
+
+    @Option(names = "--net", paramLabel = "user[,hostfwd=...][,restrict=on]|tap,ifname=NAME[,bridge=BR]|none", converter = Nets.class,
+            description = "A virtio-net NIC (repeatable): user-mode networking (guest 10.0.2.15 by DHCP, gateway and host 10.0.2.2,"
+                    + " DNS 10.0.2.3; hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT forwards a host port), a TAP interface (created if"
+                    + " missing, added to bridge BR), or none. Also mac=52:54:00:..., transport=pci|mmio (default pci)."
+                    + " Default: one user-mode NIC for Linux kernels, none for multiboot kernels.")
+    java.util.List<Nets.NetOption> nets = new java.util.ArrayList<>();
 
     @Option(names = "--stats", description = "Print per-exit-reason counts and mean handling time when the guest ends.")
     boolean stats;
@@ -88,6 +103,11 @@ public final class RunCommand implements Callable<Integer> {
         if (cmdline != null) b.cmdline(cmdline);
         if (debugcon != null) b.debugcon(debugconStream(debugcon));
         if (debugExit != null) b.debugExit(debugExit);
+        for (MachineConfig.DiskConfig d : disks) b.disk(d);
+        boolean none = nets.stream().anyMatch(n -> n.nic().isEmpty());
+        if (none && nets.size() > 1) throw new BootException("--net none cannot be combined with other --net options");
+        if (none) b.noNetwork();
+        for (Nets.NetOption n : nets) n.nic().ifPresent(b::nic);
         return b.build();
     }
 
@@ -109,7 +129,7 @@ public final class RunCommand implements Callable<Integer> {
             Thread hook = new Thread(machine::stop, "jvmm-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             ExitStatus status;
-            try (Console console = Console.attach(machine, System.in, err)) {
+            try (Console console = Console.attach(machine, input, err)) {
                 machine.start();
                 status = machine.awaitExit(Duration.ofDays(36500)).orElseThrow();
                 machine.stop();

@@ -14,7 +14,7 @@ import java.util.Optional;
 public final class KernelLoader {
     /** How to enter a Linux kernel. */
     public enum BootPath {
-        /** Linux's choice for the file: a bzImage is decompressed on the host, a vmlinux entered directly (PVH if it has the note). */
+        /** A bzImage is decompressed on the host and entered at 64 bits; a vmlinux at its PVH entry if it has one, else at 64 bits. */
         AUTO,
         /** Run the kernel's own decompressor (bzImage only): the faithful, slow path. */
         DECOMPRESSOR,
@@ -45,6 +45,20 @@ public final class KernelLoader {
             throw new BootException(request.kernel() + " does not fit in guest RAM (" + e.getMessage() + "); give the guest more --memory", e);
         }
         throw new BootException(request.kernel() + " is not a kernel jvmm can boot (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
+    }
+
+    /**
+     * Whether the file looks like a multiboot kernel (not a bzImage, with a multiboot header in its first 8 KiB).
+     * False if it cannot be read: {@link #load} reports that.
+     */
+    public static boolean isMultiboot(Path kernel) {
+        byte[] head;
+        try (java.io.InputStream in = Files.newInputStream(kernel)) {
+            head = in.readNBytes(8192);
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        return !LinuxLoader.isBzImage(head) && MultibootLoader.findHeader(head).isPresent();
     }
 
     static byte[] readFile(Path p, String what) {

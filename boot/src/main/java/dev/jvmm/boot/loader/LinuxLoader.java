@@ -110,7 +110,8 @@ public final class LinuxLoader {
         for (Elf.Note n : elf.notes())
             if (n.name().equals("Xen") && n.type() == XEN_ELFNOTE_PHYS32_ENTRY && n.desc().length >= 4)
                 pvhEntry = n.desc().length >= 8 ? le(n.desc()).getLong(0) : le(n.desc()).getInt(0) & 0xffffffffL;
-        boolean pvh = path == KernelLoader.BootPath.PVH || (path == KernelLoader.BootPath.AUTO && pvhEntry >= 0 && !elf.is64());
+        // As Firecracker and Cloud Hypervisor do: a vmlinux that offers the PVH entry is entered there.
+        boolean pvh = path == KernelLoader.BootPath.PVH || (path == KernelLoader.BootPath.AUTO && pvhEntry >= 0);
         if (path == KernelLoader.BootPath.PVH && pvhEntry < 0) throw new BootException("this vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
         if (!pvh && (!elf.is64() || elf.machine() != 62))
             throw new BootException("this ELF kernel is not an x86-64 vmlinux (and has no multiboot header)");

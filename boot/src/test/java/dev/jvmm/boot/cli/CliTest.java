@@ -22,7 +22,7 @@ class CliTest {
 
     private static Result jvmm(String... args) {
         StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = Main.execute(new PrintWriter(out, true), new PrintWriter(err, true), args);
+        int code = Main.execute(java.io.InputStream.nullInputStream(), new PrintWriter(out, true), new PrintWriter(err, true), args);
         return new Result(code, out.toString(), err.toString());
     }
 
@@ -40,7 +40,7 @@ class CliTest {
         Result r = jvmm("run", "--help");
         assertEquals(0, r.code());
         for (String opt : new String[] {"--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--cpu-features",
-                "--boot-path", "--debugcon", "--debug-exit", "--stats"})
+                "--boot-path", "--debugcon", "--debug-exit", "--disk", "--net", "--stats"})
             assertTrue(r.out().contains(opt), opt + " in\n" + r.out());
         assertTrue(r.out().contains("default: 512M"), r.out());
         assertTrue(r.out().contains("default: 1)"), r.out());
@@ -100,6 +100,100 @@ class CliTest {
     void theDemoGuestRunsAndPowersOff() {
         Result r = jvmm();
         assertEquals(0, r.code(), r.err());
+    }
+
+    @Test
+    void badDiskOptionsAreOneLine() throws Exception {
+        Path f = Files.writeString(dir.resolve("k"), "x");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,transport=usb"), "transport must be mmio or pci");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,cache=none"), "unknown option 'cache=none'");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,serial=" + "x".repeat(21)), "at most 20");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", ",readonly"), "path is missing");
+    }
+
+    @Test
+    @RequiresKvm
+    void missingDiskImageIsOneLine() throws Exception {
+        Path f = Files.writeString(dir.resolve("k"), "x");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", dir.resolve("nope.raw").toString()), "nope.raw");
+    }
+
+    @Test
+    void diskOptionsParse() {
+        var d = Disks.parse("/img/a.raw,readonly,serial=disk-1,transport=pci");
+        assertEquals(Path.of("/img/a.raw"), d.path());
+        assertTrue(d.readOnly());
+        assertEquals("disk-1", d.serial().orElseThrow());
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.PCI, d.transport());
+        var plain = Disks.parse("b.raw");
+        assertFalse(plain.readOnly());
+        assertTrue(plain.serial().isEmpty());
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.MMIO, plain.transport());
+    }
+
+    @Test
+    @RequiresKvm
+    void statsListsTheExitReasonsTheGuestCaused() throws Exception {
+        Path demo = dir.resolve("demo.elf");
+        try (var in = CliTest.class.getResourceAsStream("/guests/demo.elf")) {
+            Files.write(demo, in.readAllBytes());
+        }
+        Result r = jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--stats");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("exit reason"), r.err());
+        assertTrue(r.err().lines().anyMatch(l -> l.startsWith("IO ")), "port I/O exits counted:\n" + r.err());
+    }
+
+    @Test
+    void badNetOptionsAreOneLine() throws Exception {
+        Path f = Files.writeString(dir.resolve("k"), "x");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "slirp"), "unknown backend");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,transport=usb"), "transport must be pci or mmio");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,hostfwd=tcp::70000-:22"), "70000");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "tap"), "needs ifname=NAME");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "none", "--net", "user"), "--net none cannot be combined");
+    }
+
+    @Test
+    void netOptionsParseAndSelectTheNetwork() throws Exception {
+        var user = Nets.parse("user,hostfwd=tcp:127.0.0.1:2222-:22,restrict=on,transport=mmio").nic().orElseThrow();
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.MMIO, user.transport());
+        var u = (dev.jvmm.devices.net.NetConfig.User) user.backend();
+        assertTrue(u.restrict());
+        assertEquals(2222, u.forwards().get(0).hostPort());
+        var tap = Nets.parse("tap,ifname=tap0,bridge=br0,mac=52:54:00:01:02:03").nic().orElseThrow();
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.PCI, tap.transport(), "pci by default");
+        assertEquals("tap0", ((dev.jvmm.devices.net.NetConfig.Tap) tap.backend()).ifname());
+        assertTrue(Nets.parse("none").nic().isEmpty());
+
+        Path k = Files.writeString(dir.resolve("k"), "x");
+        RunCommand run = new RunCommand();
+        new picocli.CommandLine(run).parseArgs("--kernel", k.toString());
+        assertTrue(run.configure().nics().isEmpty(), "no --net: the default network");
+        run = new RunCommand();
+        new picocli.CommandLine(run).parseArgs("--kernel", k.toString(), "--net", "none");
+        assertEquals(java.util.List.of(), run.configure().nics().orElseThrow());
+        run = new RunCommand();
+        new picocli.CommandLine(run).parseArgs("--kernel", k.toString(), "--net", "user", "--net", "tap,ifname=t1");
+        assertEquals(2, run.configure().nics().orElseThrow().size());
+    }
+
+    @Test
+    @RequiresKvm
+    void aProbedQcow2ImageWithABackingFileNeedsItsFormatNamed() throws Exception {
+        Path base = dir.resolve("base.qcow2"), top = dir.resolve("top.qcow2");
+        assertEquals(0, jvmm("img", "create", "-f", "qcow2", base.toString(), "1M").code());
+        assertEquals(0, jvmm("img", "create", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString()).code());
+        Path demo = dir.resolve("demo.elf");
+        try (var in = CliTest.class.getResourceAsStream("/guests/demo.elf")) {
+            Files.write(demo, in.readAllBytes());
+        }
+        assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top.toString()),
+                "add format=qcow2 to confirm");
+        assertEquals(0, jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top + ",format=qcow2").code());
+        assertEquals(0, jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", base.toString()).code());
+        assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--disk", dir.resolve("gone.img").toString()), "does not exist");
+        assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--disk", base + ",format=vmdk"), "format must be raw or qcow2");
     }
 
     @Test

@@ -1,0 +1,181 @@
+package dev.jvmm.bench;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.jar.Attributes;
+import java.util.jar.JarEntry;
+import java.util.jar.JarFile;
+import java.util.jar.JarOutputStream;
+import java.util.stream.Stream;
+
+/**
+ * Launch time and memory of a trivial guest with 512 MiB of RAM under refvmm, QEMU microvm and jvmm, the
+ * latter with several JVM settings (each recorded with what it gave). CDS and AOT caches only hold classes
+ * from jars, so directories on this JVM's class path are packed into jars first.
+ */
+final class LaunchBench {
+    interface Say {
+        void say(String format, Object... args);
+    }
+
+    static final int GUEST_MIB = 512;
+    private static final Stats NONE = Stats.of(new double[0]);
+    private final Report.Config config;
+    private final NativeTools tools;
+    private final Say say;
+    private final Path work;
+
+    LaunchBench(Report.Config config, NativeTools tools, Say say) {
+        this.config = config;
+        this.tools = tools;
+        this.say = say;
+        this.work = config.out().resolve("launch");
+    }
+
+    List<Report.LaunchRow> run() throws IOException {
+        Files.createDirectories(work);
+        List<Report.LaunchRow> rows = new ArrayList<>();
+        String bin = tools.guestBinary().toString();
+        rows.add(measure("C reference (refvmm)", "-",
+                List.of(tools.refvmm().toString(), bin, "kind=none", "--mem", "" + GUEST_MIB),
+                List.of(tools.refvmm().toString(), bin, "kind=idle", "--mem", "" + GUEST_MIB), ""));
+        NativeTools.qemu().ifPresentOrElse(q -> rows.add(measure("QEMU microvm", "-M microvm -enable-kvm",
+                Qemu.command(q, tools.guestElf(), "kind=none", GUEST_MIB),
+                Qemu.command(q, tools.guestElf(), "kind=idle", GUEST_MIB), "")),
+                () -> rows.add(new Report.LaunchRow("QEMU microvm", "-", NONE, NONE, NONE, NONE, null,
+                        "qemu-system-x86_64 not installed")));
+
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        String cp = jarClasspath();
+        List<String> serial = List.of("-XX:+UseSerialGC", "-Xms16m", "-Xmx64m");
+        rows.add(jvmm(java, cp, "JDK defaults (G1, default heap)", List.of(), null));
+        rows.add(jvmm(java, cp, "SerialGC -Xms16m -Xmx64m", serial, null));
+        rows.add(jvmm(java, cp, "SerialGC -Xmx64m, C1 only (TieredStopAtLevel=1)", plus(serial, "-XX:TieredStopAtLevel=1"), null));
+        Path jsa = work.resolve("jvmm-dynamic.jsa");
+        Files.deleteIfExists(jsa);
+        rows.add(jvmm(java, cp, "SerialGC -Xmx64m, AppCDS dynamic archive",
+                plus(serial, "-XX:SharedArchiveFile=" + jsa, "-XX:+AutoCreateSharedArchive"), List.of()));
+        if (Runtime.version().feature() >= 25) {
+            Path aot = work.resolve("jvmm.aot");
+            Files.deleteIfExists(aot);
+            rows.add(jvmm(java, cp, "SerialGC -Xmx64m, AOT cache (JEP 483/514)", plus(serial, "-XX:AOTCache=" + aot),
+                    plus(serial, "-XX:AOTCacheOutput=" + aot)));
+            Path lean = work.resolve("jvmm-lean.aot");
+            Files.deleteIfExists(lean);
+            List<String> leanFlags = plus(serial, "-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=16m", "-Xss512k");
+            rows.add(jvmm(java, cp, "SerialGC -Xmx64m, C1 only, 16 MiB code cache, AOT cache", plus(leanFlags, "-XX:AOTCache=" + lean),
+                    plus(leanFlags, "-XX:AOTCacheOutput=" + lean)));
+        }
+        return rows;
+    }
+
+    /** A jvmm row; training flags, when given, run once first (to create a CDS archive or AOT cache). */
+    private Report.LaunchRow jvmm(String java, String cp, String settings, List<String> flags, List<String> training) {
+        if (training != null) {
+            List<String> t = command(java, cp, training.isEmpty() ? flags : training, "kind=none");
+            try {
+                Footprint.launch(t);
+            } catch (RuntimeException e) {
+                return new Report.LaunchRow("jvmm", settings, NONE, NONE, NONE, NONE, null,
+                        "training run failed: " + e.getMessage());
+            }
+        }
+        return measure("jvmm", settings, command(java, cp, flags, "kind=none"), command(java, cp, flags, "kind=idle"), "");
+    }
+
+    private List<String> command(String java, String cp, List<String> flags, String cmdline) {
+        // JVM logging goes to stderr so that stdout carries only guest output (its first byte is timed).
+        List<String> c = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-Xlog:disable",
+                "-Xlog:all=warning:stderr", Footprint.T0_ARGUMENT));
+        c.addAll(flags);
+        c.addAll(List.of("-cp", cp, LaunchMain.class.getName(), tools.guestBinary().toString(), "" + GUEST_MIB, cmdline));
+        return c;
+    }
+
+    private Report.LaunchRow measure(String vmm, String settings, List<String> launch, List<String> idle, String note) {
+        say.say("[launch] %s %s", vmm, settings);
+        try {
+            List<Double> first = new ArrayList<>(), exit = new ArrayList<>(), main = new ArrayList<>(), built = new ArrayList<>();
+            for (int i = 0; i < config.launchRuns(); i++) {
+                Footprint.Launch l = Footprint.launch(launch);
+                first.add(l.firstOutputMs());
+                exit.add(l.exitMs());
+                if (!Double.isNaN(l.mainMs())) {
+                    main.add(l.mainMs());
+                    built.add(l.vmBuiltMs());
+                }
+            }
+            Footprint.Memory m = Footprint.memory(idle, (long) GUEST_MIB << 20);
+            say.say("    first output %.1f ms, exit %.1f ms, RSS %d kB (%d kB beyond guest RAM)",
+                    Stats.of(first).median(), Stats.of(exit).median(), m.rssKb(), m.beyondGuestKb());
+            return new Report.LaunchRow(vmm, settings, Stats.of(first), Stats.of(exit), Stats.of(main), Stats.of(built), m, note);
+        } catch (RuntimeException e) {
+            say.say("    failed: %s", e.getMessage());
+            return new Report.LaunchRow(vmm, settings, NONE, NONE, NONE, NONE, null,
+                    "failed: " + e.getMessage().lines().findFirst().orElse(""));
+        }
+    }
+
+    private static List<String> plus(List<String> base, String... more) {
+        List<String> l = new ArrayList<>(base);
+        l.addAll(List.of(more));
+        return l;
+    }
+
+    /** This JVM's class path as jars only: manifest Class-Path entries expanded, directories packed. */
+    private String jarClasspath() throws IOException {
+        List<Path> entries = new ArrayList<>();
+        for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            if (e.isEmpty()) continue;
+            Path p = Path.of(e).toAbsolutePath();
+            entries.add(p);
+            if (Files.isRegularFile(p) && p.toString().endsWith(".jar")) {
+                try (JarFile jar = new JarFile(p.toFile())) {
+                    var mf = jar.getManifest();
+                    String more = mf == null ? null : mf.getMainAttributes().getValue(Attributes.Name.CLASS_PATH);
+                    if (more != null) {
+                        for (String u : more.trim().split("\\s+")) {
+                            URI uri = p.toUri().resolve(u);
+                            entries.add(Path.of(uri));
+                        }
+                    }
+                }
+            }
+        }
+        Path cpDir = work.resolve("classpath");
+        Files.createDirectories(cpDir);
+        List<String> out = new ArrayList<>();
+        int i = 0;
+        for (Path p : entries) {
+            if (Files.isDirectory(p)) {
+                Path jar = cpDir.resolve("dir" + (i++) + "-" + p.getParent().getFileName() + ".jar");
+                packDirectory(p, jar);
+                out.add(jar.toString());
+            } else if (Files.isRegularFile(p)) {
+                out.add(p.toString());
+            }
+        }
+        return String.join(java.io.File.pathSeparator, out);
+    }
+
+    private static void packDirectory(Path dir, Path jar) throws IOException {
+        try (OutputStream fo = Files.newOutputStream(jar); JarOutputStream jo = new JarOutputStream(fo);
+             Stream<Path> files = Files.walk(dir)) {
+            for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile).sorted()::iterator) {
+                jo.putNextEntry(new JarEntry(dir.relativize(f).toString().replace('\\', '/')));
+                try {
+                    Files.copy(f, jo);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+                jo.closeEntry();
+            }
+        }
+    }
+}

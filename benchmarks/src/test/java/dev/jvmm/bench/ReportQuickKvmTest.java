@@ -1,0 +1,68 @@
+package dev.jvmm.bench;
+
+import dev.jvmm.core.testing.RequiresKvm;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The whole report in quick mode, end to end: every benchmark row is there with numbers, and the charts and
+ * JMH JSON are written. Checks completeness, never timings.
+ */
+@RequiresKvm
+@Tag("slow")
+class ReportQuickKvmTest {
+    @Test
+    void quickReportHasEveryRow(@TempDir Path out) throws Exception {
+        boolean qemu = NativeTools.qemu().isPresent();
+        if ("true".equals(System.getenv("CI")))
+            assertTrue(qemu, "CI=true but qemu-system-x86_64 is missing (Debian package qemu-system-x86)");
+        Path md = new Report(Report.Config.quick(out)).run();
+        String report = Files.readString(md);
+
+        for (ExitKind k : ExitKind.values()) {
+            for (int cpl : k.cpls()) {
+                String row = exitRow(report, k.guestName(), cpl);
+                // jvmm and C columns carry a number; QEMU one wherever it serves the exit
+                assertTrue(row.matches("(?s)\\| " + k.guestName() + " \\| " + cpl + " \\| [0-9.]+ .*"), row);
+                String[] cells = row.split("\\|");
+                assertTrue(cells[4].trim().matches("[0-9.]+ .*"), "C reference column: " + row);
+                assertEquals(k.qemuComparable() && qemu, cells[5].trim().matches("[0-9.]+ .*"), "QEMU column: " + row);
+                assertTrue(cells[6].trim().matches("[0-9.]+ .*"), "ratio column: " + row);
+                assertTrue(report.contains("| exits " + k.guestName() + " cpl" + cpl + " |"), "JMH row for " + k + " cpl" + cpl);
+                if (k != ExitKind.IOEVENTFD && k != ExitKind.IRQ) {
+                    assertTrue(Files.isRegularFile(out.resolve("latency-" + k.guestName() + "-cpl" + cpl + ".png")));
+                    assertTrue(report.contains("| " + k.guestName() + " | " + cpl + " | jvmm | "), "histogram row");
+                    assertTrue(report.contains("| " + k.guestName() + " | " + cpl + " | C reference | "), "histogram row");
+                }
+            }
+        }
+        assertTrue(report.contains("| empty KVM_RUN (immediate_exit) |"));
+        assertTrue(report.contains("| C reference (refvmm) | - | "), "launch row for refvmm");
+        assertTrue(report.contains("| jvmm | SerialGC -Xms16m -Xmx64m | "), "launch row for jvmm");
+        if (qemu) assertTrue(report.contains("| QEMU microvm | -M microvm -enable-kvm | "), "launch row for QEMU");
+        assertFalse(launchRowsFailed(report), report);
+        assertTrue(Files.size(out.resolve("exit-costs.png")) > 0);
+        assertTrue(Files.readString(out.resolve("jmh.json")).contains("\"primaryMetric\""));
+    }
+
+    private static String exitRow(String report, String kind, int cpl) {
+        Matcher m = Pattern.compile("^\\| " + kind + " \\| " + cpl + " \\| [^\\n]*\\| [^|\\n]*\\| [^|\\n]*\\|$", Pattern.MULTILINE)
+                .matcher(report);
+        assertTrue(m.find(), "no exit row for " + kind + " cpl" + cpl + " in\n" + report);
+        return m.group();
+    }
+
+    private static boolean launchRowsFailed(String report) {
+        return report.lines().anyMatch(l -> l.startsWith("| jvmm |") && l.contains("failed"));
+    }
+}

@@ -1,0 +1,78 @@
+package dev.jvmm.devices.virtio;
+
+import dev.jvmm.core.memory.GuestMemory;
+
+import java.util.List;
+
+/**
+ * A virtio device model, independent of the transport that exposes it (virtio-mmio, virtio-pci).
+ *
+ * <p>The transport negotiates features, collects the driver's queue configuration and, when the driver sets
+ * DRIVER_OK, calls {@link #activate}. From then on {@link #processQueue} runs on the device's I/O thread
+ * whenever the driver notifies; {@link #reset} is called when the driver resets the device (after the I/O
+ * thread has stopped). Configuration space accesses come from vCPU threads. The transport holds a queue's
+ * monitor while it services it; a device touching a queue from another thread synchronizes on it too.
+ */
+public interface VirtioDevice {
+    int TYPE_NET = 1, TYPE_BLOCK = 2, TYPE_CONSOLE = 3, TYPE_ENTROPY = 4;
+
+    /** The virtio device ID (2 for a block device). */
+    int deviceType();
+
+    /** The features offered; must include VIRTIO_F_VERSION_1. */
+    long deviceFeatures();
+
+    /** Maximum queue size of each queue the device has; its length is the number of queues. */
+    int[] queueMaxSizes();
+
+    /** Bytes of device-specific configuration space. */
+    int configSize();
+
+    /** Reads {@code size} (1, 2, 4 or 8) bytes of configuration space at offset, little-endian. */
+    long readConfig(int offset, int size);
+
+    /** Writes configuration space; devices ignore writes to read-only fields. */
+    void writeConfig(int offset, int size, long value);
+
+    /**
+     * Starts the device. {@code queues} are the device's queues in order; those the driver enabled are
+     * active (the others stay inactive and are never passed to {@link #processQueue}).
+     */
+    void activate(GuestMemory memory, long negotiatedFeatures, List<Virtqueue> queues, Context context);
+
+    /**
+     * Handles a notification of queue {@code index}: pops and completes what is available. Runs on the
+     * device's I/O thread. A {@link VirtqueueException} (or any other exception) thrown from here puts the
+     * device into DEVICE_NEEDS_RESET.
+     */
+    void processQueue(int index, Virtqueue queue);
+
+    /** Forgets everything negotiated; the device waits for the next activation. */
+    void reset();
+
+    /**
+     * False when the device takes nothing more from the queue now although buffers may be available: a backend
+     * that is full, or a receive queue the device fills only as frames arrive. The transport then stops
+     * servicing the queue, leaving the driver's notifications off (the device turns them on when it wants them),
+     * until the next notification or {@link Context#kick()}. Without this such a queue would be serviced in a
+     * busy loop.
+     */
+    default boolean canProcess(int index) {
+        return true;
+    }
+
+    /** What the transport offers an active device. */
+    interface Context {
+        /** Sends a used-buffer notification for the queue if the driver has not suppressed it. */
+        void signalUsed(int queueIndex);
+
+        /** Sends a configuration change notification (the config generation changes too). */
+        void configChanged();
+
+        /** Puts the device into DEVICE_NEEDS_RESET; no queue is processed until the driver resets it. */
+        void fail(String reason);
+
+        /** Wakes the I/O thread to service every queue again, as a notification would. Any thread. */
+        void kick();
+    }
+}

@@ -1,0 +1,297 @@
+package dev.jvmm.devices.virtio;
+
+import dev.jvmm.core.event.EventFd;
+import dev.jvmm.core.memory.GuestMemory;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * What every virtio transport shares: the device status state machine, feature negotiation, the queues'
+ * configuration, and the device's I/O thread. Subclasses map registers (virtio-mmio, virtio-pci) onto these
+ * and deliver interrupts their own way.
+ *
+ * <p>Notifications: all of a device's queues share one eventfd. KVM signals it directly for a guest write
+ * to a notify address registered as an ioeventfd; a notify write that reaches the bus (no ioeventfd, unit
+ * tests) signals it from the vCPU thread. The I/O thread blocks on it and then services every queue with
+ * available buffers, so a notification costs the vCPU no device work.
+ *
+ * <p>Locking: register accesses (vCPU threads) synchronize on this object; the I/O thread never takes that
+ * lock (status is atomic and interrupts have their own), so a reset may join the I/O thread while holding it.
+ */
+public abstract class VirtioTransport implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(VirtioTransport.class);
+
+    protected final VirtioDevice device;
+    protected final GuestMemory memory;
+    protected final Virtqueue[] queues;
+    private final String name;
+    private final EventFd notifyEvent = new EventFd(false);
+    private final AtomicInteger status = new AtomicInteger();
+    private final AtomicInteger configGeneration = new AtomicInteger();
+    private long driverFeatures;
+    private long negotiatedFeatures;
+    private Thread ioThread;
+    private volatile boolean running;
+    private volatile boolean closed;
+    private final java.util.concurrent.atomic.LongAdder busNotifications = new java.util.concurrent.atomic.LongAdder();
+
+    private final VirtioDevice.Context context = new VirtioDevice.Context() {
+        @Override
+        public void signalUsed(int queueIndex) {
+            if (queueIndex >= 0 && queueIndex < queues.length && queues[queueIndex].needsNotification())
+                raiseQueueInterrupt(queueIndex);
+        }
+
+        @Override
+        public void configChanged() {
+            configGeneration.incrementAndGet();
+            raiseConfigInterrupt();
+        }
+
+        @Override
+        public void fail(String reason) {
+            VirtioTransport.this.fail(reason);
+        }
+
+        @Override
+        public void kick() {
+            if (!closed) notifyEvent.signal();
+        }
+    };
+
+    protected VirtioTransport(String name, VirtioDevice device, GuestMemory memory) {
+        if (!VirtioFeatures.has(device.deviceFeatures(), VirtioFeatures.VERSION_1))
+            throw new IllegalArgumentException(name + ": device must offer VIRTIO_F_VERSION_1");
+        this.name = name;
+        this.device = device;
+        this.memory = memory;
+        int[] sizes = device.queueMaxSizes();
+        this.queues = new Virtqueue[sizes.length];
+        for (int i = 0; i < sizes.length; i++) queues[i] = new Virtqueue(sizes[i]);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public VirtioDevice device() {
+        return device;
+    }
+
+    /** The eventfd a queue notification signals; register it as an ioeventfd on the notify address(es). */
+    public EventFd notifyEvent() {
+        return notifyEvent;
+    }
+
+    /** A notify write that reached the bus: wake the I/O thread. */
+    protected void notifyFromBus() {
+        busNotifications.increment();
+        if (!closed) notifyEvent.signal();
+    }
+
+    /** Queue notifications that came through the bus (a vCPU exit each), not through an ioeventfd. */
+    public long busNotifications() {
+        return busNotifications.sum();
+    }
+
+    public int status() {
+        return status.get();
+    }
+
+    public int configGeneration() {
+        return configGeneration.get() & 0xff;
+    }
+
+    protected long deviceFeatures() {
+        return device.deviceFeatures();
+    }
+
+    /** 32 bits of the offered features, {@code select}*32 upwards (0 beyond 63). */
+    protected int deviceFeatureWord(int select) {
+        if (select < 0 || select > 1) return 0;
+        return (int) (device.deviceFeatures() >>> (32 * select));
+    }
+
+    protected synchronized int driverFeatureWord(int select) {
+        if (select < 0 || select > 1) return 0;
+        return (int) (driverFeatures >>> (32 * select));
+    }
+
+    /** The driver accepts features; ignored once FEATURES_OK is set (negotiation is over). */
+    protected synchronized void setDriverFeatureWord(int select, int value) {
+        if (select < 0 || select > 1 || (status.get() & DeviceStatus.FEATURES_OK) != 0) return;
+        long mask = 0xffffffffL << (32 * select);
+        driverFeatures = (driverFeatures & ~mask) | (((long) value & 0xffffffffL) << (32 * select));
+    }
+
+    public synchronized long negotiatedFeatures() {
+        return negotiatedFeatures;
+    }
+
+    /** The queue the driver selected, or null if the selector is beyond the device's queues. */
+    protected Virtqueue queue(int index) {
+        return index >= 0 && index < queues.length ? queues[index] : null;
+    }
+
+    /** Whether the driver may still change queue configuration (before DRIVER_OK). */
+    protected boolean queueConfigWritable(Virtqueue q) {
+        return q != null && !q.isReady() && (status.get() & DeviceStatus.DRIVER_OK) == 0;
+    }
+
+    /** The driver writes the status register: 0 resets, otherwise the driver's progress. */
+    protected synchronized void writeStatus(int value) {
+        value &= 0xff;
+        if (value == 0) {
+            reset();
+            return;
+        }
+        int old = status.get();
+        int next = (value & ~DeviceStatus.DEVICE_NEEDS_RESET) | (old & DeviceStatus.DEVICE_NEEDS_RESET);
+        if ((next & DeviceStatus.FEATURES_OK) != 0 && (old & DeviceStatus.FEATURES_OK) == 0) {
+            long offered = device.deviceFeatures();
+            if ((driverFeatures & ~offered) != 0 || !VirtioFeatures.has(driverFeatures, VirtioFeatures.VERSION_1)) {
+                LOG.warn("{}: driver accepted features 0x{} of 0x{} (needs VERSION_1, nothing unoffered); FEATURES_OK refused",
+                        name, Long.toHexString(driverFeatures), Long.toHexString(offered));
+                next &= ~DeviceStatus.FEATURES_OK;
+            } else {
+                negotiatedFeatures = driverFeatures;
+            }
+        }
+        boolean activating = (next & DeviceStatus.DRIVER_OK) != 0 && (old & DeviceStatus.DRIVER_OK) == 0;
+        if (activating && (next & DeviceStatus.FEATURES_OK) == 0) {
+            LOG.warn("{}: DRIVER_OK without FEATURES_OK ignored", name);
+            next &= ~DeviceStatus.DRIVER_OK;
+            activating = false;
+        }
+        // Keep a NEEDS_RESET raised concurrently by the I/O thread.
+        int finalNext = next;
+        status.getAndUpdate(s -> finalNext | (s & DeviceStatus.DEVICE_NEEDS_RESET));
+        if (activating && (next & DeviceStatus.FAILED) == 0) activate();
+    }
+
+    private void activate() {
+        try {
+            for (Virtqueue q : queues) if (q.isReady()) q.activate(memory, negotiatedFeatures);
+            device.activate(memory, negotiatedFeatures, List.of(queues), context);
+        } catch (RuntimeException e) {
+            fail("activation failed: " + e.getMessage());
+            return;
+        }
+        running = true;
+        ioThread = new Thread(this::runIoThread, name + "-io");
+        ioThread.setDaemon(true);
+        ioThread.start();
+        notifyEvent.signal(); // buffers made available before DRIVER_OK are served now
+    }
+
+    private void runIoThread() {
+        while (running) {
+            try {
+                notifyEvent.await();
+            } catch (RuntimeException e) {
+                if (!closed) LOG.error("{}: waiting for notifications failed; device stops", name, e);
+                return;
+            }
+            if (!running) return;
+            serviceQueues();
+        }
+    }
+
+    private void serviceQueues() {
+        for (int i = 0; i < queues.length; i++) {
+            Virtqueue q = queues[i];
+            if ((status.get() & DeviceStatus.DEVICE_NEEDS_RESET) != 0) return;
+            if (!q.isActive() || q.isBroken()) continue;
+            try {
+                synchronized (q) { // a device may fill a queue from its backend's thread as well
+                    do {
+                        q.disableNotification();
+                        device.processQueue(i, q);
+                        if (q.needsNotification()) raiseQueueInterrupt(i);
+                    } while (running && device.canProcess(i) && q.enableNotification());
+                }
+            } catch (RuntimeException e) {
+                fail("queue " + i + ": " + e.getMessage());
+                if (!(e instanceof VirtqueueException)) LOG.debug("{}: queue {} failed", name, i, e);
+            }
+        }
+    }
+
+    /** The device entered an error state: DEVICE_NEEDS_RESET and a configuration change notification. */
+    protected void fail(String reason) {
+        int old = status.getAndUpdate(s -> s | DeviceStatus.DEVICE_NEEDS_RESET);
+        if ((old & DeviceStatus.DEVICE_NEEDS_RESET) != 0) return;
+        LOG.warn("{}: device needs reset: {}", name, reason);
+        if ((old & DeviceStatus.DRIVER_OK) != 0) {
+            configGeneration.incrementAndGet();
+            raiseConfigInterrupt();
+        }
+    }
+
+    /** Device reset: stop the I/O thread, forget negotiation and queues, clear interrupts. */
+    protected synchronized void reset() {
+        stopIoThread();
+        device.reset();
+        for (Virtqueue q : queues) q.reset();
+        driverFeatures = 0;
+        negotiatedFeatures = 0;
+        resetInterrupts();
+        status.set(0);
+    }
+
+    private void stopIoThread() {
+        Thread t = ioThread;
+        if (t == null) return;
+        running = false;
+        notifyEvent.signal();
+        if (t != Thread.currentThread()) {
+            boolean interrupted = false;
+            while (t.isAlive()) {
+                try {
+                    t.join();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) Thread.currentThread().interrupt();
+        }
+        ioThread = null;
+    }
+
+    /** Reads device configuration space; bytes beyond the device's are 0. */
+    protected long readDeviceConfig(int offset, int size) {
+        if (offset < 0 || size <= 0 || offset + size > device.configSize()) return 0;
+        return device.readConfig(offset, size);
+    }
+
+    protected void writeDeviceConfig(int offset, int size, long value) {
+        if (offset < 0 || size <= 0 || offset + size > device.configSize()) return;
+        device.writeConfig(offset, size, value);
+    }
+
+    /** Sends a used-buffer notification for queue {@code index} (I/O thread). */
+    protected abstract void raiseQueueInterrupt(int index);
+
+    /** Sends a configuration change notification. */
+    protected abstract void raiseConfigInterrupt();
+
+    /** Clears pending interrupt state on device reset. */
+    protected abstract void resetInterrupts();
+
+    @Override
+    public synchronized void close() {
+        if (closed) return;
+        stopIoThread();
+        closed = true;
+        notifyEvent.close();
+    }
+
+    @Override
+    public String toString() {
+        return name + Arrays.toString(device.queueMaxSizes());
+    }
+}

@@ -1,0 +1,185 @@
+package dev.jvmm.devices.block;
+
+import dev.jvmm.devices.virtio.DriverQueue;
+import dev.jvmm.devices.virtio.GuestRam;
+import dev.jvmm.devices.virtio.TestDriver;
+import dev.jvmm.devices.virtio.Transport;
+import dev.jvmm.devices.virtio.VirtioFeatures;
+import dev.jvmm.devices.virtio.blk.VirtioBlock;
+import dev.jvmm.kvm.Libc;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
+import static org.junit.jupiter.api.Assertions.*;
+
+class RawFileBackendTest {
+    @TempDir
+    Path dir;
+
+    Path sparseFile(String name, long size) throws IOException {
+        Path p = dir.resolve(name);
+        try (var ch = java.nio.channels.FileChannel.open(p, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.truncate(size);
+            ch.position(size - 1).write(java.nio.ByteBuffer.wrap(new byte[1]));
+        }
+        return p;
+    }
+
+    /** True when [offset, offset+len) of the file is a hole (SEEK_DATA finds no data before its end). */
+    static boolean isHole(Path p, long offset, long len) {
+        int fd = Libc.open(p.toString(), Libc.O_RDONLY, 0);
+        try {
+            long data = Libc.lseekRaw(fd, offset, Libc.SEEK_DATA);
+            return data < 0 || data >= offset + len;
+        } finally {
+            Libc.close(fd);
+        }
+    }
+
+    @Test
+    void writeFlushReadRoundTripThroughNativeSegments() throws Exception {
+        Path p = sparseFile("disk.raw", 1 << 20);
+        byte[] data = new byte[8192];
+        new Random(3).nextBytes(data);
+        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+            assertEquals(1 << 20, b.size());
+            assertFalse(b.readOnly());
+            MemorySegment src = arena.allocate(data.length);
+            MemorySegment.copy(data, 0, src, ValueLayout.JAVA_BYTE, 0, data.length);
+            b.write(4096, src);
+            b.flush();
+            MemorySegment dst = arena.allocate(data.length);
+            b.read(4096, dst);
+            assertArrayEquals(data, dst.toArray(ValueLayout.JAVA_BYTE));
+        }
+        byte[] onDisk = Files.readAllBytes(p);
+        assertArrayEquals(data, java.util.Arrays.copyOfRange(onDisk, 4096, 4096 + data.length), "the host file holds the bytes");
+    }
+
+    @Test
+    void discardPunchesHolesAndKeepsTheSize() throws Exception {
+        Path p = sparseFile("disk.raw", 4 << 20);
+        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+            MemorySegment ones = arena.allocate(1 << 20).fill((byte) 1);
+            b.write(1 << 20, ones);
+            b.flush();
+            assertFalse(isHole(p, 1 << 20, 1 << 20));
+            b.discard(1 << 20, 1 << 20);
+            assertTrue(isHole(p, 1 << 20, 1 << 20), "discarded range is a hole: the file stays sparse");
+            MemorySegment back = arena.allocate(4096).fill((byte) 9);
+            b.read((1 << 20) + 8192, back);
+            assertEquals(-1, back.mismatch(arena.allocate(4096)), "reads as zeroes");
+            assertEquals(4 << 20, Files.size(p), "size kept");
+        }
+    }
+
+    @Test
+    void writeZeroesWithAndWithoutUnmap() throws Exception {
+        Path p = sparseFile("disk.raw", 4 << 20);
+        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+            b.write(0, arena.allocate(2 << 20).fill((byte) 7));
+            b.writeZeroes(0, 1 << 20, false);
+            b.writeZeroes(1 << 20, 1 << 20, true);
+            assertTrue(isHole(p, 1 << 20, 1 << 20), "mayUnmap lets the range become a hole");
+            MemorySegment back = arena.allocate(2 << 20).fill((byte) 9);
+            b.read(0, back);
+            assertEquals(-1, back.mismatch(arena.allocate(2 << 20)), "both ranges read as zeroes");
+        }
+    }
+
+    @Test
+    void sizeIsRoundedDownToWholeSectors() throws Exception {
+        Path p = dir.resolve("odd.raw");
+        Files.write(p, new byte[1000]);
+        try (RawFileBackend b = RawFileBackend.open(p, true)) {
+            assertEquals(512, b.size());
+            assertTrue(b.readOnly());
+            assertThrows(IOException.class, () -> b.write(0, MemorySegment.ofArray(new byte[512])));
+            assertThrows(IllegalArgumentException.class, () -> b.read(512, MemorySegment.ofArray(new byte[512])), "beyond size");
+        }
+    }
+
+    @Test
+    void missingFileNamesThePath() {
+        IOException e = assertThrows(IOException.class, () -> RawFileBackend.open(dir.resolve("nope.raw"), false));
+        assertTrue(e.getMessage().contains("nope.raw") && e.getMessage().contains("ENOENT"), e.getMessage());
+    }
+
+    /** A tiny tmpfs: writing past its capacity fails with ENOSPC on the host. */
+    Path tinyTmpfs() throws Exception {
+        Path mnt = Files.createDirectories(dir.resolve("tiny"));
+        Process proc = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt.toString())
+                .redirectErrorStream(true).start();
+        boolean ok = proc.waitFor(10, TimeUnit.SECONDS) && proc.exitValue() == 0;
+        Assumptions.assumeTrue(ok, "skipped: cannot mount a tmpfs here (needs root): " + new String(proc.getInputStream().readAllBytes()));
+        return mnt;
+    }
+
+    static void unmount(Path mnt) throws Exception {
+        new ProcessBuilder("umount", mnt.toString()).start().waitFor(10, TimeUnit.SECONDS);
+    }
+
+    static Path sparseImage(Path p, long size) throws IOException {
+        try (var f = new java.io.RandomAccessFile(p.toFile(), "rw")) {
+            f.setLength(size); // sparse: may be larger than the file system
+        }
+        return p;
+    }
+
+    @Test
+    void enospcBecomesAnIoExceptionNamingErrno() throws Exception {
+        Path mnt = tinyTmpfs();
+        try {
+            Path img = sparseImage(mnt.resolve("disk.raw"), 1 << 20);
+            try (RawFileBackend b = RawFileBackend.open(img, false); Arena arena = Arena.ofConfined()) {
+                IOException e = assertThrows(IOException.class, () -> b.write(0, arena.allocate(512 << 10)));
+                assertTrue(e.getMessage().contains("ENOSPC") && e.getMessage().contains("disk.raw"), e.getMessage());
+            }
+        } finally {
+            unmount(mnt);
+        }
+    }
+
+    @Test
+    void hostEnospcReachesTheGuestAsIoErrAndTheDeviceCarriesOn() throws Exception {
+        Path mnt = tinyTmpfs();
+        try (GuestRam ram = new GuestRam()) {
+            RawFileBackend backend = RawFileBackend.open(sparseImage(mnt.resolve("disk.raw"), 1 << 20), false);
+            try (TestDriver drv = Transport.MMIO.attach(ram, new VirtioBlock(backend, VirtioBlock.Options.DEFAULT))) {
+                DriverQueue q = new DriverQueue(ram, 16);
+                drv.init(VirtioFeatures.bit(VirtioFeatures.VERSION_1) | (1L << VirtioBlock.F_FLUSH), q);
+                long big = ram.alloc(256 << 10, 4096);
+                int[] statuses = new int[2];
+                for (int i = 0; i < 2; i++) {
+                    long hdr = ram.alloc(16, 8), s = ram.alloc(1, 1);
+                    ram.memory.writeInt(hdr, i == 0 ? VirtioBlock.T_OUT : VirtioBlock.T_IN);
+                    ram.memory.writeLong(hdr + 8, 0);
+                    q.add(in(hdr, 16), new DriverQueue.Buf(big, 256 << 10, i == 1), out(s, 1));
+                    drv.notifyQueue(0);
+                    assertTrue(TestDriver.awaitUsed(q, 1, 5000));
+                    q.takeUsed();
+                    statuses[i] = ram.memory.readByte(s);
+                }
+                assertEquals(VirtioBlock.S_IOERR, statuses[0], "256 KiB on a 64 KiB file system: ENOSPC -> IOERR");
+                assertEquals(VirtioBlock.S_OK, statuses[1], "the next request is served");
+                assertEquals(0, drv.status() & dev.jvmm.devices.virtio.DeviceStatus.DEVICE_NEEDS_RESET, "the device keeps running");
+            } finally {
+                backend.close();
+            }
+        } finally {
+            unmount(mnt);
+        }
+    }
+}
