@@ -39,8 +39,15 @@ public record MachineConfig(Path kernel, Optional<Path> initrd, Optional<String>
     }
 
     /** A disk to attach (virtio-blk). */
-    public record DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport) {
+    public record DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport, Format format) {
         public enum Transport { MMIO, PCI }
+
+        /** The image format; AUTO reads the file's magic. */
+        public enum Format { AUTO, RAW, QCOW2 }
+
+        public DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport) {
+            this(path, readOnly, serial, transport, Format.AUTO);
+        }
     }
 
     public static Builder builder(Path kernel) {

@@ -1,7 +1,9 @@
 package dev.jvmm.boot;
 
 import dev.jvmm.core.VirtualMachine;
+import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.block.RawFileBackend;
+import dev.jvmm.devices.block.qcow2.Qcow2Image;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
 
 import java.io.IOException;
@@ -11,16 +13,35 @@ import java.util.List;
 final class VirtioDisks {
     private VirtioDisks() {}
 
+    /**
+     * Opens the image in its format. A probed qcow2 image with a backing file is refused unless the user named
+     * the format: otherwise a guest that wrote a qcow2 header into its raw disk could make the next boot read
+     * any host file as its backing file (QEMU's format-probing hole).
+     */
+    static BlockBackend open(MachineConfig.DiskConfig d) {
+        try {
+            MachineConfig.DiskConfig.Format format = d.format();
+            if (format == MachineConfig.DiskConfig.Format.AUTO) {
+                if (!Qcow2Image.isQcow2(d.path())) return RawFileBackend.open(d.path(), d.readOnly());
+                if (Qcow2Image.readHeader(d.path()).backingFile != null)
+                    throw new BootException("--disk " + d.path() + " is a qcow2 image with a backing file; add format=qcow2 to confirm its format");
+                format = MachineConfig.DiskConfig.Format.QCOW2;
+            }
+            return format == MachineConfig.DiskConfig.Format.QCOW2
+                    ? Qcow2Image.open(d.path(), d.readOnly())
+                    : RawFileBackend.open(d.path(), d.readOnly());
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new BootException("--disk " + d.path() + " does not exist");
+        } catch (IOException e) {
+            throw new BootException("--disk " + d.path() + ": " + e.getMessage());
+        }
+    }
+
     static void attach(VirtualMachine vm, VirtioSlots slots, List<MachineConfig.DiskConfig> disks) {
         for (int i = 0; i < disks.size(); i++) {
             MachineConfig.DiskConfig d = disks.get(i);
             String name = "vd" + (char) ('a' + Math.min(i, 25));
-            RawFileBackend backend;
-            try {
-                backend = RawFileBackend.open(d.path(), d.readOnly());
-            } catch (IOException e) {
-                throw new BootException("--disk: " + e.getMessage());
-            }
+            BlockBackend backend = open(d);
             vm.own(backend); // closed after the transport (the VM closes in reverse order)
             VirtioBlock.Options options;
             try {

@@ -7,7 +7,7 @@ import java.nio.file.Path;
 import java.util.Optional;
 
 /**
- * {@code --disk PATH[,readonly][,serial=ID][,transport=mmio|pci]}. Everything after the first comma is an
+ * {@code --disk PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2]}. Everything after the first comma is an
  * option, so a path with a comma cannot be given.
  */
 public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
@@ -22,6 +22,7 @@ public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
         boolean readOnly = false;
         Optional<String> serial = Optional.empty();
         DiskConfig.Transport transport = DiskConfig.Transport.MMIO;
+        DiskConfig.Format format = DiskConfig.Format.AUTO;
         for (int i = 1; i < parts.length; i++) {
             String p = parts[i];
             int eq = p.indexOf('=');
@@ -42,10 +43,15 @@ public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
                     else if ("pci".equals(val)) transport = DiskConfig.Transport.PCI;
                     else throw fail(value, "transport must be mmio or pci, not '" + val + "'");
                 }
-                default -> throw fail(value, "unknown option '" + p + "' (use readonly, serial=ID, transport=mmio|pci)");
+                case "format" -> {
+                    if ("raw".equals(val)) format = DiskConfig.Format.RAW;
+                    else if ("qcow2".equals(val)) format = DiskConfig.Format.QCOW2;
+                    else throw fail(value, "format must be raw or qcow2, not '" + val + "'");
+                }
+                default -> throw fail(value, "unknown option '" + p + "' (use readonly, serial=ID, transport=mmio|pci, format=raw|qcow2)");
             }
         }
-        return new DiskConfig(Path.of(parts[0]), readOnly, serial, transport);
+        return new DiskConfig(Path.of(parts[0]), readOnly, serial, transport, format);
     }
 
     private static CommandLine.TypeConversionException fail(String value, String why) {

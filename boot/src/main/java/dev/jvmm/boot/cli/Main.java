@@ -17,7 +17,7 @@ import java.util.concurrent.Callable;
         description = {"A virtual machine monitor on /dev/kvm, in Java.", "",
                 "With no command, boots a small bundled demo guest that greets you on the serial console and powers off.",
                 "The ./jvmm launcher also runs the benchmark suite: ./jvmm bench [--quick]."},
-        subcommands = {RunCommand.class})
+        subcommands = {RunCommand.class, ImgCommand.class})
 public final class Main implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

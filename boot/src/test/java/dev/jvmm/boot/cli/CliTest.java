@@ -179,6 +179,24 @@ class CliTest {
     }
 
     @Test
+    @RequiresKvm
+    void aProbedQcow2ImageWithABackingFileNeedsItsFormatNamed() throws Exception {
+        Path base = dir.resolve("base.qcow2"), top = dir.resolve("top.qcow2");
+        assertEquals(0, jvmm("img", "create", "-f", "qcow2", base.toString(), "1M").code());
+        assertEquals(0, jvmm("img", "create", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString()).code());
+        Path demo = dir.resolve("demo.elf");
+        try (var in = CliTest.class.getResourceAsStream("/guests/demo.elf")) {
+            Files.write(demo, in.readAllBytes());
+        }
+        assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top.toString()),
+                "add format=qcow2 to confirm");
+        assertEquals(0, jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top + ",format=qcow2").code());
+        assertEquals(0, jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", base.toString()).code());
+        assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--disk", dir.resolve("gone.img").toString()), "does not exist");
+        assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--disk", base + ",format=vmdk"), "format must be raw or qcow2");
+    }
+
+    @Test
     void sizesParseLikeQemu() {
         assertEquals(512L << 20, Sizes.parse("512M", 1 << 20));
         assertEquals(2L << 30, Sizes.parse("2G", 1 << 20));

@@ -1,0 +1,994 @@
+package dev.jvmm.devices.block.qcow2;
+
+import dev.jvmm.devices.block.BlockBackend;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * A qcow2 image (versions 2 and 3) as a {@link BlockBackend}.
+ *
+ * <p>Concurrency: a read-write lock guards the mapping. Reads, and writes to clusters this image already owns,
+ * hold it shared, so they run in parallel; anything that changes L1/L2/refcount metadata holds it exclusively.
+ *
+ * <p>Crash safety (a process killed at any point leaves an image that {@code qemu-img check} finds clean or
+ * with leaked clusters only):
+ * <ul>
+ *   <li>clusters are reserved in batches: their refcounts are written and synced before any table points at
+ *       them (an unused reservation is a leak, never a dangling reference);</li>
+ *   <li>a new or copied L2 table is written and synced before the L1 entry points at it;</li>
+ *   <li>guest data reaches the file before the L2 entry that maps it;</li>
+ *   <li>refcounts are lowered only after the table change that dropped the reference is synced (at flush),
+ *       so a crash can leak a cluster but never free one still in use;</li>
+ *   <li>{@link #flush()} is fdatasync: an acknowledged flush covers every completed write and its metadata.</li>
+ * </ul>
+ * The rules above hold for a killed process (writes reach the page cache in program order). Against power
+ * loss, the refcount and table ordering is enforced with fdatasync; the order of guest data before its L2
+ * entry is not (as for any unflushed write, a copy-on-write cluster written since the last flush may then
+ * read back incomplete), and metadata is never left pointing at unwritten metadata.
+ *
+ * <p>Lazy refcounts: jvmm always updates refcounts at once (allowed by the format); an image left dirty by
+ * QEMU has its refcounts rebuilt when opened writable, as QEMU does.
+ */
+public final class Qcow2Image implements BlockBackend {
+    static final long L1_OFFSET_MASK = 0x00ff_ffff_ffff_fe00L;
+    static final long L2_OFFSET_MASK = 0x00ff_ffff_ffff_fe00L;
+    static final long COPIED = 1L << 63, COMPRESSED = 1L << 62, ZERO = 1L;
+    static final int MAX_CHAIN_DEPTH = 64;
+    private static final int TYPE_UNALLOCATED = 0, TYPE_ZERO = 1, TYPE_DATA = 2, TYPE_COMPRESSED = 3;
+    private static final int MAX_RUN = 16 << 20;
+
+    final HostFile file;
+    final Qcow2Header header;
+    final String name;
+    private final boolean readOnly;
+    final int clusterBits, cs, l2Entries, subclusterSize;
+    final boolean extL2;
+    long[] l1;
+    private volatile long size;
+    private volatile long freeGeneration;
+    final List<Snapshot> snapshots;
+    private final BlockBackend backing;
+    private final long backingSize;
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final L2Cache l2Cache;
+    Refcounts refcounts;
+    private final ThreadLocal<DecompressBuffer> decompressBuffers;
+    private long poolNext, poolEnd;
+    private final long poolBatch;
+    private final int maxRun;
+    private List<Long> pendingFrees = new ArrayList<>();
+    private volatile boolean closed;
+
+    private static final class DecompressBuffer {
+        final byte[] out, in;
+        long entry = -1, generation = -1;
+        DecompressBuffer(int cs) { out = new byte[cs]; in = new byte[2 * cs + 1024]; }
+    }
+
+    /** Where a guest range maps: filled by {@link #classify}. */
+    private static final class Mapping {
+        int type;
+        long host;   // for TYPE_DATA: host offset of the guest offset; for TYPE_COMPRESSED: the L2 entry
+        int length;
+    }
+
+    private Qcow2Image(HostFile file, Qcow2Header header, String name, boolean readOnly, long[] l1, long size,
+                       List<Snapshot> snapshots, BlockBackend backing) throws IOException {
+        this.file = file;
+        this.header = header;
+        this.name = name;
+        this.readOnly = readOnly;
+        this.clusterBits = header.clusterBits;
+        this.cs = header.clusterSize();
+        this.extL2 = header.extendedL2();
+        this.l2Entries = header.l2Entries();
+        this.subclusterSize = extL2 ? cs / 32 : cs;
+        this.l1 = l1;
+        this.size = size;
+        this.snapshots = snapshots;
+        this.backing = backing;
+        this.backingSize = backing == null ? 0 : backing.size();
+        this.l2Cache = new L2Cache(Math.max(16, Math.min(4096, (32 << 20) / cs)));
+        this.decompressBuffers = ThreadLocal.withInitial(() -> new DecompressBuffer(cs));
+        this.refcounts = new Refcounts(file, header, name);
+        // A contiguous run must fit between two refcount blocks (each sits at the start of the range it covers).
+        this.maxRun = (int) Math.min(4096, refcounts.entriesPerBlock / 2);
+        this.poolBatch = Math.max(1, Math.min(maxRun, (8L << 20) / cs));
+    }
+
+    /** Opens an image and its backing chain; a writable image opens its backing files read-only. */
+    public static Qcow2Image open(Path path, boolean readOnly) throws IOException {
+        return open(path, readOnly, null, new HashSet<>(), 0);
+    }
+
+    /** Opens an internal snapshot (by ID or name) read-only. */
+    public static Qcow2Image openSnapshot(Path path, String snapshot) throws IOException {
+        return open(path, true, snapshot, new HashSet<>(), 0);
+    }
+
+    /** Reads only the header of a qcow2 file (for info and probing). */
+    public static Qcow2Header readHeader(Path path) throws IOException {
+        try (HostFile f = new HostFile(path, true)) {
+            return Qcow2Header.parse(f.readBytes(0, (int) Math.min(f.length(), 2 << 20)), f.length(), path.toString());
+        }
+    }
+
+    /** Whether the file starts with the qcow2 magic. */
+    public static boolean isQcow2(Path path) throws IOException {
+        try (HostFile f = new HostFile(path, true)) {
+            return Qcow2Header.hasMagic(f.readBytes(0, 4));
+        }
+    }
+
+    static Qcow2Image open(Path path, boolean readOnly, String snapshot, Set<Path> chain, int depth)
+            throws IOException {
+        String name = path.toString();
+        if (!Files.exists(path)) throw new java.nio.file.NoSuchFileException(name, null, "no such file");
+        Path real = path.toRealPath();
+        if (!chain.add(real)) throw new Qcow2Exception(name + ": backing chain loop (the file is its own ancestor)");
+        if (depth > MAX_CHAIN_DEPTH) throw new Qcow2Exception(name + ": backing chain deeper than " + MAX_CHAIN_DEPTH);
+        HostFile file = new HostFile(path, readOnly);
+        BlockBackend backing = null;
+        try {
+            Qcow2Header h = Qcow2Header.parse(file.readBytes(0, (int) Math.min(file.length(), 2 << 20)),
+                    file.length(), name);
+            if (!readOnly && h.corrupt()) {
+                throw new Qcow2Exception(name + ": image is marked corrupt; open it read-only or repair it with 'qemu-img check -r all'");
+            }
+            List<Snapshot> snaps = readSnapshots(file, h, name);
+            long[] l1;
+            long size = h.size;
+            if (snapshot == null) {
+                l1 = readTable(file, h.l1TableOffset, h.l1Size);
+            } else {
+                Snapshot s = snaps.stream().filter(x -> x.id().equals(snapshot)).findFirst()
+                        .or(() -> snaps.stream().filter(x -> x.name().equals(snapshot)).findFirst())
+                        .orElseThrow(() -> new Qcow2Exception(name + ": no snapshot '" + snapshot + "'"));
+                l1 = readTable(file, s.l1TableOffset(), s.l1Size());
+                if (s.diskSize() > 0) size = s.diskSize();
+                if (Qcow2Header.l1EntriesFor(size, h.clusterBits, h.extendedL2()) > l1.length) {
+                    throw new Qcow2Exception(name + ": snapshot '" + snapshot + "' L1 table too small for its size");
+                }
+            }
+            if (h.backingFile != null) backing = openBacking(path, h, chain, depth);
+            Qcow2Image img = new Qcow2Image(file, h, name, readOnly, l1, size, snaps, backing);
+            if (!readOnly) img.prepareForWriting();
+            return img;
+        } catch (IOException | RuntimeException e) {
+            if (backing != null) try { backing.close(); } catch (IOException ignored) { }
+            file.close();
+            throw e;
+        }
+    }
+
+    private static BlockBackend openBacking(Path path, Qcow2Header h, Set<Path> chain, int depth) throws IOException {
+        String bf = h.backingFile;
+        if (bf.startsWith("json:")) throw new Qcow2Exception(path + ": json: backing file names are not supported");
+        Path p = Path.of(bf.startsWith("file:") ? bf.substring(5) : bf);
+        Path dir = path.toAbsolutePath().getParent();
+        if (!p.isAbsolute() && dir != null) p = dir.resolve(p);
+        if (!Files.exists(p)) {
+            throw new java.nio.file.NoSuchFileException(p.toString(), null,
+                    "backing file of " + path + " not found");
+        }
+        String fmt = h.backingFormat;
+        if (fmt == null) fmt = isQcow2(p) ? "qcow2" : "raw";
+        return switch (fmt) {
+            case "qcow2" -> open(p, true, null, chain, depth + 1);
+            case "raw", "file" -> {
+                if (!chain.add(p.toRealPath())) throw new Qcow2Exception(path + ": backing chain loop at " + p);
+                yield new RawReader(p);
+            }
+            default -> throw new Qcow2Exception(path + ": unsupported backing file format '" + fmt + "'");
+        };
+    }
+
+    static long[] readTable(HostFile file, long offset, int entries) throws IOException {
+        ByteBuffer b = ByteBuffer.wrap(file.readBytes(offset, entries * 8));
+        long[] t = new long[entries];
+        for (int i = 0; i < entries; i++) t[i] = b.getLong(i * 8);
+        return t;
+    }
+
+    static List<Snapshot> readSnapshots(HostFile file, Qcow2Header h, String name) throws IOException {
+        List<Snapshot> out = new ArrayList<>();
+        if (h.nbSnapshots == 0) return out;
+        long pos = h.snapshotsOffset;
+        long limit = Math.min(file.length(), pos + (64L << 20));
+        for (int i = 0; i < h.nbSnapshots; i++) {
+            if (pos + 40 > limit) throw new Qcow2Exception(name + ": snapshot table entry " + i + " past the end of the file");
+            ByteBuffer e = ByteBuffer.wrap(file.readBytes(pos, 40));
+            long l1Off = e.getLong(0);
+            int l1Size = e.getInt(8);
+            int idLen = e.getShort(12) & 0xffff, nameLen = e.getShort(14) & 0xffff;
+            long sec = e.getInt(16) & 0xffff_ffffL, nsec = e.getInt(20) & 0xffff_ffffL;
+            long vmClock = e.getLong(24);
+            long vmState = e.getInt(32) & 0xffff_ffffL;
+            int extra = e.getInt(36);
+            if (extra < 0 || extra > 1024) throw new Qcow2Exception(name + ": snapshot " + i + " extra data size " + extra + " too large");
+            long total = 40L + extra + idLen + nameLen;
+            if (pos + total > limit) throw new Qcow2Exception(name + ": snapshot table entry " + i + " past the end of the file");
+            byte[] rest = file.readBytes(pos + 40, (int) (total - 40));
+            ByteBuffer x = ByteBuffer.wrap(rest);
+            long diskSize = 0, icount = -1;
+            if (extra >= 8) vmState = x.getLong(0);
+            if (extra >= 16) diskSize = x.getLong(8);
+            if (extra >= 24) icount = x.getLong(16);
+            String id = new String(rest, extra, idLen, StandardCharsets.UTF_8);
+            String nm = new String(rest, extra + idLen, nameLen, StandardCharsets.UTF_8);
+            if ((l1Off & (h.clusterSize() - 1)) != 0 || l1Size < 0 || (long) l1Size * 8 > Qcow2Header.MAX_L1_BYTES
+                    || (l1Size > 0 && (l1Off <= 0 || l1Off + l1Size * 8L > file.length()))) {
+                throw new Qcow2Exception(name + ": snapshot '" + nm + "' has an invalid L1 table (offset 0x"
+                        + Long.toHexString(l1Off) + ", " + l1Size + " entries)");
+            }
+            out.add(new Snapshot(id, nm, l1Off, l1Size, vmState, diskSize, sec, nsec, vmClock, icount,
+                    (int) ((total + 7) & ~7L)));
+            pos += (total + 7) & ~7L;
+        }
+        return out;
+    }
+
+    /** Dirty images get their refcounts rebuilt (as QEMU does); unknown autoclear bits are cleared. */
+    private void prepareForWriting() throws IOException {
+        if (header.dirty()) {
+            Qcow2Checker.Result r = new Qcow2Checker(this).run(Qcow2Checker.Repair.ALL);
+            if (r.corruptions() > r.corruptionsFixed()) {
+                throw new Qcow2Exception(name + ": dirty image could not be repaired: " + (r.corruptions() - r.corruptionsFixed()) + " errors remain");
+            }
+            file.sync();
+            header.incompatibleFeatures &= ~Qcow2Header.INCOMPAT_DIRTY;
+            file.writeLong(72, header.incompatibleFeatures);
+            file.sync();
+        }
+        if (header.version >= 3 && header.autoclearFeatures != 0) {
+            // jvmm keeps no bitmaps up to date, so their consistency bit must go before the first write.
+            header.autoclearFeatures = 0;
+            file.writeLong(88, 0);
+            file.sync();
+        }
+    }
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public boolean readOnly() {
+        return readOnly;
+    }
+
+    public Qcow2Header header() {
+        return header;
+    }
+
+    public List<Snapshot> snapshots() {
+        return List.copyOf(snapshots);
+    }
+
+    public BlockBackend backing() {
+        return backing;
+    }
+
+    private void checkRange(long offset, long length) throws IOException {
+        if (closed) throw new IOException(name + ": image is closed");
+        if (offset < 0 || length < 0 || offset + length > size || offset + length < 0) {
+            throw new IOException(name + ": request [" + offset + ", +" + length + ") outside the virtual size " + size);
+        }
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    @Override
+    public void read(long offset, MemorySegment dst) throws IOException {
+        checkRange(offset, dst.byteSize());
+        lock.readLock().lock();
+        try {
+            readUnlocked(offset, dst);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private void readUnlocked(long offset, MemorySegment dst) throws IOException {
+        Mapping m = new Mapping();
+        long len = dst.byteSize(), pos = 0;
+        while (pos < len) {
+            classify(offset + pos, len - pos, m);
+            long n = m.length;
+            if (m.type == TYPE_DATA) {
+                // Coalesce host-contiguous data so sequential reads become one pread.
+                Mapping next = new Mapping();
+                while (pos + n < len && n < MAX_RUN) {
+                    classify(offset + pos + n, len - pos - n, next);
+                    if (next.type != TYPE_DATA || next.host != m.host + n) break;
+                    n += next.length;
+                }
+            }
+            MemorySegment part = dst.asSlice(pos, n);
+            switch (m.type) {
+                case TYPE_DATA -> file.read(m.host, part);
+                case TYPE_ZERO -> part.fill((byte) 0);
+                case TYPE_UNALLOCATED -> readBacking(offset + pos, part);
+                default -> readCompressed(m.host, (int) ((offset + pos) & (cs - 1)), part);
+            }
+            pos += n;
+        }
+    }
+
+    private void readBacking(long guestOffset, MemorySegment part) throws IOException {
+        long n = 0;
+        if (backing != null && guestOffset < backingSize) {
+            n = Math.min(part.byteSize(), backingSize - guestOffset);
+            backing.read(guestOffset, part.asSlice(0, n));
+        }
+        if (n < part.byteSize()) part.asSlice(n).fill((byte) 0);
+    }
+
+    private void readCompressed(long entry, int inCluster, MemorySegment part) throws IOException {
+        DecompressBuffer buf = decompressBuffers.get();
+        long gen = freeGeneration;
+        if (buf.entry != entry || buf.generation != gen) {
+            decompressCluster(entry, buf);
+            buf.entry = entry;
+            buf.generation = gen; // freed and reused compressed space must not be served from this cache
+        }
+        MemorySegment.copy(MemorySegment.ofArray(buf.out), inCluster, part, 0, part.byteSize());
+    }
+
+    /** Host byte offset and length of a compressed cluster's data. */
+    long[] compressedExtent(long entry) {
+        int x = 62 - (clusterBits - 8);
+        long host = entry & ((1L << x) - 1);
+        long sectors = (entry >>> x) & ((1L << (62 - x)) - 1);
+        long len = (sectors + 1) * 512 - (host & 511);
+        return new long[]{host, len};
+    }
+
+    private void decompressCluster(long entry, DecompressBuffer buf) throws IOException {
+        long[] ext = compressedExtent(entry);
+        long host = ext[0];
+        if (host >= file.length() || host < cs) {
+            throw new Qcow2Exception(name + ": compressed cluster at host offset 0x" + Long.toHexString(host)
+                    + " lies outside the file");
+        }
+        int len = (int) Math.min(Math.min(ext[1], buf.in.length), file.length() - host);
+        file.read(host, buf.in, 0, len);
+        buf.entry = -1;
+        Compression.decompress(header.compressionType, buf.in, len, buf.out, cs,
+                name + ": compressed cluster at 0x" + Long.toHexString(host));
+    }
+
+    private long[] l2Table(long l1Index) throws IOException {
+        long l2Offset = l1[(int) l1Index] & L1_OFFSET_MASK;
+        long[] t = l2Cache.get(l2Offset);
+        if (t != null) return t;
+        if ((l2Offset & (cs - 1)) != 0 || l2Offset >= file.length()) {
+            throw new Qcow2Exception(name + ": L1 entry " + l1Index + " points to L2 table at 0x"
+                    + Long.toHexString(l2Offset) + (l2Offset >= file.length() ? ", past the end of the file"
+                    : ", not aligned to a cluster"));
+        }
+        return l2Cache.put(l2Offset, readTable(file, l2Offset, cs / 8));
+    }
+
+    /** Classifies the mapping of the guest range starting at guestOffset (at most len bytes, one cluster). */
+    private void classify(long guestOffset, long len, Mapping m) throws IOException {
+        long cluster = guestOffset >>> clusterBits;
+        int inCluster = (int) (guestOffset & (cs - 1));
+        long l1Index = cluster / l2Entries;
+        int l2Index = (int) (cluster % l2Entries);
+        int avail = (int) Math.min(len, cs - inCluster);
+        m.length = avail;
+        if (l1Index >= l1.length || (l1[(int) l1Index] & L1_OFFSET_MASK) == 0) {
+            m.type = TYPE_UNALLOCATED;
+            return;
+        }
+        long[] l2 = l2Table(l1Index);
+        long e = l2[extL2 ? 2 * l2Index : l2Index];
+        if ((e & COMPRESSED) != 0) {
+            m.type = TYPE_COMPRESSED;
+            m.host = e;
+            return;
+        }
+        long host = e & L2_OFFSET_MASK;
+        if (!extL2) {
+            if (header.version >= 3 && (e & ZERO) != 0) {
+                m.type = TYPE_ZERO;
+            } else if (host == 0) {
+                m.type = TYPE_UNALLOCATED;
+            } else {
+                m.type = TYPE_DATA;
+                m.host = checkedHost(host, guestOffset) + inCluster;
+            }
+            return;
+        }
+        long bitmap = l2[2 * l2Index + 1];
+        int alloc = (int) bitmap, zero = (int) (bitmap >>> 32);
+        if ((alloc & zero) != 0) {
+            throw new Qcow2Exception(name + ": L2 entry for guest offset 0x" + Long.toHexString(guestOffset)
+                    + " marks subclusters both allocated and zero");
+        }
+        int sc = inCluster / subclusterSize;
+        int type = (alloc >>> sc & 1) != 0 ? TYPE_DATA : (zero >>> sc & 1) != 0 ? TYPE_ZERO : TYPE_UNALLOCATED;
+        int run = (sc + 1) * subclusterSize - inCluster;
+        for (int s = sc + 1; s < 32 && run < avail; s++) {
+            int t = (alloc >>> s & 1) != 0 ? TYPE_DATA : (zero >>> s & 1) != 0 ? TYPE_ZERO : TYPE_UNALLOCATED;
+            if (t != type) break;
+            run += subclusterSize;
+        }
+        m.type = type;
+        m.length = Math.min(run, avail);
+        if (type == TYPE_DATA) {
+            if (host == 0) {
+                throw new Qcow2Exception(name + ": L2 entry for guest offset 0x" + Long.toHexString(guestOffset)
+                        + " has allocated subclusters but no host offset");
+            }
+            m.host = checkedHost(host, guestOffset) + inCluster;
+        }
+    }
+
+    private long checkedHost(long host, long guestOffset) throws Qcow2Exception {
+        if ((host & (cs - 1)) != 0) {
+            throw new Qcow2Exception(name + ": L2 entry for guest offset 0x" + Long.toHexString(guestOffset)
+                    + " has host offset 0x" + Long.toHexString(host) + " not aligned to a cluster");
+        }
+        if (host >= file.length()) {
+            throw new Qcow2Exception(name + ": L2 entry for guest offset 0x" + Long.toHexString(guestOffset)
+                    + " points to 0x" + Long.toHexString(host) + ", past the end of the file");
+        }
+        return host;
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    private void checkWritable() throws IOException {
+        if (readOnly) throw new IOException(name + ": image is open read-only");
+    }
+
+    @Override
+    public void write(long offset, MemorySegment src) throws IOException {
+        checkRange(offset, src.byteSize());
+        checkWritable();
+        long len = src.byteSize(), pos = 0;
+        while (pos < len) {
+            long n = 0;
+            lock.readLock().lock();
+            try {
+                long host = -1;
+                while (pos + n < len && n < MAX_RUN) {
+                    long g = offset + pos + n;
+                    int piece = (int) Math.min(len - pos - n, cs - (g & (cs - 1)));
+                    long h = ownedHost(g, piece);
+                    if (h < 0 || (host >= 0 && h != host + n)) break;
+                    if (host < 0) host = h;
+                    n += piece;
+                }
+                if (n > 0) file.write(host, src.asSlice(pos, n));
+            } finally {
+                lock.readLock().unlock();
+            }
+            if (n == 0) {
+                lock.writeLock().lock();
+                try {
+                    n = writeAllocating(offset + pos, src, pos, len - pos);
+                } finally {
+                    lock.writeLock().unlock();
+                }
+            }
+            pos += n;
+        }
+    }
+
+    /**
+     * The host offset for guest range [g, g+len) within one cluster if this image owns that cluster
+     * (refcount 1, allocated, every touched subcluster allocated) so the data may be written in place; else -1.
+     */
+    private long ownedHost(long g, int len) throws IOException {
+        long cluster = g >>> clusterBits;
+        long l1Index = cluster / l2Entries;
+        long l1e = l1[(int) l1Index];
+        if ((l1e & COPIED) == 0 || (l1e & L1_OFFSET_MASK) == 0) return -1;
+        long[] l2 = l2Table(l1Index);
+        int l2Index = (int) (cluster % l2Entries);
+        long e = l2[extL2 ? 2 * l2Index : l2Index];
+        if ((e & COPIED) == 0 || (e & COMPRESSED) != 0) return -1;
+        long host = e & L2_OFFSET_MASK;
+        if (host == 0) return -1;
+        int inCluster = (int) (g & (cs - 1));
+        if (extL2) {
+            int alloc = (int) l2[2 * l2Index + 1];
+            int first = inCluster / subclusterSize, last = (inCluster + len - 1) / subclusterSize;
+            int mask = (int) (((1L << (last + 1)) - 1) & ~((1L << first) - 1));
+            if ((alloc & mask) != mask) return -1;
+        } else if ((e & ZERO) != 0 && header.version >= 3) {
+            return -1;
+        }
+        checkedHost(host, g);
+        checkNotMetadata(host);
+        return host + inCluster;
+    }
+
+    /** Refuses data writes into the header, L1 or refcount table (an L2 entry pointing there is corruption). */
+    private void checkNotMetadata(long host) throws Qcow2Exception {
+        if (host < cs || overlaps(host, header.l1TableOffset, header.l1Size * 8L)
+                || overlaps(host, header.refcountTableOffset, (long) header.refcountTableClusters * cs)) {
+            throw new Qcow2Exception(name + ": L2 entry maps guest data onto image metadata at 0x"
+                    + Long.toHexString(host) + "; the image is corrupt");
+        }
+    }
+
+    private boolean overlaps(long host, long start, long len) {
+        return host + cs > start && host < start + len;
+    }
+
+    /**
+     * Slow path under the write lock: writes from src[srcPos..] starting at guest offset g, for the first
+     * cluster and any following whole clusters that need a fresh allocation (allocated as one contiguous run).
+     * Returns the number of bytes written.
+     */
+    private long writeAllocating(long g, MemorySegment src, long srcPos, long remaining) throws IOException {
+        int inCluster = (int) (g & (cs - 1));
+        int piece = (int) Math.min(remaining, cs - inCluster);
+        long cluster = g >>> clusterBits;
+        long l1Index = cluster / l2Entries;
+        long[] l2 = writableL2(l1Index);
+        int l2Index = (int) (cluster % l2Entries);
+        int ei = extL2 ? 2 * l2Index : l2Index;
+        long e = l2[ei];
+        long host = e & L2_OFFSET_MASK;
+        boolean compressed = (e & COMPRESSED) != 0;
+        if (!compressed && host != 0 && (e & COPIED) == 0 && refcounts.get(host >>> clusterBits) == 1) {
+            e |= COPIED; // the flag was merely stale: the cluster is ours
+        }
+        boolean owned = !compressed && host != 0 && (e & COPIED) != 0;
+        if (owned) {
+            checkedHost(host, g);
+            checkNotMetadata(host);
+            if (extL2) {
+                long bitmap = l2[ei + 1];
+                int first = inCluster / subclusterSize, last = (inCluster + piece - 1) / subclusterSize;
+                writeSubclusters(g, src, srcPos, piece, host, first, last);
+                long mask = ((1L << (last + 1)) - 1) & ~((1L << first) - 1);
+                setL2(l1Index, l2, l2Index, e, (bitmap | mask) & ~(mask << 32));
+            } else {
+                if ((e & ZERO) != 0 && header.version >= 3) {
+                    byte[] buf = new byte[cs];
+                    MemorySegment.copy(src, srcPos, MemorySegment.ofArray(buf), inCluster, piece);
+                    file.write(host, buf, 0, cs);
+                    setL2(l1Index, l2, l2Index, e & ~ZERO, 0);
+                } else {
+                    file.write(host + inCluster, src.asSlice(srcPos, piece));
+                    if (e != l2[ei]) setL2(l1Index, l2, l2Index, e, 0);
+                }
+            }
+            return piece;
+        }
+        // A fresh cluster is needed. Whole clusters that follow in the same L2 table and are unallocated
+        // (or zero) join the allocation so sequential writes land contiguously.
+        int clusters = 1;
+        if (!extL2 && !compressed && host == 0 && piece == cs) {
+            while (clusters < maxRun && remaining - (long) clusters * cs >= cs && l2Index + clusters < l2Entries) {
+                long next = l2[l2Index + clusters];
+                if ((next & (L2_OFFSET_MASK | COMPRESSED)) != 0) break;
+                clusters++;
+            }
+        }
+        long newHost = allocate(clusters);
+        if (clusters > 1) {
+            file.write(newHost, src.asSlice(srcPos, (long) clusters * cs));
+            for (int i = 0; i < clusters; i++) setL2(l1Index, l2, l2Index + i, (newHost + (long) i * cs) | COPIED, 0);
+            return (long) clusters * cs;
+        }
+        long clusterStart = cluster << clusterBits;
+        if (extL2 && host == 0 && !compressed) {
+            // Only the touched subclusters are allocated; the others keep reading from backing / zero.
+            long bitmap = l2[ei + 1];
+            int first = inCluster / subclusterSize, last = (inCluster + piece - 1) / subclusterSize;
+            writeSubclusters(g, src, srcPos, piece, newHost, first, last);
+            long mask = ((1L << (last + 1)) - 1) & ~((1L << first) - 1);
+            setL2(l1Index, l2, l2Index, newHost | COPIED, (bitmap | mask) & ~(mask << 32));
+            return piece;
+        }
+        byte[] buf = new byte[cs];
+        MemorySegment whole = MemorySegment.ofArray(buf);
+        if (piece < cs) {
+            long visible = Math.min(cs, size - clusterStart);
+            readUnlocked(clusterStart, whole.asSlice(0, visible));
+        }
+        MemorySegment.copy(src, srcPos, whole, inCluster, piece);
+        file.write(newHost, buf, 0, cs);
+        setL2(l1Index, l2, l2Index, newHost | COPIED, extL2 ? 0xffff_ffffL : 0);
+        releaseOld(e);
+        return piece;
+    }
+
+    /** Writes subclusters [first, last] of a cluster at host: guest data plus, at the edges, the current content. */
+    private void writeSubclusters(long g, MemorySegment src, long srcPos, int piece, long host, int first, int last)
+            throws IOException {
+        long clusterStart = g & ~(long) (cs - 1);
+        int inCluster = (int) (g - clusterStart);
+        int spanStart = first * subclusterSize, spanLen = (last + 1 - first) * subclusterSize;
+        if (spanStart == inCluster && spanLen == piece) {
+            file.write(host + spanStart, src.asSlice(srcPos, piece));
+            return;
+        }
+        byte[] buf = new byte[spanLen];
+        MemorySegment span = MemorySegment.ofArray(buf);
+        long visible = Math.min(spanLen, size - clusterStart - spanStart);
+        if (visible > 0) readUnlocked(clusterStart + spanStart, span.asSlice(0, visible));
+        MemorySegment.copy(src, srcPos, span, inCluster - spanStart, piece);
+        file.write(host + spanStart, buf, 0, spanLen);
+    }
+
+    /** Updates an L2 entry in the cache and, written through, in the file. */
+    private void setL2(long l1Index, long[] l2, int l2Index, long entry, long bitmap) throws IOException {
+        long l2Offset = l1[(int) l1Index] & L1_OFFSET_MASK;
+        if (extL2) {
+            l2[2 * l2Index] = entry;
+            l2[2 * l2Index + 1] = bitmap;
+            file.write(l2Offset + 16L * l2Index, ByteBuffer.allocate(16).putLong(0, entry).putLong(8, bitmap));
+        } else {
+            l2[l2Index] = entry;
+            file.writeLong(l2Offset + 8L * l2Index, entry);
+        }
+    }
+
+    /** Queues the refcount decrements for what an overwritten L2 entry referenced (applied at flush). */
+    private void releaseOld(long entry) {
+        if ((entry & COMPRESSED) != 0) {
+            long[] ext = compressedExtent(entry);
+            long firstCluster = ext[0] >>> clusterBits, lastCluster = (ext[0] + ext[1] - 1) >>> clusterBits;
+            for (long c = firstCluster; c <= lastCluster; c++) pendingFrees.add(c);
+        } else if ((entry & L2_OFFSET_MASK) != 0) {
+            pendingFrees.add((entry & L2_OFFSET_MASK) >>> clusterBits);
+        }
+    }
+
+    /** The L2 table for l1Index, made exclusively ours: allocated if absent, copied if shared with a snapshot. */
+    private long[] writableL2(long l1Index) throws IOException {
+        long l1e = l1[(int) l1Index];
+        long old = l1e & L1_OFFSET_MASK;
+        if (old != 0 && (l1e & COPIED) != 0) return l2Table(l1Index);
+        if (old != 0 && refcounts.get(old >>> clusterBits) == 1) {
+            setL1(l1Index, old | COPIED);
+            return l2Table(l1Index);
+        }
+        long[] content = old == 0 ? new long[cs / 8] : l2Table(l1Index).clone();
+        if (old != 0) {
+            // Clusters the shared table maps are shared too: they must be copied before being written.
+            for (int i = 0; i < content.length; i += extL2 ? 2 : 1) content[i] &= ~COPIED;
+        }
+        long fresh = allocate(1);
+        ByteBuffer b = ByteBuffer.allocate(cs);
+        for (int i = 0; i < content.length; i++) b.putLong(i * 8, content[i]);
+        file.write(fresh, b);
+        file.sync();
+        setL1(l1Index, fresh | COPIED);
+        if (old != 0) pendingFrees.add(old >>> clusterBits);
+        return l2Cache.put(fresh, content);
+    }
+
+    private void setL1(long l1Index, long entry) throws IOException {
+        l1[(int) l1Index] = entry;
+        file.writeLong(header.l1TableOffset + 8 * l1Index, entry);
+    }
+
+    /** n contiguous clusters whose refcount 1 is already durable; returns the host offset. */
+    private long allocate(int n) throws IOException {
+        if (n > maxRun) {
+            throw new Qcow2Exception(name + ": cannot allocate " + n + " contiguous clusters with this cluster size"
+                    + " and refcount width (at most " + maxRun + "); use larger clusters");
+        }
+        if (poolNext + n > poolEnd) {
+            releasePool();
+            long want = Math.max(n, poolBatch);
+            poolNext = refcounts.allocate(want);
+            poolEnd = poolNext + want;
+            file.sync();
+        }
+        long c = poolNext;
+        poolNext += n;
+        return c << clusterBits;
+    }
+
+    private void releasePool() throws IOException {
+        for (long c = poolNext; c < poolEnd; c++) refcounts.set(c, 0);
+        poolNext = poolEnd = 0;
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
+        checkRange(offset, length);
+        checkWritable();
+        long pos = 0;
+        while (pos < length) {
+            long g = offset + pos;
+            int inCluster = (int) (g & (cs - 1));
+            int piece = (int) Math.min(length - pos, cs - inCluster);
+            boolean wholeCluster = piece == cs || (inCluster == 0 && g + piece == size);
+            lock.writeLock().lock();
+            try {
+                if (wholeCluster) zeroCluster(g >>> clusterBits, mayUnmap);
+                else zeroPartial(g, piece);
+            } finally {
+                lock.writeLock().unlock();
+            }
+            pos += piece;
+        }
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        writeZeroes(offset, length, true);
+    }
+
+    private boolean backingCovers(long guestOffset) {
+        return backing != null && guestOffset < backingSize;
+    }
+
+    private void zeroCluster(long cluster, boolean mayUnmap) throws IOException {
+        long l1Index = cluster / l2Entries;
+        int l2Index = (int) (cluster % l2Entries);
+        long g = cluster << clusterBits;
+        boolean l2Exists = (l1[(int) l1Index] & L1_OFFSET_MASK) != 0;
+        if (!l2Exists && !backingCovers(g)) return; // already reads as zeroes
+        if (header.version < 3) {
+            if (l2Exists) {
+                long[] l2 = writableL2(l1Index);
+                long e = l2[l2Index];
+                if ((e & (L2_OFFSET_MASK | COMPRESSED)) == 0 && !backingCovers(g)) return;
+                if (mayUnmap && !backingCovers(g)) {
+                    setL2(l1Index, l2, l2Index, 0, 0);
+                    releaseOld(e);
+                    return;
+                }
+            }
+            writeZeroData(g, cs);
+            return;
+        }
+        long[] l2 = writableL2(l1Index);
+        int ei = extL2 ? 2 * l2Index : l2Index;
+        long e = l2[ei];
+        long host = e & L2_OFFSET_MASK;
+        boolean compressed = (e & COMPRESSED) != 0;
+        boolean owned = !compressed && host != 0 && (e & COPIED) != 0;
+        boolean keep = owned && !mayUnmap;
+        if (extL2) {
+            setL2(l1Index, l2, l2Index, keep ? e : 0, 0xffff_ffffL << 32);
+        } else {
+            setL2(l1Index, l2, l2Index, keep ? (host | COPIED | ZERO) : ZERO, 0);
+        }
+        if (!keep) releaseOld(e);
+    }
+
+    private void zeroPartial(long g, int piece) throws IOException {
+        if (extL2) {
+            // Whole subclusters become zero subclusters; the ragged edges get zero data.
+            long clusterStart = g & ~(long) (cs - 1);
+            int in = (int) (g - clusterStart);
+            int first = (in + subclusterSize - 1) / subclusterSize, end = (in + piece) / subclusterSize;
+            if (first < end) {
+                long cluster = g >>> clusterBits;
+                long l1Index = cluster / l2Entries;
+                int l2Index = (int) (cluster % l2Entries);
+                long[] l2 = writableL2(l1Index);
+                long e = l2[2 * l2Index];
+                if ((e & COMPRESSED) == 0) {
+                    long mask = ((1L << end) - 1) & ~((1L << first) - 1);
+                    long bitmap = l2[2 * l2Index + 1];
+                    setL2(l1Index, l2, l2Index, e, (bitmap & ~mask) | (mask << 32));
+                    int headLen = first * subclusterSize - in;
+                    if (headLen > 0) writeZeroData(g, headLen);
+                    int tailStart = end * subclusterSize;
+                    if (in + piece > tailStart) writeZeroData(clusterStart + tailStart, in + piece - tailStart);
+                    return;
+                }
+            }
+        }
+        writeZeroData(g, piece);
+    }
+
+    private void writeZeroData(long g, int len) throws IOException {
+        MemorySegment zeros = MemorySegment.ofArray(new byte[len]);
+        long pos = 0;
+        while (pos < len) pos += writeAllocatingOrOwned(g + pos, zeros, pos, len - pos);
+    }
+
+    private long writeAllocatingOrOwned(long g, MemorySegment src, long srcPos, long remaining) throws IOException {
+        int piece = (int) Math.min(remaining, cs - (g & (cs - 1)));
+        long host = ownedHost(g, piece);
+        if (host >= 0) {
+            file.write(host, src.asSlice(srcPos, piece));
+            return piece;
+        }
+        return writeAllocating(g, src, srcPos, piece);
+    }
+
+    // ---------------------------------------------------------------- flush / close
+
+    @Override
+    public void flush() throws IOException {
+        if (closed) throw new IOException(name + ": image is closed");
+        if (readOnly) return;
+        List<Long> frees;
+        lock.writeLock().lock();
+        try {
+            frees = pendingFrees;
+            pendingFrees = new ArrayList<>();
+        } finally {
+            lock.writeLock().unlock();
+        }
+        file.sync();
+        if (!frees.isEmpty()) {
+            lock.writeLock().lock();
+            try {
+                for (long c : frees) refcounts.adjust(c, -1);
+                freeGeneration++;
+            } finally {
+                lock.writeLock().unlock();
+            }
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (closed) return;
+        try {
+            if (!readOnly) {
+                flush();
+                lock.writeLock().lock();
+                try {
+                    releasePool();
+                } finally {
+                    lock.writeLock().unlock();
+                }
+                file.sync();
+            }
+        } finally {
+            closed = true;
+            try {
+                file.close();
+            } finally {
+                if (backing != null) backing.close();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- used by the tools
+
+    /** Grows the virtual size; the L1 table moves to a larger place if it must grow. */
+    public void resize(long newSize) throws IOException {
+        checkWritable();
+        if (newSize < size) throw new IOException(name + ": shrinking is not supported (current size " + size + ")");
+        if ((newSize & 511) != 0) throw new IOException(name + ": size " + newSize + " is not a multiple of 512");
+        lock.writeLock().lock();
+        try {
+            long needed = Qcow2Header.l1EntriesFor(newSize, clusterBits, extL2);
+            if (needed * 8 > Qcow2Header.MAX_L1_BYTES) {
+                throw new IOException(name + ": size " + newSize + " needs an L1 table over 32 MiB; use larger clusters");
+            }
+            if (needed > l1.length) {
+                long[] grown = java.util.Arrays.copyOf(l1, (int) needed);
+                int clusters = (int) ((needed * 8 + cs - 1) / cs);
+                long off = allocate(clusters);
+                ByteBuffer b = ByteBuffer.allocate(clusters * cs);
+                for (int i = 0; i < grown.length; i++) b.putLong(i * 8, grown[i]);
+                file.write(off, b);
+                file.sync();
+                file.write(36, ByteBuffer.allocate(12).putInt(0, (int) needed).putLong(4, off));
+                file.sync();
+                long oldOff = header.l1TableOffset;
+                int oldClusters = (int) ((header.l1Size * 8L + cs - 1) / cs);
+                l1 = grown;
+                header.l1Size = (int) needed;
+                header.l1TableOffset = off;
+                for (int i = 0; i < oldClusters && oldOff != 0; i++) refcounts.adjust((oldOff >>> clusterBits) + i, -1);
+            }
+            file.writeLong(24, newSize);
+            file.sync();
+            header.size = newSize;
+            size = newSize;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** Maps every guest cluster to a host cluster (reads zero: the file is sparse), as qemu-img's preallocation=metadata. */
+    void preallocateMetadata() throws IOException {
+        checkWritable();
+        lock.writeLock().lock();
+        try {
+            long clusters = (size + cs - 1) >>> clusterBits;
+            for (long c = 0; c < clusters; ) {
+                long l1Index = c / l2Entries;
+                int l2Index = (int) (c % l2Entries);
+                long[] l2 = writableL2(l1Index);
+                int n = (int) Math.min(Math.min(clusters - c, l2Entries - l2Index), maxRun);
+                long host = allocate(n);
+                for (int i = 0; i < n; i++) {
+                    setL2(l1Index, l2, l2Index + i, (host + (long) i * cs) | COPIED, extL2 ? 0xffff_ffffL : 0);
+                }
+                c += n;
+                file.truncate(Math.max(file.length(), host + (long) n * cs));
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private long compressedCursor, compressedEnd;
+
+    /**
+     * Writes one whole guest cluster compressed (for conversions): the cluster must be cluster-aligned;
+     * data shorter than a cluster (the image's last cluster) is padded with zeroes. Data that does not
+     * compress is written as a normal cluster. Compressed clusters are packed byte-wise into host clusters;
+     * each host cluster's refcount counts the compressed clusters in it.
+     */
+    public void writeCompressed(long guestOffset, byte[] data, int length) throws IOException {
+        checkRange(guestOffset, Math.min(length, size - guestOffset));
+        checkWritable();
+        if ((guestOffset & (cs - 1)) != 0 || length > cs) {
+            throw new IllegalArgumentException("compressed writes take one whole cluster at a cluster boundary");
+        }
+        byte[] in = data;
+        if (length < cs) {
+            in = new byte[cs];
+            System.arraycopy(data, 0, in, 0, length);
+        }
+        byte[] out = new byte[cs];
+        int n = Compression.compress(header.compressionType, in, cs, out);
+        lock.writeLock().lock();
+        try {
+            if (n < 0) {
+                writeAllocating(guestOffset, MemorySegment.ofArray(in), 0, Math.min(cs, size - guestOffset));
+                return;
+            }
+            long cluster = guestOffset >>> clusterBits;
+            long l1Index = cluster / l2Entries;
+            int l2Index = (int) (cluster % l2Entries);
+            long[] l2 = writableL2(l1Index);
+            long old = l2[extL2 ? 2 * l2Index : l2Index];
+            if (compressedCursor == 0 || compressedCursor + n > compressedEnd) {
+                compressedCursor = allocate(1);
+                compressedEnd = compressedCursor + cs;
+            } else {
+                refcounts.adjust(compressedCursor >>> clusterBits, 1);
+            }
+            long host = compressedCursor;
+            file.write(host, out, 0, n);
+            compressedCursor += n;
+            int x = 62 - (clusterBits - 8);
+            long extraSectors = ((host + n - 1) >>> 9) - (host >>> 9);
+            setL2(l1Index, l2, l2Index, COMPRESSED | extraSectors << x | host, 0);
+            releaseOld(old);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    public int clusterSize() {
+        return cs;
+    }
+
+    long poolRemaining() {
+        return poolEnd - poolNext;
+    }
+
+    void invalidateCaches() {
+        l2Cache.clear();
+    }
+
+    ReentrantReadWriteLock lock() {
+        return lock;
+    }
+}
