@@ -119,7 +119,8 @@ final class IcmpStage {
 
     private static String pingGroupRange() {
         try {
-            return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/sys/net/ipv4/ping_group_range")).trim().replace('\t', ' ');
+            // Read line-wise: Files.readString trusts the size /proc reports and stops early.
+            return String.join(" ", java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/sys/net/ipv4/ping_group_range"))).trim().replace('\t', ' ');
         } catch (java.io.IOException | RuntimeException e) {
             return "unreadable";
         }
