@@ -7,6 +7,7 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
@@ -32,7 +33,12 @@ public final class Libc {
     public static final int EFD_NONBLOCK = 0x800, EFD_CLOEXEC = 0x80000;
     public static final int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2, FALLOC_FL_ZERO_RANGE = 0x10;
     public static final int SEEK_SET = 0, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
-    public static final int AF_UNIX = 1, AF_INET = 2, SOCK_DGRAM = 2, SOCK_CLOEXEC = 0x80000;
+    public static final int AF_UNIX = 1, AF_INET = 2, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
+    public static final int IPPROTO_ICMP = 1, MSG_DONTWAIT = 0x40;
+    /** struct sockaddr_in: family (host order), port and address (network order), padding. */
+    public static final StructLayout SOCKADDR_IN = MemoryLayout.structLayout(
+            JAVA_SHORT.withName("sin_family"), JAVA_SHORT.withName("sin_port"), JAVA_INT.withName("sin_addr"),
+            MemoryLayout.sequenceLayout(8, ValueLayout.JAVA_BYTE).withName("sin_zero"));
     public static final short POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
     public static final int CLONE_NEWNET = 0x40000000;
     /** struct pollfd { int fd; short events; short revents; } */
@@ -119,6 +125,14 @@ public final class Libc {
 
     private static final class SocketCall {
         static final MethodHandle H = errnoHandle("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), -1);
+    }
+
+    private static final class SendtoCall {
+        static final MethodHandle H = errnoHandle("sendto", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), -1);
+    }
+
+    private static final class RecvfromCall {
+        static final MethodHandle H = errnoHandle("recvfrom", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS), -1);
     }
 
     private static final class PollCall {
@@ -414,6 +428,44 @@ public final class Libc {
             int fd = (int) SocketCall.H.invokeExact(state, domain, type, protocol);
             if (fd < 0) throw new SyscallException("socket(" + domain + ", " + type + ", " + protocol + ")", errno(state));
             return fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** socket(2): the new fd, or -errno (for callers that expect refusals, such as ping sockets). */
+    public static int socketRaw(int domain, int type, int protocol) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int fd = (int) SocketCall.H.invokeExact(state, domain, type, protocol);
+            return fd < 0 ? -errno(state) : fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** sendto(2) of {@code count} bytes of {@code buf} to {@code addr} (e.g. a {@link #SOCKADDR_IN}): bytes sent, or -errno. */
+    public static long sendtoRaw(int fd, MemorySegment buf, long count, int flags, MemorySegment addr) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            long r = (long) SendtoCall.H.invokeExact(state, fd, buf, count, flags, addr, (int) addr.byteSize());
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * recvfrom(2) into {@code buf}; the sender's address lands in {@code addr}, whose byte size is the room offered
+     * (the length the kernel reports is not returned: callers pass a buffer sized for the family they use).
+     * Bytes received, or -errno.
+     */
+    public static long recvfromRaw(int fd, MemorySegment buf, long count, int flags, MemorySegment addr, MemorySegment addrLen) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            addrLen.set(JAVA_INT, 0, (int) addr.byteSize());
+            long r = (long) RecvfromCall.H.invokeExact(state, fd, buf, count, flags, addr, addrLen);
+            return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -36,7 +36,12 @@ final class NatPolicy {
         return new InetSocketAddress(Inet.address(dst), port);
     }
 
-    /** The address the guest sees for a host-side source, given the destination it sent to. */
+    /** Whether the guest's ICMP echo to {@code dst} may leave through a host ping socket (10.0.2.2/3 answer themselves). */
+    boolean echoAllowed(int dst) {
+        return !restrict && !refused(dst);
+    }
+
+    /** Destinations no guest flow may reach: the virtual network itself, this host, link-local, multicast, broadcast. */
     static boolean refused(int dst) {
         int first = dst >>> 24;
         return Inet.inNetwork(dst) || first == 0 || first == 127 || first >= 224 || (dst >>> 16) == ((169 << 8) | 254);

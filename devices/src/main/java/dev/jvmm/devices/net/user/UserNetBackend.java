@@ -58,19 +58,25 @@ public final class UserNetBackend implements NetBackend {
     private volatile Queue active;
     private boolean closed;
 
-    private UserNetBackend(NetConfig.User config, InetSocketAddress resolver) {
+    private UserNetBackend(NetConfig.User config, InetSocketAddress resolver, EchoHost.Factory echoHosts) {
         this.config = config;
         Transport transport = Transport.best();
         this.group = transport.newGroup(new DefaultThreadFactory("jvmm-usernet", true));
-        this.stack = new UserNetStack(group.next(), transport, PooledByteBufAllocator.DEFAULT, new NatPolicy(config.restrict(), resolver));
+        this.stack = new UserNetStack(group.next(), transport, PooledByteBufAllocator.DEFAULT, new NatPolicy(config.restrict(), resolver),
+                echoHosts);
         stack.loop.scheduleAtFixedRate(stack::tick, 50, 50, TimeUnit.MILLISECONDS);
         LOG.debug("user network on Netty {} transport, resolver {}", transport.name(), resolver);
     }
 
     /** Starts the stack and listens on every forwarded port; a port that cannot be bound fails the start. */
     public static UserNetBackend start(NetConfig.User config) {
+        return start(config, PingSocketHost.factory(PooledByteBufAllocator.DEFAULT, PingSocketHost::openInCurrentNamespace));
+    }
+
+    /** As {@link #start(NetConfig.User)}, with the guest's ICMP echo sent through {@code echoHosts} (tests: a namespace, a fake). */
+    static UserNetBackend start(NetConfig.User config, EchoHost.Factory echoHosts) {
         InetSocketAddress resolver = config.resolver().orElseGet(() -> NatPolicy.hostResolver(Path.of("/etc/resolv.conf")));
-        UserNetBackend b = new UserNetBackend(config, resolver);
+        UserNetBackend b = new UserNetBackend(config, resolver, echoHosts);
         try {
             for (NetConfig.HostForward f : config.forwards()) b.listen(f);
         } catch (RuntimeException e) {
@@ -191,12 +197,13 @@ public final class UserNetBackend implements NetBackend {
         return stack.dropped();
     }
 
-    /** TCP connections and UDP flows open now, for tests and statistics. */
+    /** TCP connections, UDP flows and forwarded ICMP echo identifiers open now, for tests and statistics. */
     public int[] flowCounts() {
-        int[] counts = new int[2];
+        int[] counts = new int[3];
         onLoop(() -> {
             counts[0] = stack.tcp.connectionCount();
             counts[1] = stack.udp.flowCount();
+            counts[2] = stack.icmp.flowCount();
         });
         return counts;
     }

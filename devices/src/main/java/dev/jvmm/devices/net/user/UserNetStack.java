@@ -25,7 +25,7 @@ final class UserNetStack {
     final EthernetStage link;
     final ArpStage arp = new ArpStage(this);
     final Ipv4Stage ipv4 = new Ipv4Stage(this);
-    final IcmpStage icmp = new IcmpStage(this);
+    final IcmpStage icmp;
     final UdpStage udp = new UdpStage(this);
     final TcpStage tcp = new TcpStage(this);
     private final Packet packet = new Packet();
@@ -33,12 +33,13 @@ final class UserNetStack {
     private final Set<Integer> portsInUse = new HashSet<>();
     private int nextPort;
 
-    UserNetStack(EventLoop loop, Transport transport, ByteBufAllocator alloc, NatPolicy policy) {
+    UserNetStack(EventLoop loop, Transport transport, ByteBufAllocator alloc, NatPolicy policy, EchoHost.Factory echoHosts) {
         this.loop = loop;
         this.transport = transport;
         this.alloc = alloc;
         this.policy = policy;
         this.link = new EthernetStage(this, alloc);
+        this.icmp = new IcmpStage(this, echoHosts);
     }
 
     long now() {
@@ -73,6 +74,7 @@ final class UserNetStack {
         long now = now();
         tcp.tick(now);
         udp.tick(now);
+        icmp.tick(now);
     }
 
     /** A free port on 10.0.2.2 for a forwarded flow, or -1 if all are taken. */
@@ -91,6 +93,7 @@ final class UserNetStack {
     void detach() {
         tcp.closeAll();
         udp.closeAll();
+        icmp.closeAll();
         link.detach();
     }
 }
