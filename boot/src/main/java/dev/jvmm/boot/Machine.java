@@ -48,13 +48,13 @@ public final class Machine implements AutoCloseable {
 
     private Machine(MachineConfig config, VirtualMachine vm, Serial16550 serial, Optional<DebugCon> debugcon,
                     LoadedKernel kernel, String cmdline, List<VirtioNet> nics) {
-        this.nics = nics;
         this.config = config;
         this.vm = vm;
         this.serial = serial;
         this.debugcon = debugcon;
         this.kernel = kernel;
         this.cmdline = cmdline;
+        this.nics = nics;
     }
 
     /** Builds the machine: validates the config, creates the VM, attaches devices and loads the kernel. */
@@ -91,11 +91,11 @@ public final class Machine implements AutoCloseable {
             VirtioDisks.attach(vm, slots, config.disks());
             List<VirtioNet> nics = VirtioNets.attach(vm, slots, config.nics().orElseGet(() ->
                     KernelLoader.isMultiboot(config.kernel()) ? List.of() : List.of(MachineConfig.NicConfig.DEFAULT)));
-            VirtioSlots.Attached disks = slots.attached();
-            String cmdline = disks.appendTo(config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE));
+            VirtioSlots.Attached virtio = slots.attached();
+            String cmdline = virtio.appendTo(config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE));
             LoadedKernel kernel = KernelLoader.load(vm.memory(),
                     new KernelLoader.Request(config.kernel(), config.initrd(), cmdline, config.bootPath()));
-            MpTable.write(vm.memory(), cpus, disks.pciIrqs());
+            MpTable.write(vm.memory(), cpus, virtio.pciIrqs());
             for (Vcpu cpu : vm.vcpus()) {
                 VcpuSetup.msrs(cpu);
                 VcpuSetup.lapic(cpu);

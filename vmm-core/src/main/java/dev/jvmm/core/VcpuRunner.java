@@ -14,7 +14,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.HexFormat;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 
 /**
  * One vCPU's thread: KVM_RUN in a loop, each exit dispatched to the bus or ending the run. The loop
@@ -308,10 +307,5 @@ final class VcpuRunner {
             sb.append("(registers unavailable: ").append(e.getMessage()).append(")\n");
         }
         return sb.toString();
-    }
-
-    boolean awaitExit(long millis) throws InterruptedException {
-        thread.join(TimeUnit.MILLISECONDS.toMillis(millis));
-        return !thread.isAlive();
     }
 }

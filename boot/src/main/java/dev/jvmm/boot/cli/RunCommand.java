@@ -19,7 +19,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
-import java.util.Optional;
 import java.util.concurrent.Callable;
 
 /** {@code jvmm run}: boots a kernel, as {@code qemu-system-x86_64 -kernel} or Firecracker would. */

@@ -2,6 +2,7 @@ package dev.jvmm.core.x86;
 
 import dev.jvmm.core.Vcpu;
 import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.kvm.gen.kvm_dtable;
 import dev.jvmm.kvm.gen.kvm_fpu;
 import dev.jvmm.kvm.gen.kvm_regs;
 import dev.jvmm.kvm.gen.kvm_segment;
@@ -104,12 +105,12 @@ public final class X86Cpu {
         kvm_segment.db(tr, (byte) 0);
         kvm_segment.l(tr, (byte) 0);
         kvm_segment.unusable(tr, (byte) 0);
-        kvm_dtable_set(kvm_sregs.gdt(sregs), GDT_ADDR, 5 * 8 - 1);
+        setTable(kvm_sregs.gdt(sregs), GDT_ADDR, 5 * 8 - 1);
     }
 
-    private static void kvm_dtable_set(MemorySegment table, long base, int limit) {
-        dev.jvmm.kvm.gen.kvm_dtable.base(table, base);
-        dev.jvmm.kvm.gen.kvm_dtable.limit(table, (short) limit);
+    private static void setTable(MemorySegment table, long base, int limit) {
+        kvm_dtable.base(table, base);
+        kvm_dtable.limit(table, (short) limit);
     }
 
     private static void segment(MemorySegment s, int selector, int type, boolean longCode) {
