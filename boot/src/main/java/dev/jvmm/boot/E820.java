@@ -12,6 +12,8 @@ public final class E820 {
     /** The last KiB of base memory holds the MP table (an EBDA-like area), so it is reserved. */
     public static final long BASE_MEMORY_END = 0x9fc00;
     public static final long EBDA_END = 0xa0000;
+    /** The upper BIOS area holds the ACPI tables (where Linux looks for the RSDP), so it is reserved. */
+    public static final long BIOS_AREA_START = 0xe0000;
     public static final long HIGH_MEMORY_START = 0x100000;
 
     public record Entry(long address, long size, int type) {
@@ -22,7 +24,10 @@ public final class E820 {
 
     private E820() {}
 
-    /** RAM below 640 KiB (less the MP table's KiB), nothing in the VGA/BIOS hole, RAM above 1 MiB, RAM above 4 GiB. */
+    /**
+     * RAM below 640 KiB (less the MP table's KiB, reserved), nothing for VGA and option ROMs, the BIOS area
+     * [0xE0000, 1 MiB) reserved for the ACPI tables, RAM above 1 MiB, RAM above 4 GiB.
+     */
     public static List<Entry> of(GuestMemory memory) {
         List<Entry> map = new ArrayList<>();
         for (MemoryRegion r : memory.regions()) {
@@ -31,6 +36,7 @@ public final class E820 {
                 long lowEnd = Math.min(end, BASE_MEMORY_END);
                 if (lowEnd > start) map.add(new Entry(start, lowEnd - start, RAM));
                 if (end > BASE_MEMORY_END) map.add(new Entry(BASE_MEMORY_END, EBDA_END - BASE_MEMORY_END, RESERVED));
+                if (end > BIOS_AREA_START) map.add(new Entry(BIOS_AREA_START, Math.min(end, HIGH_MEMORY_START) - BIOS_AREA_START, RESERVED));
                 start = HIGH_MEMORY_START;
             }
             if (end > start) map.add(new Entry(start, end - start, RAM));

@@ -1,5 +1,6 @@
 package dev.jvmm.boot;
 
+import dev.jvmm.boot.acpi.Acpi;
 import dev.jvmm.boot.loader.KernelLoader;
 import dev.jvmm.boot.loader.LoadedKernel;
 import dev.jvmm.boot.x86.CpuFeatures;
@@ -7,8 +8,10 @@ import dev.jvmm.boot.x86.MpTable;
 import dev.jvmm.boot.x86.VcpuSetup;
 import dev.jvmm.core.ExitStats;
 import dev.jvmm.core.ExitStatus;
+import dev.jvmm.core.Kvm;
 import dev.jvmm.core.Vcpu;
 import dev.jvmm.core.VirtualMachine;
+import dev.jvmm.devices.acpi.AcpiPm;
 import dev.jvmm.devices.legacy.CmosRtc;
 import dev.jvmm.devices.legacy.DebugCon;
 import dev.jvmm.devices.legacy.DebugExit;
@@ -77,6 +80,7 @@ public final class Machine implements AutoCloseable {
             vm.ioBus().register("rtc", 0x70, 2, new CmosRtc(Math.min(config.memoryBytes(), VirtualMachine.MMIO_HOLE_START),
                     Math.max(0, config.memoryBytes() - VirtualMachine.MMIO_HOLE_START), cpus));
             vm.ioBus().register("post code", 0x80, 1, new PostCodePort());
+            vm.ioBus().register("acpi pm", Acpi.PM_PORT, AcpiPm.LENGTH, new AcpiPm(vm));
             Optional<DebugCon> debugcon = config.debugcon().map(DebugCon::new);
             debugcon.ifPresent(d -> {
                 vm.own(d);
@@ -95,7 +99,9 @@ public final class Machine implements AutoCloseable {
             String cmdline = virtio.appendTo(config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE));
             LoadedKernel kernel = KernelLoader.load(vm.memory(),
                     new KernelLoader.Request(config.kernel(), config.initrd(), cmdline, config.bootPath()));
-            MpTable.write(vm.memory(), cpus, virtio.pciIrqs());
+            Acpi.write(vm.memory(), cpus, virtio.pciIrqs(), new Acpi.PciWindow(VirtioSlots.PCI_MMIO_BASE, VirtioSlots.PCI_MMIO_SIZE));
+            // The MP table for guests without ACPI (multiboot kernels, acpi=off), while it fits its KiB.
+            if (MpTable.fits(cpus, virtio.pciIrqs())) MpTable.write(vm.memory(), cpus, virtio.pciIrqs());
             for (Vcpu cpu : vm.vcpus()) {
                 VcpuSetup.msrs(cpu);
                 VcpuSetup.lapic(cpu);
@@ -110,12 +116,25 @@ public final class Machine implements AutoCloseable {
 
     private static void validate(MachineConfig c) {
         if (c.cpus() < 1) throw new BootException("--cpus must be at least 1, not " + c.cpus());
-        if (c.cpus() > MpTable.maxCpus())
-            throw new BootException("--cpus " + c.cpus() + " is more than jvmm's MP table describes (" + MpTable.maxCpus() + ")");
+        int maxCpus = kvmMaxVcpus();
+        if (maxCpus > 0 && c.cpus() > maxCpus)
+            throw new BootException("--cpus " + c.cpus() + " is more than KVM allows on this host (" + maxCpus + ")");
         if (c.memoryBytes() < (16L << 20)) throw new BootException("--memory must be at least 16M");
         long host = hostMemoryBytes();
         if (host > 0 && c.memoryBytes() > host)
             throw new BootException(String.format("--memory %dM is more than this host has (%dM)", c.memoryBytes() >> 20, host >> 20));
+    }
+
+    /**
+     * KVM's vCPU limit (ACPI's MADT describes any count; the MP table is written only while it fits), or -1
+     * when /dev/kvm cannot be opened: creating the VM then reports why.
+     */
+    private static int kvmMaxVcpus() {
+        try (Kvm kvm = Kvm.open()) {
+            return kvm.maxVcpus();
+        } catch (RuntimeException e) {
+            return -1;
+        }
     }
 
     /** MemTotal from /proc/meminfo, or -1 if unknown. */

@@ -4,6 +4,7 @@ import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.KvmIoctls;
 import dev.jvmm.kvm.Libc;
 import dev.jvmm.kvm.SyscallException;
+import dev.jvmm.kvm.gen.KvmHeaders;
 import dev.jvmm.kvm.gen.kvm_cpuid2;
 import dev.jvmm.kvm.gen.kvm_cpuid_entry2;
 import dev.jvmm.kvm.gen.kvm_msr_list;
@@ -63,6 +64,12 @@ public final class Kvm implements AutoCloseable {
     /** KVM_CHECK_EXTENSION: 0 when absent, else a capability-specific positive value. */
     public int checkExtension(int capability) {
         return Libc.ioctl(fd, "KVM_CHECK_EXTENSION", KvmIoctls.KVM_CHECK_EXTENSION, capability);
+    }
+
+    /** The most vCPUs a VM may have (KVM_CAP_MAX_VCPUS, or the recommended count where that is absent). */
+    public int maxVcpus() {
+        int max = checkExtension(KvmHeaders.KVM_CAP_MAX_VCPUS());
+        return max > 0 ? max : checkExtension(KvmHeaders.KVM_CAP_NR_VCPUS());
     }
 
     public int vcpuMmapSize() {

@@ -59,8 +59,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         KvmInterrupts irq = null;
         try {
             k = Kvm.open();
-            int maxVcpus = k.checkExtension(KvmHeaders.KVM_CAP_MAX_VCPUS());
-            if (maxVcpus <= 0) maxVcpus = k.checkExtension(KvmHeaders.KVM_CAP_NR_VCPUS());
+            int maxVcpus = k.maxVcpus();
             if (b.cpus > maxVcpus)
                 throw new IllegalArgumentException(b.cpus + " vCPUs requested, but KVM allows at most " + maxVcpus);
             v = k.createVm();

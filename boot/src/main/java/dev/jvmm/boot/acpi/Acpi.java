@@ -1,5 +1,6 @@
 package dev.jvmm.boot.acpi;
 
+import dev.jvmm.boot.E820;
 import dev.jvmm.boot.x86.MpTable;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.devices.acpi.AcpiPm;
@@ -21,7 +22,7 @@ import java.util.Map;
  * windows and interrupt routing. The MADT describes the same interrupt wiring as {@link MpTable}.
  */
 public final class Acpi {
-    public static final long AREA_START = 0xe0000, AREA_END = 0x100000;
+    public static final long AREA_START = E820.BIOS_AREA_START, AREA_END = E820.HIGH_MEMORY_START;
     public static final long RSDP_ADDRESS = AREA_START;
     public static final int PM_PORT = 0x600;
     /** IRQ 13 (the FPU error line, unused by 64-bit PCs and by every jvmm device). */

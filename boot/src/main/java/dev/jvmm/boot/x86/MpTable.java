@@ -86,6 +86,12 @@ public final class MpTable {
         return (1024 - 16 - 44 - 2 * 8 - 8 - 18 * 8 - 32 * 8) / 20;
     }
 
+    /** Whether the table for this machine fits in the reserved KiB (guests with more vCPUs need ACPI's MADT). */
+    public static boolean fits(int cpus, java.util.Map<Integer, Integer> pciIrqs) {
+        int entries = 20 * cpus + 8 /* ISA bus */ + (pciIrqs.isEmpty() ? 0 : 8) + 8 /* IOAPIC */ + 16 * 8 + pciIrqs.size() * 8 + 2 * 8;
+        return ADDRESS + 16 + 44 + entries <= E820.EBDA_END;
+    }
+
     private static ByteBuffer entry(int size) {
         return ByteBuffer.allocate(size).order(ByteOrder.LITTLE_ENDIAN);
     }
