@@ -25,6 +25,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -57,6 +58,21 @@ class LinuxBootKvmTest {
     private record Boot(String log, List<E820.Entry> expectedMap, String cmdline, long millis) {}
 
     private static Boot bootToMemoryMap(Path kernel, long memory, BootPath path) throws Exception {
+        return bootTo(kernel, memory, path, LinuxBootKvmTest::hasWholeMemoryMap);
+    }
+
+    /** The map is complete once a line after the last e820 line arrives. */
+    private static boolean hasWholeMemoryMap(String t) {
+        return t.contains("BIOS-e820") && t.substring(t.lastIndexOf("BIOS-e820")).contains("\n[");
+    }
+
+    /** Linux has parsed the MADT (or given up on ACPI): the SMP line comes after the ACPI tables' lines. */
+    private static boolean hasAcpiSmpConfig(String t) {
+        return hasWholeMemoryMap(t) && (t.contains("for SMP configuration information") || t.contains("valid RSDP was not found")
+                || t.contains("Kernel panic"));
+    }
+
+    private static Boot bootTo(Path kernel, long memory, BootPath path, java.util.function.Predicate<String> until) throws Exception {
         String marker = UUID.randomUUID().toString().substring(0, 8);
         String cmdline = "console=ttyS0 earlyprintk=serial reboot=k panic=1 jvmm.test=" + marker;
         WatchedOutput console = new WatchedOutput();
@@ -65,11 +81,10 @@ class LinuxBootKvmTest {
         try (Machine m = Machine.create(config)) {
             long t0 = System.nanoTime();
             m.start();
-            // The map is complete once a line after the last e820 line arrives.
-            boolean done = console.await(t -> t.contains("BIOS-e820") && t.substring(t.lastIndexOf("BIOS-e820")).contains("\n["), EARLY_LOG);
+            boolean done = console.await(until, EARLY_LOG);
             long ms = (System.nanoTime() - t0) / 1_000_000;
             m.stop();
-            assertTrue(done, "no memory map within " + EARLY_LOG + "; the log so far:\n" + console.text()
+            assertTrue(done, "not there within " + EARLY_LOG + "; the log so far:\n" + console.text()
                     + "\nstatus: " + m.vm().exitStatus());
             return new Boot(console.text(), E820.of(m.vm().memory()), cmdline, ms);
         }
@@ -104,9 +119,16 @@ class LinuxBootKvmTest {
     void extractedVmlinuxAtItsSixtyFourBitEntryAboveFourGib(@TempDir Path dir) throws Exception {
         Path vmlinux = dir.resolve("vmlinux");
         Files.write(vmlinux, extractVmlinux(Files.readAllBytes(bzImage)));
-        Boot b = bootToMemoryMap(vmlinux, 4L << 30, BootPath.LINUX64);
+        Boot b = bootTo(vmlinux, 4L << 30, BootPath.LINUX64, LinuxBootKvmTest::hasAcpiSmpConfig);
         assertBootedAsConfigured(b);
         assertTrue(b.expectedMap().stream().anyMatch(e -> e.address() == 1L << 32), "RAM above 4 GiB: " + b.expectedMap());
+        // The kernel finds jvmm's ACPI tables, accepts them without complaint and takes SMP from the MADT.
+        assertFalse(b.log().contains("valid RSDP was not found"), b.log());
+        assertTrue(b.log().contains("ACPI: RSDP 0x00000000000E0000 000024 (v02 JVMM  )"), b.log());
+        for (String table : new String[] {"XSDT", "FACP", "DSDT", "FACS", "APIC"})
+            assertTrue(b.log().contains("ACPI: " + table + " 0x00000000000E"), table + ":\n" + b.log());
+        assertFalse(b.log().contains("ACPI BIOS Warning") || b.log().contains("ACPI BIOS Error") || b.log().contains("ACPI Error"), b.log());
+        assertTrue(b.log().contains("Using ACPI (MADT) for SMP configuration information"), b.log());
     }
 
     @Test
@@ -115,7 +137,7 @@ class LinuxBootKvmTest {
         Files.write(vmlinux, extractVmlinux(Files.readAllBytes(bzImage)));
         Boot b = bootToMemoryMap(vmlinux, 512L << 20, BootPath.AUTO); // Debian's vmlinux has the PVH note
         assertTrue(b.log().contains("Command line: " + b.cmdline()), b.log());
-        // Under PVH the kernel itself reserves the legacy hole [0xa0000, 0x100000), merging it with jvmm's entry.
+        // Under PVH the kernel itself reserves the legacy hole [0xa0000, 0x100000), merging it with jvmm's entries.
         List<E820.Entry> expected = new ArrayList<>(b.expectedMap());
         expected.add(new E820.Entry(0xa0000, 0x60000, E820.RESERVED));
         assertEquals(merge(expected), parseMap(b.log()));
@@ -127,8 +149,10 @@ class LinuxBootKvmTest {
         List<E820.Entry> out = new ArrayList<>();
         for (E820.Entry e : sorted) {
             E820.Entry last = out.isEmpty() ? null : out.get(out.size() - 1);
-            if (last != null && last.type() == e.type() && last.end() == e.address())
-                out.set(out.size() - 1, new E820.Entry(last.address(), last.size() + e.size(), last.type()));
+            if (last != null && last.type() == e.type() && last.end() >= e.address()) {
+                long end = Math.max(last.end(), e.end());
+                out.set(out.size() - 1, new E820.Entry(last.address(), end - last.address(), last.type()));
+            }
             else out.add(e);
         }
         return out;

@@ -51,6 +51,44 @@ class MachineKvmTest {
     }
 
     /**
+     * A guest that finds the RSDP as Linux does, walks XSDT -> MADT and FADT -> DSDT (checking checksums), counts
+     * the processors, and powers off with the DSDT's \_S5 value in the FADT's PM1a control block.
+     */
+    @ParameterizedTest(name = "{0} vCPUs")
+    @ValueSource(ints = {1, 2, 4})
+    void acpiGuestCountsEveryVcpuInTheMadtAndPowersOff(int cpus) throws Exception {
+        ByteArrayOutputStream debug = new ByteArrayOutputStream();
+        MachineConfig config = MachineConfig.builder(TestKernels.guest("acpi.elf", dir)).memory(64 << 20).cpus(cpus)
+                .debugcon(debug).debugExit(0xf4).cmdline("acpi poweroff").build();
+        try (Machine m = Machine.create(config)) {
+            m.start();
+            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
+            String out = debug.toString();
+            assertEquals(new ExitStatus.PowerOff(), s, out);
+            assertTrue(out.contains("rsdp at e0000 revision 2"), out);
+            assertTrue(out.contains("madt: " + cpus + " cpus, 1 ioapic"), out);
+            assertTrue(out.contains("S5 SLP_TYP 5, PM1a_CNT at 604"), out);
+            assertTrue(out.contains("powering off"), out);
+            assertFalse(out.contains("FAIL"), out);
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void acpiGuestResetsThroughTheFadtResetRegister() throws Exception {
+        ByteArrayOutputStream debug = new ByteArrayOutputStream();
+        MachineConfig config = MachineConfig.builder(TestKernels.guest("acpi.elf", dir)).memory(64 << 20)
+                .debugcon(debug).debugExit(0xf4).cmdline("acpi reset").build();
+        try (Machine m = Machine.create(config)) {
+            m.start();
+            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
+            String out = debug.toString();
+            assertEquals(new ExitStatus.Reset(), s, out);
+            assertTrue(out.contains("reset through port 606 value f"), out);
+            assertFalse(out.contains("FAIL"), out);
+        }
+    }
+
+    /**
      * The devices module's virtio-net guest suite: a NIC on virtio-mmio and one on virtio-pci, each on its own
      * user-mode network, as --net user,transport=... attaches them. The guest's drivers send ARP and DHCP and
      * check the gateway's answers.
