@@ -81,11 +81,6 @@ public final class MpTable {
         memory.write(cfgAddr, table);
     }
 
-    /** The most vCPUs whose table fits in the reserved KiB (with a PCI bus and a few PCI interrupts). */
-    public static int maxCpus() {
-        return (1024 - 16 - 44 - 2 * 8 - 8 - 18 * 8 - 32 * 8) / 20;
-    }
-
     /** Whether the table for this machine fits in the reserved KiB (guests with more vCPUs need ACPI's MADT). */
     public static boolean fits(int cpus, java.util.Map<Integer, Integer> pciIrqs) {
         int entries = 20 * cpus + 8 /* ISA bus */ + (pciIrqs.isEmpty() ? 0 : 8) + 8 /* IOAPIC */ + 16 * 8 + pciIrqs.size() * 8 + 2 * 8;

@@ -73,12 +73,15 @@ class MultibootLoaderTest {
             // memory map: size, base, length, type entries
             int mmapLen = m.readInt(info + 44);
             long mmap = m.readInt(info + 48) & 0xffffffffL;
-            assertEquals(3 * 24, mmapLen);
+            assertEquals(4 * 24, mmapLen);
             assertEquals(0L, m.readLong(mmap + 4));
             assertEquals(0x9fc00L, m.readLong(mmap + 12));
             assertEquals(1, m.readInt(mmap + 20));
             assertEquals(2, m.readInt(mmap + 24 + 20), "the MP table's KiB is reserved");
-            assertEquals(0x100000L, m.readLong(mmap + 48 + 4));
+            assertEquals(0xe0000L, m.readLong(mmap + 48 + 4), "the ACPI tables' BIOS area");
+            assertEquals(0x20000L, m.readLong(mmap + 48 + 12));
+            assertEquals(2, m.readInt(mmap + 48 + 20), "is reserved");
+            assertEquals(0x100000L, m.readLong(mmap + 72 + 4));
         }
     }
 
