@@ -33,10 +33,33 @@ public final class Main implements Callable<Integer> {
 
     /** Runs a command with the guest console's input from in and messages going to out and err (tests, embedding). */
     public static int execute(InputStream in, PrintWriter out, PrintWriter err, String... args) {
-        Main main = new Main();
-        main.input = in;
-        CommandLine cl = new CommandLine(main);
-        ((RunCommand) cl.getSubcommands().get("run").getCommand()).input = in;
+        // picocli builds its model by reflection over every option of every command it is given, and its classes
+        // (old bytecode) cannot go into the JDK's AOT cache: a command that is named first gets only its own model,
+        // which keeps the launch of `jvmm run` short. Help, version and unknown commands get the whole tree.
+        String first = args.length == 0 ? "" : args[0];
+        String[] rest = args.length == 0 ? args : java.util.Arrays.copyOfRange(args, 1, args.length);
+        CommandLine cl;
+        switch (first) {
+            case "" -> {
+                return runDemo(in, err);
+            }
+            case "run" -> {
+                RunCommand run = new RunCommand();
+                run.input = in;
+                cl = new CommandLine(run).setCommandName("jvmm run");
+                args = rest;
+            }
+            case "img" -> {
+                cl = new CommandLine(new ImgCommand()).setCommandName("jvmm img");
+                args = rest;
+            }
+            default -> {
+                Main main = new Main();
+                main.input = in;
+                cl = new CommandLine(main);
+                ((RunCommand) cl.getSubcommands().get("run").getCommand()).input = in;
+            }
+        }
         cl.setOut(out);
         cl.setErr(err);
         cl.setParameterExceptionHandler((ex, a) -> {
@@ -59,16 +82,28 @@ public final class Main implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Path demo = extractDemo();
+        return runDemo(input, spec.commandLine().getErr());
+    }
+
+    /** The default job: the bundled demo guest, as `jvmm run --kernel demo.elf --memory 64M` would boot it. */
+    private static int runDemo(InputStream in, PrintWriter err) {
         try {
-            RunCommand run = new RunCommand();
-            run.input = input;
-            CommandLine cl = new CommandLine(run);
-            cl.setErr(spec.commandLine().getErr());
-            cl.parseArgs("--kernel", demo.toString(), "--memory", "64M", "--cmdline", "demo");
-            return run.call();
-        } finally {
-            Files.deleteIfExists(demo);
+            Path demo = extractDemo();
+            try {
+                RunCommand run = new RunCommand();
+                run.input = in;
+                CommandLine cl = new CommandLine(run);
+                cl.setErr(err);
+                cl.parseArgs("--kernel", demo.toString(), "--memory", "64M", "--cmdline", "demo");
+                return run.call();
+            } finally {
+                Files.deleteIfExists(demo);
+            }
+        } catch (Exception e) {
+            err.println("jvmm: " + userMessage(e));
+            if (!(e instanceof BootException || e instanceof SyscallException)) e.printStackTrace(err);
+            err.flush();
+            return 1;
         }
     }
 
