@@ -111,6 +111,7 @@ public final class Acpi {
     static byte[] fadt(long facs, long dsdt) {
         int evt = PM_PORT + AcpiPm.PM1_EVT_OFFSET, cnt = PM_PORT + AcpiPm.PM1_CNT_OFFSET;
         ByteBuffer b = header("FACP", FADT_LENGTH, FADT_REVISION);
+        // FIRMWARE_CTRL only (X_FIRMWARE_CTRL stays 0): with both, ACPICA installs the FACS twice.
         b.putInt(36, (int) facs).putInt(40, (int) dsdt);
         b.put(45, (byte) 0); // preferred PM profile: unspecified
         b.putShort(46, (short) SCI_IRQ);
@@ -125,7 +126,7 @@ public final class Acpi {
         gas(b, 116, 8, ACCESS_BYTE, PM_PORT + AcpiPm.RESET_OFFSET);
         b.put(128, (byte) AcpiPm.RESET_VALUE);
         b.put(131, (byte) FADT_MINOR);
-        b.putLong(132, facs).putLong(140, dsdt);
+        b.putLong(140, dsdt);
         gas(b, 148, 8 * AcpiPm.PM1_EVT_LENGTH, ACCESS_WORD, evt);
         gas(b, 172, 8 * AcpiPm.PM1_CNT_LENGTH, ACCESS_WORD, cnt);
         b.put(268, "JVMM    ".getBytes(StandardCharsets.US_ASCII)); // hypervisor vendor identity
