@@ -9,7 +9,6 @@ import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
 import dev.jvmm.devices.net.tap.TapBackend;
 import dev.jvmm.devices.net.user.UserNetBackend;
-import dev.jvmm.kvm.Libc;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -83,15 +82,15 @@ public class UserNetTcpBenchmark {
         });
         if (path.equals("usernet")) {
             namespace = "jvmm-bench-" + ProcessHandle.current().pid();
-            run("ip", "netns", "add", namespace);
-            run("ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up");
-            tap = inNamespace(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
+            Netns.run("ip", "netns", "add", namespace);
+            Netns.run("ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up");
+            tap = Netns.call(namespace, () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
             user = UserNetBackend.start(new NetConfig.User(List.of(), false, Optional.empty(),
                     Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 53))));
             pump(tap, user);
-            run("ip", "netns", "exec", namespace, "ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");
-            run("ip", "netns", "exec", namespace, "ip", "route", "add", "default", "via", "10.0.2.2");
-            client = inNamespace(() -> {
+            Netns.run("ip", "netns", "exec", namespace, "ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");
+            Netns.run("ip", "netns", "exec", namespace, "ip", "route", "add", "default", "via", "10.0.2.2");
+            client = Netns.call(namespace, () -> {
                 Socket s = new Socket();
                 s.connect(new InetSocketAddress("10.0.2.2", server.getLocalPort()), 10_000);
                 return s;
@@ -120,7 +119,7 @@ public class UserNetTcpBenchmark {
         if (tap != null) tap.deactivate();
         if (user != null) user.close();
         if (tap != null) tap.close();
-        if (namespace != null) run("ip", "netns", "delete", namespace);
+        if (namespace != null) Netns.run("ip", "netns", "delete", namespace);
     }
 
     @Benchmark
@@ -158,30 +157,7 @@ public class UserNetTcpBenchmark {
         return r;
     }
 
-    private <T> T inNamespace(java.util.concurrent.Callable<T> task) throws Exception {
-        CompletableFuture<T> result = new CompletableFuture<>();
-        Thread.ofPlatform().daemon().start(() -> {
-            try {
-                int fd = Libc.open("/var/run/netns/" + namespace, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
-                try {
-                    Libc.setns(fd, Libc.CLONE_NEWNET);
-                } finally {
-                    Libc.close(fd);
-                }
-                result.complete(task.call());
-            } catch (Throwable e) {
-                result.completeExceptionally(e);
-            }
-        });
-        return result.get(30, TimeUnit.SECONDS);
-    }
 
-    private static void run(String... command) throws Exception {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        if (!p.waitFor(20, TimeUnit.SECONDS) || p.exitValue() != 0) {
-            throw new IllegalStateException(String.join(" ", command) + " failed: " + new String(p.getInputStream().readAllBytes()));
-        }
-    }
 
     public static void main(String[] args) throws Exception {
         Collection<RunResult> results = new Runner(new OptionsBuilder().include(UserNetTcpBenchmark.class.getSimpleName()).build()).run();

@@ -132,14 +132,14 @@ public class VirtioNetBenchmark {
             case "tap", "tap-ref" -> {
                 requireRoot();
                 namespace = "jvmm-bench-net-" + ProcessHandle.current().pid();
-                run("ip", "netns", "add", namespace);
+                Netns.run("ip", "netns", "add", namespace);
                 if (path.equals("tap")) {
-                    tap = inNamespace(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
+                    tap = Netns.call(namespace, () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
                     guest = new NetGuest(tap, (1L << VirtioNet.F_MAC));
                     for (int id = 0; id < NetGuest.QUEUE; id++) writeTestFrame(guest.tx.bytes(id));
                 } else {
-                    tapFd = inNamespace(VirtioNetBenchmark::openRawTap);
-                    run("ip", "netns", "exec", namespace, "ip", "link", "set", "tap0", "up");
+                    tapFd = Netns.call(namespace, VirtioNetBenchmark::openRawTap);
+                    Netns.run("ip", "netns", "exec", namespace, "ip", "link", "set", "tap0", "up");
                     tapArena = Arena.ofConfined();
                     tapFrames = tapArena.allocate(HDR + FRAME);
                     writeTestFrame(tapFrames);
@@ -179,7 +179,7 @@ public class VirtioNetBenchmark {
         if (tap != null) tap.close();
         if (tapFd >= 0) Libc.close(tapFd);
         if (tapArena != null) tapArena.close();
-        if (namespace != null) run("ip", "netns", "delete", namespace);
+        if (namespace != null) Netns.run("ip", "netns", "delete", namespace);
     }
 
     @Benchmark
@@ -216,7 +216,7 @@ public class VirtioNetBenchmark {
 
     private long rxPackets() {
         try {
-            return Long.parseLong(runOutput("ip", "netns", "exec", namespace, "cat", "/sys/class/net/tap0/statistics/rx_packets").trim());
+            return Long.parseLong(Netns.run("ip", "netns", "exec", namespace, "cat", "/sys/class/net/tap0/statistics/rx_packets").trim());
         } catch (Exception e) {
             return -1;
         }
@@ -383,41 +383,13 @@ public class VirtioNetBenchmark {
     }
 
     private static void requireRoot() throws Exception {
-        if (!runOutput("id", "-u").trim().equals("0") || !java.nio.file.Files.exists(java.nio.file.Path.of("/dev/net/tun"))) {
+        if (!Netns.run("id", "-u").trim().equals("0") || !java.nio.file.Files.exists(java.nio.file.Path.of("/dev/net/tun"))) {
             throw new IllegalStateException("the tap rows need root and /dev/net/tun (run with --no-tap otherwise)");
         }
     }
 
-    private <T> T inNamespace(java.util.concurrent.Callable<T> task) throws Exception {
-        CompletableFuture<T> result = new CompletableFuture<>();
-        Thread.ofPlatform().daemon().start(() -> {
-            try {
-                int fd = Libc.open("/var/run/netns/" + namespace, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
-                try {
-                    Libc.setns(fd, Libc.CLONE_NEWNET);
-                } finally {
-                    Libc.close(fd);
-                }
-                result.complete(task.call());
-            } catch (Throwable e) {
-                result.completeExceptionally(e);
-            }
-        });
-        return result.get(30, TimeUnit.SECONDS);
-    }
 
-    private static void run(String... command) throws Exception {
-        runOutput(command);
-    }
 
-    private static String runOutput(String... command) throws Exception {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String output = new String(p.getInputStream().readAllBytes());
-        if (!p.waitFor(20, TimeUnit.SECONDS) || p.exitValue() != 0) {
-            throw new IllegalStateException(String.join(" ", command) + " failed: " + output);
-        }
-        return output;
-    }
 
     /** Per-iteration frames/s of each path, and the device/reference ratios per iteration pair. */
     public static Map<String, Stats> run(boolean withTap, int warmups, int iterations, int iterationMs) throws Exception {
