@@ -1,4 +1,4 @@
-/* The demo guest: says hello on the serial console, shows what it was given, and turns the machine off. */
+/* The demo guest: says hello on the serial console, shows what it was given, and ends the run. */
 #include "guest.h"
 
 #define COM1 0x3f8
@@ -50,7 +50,7 @@ int guest_main(u32 magic, u32 info_addr)
     say_num((info->mem_upper + 1024) / 1024);
     say(" MiB\ncommand line: ");
     say((const char *)(uptr)info->cmdline);
-    say("\nPowering off.\n");
+    say("\nBye: resetting through the keyboard controller ends the run.\n");
     /* The keyboard controller's reset line: jvmm, like Firecracker, ends the VM on it. */
     outb(0x64, 0xfe);
     for (;;) __asm__ volatile("cli; hlt");

@@ -15,7 +15,7 @@ import java.util.concurrent.Callable;
 /** The jvmm command line. With no subcommand it runs the bundled demo guest. */
 @Command(name = "jvmm", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"A virtual machine monitor on /dev/kvm, in Java.", "",
-                "With no command, boots a small bundled demo guest that greets you on the serial console and powers off.",
+                "With no command, boots a small bundled demo guest that greets you on the serial console and ends the run.",
                 "The ./jvmm launcher also runs the benchmark suite: ./jvmm bench [--quick]."},
         subcommands = {RunCommand.class, ImgCommand.class})
 public final class Main implements Callable<Integer> {
