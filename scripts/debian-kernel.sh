@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # Prints the path of Debian's stock kernel (bzImage), downloading it into a cache when absent.
-# Used by the Linux boot tests: the kernel is a peer's artifact, never committed.
+#   debian-kernel.sh         the bzImage (used by the Linux boot tests)
+#   debian-kernel.sh --deb   the linux-image .deb it came from (the outer machine takes its modules from it)
+# A peer's artifact, fetched through Debian's packages only and never committed.
 set -euo pipefail
 cache="${JVMM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jvmm}/debian-kernel"
-existing=$(ls "$cache"/boot/vmlinuz-* 2>/dev/null | head -n 1 || true)
-if [ -n "$existing" ]; then echo "$existing"; exit 0; fi
-mkdir -p "$cache"
-pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
-if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
-  apt-get update -q >/dev/null 2>&1 || true
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
+want=kernel
+[ "${1:-}" = --deb ] && want=deb
+existing_kernel() { ls "$cache"/boot/vmlinuz-* 2>/dev/null | head -n 1 || true; }
+existing_deb() { ls "$cache"/deb/linux-image-*.deb 2>/dev/null | head -n 1 || true; }
+if [ "$want" = kernel ] && [ -n "$(existing_kernel)" ]; then existing_kernel; exit 0; fi
+if [ -z "$(existing_deb)" ]; then
+  find_pkg() { apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1; }
+  pkg=$(find_pkg)
+  if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+    apt-get update -q >/dev/null 2>&1 || true
+    pkg=$(find_pkg)
+  fi
+  if [ -z "$pkg" ]; then echo "debian-kernel.sh: cannot find Debian's linux-image-amd64 (run apt-get update)" >&2; exit 1; fi
+  mkdir -p "$cache/deb"
+  tmp=$(mktemp -d "$cache/deb/.download.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  chmod 777 "$tmp" # apt-get download runs as the _apt user when started as root
+  (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) ||
+    { echo "debian-kernel.sh: 'apt-get download $pkg' failed (no network to Debian's mirror, or no space in $cache)" >&2; exit 1; }
+  mv "$tmp"/*.deb "$cache/deb/"
 fi
-if [ -z "$pkg" ]; then echo "debian-kernel.sh: cannot find Debian's linux-image-amd64 (run apt-get update)" >&2; exit 1; fi
-tmp=$(mktemp -d)
+deb=$(existing_deb)
+if [ "$want" = deb ]; then echo "$deb"; exit 0; fi
+tmp=$(mktemp -d "$cache/.extract.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-chmod 777 "$tmp"
-(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) || { echo "debian-kernel.sh: apt-get download $pkg failed" >&2; exit 1; }
-dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './boot/vmlinuz-*'
 mkdir -p "$cache/boot"
-cp "$tmp"/x/boot/vmlinuz-* "$cache/boot/"
-ls "$cache"/boot/vmlinuz-* | head -n 1
+cp "$tmp"/boot/vmlinuz-* "$cache/boot/"
+existing_kernel

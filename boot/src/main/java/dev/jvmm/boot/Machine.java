@@ -12,6 +12,7 @@ import dev.jvmm.core.Kvm;
 import dev.jvmm.core.Vcpu;
 import dev.jvmm.core.VirtualMachine;
 import dev.jvmm.devices.acpi.AcpiPm;
+import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.legacy.CmosRtc;
 import dev.jvmm.devices.legacy.DebugCon;
 import dev.jvmm.devices.legacy.DebugExit;
@@ -60,16 +61,29 @@ public final class Machine implements AutoCloseable {
         this.nics = nics;
     }
 
-    /** Builds the machine: validates the config, creates the VM, attaches devices and loads the kernel. */
+    /**
+     * Builds the machine: checks the config, reads the kernel and opens the disks (so that a wrong file is reported
+     * before anything about the host's KVM), creates the VM, attaches devices and loads the kernel.
+     */
     public static Machine create(MachineConfig config) {
-        validate(config);
+        checkSizes(config);
         List<CpuFeatures.Edit> edits = CpuFeatures.parse(config.cpuFeatures());
+        KernelLoader.KernelImage kernelImage = KernelLoader.read(config.kernel(), config.initrd(), config.bootPath());
+        List<BlockBackend> disks = VirtioDisks.open(config.disks());
         int cpus = config.cpus();
-        VirtualMachine vm = VirtualMachine.builder()
-                .memory(config.memoryBytes())
-                .cpus(cpus)
-                .cpuid((id, entries) -> VcpuSetup.topology(CpuFeatures.apply(entries, edits), id, cpus))
-                .build();
+        VirtualMachine vm;
+        try {
+            checkKvmLimits(config);
+            vm = VirtualMachine.builder()
+                    .memory(config.memoryBytes())
+                    .cpus(cpus)
+                    .cpuid((id, entries) -> VcpuSetup.topology(CpuFeatures.apply(entries, edits), id, cpus))
+                    .build();
+        } catch (RuntimeException e) {
+            VirtioDisks.closeAll(disks);
+            throw e;
+        }
+        disks.forEach(vm::own); // owned first, so closed last: after the transports that use them
         try {
             Serial16550 serial = new Serial16550(vm.interrupts().line(SERIAL_IRQ), config.console());
             vm.own(serial);
@@ -92,13 +106,12 @@ public final class Machine implements AutoCloseable {
             }
 
             VirtioSlots slots = new VirtioSlots(vm);
-            VirtioDisks.attach(vm, slots, config.disks());
+            VirtioDisks.attach(slots, config.disks(), disks);
             List<VirtioNet> nics = VirtioNets.attach(vm, slots, config.nics().orElseGet(() ->
-                    KernelLoader.isMultiboot(config.kernel()) ? List.of() : List.of(MachineConfig.NicConfig.DEFAULT)));
+                    kernelImage.format() == KernelLoader.Format.MULTIBOOT ? List.of() : List.of(MachineConfig.NicConfig.DEFAULT)));
             VirtioSlots.Attached virtio = slots.attached();
             String cmdline = virtio.appendTo(config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE));
-            LoadedKernel kernel = KernelLoader.load(vm.memory(),
-                    new KernelLoader.Request(config.kernel(), config.initrd(), cmdline, config.bootPath()));
+            LoadedKernel kernel = KernelLoader.load(vm.memory(), kernelImage, cmdline);
             Acpi.write(vm.memory(), cpus, virtio.pciIrqs(), new Acpi.PciWindow(VirtioSlots.PCI_MMIO_BASE, VirtioSlots.PCI_MMIO_SIZE));
             // The MP table for guests without ACPI (multiboot kernels, acpi=off), while it fits its KiB.
             if (MpTable.fits(cpus, virtio.pciIrqs())) MpTable.write(vm.memory(), cpus, virtio.pciIrqs());
@@ -114,15 +127,18 @@ public final class Machine implements AutoCloseable {
         }
     }
 
-    private static void validate(MachineConfig c) {
+    private static void checkSizes(MachineConfig c) {
         if (c.cpus() < 1) throw new BootException("--cpus must be at least 1, not " + c.cpus());
-        int maxCpus = kvmMaxVcpus();
-        if (maxCpus > 0 && c.cpus() > maxCpus)
-            throw new BootException("--cpus " + c.cpus() + " is more than KVM allows on this host (" + maxCpus + ")");
         if (c.memoryBytes() < (16L << 20)) throw new BootException("--memory must be at least 16M");
         long host = hostMemoryBytes();
         if (host > 0 && c.memoryBytes() > host)
             throw new BootException(String.format("--memory %dM is more than this host has (%dM)", c.memoryBytes() >> 20, host >> 20));
+    }
+
+    private static void checkKvmLimits(MachineConfig c) {
+        int maxCpus = kvmMaxVcpus();
+        if (maxCpus > 0 && c.cpus() > maxCpus)
+            throw new BootException("--cpus " + c.cpus() + " is more than KVM allows on this host (" + maxCpus + ")");
     }
 
     /**

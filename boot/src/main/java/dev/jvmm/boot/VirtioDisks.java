@@ -1,6 +1,5 @@
 package dev.jvmm.boot;
 
-import dev.jvmm.core.VirtualMachine;
 import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.block.RawFileBackend;
 import dev.jvmm.devices.block.qcow2.Qcow2Image;
@@ -37,19 +36,40 @@ final class VirtioDisks {
         }
     }
 
-    static void attach(VirtualMachine vm, VirtioSlots slots, List<MachineConfig.DiskConfig> disks) {
+    /** Opens every disk, in order; if one fails, those already open are closed again. */
+    static List<BlockBackend> open(List<MachineConfig.DiskConfig> disks) {
+        List<BlockBackend> open = new java.util.ArrayList<>();
+        try {
+            for (MachineConfig.DiskConfig d : disks) open.add(open(d));
+            return open;
+        } catch (RuntimeException e) {
+            closeAll(open);
+            throw e;
+        }
+    }
+
+    static void closeAll(List<BlockBackend> backends) {
+        for (BlockBackend b : backends) {
+            try {
+                b.close();
+            } catch (IOException | RuntimeException e) {
+                // already failing: the first error is the one to report
+            }
+        }
+    }
+
+    /** Attaches the opened disks (the VM owns them already) as vda, vdb, ... */
+    static void attach(VirtioSlots slots, List<MachineConfig.DiskConfig> disks, List<BlockBackend> backends) {
         for (int i = 0; i < disks.size(); i++) {
             MachineConfig.DiskConfig d = disks.get(i);
             String name = "vd" + (char) ('a' + Math.min(i, 25));
-            BlockBackend backend = open(d);
-            vm.own(backend); // closed after the transport (the VM closes in reverse order)
             VirtioBlock.Options options;
             try {
                 options = VirtioBlock.Options.DEFAULT.withReadOnly(d.readOnly()).withSerial(d.serial().orElse(""));
             } catch (IllegalArgumentException e) {
                 throw new BootException("--disk " + d.path() + ": " + e.getMessage());
             }
-            slots.attach(name, new VirtioBlock(backend, options), d.transport(), "--disk " + d.path());
+            slots.attach(name, new VirtioBlock(backends.get(i), options), d.transport(), "--disk " + d.path());
         }
     }
 }

@@ -9,7 +9,12 @@ public final class KvmUnavailableException extends SyscallException {
         super(call, errno, remedy);
     }
 
-    static KvmUnavailableException of(String path, SyscallException e) {
+    /** True when there is no KVM device at all (rather than one this process may not open). */
+    public boolean deviceMissing() {
+        return errno() == Errno.ENOENT || errno() == Errno.ENODEV || errno() == Errno.ENXIO;
+    }
+
+    public static KvmUnavailableException of(String path, SyscallException e) {
         String remedy = switch (e.errno()) {
             case Errno.ENOENT, Errno.ENODEV, Errno.ENXIO -> path + " does not exist: turn on the CPU's virtualisation"
                     + " (vmx or svm must appear in /proc/cpuinfo; check the firmware settings) and load the kvm module"

@@ -1,6 +1,7 @@
 package dev.jvmm.boot.cli;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.core.KvmUnavailableException;
 import dev.jvmm.kvm.SyscallException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -77,7 +78,11 @@ public final class Main implements Callable<Integer> {
 
     static String userMessage(Exception ex) {
         String m = ex.getMessage();
-        return m != null ? m : ex.getClass().getSimpleName();
+        if (m == null) m = ex.getClass().getSimpleName();
+        // The launcher can run jvmm where KVM works after all: inside an emulated machine (scripts/with-kvm).
+        if (ex instanceof KvmUnavailableException k && k.deviceMissing())
+            m += "; or run jvmm inside an emulated machine with KVM: JVMM_EMULATE=1 ./jvmm ... (20-40x slower; see README)";
+        return m;
     }
 
     @Override

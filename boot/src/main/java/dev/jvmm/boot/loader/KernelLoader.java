@@ -27,38 +27,44 @@ public final class KernelLoader {
     /** What the guest gets besides the kernel. */
     public record Request(Path kernel, Optional<Path> initrd, String cmdline, BootPath bootPath) {}
 
-    private KernelLoader() {}
-
-    public static LoadedKernel load(GuestMemory memory, Request request) {
-        byte[] image = readFile(request.kernel(), "kernel");
-        byte[] initrd = request.initrd().map(p -> readFile(p, "initrd")).orElse(null);
-        try {
-            if (LinuxLoader.isBzImage(image))
-                return LinuxLoader.loadBzImage(memory, image, initrd, request.cmdline(), request.bootPath());
-            if (MultibootLoader.findHeader(image).isPresent()) {
-                if (request.bootPath() != BootPath.AUTO)
-                    throw new BootException("--boot-path applies to Linux kernels; " + request.kernel() + " is a multiboot kernel");
-                return MultibootLoader.load(memory, image, initrd, request.cmdline());
-            }
-            if (Elf.isElf(image)) return LinuxLoader.loadVmlinux(memory, image, initrd, request.cmdline(), request.bootPath());
-        } catch (GuestMemoryException e) {
-            throw new BootException(request.kernel() + " does not fit in guest RAM (" + e.getMessage() + "); give the guest more --memory", e);
-        }
-        throw new BootException(request.kernel() + " is not a kernel jvmm can boot (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
-    }
+    /** The kinds of kernel file jvmm boots. */
+    public enum Format { BZIMAGE, MULTIBOOT, ELF }
 
     /**
-     * Whether the file looks like a multiboot kernel (not a bzImage, with a multiboot header in its first 8 KiB).
-     * False if it cannot be read: {@link #load} reports that.
+     * A kernel and its initrd read from disk and recognised, before any VM exists: a file that is missing or not a
+     * kernel is what a user hears of first, whatever else is wrong on the host.
      */
-    public static boolean isMultiboot(Path kernel) {
-        byte[] head;
-        try (java.io.InputStream in = Files.newInputStream(kernel)) {
-            head = in.readNBytes(8192);
-        } catch (IOException | RuntimeException e) {
-            return false;
+    public record KernelImage(Path path, Format format, byte[] image, byte[] initrd, BootPath bootPath) {}
+
+    private KernelLoader() {}
+
+    public static KernelImage read(Path kernel, Optional<Path> initrd, BootPath bootPath) {
+        byte[] image = readFile(kernel, "kernel");
+        byte[] rd = initrd.map(p -> readFile(p, "initrd")).orElse(null);
+        Format format;
+        if (LinuxLoader.isBzImage(image)) format = Format.BZIMAGE;
+        else if (MultibootLoader.findHeader(image).isPresent()) format = Format.MULTIBOOT;
+        else if (Elf.isElf(image)) format = Format.ELF;
+        else throw new BootException(kernel + " is not a kernel jvmm can boot (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
+        if (format == Format.MULTIBOOT && bootPath != BootPath.AUTO)
+            throw new BootException("--boot-path applies to Linux kernels; " + kernel + " is a multiboot kernel");
+        return new KernelImage(kernel, format, image, rd, bootPath);
+    }
+
+    public static LoadedKernel load(GuestMemory memory, Request request) {
+        return load(memory, read(request.kernel(), request.initrd(), request.bootPath()), request.cmdline());
+    }
+
+    public static LoadedKernel load(GuestMemory memory, KernelImage k, String cmdline) {
+        try {
+            return switch (k.format()) {
+                case BZIMAGE -> LinuxLoader.loadBzImage(memory, k.image(), k.initrd(), cmdline, k.bootPath());
+                case MULTIBOOT -> MultibootLoader.load(memory, k.image(), k.initrd(), cmdline);
+                case ELF -> LinuxLoader.loadVmlinux(memory, k.image(), k.initrd(), cmdline, k.bootPath());
+            };
+        } catch (GuestMemoryException e) {
+            throw new BootException(k.path() + " does not fit in guest RAM (" + e.getMessage() + "); give the guest more --memory", e);
         }
-        return !LinuxLoader.isBzImage(head) && MultibootLoader.findHeader(head).isPresent();
     }
 
     static byte[] readFile(Path p, String what) {

@@ -52,6 +52,26 @@ class CliTest {
     }
 
     @Test
+    void noKvmDeviceSaysHowToRunInTheEmulatedMachine() {
+        var missing = dev.jvmm.core.KvmUnavailableException.of("/dev/kvm", new dev.jvmm.kvm.SyscallException("open", dev.jvmm.kvm.Errno.ENODEV));
+        String m = Main.userMessage(missing);
+        assertTrue(m.contains("/dev/kvm does not exist") && m.contains("JVMM_EMULATE=1 ./jvmm"), m);
+        var denied = dev.jvmm.core.KvmUnavailableException.of("/dev/kvm", new dev.jvmm.kvm.SyscallException("open", dev.jvmm.kvm.Errno.EACCES));
+        assertFalse(Main.userMessage(denied).contains("JVMM_EMULATE"), "a permission problem has its own remedy");
+    }
+
+    @Test
+    void wrongFilesAreReportedBeforeAnythingAboutKvm() throws Exception {
+        // Machine.create reads the kernel and opens the disks before it opens /dev/kvm: these errors are the
+        // same with or without KVM (./test -Dtests.exclude=kvm runs this on machines without it).
+        Path text = Files.writeString(dir.resolve("readme.txt"), "just text");
+        Path guest = dev.jvmm.boot.TestKernels.guest("smp.elf", dir);
+        assertOneLineError(jvmm("run", "--kernel", guest.toString(), "--initrd", dir.resolve("none").toString()), "initrd");
+        assertOneLineError(jvmm("run", "--kernel", guest.toString(), "--disk", dir.resolve("none.img").toString()), "does not exist");
+        assertOneLineError(jvmm("run", "--kernel", text.toString(), "--memory", "64M"), "is not a kernel jvmm can boot");
+    }
+
+    @Test
     void missingKernelFileIsOneLine() {
         assertOneLineError(jvmm("run", "--kernel", dir.resolve("nope").toString()), "does not exist");
     }
