@@ -89,7 +89,6 @@ class CliTest {
     }
 
     @Test
-    @RequiresKvm
     void memoryBeyondTheHostIsOneLine() throws Exception {
         Path f = Files.writeString(dir.resolve("k"), "x");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "64T"), "more than this host has");
@@ -98,8 +97,8 @@ class CliTest {
     @Test
     @RequiresKvm
     void tooManyVcpusIsOneLine() throws Exception {
-        Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--cpus", "100000"), "--cpus 100000");
+        Path kernel = dev.jvmm.boot.TestKernels.guest("smp.elf", dir); // a real kernel: files are checked first
+        assertOneLineError(jvmm("run", "--kernel", kernel.toString(), "--cpus", "100000"), "--cpus 100000");
     }
 
     @Test
@@ -109,7 +108,6 @@ class CliTest {
     }
 
     @Test
-    @RequiresKvm
     void unknownCpuFeatureIsOneLine() throws Exception {
         Path f = Files.writeString(dir.resolve("k"), "x");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--cpu-features", "-warpdrive"), "unknown CPU feature 'warpdrive'");
@@ -132,10 +130,9 @@ class CliTest {
     }
 
     @Test
-    @RequiresKvm
     void missingDiskImageIsOneLine() throws Exception {
-        Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", dir.resolve("nope.raw").toString()), "nope.raw");
+        Path kernel = dev.jvmm.boot.TestKernels.guest("smp.elf", dir); // a real kernel: files are checked first
+        assertOneLineError(jvmm("run", "--kernel", kernel.toString(), "--disk", dir.resolve("nope.raw").toString()), "nope.raw");
     }
 
     @Test
