@@ -29,6 +29,12 @@ static inline void mmio_write32(uptr a, u32 v) { *(volatile u32 *)a = v; }
 static inline void barrier(void) { __asm__ volatile("mfence" ::: "memory"); }
 static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
 static inline u64 rdtsc(void) { u32 lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return ((u64)hi << 32) | lo; }
+/*
+ * How long a guest waits for the host (a device's reply, a peer's frame) before it reports a timeout: TSC ticks,
+ * several seconds at any clock rate. A count of loop iterations is no bound in time: under an emulated CPU the
+ * loop can outrun the host's thread that would answer.
+ */
+#define HOST_WAIT_TSC 20000000000ULL
 
 /* Entry point each guest defines; its return value becomes the debug-exit code. */
 int guest_main(u32 magic, u32 info);

@@ -74,7 +74,7 @@ int guest_main(u32 magic, u32 info)
     }
     u32 want = n >= 32 ? 0xffffffffu : (1u << n) - 1;
     u32 seen = 0;
-    for (int i = 0; i < 2000000 && (seen = *(volatile u32 *)SEEN_BITMAP) != want; i++) cpu_relax();
+    for (u64 start = rdtsc(); rdtsc() - start < HOST_WAIT_TSC && (seen = *(volatile u32 *)SEEN_BITMAP) != want;) cpu_relax();
     printf("started: %x of %x\n", seen, want);
     CHECK(seen == want, "every CPU came up: %x of %x", seen, want);
     printf("cpus=%d\n", n);

@@ -163,8 +163,8 @@ static int send(struct nic *n, const u8 *frame, u32 len)
     barrier();
     avail[1] = ++n->avail_idx[1];
     kick(n, 1);
-    for (u32 i = 0; used_idx(n, 1) == n->used_seen[1]; i++) {
-        if (i > 2000000) { printf("%s: transmit timed out\n", n->name); return 0; }
+    for (u64 start = rdtsc(); used_idx(n, 1) == n->used_seen[1];) {
+        if (rdtsc() - start > HOST_WAIT_TSC) { printf("%s: transmit timed out\n", n->name); return 0; }
         cpu_relax();
     }
     n->used_seen[1]++;
@@ -174,8 +174,8 @@ static int send(struct nic *n, const u8 *frame, u32 len)
 /* Waits for the next received frame; returns its Ethernet bytes (0 on timeout) and its length. */
 static u8 *receive(struct nic *n, u32 *len)
 {
-    for (u32 i = 0; used_idx(n, 0) == n->used_seen[0]; i++) {
-        if (i > 2000000) { printf("%s: nothing received\n", n->name); return 0; }
+    for (u64 start = rdtsc(); used_idx(n, 0) == n->used_seen[0];) {
+        if (rdtsc() - start > HOST_WAIT_TSC) { printf("%s: nothing received\n", n->name); return 0; }
         cpu_relax();
     }
     barrier();

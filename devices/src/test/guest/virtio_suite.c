@@ -264,8 +264,8 @@ static int blk(struct dev *d, u32 type, u64 sector, void *data, u32 len, int dev
     d->avail_idx++;
     avail[1] = d->avail_idx;
     notify(d);
-    for (u32 i = 0; used_idx(d) == d->used_seen; i++) {
-        if (i > 2000000) { printf("%s: request type %u timed out\n", d->name, type); return -1; }
+    for (u64 start = rdtsc(); used_idx(d) == d->used_seen;) {
+        if (rdtsc() - start > HOST_WAIT_TSC) { printf("%s: request type %u timed out\n", d->name, type); return -1; }
         cpu_relax();
     }
     barrier();
