@@ -46,18 +46,27 @@ public final class Report {
     /** What to run and how long; {@link #quick()} is the smoke-test size. */
     public record Config(boolean quick, Path out, int exitsPerBatch, int batches, int rounds, int jmhWarmups,
                          int jmhIterations, int jmhIterationMs, int launchRuns, boolean jmh, boolean qemu,
-                         boolean launch) {
+                         boolean launch, int jmhForks) {
         public static Config standard(Path out) {
-            return new Config(false, out, 5000, 3, 5, 3, 5, 1000, 5, true, true, true);
+            return new Config(false, out, 5000, 3, 5, 3, 5, 1000, 5, true, true, true, 1);
         }
 
         public static Config quick(Path out) {
-            return new Config(true, out, 300, 2, 2, 1, 2, 200, 1, true, true, true);
+            return new Config(true, out, 300, 2, 2, 1, 2, 200, 1, true, true, true, 1);
         }
 
         Config with(boolean jmh, boolean qemu, boolean launch) {
             return new Config(quick, out, exitsPerBatch, batches, rounds, jmhWarmups, jmhIterations, jmhIterationMs,
-                    launchRuns, jmh, qemu, launch);
+                    launchRuns, jmh, qemu, launch, jmhForks);
+        }
+
+        /**
+         * JMH in this JVM rather than a fresh one per benchmark: for the smoke test inside the emulated machine,
+         * where each JVM start costs tens of seconds. Its numbers are not for comparing (JMH's own advice).
+         */
+        public Config inProcessJmh() {
+            return new Config(quick, out, exitsPerBatch, batches, rounds, jmhWarmups, jmhIterations, jmhIterationMs,
+                    launchRuns, jmh, qemu, launch, 0);
         }
     }
 
@@ -287,7 +296,7 @@ public final class Report {
             ChainedOptionsBuilder ob = new OptionsBuilder().include("^" + benchmark.replace(".", "\\.") + "$")
                     .warmupIterations(config.jmhWarmups()).warmupTime(TimeValue.milliseconds(config.jmhIterationMs()))
                     .measurementIterations(config.jmhIterations()).measurementTime(TimeValue.milliseconds(config.jmhIterationMs()))
-                    .forks(1).addProfiler(GCProfiler.class).shouldFailOnError(true).verbosity(VerboseMode.SILENT)
+                    .forks(config.jmhForks()).addProfiler(GCProfiler.class).shouldFailOnError(true).verbosity(VerboseMode.SILENT)
                     .jvmArgsPrepend("-Djvmm.bench.native=" + tools.guestBinary().getParent())
                     .resultFormat(ResultFormatType.JSON).result(json.toString());
             params.forEach(ob::param);
