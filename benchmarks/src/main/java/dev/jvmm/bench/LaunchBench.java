@@ -54,8 +54,9 @@ final class LaunchBench {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         String cp = jarClasspath();
         List<String> serial = List.of("-XX:+UseSerialGC", "-Xms16m", "-Xmx64m");
-        rows.add(jvmm(java, cp, "JDK defaults (G1, default heap)", List.of(), null));
         rows.add(jvmm(java, cp, "SerialGC -Xms16m -Xmx64m", serial, null));
+        if (!config.everyJvmSetting()) return rows;
+        rows.add(jvmm(java, cp, "JDK defaults (G1, default heap)", List.of(), null));
         rows.add(jvmm(java, cp, "SerialGC -Xmx64m, C1 only (TieredStopAtLevel=1)", plus(serial, "-XX:TieredStopAtLevel=1"), null));
         Path jsa = work.resolve("jvmm-dynamic.jsa");
         Files.deleteIfExists(jsa);

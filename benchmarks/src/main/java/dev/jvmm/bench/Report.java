@@ -43,30 +43,33 @@ import java.util.Map;
  * Ratios compare runs made back to back in this one run (see HOST.md: absolute times drift with load).
  */
 public final class Report {
-    /** What to run and how long; {@link #quick()} is the smoke-test size. */
-    public record Config(boolean quick, Path out, int exitsPerBatch, int batches, int rounds, int jmhWarmups,
-                         int jmhIterations, int jmhIterationMs, int launchRuns, boolean jmh, boolean qemu,
-                         boolean launch, int jmhForks) {
+    /**
+     * What to run and how long; {@link #quick} is the smoke-test size, {@link #emulated} the smoke test for a
+     * machine where every exit and every JVM start is slow (KVM inside QEMU's emulator, scripts/with-kvm).
+     */
+    public record Config(boolean quick, Path out, int exitsPerBatch, int batches, int rounds, long warmupExits,
+                         int jmhWarmups, int jmhIterations, int jmhIterationMs, int jmhForks, int launchRuns,
+                         boolean everyJvmSetting, boolean jmh, boolean qemu, boolean launch) {
         public static Config standard(Path out) {
-            return new Config(false, out, 5000, 3, 5, 3, 5, 1000, 5, true, true, true, 1);
+            return new Config(false, out, 5000, 3, 5, 30_000, 3, 5, 1000, 1, 5, true, true, true, true);
         }
 
         public static Config quick(Path out) {
-            return new Config(true, out, 300, 2, 2, 1, 2, 200, 1, true, true, true, 1);
-        }
-
-        Config with(boolean jmh, boolean qemu, boolean launch) {
-            return new Config(quick, out, exitsPerBatch, batches, rounds, jmhWarmups, jmhIterations, jmhIterationMs,
-                    launchRuns, jmh, qemu, launch, jmhForks);
+            return new Config(true, out, 300, 2, 2, 30_000, 1, 2, 200, 1, 1, true, true, true, true);
         }
 
         /**
-         * JMH in this JVM rather than a fresh one per benchmark: for the smoke test inside the emulated machine,
-         * where each JVM start costs tens of seconds. Its numbers are not for comparing (JMH's own advice).
+         * Every row once, as small as it gets: inside the emulated machine one exit costs about 0.3 ms and a JVM
+         * start tens of seconds, so the quick size would take over half an hour there. JMH runs in this JVM (its
+         * numbers are then not for comparing, JMH's own advice) and jvmm launches with one JVM setting only.
          */
-        public Config inProcessJmh() {
-            return new Config(quick, out, exitsPerBatch, batches, rounds, jmhWarmups, jmhIterations, jmhIterationMs,
-                    launchRuns, jmh, qemu, launch, 0);
+        public static Config emulated(Path out) {
+            return new Config(true, out, 50, 2, 1, 100, 0, 1, 100, 0, 1, false, true, true, true);
+        }
+
+        Config with(boolean jmh, boolean qemu, boolean launch) {
+            return new Config(quick, out, exitsPerBatch, batches, rounds, warmupExits, jmhWarmups, jmhIterations,
+                    jmhIterationMs, jmhForks, launchRuns, everyJvmSetting, jmh, qemu, launch);
         }
     }
 
@@ -237,14 +240,12 @@ public final class Report {
     }
 
     /**
-     * Runs batches until C2 has compiled the exit path (at least {@link #WARMUP_EXITS} exits) and the guest's
-     * pages are warm; a cold exit loop runs interpreted and allocates in its VarHandle adapters.
+     * Runs batches until C2 has compiled the exit path (30,000 exits are enough at the standard size) and the
+     * guest's pages are warm; a cold exit loop runs interpreted and allocates in its VarHandle adapters.
      */
-    private static void warmUp(BenchMachine jvmm, int n) {
-        for (long done = 0; done < WARMUP_EXITS; done += n) jvmm.runBatch(n);
+    private void warmUp(BenchMachine jvmm, int n) {
+        for (long done = 0; done < config.warmupExits(); done += n) jvmm.runBatch(n);
     }
-
-    static final long WARMUP_EXITS = 30_000;
 
     /** Exit-to-exit intervals of one batch per VMM (after a warm-up batch), into HdrHistograms. */
     private void histograms(ExitRow row) throws Exception {
