@@ -156,6 +156,11 @@ class LinuxBootKvmTest {
             assertBootedAsConfigured(new Boot(log, E820.of(m.vm().memory()), cmdline, ms));
             assertTrue(log.contains(marker + " cpus=2"), "userspace ran with both vCPUs:\n" + log);
             assertFalse(log.contains("Kernel panic") || log.contains("BUG:"), log);
+            // The platform as a guest sees it: KVM's identity, and the paravirtual clock that comes with it.
+            assertTrue(log.contains("Hypervisor detected: KVM"), log);
+            assertTrue(log.contains("clocksource: Switched to clocksource kvm-clock"), log);
+            assertFalse(log.contains("Failed to access perfctr msr"), log);
+            System.out.println(log);
             System.out.println("userspace and ACPI power-off after " + ms + " ms");
             KvmHost.checked("bzImageDecompressedOnTheHost", "a whole boot to userspace with 2 vCPUs and ACPI power-off");
         }

@@ -72,7 +72,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
             m = GuestMemory.allocate(b.layouts(), b.memoryOptions);
             int slot = 0;
             for (MemoryRegion r : m.regions()) v.setUserMemoryRegion(slot++, 0, r.guestBase(), r.host());
-            List<CpuidEntry> supported = k.supportedCpuid();
+            List<CpuidEntry> supported = Cpuids.withKvmIdentity(k.supportedCpuid());
             for (int id = 0; id < b.cpus; id++) {
                 Vcpu cpu = v.createVcpu(id);
                 cpus.add(cpu);
