@@ -49,9 +49,10 @@ public final class Machine implements AutoCloseable {
     private final LoadedKernel kernel;
     private final String cmdline;
     private final List<VirtioNet> nics;
+    private final AcpiPm acpiPm;
 
     private Machine(MachineConfig config, VirtualMachine vm, Serial16550 serial, Optional<DebugCon> debugcon,
-                    LoadedKernel kernel, String cmdline, List<VirtioNet> nics) {
+                    LoadedKernel kernel, String cmdline, List<VirtioNet> nics, AcpiPm acpiPm) {
         this.config = config;
         this.vm = vm;
         this.serial = serial;
@@ -59,6 +60,7 @@ public final class Machine implements AutoCloseable {
         this.kernel = kernel;
         this.cmdline = cmdline;
         this.nics = nics;
+        this.acpiPm = acpiPm;
     }
 
     /**
@@ -94,7 +96,8 @@ public final class Machine implements AutoCloseable {
             vm.ioBus().register("rtc", 0x70, 2, new CmosRtc(Math.min(config.memoryBytes(), VirtualMachine.MMIO_HOLE_START),
                     Math.max(0, config.memoryBytes() - VirtualMachine.MMIO_HOLE_START), cpus));
             vm.ioBus().register("post code", 0x80, 1, new PostCodePort());
-            vm.ioBus().register("acpi pm", Acpi.PM_PORT, AcpiPm.LENGTH, new AcpiPm(vm));
+            AcpiPm acpiPm = new AcpiPm(vm, vm.interrupts().line(Acpi.SCI_IRQ));
+            vm.ioBus().register("acpi pm", Acpi.PM_PORT, AcpiPm.LENGTH, acpiPm);
             Optional<DebugCon> debugcon = config.debugcon().map(DebugCon::new);
             debugcon.ifPresent(d -> {
                 vm.own(d);
@@ -120,7 +123,7 @@ public final class Machine implements AutoCloseable {
                 VcpuSetup.lapic(cpu);
             }
             vm.setEntry(0, kernel.entry());
-            return new Machine(config, vm, serial, debugcon, kernel, cmdline, nics);
+            return new Machine(config, vm, serial, debugcon, kernel, cmdline, nics, acpiPm);
         } catch (RuntimeException e) {
             vm.close();
             throw e;
@@ -183,6 +186,15 @@ public final class Machine implements AutoCloseable {
     public void flushOutput() {
         serial.flush();
         debugcon.ifPresent(DebugCon::flush);
+    }
+
+    /**
+     * Presses the ACPI power button, as virsh shutdown and Firecracker's SendCtrlAltDel ask a guest to stop:
+     * an OS that handles it (systemd-logind, acpid) shuts down cleanly and the run ends with
+     * {@link ExitStatus.PowerOff}; one that does not (a bare busybox init) keeps running.
+     */
+    public void pressPowerButton() {
+        acpiPm.pressPowerButton();
     }
 
     public void pause() {

@@ -22,6 +22,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -136,11 +137,23 @@ class LinuxBootKvmTest {
             KvmHost.checked("bzImageDecompressedOnTheHost", "the boot log up to the memory map");
             return;
         }
-        // A whole boot: two vCPUs, an initramfs whose init says so and powers off, and ACPI ending the VM.
+        // A whole boot: two vCPUs, an initramfs whose init says so, waits for the ACPI power button (its SCI
+        // counted by the kernel once Debian's button module handles the event) and powers off, and ACPI ending the VM.
         String marker = "jvmm-userspace-" + UUID.randomUUID().toString().substring(0, 8);
-        Path initrd = TestInitramfs.write(dir.resolve("initrd.cpio"),
-                "/bin/busybox mount -t proc proc /proc\n/bin/busybox echo " + marker + " cpus=$(/bin/busybox nproc)\n"
-                        + "/bin/busybox poweroff -f\n");
+        Path initrd = TestInitramfs.write(dir.resolve("initrd.cpio"), """
+                /bin/busybox insmod /button.ko
+                /bin/busybox mount -t proc proc /proc
+                /bin/busybox mount -t sysfs sysfs /sys
+                /bin/busybox echo %1$s cpus=$(/bin/busybox nproc)
+                i=0
+                while [ $i -lt 900 ]; do
+                  if /bin/busybox awk '{ exit !($1 > 0) }' /sys/firmware/acpi/interrupts/ff_pwr_btn; then
+                    /bin/busybox echo %1$s power-button; break
+                  fi
+                  /bin/busybox sleep 1; i=$((i + 1))
+                done
+                /bin/busybox poweroff -f
+                """.formatted(marker), Map.of("button.ko", TestKernels.debianModule("button")));
         String cmdline = "console=ttyS0 reboot=k panic=-1 jvmm.test=" + marker;
         WatchedOutput console = new WatchedOutput();
         MachineConfig config = MachineConfig.builder(bzImage).memory(512L << 20).cpus(2).initrd(initrd)
@@ -148,6 +161,7 @@ class LinuxBootKvmTest {
         try (Machine m = Machine.create(config)) {
             long t0 = System.nanoTime();
             m.start();
+            if (console.await(t -> t.contains(marker + " cpus="), WHOLE_BOOT)) m.pressPowerButton();
             ExitStatus status = m.awaitExit(WHOLE_BOOT).orElse(null);
             long ms = (System.nanoTime() - t0) / 1_000_000;
             if (status == null) m.stop();
@@ -160,6 +174,14 @@ class LinuxBootKvmTest {
             assertTrue(log.contains("Hypervisor detected: KVM"), log);
             assertTrue(log.contains("clocksource: Switched to clocksource kvm-clock"), log);
             assertFalse(log.contains("Failed to access perfctr msr"), log);
+            // The ACPI platform: the PM timer as a clocksource, the fixed power button and its SCI, PnP devices.
+            assertTrue(log.contains("clocksource: acpi_pm: mask: 0xffffff"), log);
+            assertTrue(log.contains("ACPI: button: Power Button [PWRF]"), log);
+            assertTrue(log.contains(marker + " power-button"), "the guest saw the power button's SCI:\n" + log);
+            assertTrue(log.contains("pnp: PnP ACPI: found 4 devices"), log);
+            assertTrue(log.contains("ttyS0 at I/O 0x3f8 (irq = 4, base_baud = 115200) is a 16550A"), log);
+            assertTrue(log.contains("i8042: PNP: PS/2 Controller [PNP0303:KBD,PNP0f13:MOU] at 0x60,0x64 irq 1,12"), log);
+            assertTrue(log.contains("rtc_cmos 00:03: registered as rtc0"), log);
             System.out.println(log);
             System.out.println("userspace and ACPI power-off after " + ms + " ms");
             KvmHost.checked("bzImageDecompressedOnTheHost", "a whole boot to userspace with 2 vCPUs and ACPI power-off");

@@ -9,6 +9,7 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 
 /**
  * A minimal initramfs for the Linux boot tests: Debian's static busybox (package busybox-static) as /bin/busybox
@@ -21,6 +22,11 @@ final class TestInitramfs {
 
     /** Writes the initramfs to file; the script runs as /init under busybox's sh. */
     static Path write(Path file, String initScript) throws IOException {
+        return write(file, initScript, Map.of());
+    }
+
+    /** The same, with more files at the root (a kernel module for insmod, say), named by their file names. */
+    static Path write(Path file, String initScript, Map<String, Path> rootFiles) throws IOException {
         if (!Files.isRegularFile(BUSYBOX))
             throw new IOException(BUSYBOX + " is missing: install Debian's busybox-static (.ci/run does)");
         try (OutputStream out = Files.newOutputStream(file);
@@ -41,6 +47,7 @@ final class TestInitramfs {
             cpio.closeArchiveEntry();
             add(cpio, "bin/busybox", Files.readAllBytes(BUSYBOX));
             add(cpio, "init", ("#!/bin/busybox sh\n" + initScript).getBytes(StandardCharsets.UTF_8));
+            for (Map.Entry<String, Path> f : rootFiles.entrySet()) add(cpio, f.getKey(), Files.readAllBytes(f.getValue()));
         }
         return file;
     }

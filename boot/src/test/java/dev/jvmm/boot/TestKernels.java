@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** Kernels for the boot tests: test guests built from src/test/guest, and Debian's stock kernel from a cache. */
@@ -25,11 +27,22 @@ public final class TestKernels {
      * cache when absent. Throws when it cannot be had: the caller decides whether that skips or fails.
      */
     public static Path debianKernel() throws IOException, InterruptedException {
+        return debianKernelScript();
+    }
+
+    /** One module (NAME.ko) of that kernel, for a test's initramfs; fetched and cached the same way. */
+    public static Path debianModule(String name) throws IOException, InterruptedException {
+        return debianKernelScript("--module", name);
+    }
+
+    private static Path debianKernelScript(String... args) throws IOException, InterruptedException {
         Path script = Path.of(System.getProperty("user.dir")).getParent().resolve("scripts/debian-kernel.sh");
-        Process p = new ProcessBuilder("bash", script.toString()).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        List<String> command = new ArrayList<>(List.of("bash", script.toString()));
+        command.addAll(List.of(args));
+        Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         String out = new String(p.getInputStream().readAllBytes()).trim();
         if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0 || out.isEmpty())
-            throw new IOException("could not fetch Debian's kernel with " + script);
+            throw new IOException("could not fetch Debian's kernel" + (args.length > 0 ? " " + String.join(" ", args) : "") + " with " + script);
         return Path.of(out);
     }
 }

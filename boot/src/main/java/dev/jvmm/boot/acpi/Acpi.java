@@ -1,14 +1,18 @@
 package dev.jvmm.boot.acpi;
 
 import dev.jvmm.boot.E820;
+import dev.jvmm.boot.Machine;
 import dev.jvmm.boot.x86.MpTable;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.devices.acpi.AcpiPm;
+import dev.jvmm.devices.legacy.I8042;
 
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -17,9 +21,11 @@ import java.util.Map;
  * it points to an RSDT and an XSDT listing the FADT and the MADT. The FADT describes a full-hardware (not
  * hardware-reduced) PC, so the 8259 PICs and the PIT keep working as they do under the MP table: PM1a event
  * and control blocks and the reset register in port I/O ({@link AcpiPm} at {@link #PM_PORT}), a FACS, no SMI
- * command port (the machine is in ACPI mode from the start) and the SCI on IRQ {@link #SCI_IRQ}, a pin no
- * device uses. The DSDT holds \_S5 (for power-off) and, when the machine has PCI, the host bridge with its
- * windows and interrupt routing. The MADT describes the same interrupt wiring as {@link MpTable}.
+ * command port (the machine is in ACPI mode from the start), the PM timer, a fixed-feature power button and
+ * the SCI on IRQ {@link #SCI_IRQ}, a pin no device uses. The DSDT holds \_S5 (for power-off), the legacy
+ * devices as PnP devices with their ports and interrupts (as QEMU describes them, so that Linux's PnP drivers
+ * find the UART, the i8042 and the RTC rather than guessing) and, when the machine has PCI, the host bridge
+ * with its windows and interrupt routing. The MADT describes the same interrupt wiring as {@link MpTable}.
  */
 public final class Acpi {
     public static final long AREA_START = E820.BIOS_AREA_START, AREA_END = E820.HIGH_MEMORY_START;
@@ -28,6 +34,7 @@ public final class Acpi {
     /** IRQ 13 (the FPU error line, unused by 64-bit PCs and by every jvmm device). */
     public static final int SCI_IRQ = 13;
     public static final int PCI_BUS_CONFIG_PORT = 0xcf8;
+    static final int RTC_PORT = 0x70;
     /** ACPI processor UIDs are 32-bit in x2APIC entries; Local APIC entries hold APIC ids up to 254 (255 is broadcast). */
     static final int MAX_XAPIC_ID = 254;
 
@@ -103,32 +110,34 @@ public final class Acpi {
 
     // FADT (ACPI 6.5 table 5.9) field values.
     static final int FADT_LENGTH = 276, FADT_REVISION = 6, FADT_MINOR = 5;
+    /** PWR_BUTTON and SLP_BUTTON set say there is no such fixed-feature button: jvmm has a power button only. */
     static final int FLAG_WBINVD = 1, FLAG_PROC_C1 = 1 << 2, FLAG_PWR_BUTTON = 1 << 4, FLAG_SLP_BUTTON = 1 << 5,
             FLAG_RESET_REG_SUP = 1 << 10;
     static final int BOOT_LEGACY_DEVICES = 1, BOOT_8042 = 1 << 1, BOOT_VGA_NOT_PRESENT = 1 << 2;
-    static final int SPACE_IO = 1, ACCESS_BYTE = 1, ACCESS_WORD = 2;
+    static final int SPACE_IO = 1, ACCESS_BYTE = 1, ACCESS_WORD = 2, ACCESS_DWORD = 3;
 
     static byte[] fadt(long facs, long dsdt) {
-        int evt = PM_PORT + AcpiPm.PM1_EVT_OFFSET, cnt = PM_PORT + AcpiPm.PM1_CNT_OFFSET;
+        int evt = PM_PORT + AcpiPm.PM1_EVT_OFFSET, cnt = PM_PORT + AcpiPm.PM1_CNT_OFFSET, tmr = PM_PORT + AcpiPm.PM_TMR_OFFSET;
         ByteBuffer b = header("FACP", FADT_LENGTH, FADT_REVISION);
         // FIRMWARE_CTRL only (X_FIRMWARE_CTRL stays 0): with both, ACPICA installs the FACS twice.
         b.putInt(36, (int) facs).putInt(40, (int) dsdt);
         b.put(45, (byte) 0); // preferred PM profile: unspecified
         b.putShort(46, (short) SCI_IRQ);
         // 48 SMI_CMD = 0: no SMM, the machine starts in ACPI mode; ACPI_ENABLE/DISABLE stay 0.
-        b.putInt(56, evt).putInt(64, cnt);
-        b.put(88, (byte) AcpiPm.PM1_EVT_LENGTH).put(89, (byte) AcpiPm.PM1_CNT_LENGTH);
-        // No PM timer, no GPE blocks (their addresses and lengths stay 0).
+        b.putInt(56, evt).putInt(64, cnt).putInt(76, tmr);
+        b.put(88, (byte) AcpiPm.PM1_EVT_LENGTH).put(89, (byte) AcpiPm.PM1_CNT_LENGTH).put(91, (byte) AcpiPm.PM_TMR_LENGTH);
+        // No GPE blocks (their addresses and lengths stay 0). The PM timer is 24 bits (TMR_VAL_EXT clear).
         b.putShort(96, (short) 101).putShort(98, (short) 1001); // C2 and C3 latencies above the limits: not supported
         b.put(108, (byte) 0x32); // CMOS index of the century (CmosRtc keeps it there)
         b.putShort(109, (short) (BOOT_LEGACY_DEVICES | BOOT_8042 | BOOT_VGA_NOT_PRESENT));
-        b.putInt(112, FLAG_WBINVD | FLAG_PROC_C1 | FLAG_PWR_BUTTON | FLAG_SLP_BUTTON | FLAG_RESET_REG_SUP);
+        b.putInt(112, FLAG_WBINVD | FLAG_PROC_C1 | FLAG_SLP_BUTTON | FLAG_RESET_REG_SUP);
         gas(b, 116, 8, ACCESS_BYTE, PM_PORT + AcpiPm.RESET_OFFSET);
         b.put(128, (byte) AcpiPm.RESET_VALUE);
         b.put(131, (byte) FADT_MINOR);
         b.putLong(140, dsdt);
         gas(b, 148, 8 * AcpiPm.PM1_EVT_LENGTH, ACCESS_WORD, evt);
         gas(b, 172, 8 * AcpiPm.PM1_CNT_LENGTH, ACCESS_WORD, cnt);
+        gas(b, 208, 8 * AcpiPm.PM_TMR_LENGTH, ACCESS_DWORD, tmr);
         b.put(268, "JVMM    ".getBytes(StandardCharsets.US_ASCII)); // hypervisor vendor identity
         return finish(b);
     }
@@ -138,34 +147,55 @@ public final class Acpi {
     }
 
     /**
-     * DSDT: Name(\_S5, Package(){5, 5, 0, 0}) (SLP_TYP for PM1a and PM1b) and, with PCI,
+     * DSDT: Name(\_S5, Package(){5, 5, 0, 0}) (SLP_TYP for PM1a and PM1b) and
      * <pre>
-     * Scope(\_SB) { Device(PCI0) {
+     * Scope(\_SB) {
+     *   Device(COM1) { Name(_HID, EisaId("PNP0501")) Name(_UID, 1) Name(_CRS, { IO 0x3f8-0x3ff, IRQ 4 }) }
+     *   Device(KBD)  { Name(_HID, EisaId("PNP0303")) Name(_CRS, { IO 0x60, IO 0x64, IRQ 1 }) }
+     *   Device(MOU)  { Name(_HID, EisaId("PNP0F13")) Name(_CRS, { IRQ 12 }) }
+     *   Device(RTC)  { Name(_HID, EisaId("PNP0B00")) Name(_CRS, { IO 0x70-0x71 }) }
+     *   Device(PCI0) {                                      (with PCI only)
      *     Name(_HID, EisaId("PNP0A03"))  Name(_UID, 0)  Name(_BBN, 0)
      *     Name(_CRS, ResourceTemplate() { bus 0; config ports 0xcf8-0xcff; I/O 0-0xcf7 and 0xd00-0xffff; the memory window })
      *     Name(_PRT, Package() { Package() { slot << 16 | 0xffff, 0 (INTA), 0, GSI } ... })
-     * } }
+     *   }
+     * }
      * </pre>
-     * Linux finds PCI under ACPI only through such a host bridge, and routes INTx through _PRT (GSIs from 16 up
-     * are level-triggered, active low: the MP table's PCI entries).
+     * The RTC is described without IRQ 8: {@link dev.jvmm.devices.legacy.CmosRtc} raises no interrupts, and a
+     * driver told of one would wait for it. Linux finds PCI under ACPI only through such a host bridge, and routes
+     * INTx through _PRT (GSIs from 16 up are level-triggered, active low: the MP table's PCI entries).
      */
     static byte[] dsdt(Map<Integer, Integer> pciIrqs, PciWindow window) {
         byte[] s5 = Aml.name("\\_S5", Aml.packageOf(Aml.integer(AcpiPm.SLP_TYP_S5), Aml.integer(AcpiPm.SLP_TYP_S5),
                 Aml.integer(0), Aml.integer(0)));
-        byte[] body = s5;
+        List<byte[]> devices = new ArrayList<>();
+        devices.add(Aml.device("COM1",
+                Aml.name("_HID", Aml.eisaId("PNP0501")),
+                Aml.name("_UID", Aml.integer(1)),
+                Aml.name("_CRS", Aml.resourceTemplate(Aml.io(Machine.SERIAL_PORT, 8), Aml.irqNoFlags(Machine.SERIAL_IRQ)))));
+        devices.add(Aml.device("KBD",
+                Aml.name("_HID", Aml.eisaId("PNP0303")),
+                Aml.name("_CRS", Aml.resourceTemplate(Aml.io(I8042.DATA_PORT, 1), Aml.io(I8042.COMMAND_PORT, 1),
+                        Aml.irqNoFlags(I8042.KEYBOARD_IRQ)))));
+        devices.add(Aml.device("MOU",
+                Aml.name("_HID", Aml.eisaId("PNP0F13")),
+                Aml.name("_CRS", Aml.resourceTemplate(Aml.irqNoFlags(I8042.AUX_IRQ)))));
+        devices.add(Aml.device("RTC",
+                Aml.name("_HID", Aml.eisaId("PNP0B00")),
+                Aml.name("_CRS", Aml.resourceTemplate(Aml.io(RTC_PORT, 2)))));
         if (!pciIrqs.isEmpty()) {
             byte[][] prt = pciIrqs.entrySet().stream()
                     .map(e -> Aml.packageOf(Aml.integer(((long) e.getKey() << 16) | 0xffff), Aml.integer(0), Aml.integer(0),
                             Aml.integer(e.getValue())))
                     .toArray(byte[][]::new);
-            byte[] pci0 = Aml.device("PCI0",
+            devices.add(Aml.device("PCI0",
                     Aml.name("_HID", Aml.eisaId("PNP0A03")),
                     Aml.name("_UID", Aml.integer(0)),
                     Aml.name("_BBN", Aml.integer(0)),
                     Aml.name("_CRS", Aml.buffer(pciResources(window))),
-                    Aml.name("_PRT", Aml.packageOf(prt)));
-            body = Aml.concat(s5, Aml.scope("\\_SB", pci0));
+                    Aml.name("_PRT", Aml.packageOf(prt))));
         }
+        byte[] body = Aml.concat(s5, Aml.scope("\\_SB", devices.toArray(byte[][]::new)));
         ByteBuffer b = header("DSDT", HEADER + body.length, 2); // revision 2: 64-bit AML integers
         b.put(HEADER, body);
         return finish(b);

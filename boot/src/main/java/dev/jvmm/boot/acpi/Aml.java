@@ -50,6 +50,22 @@ final class Aml {
         return concat(new byte[] {BUFFER_OP}, pkgLength(body.length), body);
     }
 
+    /** ResourceTemplate(){descriptors}: a buffer of small resource descriptors closed by the end tag. */
+    static byte[] resourceTemplate(byte[]... descriptors) {
+        return buffer(concat(concat(descriptors), new byte[] {0x79, 0})); // end tag, checksum 0 (treated as correct)
+    }
+
+    /** IO(Decode16, port, port, 1, length): a fixed range of ports (ACPI 6.5 section 6.4.2.5). */
+    static byte[] io(int port, int length) {
+        return new byte[] {0x47, 1, (byte) port, (byte) (port >> 8), (byte) port, (byte) (port >> 8), 1, (byte) length};
+    }
+
+    /** IRQNoFlags(){irq}: an ISA interrupt, edge-triggered and active high (ACPI 6.5 section 6.4.2.1). */
+    static byte[] irqNoFlags(int irq) {
+        if (irq < 0 || irq > 15) throw new IllegalArgumentException("ISA IRQ " + irq);
+        return new byte[] {0x22, (byte) (1 << irq), (byte) ((1 << irq) >> 8)};
+    }
+
     /** Scope(name){terms}. */
     static byte[] scope(String name, byte[]... terms) {
         byte[] body = concat(nameString(name), concat(terms));

@@ -25,6 +25,7 @@ public final class Main implements Callable<Integer> {
     InputStream input = System.in;
 
     public static void main(String[] args) {
+        Logging.defaults();
         System.exit(execute(args));
     }
 

@@ -5,6 +5,7 @@ import dev.jvmm.boot.Machine;
 import dev.jvmm.boot.MachineConfig;
 import dev.jvmm.boot.loader.KernelLoader;
 import dev.jvmm.core.ExitStatus;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -83,6 +84,16 @@ public final class RunCommand implements Callable<Integer> {
 
     @Option(names = {"-v", "--verbose"}, description = "Print the register dump when the guest crashes.")
     boolean verbose;
+
+    @Option(names = "--log-level", paramLabel = "LEVEL",
+            description = "How much jvmm says on stderr: error, warn (default), info, debug or trace; from debug on, Netty's too.")
+    void logLevel(String level) {
+        try {
+            Logging.level(level);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
+    }
 
     @Override
     public Integer call() throws Exception {

@@ -6,11 +6,14 @@ import dev.jvmm.core.memory.MemoryRegion;
 import dev.jvmm.devices.acpi.AcpiPm;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.Arena;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
@@ -22,6 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** Writes the tables into guest memory and reads them back the way an OS does, checking every checksum. */
 class AcpiTest {
@@ -81,6 +85,12 @@ class AcpiTest {
         int flags = memory.readInt(fadt.address() + 112);
         assertEquals(0, flags & (1 << 20), "full hardware, not HW_REDUCED_ACPI");
         assertNotEquals(0, flags & (1 << 10), "RESET_REG_SUP");
+        assertEquals(0, flags & (1 << 4), "PWR_BUTTON clear: a fixed-feature power button");
+        assertNotEquals(0, flags & (1 << 5), "SLP_BUTTON set: no sleep button");
+        assertEquals(Acpi.PM_PORT + AcpiPm.PM_TMR_OFFSET, memory.readInt(fadt.address() + 76), "PM_TMR_BLK");
+        assertEquals(4, memory.readByte(fadt.address() + 91), "PM_TMR_LEN");
+        assertGas(fadt.address() + 208, 32, Acpi.PM_PORT + AcpiPm.PM_TMR_OFFSET);
+        assertEquals(0, flags & (1 << 8), "TMR_VAL_EXT clear: a 24-bit PM timer");
         assertEquals(0, memory.readInt(fadt.address() + 48), "no SMI command port: ACPI mode from the start");
         assertEquals(Acpi.SCI_IRQ, memory.readShort(fadt.address() + 46));
         assertEquals(Acpi.PM_PORT, memory.readInt(fadt.address() + 56), "PM1a_EVT_BLK");
@@ -160,6 +170,34 @@ class AcpiTest {
         assertTrue(indexOf(dsdt, HexFormat.of().parseHex("120b040cffff030000000a12")) > 0, "the _PRT entry");
         assertEquals(0, sum(dsdt, 0, dsdt.length));
         assertEquals(-1, indexOf(Acpi.dsdt(Map.of(), WINDOW), "PCI0".getBytes(StandardCharsets.US_ASCII)), "no PCI, no host bridge");
+    }
+
+    /**
+     * ACPICA's own disassembler (iasl, the compiler every firmware's ASL goes through) reads the DSDT back: it
+     * must decode with no error and say what jvmm meant, in ASL.
+     */
+    @Test
+    void iaslDisassemblesTheDsdtIntoTheLegacyDevicesAndTheHostBridge(@TempDir Path dir) throws Exception {
+        boolean iasl = Files.isExecutable(Path.of("/usr/bin/iasl"));
+        if ("true".equals(System.getenv("CI"))) assertTrue(iasl, "CI=true but iasl is missing (Debian package acpica-tools)");
+        assumeTrue(iasl, "iasl not installed (Debian package acpica-tools)");
+        Path aml = dir.resolve("dsdt.dat");
+        Files.write(aml, Acpi.dsdt(Map.of(1, 16, 2, 17), WINDOW));
+        Process p = new ProcessBuilder("/usr/bin/iasl", "-d", aml.toString()).directory(dir.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), out);
+        String asl = Files.readString(dir.resolve("dsdt.dsl")).replaceAll("(?s)/\\*.*?\\*/", "").replaceAll("//[^\n]*", "")
+                .replaceAll("\\s+", " ").replace(" )", ")");
+        assertTrue(asl.contains("Name (\\_S5, Package (0x04) { 0x05, 0x05, Zero, Zero })"), asl);
+        assertTrue(asl.contains("Device (COM1) { Name (_HID, EisaId (\"PNP0501\")) Name (_UID, One) Name (_CRS, ResourceTemplate () "
+                + "{ IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08,) IRQNoFlags () {4} })"), asl);
+        assertTrue(asl.contains("Device (KBD) { Name (_HID, EisaId (\"PNP0303\")) Name (_CRS, ResourceTemplate () "
+                + "{ IO (Decode16, 0x0060, 0x0060, 0x01, 0x01,) IO (Decode16, 0x0064, 0x0064, 0x01, 0x01,) IRQNoFlags () {1} })"), asl);
+        assertTrue(asl.contains("Device (MOU) { Name (_HID, EisaId (\"PNP0F13\")) Name (_CRS, ResourceTemplate () { IRQNoFlags () {12} })"), asl);
+        assertTrue(asl.contains("Device (RTC) { Name (_HID, EisaId (\"PNP0B00\")) Name (_CRS, ResourceTemplate () "
+                + "{ IO (Decode16, 0x0070, 0x0070, 0x01, 0x02,) })"), asl);
+        assertTrue(asl.contains("Device (PCI0) { Name (_HID, EisaId (\"PNP0A03\"))"), asl);
+        assertTrue(asl.contains("Package (0x04) { 0x0002FFFF, Zero, Zero, 0x11 }"), "the _PRT entry of slot 2: " + asl);
     }
 
     @Test

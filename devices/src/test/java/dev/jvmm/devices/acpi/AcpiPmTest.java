@@ -10,7 +10,53 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 class AcpiPmTest {
     private final List<ExitStatus> exits = new ArrayList<>();
-    private final AcpiPm pm = new AcpiPm(exits::add);
+    private final List<Boolean> sci = new ArrayList<>();
+    private long now = 5_000_000_000L;
+    private final AcpiPm pm = new AcpiPm(exits::add, sci::add, () -> now);
+
+    @Test
+    void powerButtonRaisesTheSciWhileItsStatusIsSetAndEnabled() {
+        pm.pressPowerButton();
+        assertEquals(0x0100, pm.read(0, 2) & 0x0100, "PWRBTN_STS");
+        assertEquals(List.of(), sci, "not enabled: no interrupt");
+        pm.write(2, 2, 0x0100); // PWRBTN_EN, as Linux's ACPI button driver sets it
+        assertEquals(List.of(true), sci, "enabling a pending event raises the level SCI");
+        pm.write(0, 2, 0x0001); // clearing another bit leaves it
+        assertEquals(List.of(true), sci);
+        pm.write(0, 2, 0x0100); // the guest's handler acknowledges
+        assertEquals(List.of(true, false), sci);
+        assertEquals(0, pm.read(0, 2) & 0x0100);
+        pm.pressPowerButton();
+        assertEquals(List.of(true, false, true), sci, "a second press while enabled");
+        pm.write(1, 1, 0x01); // byte access to the status register's high byte
+        assertEquals(List.of(true, false, true, false), sci);
+    }
+
+    @Test
+    void pmTimerCountsAt3579545HzIn24Bits() {
+        long t0 = pm.read(AcpiPm.PM_TMR_OFFSET, 4);
+        assertEquals(0, t0);
+        now += 1_000_000_000L;
+        assertEquals(3_579_545, pm.read(AcpiPm.PM_TMR_OFFSET, 4), "one second");
+        now += 1_000_000L;
+        assertEquals(3_579_545 + 3_579, pm.read(AcpiPm.PM_TMR_OFFSET, 4), "one more millisecond");
+        now += 4_000_000_000L; // 5.001 s: 17,901,304 ticks, past 2^24
+        assertEquals(17_901_304 & 0xffffff, pm.read(AcpiPm.PM_TMR_OFFSET, 4), "wraps at 24 bits");
+        assertEquals((17_901_304 >> 8) & 0xff, pm.read(AcpiPm.PM_TMR_OFFSET + 1, 1), "byte reads");
+        now += 3600L * 1_000_000_000L; // no overflow after hours
+        long ticks = 3605L * 3_579_545 + 3_579;
+        assertEquals(ticks & 0xffffff, pm.read(AcpiPm.PM_TMR_OFFSET, 4));
+    }
+
+    @Test
+    void timerStatusIsSetWhenTheTopBitTogglesAndClearsOnWriteOfOne() {
+        assertEquals(0, pm.read(0, 2) & 1);
+        now += 2_400_000_000L; // 8.59 M ticks > 2^23
+        assertEquals(1, pm.read(0, 2) & 1, "TMR_STS");
+        pm.write(0, 2, 1);
+        assertEquals(0, pm.read(0, 2) & 1, "cleared");
+        assertEquals(List.of(), sci, "TMR_EN is not enabled: no SCI");
+    }
 
     /** What ACPICA does for S5: SLP_TYP written first without SLP_EN, then with it (16-bit accesses). */
     @Test
