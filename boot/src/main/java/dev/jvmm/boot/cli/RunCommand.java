@@ -85,6 +85,11 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = {"-v", "--verbose"}, description = "Print the register dump when the guest crashes.")
     boolean verbose;
 
+    @Option(names = "--shutdown-timeout", paramLabel = "SECONDS", defaultValue = "90",
+            description = "SIGTERM presses the guest's ACPI power button; a guest that has not powered off after SECONDS"
+                    + " (default ${DEFAULT-VALUE}), or a second SIGTERM, is stopped hard.")
+    int shutdownTimeout;
+
     @Option(names = "--log-level", paramLabel = "LEVEL",
             description = "How much jvmm says on stderr: error, warn (default), info, debug or trace; from debug on, Netty's too.")
     void logLevel(String level) {
@@ -139,7 +144,17 @@ public final class RunCommand implements Callable<Integer> {
             Thread hook = new Thread(machine::stop, "jvmm-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             ExitStatus status;
-            try (Console console = Console.attach(machine, input, err)) {
+            SigtermShutdown.Target target = new SigtermShutdown.Target() {
+                public void pressPowerButton() {
+                    machine.pressPowerButton();
+                }
+
+                public void stop() {
+                    machine.stop();
+                }
+            };
+            try (Console console = Console.attach(machine, input, err);
+                 SigtermShutdown sigterm = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
                 machine.start();
                 status = machine.awaitExit(Duration.ofDays(36500)).orElseThrow();
                 machine.stop();
