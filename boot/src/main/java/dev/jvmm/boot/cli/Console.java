@@ -1,5 +1,7 @@
 package dev.jvmm.boot.cli;
 
+import java.util.function.Supplier;
+
 import dev.jvmm.boot.Machine;
 
 import java.io.File;
@@ -26,7 +28,11 @@ final class Console implements AutoCloseable {
         this.reader = reader;
     }
 
-    static Console attach(Machine machine, InputStream in, PrintWriter err) {
+    /**
+     * Attaches for a whole run, across reboots: input goes to whichever machine {@code machine} gives at the time,
+     * and waits while there is none (between a reset and the next boot), so piped input is not lost.
+     */
+    static Console attach(Supplier<Machine> machine, InputStream in, PrintWriter err) {
         boolean interactive = System.console() != null && System.console().isTerminal() && new File("/dev/tty").canRead();
         String saved = null;
         if (interactive) {
@@ -48,13 +54,13 @@ final class Console implements AutoCloseable {
                     if (raw) {
                         for (int i = 0; i < n; i++) {
                             if ((buf[i] & 0xff) == ESCAPE) {
-                                if (i > 0) machine.consoleInput(java.util.Arrays.copyOf(buf, i));
-                                machine.stop();
+                                if (i > 0) current(machine).consoleInput(java.util.Arrays.copyOf(buf, i));
+                                current(machine).stop();
                                 return;
                             }
                         }
                     }
-                    machine.consoleInput(java.util.Arrays.copyOf(buf, n));
+                    current(machine).consoleInput(java.util.Arrays.copyOf(buf, n));
                 }
             } catch (IOException e) {
                 // standard input went away: the guest simply gets no more input
@@ -63,6 +69,12 @@ final class Console implements AutoCloseable {
             }
         });
         return new Console(interactive, saved, t);
+    }
+
+    private static Machine current(Supplier<Machine> machine) throws InterruptedException {
+        Machine m;
+        while ((m = machine.get()) == null) Thread.sleep(10);
+        return m;
     }
 
     private static String stty(String... args) {

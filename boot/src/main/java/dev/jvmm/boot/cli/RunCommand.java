@@ -4,6 +4,7 @@ import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.Machine;
 import dev.jvmm.boot.MachineConfig;
 import dev.jvmm.boot.loader.KernelLoader;
+import dev.jvmm.core.ExitStats;
 import dev.jvmm.core.ExitStatus;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -21,6 +22,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicReference;
 
 /** {@code jvmm run}: boots a kernel, as {@code qemu-system-x86_64 -kernel} or Firecracker would. */
 @Command(name = "run", mixinStandardHelpOptions = true, sortOptions = false,
@@ -85,6 +87,10 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = {"-v", "--verbose"}, description = "Print the register dump when the guest crashes.")
     boolean verbose;
 
+    @Option(names = "--no-reboot", description = "End the run when the guest reboots (QEMU's -no-reboot, Firecracker's"
+            + " behaviour) instead of booting it again.")
+    boolean noReboot;
+
     @Option(names = "--shutdown-timeout", paramLabel = "SECONDS", defaultValue = "90",
             description = "SIGTERM presses the guest's ACPI power button; a guest that has not powered off after SECONDS"
                     + " (default ${DEFAULT-VALUE}), or a second SIGTERM, is stopped hard.")
@@ -139,50 +145,71 @@ public final class RunCommand implements Callable<Integer> {
         throw new BootException("--debugcon must be stdio or file:PATH, not '" + spec + "'");
     }
 
+    /**
+     * Runs the machine until it ends; a guest's reboot (an ACPI or keyboard-controller reset) starts it again from
+     * the same configuration, as QEMU does, unless --no-reboot or a SIGTERM asked for the end.
+     */
     int run(MachineConfig config, PrintWriter err) throws InterruptedException {
-        try (Machine machine = Machine.create(config)) {
-            Thread hook = new Thread(machine::stop, "jvmm-shutdown");
-            Runtime.getRuntime().addShutdownHook(hook);
-            ExitStatus status;
-            SigtermShutdown.Target target = new SigtermShutdown.Target() {
-                public void pressPowerButton() {
-                    machine.pressPowerButton();
-                }
+        AtomicReference<Machine> current = new AtomicReference<>();
+        Thread hook = new Thread(() -> {
+            Machine m = current.get();
+            if (m != null) m.stop();
+        }, "jvmm-shutdown");
+        SigtermShutdown.Target target = new SigtermShutdown.Target() {
+            public void pressPowerButton() {
+                Machine m = current.get();
+                if (m != null) m.pressPowerButton();
+            }
 
-                public void stop() {
+            public void stop() {
+                Machine m = current.get();
+                if (m != null) m.stop();
+            }
+        };
+        Runtime.getRuntime().addShutdownHook(hook);
+        try (Console console = Console.attach(current::get, input, err);
+             SigtermShutdown sigterm = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
+            while (true) {
+                ExitStatus status;
+                ExitStats stats;
+                try (Machine machine = Machine.create(config)) {
+                    current.set(machine);
+                    machine.start();
+                    status = machine.awaitExit(Duration.ofDays(36500)).orElseThrow();
                     machine.stop();
+                    current.set(null);
+                    stats = machine.stats();
                 }
-            };
-            try (Console console = Console.attach(machine, input, err);
-                 SigtermShutdown sigterm = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
-                machine.start();
-                status = machine.awaitExit(Duration.ofDays(36500)).orElseThrow();
-                machine.stop();
-            } finally {
-                try {
-                    Runtime.getRuntime().removeShutdownHook(hook);
-                } catch (IllegalStateException shuttingDown) {
-                    // the hook is running already
-                }
+                if (status instanceof ExitStatus.Reset && !noReboot && !sigterm.received()) continue;
+                return report(status, stats, err);
             }
-            switch (status) {
-                case ExitStatus.PowerOff p -> { }
-                case ExitStatus.Reset r -> { }
-                case ExitStatus.GuestExit g -> { }
-                case ExitStatus.Stopped s -> err.println("jvmm: " + status.describe());
-                case ExitStatus.Crash c -> {
-                    err.println("jvmm: " + c.describe());
-                    if (verbose) err.print(c.report());
-                }
-                case ExitStatus.Error e -> {
-                    err.println("jvmm: " + e.describe());
-                    if (verbose && e.cause() != null) e.cause().printStackTrace(err);
-                }
+        } finally {
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running already
             }
-            if (stats) err.print(machine.stats().format());
-            err.flush();
-            return status.exitCode();
         }
+    }
+
+    private int report(ExitStatus status, ExitStats machineStats, PrintWriter err) {
+        switch (status) {
+            case ExitStatus.PowerOff p -> { }
+            case ExitStatus.Reset r -> { }
+            case ExitStatus.GuestExit g -> { }
+            case ExitStatus.Stopped s -> err.println("jvmm: " + status.describe());
+            case ExitStatus.Crash c -> {
+                err.println("jvmm: " + c.describe());
+                if (verbose) err.print(c.report());
+            }
+            case ExitStatus.Error e -> {
+                err.println("jvmm: " + e.describe());
+                if (verbose && e.cause() != null) e.cause().printStackTrace(err);
+            }
+        }
+        if (stats) err.print(machineStats.format());
+        err.flush();
+        return status.exitCode();
     }
 
 }

@@ -45,6 +45,11 @@ final class SigtermShutdown implements AutoCloseable {
         return new SigtermShutdown(target, grace, err, false);
     }
 
+    /** Whether a SIGTERM came during the run (a reboot then ends it rather than booting again). */
+    boolean received() {
+        return signals.get() > 0;
+    }
+
     /** One SIGTERM. */
     void terminate() {
         if (closed) return;

@@ -73,6 +73,52 @@ class CliTest {
     }
 
     @Test
+    @RequiresKvm
+    void noRebootEndsTheRunWhenTheGuestReboots() throws Exception {
+        Path guest = dev.jvmm.boot.TestKernels.guest("reboot.elf", dir);
+        Path log = dir.resolve("debugcon.log");
+        Result r = jvmm("run", "--kernel", guest.toString(), "--memory", "32M", "--debugcon", "file:" + log, "--no-reboot");
+        assertEquals(0, r.code(), r.err());
+        assertEquals(1, countBoots(Files.readString(log)), Files.readString(log));
+    }
+
+    /**
+     * QEMU's default: a guest's reboot boots it again. The guest here reboots forever; SIGTERM (which presses the
+     * power button, ignored by this guest) makes its next reboot the end of the run, with exit status 0.
+     */
+    @Test
+    @RequiresKvm
+    void aGuestRebootBootsItAgainUntilSigterm() throws Exception {
+        Path guest = dev.jvmm.boot.TestKernels.guest("reboot.elf", dir);
+        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+                "run", "--kernel", guest.toString(), "--memory", "32M", "--debugcon", "stdio")
+                .redirectError(dir.resolve("stderr.txt").toFile()).start();
+        try {
+            var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
+            StringBuilder seen = new StringBuilder();
+            int boots = 0;
+            for (String line; boots < 3 && (line = out.readLine()) != null; ) {
+                seen.append(line).append('\n');
+                if (line.equals("reboot guest: booted")) boots++;
+            }
+            assertEquals(3, boots, "three boots in a row:\n" + seen + Files.readString(dir.resolve("stderr.txt")));
+            p.destroy(); // SIGTERM
+            assertTrue(p.waitFor(5, java.util.concurrent.TimeUnit.MINUTES), "still running after SIGTERM");
+            String err = Files.readString(dir.resolve("stderr.txt"));
+            assertEquals(0, p.exitValue(), err);
+            assertTrue(err.contains("SIGTERM: pressed the guest's power button"), err);
+            assertFalse(err.contains("\tat "), err);
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
+    private static int countBoots(String log) {
+        return (int) log.lines().filter(l -> l.equals("reboot guest: booted")).count();
+    }
+
+    @Test
     void missingKernelFileIsOneLine() {
         assertOneLineError(jvmm("run", "--kernel", dir.resolve("nope").toString()), "does not exist");
     }
