@@ -51,6 +51,11 @@ public final class RawFileBackend implements BlockBackend {
      * @throws IOException naming the file when it cannot be opened (missing, no permission, not a file)
      */
     public static RawFileBackend open(Path path, boolean readOnly) throws IOException {
+        return open(path, readOnly, DiskImage.RawSize.WHOLE_SECTORS);
+    }
+
+    /** As {@link #open(Path, boolean)}, or with every byte visible (for {@link DiskImage}'s whole-file readers). */
+    static RawFileBackend open(Path path, boolean readOnly, DiskImage.RawSize rawSize) throws IOException {
         int fd;
         try {
             fd = Libc.open(path.toString(), (readOnly ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC, 0);
@@ -63,7 +68,7 @@ public final class RawFileBackend implements BlockBackend {
             Libc.close(fd);
             throw new IOException("cannot size disk image " + path + ": " + Errno.name((int) -end));
         }
-        long size = end & ~511L;
+        long size = rawSize == DiskImage.RawSize.WHOLE_FILE ? end : end & ~511L;
         if (size != end) LOG.warn("disk image {} is {} bytes, not a multiple of 512; the last {} bytes are not visible", path, end, end - size);
         return new RawFileBackend(path, fd, size, readOnly);
     }
