@@ -123,17 +123,10 @@ public final class Qcow2Image implements BlockBackend {
         return open(path, true, snapshot, DiskImage.backingChain());
     }
 
-    /** Reads only the header of a qcow2 file (for info and probing). */
+    /** Reads only the header of a qcow2 file (for info; {@link DiskImage#probe} tells the format). */
     public static Qcow2Header readHeader(Path path) throws IOException {
         try (HostFile f = new HostFile(path, true)) {
             return Qcow2Header.parse(f.readBytes(0, (int) Math.min(f.length(), 2 << 20)), f.length(), path.toString());
-        }
-    }
-
-    /** Whether the file starts with the qcow2 magic. */
-    public static boolean isQcow2(Path path) throws IOException {
-        try (HostFile f = new HostFile(path, true)) {
-            return Qcow2Header.hasMagic(f.readBytes(0, 4));
         }
     }
 
