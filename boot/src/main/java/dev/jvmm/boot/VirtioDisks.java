@@ -1,8 +1,8 @@
 package dev.jvmm.boot;
 
+import dev.jvmm.devices.block.BackingFileRefusedException;
 import dev.jvmm.devices.block.BlockBackend;
-import dev.jvmm.devices.block.RawFileBackend;
-import dev.jvmm.devices.block.qcow2.Qcow2Image;
+import dev.jvmm.devices.block.DiskImage;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
 
 import java.io.IOException;
@@ -18,17 +18,16 @@ final class VirtioDisks {
      * any host file as its backing file (QEMU's format-probing hole).
      */
     static BlockBackend open(MachineConfig.DiskConfig d) {
+        DiskImage.Format format = switch (d.format()) {
+            case AUTO -> DiskImage.Format.AUTO;
+            case RAW -> DiskImage.Format.RAW;
+            case QCOW2 -> DiskImage.Format.QCOW2;
+        };
         try {
-            MachineConfig.DiskConfig.Format format = d.format();
-            if (format == MachineConfig.DiskConfig.Format.AUTO) {
-                if (!Qcow2Image.isQcow2(d.path())) return RawFileBackend.open(d.path(), d.readOnly());
-                if (Qcow2Image.readHeader(d.path()).backingFile != null)
-                    throw new BootException("--disk " + d.path() + " is a qcow2 image with a backing file; add format=qcow2 to confirm its format");
-                format = MachineConfig.DiskConfig.Format.QCOW2;
-            }
-            return format == MachineConfig.DiskConfig.Format.QCOW2
-                    ? Qcow2Image.open(d.path(), d.readOnly())
-                    : RawFileBackend.open(d.path(), d.readOnly());
+            return DiskImage.open(d.path(), DiskImage.Options.DEFAULT.withFormat(format).withReadOnly(d.readOnly())
+                    .withBackingFiles(DiskImage.BackingFiles.ONLY_IF_FORMAT_NAMED));
+        } catch (BackingFileRefusedException e) {
+            throw new BootException("--disk " + d.path() + " is a qcow2 image with a backing file; add format=qcow2 to confirm its format");
         } catch (java.nio.file.NoSuchFileException e) {
             throw new BootException("--disk " + d.path() + " does not exist");
         } catch (IOException e) {

@@ -3,11 +3,11 @@ package dev.jvmm.boot.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jvmm.devices.block.BlockBackend;
+import dev.jvmm.devices.block.DiskImage;
 import dev.jvmm.devices.block.qcow2.Qcow2Checker;
 import dev.jvmm.devices.block.qcow2.Qcow2Creator;
 import dev.jvmm.devices.block.qcow2.Qcow2Header;
 import dev.jvmm.devices.block.qcow2.Qcow2Image;
-import dev.jvmm.devices.block.qcow2.RawReader;
 import dev.jvmm.devices.block.qcow2.Snapshot;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -139,12 +139,12 @@ public final class ImgCommand implements Callable<Integer> {
 
     static BlockBackend openSource(Path p, String format) throws IOException {
         if (!Files.exists(p)) throw new NoSuchFileException(p.toString());
-        String fmt = format != null ? format : Qcow2Image.isQcow2(p) ? "qcow2" : "raw";
-        return switch (fmt) {
-            case "qcow2" -> Qcow2Image.open(p, true);
-            case "raw" -> new RawReader(p);
-            default -> throw new IllegalArgumentException("unknown format '" + fmt + "' (qcow2 or raw)");
+        DiskImage.Format f = format == null ? DiskImage.Format.AUTO : switch (format) {
+            case "qcow2" -> DiskImage.Format.QCOW2;
+            case "raw" -> DiskImage.Format.RAW;
+            default -> throw new IllegalArgumentException("unknown format '" + format + "' (qcow2 or raw)");
         };
+        return DiskImage.open(p, DiskImage.Options.SOURCE.withFormat(f));
     }
 
     static String humanSize(long bytes) {
@@ -219,7 +219,7 @@ public final class ImgCommand implements Callable<Integer> {
             }
             if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
             Map<String, Object> info = new LinkedHashMap<>();
-            boolean qcow2 = format != null ? format.equals("qcow2") : Qcow2Image.isQcow2(file);
+            boolean qcow2 = format != null ? format.equals("qcow2") : DiskImage.probe(file) == DiskImage.Format.QCOW2;
             long actual = actualSize(file);
             List<Snapshot> snaps = List.of();
             Qcow2Header h = null;
@@ -480,7 +480,7 @@ public final class ImgCommand implements Callable<Integer> {
                 default -> throw new IllegalArgumentException("-r " + repair + ": expected leaks or all");
             };
             if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
-            if (!Qcow2Image.isQcow2(file)) throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have nothing to check");
+            if (DiskImage.probe(file) != DiskImage.Format.QCOW2) throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have nothing to check");
             Qcow2Checker.Result r;
             try (Qcow2Image img = Qcow2Image.open(file, mode == Qcow2Checker.Repair.NONE)) {
                 r = new Qcow2Checker(img).run(mode);
@@ -532,7 +532,7 @@ public final class ImgCommand implements Callable<Integer> {
             if (size.startsWith("-")) throw new IllegalArgumentException("shrinking is not supported");
             boolean relative = size.startsWith("+");
             long n = parseSize(relative ? size.substring(1) : size);
-            if (Qcow2Image.isQcow2(file)) {
+            if (DiskImage.probe(file) == DiskImage.Format.QCOW2) {
                 try (Qcow2Image img = Qcow2Image.open(file, false)) {
                     img.resize(relative ? img.size() + n : n);
                 }
@@ -559,7 +559,7 @@ public final class ImgCommand implements Callable<Integer> {
         @Override
         int run() throws IOException {
             if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
-            if (!Qcow2Image.isQcow2(file)) throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have no snapshots");
+            if (DiskImage.probe(file) != DiskImage.Format.QCOW2) throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have no snapshots");
             try (Qcow2Image img = Qcow2Image.open(file, true)) {
                 if (!img.snapshots().isEmpty()) printSnapshots(out(), img.snapshots());
             }

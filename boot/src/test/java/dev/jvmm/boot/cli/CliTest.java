@@ -261,6 +261,17 @@ class CliTest {
     }
 
     @Test
+    void aProbedQcow2ImageWithABackingFileIsRefusedBeforeAnythingAboutKvm() throws Exception {
+        // The rule aProbedQcow2ImageWithABackingFileNeedsItsFormatNamed checks with a running guest, here without KVM.
+        Path base = dir.resolve("base.qcow2"), top = dir.resolve("top.qcow2");
+        assertEquals(0, jvmm("img", "create", "-q", "-f", "qcow2", base.toString(), "1M").code());
+        assertEquals(0, jvmm("img", "create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString()).code());
+        Path guest = dev.jvmm.boot.TestKernels.guest("smp.elf", dir);
+        assertOneLineError(jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top.toString()),
+                "--disk " + top + " is a qcow2 image with a backing file; add format=qcow2 to confirm its format");
+    }
+
+    @Test
     void sizesParseLikeQemu() {
         assertEquals(512L << 20, Sizes.parse("512M", 1 << 20));
         assertEquals(2L << 30, Sizes.parse("2G", 1 << 20));

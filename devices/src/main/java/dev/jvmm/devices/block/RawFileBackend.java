@@ -17,12 +17,16 @@ import java.nio.file.Path;
  * sparse; write-zeroes uses FALLOC_FL_ZERO_RANGE or a hole, falling back to writing zeroes where the file
  * system supports neither.
  *
+ * <p>Buffers on the Java heap (a tool's byte[], not guest memory) go through a native bounce buffer, since
+ * pread and pwrite need native memory.
+ *
  * <p>Thread-safe: positional I/O only, no shared file offset. A host failure (EIO, ENOSPC, ...) is an
  * IOException naming the file, the operation and errno.
  */
 public final class RawFileBackend implements BlockBackend {
     private static final Logger LOG = LoggerFactory.getLogger(RawFileBackend.class);
     private static final int ZERO_CHUNK = 1 << 20;
+    private static final int BOUNCE_CHUNK = 1 << 20;
 
     private final Path path;
     private final int fd;
@@ -47,6 +51,11 @@ public final class RawFileBackend implements BlockBackend {
      * @throws IOException naming the file when it cannot be opened (missing, no permission, not a file)
      */
     public static RawFileBackend open(Path path, boolean readOnly) throws IOException {
+        return open(path, readOnly, DiskImage.RawSize.WHOLE_SECTORS);
+    }
+
+    /** As {@link #open(Path, boolean)}, or with every byte visible (for {@link DiskImage}'s whole-file readers). */
+    static RawFileBackend open(Path path, boolean readOnly, DiskImage.RawSize rawSize) throws IOException {
         int fd;
         try {
             fd = Libc.open(path.toString(), (readOnly ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC, 0);
@@ -59,7 +68,7 @@ public final class RawFileBackend implements BlockBackend {
             Libc.close(fd);
             throw new IOException("cannot size disk image " + path + ": " + Errno.name((int) -end));
         }
-        long size = end & ~511L;
+        long size = rawSize == DiskImage.RawSize.WHOLE_FILE ? end : end & ~511L;
         if (size != end) LOG.warn("disk image {} is {} bytes, not a multiple of 512; the last {} bytes are not visible", path, end, end - size);
         return new RawFileBackend(path, fd, size, readOnly);
     }
@@ -90,8 +99,23 @@ public final class RawFileBackend implements BlockBackend {
 
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
+        checkRange(offset, dst.byteSize());
+        if (dst.isNative()) {
+            readNative(offset, dst);
+            return;
+        }
+        try (Arena bounce = Arena.ofConfined()) {
+            MemorySegment buf = bounce.allocate(Math.min(dst.byteSize(), BOUNCE_CHUNK));
+            for (long done = 0; done < dst.byteSize(); done += buf.byteSize()) {
+                MemorySegment part = buf.asSlice(0, Math.min(buf.byteSize(), dst.byteSize() - done));
+                readNative(offset + done, part);
+                dst.asSlice(done, part.byteSize()).copyFrom(part);
+            }
+        }
+    }
+
+    private void readNative(long offset, MemorySegment dst) throws IOException {
         long length = dst.byteSize();
-        checkRange(offset, length);
         long done = 0;
         while (done < length) {
             MemorySegment rest = dst.asSlice(done);
@@ -109,8 +133,23 @@ public final class RawFileBackend implements BlockBackend {
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
         if (readOnly) throw new IOException("disk image " + path + " is read-only");
+        checkRange(offset, src.byteSize());
+        if (src.isNative()) {
+            writeNative(offset, src);
+            return;
+        }
+        try (Arena bounce = Arena.ofConfined()) {
+            MemorySegment buf = bounce.allocate(Math.min(src.byteSize(), BOUNCE_CHUNK));
+            for (long done = 0; done < src.byteSize(); done += buf.byteSize()) {
+                MemorySegment part = buf.asSlice(0, Math.min(buf.byteSize(), src.byteSize() - done));
+                part.copyFrom(src.asSlice(done, part.byteSize()));
+                writeNative(offset + done, part);
+            }
+        }
+    }
+
+    private void writeNative(long offset, MemorySegment src) throws IOException {
         long length = src.byteSize();
-        checkRange(offset, length);
         long done = 0;
         while (done < length) {
             long r = Libc.pwriteRaw(fd, src.asSlice(done), length - done, offset + done);
@@ -184,7 +223,7 @@ public final class RawFileBackend implements BlockBackend {
         }
         while (length > 0) {
             long n = Math.min(length, ZERO_CHUNK);
-            write(offset, z.asSlice(0, n));
+            writeNative(offset, z.asSlice(0, n));
             offset += n;
             length -= n;
         }

@@ -5,7 +5,8 @@
  *
  * <p>Attaching a virtio-blk disk (what {@code dev.jvmm.boot.VirtioDisks} does for the machine builder):
  * <pre>{@code
- * VirtioBlock blk = new VirtioBlock(RawFileBackend.open(path, readOnly), VirtioBlock.Options.DEFAULT.withSerial(serial));
+ * BlockBackend disk = DiskImage.open(path, DiskImage.Options.DEFAULT.withReadOnly(readOnly)); // raw or qcow2, probed
+ * VirtioBlock blk = new VirtioBlock(disk, VirtioBlock.Options.DEFAULT.withSerial(serial));
  *
  * // virtio-mmio: a 4 KiB window, an IOAPIC line, an ioeventfd on QueueNotify, a kernel command line option
  * VirtioMmioTransport t = new VirtioMmioTransport("vda", blk, vm.memory(), vm.interrupts().line(gsi));

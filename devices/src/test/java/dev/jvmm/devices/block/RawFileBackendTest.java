@@ -69,6 +69,24 @@ class RawFileBackendTest {
     }
 
     @Test
+    void heapBuffersWorkLikeNativeOnes() throws Exception {
+        // Tools (jvmm img, a qcow2 image reading its raw backing file) pass byte[] views, larger than the bounce buffer.
+        Path p = sparseFile("disk.raw", 4 << 20);
+        byte[] data = new byte[(2 << 20) + 4096];
+        new Random(5).nextBytes(data);
+        try (RawFileBackend b = RawFileBackend.open(p, false)) {
+            b.write(512, MemorySegment.ofArray(data));
+            byte[] back = new byte[data.length];
+            b.read(512, MemorySegment.ofArray(back));
+            assertArrayEquals(data, back);
+            byte[] tail = new byte[1024];
+            b.read((4 << 20) - 1024, MemorySegment.ofArray(tail).asSlice(0, 1024));
+            assertArrayEquals(new byte[1024], tail);
+        }
+        assertArrayEquals(data, java.util.Arrays.copyOfRange(Files.readAllBytes(p), 512, 512 + data.length));
+    }
+
+    @Test
     void discardPunchesHolesAndKeepsTheSize() throws Exception {
         Path p = sparseFile("disk.raw", 4 << 20);
         try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {

@@ -1,6 +1,7 @@
 package dev.jvmm.devices.block.qcow2;
 
 import dev.jvmm.devices.block.BlockBackend;
+import dev.jvmm.devices.block.DiskImage;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -57,8 +58,8 @@ public final class Qcow2Creator {
             if (!b.isAbsolute() && dir != null) b = dir.resolve(b);
             if (!Files.exists(b)) throw new java.nio.file.NoSuchFileException(b.toString(), null, "backing file not found");
             if (size <= 0) {
-                try (BlockBackend bb = "raw".equals(o.backingFormat()) || !Qcow2Image.isQcow2(b) ? new RawReader(b)
-                        : Qcow2Image.open(b, true)) {
+                DiskImage.Format format = "raw".equals(o.backingFormat()) ? DiskImage.Format.RAW : DiskImage.Format.AUTO;
+                try (BlockBackend bb = DiskImage.open(b, DiskImage.Options.SOURCE.withFormat(format))) {
                     size = bb.size();
                 }
             }

@@ -1,6 +1,7 @@
 package dev.jvmm.devices.block.qcow2;
 
 import dev.jvmm.devices.block.BlockBackend;
+import dev.jvmm.devices.block.DiskImage;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -9,9 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
@@ -43,7 +42,6 @@ public final class Qcow2Image implements BlockBackend {
     static final long L1_OFFSET_MASK = 0x00ff_ffff_ffff_fe00L;
     static final long L2_OFFSET_MASK = 0x00ff_ffff_ffff_fe00L;
     static final long COPIED = 1L << 63, COMPRESSED = 1L << 62, ZERO = 1L;
-    static final int MAX_CHAIN_DEPTH = 64;
     private static final int TYPE_UNALLOCATED = 0, TYPE_ZERO = 1, TYPE_DATA = 2, TYPE_COMPRESSED = 3;
     private static final int MAX_RUN = 16 << 20;
 
@@ -106,42 +104,46 @@ public final class Qcow2Image implements BlockBackend {
         this.poolBatch = Math.max(1, Math.min(maxRun, (8L << 20) / cs));
     }
 
+    /**
+     * Opens the backing file an image's header names. {@link DiskImage} decides whether it is followed, in which
+     * format, and refuses loops; this class only asks, right after the header is read.
+     */
+    @FunctionalInterface
+    public interface BackingOpener {
+        BlockBackend open(Path image, Qcow2Header header) throws IOException;
+    }
+
     /** Opens an image and its backing chain; a writable image opens its backing files read-only. */
     public static Qcow2Image open(Path path, boolean readOnly) throws IOException {
-        return open(path, readOnly, null, new HashSet<>(), 0);
+        return open(path, readOnly, null, DiskImage.backingChain());
     }
 
     /** Opens an internal snapshot (by ID or name) read-only. */
     public static Qcow2Image openSnapshot(Path path, String snapshot) throws IOException {
-        return open(path, true, snapshot, new HashSet<>(), 0);
+        return open(path, true, snapshot, DiskImage.backingChain());
     }
 
-    /** Reads only the header of a qcow2 file (for info and probing). */
+    /** Reads only the header of a qcow2 file (for info; {@link DiskImage#probe} tells the format). */
     public static Qcow2Header readHeader(Path path) throws IOException {
         try (HostFile f = new HostFile(path, true)) {
             return Qcow2Header.parse(f.readBytes(0, (int) Math.min(f.length(), 2 << 20)), f.length(), path.toString());
         }
     }
 
-    /** Whether the file starts with the qcow2 magic. */
-    public static boolean isQcow2(Path path) throws IOException {
-        try (HostFile f = new HostFile(path, true)) {
-            return Qcow2Header.hasMagic(f.readBytes(0, 4));
-        }
-    }
-
-    static Qcow2Image open(Path path, boolean readOnly, String snapshot, Set<Path> chain, int depth)
-            throws IOException {
+    /**
+     * Opens an image (at an internal snapshot, read-only, where {@code snapshot} is not null); {@code backing}
+     * is asked for the backing file, if the header names one, before anything but the header is read.
+     * {@link DiskImage#open} is the way to open a disk: it probes the format and chooses {@code backing}.
+     */
+    public static Qcow2Image open(Path path, boolean readOnly, String snapshot, BackingOpener backing) throws IOException {
         String name = path.toString();
         if (!Files.exists(path)) throw new java.nio.file.NoSuchFileException(name, null, "no such file");
-        Path real = path.toRealPath();
-        if (!chain.add(real)) throw new Qcow2Exception(name + ": backing chain loop (the file is its own ancestor)");
-        if (depth > MAX_CHAIN_DEPTH) throw new Qcow2Exception(name + ": backing chain deeper than " + MAX_CHAIN_DEPTH);
         HostFile file = new HostFile(path, readOnly);
-        BlockBackend backing = null;
+        BlockBackend backingFile = null;
         try {
             Qcow2Header h = Qcow2Header.parse(file.readBytes(0, (int) Math.min(file.length(), 2 << 20)),
                     file.length(), name);
+            if (h.backingFile != null) backingFile = backing.open(path, h);
             if (!readOnly && h.corrupt()) {
                 throw new Qcow2Exception(name + ": image is marked corrupt; open it read-only or repair it with 'qemu-img check -r all'");
             }
@@ -160,37 +162,14 @@ public final class Qcow2Image implements BlockBackend {
                     throw new Qcow2Exception(name + ": snapshot '" + snapshot + "' L1 table too small for its size");
                 }
             }
-            if (h.backingFile != null) backing = openBacking(path, h, chain, depth);
-            Qcow2Image img = new Qcow2Image(file, h, name, readOnly, l1, size, snaps, backing);
+            Qcow2Image img = new Qcow2Image(file, h, name, readOnly, l1, size, snaps, backingFile);
             if (!readOnly) img.prepareForWriting();
             return img;
         } catch (IOException | RuntimeException e) {
-            if (backing != null) try { backing.close(); } catch (IOException ignored) { }
+            if (backingFile != null) try { backingFile.close(); } catch (IOException ignored) { }
             file.close();
             throw e;
         }
-    }
-
-    private static BlockBackend openBacking(Path path, Qcow2Header h, Set<Path> chain, int depth) throws IOException {
-        String bf = h.backingFile;
-        if (bf.startsWith("json:")) throw new Qcow2Exception(path + ": json: backing file names are not supported");
-        Path p = Path.of(bf.startsWith("file:") ? bf.substring(5) : bf);
-        Path dir = path.toAbsolutePath().getParent();
-        if (!p.isAbsolute() && dir != null) p = dir.resolve(p);
-        if (!Files.exists(p)) {
-            throw new java.nio.file.NoSuchFileException(p.toString(), null,
-                    "backing file of " + path + " not found");
-        }
-        String fmt = h.backingFormat;
-        if (fmt == null) fmt = isQcow2(p) ? "qcow2" : "raw";
-        return switch (fmt) {
-            case "qcow2" -> open(p, true, null, chain, depth + 1);
-            case "raw", "file" -> {
-                if (!chain.add(p.toRealPath())) throw new Qcow2Exception(path + ": backing chain loop at " + p);
-                yield new RawReader(p);
-            }
-            default -> throw new Qcow2Exception(path + ": unsupported backing file format '" + fmt + "'");
-        };
     }
 
     static long[] readTable(HostFile file, long offset, int entries) throws IOException {
