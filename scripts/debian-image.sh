@@ -36,7 +36,7 @@ trap 'umount -R "$work/root/proc" "$work/root/sys" "$work/root/dev" 2>/dev/null 
 root="$work/root"
 
 echo "debian-image.sh: debootstrap bookworm from $mirror (a few minutes, once)" >&2
-packages=systemd,systemd-sysv,udev,dbus,openssh-server,linux-image-cloud-amd64,initramfs-tools,iproute2,netbase,ca-certificates,curl,procps,less
+packages=systemd,systemd-sysv,udev,dbus,openssh-server,linux-image-cloud-amd64,initramfs-tools,e2fsprogs,iproute2,netbase,ca-certificates,curl,procps,less
 debootstrap --variant=minbase --include="$packages" bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
   { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap failed (log above)"; }
 

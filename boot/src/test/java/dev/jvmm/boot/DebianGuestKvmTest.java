@@ -31,6 +31,7 @@ import java.util.regex.Pattern;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -56,36 +57,27 @@ class DebianGuestKvmTest {
     }
 
     @Test
-    void bootsToLoginServesSshAndPowersOffOnThePowerButton(@TempDir Path dir) throws Exception {
+    void bootsToLoginServesSshTakesAConsoleLoginAndShutsDownOnSigterm(@TempDir Path dir) throws Exception {
         Path overlay = dir.resolve("debian.qcow2");
         run(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.resolve("debian.qcow2").toString(),
                 overlay.toString()));
+        if (KvmHost.emulatesGuestKernel()) {
+            earlyBootOnly(overlay);
+            return;
+        }
+        // The user's way: `jvmm run` on a terminal (tmux), the console read and typed as a person does.
         int sshPort = freePort();
-        NetConfig.User net = new NetConfig.User(List.of(new NetConfig.HostForward(NetConfig.Protocol.TCP,
-                InetAddress.getLoopbackAddress(), sshPort, Optional.empty(), 22)), false, Optional.empty(), Optional.empty());
-        WatchedOutput console = new WatchedOutput();
-        MachineConfig config = MachineConfig.builder(image.resolve("vmlinuz")).initrd(image.resolve("initrd.img"))
-                .memory(1L << 30).cpus(2).cmdline("console=ttyS0 root=/dev/vda rw")
-                .disk(new MachineConfig.DiskConfig(overlay, false, Optional.empty(), MachineConfig.DiskConfig.Transport.PCI,
-                        MachineConfig.DiskConfig.Format.QCOW2))
-                .nic(new MachineConfig.NicConfig(net, MachineConfig.DiskConfig.Transport.PCI))
-                .console(console).build();
+        List<String> jvmm = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+                "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
+                "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
+                "--disk", overlay + ",transport=pci,format=qcow2", "--cmdline", "console=ttyS0 root=/dev/vda rw",
+                "--cpus", "2", "--memory", "1G", "--net", "user,hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
         String jvmmLog;
-        try (Machine m = Machine.create(config)) {
+        try (Terminal term = Terminal.start(dir, jvmm)) {
             long t0 = System.nanoTime();
-            m.start();
-            if (KvmHost.emulatesGuestKernel()) {
-                // kvm_pvm: a distribution kernel stops in early boot (HOST.md); its command line is what can be seen.
-                boolean early = console.await(t -> t.contains("Command line: console=ttyS0 root=/dev/vda rw"), Duration.ofMinutes(5));
-                m.stop();
-                assertTrue(early, console.text());
-                KvmHost.checked("DebianGuestKvmTest", "Debian's kernel from the image, up to its command line (kvm_pvm)");
-                return;
-            }
-            boolean login = console.await(t -> t.contains("jvmm-debian login:"), BOOT);
-            long loginMs = (System.nanoTime() - t0) / 1_000_000;
-            assertTrue(login, "no login prompt within " + BOOT + ":\n" + console.text());
-            System.out.println("login prompt after " + loginMs + " ms");
+            assertTrue(term.awaitLog("jvmm-debian login:", BOOT), "no login prompt within " + BOOT + ":\n" + term.log());
+            System.out.println("login prompt after " + (System.nanoTime() - t0) / 1_000_000 + " ms");
 
             // ssh through hostfwd with the image's key: systemd's view, the NIC's DHCP address, the vCPUs.
             awaitSsh(sshPort);
@@ -115,21 +107,23 @@ class DebianGuestKvmTest {
                 http.stop(0);
             }
 
-            // The serial console as a person uses it: log in as root (no password there) and ask.
-            m.consoleInput("root\n".getBytes(StandardCharsets.US_ASCII));
-            assertTrue(console.await(t -> t.contains("root@jvmm-debian:~#"), Duration.ofMinutes(3)), console.text());
-            m.consoleInput("uname -sn\n".getBytes(StandardCharsets.US_ASCII));
-            assertTrue(console.await(t -> t.contains("Linux jvmm-debian"), Duration.ofMinutes(1)), console.text());
+            // The serial console by hand: log in as root (no password there), ask, read the answer off the screen.
+            term.type("root");
+            assertTrue(term.awaitScreen("root@jvmm-debian:~#", Duration.ofMinutes(3)), term.screen());
+            term.type("uname -a");
+            assertTrue(term.awaitScreen("Linux jvmm-debian 6.1", Duration.ofMinutes(1)), term.screen());
 
-            // The power button: systemd-logind shuts down cleanly, ACPI S5 ends the run.
-            m.pressPowerButton();
-            ExitStatus status = m.awaitExit(BOOT).orElse(null);
-            if (status == null) m.stop();
-            String log = console.text();
-            assertTrue(status instanceof ExitStatus.PowerOff, "power button: " + status + "\n" + log);
-            assertTrue(log.contains("reboot: Power down"), log);
-            System.out.println(log);
-            jvmmLog = log;
+            // SIGTERM to jvmm presses the power button: systemd shuts down cleanly, ACPI S5 ends the run with 0.
+            term.signalCommand("TERM");
+            assertTrue(term.awaitLog("jvmm-exit=", BOOT), "jvmm did not end after SIGTERM:\n" + term.log());
+            jvmmLog = term.log();
+            assertTrue(jvmmLog.contains("jvmm: SIGTERM: pressed the guest's power button"), jvmmLog);
+            assertTrue(jvmmLog.contains("reboot: Power down"), jvmmLog);
+            assertTrue(jvmmLog.contains("jvmm-exit=0"), jvmmLog);
+            // Nothing of the JVM's or a library's on the console's terminal.
+            for (String noise : List.of("sun.misc.Unsafe", "io.netty", "SLF4J", "WARNING: A "))
+                assertFalse(jvmmLog.contains(noise), noise + " on the console:\n" + jvmmLog);
+            System.out.println(jvmmLog);
         }
         String check = run(List.of("qemu-img", "check", overlay.toString()));
         assertTrue(check.contains("No errors were found on the image."), check);
@@ -137,16 +131,101 @@ class DebianGuestKvmTest {
         // The oracle: QEMU boots the same kernel, initramfs and image in this same place. A suspicious line that
         // both print is the kernel's (or the emulated CPU's); one only jvmm's boot prints is jvmm's to fix.
         String qemuLog = qemuBootToLogin(dir);
-        Set<String> onlyJvmm = new TreeSet<>(suspicious(jvmmLog));
-        onlyJvmm.removeAll(suspicious(qemuLog));
+        Set<String> onlyJvmm = new TreeSet<>(suspicious(untilLogin(jvmmLog)));
+        onlyJvmm.removeAll(suspicious(untilLogin(qemuLog)));
         System.out.println("suspicious lines QEMU prints too: " + suspicious(qemuLog));
         assertEquals(Set.of(), onlyJvmm, "boot log lines only jvmm's boot prints (QEMU's log:\n" + qemuLog + ")");
-        KvmHost.checked("DebianGuestKvmTest", "Debian to login, ssh, a download, a console login, power button to S5, "
-                + "and no suspicious boot-log line that QEMU does not print too");
+        KvmHost.checked("DebianGuestKvmTest", "Debian to login through jvmm run in tmux, ssh, a download, a console login, "
+                + "SIGTERM to a clean power-off, and no suspicious boot-log line that QEMU does not print too");
+    }
+
+    /** kvm_pvm: a distribution kernel stops in early boot (HOST.md); its command line is what can be seen. */
+    private static void earlyBootOnly(Path overlay) throws Exception {
+        WatchedOutput console = new WatchedOutput();
+        MachineConfig config = MachineConfig.builder(image.resolve("vmlinuz")).initrd(image.resolve("initrd.img"))
+                .memory(1L << 30).cpus(2).cmdline("console=ttyS0 root=/dev/vda rw")
+                .disk(new MachineConfig.DiskConfig(overlay, false, Optional.empty(), MachineConfig.DiskConfig.Transport.PCI,
+                        MachineConfig.DiskConfig.Format.QCOW2))
+                .console(console).build();
+        try (Machine m = Machine.create(config)) {
+            m.start();
+            boolean early = console.await(t -> t.contains("Command line: console=ttyS0 root=/dev/vda rw"), Duration.ofMinutes(5));
+            m.stop();
+            assertTrue(early, console.text());
+        }
+        KvmHost.checked("DebianGuestKvmTest", "Debian's kernel from the image, up to its command line (kvm_pvm)");
+    }
+
+    /** A tmux session running one command on a terminal, its whole output logged to a file (pipe-pane). */
+    private record Terminal(String session, Path logFile) implements AutoCloseable {
+        static Terminal start(Path dir, List<String> command) throws IOException, InterruptedException {
+            String session = "jvmm-test-" + Long.toHexString(System.nanoTime());
+            Path log = dir.resolve("terminal.log");
+            Files.createFile(log);
+            run(List.of("tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", "bash --norc --noprofile"));
+            Terminal t = new Terminal(session, log);
+            run(List.of("tmux", "pipe-pane", "-t", session, "-o", "cat >> " + quote(log.toString())));
+            StringBuilder line = new StringBuilder();
+            for (String arg : command) line.append(quote(arg)).append(' ');
+            t.type(line + "; echo jvmm-exit=$?");
+            return t;
+        }
+
+        void type(String text) throws IOException, InterruptedException {
+            run(List.of("tmux", "send-keys", "-t", session, "-l", text));
+            run(List.of("tmux", "send-keys", "-t", session, "Enter"));
+        }
+
+        String screen() throws IOException, InterruptedException {
+            return run(List.of("tmux", "capture-pane", "-p", "-t", session));
+        }
+
+        String log() throws IOException {
+            return Files.readString(logFile, StandardCharsets.ISO_8859_1);
+        }
+
+        boolean awaitLog(String text, Duration timeout) throws IOException, InterruptedException {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            while (!log().contains(text)) {
+                if (System.nanoTime() > deadline) return false;
+                Thread.sleep(500);
+            }
+            return true;
+        }
+
+        boolean awaitScreen(String text, Duration timeout) throws IOException, InterruptedException {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            while (!screen().contains(text)) {
+                if (System.nanoTime() > deadline) return false;
+                Thread.sleep(500);
+            }
+            return true;
+        }
+
+        /** Sends a signal to the command the terminal's shell runs (the java process). */
+        void signalCommand(String signal) throws IOException, InterruptedException {
+            String shell = run(List.of("tmux", "list-panes", "-t", session, "-F", "#{pane_pid}")).strip();
+            run(List.of("pkill", "-" + signal, "-P", shell, "java"));
+        }
+
+        @Override
+        public void close() throws IOException, InterruptedException {
+            new ProcessBuilder("tmux", "kill-session", "-t", session).start().waitFor();
+        }
+
+        private static String quote(String s) {
+            return "'" + s.replace("'", "'\\''") + "'";
+        }
     }
 
     private static final Pattern SUSPICIOUS = Pattern.compile(
             "warning:|bug:|call trace|failed|firmware bug|fallback|unstable|unable to|not found|error", Pattern.CASE_INSENSITIVE);
+
+    /** The boot, up to the login prompt: what both runs have (QEMU's is not shut down cleanly). */
+    private static String untilLogin(String log) {
+        int login = log.indexOf("jvmm-debian login:");
+        return login < 0 ? log : log.substring(0, login);
+    }
 
     /** The boot log's suspicious lines, without timestamps, numbers and addresses (which differ run to run). */
     static Set<String> suspicious(String log) {
