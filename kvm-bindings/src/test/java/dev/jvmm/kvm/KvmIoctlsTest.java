@@ -58,6 +58,8 @@ class KvmIoctlsTest {
                 """);
         for (Field f : ioctlFields()) src.append("  printf(\"%s %llu\\n\", \"").append(f.getName())
                 .append("\", (unsigned long long)").append(f.getName()).append(");\n");
+        for (Cap cap : Cap.values()) src.append("  printf(\"KVM_CAP_%s %d\\n\", \"").append(cap.name())
+                .append("\", KVM_CAP_").append(cap.name()).append(");\n");
         for (String s : STRUCTS) src.append("  printf(\"sizeof.%s %zu\\n\", \"").append(s)
                 .append("\", sizeof(struct ").append(s).append("));\n");
         for (String o : OFFSETS) {
@@ -99,6 +101,11 @@ class KvmIoctlsTest {
         for (Field f : fields)
             assertEquals(c.get(f.getName()), (Long) f.getLong(null), f.getName());
         assertEquals(c.get("KVMIO"), (long) KvmIoctls.KVMIO);
+    }
+
+    @Test
+    void capabilityNumbersMatchTheKernelHeaders() {
+        for (Cap cap : Cap.values()) assertEquals(c.get("KVM_CAP_" + cap.name()), (long) cap.number(), cap.name());
     }
 
     @Test
