@@ -1,10 +1,11 @@
 package dev.jvmm.core;
 
+import dev.jvmm.kvm.Cap;
 import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.KvmIoctls;
 import dev.jvmm.kvm.Libc;
+import dev.jvmm.kvm.OwnedFd;
 import dev.jvmm.kvm.SyscallException;
-import dev.jvmm.kvm.gen.KvmHeaders;
 import dev.jvmm.kvm.gen.kvm_cpuid2;
 import dev.jvmm.kvm.gen.kvm_cpuid_entry2;
 import dev.jvmm.kvm.gen.kvm_msr_list;
@@ -15,15 +16,14 @@ import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 
-/** The /dev/kvm system fd: one method per system ioctl. */
+/** The /dev/kvm system fd: one method per system ioctl; every one throws ClosedFdException after close(). */
 public final class Kvm implements AutoCloseable {
     public static final String DEVICE = "/dev/kvm";
     private static final int API_VERSION = 12;
 
-    private final int fd;
-    private volatile boolean closed;
+    private final OwnedFd fd;
 
-    private Kvm(int fd) {
+    Kvm(OwnedFd fd) {
         this.fd = fd;
     }
 
@@ -35,7 +35,7 @@ public final class Kvm implements AutoCloseable {
         } catch (SyscallException e) {
             throw KvmUnavailableException.of(DEVICE, e);
         }
-        Kvm kvm = new Kvm(fd);
+        Kvm kvm = new Kvm(new OwnedFd(fd, "Kvm (" + DEVICE + ")"));
         int version = kvm.apiVersion();
         if (version != API_VERSION) {
             kvm.close();
@@ -53,27 +53,23 @@ public final class Kvm implements AutoCloseable {
         }
     }
 
-    public int fd() {
-        return fd;
-    }
-
     public int apiVersion() {
-        return Libc.ioctl(fd, "KVM_GET_API_VERSION", KvmIoctls.KVM_GET_API_VERSION, 0);
+        return Libc.ioctl(fd.get(), "KVM_GET_API_VERSION", KvmIoctls.KVM_GET_API_VERSION, 0);
     }
 
     /** KVM_CHECK_EXTENSION: 0 when absent, else a capability-specific positive value. */
-    public int checkExtension(int capability) {
-        return Libc.ioctl(fd, "KVM_CHECK_EXTENSION", KvmIoctls.KVM_CHECK_EXTENSION, capability);
+    public int checkExtension(Cap capability) {
+        return Libc.ioctl(fd.get(), "KVM_CHECK_EXTENSION", KvmIoctls.KVM_CHECK_EXTENSION, capability.number());
     }
 
     /** The most vCPUs a VM may have (KVM_CAP_MAX_VCPUS, or the recommended count where that is absent). */
     public int maxVcpus() {
-        int max = checkExtension(KvmHeaders.KVM_CAP_MAX_VCPUS());
-        return max > 0 ? max : checkExtension(KvmHeaders.KVM_CAP_NR_VCPUS());
+        int max = checkExtension(Cap.MAX_VCPUS);
+        return max > 0 ? max : checkExtension(Cap.NR_VCPUS);
     }
 
     public int vcpuMmapSize() {
-        return Libc.ioctl(fd, "KVM_GET_VCPU_MMAP_SIZE", KvmIoctls.KVM_GET_VCPU_MMAP_SIZE, 0);
+        return Libc.ioctl(fd.get(), "KVM_GET_VCPU_MMAP_SIZE", KvmIoctls.KVM_GET_VCPU_MMAP_SIZE, 0);
     }
 
     /** KVM_GET_SUPPORTED_CPUID: every leaf this host's KVM can expose. */
@@ -82,7 +78,7 @@ public final class Kvm implements AutoCloseable {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment c = arena.allocate(kvm_cpuid2.sizeof() + nent * kvm_cpuid_entry2.sizeof(), 8);
                 kvm_cpuid2.nent(c, nent);
-                int r = Libc.ioctlRaw(fd, KvmIoctls.KVM_GET_SUPPORTED_CPUID, c);
+                int r = Libc.ioctlRaw(fd.get(), KvmIoctls.KVM_GET_SUPPORTED_CPUID, c);
                 if (r == -Errno.E2BIG && nent < 4096) continue;
                 if (r < 0) throw new SyscallException("ioctl(KVM_GET_SUPPORTED_CPUID)", -r);
                 return Cpuid.read(c);
@@ -96,7 +92,7 @@ public final class Kvm implements AutoCloseable {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment l = arena.allocate(kvm_msr_list.sizeof() + 4L * n, 4);
                 kvm_msr_list.nmsrs(l, n);
-                int r = Libc.ioctlRaw(fd, KvmIoctls.KVM_GET_MSR_INDEX_LIST, l);
+                int r = Libc.ioctlRaw(fd.get(), KvmIoctls.KVM_GET_MSR_INDEX_LIST, l);
                 if (r == -Errno.E2BIG && n < 65536) continue;
                 if (r < 0) throw new SyscallException("ioctl(KVM_GET_MSR_INDEX_LIST)", -r);
                 int count = kvm_msr_list.nmsrs(l);
@@ -108,15 +104,13 @@ public final class Kvm implements AutoCloseable {
     }
 
     public Vm createVm() {
-        int vmFd = Libc.ioctl(fd, "KVM_CREATE_VM", KvmIoctls.KVM_CREATE_VM, 0);
-        return new Vm(this, vmFd);
+        int vmFd = Libc.ioctl(fd.get(), "KVM_CREATE_VM", KvmIoctls.KVM_CREATE_VM, 0);
+        return new Vm(this, new OwnedFd(vmFd, "Vm"));
     }
 
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
-        Libc.close(fd);
+        fd.close();
     }
 
     /** Reading and writing kvm_cpuid2 buffers. */

@@ -4,6 +4,7 @@ import dev.jvmm.core.event.EventFd;
 import dev.jvmm.core.irq.InterruptController;
 import dev.jvmm.core.irq.IrqLine;
 import dev.jvmm.core.irq.MsiRoute;
+import dev.jvmm.kvm.Cap;
 import dev.jvmm.kvm.gen.KvmHeaders;
 
 import java.util.ArrayList;
@@ -24,7 +25,7 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
 
     KvmInterrupts(Vm vm) {
         this.vm = vm;
-        int max = vm.checkExtension(KvmHeaders.KVM_CAP_IRQ_ROUTING());
+        int max = vm.checkExtension(Cap.IRQ_ROUTING);
         this.maxGsi = max > 0 ? max : 1024;
         usedGsis.set(0, IOAPIC_PINS);
     }
@@ -48,7 +49,7 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
         Route r = new Route(gsi, new EventFd(false));
         routes.add(r);
         try {
-            vm.irqfd(r.event.fd(), gsi, -1);
+            vm.irqfd(r.event, gsi);
         } catch (RuntimeException e) {
             routes.remove(r);
             usedGsis.clear(gsi);
@@ -111,7 +112,7 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
                 if (closed) return;
                 closed = true;
                 try {
-                    vm.irqfdDeassign(event.fd(), gsi);
+                    vm.irqfdDeassign(event, gsi);
                 } catch (RuntimeException ignored) {
                     // the VM is going away; closing the eventfd below releases the irqfd anyway
                 }

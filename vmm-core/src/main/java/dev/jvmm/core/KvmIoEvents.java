@@ -13,8 +13,9 @@ final class KvmIoEvents implements IoEventRegistry {
 
     @Override
     public Registration register(Space space, long address, int length, EventFd event) {
-        boolean pio = space == Space.PIO;
-        vm.ioeventfd(event.fd(), address, length, pio, null, false);
+        IoEventAddress at = new IoEventAddress(space, address);
+        Datamatch match = Datamatch.anyValue(length);
+        vm.ioeventfd(event, at, match);
         return new Registration() {
             private boolean closed;
 
@@ -22,7 +23,7 @@ final class KvmIoEvents implements IoEventRegistry {
             public synchronized void close() {
                 if (closed) return;
                 closed = true;
-                vm.ioeventfd(event.fd(), address, length, pio, null, true);
+                vm.ioeventfdDeassign(event, at, match);
             }
         };
     }

@@ -2,6 +2,7 @@ package dev.jvmm.core;
 
 import dev.jvmm.kvm.KvmIoctls;
 import dev.jvmm.kvm.Libc;
+import dev.jvmm.kvm.OwnedFd;
 import dev.jvmm.kvm.gen.kvm_fpu;
 import dev.jvmm.kvm.gen.kvm_lapic_state;
 import dev.jvmm.kvm.gen.kvm_mp_state;
@@ -21,15 +22,14 @@ import java.util.Map;
 /**
  * A KVM vCPU fd and its mmapped kvm_run area: one method per vCPU ioctl. The struct-valued calls take and
  * fill segments laid out as the generated struct classes ({@code kvm_regs.allocate(arena)}), so a caller can
- * keep one buffer and allocate nothing per call.
+ * keep one buffer and allocate nothing per call. After close() every call throws ClosedFdException.
  */
 public final class Vcpu implements AutoCloseable {
     private final int id;
-    private final int fd;
+    private final OwnedFd fd;
     private final MemorySegment run;
-    private volatile boolean closed;
 
-    Vcpu(int id, int fd, MemorySegment run) {
+    Vcpu(int id, OwnedFd fd, MemorySegment run) {
         this.id = id;
         this.fd = fd;
         this.run = run;
@@ -39,64 +39,61 @@ public final class Vcpu implements AutoCloseable {
         return id;
     }
 
-    public int fd() {
-        return fd;
-    }
-
     /** The shared kvm_run area (read it with {@code dev.jvmm.kvm.gen.kvm_run}). */
     public MemorySegment runArea() {
+        fd.get(); // unmapped once closed
         return run;
     }
 
-    /** KVM_RUN: 0 on an exit to handle, or -errno (EINTR when kicked); never throws, never allocates. */
+    /** KVM_RUN: 0 on an exit to handle, or -errno (EINTR when kicked); never allocates, throws only once closed. */
     public int run() {
-        return Libc.ioctlRaw(fd, KvmIoctls.KVM_RUN, 0L);
+        return Libc.ioctlRaw(fd.get(), KvmIoctls.KVM_RUN, 0L);
     }
 
     public void getRegs(MemorySegment regs) {
-        Libc.ioctl(fd, "KVM_GET_REGS", KvmIoctls.KVM_GET_REGS, checked(regs, kvm_regs.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_GET_REGS", KvmIoctls.KVM_GET_REGS, checked(regs, kvm_regs.sizeof()));
     }
 
     public void setRegs(MemorySegment regs) {
-        Libc.ioctl(fd, "KVM_SET_REGS", KvmIoctls.KVM_SET_REGS, checked(regs, kvm_regs.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_SET_REGS", KvmIoctls.KVM_SET_REGS, checked(regs, kvm_regs.sizeof()));
     }
 
     public void getSregs(MemorySegment sregs) {
-        Libc.ioctl(fd, "KVM_GET_SREGS", KvmIoctls.KVM_GET_SREGS, checked(sregs, kvm_sregs.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_GET_SREGS", KvmIoctls.KVM_GET_SREGS, checked(sregs, kvm_sregs.sizeof()));
     }
 
     public void setSregs(MemorySegment sregs) {
-        Libc.ioctl(fd, "KVM_SET_SREGS", KvmIoctls.KVM_SET_SREGS, checked(sregs, kvm_sregs.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_SET_SREGS", KvmIoctls.KVM_SET_SREGS, checked(sregs, kvm_sregs.sizeof()));
     }
 
     public void getFpu(MemorySegment fpu) {
-        Libc.ioctl(fd, "KVM_GET_FPU", KvmIoctls.KVM_GET_FPU, checked(fpu, kvm_fpu.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_GET_FPU", KvmIoctls.KVM_GET_FPU, checked(fpu, kvm_fpu.sizeof()));
     }
 
     public void setFpu(MemorySegment fpu) {
-        Libc.ioctl(fd, "KVM_SET_FPU", KvmIoctls.KVM_SET_FPU, checked(fpu, kvm_fpu.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_SET_FPU", KvmIoctls.KVM_SET_FPU, checked(fpu, kvm_fpu.sizeof()));
     }
 
     public void getLapic(MemorySegment lapic) {
-        Libc.ioctl(fd, "KVM_GET_LAPIC", KvmIoctls.KVM_GET_LAPIC, checked(lapic, kvm_lapic_state.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_GET_LAPIC", KvmIoctls.KVM_GET_LAPIC, checked(lapic, kvm_lapic_state.sizeof()));
     }
 
     public void setLapic(MemorySegment lapic) {
-        Libc.ioctl(fd, "KVM_SET_LAPIC", KvmIoctls.KVM_SET_LAPIC, checked(lapic, kvm_lapic_state.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_SET_LAPIC", KvmIoctls.KVM_SET_LAPIC, checked(lapic, kvm_lapic_state.sizeof()));
     }
 
     public void getVcpuEvents(MemorySegment events) {
-        Libc.ioctl(fd, "KVM_GET_VCPU_EVENTS", KvmIoctls.KVM_GET_VCPU_EVENTS, checked(events, kvm_vcpu_events.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_GET_VCPU_EVENTS", KvmIoctls.KVM_GET_VCPU_EVENTS, checked(events, kvm_vcpu_events.sizeof()));
     }
 
     public void setVcpuEvents(MemorySegment events) {
-        Libc.ioctl(fd, "KVM_SET_VCPU_EVENTS", KvmIoctls.KVM_SET_VCPU_EVENTS, checked(events, kvm_vcpu_events.sizeof()));
+        Libc.ioctl(fd.get(), "KVM_SET_VCPU_EVENTS", KvmIoctls.KVM_SET_VCPU_EVENTS, checked(events, kvm_vcpu_events.sizeof()));
     }
 
     /** KVM_SET_CPUID2. */
     public void setCpuid(List<CpuidEntry> entries) {
         try (Arena arena = Arena.ofConfined()) {
-            Libc.ioctl(fd, "KVM_SET_CPUID2", KvmIoctls.KVM_SET_CPUID2, Kvm.Cpuid.write(arena, entries));
+            Libc.ioctl(fd.get(), "KVM_SET_CPUID2", KvmIoctls.KVM_SET_CPUID2, Kvm.Cpuid.write(arena, entries));
         }
     }
 
@@ -104,7 +101,7 @@ public final class Vcpu implements AutoCloseable {
     public int getMpState() {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = kvm_mp_state.allocate(arena);
-            Libc.ioctl(fd, "KVM_GET_MP_STATE", KvmIoctls.KVM_GET_MP_STATE, s);
+            Libc.ioctl(fd.get(), "KVM_GET_MP_STATE", KvmIoctls.KVM_GET_MP_STATE, s);
             return kvm_mp_state.mp_state(s);
         }
     }
@@ -113,7 +110,7 @@ public final class Vcpu implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment s = kvm_mp_state.allocate(arena);
             kvm_mp_state.mp_state(s, state);
-            Libc.ioctl(fd, "KVM_SET_MP_STATE", KvmIoctls.KVM_SET_MP_STATE, s);
+            Libc.ioctl(fd.get(), "KVM_SET_MP_STATE", KvmIoctls.KVM_SET_MP_STATE, s);
         }
     }
 
@@ -121,7 +118,7 @@ public final class Vcpu implements AutoCloseable {
     public void setMsrs(Map<Integer, Long> msrs) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment m = msrBuffer(arena, msrs);
-            int done = Libc.ioctl(fd, "KVM_SET_MSRS", KvmIoctls.KVM_SET_MSRS, m);
+            int done = Libc.ioctl(fd.get(), "KVM_SET_MSRS", KvmIoctls.KVM_SET_MSRS, m);
             if (done != msrs.size()) {
                 int refused = kvm_msr_entry.index(kvm_msr_entry.asSlice(m.asSlice(kvm_msrs.entries$offset()), done));
                 throw new IllegalStateException(String.format("KVM_SET_MSRS refused MSR 0x%x", refused));
@@ -135,7 +132,7 @@ public final class Vcpu implements AutoCloseable {
             Map<Integer, Long> query = new LinkedHashMap<>();
             for (int i : indices) query.put(i, 0L);
             MemorySegment m = msrBuffer(arena, query);
-            int done = Libc.ioctl(fd, "KVM_GET_MSRS", KvmIoctls.KVM_GET_MSRS, m);
+            int done = Libc.ioctl(fd.get(), "KVM_GET_MSRS", KvmIoctls.KVM_GET_MSRS, m);
             Map<Integer, Long> out = new LinkedHashMap<>();
             MemorySegment entries = m.asSlice(kvm_msrs.entries$offset());
             for (int i = 0; i < done; i++) {
@@ -164,14 +161,14 @@ public final class Vcpu implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment t = kvm_translation.allocate(arena);
             kvm_translation.linear_address(t, linearAddress);
-            Libc.ioctl(fd, "KVM_TRANSLATE", KvmIoctls.KVM_TRANSLATE, t);
+            Libc.ioctl(fd.get(), "KVM_TRANSLATE", KvmIoctls.KVM_TRANSLATE, t);
             return kvm_translation.valid(t) != 0 ? kvm_translation.physical_address(t) : -1;
         }
     }
 
     /** KVM_GET_TSC_KHZ. */
     public int tscKhz() {
-        return Libc.ioctl(fd, "KVM_GET_TSC_KHZ", KvmIoctls.KVM_GET_TSC_KHZ, 0);
+        return Libc.ioctl(fd.get(), "KVM_GET_TSC_KHZ", KvmIoctls.KVM_GET_TSC_KHZ, 0);
     }
 
     private static MemorySegment checked(MemorySegment s, long size) {
@@ -180,10 +177,12 @@ public final class Vcpu implements AutoCloseable {
     }
 
     @Override
-    public void close() {
-        if (closed) return;
-        closed = true;
-        Libc.munmap(run);
-        Libc.close(fd);
+    public synchronized void close() {
+        if (fd.isClosed()) return;
+        try {
+            Libc.munmap(run);
+        } finally {
+            fd.close();
+        }
     }
 }

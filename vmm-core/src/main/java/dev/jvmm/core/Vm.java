@@ -1,7 +1,11 @@
 package dev.jvmm.core;
 
+import dev.jvmm.core.event.EventFd;
+import dev.jvmm.core.event.IoEventRegistry.Space;
+import dev.jvmm.kvm.Cap;
 import dev.jvmm.kvm.KvmIoctls;
 import dev.jvmm.kvm.Libc;
+import dev.jvmm.kvm.OwnedFd;
 import dev.jvmm.kvm.gen.KvmHeaders;
 import dev.jvmm.kvm.gen.kvm_enable_cap;
 import dev.jvmm.kvm.gen.kvm_ioeventfd;
@@ -19,13 +23,12 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
-/** A KVM VM fd: one method per VM ioctl. */
+/** A KVM VM fd: one method per VM ioctl; every one throws ClosedFdException after close(). */
 public final class Vm implements AutoCloseable {
     private final Kvm kvm;
-    private final int fd;
-    private volatile boolean closed;
+    private final OwnedFd fd;
 
-    Vm(Kvm kvm, int fd) {
+    Vm(Kvm kvm, OwnedFd fd) {
         this.kvm = kvm;
         this.fd = fd;
     }
@@ -34,13 +37,9 @@ public final class Vm implements AutoCloseable {
         return kvm;
     }
 
-    public int fd() {
-        return fd;
-    }
-
     /** KVM_CHECK_EXTENSION on the VM (some answers differ per VM). */
-    public int checkExtension(int capability) {
-        return Libc.ioctl(fd, "KVM_CHECK_EXTENSION", KvmIoctls.KVM_CHECK_EXTENSION, capability);
+    public int checkExtension(Cap capability) {
+        return Libc.ioctl(fd.get(), "KVM_CHECK_EXTENSION", KvmIoctls.KVM_CHECK_EXTENSION, capability.number());
     }
 
     /** KVM_SET_USER_MEMORY_REGION: maps host memory at a guest-physical address (size 0 deletes the slot). */
@@ -52,26 +51,26 @@ public final class Vm implements AutoCloseable {
             kvm_userspace_memory_region.guest_phys_addr(r, guestPhysAddr);
             kvm_userspace_memory_region.memory_size(r, host.byteSize());
             kvm_userspace_memory_region.userspace_addr(r, host.address());
-            Libc.ioctl(fd, "KVM_SET_USER_MEMORY_REGION", KvmIoctls.KVM_SET_USER_MEMORY_REGION, r);
+            Libc.ioctl(fd.get(), "KVM_SET_USER_MEMORY_REGION", KvmIoctls.KVM_SET_USER_MEMORY_REGION, r);
         }
     }
 
     /** KVM_SET_TSS_ADDR: three pages below 4 GiB that Intel hosts use for real-mode emulation. */
     public void setTssAddr(long address) {
-        Libc.ioctl(fd, "KVM_SET_TSS_ADDR", KvmIoctls.KVM_SET_TSS_ADDR, address);
+        Libc.ioctl(fd.get(), "KVM_SET_TSS_ADDR", KvmIoctls.KVM_SET_TSS_ADDR, address);
     }
 
     /** KVM_SET_IDENTITY_MAP_ADDR: one page for the EPT identity map used in unpaged real mode. */
     public void setIdentityMapAddr(long address) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment a = arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_LONG, address);
-            Libc.ioctl(fd, "KVM_SET_IDENTITY_MAP_ADDR", KvmIoctls.KVM_SET_IDENTITY_MAP_ADDR, a);
+            Libc.ioctl(fd.get(), "KVM_SET_IDENTITY_MAP_ADDR", KvmIoctls.KVM_SET_IDENTITY_MAP_ADDR, a);
         }
     }
 
     /** KVM_CREATE_IRQCHIP: in-kernel PIC, IOAPIC and local APICs. */
     public void createIrqchip() {
-        Libc.ioctl(fd, "KVM_CREATE_IRQCHIP", KvmIoctls.KVM_CREATE_IRQCHIP, 0);
+        Libc.ioctl(fd.get(), "KVM_CREATE_IRQCHIP", KvmIoctls.KVM_CREATE_IRQCHIP, 0);
     }
 
     /** KVM_CREATE_PIT2: the in-kernel i8254 timer. */
@@ -79,7 +78,7 @@ public final class Vm implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment c = kvm_pit_config.allocate(arena);
             kvm_pit_config.flags(c, flags);
-            Libc.ioctl(fd, "KVM_CREATE_PIT2", KvmIoctls.KVM_CREATE_PIT2, c);
+            Libc.ioctl(fd.get(), "KVM_CREATE_PIT2", KvmIoctls.KVM_CREATE_PIT2, c);
         }
     }
 
@@ -89,52 +88,65 @@ public final class Vm implements AutoCloseable {
             MemorySegment l = kvm_irq_level.allocate(arena);
             kvm_irq_level.irq(l, gsi);
             kvm_irq_level.level(l, high ? 1 : 0);
-            Libc.ioctl(fd, "KVM_IRQ_LINE", KvmIoctls.KVM_IRQ_LINE, l);
+            Libc.ioctl(fd.get(), "KVM_IRQ_LINE", KvmIoctls.KVM_IRQ_LINE, l);
         }
     }
 
-    /** KVM_IRQFD: a write to eventFd raises gsi; with resampleFd >= 0 the line is level-triggered. */
-    public void irqfd(int eventFd, int gsi, int resampleFd) {
-        irqfd(eventFd, gsi, resampleFd, 0);
+    /** KVM_IRQFD: a write to {@code event} raises {@code gsi} (edge-triggered). */
+    public void irqfd(EventFd event, int gsi) {
+        irqfd(event, gsi, null, 0);
     }
 
-    public void irqfdDeassign(int eventFd, int gsi) {
-        irqfd(eventFd, gsi, -1, KvmHeaders.KVM_IRQFD_FLAG_DEASSIGN());
+    /**
+     * KVM_IRQFD with KVM_IRQFD_FLAG_RESAMPLE: a write to {@code event} asserts the level-triggered {@code gsi};
+     * KVM signals {@code resample} when the guest acknowledges it, so the device can re-assert it if still pending.
+     */
+    public void irqfdWithResample(EventFd event, int gsi, EventFd resample) {
+        irqfd(event, gsi, resample, KvmHeaders.KVM_IRQFD_FLAG_RESAMPLE());
     }
 
-    private void irqfd(int eventFd, int gsi, int resampleFd, int flags) {
+    /** KVM_IRQFD with KVM_IRQFD_FLAG_DEASSIGN: undoes {@link #irqfd} or {@link #irqfdWithResample}. */
+    public void irqfdDeassign(EventFd event, int gsi) {
+        irqfd(event, gsi, null, KvmHeaders.KVM_IRQFD_FLAG_DEASSIGN());
+    }
+
+    private void irqfd(EventFd event, int gsi, EventFd resample, int flags) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment f = kvm_irqfd.allocate(arena);
-            kvm_irqfd.fd(f, eventFd);
+            kvm_irqfd.fd(f, event.fd());
             kvm_irqfd.gsi(f, gsi);
-            if (resampleFd >= 0) {
-                flags |= KvmHeaders.KVM_IRQFD_FLAG_RESAMPLE();
-                kvm_irqfd.resamplefd(f, resampleFd);
-            }
+            if (resample != null) kvm_irqfd.resamplefd(f, resample.fd());
             kvm_irqfd.flags(f, flags);
-            Libc.ioctl(fd, "KVM_IRQFD", KvmIoctls.KVM_IRQFD, f);
+            Libc.ioctl(fd.get(), "KVM_IRQFD", KvmIoctls.KVM_IRQFD, f);
         }
     }
 
     /**
-     * KVM_IOEVENTFD: a guest write of {@code length} bytes (0 = any) to {@code address} signals eventFd in the
-     * kernel instead of exiting to userspace. {@code datamatch} null matches any value.
+     * KVM_IOEVENTFD: a guest write to {@code address} that {@code datamatch} accepts signals {@code event} in the
+     * kernel instead of exiting to userspace.
      */
-    public void ioeventfd(int eventFd, long address, int length, boolean pio, Long datamatch, boolean deassign) {
+    public void ioeventfd(EventFd event, IoEventAddress address, Datamatch datamatch) {
+        ioeventfd(event, address, datamatch, 0);
+    }
+
+    /** KVM_IOEVENTFD with KVM_IOEVENTFD_FLAG_DEASSIGN: undoes {@link #ioeventfd} called with the same arguments. */
+    public void ioeventfdDeassign(EventFd event, IoEventAddress address, Datamatch datamatch) {
+        ioeventfd(event, address, datamatch, KvmHeaders.KVM_IOEVENTFD_FLAG_DEASSIGN());
+    }
+
+    private void ioeventfd(EventFd event, IoEventAddress address, Datamatch datamatch, int flags) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment e = kvm_ioeventfd.allocate(arena);
-            int flags = 0;
-            if (pio) flags |= KvmHeaders.KVM_IOEVENTFD_FLAG_PIO();
-            if (deassign) flags |= KvmHeaders.KVM_IOEVENTFD_FLAG_DEASSIGN();
-            if (datamatch != null) {
+            if (address.space() == Space.PIO) flags |= KvmHeaders.KVM_IOEVENTFD_FLAG_PIO();
+            if (datamatch.value().isPresent()) {
                 flags |= KvmHeaders.KVM_IOEVENTFD_FLAG_DATAMATCH();
-                kvm_ioeventfd.datamatch(e, datamatch);
+                kvm_ioeventfd.datamatch(e, datamatch.value().getAsLong());
             }
-            kvm_ioeventfd.addr(e, address);
-            kvm_ioeventfd.len(e, length);
-            kvm_ioeventfd.fd(e, eventFd);
+            kvm_ioeventfd.addr(e, address.address());
+            kvm_ioeventfd.len(e, datamatch.length());
+            kvm_ioeventfd.fd(e, event.fd());
             kvm_ioeventfd.flags(e, flags);
-            Libc.ioctl(fd, "KVM_IOEVENTFD", KvmIoctls.KVM_IOEVENTFD, e);
+            Libc.ioctl(fd.get(), "KVM_IOEVENTFD", KvmIoctls.KVM_IOEVENTFD, e);
         }
     }
 
@@ -173,7 +185,7 @@ public final class Vm implements AutoCloseable {
                     }
                 }
             }
-            Libc.ioctl(fd, "KVM_SET_GSI_ROUTING", KvmIoctls.KVM_SET_GSI_ROUTING, r);
+            Libc.ioctl(fd.get(), "KVM_SET_GSI_ROUTING", KvmIoctls.KVM_SET_GSI_ROUTING, r);
         }
     }
 
@@ -184,37 +196,35 @@ public final class Vm implements AutoCloseable {
             kvm_msi.address_lo(m, (int) address);
             kvm_msi.address_hi(m, (int) (address >>> 32));
             kvm_msi.data(m, data);
-            return Libc.ioctl(fd, "KVM_SIGNAL_MSI", KvmIoctls.KVM_SIGNAL_MSI, m) > 0;
+            return Libc.ioctl(fd.get(), "KVM_SIGNAL_MSI", KvmIoctls.KVM_SIGNAL_MSI, m) > 0;
         }
     }
 
     /** KVM_ENABLE_CAP on the VM. */
-    public void enableCap(int capability, long... args) {
+    public void enableCap(Cap capability, long... args) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment c = kvm_enable_cap.allocate(arena);
-            kvm_enable_cap.cap(c, capability);
+            kvm_enable_cap.cap(c, capability.number());
             for (int i = 0; i < args.length; i++) kvm_enable_cap.args(c, i, args[i]);
-            Libc.ioctl(fd, "KVM_ENABLE_CAP", KvmIoctls.KVM_ENABLE_CAP, c);
+            Libc.ioctl(fd.get(), "KVM_ENABLE_CAP", KvmIoctls.KVM_ENABLE_CAP, c);
         }
     }
 
     /** KVM_CREATE_VCPU, and the mmap of its kvm_run area. */
     public Vcpu createVcpu(int id) {
-        int vcpuFd = Libc.ioctl(fd, "KVM_CREATE_VCPU", KvmIoctls.KVM_CREATE_VCPU, id);
+        OwnedFd vcpuFd = new OwnedFd(Libc.ioctl(fd.get(), "KVM_CREATE_VCPU", KvmIoctls.KVM_CREATE_VCPU, id), "Vcpu " + id);
         try {
             MemorySegment run = Libc.mmap(MemorySegment.NULL, kvm.vcpuMmapSize(), Libc.PROT_READ | Libc.PROT_WRITE,
-                    Libc.MAP_SHARED, vcpuFd, 0);
+                    Libc.MAP_SHARED, vcpuFd.get(), 0);
             return new Vcpu(id, vcpuFd, run);
         } catch (RuntimeException e) {
-            Libc.close(vcpuFd);
+            vcpuFd.close();
             throw e;
         }
     }
 
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
-        Libc.close(fd);
+        fd.close();
     }
 }

@@ -2,6 +2,7 @@ package dev.jvmm.core.event;
 
 import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.Libc;
+import dev.jvmm.kvm.OwnedFd;
 import dev.jvmm.kvm.SyscallException;
 
 import java.lang.foreign.Arena;
@@ -10,28 +11,30 @@ import java.lang.foreign.ValueLayout;
 
 /**
  * A Linux eventfd: the doorbell KVM rings for ioeventfd (a guest queue notification that never leaves the
- * kernel) and that jvmm rings for irqfd (an interrupt injected without an ioctl).
+ * kernel) and that jvmm rings for irqfd (an interrupt injected without an ioctl). After close() every call
+ * throws ClosedFdException.
  */
 public final class EventFd implements AutoCloseable {
-    private final int fd;
+    private final OwnedFd fd;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment readBuf = arena.allocate(ValueLayout.JAVA_LONG);
     private final MemorySegment writeBuf = arena.allocate(ValueLayout.JAVA_LONG);
-    private volatile boolean closed;
 
     public EventFd(boolean nonBlocking) {
-        this.fd = Libc.eventfd(0, Libc.EFD_CLOEXEC | (nonBlocking ? Libc.EFD_NONBLOCK : 0));
+        this.fd = new OwnedFd(Libc.eventfd(0, Libc.EFD_CLOEXEC | (nonBlocking ? Libc.EFD_NONBLOCK : 0)), "EventFd");
     }
 
+    /** The fd number, for the system call about to be made (KVM_IRQFD, KVM_IOEVENTFD); throws once closed. */
     public int fd() {
-        return fd;
+        return fd.get();
     }
 
     /** Adds 1 to the counter, waking a reader. Thread-safe. */
     public void signal() {
         synchronized (writeBuf) {
+            int f = fd.get(); // before touching writeBuf, which close() frees
             writeBuf.set(ValueLayout.JAVA_LONG, 0, 1L);
-            long r = Libc.writeRaw(fd, writeBuf, 8);
+            long r = Libc.writeRaw(f, writeBuf, 8);
             if (r < 0 && r != -Errno.EAGAIN) throw new SyscallException("write(eventfd)", (int) -r);
         }
     }
@@ -42,7 +45,7 @@ public final class EventFd implements AutoCloseable {
      */
     public long await() {
         while (true) {
-            long r = Libc.readRaw(fd, readBuf, 8);
+            long r = Libc.readRaw(fd.get(), readBuf, 8);
             if (r == 8) return readBuf.get(ValueLayout.JAVA_LONG, 0);
             if (r == -Errno.EAGAIN) return 0;
             if (r == -Errno.EINTR) continue;
@@ -52,9 +55,10 @@ public final class EventFd implements AutoCloseable {
 
     @Override
     public void close() {
-        if (closed) return;
-        closed = true;
-        Libc.close(fd);
-        arena.close();
+        synchronized (writeBuf) { // not while a signal() is writing
+            if (fd.isClosed()) return;
+            fd.close();
+            arena.close();
+        }
     }
 }
