@@ -167,7 +167,7 @@ class DebianGuestKvmTest {
             run(List.of("tmux", "pipe-pane", "-t", session, "-o", "cat >> " + quote(log.toString())));
             StringBuilder line = new StringBuilder();
             for (String arg : command) line.append(quote(arg)).append(' ');
-            t.type(line + "; echo jvmm-exit=$?");
+            t.type(line + "; echo jvmm''-exit=$?"); // quoted apart, so that the echoed command line does not match
             return t;
         }
 
