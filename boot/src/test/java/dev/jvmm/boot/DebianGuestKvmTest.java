@@ -139,17 +139,21 @@ class DebianGuestKvmTest {
                 + "SIGTERM to a clean power-off, and no suspicious boot-log line that QEMU does not print too");
     }
 
-    /** kvm_pvm: a distribution kernel stops in early boot (HOST.md); its command line is what can be seen. */
+    /**
+     * kvm_pvm: a distribution kernel stops in early boot (HOST.md), before its console is registered, so the early
+     * console shows how far it got: its command line.
+     */
     private static void earlyBootOnly(Path overlay) throws Exception {
         WatchedOutput console = new WatchedOutput();
         MachineConfig config = MachineConfig.builder(image.resolve("vmlinuz")).initrd(image.resolve("initrd.img"))
-                .memory(1L << 30).cpus(2).cmdline("console=ttyS0 root=/dev/vda rw")
+                .memory(1L << 30).cpus(2).cmdline("console=ttyS0 earlyprintk=serial root=/dev/vda rw")
                 .disk(new MachineConfig.DiskConfig(overlay, false, Optional.empty(), MachineConfig.DiskConfig.Transport.PCI,
                         MachineConfig.DiskConfig.Format.QCOW2))
                 .console(console).build();
         try (Machine m = Machine.create(config)) {
             m.start();
-            boolean early = console.await(t -> t.contains("Command line: console=ttyS0 root=/dev/vda rw"), Duration.ofMinutes(5));
+            boolean early = console.await(t -> t.contains("Command line: console=ttyS0 earlyprintk=serial root=/dev/vda rw"),
+                    Duration.ofMinutes(5));
             m.stop();
             assertTrue(early, console.text());
         }
@@ -209,8 +213,13 @@ class DebianGuestKvmTest {
         }
 
         @Override
-        public void close() throws IOException, InterruptedException {
-            new ProcessBuilder("tmux", "kill-session", "-t", session).start().waitFor();
+        public void close() throws IOException {
+            Process p = new ProcessBuilder("tmux", "kill-session", "-t", session).start();
+            try {
+                p.waitFor();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
 
         private static String quote(String s) {
