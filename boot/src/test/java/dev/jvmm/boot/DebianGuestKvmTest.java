@@ -27,6 +27,7 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.concurrent.Callable;
 import java.util.regex.Pattern;
 import java.util.concurrent.TimeUnit;
 
@@ -188,18 +189,17 @@ class DebianGuestKvmTest {
             return Files.readString(logFile, StandardCharsets.ISO_8859_1);
         }
 
-        boolean awaitLog(String text, Duration timeout) throws IOException, InterruptedException {
-            long deadline = System.nanoTime() + timeout.toNanos();
-            while (!log().contains(text)) {
-                if (System.nanoTime() > deadline) return false;
-                Thread.sleep(500);
-            }
-            return true;
+        boolean awaitLog(String text, Duration timeout) throws Exception {
+            return await(this::log, text, timeout);
         }
 
-        boolean awaitScreen(String text, Duration timeout) throws IOException, InterruptedException {
+        boolean awaitScreen(String text, Duration timeout) throws Exception {
+            return await(this::screen, text, timeout);
+        }
+
+        private static boolean await(Callable<String> source, String text, Duration timeout) throws Exception {
             long deadline = System.nanoTime() + timeout.toNanos();
-            while (!screen().contains(text)) {
+            while (!source.call().contains(text)) {
                 if (System.nanoTime() > deadline) return false;
                 Thread.sleep(500);
             }
@@ -271,12 +271,7 @@ class DebianGuestKvmTest {
     }
 
     private static Path debianImage() throws IOException, InterruptedException {
-        Path script = Path.of(System.getProperty("user.dir")).getParent().resolve("scripts/debian-image.sh");
-        Process p = new ProcessBuilder("bash", script.toString()).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        String out = new String(p.getInputStream().readAllBytes()).trim();
-        if (!p.waitFor(30, TimeUnit.MINUTES) || p.exitValue() != 0 || out.isEmpty())
-            throw new IOException("could not build the Debian image with " + script);
-        return Path.of(out);
+        return TestKernels.scriptOutput("debian-image.sh", Duration.ofMinutes(30));
     }
 
     /** The login prompt and sshd come up independently: retry until sshd answers (a refused connection is quick). */

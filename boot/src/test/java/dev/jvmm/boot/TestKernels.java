@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -27,22 +28,23 @@ public final class TestKernels {
      * cache when absent. Throws when it cannot be had: the caller decides whether that skips or fails.
      */
     public static Path debianKernel() throws IOException, InterruptedException {
-        return debianKernelScript();
+        return scriptOutput("debian-kernel.sh", Duration.ofMinutes(10));
     }
 
     /** One module (NAME.ko) of that kernel, for a test's initramfs; fetched and cached the same way. */
     public static Path debianModule(String name) throws IOException, InterruptedException {
-        return debianKernelScript("--module", name);
+        return scriptOutput("debian-kernel.sh", Duration.ofMinutes(10), "--module", name);
     }
 
-    private static Path debianKernelScript(String... args) throws IOException, InterruptedException {
-        Path script = Path.of(System.getProperty("user.dir")).getParent().resolve("scripts/debian-kernel.sh");
+    /** Runs one of the project's scripts/ that make and cache a fixture, and returns the path it prints. */
+    static Path scriptOutput(String name, Duration timeout, String... args) throws IOException, InterruptedException {
+        Path script = Path.of(System.getProperty("user.dir")).getParent().resolve("scripts").resolve(name);
         List<String> command = new ArrayList<>(List.of("bash", script.toString()));
         command.addAll(List.of(args));
         Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         String out = new String(p.getInputStream().readAllBytes()).trim();
-        if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0 || out.isEmpty())
-            throw new IOException("could not fetch Debian's kernel" + (args.length > 0 ? " " + String.join(" ", args) : "") + " with " + script);
+        if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS) || p.exitValue() != 0 || out.isEmpty())
+            throw new IOException("could not make the fixture with " + String.join(" ", command));
         return Path.of(out);
     }
 }
