@@ -112,6 +112,7 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     MachineConfig configure() {
+        if (shutdownTimeout < 0) throw new BootException("--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
         KernelLoader.BootPath path;
         try {
             path = KernelLoader.BootPath.valueOf(bootPath.toUpperCase(Locale.ROOT));
@@ -151,10 +152,6 @@ public final class RunCommand implements Callable<Integer> {
      */
     int run(MachineConfig config, PrintWriter err) throws InterruptedException {
         AtomicReference<Machine> current = new AtomicReference<>();
-        Thread hook = new Thread(() -> {
-            Machine m = current.get();
-            if (m != null) m.stop();
-        }, "jvmm-shutdown");
         SigtermShutdown.Target target = new SigtermShutdown.Target() {
             public void pressPowerButton() {
                 Machine m = current.get();
@@ -166,6 +163,7 @@ public final class RunCommand implements Callable<Integer> {
                 if (m != null) m.stop();
             }
         };
+        Thread hook = new Thread(target::stop, "jvmm-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         try (Console console = Console.attach(current::get, input, err);
              SigtermShutdown sigterm = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {

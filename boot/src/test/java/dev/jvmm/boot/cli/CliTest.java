@@ -119,6 +119,13 @@ class CliTest {
     }
 
     @Test
+    void badLifecycleOptionsAreOneLine() {
+        String kernel = dir.resolve("nope").toString();
+        assertOneLineError(jvmm("run", "--kernel", kernel, "--shutdown-timeout", "-3"), "--shutdown-timeout must be 0 or more seconds, not -3");
+        assertOneLineError(jvmm("run", "--kernel", kernel, "--log-level", "loud"), "--log-level must be error, warn, info, debug or trace, not 'loud'");
+    }
+
+    @Test
     void missingKernelFileIsOneLine() {
         assertOneLineError(jvmm("run", "--kernel", dir.resolve("nope").toString()), "does not exist");
     }
