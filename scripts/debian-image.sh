@@ -44,6 +44,11 @@ debootstrap --variant=minbase --include="$packages" bookworm "$root" "$mirror" >
 echo jvmm-debian >"$root/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 jvmm-debian\n' >"$root/etc/hosts"
 echo '/dev/vda / ext4 defaults,errors=remount-ro 0 1' >"$root/etc/fstab"
+# The initramfs carries fsck for the root file system only if it knows its type: its hook would probe /dev/vda,
+# which a chroot does not have, so the type is given and the initramfs (made before this fstab) made again.
+echo 'FSTYPE=ext4' >"$root/etc/initramfs-tools/conf.d/root-fstype.conf"
+chroot "$root" update-initramfs -u -k all >"$work/initramfs.log" 2>&1 ||
+  { tail -n 20 "$work/initramfs.log" >&2; die "update-initramfs failed (log above)"; }
 : >"$root/etc/machine-id" # made at first boot, so that every copy of the image has its own
 mkdir -p "$root/etc/systemd/network"
 printf '[Match]\nType=ether\n\n[Network]\nDHCP=yes\n' >"$root/etc/systemd/network/80-dhcp.network"

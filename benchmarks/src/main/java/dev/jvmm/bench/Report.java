@@ -33,13 +33,15 @@ import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The benchmark suite in one command: exit latency of jvmm against the C reference VMM (refvmm) and QEMU
  * microvm on the same guest, JMH runs of jvmm's exit path with the gc profiler, latency distributions, launch
  * time and memory. Writes report.md, PNG charts and the raw JMH JSON into the output directory.
  *
- * <p>Usage: {@code Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch]}.
+ * <p>Usage: {@code Report [--quick] [--out DIR] [--no-exits] [--no-jmh] [--no-qemu] [--no-launch] [--debian DIR]};
+ * {@code --debian} adds a Debian guest's time to its login prompt under jvmm and under QEMU.
  * Ratios compare runs made back to back in this one run (see HOST.md: absolute times drift with load).
  */
 public final class Report {
@@ -49,13 +51,14 @@ public final class Report {
      */
     public record Config(boolean quick, Path out, int exitsPerBatch, int batches, int rounds, long warmupExits,
                          int jmhWarmups, int jmhIterations, int jmhIterationMs, int jmhForks, int launchRuns,
-                         boolean everyJvmSetting, boolean jmh, boolean qemu, boolean launch) {
+                         boolean everyJvmSetting, boolean exits, boolean jmh, boolean qemu, boolean launch,
+                         Optional<Path> debian, int loginRounds) {
         public static Config standard(Path out) {
-            return new Config(false, out, 5000, 3, 5, 30_000, 3, 5, 1000, 1, 5, true, true, true, true);
+            return new Config(false, out, 5000, 3, 5, 30_000, 3, 5, 1000, 1, 5, true, true, true, true, true, Optional.empty(), 3);
         }
 
         public static Config quick(Path out) {
-            return new Config(true, out, 300, 2, 2, 30_000, 1, 2, 200, 1, 1, true, true, true, true);
+            return new Config(true, out, 300, 2, 2, 30_000, 1, 2, 200, 1, 1, true, true, true, true, true, Optional.empty(), 1);
         }
 
         /**
@@ -64,12 +67,18 @@ public final class Report {
          * numbers are then not for comparing, JMH's own advice) and jvmm launches with one JVM setting only.
          */
         public static Config emulated(Path out) {
-            return new Config(true, out, 50, 2, 1, 100, 0, 1, 100, 0, 1, false, true, true, true);
+            return new Config(true, out, 50, 2, 1, 100, 0, 1, 100, 0, 1, false, true, true, true, true, Optional.empty(), 1);
         }
 
-        Config with(boolean jmh, boolean qemu, boolean launch) {
+        Config with(boolean exits, boolean jmh, boolean qemu, boolean launch) {
             return new Config(quick, out, exitsPerBatch, batches, rounds, warmupExits, jmhWarmups, jmhIterations,
-                    jmhIterationMs, jmhForks, launchRuns, everyJvmSetting, jmh, qemu, launch);
+                    jmhIterationMs, jmhForks, launchRuns, everyJvmSetting, exits, jmh, qemu, launch, debian, loginRounds);
+        }
+
+        /** With the time-to-login rows for the Debian guest in {@code image} (scripts/debian-image.sh's folder). */
+        Config withDebian(Path image) {
+            return new Config(quick, out, exitsPerBatch, batches, rounds, warmupExits, jmhWarmups, jmhIterations,
+                    jmhIterationMs, jmhForks, launchRuns, everyJvmSetting, exits, jmh, qemu, launch, Optional.of(image), loginRounds);
         }
     }
 
@@ -99,6 +108,14 @@ public final class Report {
 
     record JmhScore(double score, double error, Stats iterations, double allocNormBytes, String unit) {}
 
+    /** Seconds from spawn to the login prompt, per VMM, and the jvmm/QEMU ratio per round; or why not measured. */
+    record LoginResult(Stats jvmmSeconds, Stats qemuSeconds, Stats ratio, String note) {
+        static LoginResult notMeasured(String why) {
+            Stats none = Stats.of(new double[0]);
+            return new LoginResult(none, none, none, why);
+        }
+    }
+
     record LaunchRow(String vmm, String settings, Stats firstOutputMs, Stats exitMs, Stats mainMs, Stats vmBuiltMs,
                      Footprint.Memory memory, String note) {}
 
@@ -121,7 +138,8 @@ public final class Report {
 
     public static void main(String[] args) throws Exception {
         Path out = Path.of("target", "bench-report");
-        boolean quick = false, jmh = true, qemu = true, launch = true;
+        boolean quick = false, exits = true, jmh = true, qemu = true, launch = true;
+        Path debian = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--quick" -> quick = true;
@@ -129,8 +147,12 @@ public final class Report {
                 case "--no-jmh" -> jmh = false;
                 case "--no-qemu" -> qemu = false;
                 case "--no-launch" -> launch = false;
+                case "--no-exits" -> exits = false;
+                case "--debian" -> debian = Path.of(args[++i]);
                 case "-h", "--help" -> {
-                    System.out.println("usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch]");
+                    System.out.println("usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] [--no-exits] [--debian DIR]");
+                    System.out.println("  --debian DIR  also time a Debian guest to its login prompt, jvmm against QEMU"
+                            + " (DIR: what scripts/debian-image.sh prints)");
                     return;
                 }
                 default -> {
@@ -139,7 +161,8 @@ public final class Report {
                 }
             }
         }
-        Config c = (quick ? Config.quick(out) : Config.standard(out)).with(jmh, qemu, launch);
+        Config c = (quick ? Config.quick(out) : Config.standard(out)).with(exits, jmh, qemu, launch);
+        if (debian != null) c = c.withDebian(debian);
         Path md = new Report(c).run();
         System.out.println("report: " + md.toAbsolutePath());
     }
@@ -148,7 +171,7 @@ public final class Report {
     public Path run() throws Exception {
         Files.createDirectories(config.out());
         List<ExitRow> rows = new ArrayList<>();
-        for (ExitKind k : ExitKind.values()) for (int cpl : k.cpls()) rows.add(new ExitRow(k, cpl));
+        if (config.exits()) for (ExitKind k : ExitKind.values()) for (int cpl : k.cpls()) rows.add(new ExitRow(k, cpl));
         int step = 0;
         for (ExitRow row : rows) {
             say("[exits %d/%d] %s: paired rounds jvmm / C%s", ++step, rows.size(), row.label(),
@@ -156,8 +179,8 @@ public final class Report {
             pairedRounds(row);
             if (row.kind != ExitKind.IOEVENTFD && row.kind != ExitKind.IRQ) histograms(row);
         }
-        emptyRunReference();
-        if (config.jmh()) {
+        if (config.exits()) emptyRunReference();
+        if (config.exits() && config.jmh()) {
             int i = 0;
             for (ExitRow row : rows) {
                 say("[jmh %d/%d] ExitBenchmark kind=%s cpl=%d", ++i, rows.size() + 1, row.kind.guestName(), row.cpl);
@@ -168,9 +191,26 @@ public final class Report {
             Files.writeString(config.out().resolve("jmh.json"), new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(jmhJson));
         }
         List<LaunchRow> launches = config.launch() ? new LaunchBench(config, tools, this::say).run() : List.of();
+        LoginResult login = config.debian().map(this::login).orElse(null);
         Path md = config.out().resolve("report.md");
-        Files.writeString(md, new ReportWriter(config, rows, launches, tscKhz, refEmptyRunNs, jmhEmptyRun, loadBefore, loadAverage()).write());
+        Files.writeString(md, new ReportWriter(config, rows, launches, login, tscKhz, refEmptyRunNs, jmhEmptyRun, loadBefore,
+                loadAverage()).write());
         return md;
+    }
+
+    private LoginResult login(Path image) {
+        String why = LoginBench.unavailable(image);
+        say("[login] Debian to its login prompt, jvmm / QEMU, %d round(s)%s", config.loginRounds(), why == null ? "" : ": skipped, " + why);
+        if (why != null) return LoginResult.notMeasured(why);
+        try {
+            return new LoginBench(image, config.out().resolve("login"), config.loginRounds(), this::say).run();
+        } catch (IOException | RuntimeException e) {
+            say("    failed: %s", e.getMessage());
+            return LoginResult.notMeasured("failed: " + e.getMessage());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return LoginResult.notMeasured("interrupted");
+        }
     }
 
     /** Rounds of: one refvmm process, the same batches on a warm jvmm VM, one QEMU process; ratios per round. */

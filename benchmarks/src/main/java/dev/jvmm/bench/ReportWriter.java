@@ -13,17 +13,19 @@ final class ReportWriter {
     private final Report.Config config;
     private final List<Report.ExitRow> rows;
     private final List<Report.LaunchRow> launches;
+    private final Report.LoginResult login;
     private final int tscKhz;
     private final Stats refEmptyRunNs;
     private final Report.JmhScore jmhEmptyRun;
     private final String loadBefore, loadAfter;
     private final StringBuilder md = new StringBuilder();
 
-    ReportWriter(Report.Config config, List<Report.ExitRow> rows, List<Report.LaunchRow> launches, int tscKhz,
-                 Stats refEmptyRunNs, Report.JmhScore jmhEmptyRun, String loadBefore, String loadAfter) {
+    ReportWriter(Report.Config config, List<Report.ExitRow> rows, List<Report.LaunchRow> launches, Report.LoginResult login,
+                 int tscKhz, Stats refEmptyRunNs, Report.JmhScore jmhEmptyRun, String loadBefore, String loadAfter) {
         this.config = config;
         this.rows = rows;
         this.launches = launches;
+        this.login = login;
         this.tscKhz = tscKhz;
         this.refEmptyRunNs = refEmptyRunNs;
         this.jmhEmptyRun = jmhEmptyRun;
@@ -34,10 +36,10 @@ final class ReportWriter {
     String write() {
         line("# jvmm benchmark report");
         line("");
-        line("%s%s. Host: %s, %d CPUs, kernel %s, JDK %s, TSC %d kHz. Load average before: %s; after: %s.",
+        line("%s%s. Host: %s, %d CPUs, kernel %s, JDK %s, TSC %s kHz. Load average before: %s; after: %s.",
                 Report.now(), config.quick() ? " — **quick mode (smoke test; numbers are not meaningful)**" : "",
                 cpuModel(), Runtime.getRuntime().availableProcessors(), System.getProperty("os.version"),
-                Runtime.version(), tscKhz, loadBefore, loadAfter);
+                Runtime.version(), tscKhz == 0 ? "n/a" : "" + tscKhz, loadBefore, loadAfter);
         line("");
         line("Figures are medians over %d rounds; parentheses give min–max over the rounds. Each round runs one refvmm "
                 + "process, then the same number of batches on a warm jvmm VM, then one QEMU process, back to back, "
@@ -45,10 +47,18 @@ final class ReportWriter {
                 + "A batch is %d exits; time per exit includes the guest's loop (dec/jnz, emulated at CPL0 on this host).",
                 config.rounds(), config.exitsPerBatch());
         line("");
-        exitTable();
-        jmhTable();
-        histogramTable();
+        if (rows.isEmpty()) {
+            line("## Exit latency");
+            line("");
+            line("Skipped (--no-exits).");
+            line("");
+        } else {
+            exitTable();
+            jmhTable();
+            histogramTable();
+        }
         launchTable();
+        loginTable();
         line("## Files");
         line("");
         line("- `jmh.json`: raw JMH results (all runs); `exit-costs.png`: medians per exit kind; "
@@ -170,6 +180,26 @@ final class ReportWriter {
                     m == null ? "n/a" : m.rssAnonKb() + " / " + m.rssFileKb() + " / " + m.rssShmemKb(),
                     m == null ? "n/a" : m.pssKb(), l.note());
         }
+        line("");
+    }
+
+    private void loginTable() {
+        line("## Time to login (Debian bookworm, %d vCPUs, %s)", LoginBench.CPUS, LoginBench.MEMORY);
+        line("");
+        if (login == null) {
+            line("Not run: `--debian DIR` names the guest (the folder scripts/debian-image.sh prints).");
+            line("");
+            return;
+        }
+        line("Process spawn to the serial console's `login:` prompt, the same kernel, initramfs and image (a fresh qcow2 "
+                + "overlay per boot, so each is a first boot): `jvmm run` with its default devices and user-mode network, "
+                + "against QEMU with KVM (`-M q35 -cpu host`, virtio disk and NIC). %d round(s), the two alternating; "
+                + "the ratio is taken per round.", config.loginRounds());
+        line("");
+        line("| jvmm (s) | QEMU (s) | ratio jvmm / QEMU | note |");
+        line("|---|---|---|---|");
+        line("| %s | %s | %s | %s |", login.jvmmSeconds().format("%.1f"), login.qemuSeconds().format("%.1f"),
+                login.ratio().format("%.2f"), login.note());
         line("");
     }
 

@@ -2,6 +2,7 @@ package dev.jvmm.boot;
 
 import com.sun.net.httpserver.HttpServer;
 import dev.jvmm.core.ExitStatus;
+import dev.jvmm.core.testing.FakeDnsServer;
 import dev.jvmm.core.testing.KvmHost;
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.devices.net.NetConfig;
@@ -13,6 +14,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
@@ -23,11 +25,13 @@ import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
+import java.util.function.Predicate;
 import java.util.regex.Pattern;
 import java.util.concurrent.TimeUnit;
 
@@ -68,14 +72,17 @@ class DebianGuestKvmTest {
         }
         // The user's way: `jvmm run` on a terminal (tmux), the console read and typed as a person does.
         int sshPort = freePort();
+        // The guest's resolver is 10.0.2.3 (DHCP and the image agree); jvmm forwards its queries to this server.
+        FakeDnsServer dns = new FakeDnsServer(Map.of("files.jvmm.test", (Inet4Address) InetAddress.getByName("10.0.2.2")));
         List<String> jvmm = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
                 "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
                 "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
                 "--disk", overlay + ",transport=pci,format=qcow2", "--cmdline", "console=ttyS0 root=/dev/vda rw",
-                "--cpus", "2", "--memory", "1G", "--net", "user,hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
+                "--cpus", "4", "--memory", "1G", "--net", "user,resolver=" + dns.address().getHostString() + ":"
+                        + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
         String jvmmLog;
-        try (Terminal term = Terminal.start(dir, jvmm)) {
+        try (dns; Terminal term = Terminal.start(dir, jvmm)) {
             long t0 = System.nanoTime();
             assertTrue(term.awaitLog("jvmm-debian login:", BOOT), "no login prompt within " + BOOT + ":\n" + term.log());
             System.out.println("login prompt after " + (System.nanoTime() - t0) / 1_000_000 + " ms");
@@ -86,11 +93,11 @@ class DebianGuestKvmTest {
                     + "echo cpus=$(nproc); ip -4 -o addr show scope global; "
                     + "cat /sys/devices/system/clocksource/clocksource0/current_clocksource");
             assertTrue(state.startsWith("running\n"), "systemd is running with no failed unit:\n" + state);
-            assertTrue(state.contains("\ncpus=2\n"), state);
+            assertTrue(state.contains("\ncpus=4\n"), state);
             assertTrue(state.contains("inet 10.0.2.15/24"), state);
             assertTrue(state.strip().endsWith("kvm-clock"), state);
 
-            // A download from a server on the host (10.0.2.2 is the host's loopback), checked byte for byte.
+            // A download by name from a server on the host (10.0.2.2 is the host's loopback), checked byte for byte.
             byte[] blob = new byte[4 << 20];
             new Random(11).nextBytes(blob);
             HttpServer http = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
@@ -102,7 +109,10 @@ class DebianGuestKvmTest {
             });
             http.start();
             try {
-                String sum = ssh(sshPort, "curl -sf http://10.0.2.2:" + http.getAddress().getPort() + "/blob | sha256sum");
+                String hosts = ssh(sshPort, "getent ahostsv4 files.jvmm.test");
+                assertTrue(hosts.startsWith("10.0.2.2 "), hosts);
+                assertTrue(dns.questions().contains("files.jvmm.test 1"), "asked through 10.0.2.3: " + dns.questions());
+                String sum = ssh(sshPort, "curl -sf http://files.jvmm.test:" + http.getAddress().getPort() + "/blob | sha256sum");
                 assertEquals(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(blob)), sum.split(" ")[0]);
             } finally {
                 http.stop(0);
@@ -113,6 +123,13 @@ class DebianGuestKvmTest {
             assertTrue(term.awaitScreen("root@jvmm-debian:~#", Duration.ofMinutes(3)), term.screen());
             term.type("uname -a");
             assertTrue(term.awaitScreen("Linux jvmm-debian 6.1", Duration.ofMinutes(1)), term.screen());
+
+            // reboot in the guest: the VM starts again from its configuration and boots to login once more.
+            term.type("reboot");
+            assertTrue(term.awaitLog(log -> log.contains("reboot: Restarting system")
+                    && log.indexOf("jvmm-debian login:", log.indexOf("reboot: Restarting system")) > 0, BOOT),
+                    "no second login prompt after reboot:\n" + term.log());
+            assertFalse(term.log().contains("jvmm-exit="), "jvmm ended on the guest's reboot:\n" + term.log());
 
             // SIGTERM to jvmm presses the power button: systemd shuts down cleanly, ACPI S5 ends the run with 0.
             term.signalCommand("TERM");
@@ -132,7 +149,9 @@ class DebianGuestKvmTest {
         // The oracle: QEMU boots the same kernel, initramfs and image in this same place. A suspicious line that
         // both print is the kernel's (or the emulated CPU's); one only jvmm's boot prints is jvmm's to fix.
         String qemuLog = qemuBootToLogin(dir);
+        // Both of jvmm's boots count: the first, and the one after the guest's reboot.
         Set<String> onlyJvmm = new TreeSet<>(suspicious(untilLogin(jvmmLog)));
+        onlyJvmm.addAll(suspicious(untilLogin(jvmmLog.substring(jvmmLog.indexOf("reboot: Restarting system")))));
         onlyJvmm.removeAll(suspicious(untilLogin(qemuLog)));
         System.out.println("suspicious lines QEMU prints too: " + suspicious(qemuLog));
         assertEquals(Set.of(), onlyJvmm, "boot log lines only jvmm's boot prints (QEMU's log:\n" + qemuLog + ")");
@@ -193,13 +212,21 @@ class DebianGuestKvmTest {
             return await(this::log, text, timeout);
         }
 
+        boolean awaitLog(Predicate<String> condition, Duration timeout) throws Exception {
+            return await(this::log, condition, timeout);
+        }
+
         boolean awaitScreen(String text, Duration timeout) throws Exception {
             return await(this::screen, text, timeout);
         }
 
         private static boolean await(Callable<String> source, String text, Duration timeout) throws Exception {
+            return await(source, s -> s.contains(text), timeout);
+        }
+
+        private static boolean await(Callable<String> source, Predicate<String> condition, Duration timeout) throws Exception {
             long deadline = System.nanoTime() + timeout.toNanos();
-            while (!source.call().contains(text)) {
+            while (!condition.test(source.call())) {
                 if (System.nanoTime() > deadline) return false;
                 Thread.sleep(500);
             }
@@ -251,7 +278,7 @@ class DebianGuestKvmTest {
         Path overlay = dir.resolve("qemu.qcow2"), log = dir.resolve("qemu-console.log");
         run(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.resolve("debian.qcow2").toString(),
                 overlay.toString()));
-        Process q = new ProcessBuilder("qemu-system-x86_64", "-accel", "kvm", "-M", "q35", "-cpu", "host", "-smp", "2", "-m", "1G",
+        Process q = new ProcessBuilder("qemu-system-x86_64", "-accel", "kvm", "-M", "q35", "-cpu", "host", "-smp", "4", "-m", "1G",
                 "-kernel", image.resolve("vmlinuz").toString(), "-initrd", image.resolve("initrd.img").toString(),
                 "-append", "console=ttyS0 root=/dev/vda rw", "-drive", "file=" + overlay + ",if=virtio,format=qcow2",
                 "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0", "-display", "none", "-monitor", "none",
