@@ -66,7 +66,8 @@ class UserNetNamespaceTest {
             tap = ns.call(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
             user = UserNetBackend.start(new NetConfig.User(
                     List.of(new NetConfig.HostForward(NetConfig.Protocol.TCP, InetAddress.getLoopbackAddress(), 0, Optional.empty(), GUEST_PORT)),
-                    false, Optional.empty(), Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), fakeResolver.getLocalPort()))));
+                    List.of(), false, true, Optional.empty(),
+                    Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), fakeResolver.getLocalPort()))));
             pump = new FramePump(tap, user);
             dhcpResult = Files.createTempFile("udhcpc", ".env");
             Path script = Files.createTempFile("udhcpc", ".sh");

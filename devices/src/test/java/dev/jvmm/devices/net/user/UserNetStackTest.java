@@ -51,7 +51,7 @@ class UserNetStackTest {
     }
 
     void start(boolean restrict, List<NetConfig.HostForward> forwards) {
-        user = UserNetBackend.start(new NetConfig.User(forwards, restrict, Optional.empty(),
+        user = UserNetBackend.start(new NetConfig.User(forwards, List.of(), restrict, !restrict, Optional.empty(),
                 Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))));
         queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
             @Override
@@ -367,7 +367,7 @@ class UserNetStackTest {
 
     @Test
     void aGuestThatTakesNoFramesMakesTheStackStopReadingTheHost() throws Exception {
-        user = UserNetBackend.start(new NetConfig.User(List.of(), false, Optional.empty(),
+        user = UserNetBackend.start(new NetConfig.User(List.of(), List.of(), false, true, Optional.empty(),
                 Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))));
         java.util.concurrent.atomic.AtomicBoolean accepting = new java.util.concurrent.atomic.AtomicBoolean(true);
         queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
