@@ -73,7 +73,7 @@ class DebianGuestKvmTest {
                 "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
                 "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
                 "--disk", overlay + ",transport=pci,format=qcow2", "--cmdline", "console=ttyS0 root=/dev/vda rw",
-                "--cpus", "2", "--memory", "1G", "--net", "user,hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
+                "--cpus", "2", "--memory", "1G", "--net", "user,hostloopback=on,hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
         String jvmmLog;
         try (Terminal term = Terminal.start(dir, jvmm)) {
             long t0 = System.nanoTime();
@@ -90,7 +90,7 @@ class DebianGuestKvmTest {
             assertTrue(state.contains("inet 10.0.2.15/24"), state);
             assertTrue(state.strip().endsWith("kvm-clock"), state);
 
-            // A download from a server on the host (10.0.2.2 is the host's loopback), checked byte for byte.
+            // A download from a server on the host (10.0.2.2 is the host's loopback with hostloopback=on), checked byte for byte.
             byte[] blob = new byte[4 << 20];
             new Random(11).nextBytes(blob);
             HttpServer http = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
