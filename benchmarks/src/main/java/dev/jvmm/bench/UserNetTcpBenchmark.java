@@ -85,7 +85,7 @@ public class UserNetTcpBenchmark {
             Netns.run("ip", "netns", "add", namespace);
             Netns.run("ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up");
             tap = Netns.call(namespace, () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
-            user = UserNetBackend.start(new NetConfig.User(List.of(), false, Optional.empty(),
+            user = UserNetBackend.start(new NetConfig.User(List.of(), List.of(), false, true, Optional.empty(),
                     Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 53))));
             pump(tap, user);
             Netns.run("ip", "netns", "exec", namespace, "ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");

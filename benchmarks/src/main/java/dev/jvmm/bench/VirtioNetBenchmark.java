@@ -109,7 +109,7 @@ public class VirtioNetBenchmark {
                     }
                 });
                 if (path.equals("user")) {
-                    user = UserNetBackend.start(new NetConfig.User(List.of(), false, Optional.empty(),
+                    user = UserNetBackend.start(new NetConfig.User(List.of(), List.of(), false, true, Optional.empty(),
                             Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 53))));
                     guest = new NetGuest(user, (1L << VirtioNet.F_MAC) | (1L << VirtioNet.F_CSUM));
                     tcp = new GuestTcp(guest, server.getLocalPort());

@@ -79,7 +79,7 @@ class DebianGuestKvmTest {
                 "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
                 "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
                 "--disk", overlay + ",transport=pci,format=qcow2", "--cmdline", "console=ttyS0 root=/dev/vda rw",
-                "--cpus", "4", "--memory", "1G", "--net", "user,resolver=" + dns.address().getHostString() + ":"
+                "--cpus", "4", "--memory", "1G", "--net", "user,hostloopback=on,resolver=" + dns.address().getHostString() + ":"
                         + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
         String jvmmLog;
         try (dns; Terminal term = Terminal.start(dir, jvmm)) {
@@ -97,7 +97,8 @@ class DebianGuestKvmTest {
             assertTrue(state.contains("inet 10.0.2.15/24"), state);
             assertTrue(state.strip().endsWith("kvm-clock"), state);
 
-            // A download by name from a server on the host (10.0.2.2 is the host's loopback), checked byte for byte.
+            // A download by name from a server on the host (10.0.2.2 is the host's loopback with hostloopback=on), checked
+            // byte for byte.
             byte[] blob = new byte[4 << 20];
             new Random(11).nextBytes(blob);
             HttpServer http = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);

@@ -96,7 +96,8 @@ class MachineKvmTest {
     @org.junit.jupiter.api.Test
     void virtioNetOnMmioAndPciTalksToTheUserNetwork() throws Exception {
         ByteArrayOutputStream debug = new ByteArrayOutputStream();
-        NetConfig.User second = new NetConfig.User(List.of(), false, Optional.of(MacAddress.parse("52:54:00:ab:cd:ef")), Optional.empty());
+        NetConfig.User second = new NetConfig.User(List.of(), List.of(), false, false, Optional.of(MacAddress.parse("52:54:00:ab:cd:ef")),
+                Optional.empty());
         MachineConfig config = MachineConfig.builder(TestKernels.guest("virtio_net_suite.elf", dir)).memory(64 << 20)
                 .debugcon(debug).debugExit(0xf4).cmdline("net suite mac0=525400123456 mac1=525400abcdef")
                 .nic(new MachineConfig.NicConfig(NetConfig.User.defaults(), MachineConfig.DiskConfig.Transport.MMIO))

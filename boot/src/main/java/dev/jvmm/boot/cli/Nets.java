@@ -11,7 +11,8 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * {@code --net user[,hostfwd=...][,restrict=on][,mac=...] | tap,ifname=NAME[,bridge=BR][,mac=...][,queues=N] | none},
+ * {@code --net user[,hostfwd=...][,guestfwd=...][,hostloopback=on][,restrict=on][,mac=...][,resolver=IP[:PORT]]
+ * | tap,ifname=NAME[,bridge=BR][,mac=...][,queues=N] | none},
  * each with an optional {@code transport=pci|mmio} (default pci). {@code none}: no NIC, not even the default one.
  */
 public final class Nets implements CommandLine.ITypeConverter<Nets.NetOption> {

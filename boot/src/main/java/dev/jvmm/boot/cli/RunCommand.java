@@ -74,10 +74,15 @@ public final class RunCommand implements Callable<Integer> {
                     + " unless given; a qcow2 image with a backing file needs format=qcow2.")
     java.util.List<MachineConfig.DiskConfig> disks = new java.util.ArrayList<>();
 
-    @Option(names = "--net", paramLabel = "user[,hostfwd=...][,restrict=on]|tap,ifname=NAME[,bridge=BR]|none", converter = Nets.class,
-            description = "A virtio-net NIC (repeatable): user-mode networking (guest 10.0.2.15 by DHCP, gateway and host 10.0.2.2,"
-                    + " DNS 10.0.2.3; hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT forwards a host port), a TAP interface (created if"
-                    + " missing, added to bridge BR), or none. Also mac=52:54:00:..., transport=pci|mmio (default pci)."
+    @Option(names = "--net", paramLabel = "user[,hostfwd=...][,guestfwd=...][,hostloopback=on][,restrict=on]|tap,ifname=NAME[,bridge=BR]|none",
+            converter = Nets.class,
+            description = "A virtio-net NIC (repeatable): user-mode networking (guest 10.0.2.15 by DHCP, gateway 10.0.2.2,"
+                    + " DNS 10.0.2.3; hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT forwards a host port to the guest). The host"
+                    + " itself is closed to the guest unless hostloopback=on (QEMU's default: 10.0.2.2 is the host's"
+                    + " 127.0.0.1, and the host's own addresses answer) or guestfwd=tcp:10.0.2.100:PORT-HOSTADDR:HOSTPORT"
+                    + " opens one host service; link-local and cloud metadata addresses stay closed; restrict=on refuses"
+                    + " every outgoing flow but guestfwd. Or a TAP interface (created if missing, added to bridge BR),"
+                    + " or none. Also mac=52:54:00:..., transport=pci|mmio (default pci)."
                     + " Default: one user-mode NIC for Linux kernels, none for multiboot kernels.")
     java.util.List<Nets.NetOption> nets = new java.util.ArrayList<>();
 

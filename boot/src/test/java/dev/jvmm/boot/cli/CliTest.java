@@ -221,6 +221,7 @@ class CliTest {
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "slirp"), "unknown backend");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,transport=usb"), "transport must be pci or mmio");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,hostfwd=tcp::70000-:22"), "70000");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,guestfwd=tcp:10.0.2.100:80-cmd:nc h 80"), "cmd: (a command per connection) is not supported");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "tap"), "needs ifname=NAME");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "none", "--net", "user"), "--net none cannot be combined");
     }
@@ -232,6 +233,10 @@ class CliTest {
         var u = (dev.jvmm.devices.net.NetConfig.User) user.backend();
         assertTrue(u.restrict());
         assertEquals(2222, u.forwards().get(0).hostPort());
+        var open = (dev.jvmm.devices.net.NetConfig.User) Nets.parse("user,hostloopback=on,guestfwd=tcp:10.0.2.100:80-127.0.0.1:8080").nic().orElseThrow().backend();
+        assertTrue(open.hostLoopback());
+        assertEquals(8080, open.guestForwards().get(0).hostPort());
+        assertFalse(((dev.jvmm.devices.net.NetConfig.User) Nets.parse("user").nic().orElseThrow().backend()).hostLoopback(), "closed by default");
         var tap = Nets.parse("tap,ifname=tap0,bridge=br0,mac=52:54:00:01:02:03").nic().orElseThrow();
         assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.PCI, tap.transport(), "pci by default");
         assertEquals("tap0", ((dev.jvmm.devices.net.NetConfig.Tap) tap.backend()).ifname());

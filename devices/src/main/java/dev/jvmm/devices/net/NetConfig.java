@@ -12,7 +12,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * A network backend as the user wrote it: {@code user[,hostfwd=...][,restrict=on][,mac=...]} or
+ * A network backend as the user wrote it:
+ * {@code user[,hostfwd=...][,guestfwd=...][,hostloopback=on][,restrict=on][,mac=...][,resolver=...]} or
  * {@code tap,ifname=NAME[,bridge=BR][,mac=...][,queues=N]}.
  */
 public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
@@ -28,17 +29,26 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
     record HostForward(Protocol protocol, InetAddress hostAddress, int hostPort, Optional<InetAddress> guestAddress, int guestPort) {}
 
     /**
-     * User-mode networking. {@code resolver} overrides where the DNS forwarder at 10.0.2.3 sends queries
-     * (default: the first nameserver in /etc/resolv.conf).
+     * QEMU's {@code guestfwd=[tcp]:[GUESTADDR]:GUESTPORT-[tcp:]HOSTADDR:HOSTPORT}: the guest's TCP connections to
+     * GUESTADDR:GUESTPORT (an otherwise unused address of 10.0.2.0/24; empty means 10.0.2.4, as in QEMU) reach the
+     * host's HOSTADDR:HOSTPORT, whatever hostloopback says: one host service, opened on purpose.
      */
-    record User(List<HostForward> forwards, boolean restrict, Optional<MacAddress> mac,
-                Optional<InetSocketAddress> resolver) implements NetConfig {
+    record GuestForward(InetAddress guestAddress, int guestPort, InetAddress hostAddress, int hostPort) {}
+
+    /**
+     * User-mode networking. The guest reaches the host itself (10.0.2.2 as the host's loopback, the host's own
+     * addresses) only with {@code hostLoopback}, or through {@code guestForwards}. {@code resolver} overrides
+     * where the DNS forwarder at 10.0.2.3 sends queries (default: the first nameserver in /etc/resolv.conf).
+     */
+    record User(List<HostForward> forwards, List<GuestForward> guestForwards, boolean restrict, boolean hostLoopback,
+                Optional<MacAddress> mac, Optional<InetSocketAddress> resolver) implements NetConfig {
         public User {
             forwards = List.copyOf(forwards);
+            guestForwards = List.copyOf(guestForwards);
         }
 
         public static User defaults() {
-            return new User(List.of(), false, Optional.empty(), Optional.empty());
+            return new User(List.of(), List.of(), false, false, Optional.empty(), Optional.empty());
         }
     }
 
@@ -46,6 +56,8 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
     record Tap(String ifname, Optional<String> bridge, Optional<MacAddress> mac, int queues) implements NetConfig {}
 
     Pattern FORWARD = Pattern.compile("(?:(tcp|udp)?:)?([^:]*):(\\d+)-([^:]*):(\\d+)");
+    Pattern GUEST_FORWARD = Pattern.compile("(?:([a-z]*):)?([^:-]*):(\\d+)-(.*)");
+    Pattern GUEST_FORWARD_TARGET = Pattern.compile("(?:tcp:)?([^:]+):(\\d+)");
 
     /** Parses a --net value; every problem is a {@link NetConfigException} with one line naming it. */
     static NetConfig parse(String text) {
@@ -97,14 +109,25 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
         List<HostForward> forwards = new ArrayList<>();
         List<String> fwd = options.remove("hostfwd");
         if (fwd != null) for (String f : fwd) forwards.add(parseForward(f));
-        boolean restrict = false;
-        String r = single("user", options, "restrict");
-        if (r != null) {
-            restrict = switch (r) {
-                case "on", "yes", "y" -> true;
-                case "off", "no", "n" -> false;
-                default -> throw new NetConfigException("--net user: restrict=" + r + " must be on or off");
-            };
+        List<GuestForward> guestForwards = new ArrayList<>();
+        List<String> gfwd = options.remove("guestfwd");
+        if (gfwd != null) {
+            for (String f : gfwd) {
+                GuestForward g = parseGuestForward(f);
+                for (GuestForward other : guestForwards) {
+                    if (other.guestAddress().equals(g.guestAddress()) && other.guestPort() == g.guestPort()) {
+                        throw new NetConfigException("--net user: guestfwd=" + f + ": " + g.guestAddress().getHostAddress() + ":"
+                                + g.guestPort() + " is forwarded twice; give each guest address and port once");
+                    }
+                }
+                guestForwards.add(g);
+            }
+        }
+        boolean restrict = flag(options, "restrict");
+        boolean hostLoopback = flag(options, "hostloopback");
+        if (restrict && hostLoopback) {
+            throw new NetConfigException("--net user: hostloopback=on opens nothing with restrict=on (every outgoing flow is refused);"
+                    + " drop one, or give guestfwd= for the host services the guest needs");
         }
         Optional<MacAddress> mac = mac("user", options);
         Optional<InetSocketAddress> resolver = Optional.empty();
@@ -115,8 +138,53 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
             int port = colon < 0 ? 53 : port("user", "resolver=" + res, res.substring(colon + 1), false);
             resolver = Optional.of(new InetSocketAddress(literal("user", "resolver=" + res, host), port));
         }
-        rejectUnknown("user", options, "hostfwd, restrict, mac, resolver");
-        return new User(forwards, restrict, mac, resolver);
+        rejectUnknown("user", options, "hostfwd, guestfwd, hostloopback, restrict, mac, resolver");
+        return new User(forwards, guestForwards, restrict, hostLoopback, mac, resolver);
+    }
+
+    /** An on/off option of --net user (QEMU also takes yes/no/y/n); false when absent. */
+    private static boolean flag(Map<String, List<String>> options, String key) {
+        String v = single("user", options, key);
+        if (v == null) return false;
+        return switch (v) {
+            case "on", "yes", "y" -> true;
+            case "off", "no", "n" -> false;
+            default -> throw new NetConfigException("--net user: " + key + "=" + v + " must be on or off");
+        };
+    }
+
+    private static GuestForward parseGuestForward(String f) {
+        String what = "guestfwd=" + f;
+        Matcher m = GUEST_FORWARD.matcher(f);
+        if (!m.matches()) {
+            throw new NetConfigException("--net user: " + what + " is not [tcp]:[GUESTADDR]:GUESTPORT-HOSTADDR:HOSTPORT,"
+                    + " e.g. guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080");
+        }
+        if (m.group(1) != null && !m.group(1).isEmpty() && !m.group(1).equals("tcp")) {
+            throw new NetConfigException("--net user: " + what + ": guestfwd forwards TCP only, not '" + m.group(1) + "'");
+        }
+        String target = m.group(4);
+        if (target.startsWith("cmd:")) {
+            throw new NetConfigException("--net user: " + what + ": cmd: (a command per connection) is not supported;"
+                    + " forward to a host address instead, e.g. guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080");
+        }
+        Matcher t = GUEST_FORWARD_TARGET.matcher(target);
+        if (!t.matches()) {
+            throw new NetConfigException("--net user: " + what + ": '" + target + "' is not [tcp:]HOSTADDR:HOSTPORT"
+                    + " (other character devices are not supported), e.g. guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080");
+        }
+        InetAddress guest = literal("user", what, m.group(2).isEmpty() ? "10.0.2.4" : m.group(2));
+        byte[] g = guest.getAddress();
+        int last = g[3] & 0xff;
+        // QEMU (libslirp) refuses the gateway and the DNS address too; .15 is the guest's own, .0 and .255 not hosts.
+        if (g[0] != 10 || g[1] != 0 || g[2] != 2 || last == 0 || last == 2 || last == 3 || last == 15 || last == 255) {
+            throw new NetConfigException("--net user: " + what + ": the guest address must be an unused one of 10.0.2.0/24,"
+                    + " not " + guest.getHostAddress() + " (10.0.2.2, .3 and .15 are taken), e.g. 10.0.2.100");
+        }
+        int guestPort = port("user", what, m.group(3), false);
+        InetAddress host = literal("user", what, t.group(1));
+        int hostPort = port("user", what, t.group(2), false);
+        return new GuestForward(guest, guestPort, host, hostPort);
     }
 
     private static HostForward parseForward(String f) {

@@ -85,8 +85,13 @@ final class TcpStage {
             reset(p.src, p.dst, s);
             return;
         }
-        InetSocketAddress target = stack.policy.translate(p.dst, s.dstPort);
-        if (target == null || connections.size() >= MAX_CONNECTIONS) {
+        InetSocketAddress target = stack.policy.translate(NetConfig.Protocol.TCP, p.dst, s.dstPort);
+        if (target == null) {
+            stack.refused(NetConfig.Protocol.TCP, p.dst, s.dstPort);
+            reset(p.src, p.dst, s);
+            return;
+        }
+        if (connections.size() >= MAX_CONNECTIONS) {
             reset(p.src, p.dst, s);
             return;
         }

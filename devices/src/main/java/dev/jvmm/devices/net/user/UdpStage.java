@@ -82,9 +82,10 @@ final class UdpStage {
                 return;
             }
         }
-        InetSocketAddress target = stack.policy.translate(p.dst, dstPort);
+        InetSocketAddress target = stack.policy.translate(NetConfig.Protocol.UDP, p.dst, dstPort);
         if (target == null) {
             data.release();
+            stack.refused(NetConfig.Protocol.UDP, p.dst, dstPort);
             stack.icmp.unreachable(p, IcmpStage.CODE_ADMIN_PROHIBITED);
             return;
         }

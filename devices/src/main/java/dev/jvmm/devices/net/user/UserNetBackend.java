@@ -41,7 +41,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * User-mode networking, addressed as QEMU's {@code -netdev user}: the guest is 10.0.2.15 (by DHCP), 10.0.2.2 is
- * the gateway and the host's loopback, 10.0.2.3 a DNS forwarder; guest flows leave through host sockets.
+ * the gateway (and the host's loopback with hostloopback=on), 10.0.2.3 a DNS forwarder; guest flows leave through
+ * host sockets where {@link NatPolicy} allows them.
  */
 public final class UserNetBackend implements NetBackend {
     private static final Logger LOG = LoggerFactory.getLogger(UserNetBackend.class);
@@ -62,7 +63,7 @@ public final class UserNetBackend implements NetBackend {
         this.config = config;
         Transport transport = Transport.best();
         this.group = transport.newGroup(new DefaultThreadFactory("jvmm-usernet", true));
-        this.stack = new UserNetStack(group.next(), transport, PooledByteBufAllocator.DEFAULT, new NatPolicy(config.restrict(), resolver),
+        this.stack = new UserNetStack(group.next(), transport, PooledByteBufAllocator.DEFAULT, new NatPolicy(config, resolver, HostAddresses.live()),
                 echoHosts);
         stack.loop.scheduleAtFixedRate(stack::tick, 50, 50, TimeUnit.MILLISECONDS);
         LOG.debug("user network on Netty {} transport, resolver {}", transport.name(), resolver);

@@ -1,5 +1,6 @@
 package dev.jvmm.devices.net.user;
 
+import dev.jvmm.devices.net.NetConfig;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.EventLoop;
@@ -31,6 +32,7 @@ final class UserNetStack {
     private final Packet packet = new Packet();
     private final AtomicLong dropped = new AtomicLong();
     private final Set<Integer> portsInUse = new HashSet<>();
+    private final RefusalLog refusals = new RefusalLog(LOG::warn);
     private int nextPort;
 
     UserNetStack(EventLoop loop, Transport transport, ByteBufAllocator alloc, NatPolicy policy, EchoHost.Factory echoHosts) {
@@ -55,8 +57,15 @@ final class UserNetStack {
         LOG.trace("dropped: {}", why);
     }
 
+    /** The addresses the stack itself answers for (ARP, ping): the gateway, the DNS forwarder, guestfwd addresses. */
     boolean isVirtualHost(int ip) {
-        return ip == Inet.GATEWAY || ip == Inet.DNS;
+        return ip == Inet.GATEWAY || ip == Inet.DNS || policy.isGuestForwardAddress(ip);
+    }
+
+    /** A guest flow the policy refused: at most one line for it, naming the option that would allow it. */
+    void refused(NetConfig.Protocol protocol, int dst, int port) {
+        long destination = ((long) protocol.ordinal() << 48) | ((dst & 0xffffffffL) << 16) | port;
+        refusals.refused(destination, now(), () -> NatPolicy.message(policy.refusal(dst, port), protocol, dst, port));
     }
 
     /** One frame from the guest; the stack owns {@code frame} and releases it. */

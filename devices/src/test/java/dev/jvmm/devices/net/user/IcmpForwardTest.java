@@ -84,7 +84,7 @@ class IcmpForwardTest {
     }
 
     void start(boolean restrict) {
-        user = UserNetBackend.start(new NetConfig.User(List.of(), restrict, Optional.empty(),
+        user = UserNetBackend.start(new NetConfig.User(List.of(), List.of(), restrict, false, Optional.empty(),
                 Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))), replies -> {
             FakeHost h = new FakeHost(replies);
             hosts.add(h);

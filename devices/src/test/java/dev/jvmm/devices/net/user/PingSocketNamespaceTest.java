@@ -71,7 +71,7 @@ class PingSocketNamespaceTest {
     };
 
     static UserNetBackend start() {
-        return UserNetBackend.start(new NetConfig.User(List.of(), false, Optional.empty(),
+        return UserNetBackend.start(new NetConfig.User(List.of(), List.of(), false, false, Optional.empty(),
                         Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))),
                 PingSocketHost.factory(PooledByteBufAllocator.DEFAULT, OPEN_IN_FAR));
     }

@@ -66,7 +66,8 @@ class UserNetNamespaceTest {
             tap = ns.call(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
             user = UserNetBackend.start(new NetConfig.User(
                     List.of(new NetConfig.HostForward(NetConfig.Protocol.TCP, InetAddress.getLoopbackAddress(), 0, Optional.empty(), GUEST_PORT)),
-                    false, Optional.empty(), Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), fakeResolver.getLocalPort()))));
+                    List.of(), false, true, Optional.empty(),
+                    Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), fakeResolver.getLocalPort()))));
             pump = new FramePump(tap, user);
             dhcpResult = Files.createTempFile("udhcpc", ".env");
             Path script = Files.createTempFile("udhcpc", ".sh");
@@ -185,6 +186,64 @@ class UserNetNamespaceTest {
             }
         });
         assertTrue(e instanceof ConnectException && e.getMessage().contains("refused"), String.valueOf(e));
+    }
+
+    /**
+     * The default policy against the same kernel: a second namespace on a backend without hostloopback, with one
+     * guestfwd, addressed by hand (DHCP is checked above). The host's loopback and its own addresses refuse the
+     * guest; DNS and the guestfwd service answer. The first namespace (hostloopback=on) reaches the host's address.
+     */
+    @Test
+    void byDefaultTheHostIsClosedButDnsAndGuestfwdAnswer() throws Exception {
+        int lan = Arrays.stream(HostAddresses.interfaces()).filter(ip -> (ip >>> 24) != 127).findFirst().orElse(0);
+        try (ServerSocket service = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+             ServerSocket onLan = lan == 0 ? null : new ServerSocket(0, 50, Inet.address(lan));
+             NetNamespace closedNs = NetNamespace.create("jvmm-closed");
+             TapBackend closedTap = closedNs.call(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
+             UserNetBackend closed = UserNetBackend.start((NetConfig.User) NetConfig.parse("user,guestfwd=tcp:10.0.2.100:8080-127.0.0.1:"
+                     + service.getLocalPort() + ",resolver=127.0.0.1:" + fakeResolver.getLocalPort()));
+             FramePump closedPump = new FramePump(closedTap, closed)) {
+            closedNs.exec(10, "ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");
+            closedNs.exec(10, "ip", "route", "add", "default", "via", "10.0.2.2");
+            Exception e = closedNs.call(() -> connectFails(new InetSocketAddress("10.0.2.2", hostServer.getLocalPort())));
+            assertTrue(e instanceof ConnectException && e.getMessage().contains("refused"), "10.0.2.2 without hostloopback: " + e);
+            if (onLan != null) {
+                InetSocketAddress host = new InetSocketAddress(onLan.getInetAddress(), onLan.getLocalPort());
+                e = closedNs.call(() -> connectFails(host));
+                assertTrue(e instanceof ConnectException && e.getMessage().contains("refused"), host + " without hostloopback: " + e);
+                assertEquals(null, ns.call(() -> connectFails(host)), host + " with hostloopback=on");
+                onLan.accept().close();
+            }
+            String out = closedNs.exec(15, "busybox", "nslookup", "jvmm.test", "10.0.2.3");
+            assertTrue(out.contains("192.0.2.7"), "DNS through a resolver on the host's loopback: " + out);
+            CompletableFuture<String> serverSide = NetNamespace.async(() -> {
+                try (Socket c = service.accept()) {
+                    c.getOutputStream().write("hello guest".getBytes(StandardCharsets.US_ASCII));
+                    return new String(c.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
+                }
+            });
+            String reply = closedNs.call(() -> {
+                try (Socket s = new Socket()) {
+                    s.connect(new InetSocketAddress("10.0.2.100", 8080), 5000);
+                    s.setSoTimeout(10_000);
+                    s.getOutputStream().write("hello host".getBytes(StandardCharsets.US_ASCII));
+                    s.shutdownOutput();
+                    return new String(s.getInputStream().readAllBytes(), StandardCharsets.US_ASCII);
+                }
+            });
+            assertEquals("hello guest", reply);
+            assertEquals("hello host", serverSide.get(10, TimeUnit.SECONDS));
+        }
+    }
+
+    /** Connects and closes; the exception if the connection failed, else null. */
+    static Exception connectFails(InetSocketAddress to) {
+        try (Socket s = new Socket()) {
+            s.connect(to, 5000);
+            return null;
+        } catch (IOException x) {
+            return x;
+        }
     }
 
     @Test

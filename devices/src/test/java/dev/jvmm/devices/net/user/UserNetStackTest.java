@@ -22,7 +22,6 @@ import java.net.SocketException;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -46,13 +45,13 @@ class UserNetStackTest {
     UserNetBackend user;
     NetQueue queue;
 
-    void start(boolean restrict) {
-        start(restrict, List.of());
+    /** {@code --net user,OPTIONS}, with the host's discard port as resolver (no DNS here). */
+    static NetConfig.User config(String options) {
+        return (NetConfig.User) NetConfig.parse("user,resolver=127.0.0.1:9" + (options.isEmpty() ? "" : "," + options));
     }
 
-    void start(boolean restrict, List<NetConfig.HostForward> forwards) {
-        user = UserNetBackend.start(new NetConfig.User(forwards, restrict, Optional.empty(),
-                Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))));
+    void start(String options) {
+        user = UserNetBackend.start(config(options));
         queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
             @Override
             public boolean deliver(MemorySegment frame) {
@@ -95,7 +94,7 @@ class UserNetStackTest {
 
     @Test
     void arpForTheGatewayIsAnswered() throws Exception {
-        start(false);
+        start("");
         send(Frames.arpRequest(GUEST, GATEWAY));
         Frames.Out r = next(o -> o.type() == 0x0806, 2000);
         assertNotNull(r);
@@ -109,7 +108,7 @@ class UserNetStackTest {
 
     @Test
     void echoToTheGatewayIsAnswered() throws Exception {
-        start(false);
+        start("");
         send(Frames.icmpEcho(GUEST, GATEWAY, 0x4242, 7));
         Frames.Out r = next(o -> o.protocol() == 1, 2000);
         assertNotNull(r);
@@ -122,7 +121,7 @@ class UserNetStackTest {
 
     @Test
     void hostileFramesAreDroppedAndCountedAndTheStackCarriesOn() throws Exception {
-        start(false);
+        start("");
         byte[] syn = Frames.tcp(GUEST, GATEWAY, 40000, 1, 1000, 0, SYN, 65535, new byte[0], new byte[0]);
         List<byte[]> bad = new java.util.ArrayList<>();
         bad.add(Arrays.copyOf(syn, 20)); // IP header cut short
@@ -165,7 +164,7 @@ class UserNetStackTest {
 
     @Test
     void synToARefusedAddressAndStraySegmentsGetResets() throws Exception {
-        start(false);
+        start("");
         send(Frames.tcp(GUEST, Inet.ip(127, 0, 0, 1), 40000, 80, 5000, 0, SYN, 65535, new byte[0], new byte[0]));
         Frames.Out r = tcpTo(40000, 2000);
         assertNotNull(r);
@@ -181,7 +180,7 @@ class UserNetStackTest {
 
     @Test
     void restrictRefusesTcpAndUdpToTheHost() throws Exception {
-        start(true);
+        start("restrict=on");
         send(Frames.tcp(GUEST, GATEWAY, 40000, 22, 1, 0, SYN, 65535, new byte[0], new byte[0]));
         Frames.Out r = tcpTo(40000, 2000);
         assertNotNull(r);
@@ -195,8 +194,52 @@ class UserNetStackTest {
     }
 
     @Test
+    void byDefaultTheGatewaysPortsAreClosedToTheGuest() throws Exception {
+        start("");
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
+             DatagramSocket udpServer = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            send(Frames.tcp(GUEST, GATEWAY, 40000, server.getLocalPort(), 1, 0, SYN, 65535, new byte[0], new byte[0]));
+            Frames.Out r = tcpTo(40000, 2000);
+            assertNotNull(r);
+            assertEquals(RST | ACK, r.flags(), "refused as a closed port is");
+            send(Frames.udp(GUEST, GATEWAY, 5555, udpServer.getLocalPort(), "ping".getBytes(StandardCharsets.US_ASCII)));
+            Frames.Out u = next(o -> o.protocol() == 1, 2000);
+            assertNotNull(u);
+            assertEquals(3, u.payload()[0]);
+            assertEquals(13, u.payload()[1], "administratively prohibited");
+            server.setSoTimeout(200);
+            assertThrows(java.net.SocketTimeoutException.class, server::accept, "nothing reached the host's loopback");
+            udpServer.setSoTimeout(200);
+            assertThrows(java.net.SocketTimeoutException.class, () -> udpServer.receive(new DatagramPacket(new byte[10], 10)));
+        }
+    }
+
+    @Test
+    void aGuestfwdAddressAnswersArpAndItsPortReachesTheHostService() throws Exception {
+        int forward = Inet.ip(10, 0, 2, 100);
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            start("guestfwd=tcp:10.0.2.100:8080-127.0.0.1:" + server.getLocalPort());
+            send(Frames.arpRequest(GUEST, forward));
+            Frames.Out arp = next(o -> o.type() == 0x0806, 2000);
+            assertNotNull(arp, "the guest finds 10.0.2.100 on its link");
+            assertEquals(forward, java.nio.ByteBuffer.wrap(arp.raw()).getInt(14 + 14), "the reply says who has 10.0.2.100");
+            send(Frames.tcp(GUEST, forward, 40000, 8080, 1, 0, SYN, 65535, new byte[0], new byte[0]));
+            Frames.Out synAck = tcpTo(40000, 3000);
+            assertNotNull(synAck);
+            assertEquals(SYN | ACK, synAck.flags());
+            assertEquals(forward, synAck.src());
+            server.setSoTimeout(5000);
+            server.accept().close();
+            send(Frames.tcp(GUEST, forward, 40001, 8081, 1, 0, SYN, 65535, new byte[0], new byte[0]));
+            Frames.Out other = tcpTo(40001, 2000);
+            assertNotNull(other);
+            assertEquals(RST | ACK, other.flags(), "only the forwarded port");
+        }
+    }
+
+    @Test
     void udpFlowsReachTheHostAndOnlyItsAnswersComeBack() throws Exception {
-        start(false);
+        start("hostloopback=on");
         try (DatagramSocket server = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
             server.setSoTimeout(5000);
             send(Frames.udp(GUEST, GATEWAY, 5555, server.getLocalPort(), "ping".getBytes(StandardCharsets.US_ASCII)));
@@ -220,7 +263,7 @@ class UserNetStackTest {
 
     @Test
     void tcpHandshakeDataRetransmissionAndReset() throws Exception {
-        start(false);
+        start("hostloopback=on");
         try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             server.setSoTimeout(5000);
             int port = server.getLocalPort();
@@ -286,7 +329,7 @@ class UserNetStackTest {
 
     @Test
     void hostBytesAndFinThatArriveBeforeTheGuestCompletesTheHandshakeReachTheGuest() throws Exception {
-        start(false);
+        start("hostloopback=on");
         try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             server.setSoTimeout(5000);
             int port = server.getLocalPort();
@@ -306,7 +349,7 @@ class UserNetStackTest {
 
     @Test
     void forwardedClientBytesAndFinSentBeforeTheGuestAnswersReachTheGuest() throws Exception {
-        start(false, List.of(new NetConfig.HostForward(NetConfig.Protocol.TCP, InetAddress.getLoopbackAddress(), 0, Optional.empty(), 8080)));
+        start("hostfwd=tcp:127.0.0.1:0-:8080");
         send(Frames.arpRequest(GUEST, GATEWAY)); // the stack learns the guest's MAC
         assertNotNull(next(o -> o.type() == 0x0806, 2000));
         try (Socket client = new Socket()) {
@@ -324,7 +367,7 @@ class UserNetStackTest {
 
     @Test
     void guestBytesQueuedForASlowHostReaderOutliveTimeWait() throws Exception {
-        start(false);
+        start("hostloopback=on");
         try (ServerSocket server = new ServerSocket()) {
             server.setReceiveBufferSize(4096); // the accepted socket takes little, so the stack's channel holds the rest
             server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 1);
@@ -367,8 +410,7 @@ class UserNetStackTest {
 
     @Test
     void aGuestThatTakesNoFramesMakesTheStackStopReadingTheHost() throws Exception {
-        user = UserNetBackend.start(new NetConfig.User(List.of(), false, Optional.empty(),
-                Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))));
+        user = UserNetBackend.start(config("hostloopback=on"));
         java.util.concurrent.atomic.AtomicBoolean accepting = new java.util.concurrent.atomic.AtomicBoolean(true);
         queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
             @Override
