@@ -79,8 +79,8 @@ class DebianGuestKvmTest {
                 "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
                 "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
                 "--disk", overlay + ",transport=pci,format=qcow2", "--cmdline", "console=ttyS0 root=/dev/vda rw",
-                "--cpus", "4", "--memory", "1G", "--net", "user,hostloopback=on,resolver=" + dns.address().getHostString() + ":"
-                        + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
+                "--cpus", "4", "--memory", "1G", "--net", "user,hostloopback=on,resolver=" + dns.address().getHostString()
+                        + ":" + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
         String jvmmLog;
         try (dns; Terminal term = Terminal.start(dir, jvmm)) {
             long t0 = System.nanoTime();

@@ -1,5 +1,6 @@
 package dev.jvmm.devices.net.user;
 
+import dev.jvmm.core.testing.FakeDnsServer;
 import dev.jvmm.devices.net.FramePump;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetNamespace;
@@ -16,6 +17,7 @@ import java.io.OutputStream;
 import java.net.ConnectException;
 import java.net.DatagramPacket;
 import java.net.DatagramSocket;
+import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
@@ -28,6 +30,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ThreadLocalRandom;
@@ -53,21 +56,20 @@ class UserNetNamespaceTest {
     static UserNetBackend user;
     static FramePump pump;
     static ServerSocket hostServer;
-    static DatagramSocket fakeResolver;
+    static FakeDnsServer fakeResolver;
     static Path dhcpResult;
 
     @BeforeAll
     static void setUp() throws Exception {
         NetNamespace.requireTools();
-        fakeResolver = new DatagramSocket(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
-        Thread.ofPlatform().daemon().start(UserNetNamespaceTest::answerDns);
+        fakeResolver = new FakeDnsServer(Map.of("jvmm.test", (Inet4Address) InetAddress.getByName("192.0.2.7")));
         ns = NetNamespace.create("jvmm-user");
         try {
             tap = ns.call(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
             user = UserNetBackend.start(new NetConfig.User(
                     List.of(new NetConfig.HostForward(NetConfig.Protocol.TCP, InetAddress.getLoopbackAddress(), 0, Optional.empty(), GUEST_PORT)),
                     List.of(), false, true, Optional.empty(),
-                    Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), fakeResolver.getLocalPort()))));
+                    Optional.of(fakeResolver.address())));
             pump = new FramePump(tap, user);
             dhcpResult = Files.createTempFile("udhcpc", ".env");
             Path script = Files.createTempFile("udhcpc", ".sh");
@@ -111,27 +113,6 @@ class UserNetNamespaceTest {
         dhcpResult = null;
     }
 
-    /** A resolver on the host's loopback: answers every query with an A record of 192.0.2.7, echoing its id. */
-    static void answerDns() {
-        byte[] buf = new byte[512];
-        while (!fakeResolver.isClosed()) {
-            try {
-                DatagramPacket q = new DatagramPacket(buf, buf.length);
-                fakeResolver.receive(q);
-                byte[] r = Arrays.copyOf(buf, q.getLength() + 16);
-                r[2] = (byte) 0x81; // response, recursion desired
-                r[3] = (byte) 0x80; // recursion available, no error
-                r[7] = 1; // one answer
-                int o = q.getLength();
-                byte[] answer = {(byte) 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, (byte) 192, 0, 2, 7};
-                System.arraycopy(answer, 0, r, o, answer.length);
-                fakeResolver.send(new DatagramPacket(r, r.length, q.getSocketAddress()));
-            } catch (IOException e) {
-                return;
-            }
-        }
-    }
-
     @Test
     void dhcpGivesTheGuestItsAddressRouterAndDns() throws IOException {
         String env = Files.readString(dhcpResult);
@@ -151,7 +132,7 @@ class UserNetNamespaceTest {
 
     @Test
     void dnsQueryThroughTheForwarder() throws Exception {
-        byte[] query = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 'j', 'v', 'm', 'm', 3, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+        byte[] query = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 'j', 'v', 'm', 'm', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
         byte[] reply = ns.call(() -> {
             try (DatagramSocket s = new DatagramSocket()) {
                 s.setSoTimeout(5000);
@@ -201,7 +182,7 @@ class UserNetNamespaceTest {
              NetNamespace closedNs = NetNamespace.create("jvmm-closed");
              TapBackend closedTap = closedNs.call(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
              UserNetBackend closed = UserNetBackend.start((NetConfig.User) NetConfig.parse("user,guestfwd=tcp:10.0.2.100:8080-127.0.0.1:"
-                     + service.getLocalPort() + ",resolver=127.0.0.1:" + fakeResolver.getLocalPort()));
+                     + service.getLocalPort() + ",resolver=127.0.0.1:" + fakeResolver.address().getPort()));
              FramePump closedPump = new FramePump(closedTap, closed)) {
             closedNs.exec(10, "ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");
             closedNs.exec(10, "ip", "route", "add", "default", "via", "10.0.2.2");
