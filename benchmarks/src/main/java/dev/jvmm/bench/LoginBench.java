@@ -52,8 +52,8 @@ final class LoginBench {
         Files.createDirectories(work);
         List<Double> jvmm = new ArrayList<>(), qemu = new ArrayList<>(), ratio = new ArrayList<>();
         for (int r = 0; r < rounds; r++) {
-            double j = secondsToLogin(jvmmCommand(overlay("jvmm-" + r)), "jvmm-" + r);
-            double q = secondsToLogin(qemuCommand(overlay("qemu-" + r)), "qemu-" + r);
+            double j = secondsToLogin(jvmmCommand(overlay("jvmm-" + r)), work, "jvmm-" + r, TIMEOUT);
+            double q = secondsToLogin(qemuCommand(overlay("qemu-" + r)), work, "qemu-" + r, TIMEOUT);
             jvmm.add(j);
             qemu.add(q);
             ratio.add(j / q);
@@ -89,21 +89,28 @@ final class LoginBench {
                 "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0");
     }
 
-    /** Spawns the VMM and reads its stdout (the guest's console) until the login prompt; then kills it. */
-    private double secondsToLogin(List<String> command, String name) throws IOException, InterruptedException {
+    /**
+     * Spawns the VMM and reads its stdout (the guest's console, copied to {@code work/name.log}) until the login
+     * prompt; then kills it.
+     */
+    static double secondsToLogin(List<String> command, Path work, String name, Duration timeout)
+            throws IOException, InterruptedException {
         Path log = work.resolve(name + ".log");
         long t0 = System.nanoTime();
         Process p = new ProcessBuilder(command).redirectError(work.resolve(name + ".err").toFile()).start();
-        CompletableFuture<Long> prompt = CompletableFuture.supplyAsync(() -> awaitPrompt(p.getInputStream(), log));
+        CompletableFuture<Long> prompt = new CompletableFuture<>();
+        // A thread of its own: a reader blocked on a console that never ends must not hold up the next one.
+        Thread.ofPlatform().daemon().name("console-" + name).start(() -> prompt.complete(awaitPrompt(p.getInputStream(), log)));
         try {
-            Long at = prompt.get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+            Long at = prompt.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
             if (at == null) throw new IllegalStateException(name + ": the console ended before a login prompt; see " + log);
             return (at - t0) / 1e9;
         } catch (TimeoutException e) {
-            throw new IllegalStateException(name + ": no login prompt within " + TIMEOUT + "; see " + log);
+            throw new IllegalStateException(name + ": no login prompt within " + timeout + "; see " + log);
         } catch (ExecutionException e) {
             throw new IllegalStateException(name + ": " + e.getCause().getMessage(), e.getCause());
         } finally {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
             p.destroyForcibly().waitFor();
         }
     }

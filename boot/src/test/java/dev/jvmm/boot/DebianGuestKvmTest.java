@@ -79,7 +79,7 @@ class DebianGuestKvmTest {
                 "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
                 "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
                 "--disk", overlay + ",transport=pci,format=qcow2", "--cmdline", "console=ttyS0 root=/dev/vda rw",
-                "--cpus", "4", "--memory", "1G", "--net", "user,hostloopback=on,resolver=" + dns.address().getHostString()
+                "--cpus", "2", "--memory", "1G", "--net", "user,hostloopback=on,resolver=" + dns.address().getHostString()
                         + ":" + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
         String jvmmLog;
         try (dns; Terminal term = Terminal.start(dir, jvmm)) {
@@ -93,7 +93,7 @@ class DebianGuestKvmTest {
                     + "echo cpus=$(nproc); ip -4 -o addr show scope global; "
                     + "cat /sys/devices/system/clocksource/clocksource0/current_clocksource");
             assertTrue(state.startsWith("running\n"), "systemd is running with no failed unit:\n" + state);
-            assertTrue(state.contains("\ncpus=4\n"), state);
+            assertTrue(state.contains("\ncpus=2\n"), state);
             assertTrue(state.contains("inet 10.0.2.15/24"), state);
             assertTrue(state.strip().endsWith("kvm-clock"), state);
 
@@ -279,7 +279,7 @@ class DebianGuestKvmTest {
         Path overlay = dir.resolve("qemu.qcow2"), log = dir.resolve("qemu-console.log");
         run(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.resolve("debian.qcow2").toString(),
                 overlay.toString()));
-        Process q = new ProcessBuilder("qemu-system-x86_64", "-accel", "kvm", "-M", "q35", "-cpu", "host", "-smp", "4", "-m", "1G",
+        Process q = new ProcessBuilder("qemu-system-x86_64", "-accel", "kvm", "-M", "q35", "-cpu", "host", "-smp", "2", "-m", "1G",
                 "-kernel", image.resolve("vmlinuz").toString(), "-initrd", image.resolve("initrd.img").toString(),
                 "-append", "console=ttyS0 root=/dev/vda rw", "-drive", "file=" + overlay + ",if=virtio,format=qcow2",
                 "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0", "-display", "none", "-monitor", "none",

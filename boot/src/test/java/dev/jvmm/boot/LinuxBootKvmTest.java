@@ -137,14 +137,14 @@ class LinuxBootKvmTest {
             KvmHost.checked("bzImageDecompressedOnTheHost", "the boot log up to the memory map");
             return;
         }
-        // A whole boot: two vCPUs, an initramfs whose init says so, waits for the ACPI power button (its SCI
+        // A whole boot: four vCPUs (jvmm run --cpus 4), an initramfs whose init says how many are online, waits for the ACPI power button (its SCI
         // counted by the kernel once Debian's button module handles the event) and powers off, and ACPI ending the VM.
         String marker = "jvmm-userspace-" + UUID.randomUUID().toString().substring(0, 8);
         Path initrd = TestInitramfs.write(dir.resolve("initrd.cpio"), """
                 /bin/busybox insmod /button.ko
                 /bin/busybox mount -t proc proc /proc
                 /bin/busybox mount -t sysfs sysfs /sys
-                /bin/busybox echo %1$s cpus=$(/bin/busybox nproc)
+                /bin/busybox echo %1$s cpus=$(/bin/busybox nproc) online=$(/bin/busybox cat /sys/devices/system/cpu/online)
                 i=0
                 while [ $i -lt 900 ]; do
                   if /bin/busybox awk '{ exit !($1 > 0) }' /sys/firmware/acpi/interrupts/ff_pwr_btn; then
@@ -156,7 +156,7 @@ class LinuxBootKvmTest {
                 """.formatted(marker), Map.of("button.ko", TestKernels.debianModule("button")));
         String cmdline = "console=ttyS0 reboot=k panic=-1 jvmm.test=" + marker;
         WatchedOutput console = new WatchedOutput();
-        MachineConfig config = MachineConfig.builder(bzImage).memory(512L << 20).cpus(2).initrd(initrd)
+        MachineConfig config = MachineConfig.builder(bzImage).memory(512L << 20).cpus(4).initrd(initrd)
                 .cmdline(cmdline).console(console).noNetwork().build();
         try (Machine m = Machine.create(config)) {
             long t0 = System.nanoTime();
@@ -168,7 +168,8 @@ class LinuxBootKvmTest {
             String log = console.text();
             assertTrue(status instanceof ExitStatus.PowerOff, "the guest powers off through ACPI, not " + status + "; the log:\n" + log);
             assertBootedAsConfigured(new Boot(log, E820.of(m.vm().memory()), cmdline, ms));
-            assertTrue(log.contains(marker + " cpus=2"), "userspace ran with both vCPUs:\n" + log);
+            assertTrue(log.contains(marker + " cpus=4 online=0-3"), "userspace ran with all four vCPUs online:\n" + log);
+            assertTrue(log.contains("smp: Brought up 1 node, 4 CPUs"), log);
             assertFalse(log.contains("Kernel panic") || log.contains("BUG:"), log);
             // The platform as a guest sees it: KVM's identity, and the paravirtual clock that comes with it.
             assertTrue(log.contains("Hypervisor detected: KVM"), log);
@@ -184,7 +185,7 @@ class LinuxBootKvmTest {
             assertTrue(log.contains("rtc_cmos 00:03: registered as rtc0"), log);
             System.out.println(log);
             System.out.println("userspace and ACPI power-off after " + ms + " ms");
-            KvmHost.checked("bzImageDecompressedOnTheHost", "a whole boot to userspace with 2 vCPUs and ACPI power-off");
+            KvmHost.checked("bzImageDecompressedOnTheHost", "a whole boot to userspace with 4 vCPUs online and ACPI power-off");
         }
     }
 
