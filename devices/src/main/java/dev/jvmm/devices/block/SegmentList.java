@@ -56,12 +56,14 @@ public final class SegmentList {
         if (length == 0) return new SegmentList(new MemorySegment[0]);
         int first = indexOf(offset), last = indexOf(offset + length - 1);
         MemorySegment[] out = new MemorySegment[last - first + 1];
+        int n = 0;
         for (int i = first; i <= last; i++) {
+            if (segments[i].byteSize() == 0) continue; // empty buffers carry nothing: left out
             long from = Math.max(offset, starts[i]) - starts[i];
             long to = Math.min(offset + length, starts[i + 1]) - starts[i];
-            out[i - first] = from == 0 && to == segments[i].byteSize() ? segments[i] : segments[i].asSlice(from, to - from);
+            out[n++] = from == 0 && to == segments[i].byteSize() ? segments[i] : segments[i].asSlice(from, to - from);
         }
-        return new SegmentList(out);
+        return new SegmentList(n == out.length ? out : Arrays.copyOf(out, n));
     }
 
     /** Bytes from offset to the end. */
