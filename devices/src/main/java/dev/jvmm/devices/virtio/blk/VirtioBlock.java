@@ -13,7 +13,6 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.atomic.LongAdder;
@@ -43,11 +42,7 @@ public final class VirtioBlock implements VirtioDevice {
     static final int HEADER = 16, SEGMENT = 16;
     /** Limits advertised for discard and write-zeroes. */
     static final int MAX_DISCARD_SECTORS = 1 << 21, MAX_DISCARD_SEG = 32;
-    public static final int CONFIG_SIZE = 60;
-
-    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final int CONFIG_SIZE = BlockConfig.SIZE;
 
     /**
      * How the disk looks to the guest.
@@ -90,7 +85,7 @@ public final class VirtioBlock implements VirtioDevice {
     private final boolean readOnly;
     private final long capacitySectors;
     private final long features;
-    private final MemorySegment config = MemorySegment.ofArray(new byte[CONFIG_SIZE]);
+    private final MemorySegment config;
     private final MemorySegment id = MemorySegment.ofArray(new byte[ID_BYTES]);
     private final LongAdder ioErrors = new LongAdder();
 
@@ -124,17 +119,12 @@ public final class VirtioBlock implements VirtioDevice {
         if (options.queues() > 1) f |= bit(F_MQ);
         this.features = f;
 
-        config.set(U64, 0, capacitySectors);
-        config.set(U32, 12, options.queueSize() - 2); // seg_max: the header and status take two descriptors
-        config.set(U32, 20, options.blockSize());
-        config.set(ValueLayout.JAVA_BYTE, 24, (byte) Integer.numberOfTrailingZeros(options.blockSize() / SECTOR));
-        config.set(U16, 34, (short) options.queues());
-        config.set(U32, 36, MAX_DISCARD_SECTORS);
-        config.set(U32, 40, MAX_DISCARD_SEG);
-        config.set(U32, 44, options.blockSize() / SECTOR);
-        config.set(U32, 48, MAX_DISCARD_SECTORS);
-        config.set(U32, 52, MAX_DISCARD_SEG);
-        config.set(ValueLayout.JAVA_BYTE, 56, (byte) 1);
+        int sectorsPerBlock = options.blockSize() / SECTOR;
+        this.config = new BlockConfig(capacitySectors, 0,
+                options.queueSize() - 2, // seg_max: the header and status take two descriptors
+                options.blockSize(), Integer.numberOfTrailingZeros(sectorsPerBlock), options.queues(),
+                MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, sectorsPerBlock, MAX_DISCARD_SECTORS, MAX_DISCARD_SEG,
+                true).toSegment();
         byte[] serial = options.serial().getBytes(StandardCharsets.US_ASCII);
         MemorySegment.copy(serial, 0, id, ValueLayout.JAVA_BYTE, 0, serial.length);
     }
