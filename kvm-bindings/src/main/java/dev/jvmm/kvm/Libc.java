@@ -31,6 +31,11 @@ public final class Libc {
     public static final int MADV_DONTNEED = 4, MADV_REMOVE = 9, MADV_MERGEABLE = 12, MADV_HUGEPAGE = 14,
             MADV_NOHUGEPAGE = 15;
     public static final int EFD_NONBLOCK = 0x800, EFD_CLOEXEC = 0x80000;
+    /** The most iovecs one preadv/pwritev takes (Linux's UIO_MAXIOV); more is EINVAL. */
+    public static final int IOV_MAX = 1024;
+    /** struct iovec { void *iov_base; size_t iov_len; } */
+    public static final StructLayout IOVEC = MemoryLayout.structLayout(
+            ADDRESS.withName("iov_base"), JAVA_LONG.withName("iov_len")).withName("iovec");
     public static final int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2, FALLOC_FL_ZERO_RANGE = 0x10;
     public static final int SEEK_SET = 0, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
     public static final int AF_UNIX = 1, AF_INET = 2, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
@@ -101,6 +106,14 @@ public final class Libc {
 
     private static final class PwriteCall {
         static final MethodHandle H = errnoHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+    }
+
+    private static final class PreadvCall {
+        static final MethodHandle H = errnoHandle("preadv64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
+    }
+
+    private static final class PwritevCall {
+        static final MethodHandle H = errnoHandle("pwritev64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class FsyncCall {
@@ -335,6 +348,31 @@ public final class Libc {
         try {
             MemorySegment state = CAPTURE.get();
             long r = (long) PwriteCall.H.invokeExact(state, fd, buf, count, offset);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * preadv(2): reads into the {@code iovcnt} buffers an array of {@link #IOVEC} names, in order: bytes read
+     * (possibly fewer than asked), or -errno.
+     */
+    public static long preadvRaw(int fd, MemorySegment iov, int iovcnt, long offset) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            long r = (long) PreadvCall.H.invokeExact(state, fd, iov, iovcnt, offset);
+            return r < 0 ? -errno(state) : r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** pwritev(2): writes the {@code iovcnt} buffers of an {@link #IOVEC} array, in order: bytes written, or -errno. */
+    public static long pwritevRaw(int fd, MemorySegment iov, int iovcnt, long offset) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            long r = (long) PwritevCall.H.invokeExact(state, fd, iov, iovcnt, offset);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);

@@ -67,4 +67,34 @@ class LibcTest {
         assertEquals(0xC008AE05L, Ioctl.iowr(0xAE, 0x05, 8));
         assertThrows(IllegalArgumentException.class, () -> Ioctl.iow(0xAE, 1, 1 << 14));
     }
+
+    @Test
+    void pwritevGathersAndPreadvScattersInIovecOrder() throws Exception {
+        java.nio.file.Path f = java.nio.file.Files.createTempFile("jvmm-libc", ".bin");
+        int fd = Libc.open(f.toString(), Libc.O_RDWR | Libc.O_CLOEXEC, 0);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment a = arena.allocateFrom("abc"), b = arena.allocateFrom("defgh");
+            MemorySegment iov = arena.allocate(Libc.IOVEC, 2);
+            iov.set(ValueLayout.ADDRESS, 0, a);
+            iov.set(ValueLayout.JAVA_LONG, 8, 3);
+            iov.set(ValueLayout.ADDRESS, Libc.IOVEC.byteSize(), b);
+            iov.set(ValueLayout.JAVA_LONG, Libc.IOVEC.byteSize() + 8, 5);
+            assertEquals(8, Libc.pwritevRaw(fd, iov, 2, 10));
+            assertEquals("abcdefgh", new String(java.nio.file.Files.readAllBytes(f), 10, 8, java.nio.charset.StandardCharsets.US_ASCII));
+
+            // Read back into the buffers the other way round (5 then 3 bytes), and past the end: a short read.
+            iov.set(ValueLayout.ADDRESS, 0, b);
+            iov.set(ValueLayout.JAVA_LONG, 8, 5);
+            iov.set(ValueLayout.ADDRESS, Libc.IOVEC.byteSize(), a);
+            iov.set(ValueLayout.JAVA_LONG, Libc.IOVEC.byteSize() + 8, 3);
+            assertEquals(8, Libc.preadvRaw(fd, iov, 2, 10));
+            assertEquals("abcde", b.getString(0, java.nio.charset.StandardCharsets.US_ASCII).substring(0, 5));
+            assertEquals("fgh", a.getString(0, java.nio.charset.StandardCharsets.US_ASCII).substring(0, 3));
+            assertEquals(4, Libc.preadvRaw(fd, iov, 2, 14));
+            assertEquals(-Errno.EINVAL, Libc.preadvRaw(fd, iov, Libc.IOV_MAX + 1, 0));
+        } finally {
+            Libc.close(fd);
+            java.nio.file.Files.delete(f);
+        }
+    }
 }

@@ -2,7 +2,6 @@ package dev.jvmm.devices.block;
 
 import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.Libc;
-import dev.jvmm.kvm.SyscallException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -10,15 +9,15 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * A raw disk image in a host file. Reads and writes go straight between the file and guest memory (pread /
- * pwrite on the guest's buffers, no copy); flush is fdatasync; discard punches holes so a sparse image stays
- * sparse; write-zeroes uses FALLOC_FL_ZERO_RANGE or a hole, falling back to writing zeroes where the file
- * system supports neither.
+ * pwrite on the guest's buffers, no copy; a request's scatter-gather list is one preadv / pwritev); flush is
+ * fdatasync; discard punches holes so a sparse image stays sparse; write-zeroes uses FALLOC_FL_ZERO_RANGE or a
+ * hole, falling back to writing zeroes where the file system supports neither.
  *
- * <p>Buffers on the Java heap (a tool's byte[], not guest memory) go through a native bounce buffer, since
- * pread and pwrite need native memory.
+ * <p>The system calls themselves (EINTR, short transfers, heap buffers) are {@link ImageFile}'s.
  *
  * <p>Thread-safe: positional I/O only, no shared file offset. A host failure (EIO, ENOSPC, ...) is an
  * IOException naming the file, the operation and errno.
@@ -26,10 +25,8 @@ import java.nio.file.Path;
 public final class RawFileBackend implements BlockBackend {
     private static final Logger LOG = LoggerFactory.getLogger(RawFileBackend.class);
     private static final int ZERO_CHUNK = 1 << 20;
-    private static final int BOUNCE_CHUNK = 1 << 20;
 
-    private final Path path;
-    private final int fd;
+    private final ImageFile file;
     private final long size;
     private final boolean readOnly;
     private volatile boolean punchHoleSupported = true;
@@ -38,9 +35,8 @@ public final class RawFileBackend implements BlockBackend {
     private final Arena arena = Arena.ofShared();
     private volatile MemorySegment zeroes;
 
-    private RawFileBackend(Path path, int fd, long size, boolean readOnly) {
-        this.path = path;
-        this.fd = fd;
+    private RawFileBackend(ImageFile file, long size, boolean readOnly) {
+        this.file = file;
         this.size = size;
         this.readOnly = readOnly;
     }
@@ -56,25 +52,21 @@ public final class RawFileBackend implements BlockBackend {
 
     /** As {@link #open(Path, boolean)}, or with every byte visible (for {@link DiskImage}'s whole-file readers). */
     static RawFileBackend open(Path path, boolean readOnly, DiskImage.RawSize rawSize) throws IOException {
-        int fd;
+        ImageFile file = ImageFile.open(path, readOnly);
+        long end;
         try {
-            fd = Libc.open(path.toString(), (readOnly ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC, 0);
-        } catch (SyscallException e) {
-            throw new IOException("cannot open disk image " + path + (readOnly ? " read-only" : " read-write") + ": "
-                    + e.errnoName() + " (" + Libc.strerror(e.errno()) + ")", e);
-        }
-        long end = Libc.lseekRaw(fd, 0, Libc.SEEK_END);
-        if (end < 0) {
-            Libc.close(fd);
-            throw new IOException("cannot size disk image " + path + ": " + Errno.name((int) -end));
+            end = file.length();
+        } catch (IOException e) {
+            file.close();
+            throw e;
         }
         long size = rawSize == DiskImage.RawSize.WHOLE_FILE ? end : end & ~511L;
         if (size != end) LOG.warn("disk image {} is {} bytes, not a multiple of 512; the last {} bytes are not visible", path, end, end - size);
-        return new RawFileBackend(path, fd, size, readOnly);
+        return new RawFileBackend(file, size, readOnly);
     }
 
     public Path path() {
-        return path;
+        return file.path();
     }
 
     @Override
@@ -89,88 +81,54 @@ public final class RawFileBackend implements BlockBackend {
 
     private void checkRange(long offset, long length) {
         if (offset < 0 || length < 0 || offset > size || length > size - offset)
-            throw new IllegalArgumentException(String.format("range %d+%d is outside disk image %s of %d bytes", offset, length, path, size));
+            throw new IllegalArgumentException(String.format("range %d+%d is outside disk image %s of %d bytes", offset, length, path(), size));
     }
 
-    private IOException failure(String op, long offset, long length, long errno) {
-        return new IOException(String.format("%s %s at offset %d (+%d bytes) failed: %s (%s)", op, path, offset, length,
-                Errno.name((int) errno), Libc.strerror((int) errno)));
+    private void checkWritable() throws IOException {
+        if (readOnly) throw new IOException("disk image " + path() + " is read-only");
+    }
+
+    private static long total(List<MemorySegment> segments) {
+        long n = 0;
+        for (MemorySegment s : segments) n += s.byteSize();
+        return n;
     }
 
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
         checkRange(offset, dst.byteSize());
-        if (dst.isNative()) {
-            readNative(offset, dst);
-            return;
-        }
-        try (Arena bounce = Arena.ofConfined()) {
-            MemorySegment buf = bounce.allocate(Math.min(dst.byteSize(), BOUNCE_CHUNK));
-            for (long done = 0; done < dst.byteSize(); done += buf.byteSize()) {
-                MemorySegment part = buf.asSlice(0, Math.min(buf.byteSize(), dst.byteSize() - done));
-                readNative(offset + done, part);
-                dst.asSlice(done, part.byteSize()).copyFrom(part);
-            }
-        }
+        file.read(offset, dst);
     }
 
-    private void readNative(long offset, MemorySegment dst) throws IOException {
-        long length = dst.byteSize();
-        long done = 0;
-        while (done < length) {
-            MemorySegment rest = dst.asSlice(done);
-            long r = Libc.preadRaw(fd, rest, length - done, offset + done);
-            if (r == -Errno.EINTR) continue;
-            if (r < 0) throw failure("read", offset + done, length - done, -r);
-            if (r == 0) { // the file shrank under us: what is not there reads as zeroes
-                rest.fill((byte) 0);
-                return;
-            }
-            done += r;
-        }
+    @Override
+    public void readv(long offset, List<MemorySegment> dst) throws IOException {
+        checkRange(offset, total(dst));
+        file.readv(offset, dst);
     }
 
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
-        if (readOnly) throw new IOException("disk image " + path + " is read-only");
+        checkWritable();
         checkRange(offset, src.byteSize());
-        if (src.isNative()) {
-            writeNative(offset, src);
-            return;
-        }
-        try (Arena bounce = Arena.ofConfined()) {
-            MemorySegment buf = bounce.allocate(Math.min(src.byteSize(), BOUNCE_CHUNK));
-            for (long done = 0; done < src.byteSize(); done += buf.byteSize()) {
-                MemorySegment part = buf.asSlice(0, Math.min(buf.byteSize(), src.byteSize() - done));
-                part.copyFrom(src.asSlice(done, part.byteSize()));
-                writeNative(offset + done, part);
-            }
-        }
+        file.write(offset, src);
     }
 
-    private void writeNative(long offset, MemorySegment src) throws IOException {
-        long length = src.byteSize();
-        long done = 0;
-        while (done < length) {
-            long r = Libc.pwriteRaw(fd, src.asSlice(done), length - done, offset + done);
-            if (r == -Errno.EINTR) continue;
-            if (r < 0) throw failure("write", offset + done, length - done, -r);
-            if (r == 0) throw failure("write", offset + done, length - done, Errno.ENOSPC);
-            done += r;
-        }
+    @Override
+    public void writev(long offset, List<MemorySegment> src) throws IOException {
+        checkWritable();
+        checkRange(offset, total(src));
+        file.writev(offset, src);
     }
 
     @Override
     public void flush() throws IOException {
         if (readOnly) return;
-        int r;
-        do r = Libc.fdatasyncRaw(fd); while (r == -Errno.EINTR);
-        if (r < 0) throw failure("fdatasync", 0, size, -r);
+        file.datasync();
     }
 
     @Override
     public void discard(long offset, long length) throws IOException {
-        if (readOnly) throw new IOException("disk image " + path + " is read-only");
+        checkWritable();
         checkRange(offset, length);
         if (length == 0) return;
         if (punchHole(offset, length)) return;
@@ -180,14 +138,14 @@ public final class RawFileBackend implements BlockBackend {
 
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
-        if (readOnly) throw new IOException("disk image " + path + " is read-only");
+        checkWritable();
         checkRange(offset, length);
         if (length == 0) return;
         if (mayUnmap && punchHole(offset, length)) return;
         if (zeroRangeSupported) {
-            int r = fallocate(Libc.FALLOC_FL_ZERO_RANGE | Libc.FALLOC_FL_KEEP_SIZE, offset, length);
+            int r = file.fallocate(Libc.FALLOC_FL_ZERO_RANGE | Libc.FALLOC_FL_KEEP_SIZE, offset, length);
             if (r == 0) return;
-            if (!unsupported(r)) throw failure("fallocate(ZERO_RANGE)", offset, length, -r);
+            if (!unsupported(r)) throw file.failure("fallocate(ZERO_RANGE)", offset, length, -r);
             zeroRangeSupported = false;
         }
         writeZeroBuffers(offset, length);
@@ -196,17 +154,11 @@ public final class RawFileBackend implements BlockBackend {
     /** True if a hole now covers the range; false if the file system cannot punch holes. */
     private boolean punchHole(long offset, long length) throws IOException {
         if (!punchHoleSupported) return false;
-        int r = fallocate(Libc.FALLOC_FL_PUNCH_HOLE | Libc.FALLOC_FL_KEEP_SIZE, offset, length);
+        int r = file.fallocate(Libc.FALLOC_FL_PUNCH_HOLE | Libc.FALLOC_FL_KEEP_SIZE, offset, length);
         if (r == 0) return true;
-        if (!unsupported(r)) throw failure("fallocate(PUNCH_HOLE)", offset, length, -r);
+        if (!unsupported(r)) throw file.failure("fallocate(PUNCH_HOLE)", offset, length, -r);
         punchHoleSupported = false;
         return false;
-    }
-
-    private int fallocate(int mode, long offset, long length) {
-        int r;
-        do r = Libc.fallocateRaw(fd, mode, offset, length); while (r == -Errno.EINTR);
-        return r;
     }
 
     private static boolean unsupported(int r) {
@@ -223,7 +175,7 @@ public final class RawFileBackend implements BlockBackend {
         }
         while (length > 0) {
             long n = Math.min(length, ZERO_CHUNK);
-            writeNative(offset, z.asSlice(0, n));
+            file.write(offset, z.asSlice(0, n));
             offset += n;
             length -= n;
         }
@@ -234,9 +186,7 @@ public final class RawFileBackend implements BlockBackend {
         if (closed) return;
         closed = true;
         try {
-            Libc.close(fd);
-        } catch (SyscallException e) {
-            throw new IOException("closing disk image " + path + " failed: " + e.getMessage(), e);
+            file.close();
         } finally {
             arena.close();
         }
@@ -244,6 +194,6 @@ public final class RawFileBackend implements BlockBackend {
 
     @Override
     public String toString() {
-        return "raw:" + path + (readOnly ? " (read-only)" : "");
+        return "raw:" + path() + (readOnly ? " (read-only)" : "");
     }
 }

@@ -17,6 +17,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
@@ -198,6 +200,77 @@ class RawFileBackendTest {
             }
         } finally {
             unmount(mnt);
+        }
+    }
+
+    /** Cuts {@code total} bytes of {@code buf} into pieces of 1 to 700 bytes, with some empty ones and some on the heap. */
+    static List<MemorySegment> scatter(MemorySegment buf, long seed) {
+        Random r = new Random(seed);
+        List<MemorySegment> out = new ArrayList<>();
+        long pos = 0;
+        while (pos < buf.byteSize()) {
+            int n = (int) Math.min(buf.byteSize() - pos, r.nextInt(8) == 0 ? 0 : 1 + r.nextInt(700));
+            MemorySegment piece = buf.asSlice(pos, n);
+            out.add(r.nextInt(16) == 0 ? MemorySegment.ofArray(piece.toArray(ValueLayout.JAVA_BYTE)) : piece);
+            pos += n;
+        }
+        return out;
+    }
+
+    static byte[] concat(List<MemorySegment> segs) {
+        java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+        for (MemorySegment s : segs) b.writeBytes(s.toArray(ValueLayout.JAVA_BYTE));
+        return b.toByteArray();
+    }
+
+    @Test
+    void vectoredWriteAndReadOfMoreThanIovMaxSegments() throws Exception {
+        Path p = sparseFile("disk.raw", 4 << 20);
+        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+            byte[] data = new byte[(3 << 20) / 2];
+            new Random(11).nextBytes(data);
+            MemorySegment src = arena.allocate(data.length);
+            MemorySegment.copy(data, 0, src, ValueLayout.JAVA_BYTE, 0, data.length);
+            List<MemorySegment> out = scatter(src, 1);
+            assertTrue(out.size() > 2 * Libc.IOV_MAX, "several iovec arrays: " + out.size());
+            b.writev(4096, out);
+            assertArrayEquals(data, java.util.Arrays.copyOfRange(Files.readAllBytes(p), 4096, 4096 + data.length));
+
+            MemorySegment dst = arena.allocate(data.length).fill((byte) 0x55);
+            List<MemorySegment> in = scatter(dst, 2); // another cut, heap pieces are copies filled separately
+            b.readv(4096, in);
+            assertArrayEquals(data, concat(in));
+        }
+    }
+
+    @Test
+    void vectoredReadPastTheEndOfAShrunkFileReadsZeroes() throws Exception {
+        Path p = sparseFile("disk.raw", 1 << 20);
+        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+            MemorySegment ones = arena.allocate(1 << 20).fill((byte) 1);
+            b.write(0, ones);
+            try (var f = new java.io.RandomAccessFile(p.toFile(), "rw")) {
+                f.setLength(700_000); // shrunk under the open image: the read below comes back short, then at EOF
+            }
+            MemorySegment dst = arena.allocate(400 << 10).fill((byte) 0x55);
+            List<MemorySegment> in = new ArrayList<>();
+            for (long off = 0; off < dst.byteSize(); off += 4096) in.add(dst.asSlice(off, 4096));
+            long from = (1 << 20) - (400 << 10);
+            b.readv(from, in);
+            byte[] got = dst.toArray(ValueLayout.JAVA_BYTE);
+            int present = (int) (700_000 - from);
+            for (int i = 0; i < got.length; i++) assertEquals(i < present ? 1 : 0, got[i], "byte " + i);
+        }
+    }
+
+    @Test
+    void vectoredWritesAreRefusedOnReadOnlyImagesAndOutsideTheDisk() throws Exception {
+        Path p = sparseFile("disk.raw", 1 << 20);
+        try (RawFileBackend ro = RawFileBackend.open(p, true); RawFileBackend rw = RawFileBackend.open(p, false)) {
+            List<MemorySegment> two = List.of(MemorySegment.ofArray(new byte[512]), MemorySegment.ofArray(new byte[512]));
+            assertThrows(IOException.class, () -> ro.writev(0, two));
+            assertThrows(IllegalArgumentException.class, () -> rw.writev((1 << 20) - 512, two));
+            assertThrows(IllegalArgumentException.class, () -> rw.readv((1 << 20) - 512, two));
         }
     }
 }

@@ -1,77 +1,90 @@
 package dev.jvmm.devices.block.qcow2;
 
+import dev.jvmm.devices.block.ImageFile;
+
 import java.io.Closeable;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
-/** The image file: positional reads and writes (safe from several threads at once), reads past EOF are zeroes. */
+/**
+ * The image file: positional reads and writes (safe from several threads at once), reads past EOF are zeroes.
+ * The I/O is {@link ImageFile}'s (so guest data moves as one preadv/pwritev per host-contiguous run); this
+ * class adds the tracked length, which the mapping checks against, and the byte[]/ByteBuffer forms metadata uses.
+ */
 final class HostFile implements Closeable {
-    private static final int MAX_CHUNK = 1 << 30;
     final Path path;
     final boolean readOnly;
-    private final FileChannel channel;
+    private final ImageFile file;
     private final AtomicLong length;
 
     HostFile(Path path, boolean readOnly) throws IOException {
         this.path = path;
         this.readOnly = readOnly;
-        this.channel = readOnly ? FileChannel.open(path, StandardOpenOption.READ)
-                : FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
-        this.length = new AtomicLong(channel.size());
+        this.file = ImageFile.open(path, readOnly);
+        try {
+            this.length = new AtomicLong(file.length());
+        } catch (IOException e) {
+            file.close();
+            throw e;
+        }
     }
 
     long length() {
         return length.get();
     }
 
+    /** Fills dst's remaining bytes and advances its position, as a channel read would. */
     void read(long pos, ByteBuffer dst) throws IOException {
-        while (dst.hasRemaining()) {
-            int n = channel.read(dst, pos);
-            if (n < 0) {
-                while (dst.hasRemaining()) dst.put((byte) 0);
-                return;
-            }
-            pos += n;
-        }
+        file.read(pos, MemorySegment.ofBuffer(dst));
+        dst.position(dst.limit());
     }
 
     void read(long pos, MemorySegment dst) throws IOException {
-        for (long done = 0; done < dst.byteSize(); done += MAX_CHUNK) {
-            long n = Math.min(MAX_CHUNK, dst.byteSize() - done);
-            read(pos + done, dst.asSlice(done, n).asByteBuffer());
-        }
+        file.read(pos, dst);
+    }
+
+    /** Fills the segments in order from pos on: one preadv for a run of guest buffers. */
+    void readv(long pos, List<MemorySegment> dst) throws IOException {
+        file.readv(pos, dst);
     }
 
     void read(long pos, byte[] dst, int off, int len) throws IOException {
-        read(pos, ByteBuffer.wrap(dst, off, len));
+        file.read(pos, MemorySegment.ofArray(dst).asSlice(off, len));
     }
 
     byte[] readBytes(long pos, int len) throws IOException {
         byte[] b = new byte[len];
-        read(pos, ByteBuffer.wrap(b));
+        read(pos, b, 0, len);
         return b;
     }
 
+    /** Writes src's remaining bytes and advances its position, as a channel write would. */
     void write(long pos, ByteBuffer src) throws IOException {
         long end = pos + src.remaining();
-        while (src.hasRemaining()) pos += channel.write(src, pos);
-        length.accumulateAndGet(end, Math::max);
+        file.write(pos, MemorySegment.ofBuffer(src));
+        src.position(src.limit());
+        grownTo(end);
     }
 
     void write(long pos, MemorySegment src) throws IOException {
-        for (long done = 0; done < src.byteSize(); done += MAX_CHUNK) {
-            long n = Math.min(MAX_CHUNK, src.byteSize() - done);
-            write(pos + done, src.asSlice(done, n).asByteBuffer());
-        }
+        file.write(pos, src);
+        grownTo(pos + src.byteSize());
+    }
+
+    /** Writes the segments back to back from pos on: one pwritev for a run of guest buffers. */
+    void writev(long pos, List<MemorySegment> src) throws IOException {
+        long end = pos;
+        for (MemorySegment s : src) end += s.byteSize();
+        file.writev(pos, src);
+        grownTo(end);
     }
 
     void write(long pos, byte[] src, int off, int len) throws IOException {
-        write(pos, ByteBuffer.wrap(src, off, len));
+        write(pos, MemorySegment.ofArray(src).asSlice(off, len));
     }
 
     void writeLong(long pos, long value) throws IOException {
@@ -82,19 +95,24 @@ final class HostFile implements Closeable {
         write(pos, ByteBuffer.allocate(4).putInt(0, value));
     }
 
+    private void grownTo(long end) {
+        length.accumulateAndGet(end, Math::max);
+    }
+
     /** Makes completed writes durable (fdatasync). */
     void sync() throws IOException {
-        channel.force(false);
+        file.datasync();
     }
 
     void truncate(long size) throws IOException {
-        if (size < channel.size()) channel.truncate(size);
-        else if (size > channel.size()) channel.write(ByteBuffer.allocate(1), size - 1);
-        length.set(channel.size());
+        long now = file.length();
+        if (size < now) file.truncate(size);
+        else if (size > now) file.write(size - 1, MemorySegment.ofArray(new byte[1]));
+        length.set(file.length());
     }
 
     @Override
     public void close() throws IOException {
-        channel.close();
+        file.close();
     }
 }

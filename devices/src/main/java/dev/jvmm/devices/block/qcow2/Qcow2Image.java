@@ -2,6 +2,7 @@ package dev.jvmm.devices.block.qcow2;
 
 import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.block.DiskImage;
+import dev.jvmm.devices.block.SegmentList;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -125,6 +126,7 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Reads only the header of a qcow2 file (for info; {@link DiskImage#probe} tells the format). */
     public static Qcow2Header readHeader(Path path) throws IOException {
+        if (!Files.exists(path)) throw new java.nio.file.NoSuchFileException(path.toString(), null, "no such file");
         try (HostFile f = new HostFile(path, true)) {
             return Qcow2Header.parse(f.readBytes(0, (int) Math.min(f.length(), 2 << 20)), f.length(), path.toString());
         }
@@ -270,6 +272,16 @@ public final class Qcow2Image implements BlockBackend {
 
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
+        read(offset, SegmentList.of(dst));
+    }
+
+    /** A scatter read: each host-contiguous run of data clusters is one preadv into the buffers it covers. */
+    @Override
+    public void readv(long offset, List<MemorySegment> dst) throws IOException {
+        read(offset, SegmentList.of(dst));
+    }
+
+    private void read(long offset, SegmentList dst) throws IOException {
         checkRange(offset, dst.byteSize());
         lock.readLock().lock();
         try {
@@ -280,6 +292,10 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     private void readUnlocked(long offset, MemorySegment dst) throws IOException {
+        readUnlocked(offset, SegmentList.of(dst));
+    }
+
+    private void readUnlocked(long offset, SegmentList dst) throws IOException {
         Mapping m = new Mapping();
         long len = dst.byteSize(), pos = 0;
         while (pos < len) {
@@ -294,9 +310,9 @@ public final class Qcow2Image implements BlockBackend {
                     n += next.length;
                 }
             }
-            MemorySegment part = dst.asSlice(pos, n);
+            SegmentList part = dst.slice(pos, n);
             switch (m.type) {
-                case TYPE_DATA -> file.read(m.host, part);
+                case TYPE_DATA -> file.readv(m.host, part.segments());
                 case TYPE_ZERO -> part.fill((byte) 0);
                 case TYPE_UNALLOCATED -> readBacking(offset + pos, part);
                 default -> readCompressed(m.host, (int) ((offset + pos) & (cs - 1)), part);
@@ -305,16 +321,16 @@ public final class Qcow2Image implements BlockBackend {
         }
     }
 
-    private void readBacking(long guestOffset, MemorySegment part) throws IOException {
+    private void readBacking(long guestOffset, SegmentList part) throws IOException {
         long n = 0;
         if (backing != null && guestOffset < backingSize) {
             n = Math.min(part.byteSize(), backingSize - guestOffset);
-            backing.read(guestOffset, part.asSlice(0, n));
+            backing.readv(guestOffset, part.slice(0, n).segments());
         }
-        if (n < part.byteSize()) part.asSlice(n).fill((byte) 0);
+        if (n < part.byteSize()) part.slice(n).fill((byte) 0);
     }
 
-    private void readCompressed(long entry, int inCluster, MemorySegment part) throws IOException {
+    private void readCompressed(long entry, int inCluster, SegmentList part) throws IOException {
         DecompressBuffer buf = decompressBuffers.get();
         long gen = freeGeneration;
         if (buf.entry != entry || buf.generation != gen) {
@@ -322,7 +338,7 @@ public final class Qcow2Image implements BlockBackend {
             buf.entry = entry;
             buf.generation = gen; // freed and reused compressed space must not be served from this cache
         }
-        MemorySegment.copy(MemorySegment.ofArray(buf.out), inCluster, part, 0, part.byteSize());
+        part.copyFrom(MemorySegment.ofArray(buf.out), inCluster, 0, part.byteSize());
     }
 
     /** Host byte offset and length of a compressed cluster's data. */
@@ -436,6 +452,16 @@ public final class Qcow2Image implements BlockBackend {
 
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
+        write(offset, SegmentList.of(src));
+    }
+
+    /** A gather write: each run of clusters this image owns, host-contiguous, is one pwritev from the buffers. */
+    @Override
+    public void writev(long offset, List<MemorySegment> src) throws IOException {
+        write(offset, SegmentList.of(src));
+    }
+
+    private void write(long offset, SegmentList src) throws IOException {
         checkRange(offset, src.byteSize());
         checkWritable();
         long len = src.byteSize(), pos = 0;
@@ -452,7 +478,7 @@ public final class Qcow2Image implements BlockBackend {
                     if (host < 0) host = h;
                     n += piece;
                 }
-                if (n > 0) file.write(host, src.asSlice(pos, n));
+                if (n > 0) file.writev(host, src.slice(pos, n).segments());
             } finally {
                 lock.readLock().unlock();
             }
@@ -515,7 +541,7 @@ public final class Qcow2Image implements BlockBackend {
      * cluster and any following whole clusters that need a fresh allocation (allocated as one contiguous run).
      * Returns the number of bytes written.
      */
-    private long writeAllocating(long g, MemorySegment src, long srcPos, long remaining) throws IOException {
+    private long writeAllocating(long g, SegmentList src, long srcPos, long remaining) throws IOException {
         int inCluster = (int) (g & (cs - 1));
         int piece = (int) Math.min(remaining, cs - inCluster);
         long cluster = g >>> clusterBits;
@@ -542,11 +568,11 @@ public final class Qcow2Image implements BlockBackend {
             } else {
                 if ((e & ZERO) != 0 && header.version >= 3) {
                     byte[] buf = new byte[cs];
-                    MemorySegment.copy(src, srcPos, MemorySegment.ofArray(buf), inCluster, piece);
+                    src.copyTo(srcPos, MemorySegment.ofArray(buf), inCluster, piece);
                     file.write(host, buf, 0, cs);
                     setL2(l1Index, l2, l2Index, e & ~ZERO, 0);
                 } else {
-                    file.write(host + inCluster, src.asSlice(srcPos, piece));
+                    file.writev(host + inCluster, src.slice(srcPos, piece).segments());
                     if (e != l2[ei]) setL2(l1Index, l2, l2Index, e, 0);
                 }
             }
@@ -564,7 +590,7 @@ public final class Qcow2Image implements BlockBackend {
         }
         long newHost = allocate(clusters);
         if (clusters > 1) {
-            file.write(newHost, src.asSlice(srcPos, (long) clusters * cs));
+            file.writev(newHost, src.slice(srcPos, (long) clusters * cs).segments());
             for (int i = 0; i < clusters; i++) setL2(l1Index, l2, l2Index + i, (newHost + (long) i * cs) | COPIED, 0);
             return (long) clusters * cs;
         }
@@ -584,7 +610,7 @@ public final class Qcow2Image implements BlockBackend {
             long visible = Math.min(cs, size - clusterStart);
             readUnlocked(clusterStart, whole.asSlice(0, visible));
         }
-        MemorySegment.copy(src, srcPos, whole, inCluster, piece);
+        src.copyTo(srcPos, whole, inCluster, piece);
         file.write(newHost, buf, 0, cs);
         setL2(l1Index, l2, l2Index, newHost | COPIED, extL2 ? 0xffff_ffffL : 0);
         releaseOld(e);
@@ -592,20 +618,20 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     /** Writes subclusters [first, last] of a cluster at host: guest data plus, at the edges, the current content. */
-    private void writeSubclusters(long g, MemorySegment src, long srcPos, int piece, long host, int first, int last)
+    private void writeSubclusters(long g, SegmentList src, long srcPos, int piece, long host, int first, int last)
             throws IOException {
         long clusterStart = g & ~(long) (cs - 1);
         int inCluster = (int) (g - clusterStart);
         int spanStart = first * subclusterSize, spanLen = (last + 1 - first) * subclusterSize;
         if (spanStart == inCluster && spanLen == piece) {
-            file.write(host + spanStart, src.asSlice(srcPos, piece));
+            file.writev(host + spanStart, src.slice(srcPos, piece).segments());
             return;
         }
         byte[] buf = new byte[spanLen];
         MemorySegment span = MemorySegment.ofArray(buf);
         long visible = Math.min(spanLen, size - clusterStart - spanStart);
         if (visible > 0) readUnlocked(clusterStart + spanStart, span.asSlice(0, visible));
-        MemorySegment.copy(src, srcPos, span, inCluster - spanStart, piece);
+        src.copyTo(srcPos, span, inCluster - spanStart, piece);
         file.write(host + spanStart, buf, 0, spanLen);
     }
 
@@ -778,16 +804,16 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     private void writeZeroData(long g, int len) throws IOException {
-        MemorySegment zeros = MemorySegment.ofArray(new byte[len]);
+        SegmentList zeros = SegmentList.of(MemorySegment.ofArray(new byte[len]));
         long pos = 0;
         while (pos < len) pos += writeAllocatingOrOwned(g + pos, zeros, pos, len - pos);
     }
 
-    private long writeAllocatingOrOwned(long g, MemorySegment src, long srcPos, long remaining) throws IOException {
+    private long writeAllocatingOrOwned(long g, SegmentList src, long srcPos, long remaining) throws IOException {
         int piece = (int) Math.min(remaining, cs - (g & (cs - 1)));
         long host = ownedHost(g, piece);
         if (host >= 0) {
-            file.write(host, src.asSlice(srcPos, piece));
+            file.writev(host, src.slice(srcPos, piece).segments());
             return piece;
         }
         return writeAllocating(g, src, srcPos, piece);
@@ -929,7 +955,7 @@ public final class Qcow2Image implements BlockBackend {
         lock.writeLock().lock();
         try {
             if (n < 0) {
-                writeAllocating(guestOffset, MemorySegment.ofArray(in), 0, Math.min(cs, size - guestOffset));
+                writeAllocating(guestOffset, SegmentList.of(MemorySegment.ofArray(in)), 0, Math.min(cs, size - guestOffset));
                 return;
             }
             long cluster = guestOffset >>> clusterBits;

@@ -7,13 +7,9 @@ import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.Virtqueue;
 import dev.jvmm.devices.virtio.VirtqueueException;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
-import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.atomic.LongAdder;
@@ -29,10 +25,12 @@ import java.util.concurrent.atomic.LongAdder;
  * request with S_IOERR and the device keeps serving. A request is completed only after the backend call
  * returned; without a negotiated VIRTIO_BLK_F_FLUSH every write is flushed before completion (the spec's
  * write-through case).
+ *
+ * <p>Each request is decoded and checked by a {@link BlockRequestParser} (one per queue) into a
+ * {@link BlockRequest}, then run by the {@link BlockRequestExecutor}; this class owns the features, the
+ * configuration space ({@link BlockConfig}) and the queue loop.
  */
 public final class VirtioBlock implements VirtioDevice {
-    private static final Logger LOG = LoggerFactory.getLogger(VirtioBlock.class);
-
     public static final int F_SIZE_MAX = 1, F_SEG_MAX = 2, F_GEOMETRY = 4, F_RO = 5, F_BLK_SIZE = 6, F_FLUSH = 9,
             F_TOPOLOGY = 10, F_CONFIG_WCE = 11, F_MQ = 12, F_DISCARD = 13, F_WRITE_ZEROES = 14;
     public static final int T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_GET_LIFETIME = 10, T_DISCARD = 11,
@@ -43,11 +41,7 @@ public final class VirtioBlock implements VirtioDevice {
     static final int HEADER = 16, SEGMENT = 16;
     /** Limits advertised for discard and write-zeroes. */
     static final int MAX_DISCARD_SECTORS = 1 << 21, MAX_DISCARD_SEG = 32;
-    public static final int CONFIG_SIZE = 60;
-
-    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final int CONFIG_SIZE = BlockConfig.SIZE;
 
     /**
      * How the disk looks to the guest.
@@ -90,24 +84,21 @@ public final class VirtioBlock implements VirtioDevice {
     private final boolean readOnly;
     private final long capacitySectors;
     private final long features;
-    private final MemorySegment config = MemorySegment.ofArray(new byte[CONFIG_SIZE]);
+    private final MemorySegment config;
     private final MemorySegment id = MemorySegment.ofArray(new byte[ID_BYTES]);
     private final LongAdder ioErrors = new LongAdder();
 
-    // Set by activate, read on the I/O thread.
+    // Set by activate, read on the I/O threads.
     private volatile QueueState[] states;
-    private volatile long negotiated;
+    private volatile BlockRequestExecutor executor;
 
     private static final class QueueState {
         final DescriptorChain chain;
-        final MemorySegment scratch = MemorySegment.ofArray(new byte[16]);
-        // Discard/write-zeroes segments, copied once so the guest cannot change them after the checks.
-        final long[] segSector = new long[MAX_DISCARD_SEG];
-        final long[] segCount = new long[MAX_DISCARD_SEG];
-        final boolean[] segUnmap = new boolean[MAX_DISCARD_SEG];
+        final BlockRequestParser parser;
 
-        QueueState(int size) {
-            chain = new DescriptorChain(size);
+        QueueState(int size, BlockRequestParser parser) {
+            this.chain = new DescriptorChain(size);
+            this.parser = parser;
         }
     }
 
@@ -124,17 +115,12 @@ public final class VirtioBlock implements VirtioDevice {
         if (options.queues() > 1) f |= bit(F_MQ);
         this.features = f;
 
-        config.set(U64, 0, capacitySectors);
-        config.set(U32, 12, options.queueSize() - 2); // seg_max: the header and status take two descriptors
-        config.set(U32, 20, options.blockSize());
-        config.set(ValueLayout.JAVA_BYTE, 24, (byte) Integer.numberOfTrailingZeros(options.blockSize() / SECTOR));
-        config.set(U16, 34, (short) options.queues());
-        config.set(U32, 36, MAX_DISCARD_SECTORS);
-        config.set(U32, 40, MAX_DISCARD_SEG);
-        config.set(U32, 44, options.blockSize() / SECTOR);
-        config.set(U32, 48, MAX_DISCARD_SECTORS);
-        config.set(U32, 52, MAX_DISCARD_SEG);
-        config.set(ValueLayout.JAVA_BYTE, 56, (byte) 1);
+        int sectorsPerBlock = options.blockSize() / SECTOR;
+        this.config = new BlockConfig(capacitySectors, 0,
+                options.queueSize() - 2, // seg_max: the header and status take two descriptors
+                options.blockSize(), Integer.numberOfTrailingZeros(sectorsPerBlock), options.queues(),
+                MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, sectorsPerBlock, MAX_DISCARD_SECTORS, MAX_DISCARD_SEG,
+                true).toSegment();
         byte[] serial = options.serial().getBytes(StandardCharsets.US_ASCII);
         MemorySegment.copy(serial, 0, id, ValueLayout.JAVA_BYTE, 0, serial.length);
     }
@@ -192,147 +178,33 @@ public final class VirtioBlock implements VirtioDevice {
 
     @Override
     public void activate(GuestMemory memory, long negotiatedFeatures, List<Virtqueue> queues, Context context) {
+        BlockRequestParser.Limits limits = new BlockRequestParser.Limits(capacitySectors, readOnly, negotiatedFeatures);
         QueueState[] s = new QueueState[queues.size()];
-        for (int i = 0; i < s.length; i++) s[i] = new QueueState(queues.get(i).maxSize());
-        negotiated = negotiatedFeatures;
+        for (int i = 0; i < s.length; i++) s[i] = new QueueState(queues.get(i).maxSize(), new BlockRequestParser(limits));
+        // Without VIRTIO_BLK_F_FLUSH the driver expects every write stable on completion (the spec's write-through).
+        executor = new BlockRequestExecutor(backend, id, (negotiatedFeatures & bit(F_FLUSH)) == 0, ioErrors);
         states = s;
     }
 
     @Override
     public void reset() {
         states = null;
-        negotiated = 0;
+        executor = null;
     }
 
     @Override
     public void processQueue(int index, Virtqueue queue) {
         QueueState st = states[index];
+        BlockRequestExecutor ex = executor;
         DescriptorChain chain = st.chain;
         while (queue.pop(chain)) {
-            int written = handle(chain, st);
-            queue.addUsed(chain.head(), written);
-        }
-    }
-
-    /** Serves one request and writes its status; returns the bytes written into the writable part. */
-    private int handle(DescriptorChain c, QueueState st) {
-        if (c.readableLength() < HEADER)
-            throw new VirtqueueException("virtio-blk request " + c.head() + " has " + c.readableLength() + " header bytes, not 16");
-        if (c.writableLength() < 1)
-            throw new VirtqueueException("virtio-blk request " + c.head() + " has no status byte");
-        int type = c.readInt(0, st.scratch);
-        long sector = c.readLong(8, st.scratch);
-        long statusOffset = c.writableLength() - 1;
-        long written = 0;
-        int status;
-        try {
-            switch (type) {
-                case T_IN -> {
-                    long len = c.writableLength() - 1;
-                    status = checkRange(sector, len);
-                    if (status == S_OK) {
-                        transfer(c, sector * SECTOR, len, false);
-                        written = len;
-                    }
-                }
-                case T_OUT -> {
-                    long len = c.readableLength() - HEADER;
-                    status = readOnly ? S_IOERR : checkRange(sector, len);
-                    if (status == S_OK) {
-                        transfer(c, sector * SECTOR, len, true);
-                        if (writeThrough()) backend.flush();
-                    }
-                }
-                case T_FLUSH -> {
-                    backend.flush();
-                    status = S_OK;
-                }
-                case T_GET_ID -> {
-                    long n = Math.min(ID_BYTES, c.writableLength() - 1);
-                    c.writeTo(0, id, 0, n);
-                    written = n;
-                    status = S_OK;
-                }
-                case T_DISCARD -> status = discardOrZero(c, st, true, F_DISCARD);
-                case T_WRITE_ZEROES -> status = discardOrZero(c, st, false, F_WRITE_ZEROES);
-                default -> status = S_UNSUPP;
+            BlockRequest request = st.parser.parse(chain);
+            if (request instanceof BlockRequest.Refused(Rejection why, _) && !why.answerable()) {
+                throw new VirtqueueException("virtio-blk request " + chain.head() + " cannot be answered: " + why
+                        + " (" + chain.readableLength() + " device-readable bytes, " + chain.writableLength()
+                        + " device-writable; a request needs a 16-byte header and a status byte)");
             }
-        } catch (IOException e) {
-            ioErrors.increment();
-            LOG.warn("virtio-blk: request type {} at sector {} failed: {}", type, sector, e.getMessage());
-            status = S_IOERR;
-            written = 0;
+            queue.addUsed(chain.head(), ex.execute(request));
         }
-        c.writeByte(statusOffset, (byte) status);
-        return (int) (written + 1);
-    }
-
-    private boolean writeThrough() {
-        return (negotiated & bit(F_FLUSH)) == 0;
-    }
-
-    /** S_OK when {@code len} bytes from sector are whole sectors within the capacity. */
-    private int checkRange(long sector, long len) {
-        if (len % SECTOR != 0) return S_IOERR;
-        if (sector < 0 || sector > capacitySectors) return S_IOERR; // sector is u64: negative means huge
-        if (len / SECTOR > capacitySectors - sector) return S_IOERR;
-        return S_OK;
-    }
-
-    /** Moves len bytes between the backend at offset and the chain's data buffers. */
-    private void transfer(DescriptorChain c, long offset, long len, boolean toBackend) throws IOException {
-        if (toBackend) {
-            long skip = HEADER;
-            for (int i = 0; i < c.readableCount() && len > 0; i++) {
-                MemorySegment seg = c.readable(i);
-                if (skip >= seg.byteSize()) {
-                    skip -= seg.byteSize();
-                    continue;
-                }
-                long n = Math.min(seg.byteSize() - skip, len);
-                backend.write(offset, seg.asSlice(skip, n));
-                offset += n;
-                len -= n;
-                skip = 0;
-            }
-        } else {
-            for (int i = 0; i < c.writableCount() && len > 0; i++) {
-                MemorySegment seg = c.writable(i);
-                long n = Math.min(seg.byteSize(), len);
-                backend.read(offset, n == seg.byteSize() ? seg : seg.asSlice(0, n));
-                offset += n;
-                len -= n;
-            }
-        }
-    }
-
-    private int discardOrZero(DescriptorChain c, QueueState st, boolean discard, int feature) throws IOException {
-        if ((negotiated & bit(feature)) == 0) return S_UNSUPP;
-        if (readOnly) return S_IOERR;
-        long data = c.readableLength() - HEADER;
-        if (data == 0 || data % SEGMENT != 0 || data / SEGMENT > MAX_DISCARD_SEG) return S_IOERR;
-        int segments = (int) (data / SEGMENT);
-        // Copy and check every segment before touching the disk, so a bad one changes nothing.
-        for (int i = 0; i < segments; i++) {
-            long off = HEADER + (long) i * SEGMENT;
-            long sector = c.readLong(off, st.scratch);
-            long count = c.readInt(off + 8, st.scratch) & 0xffffffffL;
-            int flags = c.readInt(off + 12, st.scratch);
-            if ((flags & ~1) != 0) return S_UNSUPP;
-            if (discard && (flags & 1) != 0) return S_UNSUPP;
-            if (count > MAX_DISCARD_SECTORS) return S_IOERR;
-            if (checkRange(sector, count * SECTOR) != S_OK) return S_IOERR;
-            st.segSector[i] = sector;
-            st.segCount[i] = count;
-            st.segUnmap[i] = (flags & 1) != 0;
-        }
-        for (int i = 0; i < segments; i++) {
-            long count = st.segCount[i];
-            if (count == 0) continue;
-            if (discard) backend.discard(st.segSector[i] * SECTOR, count * SECTOR);
-            else backend.writeZeroes(st.segSector[i] * SECTOR, count * SECTOR, st.segUnmap[i]);
-        }
-        if (writeThrough()) backend.flush();
-        return S_OK;
     }
 }
