@@ -1,7 +1,11 @@
 package dev.jvmm.bench;
 
 import dev.jvmm.core.bus.Bus;
+import dev.jvmm.core.irq.InterruptController;
+import dev.jvmm.core.irq.InterruptEvent;
 import dev.jvmm.core.irq.IrqLine;
+import dev.jvmm.core.irq.MsiRoute;
+import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.memory.MemoryRegion;
 import dev.jvmm.devices.net.MacAddress;
@@ -17,6 +21,7 @@ import java.lang.invoke.VarHandle;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
@@ -41,9 +46,37 @@ final class NetGuest implements AutoCloseable {
     private final VirtioMmioTransport transport;
     final Ring rx, tx;
     private volatile Thread waiter;
-    private final IrqLine irq = high -> {
-        Thread t = waiter;
-        if (high && t != null) LockSupport.unpark(t);
+    /** The device's only interrupt wakes the driver thread, which polls the used rings. */
+    private final InterruptController irqs = new InterruptController() {
+        @Override
+        public InterruptEvent event(int gsi, Trigger trigger, BooleanSupplier pending) {
+            return new InterruptEvent() {
+                @Override
+                public void trigger() {
+                    Thread t = waiter;
+                    if (t != null) LockSupport.unpark(t);
+                }
+
+                @Override
+                public void close() {
+                }
+            };
+        }
+
+        @Override
+        public IrqLine line(int gsi) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public MsiRoute msiRoute() {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public void signalMsi(long address, int data) {
+            throw new UnsupportedOperationException();
+        }
     };
 
     /** The driver side of one split virtqueue with a 2 KiB buffer per descriptor. */
@@ -123,7 +156,7 @@ final class NetGuest implements AutoCloseable {
         ram = arena.allocate(4L << 20, 4096);
         GuestMemory memory = GuestMemory.wrap(List.of(new MemoryRegion(RAM_BASE, ram)));
         device = new VirtioNet(backend, VirtioNet.Options.of(new MacAddress(0x525400123456L)));
-        transport = new VirtioMmioTransport("bench-net", device, memory, irq);
+        transport = new VirtioMmioTransport("bench-net", device, memory, irqs, 5, Trigger.EDGE);
         bus.register("bench-net", MMIO_BASE, VirtioMmioTransport.WINDOW_SIZE, transport);
         rx = new Ring(0, RAM_BASE);
         tx = new Ring(1, rx.end());

@@ -41,6 +41,8 @@ import java.util.Optional;
 public final class Machine implements AutoCloseable {
     public static final int SERIAL_PORT = 0x3f8, SERIAL_IRQ = 4;
     public static final int DEBUGCON_PORT = 0xe9;
+    /** The least memory a machine is built with: the kernel, its tables and the boot allocations need room. */
+    public static final long MIN_MEMORY_BYTES = 16L << 20;
 
     private final MachineConfig config;
     private final VirtualMachine vm;
@@ -65,18 +67,26 @@ public final class Machine implements AutoCloseable {
 
     /**
      * Builds the machine: checks the config, reads the kernel and opens the disks (so that a wrong file is reported
-     * before anything about the host's KVM), creates the VM, attaches devices and loads the kernel.
+     * before anything about the host's KVM), creates the VM, attaches devices and loads the kernel. A config this
+     * host cannot run throws {@link MachineConfigException}.
      */
     public static Machine create(MachineConfig config) {
-        checkSizes(config);
+        checkSizes(config, hostMemoryBytes());
         List<CpuFeatures.Edit> edits = CpuFeatures.parse(config.cpuFeatures());
         KernelLoader.KernelImage kernelImage = KernelLoader.read(config.kernel(), config.initrd(), config.bootPath());
         List<BlockBackend> disks = VirtioDisks.open(config.disks());
         int cpus = config.cpus();
         VirtualMachine vm;
         try {
-            checkKvmLimits(config);
+            Kvm kvm = Kvm.open(); // once: asked about its limits, then the VM's
+            try {
+                checkVcpuLimit(config, kvm.maxVcpus());
+            } catch (RuntimeException e) {
+                kvm.close();
+                throw e;
+            }
             vm = VirtualMachine.builder()
+                    .kvm(kvm) // owned by the VM from here, also when building it fails
                     .memory(config.memoryBytes())
                     .cpus(cpus)
                     .cpuid((id, entries) -> VcpuSetup.topology(CpuFeatures.apply(entries, edits), id, cpus))
@@ -130,30 +140,19 @@ public final class Machine implements AutoCloseable {
         }
     }
 
-    private static void checkSizes(MachineConfig c) {
-        if (c.cpus() < 1) throw new BootException("--cpus must be at least 1, not " + c.cpus());
-        if (c.memoryBytes() < (16L << 20)) throw new BootException("--memory must be at least 16M");
-        long host = hostMemoryBytes();
-        if (host > 0 && c.memoryBytes() > host)
-            throw new BootException(String.format("--memory %dM is more than this host has (%dM)", c.memoryBytes() >> 20, host >> 20));
+    /** The config against what any machine needs and what this host has ({@code hostMemoryBytes} -1: unknown). */
+    static void checkSizes(MachineConfig c, long hostMemoryBytes) {
+        if (c.cpus() < 1) throw new MachineConfigException(MachineConfigException.Problem.TOO_FEW_VCPUS, c.cpus(), 1);
+        if (c.memoryBytes() < MIN_MEMORY_BYTES)
+            throw new MachineConfigException(MachineConfigException.Problem.MEMORY_TOO_SMALL, c.memoryBytes(), MIN_MEMORY_BYTES);
+        if (hostMemoryBytes > 0 && c.memoryBytes() > hostMemoryBytes)
+            throw new MachineConfigException(MachineConfigException.Problem.MEMORY_EXCEEDS_HOST, c.memoryBytes(), hostMemoryBytes);
     }
 
-    private static void checkKvmLimits(MachineConfig c) {
-        int maxCpus = kvmMaxVcpus();
-        if (maxCpus > 0 && c.cpus() > maxCpus)
-            throw new BootException("--cpus " + c.cpus() + " is more than KVM allows on this host (" + maxCpus + ")");
-    }
-
-    /**
-     * KVM's vCPU limit (ACPI's MADT describes any count; the MP table is written only while it fits), or -1
-     * when /dev/kvm cannot be opened: creating the VM then reports why.
-     */
-    private static int kvmMaxVcpus() {
-        try (Kvm kvm = Kvm.open()) {
-            return kvm.maxVcpus();
-        } catch (RuntimeException e) {
-            return -1;
-        }
+    /** The vCPU count against KVM's limit (ACPI's MADT describes any count; the MP table is written only while it fits). */
+    static void checkVcpuLimit(MachineConfig c, int kvmMaxVcpus) {
+        if (kvmMaxVcpus > 0 && c.cpus() > kvmMaxVcpus)
+            throw new MachineConfigException(MachineConfigException.Problem.TOO_MANY_VCPUS, c.cpus(), kvmMaxVcpus);
     }
 
     /** MemTotal from /proc/meminfo, or -1 if unknown. */

@@ -1,6 +1,7 @@
 package dev.jvmm.boot;
 
 import dev.jvmm.core.VirtualMachine;
+import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.devices.pci.PciHostBridge;
 import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.mmio.VirtioMmioTransport;
@@ -20,7 +21,8 @@ import java.util.Map;
  *   0xe000_0000 - 0xe00f_ffff  PCI ECAM for bus 0 (configuration mechanism #1 at ports 0xcf8-0xcff as well)
  * </pre>
  * virtio-mmio devices take ISA IRQs no other device uses; virtio-pci functions interrupt through MSI-X (INTx
- * on IOAPIC pins 16-23 as the fallback, described in the MP table). Queue notifications are ioeventfds.
+ * on IOAPIC pins 16-23 as the fallback, described in the MP table). Queue notifications are ioeventfds, interrupts
+ * irqfds.
  */
 final class VirtioSlots {
     static final long PCI_MMIO_BASE = 0xc000_0000L, PCI_MMIO_SIZE = 0x1000_0000L;
@@ -58,7 +60,8 @@ final class VirtioSlots {
                 throw new BootException(option + ": at most " + MMIO_IRQS.length + " virtio-mmio devices; attach more with transport=pci");
             long base = VIRTIO_MMIO_BASE + mmioCount * VirtioMmioTransport.WINDOW_SIZE;
             int irq = MMIO_IRQS[mmioCount++];
-            VirtioMmioTransport t = new VirtioMmioTransport(name, device, vm.memory(), vm.interrupts().line(irq));
+            // ISA IRQs are edge-triggered in the MP table and the MADT (no override), so Linux programs them so.
+            VirtioMmioTransport t = new VirtioMmioTransport(name, device, vm.memory(), vm.interrupts(), irq, Trigger.EDGE);
             vm.own(t);
             vm.mmioBus().register("virtio-mmio " + name, base, VirtioMmioTransport.WINDOW_SIZE, t);
             t.registerIoEvent(vm.ioEvents(), base);

@@ -2,25 +2,35 @@ package dev.jvmm.core;
 
 import dev.jvmm.core.event.EventFd;
 import dev.jvmm.core.irq.InterruptController;
+import dev.jvmm.core.irq.InterruptEvent;
 import dev.jvmm.core.irq.IrqLine;
 import dev.jvmm.core.irq.MsiRoute;
+import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.kvm.Cap;
+import dev.jvmm.kvm.ClosedFdException;
 import dev.jvmm.kvm.gen.KvmHeaders;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
+import java.util.Objects;
+import java.util.function.BooleanSupplier;
 
 /**
  * The in-kernel irqchip's interrupt handles. MSI vectors get a GSI routing entry and an irqfd each, so a
  * device raises one by writing its eventfd. KVM_SET_GSI_ROUTING replaces the whole table, so this class keeps
- * the default irqchip routes (as KVM installs them) alongside the MSI ones.
+ * the default irqchip routes (as KVM installs them) alongside the MSI ones. Signalled pin interrupts
+ * ({@link #event}) are irqfds too: plain ones for edge-triggered pins, resampling ones for level-triggered pins.
  */
 final class KvmInterrupts implements InterruptController, AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(KvmInterrupts.class);
     static final int IOAPIC_PINS = 24;
     private final Vm vm;
     private final BitSet usedGsis = new BitSet();
     private final List<Route> routes = new ArrayList<>();
+    private final List<PinEvent> events = new ArrayList<>();
     private final int maxGsi;
 
     KvmInterrupts(Vm vm) {
@@ -32,8 +42,21 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
 
     @Override
     public IrqLine line(int gsi) {
-        if (gsi < 0 || gsi >= IOAPIC_PINS) throw new IllegalArgumentException("GSI " + gsi + " is not an IOAPIC pin (0-23)");
+        checkPin(gsi);
         return high -> vm.irqLine(gsi, high);
+    }
+
+    private static void checkPin(int gsi) {
+        if (gsi < 0 || gsi >= IOAPIC_PINS) throw new IllegalArgumentException("GSI " + gsi + " is not an IOAPIC pin (0-23)");
+    }
+
+    @Override
+    public synchronized InterruptEvent event(int gsi, Trigger trigger, BooleanSupplier pending) {
+        checkPin(gsi);
+        if (trigger == Trigger.LEVEL) Objects.requireNonNull(pending, "a level-triggered event needs its device's pending state");
+        PinEvent e = new PinEvent(gsi, trigger == Trigger.LEVEL ? pending : null);
+        events.add(e);
+        return e;
     }
 
     @Override
@@ -74,6 +97,96 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
     @Override
     public synchronized void close() {
         for (Route r : new ArrayList<>(routes)) r.close();
+        for (PinEvent e : new ArrayList<>(events)) e.close();
+    }
+
+    /**
+     * An irqfd on an IOAPIC pin. Why no event is lost (a device sets its status register before it triggers, and the
+     * guest's handler reads that register and acknowledges only what it read):
+     * - EDGE: a plain irqfd, each write one pulse (KVM raises and drops the pin), so one edge per event. An edge
+     *   that comes while the guest handles the previous one waits in the local APIC's IRR (or the PIC's) and is
+     *   delivered after EOI; edges that merge before delivery are answered by one read of the status.
+     * - LEVEL: a pulse would be dropped while the IOAPIC's remote IRR is set (after delivery, until EOI), so an
+     *   event raised after the handler read the status would wait for the next one. A resampling irqfd holds the
+     *   pin asserted until EOI, then drops it and signals {@code resample}; this object's thread asserts it again
+     *   if the device still has an event pending, and that is delivered now that remote IRR is clear.
+     * Not resampling for EDGE keeps one exit-free interrupt per event: a resampler makes every EOI of the vector
+     * exit to KVM, a guest that sends EOI before reading the status (Linux's edge flow) would get an extra
+     * interrupt that finds nothing, and AMD's AVIC does not report EOIs of edge-triggered vectors at all.
+     */
+    private final class PinEvent implements InterruptEvent {
+        final int gsi;
+        final EventFd trigger = new EventFd(false);
+        final EventFd resample; // LEVEL only, with pending and listener
+        final BooleanSupplier pending;
+        final Thread listener;
+        volatile boolean closed;
+
+        PinEvent(int gsi, BooleanSupplier pending) {
+            this.gsi = gsi;
+            this.pending = pending;
+            this.resample = pending == null ? null : new EventFd(false);
+            try {
+                if (resample == null) vm.irqfd(trigger, gsi);
+                else vm.irqfdWithResample(trigger, gsi, resample);
+            } catch (RuntimeException e) {
+                trigger.close();
+                if (resample != null) resample.close();
+                throw e;
+            }
+            listener = resample == null ? null : Thread.ofPlatform().daemon().name("irq-resample-" + gsi).start(this::listen);
+        }
+
+        private void listen() {
+            while (true) {
+                try {
+                    resample.await();
+                } catch (RuntimeException e) {
+                    if (!closed) LOG.error("GSI {}: waiting for end-of-interrupt failed; the pin is no longer re-asserted", gsi, e);
+                    return;
+                }
+                if (closed) return;
+                if (pending.getAsBoolean()) trigger();
+            }
+        }
+
+        @Override
+        public void trigger() {
+            if (closed) return;
+            try {
+                trigger.signal();
+            } catch (ClosedFdException e) {
+                // closed meanwhile: the VM is going away
+            }
+        }
+
+        @Override
+        public void close() {
+            synchronized (KvmInterrupts.this) {
+                if (closed) return;
+                closed = true;
+                try {
+                    vm.irqfdDeassign(trigger, gsi); // a resampler drops the pin if it was the last on it
+                } catch (RuntimeException ignored) {
+                    // the VM is going away; closing the eventfd below releases the irqfd anyway
+                }
+                if (listener != null) {
+                    resample.signal(); // wakes the listener, which sees closed
+                    boolean interrupted = false;
+                    while (listener.isAlive()) {
+                        try {
+                            listener.join();
+                        } catch (InterruptedException e) {
+                            interrupted = true;
+                        }
+                    }
+                    if (interrupted) Thread.currentThread().interrupt();
+                    resample.close();
+                }
+                trigger.close();
+                events.remove(this);
+            }
+        }
     }
 
     private final class Route implements MsiRoute {

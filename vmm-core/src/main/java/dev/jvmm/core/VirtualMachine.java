@@ -12,6 +12,7 @@ import dev.jvmm.kvm.gen.KvmHeaders;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -58,7 +59,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         List<Vcpu> cpus = new ArrayList<>();
         KvmInterrupts irq = null;
         try {
-            k = Kvm.open();
+            k = b.kvm != null ? b.kvm : Kvm.open();
             int maxVcpus = k.maxVcpus();
             if (b.cpus > maxVcpus)
                 throw new IllegalArgumentException(b.cpus + " vCPUs requested, but KVM allows at most " + maxVcpus);
@@ -237,8 +238,18 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         private boolean irqchip = true;
         private boolean pit = true;
         private BiFunction<Integer, List<CpuidEntry>, List<CpuidEntry>> cpuid = (id, c) -> c;
+        private Kvm kvm;
 
         private Builder() {}
+
+        /**
+         * Builds on a /dev/kvm the caller opened already (to ask about limits first) rather than opening it again.
+         * The VM owns it from {@link #build()} on and closes it, also when building fails; one build per Kvm.
+         */
+        public Builder kvm(Kvm kvm) {
+            this.kvm = Objects.requireNonNull(kvm);
+            return this;
+        }
 
         /** RAM size; above {@link #MMIO_HOLE_START} the rest is placed from 4 GiB up. */
         public Builder memory(long bytes) {

@@ -27,6 +27,12 @@ import java.util.List;
 public final class Vm implements AutoCloseable {
     private final Kvm kvm;
     private final OwnedFd fd;
+    private final Arena arena = Arena.ofShared();
+    /**
+     * KVM_IRQ_LINE's argument, made once: the legacy devices (serial, i8042, ACPI SCI) drive their lines twice per
+     * event. Callers on different threads take turns on it; the kernel serialises the irqchip anyway.
+     */
+    private final MemorySegment irqLevel = kvm_irq_level.allocate(arena);
 
     Vm(Kvm kvm, OwnedFd fd) {
         this.kvm = kvm;
@@ -84,11 +90,11 @@ public final class Vm implements AutoCloseable {
 
     /** KVM_IRQ_LINE: drives a GSI of the in-kernel irqchip. */
     public void irqLine(int gsi, boolean high) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment l = kvm_irq_level.allocate(arena);
-            kvm_irq_level.irq(l, gsi);
-            kvm_irq_level.level(l, high ? 1 : 0);
-            Libc.ioctl(fd.get(), "KVM_IRQ_LINE", KvmIoctls.KVM_IRQ_LINE, l);
+        synchronized (irqLevel) {
+            int f = fd.get(); // before touching irqLevel, which close() frees
+            kvm_irq_level.irq(irqLevel, gsi);
+            kvm_irq_level.level(irqLevel, high ? 1 : 0);
+            Libc.ioctl(f, "KVM_IRQ_LINE", KvmIoctls.KVM_IRQ_LINE, irqLevel);
         }
     }
 
@@ -225,6 +231,10 @@ public final class Vm implements AutoCloseable {
 
     @Override
     public void close() {
-        fd.close();
+        synchronized (irqLevel) { // not while an irqLine() is using it
+            if (fd.isClosed()) return;
+            fd.close();
+            arena.close();
+        }
     }
 }

@@ -1,5 +1,6 @@
 package dev.jvmm.core;
 
+import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.core.testing.Guests;
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.core.x86.EntryState;
@@ -34,6 +35,8 @@ class ResourceLeakKvmTest {
             vm.memory().write(0x10000, Guests.load("halt32.bin"));
             vm.setEntry(0, EntryState.protectedMode(0x10000));
             vm.interrupts().msiRoute().update(0xfee00000L, 0x30); // an irqfd + route, closed with the VM
+            vm.interrupts().event(5, Trigger.EDGE, null); // an irqfd on a pin
+            vm.interrupts().event(6, Trigger.LEVEL, () -> false); // a resampling irqfd and its thread
             vm.start();
             vm.stop();
             assertEquals(new ExitStatus.Stopped(), vm.awaitExit(Duration.ofSeconds(5)).orElseThrow());

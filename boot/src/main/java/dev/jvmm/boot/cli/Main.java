@@ -1,6 +1,7 @@
 package dev.jvmm.boot.cli;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.MachineConfigException;
 import dev.jvmm.core.KvmUnavailableException;
 import dev.jvmm.kvm.SyscallException;
 import picocli.CommandLine;
@@ -78,7 +79,8 @@ public final class Main implements Callable<Integer> {
     }
 
     static String userMessage(Exception ex) {
-        String m = ex.getMessage();
+        // The library says what is wrong with a config in its own terms; the user gave options.
+        String m = ex instanceof MachineConfigException c ? RunCommand.optionMessage(c) : ex.getMessage();
         if (m == null) m = ex.getClass().getSimpleName();
         // The launcher can run jvmm where KVM works after all: inside an emulated machine (scripts/with-kvm).
         if (ex instanceof KvmUnavailableException k && k.deviceMissing())

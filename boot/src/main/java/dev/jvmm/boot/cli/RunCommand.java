@@ -3,6 +3,7 @@ package dev.jvmm.boot.cli;
 import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.Machine;
 import dev.jvmm.boot.MachineConfig;
+import dev.jvmm.boot.MachineConfigException;
 import dev.jvmm.boot.loader.KernelLoader;
 import dev.jvmm.core.ExitStats;
 import dev.jvmm.core.ExitStatus;
@@ -136,6 +137,16 @@ public final class RunCommand implements Callable<Integer> {
         if (none) b.noNetwork();
         for (Nets.NetOption n : nets) n.nic().ifPresent(b::nic);
         return b.build();
+    }
+
+    /** The library's config problem as this command's options say it. */
+    static String optionMessage(MachineConfigException e) {
+        return switch (e.problem()) {
+            case TOO_FEW_VCPUS -> "--cpus must be at least " + e.limit() + ", not " + e.requested();
+            case TOO_MANY_VCPUS -> "--cpus " + e.requested() + " is more than KVM allows on this host (" + e.limit() + ")";
+            case MEMORY_TOO_SMALL -> "--memory must be at least " + (e.limit() >> 20) + "M";
+            case MEMORY_EXCEEDS_HOST -> String.format("--memory %dM is more than this host has (%dM)", e.requested() >> 20, e.limit() >> 20);
+        };
     }
 
     private static OutputStream debugconStream(String spec) {

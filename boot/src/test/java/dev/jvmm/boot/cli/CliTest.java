@@ -143,6 +143,13 @@ class CliTest {
     }
 
     @Test
+    void tooFewVcpusOrTooLittleMemoryIsOneLineNamingTheOption() throws Exception {
+        Path f = Files.writeString(dir.resolve("k"), "x");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--cpus", "0"), "--cpus must be at least 1, not 0");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "8M"), "--memory must be at least 16M");
+    }
+
+    @Test
     void memoryBeyondTheHostIsOneLine() throws Exception {
         Path f = Files.writeString(dir.resolve("k"), "x");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "64T"), "more than this host has");

@@ -8,8 +8,9 @@
  * BlockBackend disk = DiskImage.open(path, DiskImage.Options.DEFAULT.withReadOnly(readOnly)); // raw or qcow2, probed
  * VirtioBlock blk = new VirtioBlock(disk, VirtioBlock.Options.DEFAULT.withSerial(serial));
  *
- * // virtio-mmio: a 4 KiB window, an IOAPIC line, an ioeventfd on QueueNotify, a kernel command line option
- * VirtioMmioTransport t = new VirtioMmioTransport("vda", blk, vm.memory(), vm.interrupts().line(gsi));
+ * // virtio-mmio: a 4 KiB window, an irqfd on an IOAPIC pin (edge-triggered, as ISA IRQs are described), an
+ * // ioeventfd on QueueNotify, a kernel command line option
+ * VirtioMmioTransport t = new VirtioMmioTransport("vda", blk, vm.memory(), vm.interrupts(), gsi, Trigger.EDGE);
  * vm.mmioBus().register("virtio-mmio vda", base, VirtioMmioTransport.WINDOW_SIZE, t);
  * t.registerIoEvent(vm.ioEvents(), base);
  * cmdline.add(VirtioMmioTransport.cmdlineFragment(base, gsi));
@@ -23,6 +24,6 @@
  * int slot = pci.attach(p.pciFunction(), "virtio-pci vdb");
  * vm.own(p);
  * }</pre>
- * Closing a transport stops its I/O thread, drops its ioeventfds and MSI routes; the backend is the caller's.
+ * Closing a transport stops its I/O thread, drops its ioeventfds, irqfds and MSI routes; the backend is the caller's.
  */
 package dev.jvmm.devices.virtio;

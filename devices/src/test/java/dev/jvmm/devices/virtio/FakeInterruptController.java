@@ -1,17 +1,21 @@
 package dev.jvmm.devices.virtio;
 
 import dev.jvmm.core.irq.InterruptController;
+import dev.jvmm.core.irq.InterruptEvent;
 import dev.jvmm.core.irq.IrqLine;
 import dev.jvmm.core.irq.MsiRoute;
+import dev.jvmm.core.irq.Trigger;
 
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.BooleanSupplier;
 
-/** Interrupt lines and MSI routes that record what devices do with them. */
+/** Interrupt lines, signalled pins and MSI routes that record what devices do with them. */
 public final class FakeInterruptController implements InterruptController {
     public final Map<Integer, RecordingIrqLine> lines = new ConcurrentHashMap<>();
+    public final Map<Integer, RecordingInterruptEvent> events = new ConcurrentHashMap<>();
     public final List<Route> routes = new CopyOnWriteArrayList<>();
 
     /** An MSI route: its programmed message and the messages it delivered. */
@@ -46,6 +50,13 @@ public final class FakeInterruptController implements InterruptController {
     @Override
     public IrqLine line(int gsi) {
         return lines.computeIfAbsent(gsi, g -> new RecordingIrqLine());
+    }
+
+    @Override
+    public InterruptEvent event(int gsi, Trigger trigger, BooleanSupplier pending) {
+        RecordingInterruptEvent e = new RecordingInterruptEvent(trigger, pending);
+        if (events.putIfAbsent(gsi, e) != null) throw new IllegalStateException("GSI " + gsi + " already has an event");
+        return e;
     }
 
     @Override

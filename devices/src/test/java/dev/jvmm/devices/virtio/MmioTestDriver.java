@@ -6,10 +6,10 @@ import dev.jvmm.core.bus.Bus;
 public final class MmioTestDriver implements TestDriver {
     public final Bus bus;
     public final long base;
-    public final RecordingIrqLine irq;
+    public final RecordingInterruptEvent irq;
     private final AutoCloseable owner;
 
-    public MmioTestDriver(Bus bus, long base, RecordingIrqLine irq, AutoCloseable owner) {
+    public MmioTestDriver(Bus bus, long base, RecordingInterruptEvent irq, AutoCloseable owner) {
         this.bus = bus;
         this.base = base;
         this.irq = irq;
@@ -91,14 +91,16 @@ public final class MmioTestDriver implements TestDriver {
     private boolean awaitBit(int bit, long millis) throws InterruptedException {
         long deadline = System.currentTimeMillis() + millis;
         while (true) {
+            int seen = irq.triggers();
             int s = reg(0x060);
             if ((s & bit) != 0) {
                 reg(0x064, bit);
+                irq.eoi();
                 return true;
             }
             long left = deadline - System.currentTimeMillis();
             if (left <= 0) return false;
-            irq.awaitHigh(Math.min(left, 10));
+            irq.awaitTriggers(seen + 1, Math.min(left, 10));
         }
     }
 

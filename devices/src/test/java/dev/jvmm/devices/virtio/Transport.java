@@ -1,6 +1,7 @@
 package dev.jvmm.devices.virtio;
 
 import dev.jvmm.core.bus.Bus;
+import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.devices.pci.PciHostBridge;
 import dev.jvmm.devices.virtio.mmio.VirtioMmioTransport;
 import dev.jvmm.devices.virtio.pci.VirtioPciTransport;
@@ -11,10 +12,10 @@ public enum Transport {
         @Override
         public TestDriver attach(GuestRam ram, VirtioDevice device) {
             Bus bus = new Bus("mmio");
-            RecordingIrqLine irq = new RecordingIrqLine();
-            VirtioMmioTransport t = new VirtioMmioTransport("dev", device, ram.memory, irq);
+            FakeInterruptController irqs = new FakeInterruptController();
+            VirtioMmioTransport t = new VirtioMmioTransport("dev", device, ram.memory, irqs, 5, Trigger.LEVEL);
             bus.register("dev", 0xd000_0000L, VirtioMmioTransport.WINDOW_SIZE, t);
-            return new MmioTestDriver(bus, 0xd000_0000L, irq, t);
+            return new MmioTestDriver(bus, 0xd000_0000L, irqs.events.get(5), t);
         }
     },
     PCI_MSIX {

@@ -3,6 +3,7 @@ package dev.jvmm.devices.virtio;
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.VirtualMachine;
 import dev.jvmm.core.bus.BusDevice;
+import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.testing.Guests;
 import dev.jvmm.core.testing.RequiresKvm;
@@ -135,14 +136,15 @@ class VirtioGuestKvmTest {
                 }
             });
 
-            // virtio-mmio: bus claim, ioeventfd on QueueNotify, a level IOAPIC line each.
+            // virtio-mmio: bus claim, ioeventfd on QueueNotify, an irqfd on an IOAPIC pin each (level: the guest
+            // programs its pins level-triggered).
             VirtioMmioTransport vda = new VirtioMmioTransport("vda", new VirtioBlock(RawFileBackend.open(vdaFile, false),
-                    VirtioBlock.Options.DEFAULT.withSerial("jvmm-vda")), vm.memory(), vm.interrupts().line(VDA_GSI));
+                    VirtioBlock.Options.DEFAULT.withSerial("jvmm-vda")), vm.memory(), vm.interrupts(), VDA_GSI, Trigger.LEVEL);
             vm.mmioBus().register("virtio-mmio vda", VDA_BASE, VirtioMmioTransport.WINDOW_SIZE, vda);
             vda.registerIoEvent(vm.ioEvents(), VDA_BASE);
             vm.own(vda);
             VirtioMmioTransport vdb = new VirtioMmioTransport("vdb", new VirtioBlock(RawFileBackend.open(vdbFile, true),
-                    VirtioBlock.Options.DEFAULT.withSerial("jvmm-vdb")), vm.memory(), vm.interrupts().line(VDB_GSI));
+                    VirtioBlock.Options.DEFAULT.withSerial("jvmm-vdb")), vm.memory(), vm.interrupts(), VDB_GSI, Trigger.LEVEL);
             vm.mmioBus().register("virtio-mmio vdb", VDB_BASE, VirtioMmioTransport.WINDOW_SIZE, vdb);
             vdb.registerIoEvent(vm.ioEvents(), VDB_BASE);
             vm.own(vdb);

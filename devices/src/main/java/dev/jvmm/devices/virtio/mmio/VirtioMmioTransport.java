@@ -2,7 +2,9 @@ package dev.jvmm.devices.virtio.mmio;
 
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.event.IoEventRegistry;
-import dev.jvmm.core.irq.IrqLine;
+import dev.jvmm.core.irq.InterruptController;
+import dev.jvmm.core.irq.InterruptEvent;
+import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.devices.virtio.Virtqueue;
 import dev.jvmm.devices.virtio.VirtioDevice;
@@ -12,8 +14,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * virtio-mmio version 2 (virtio 1.2, 4.2): a 4 KiB register window with the device configuration at 0x100,
- * one level-triggered interrupt line. Claim {@link #WINDOW_SIZE} bytes of the MMIO bus at the device's base
- * address and announce it to Linux with {@link #cmdlineFragment}.
+ * one interrupt pin, signalled once per event through the interrupt controller (an irqfd with KVM, as Firecracker
+ * and Cloud Hypervisor do) and edge- or level-triggered as the machine describes the pin to the guest. Claim
+ * {@link #WINDOW_SIZE} bytes of the MMIO bus at the device's base address and announce it to Linux with
+ * {@link #cmdlineFragment}.
  */
 public final class VirtioMmioTransport extends VirtioTransport implements BusDevice {
     private static final Logger LOG = LoggerFactory.getLogger(VirtioMmioTransport.class);
@@ -34,15 +38,23 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
             QUEUE_RESET = 0x0c0, CONFIG_GENERATION = 0x0fc, CONFIG = 0x100;
     public static final int INT_USED_BUFFER = 1, INT_CONFIG_CHANGE = 2;
 
-    private final IrqLine irq;
+    private final InterruptEvent irq;
     private final Object irqLock = new Object();
     private int interruptStatus; // guarded by irqLock
     private int deviceFeaturesSel, driverFeaturesSel, queueSel;
     private IoEventRegistry.Registration ioEvent;
 
-    public VirtioMmioTransport(String name, VirtioDevice device, GuestMemory memory, IrqLine irq) {
+    /** A transport interrupting on IOAPIC pin {@code gsi}, described to the guest as {@code trigger}. */
+    public VirtioMmioTransport(String name, VirtioDevice device, GuestMemory memory, InterruptController irqs, int gsi, Trigger trigger) {
         super(name, device, memory);
-        this.irq = irq;
+        InterruptEvent event;
+        try {
+            event = irqs.event(gsi, trigger, this::interruptPending);
+        } catch (RuntimeException e) {
+            super.close(); // the notification eventfd
+            throw e;
+        }
+        this.irq = event;
     }
 
     /**
@@ -71,6 +83,11 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
         synchronized (irqLock) {
             return interruptStatus;
         }
+    }
+
+    /** Whether the guest has an event to acknowledge: a level-triggered pin is asserted again after EOI while so. */
+    private boolean interruptPending() {
+        return interruptStatus() != 0;
     }
 
     @Override
@@ -160,19 +177,16 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
 
     private void acknowledge(int bits) {
         synchronized (irqLock) {
-            interruptStatus &= ~bits;
-            if (interruptStatus == 0) irq.set(false);
+            interruptStatus &= ~bits; // a level-triggered pin is dropped at the guest's EOI, not here
         }
     }
 
     private void raise(int bit) {
         synchronized (irqLock) {
-            // Already high: drop and raise again, so a pin programmed edge-triggered (ISA IRQs in the MP
-            // table) sees a new edge for an event that arrives while the guest handles the previous one.
-            if (interruptStatus != 0) irq.set(false);
             interruptStatus |= bit;
-            irq.set(true);
         }
+        // After the status is set, so that the guest's handler, and the re-check at EOI, see the event.
+        irq.trigger();
     }
 
     @Override
@@ -188,8 +202,7 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
     @Override
     protected void resetInterrupts() {
         synchronized (irqLock) {
-            if (interruptStatus != 0) irq.set(false);
-            interruptStatus = 0;
+            interruptStatus = 0; // an asserted level pin drops at the next EOI and is not asserted again
         }
         deviceFeaturesSel = driverFeaturesSel = queueSel = 0;
     }
@@ -201,5 +214,6 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
             ioEvent = null;
         }
         super.close();
+        irq.close();
     }
 }

@@ -1,12 +1,14 @@
 package dev.jvmm.devices.virtio.mmio;
 
 import dev.jvmm.core.bus.Bus;
+import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.devices.block.MemoryBackend;
 import dev.jvmm.devices.virtio.DeviceStatus;
 import dev.jvmm.devices.virtio.DriverQueue;
+import dev.jvmm.devices.virtio.FakeInterruptController;
 import dev.jvmm.devices.virtio.GuestRam;
 import dev.jvmm.devices.virtio.MmioTestDriver;
-import dev.jvmm.devices.virtio.RecordingIrqLine;
+import dev.jvmm.devices.virtio.RecordingInterruptEvent;
 import dev.jvmm.devices.virtio.TestDriver;
 import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.Virtqueue;
@@ -26,7 +28,8 @@ class VirtioMmioTransportTest {
     GuestRam ram;
     Bus bus;
     MemoryBackend disk;
-    RecordingIrqLine irq;
+    FakeInterruptController irqs;
+    RecordingInterruptEvent irq;
     VirtioMmioTransport transport;
     MmioTestDriver drv;
 
@@ -35,8 +38,9 @@ class VirtioMmioTransportTest {
         ram = new GuestRam();
         bus = new Bus("mmio");
         disk = new MemoryBackend(1 << 20, false);
-        irq = new RecordingIrqLine();
-        transport = new VirtioMmioTransport("vda", new VirtioBlock(disk, VirtioBlock.Options.DEFAULT), ram.memory, irq);
+        irqs = new FakeInterruptController();
+        transport = new VirtioMmioTransport("vda", new VirtioBlock(disk, VirtioBlock.Options.DEFAULT), ram.memory, irqs, 5, Trigger.LEVEL);
+        irq = irqs.events.get(5);
         bus.register("vda", BASE, VirtioMmioTransport.WINDOW_SIZE, transport);
         drv = new MmioTestDriver(bus, BASE, irq, transport);
     }
@@ -101,38 +105,68 @@ class VirtioMmioTransportTest {
     }
 
     @Test
-    void requestCompletesWithLevelInterruptUntilAcknowledged() throws Exception {
+    void requestCompletesWithOneTriggerAndStatusUntilAcknowledged() throws Exception {
         DriverQueue q = new DriverQueue(ram, 16);
         drv.init(FEATURES | VirtioFeatures.bit(VirtioBlock.F_FLUSH), q);
         int status = flush(q);
-        assertFalse(irq.isHigh());
+        assertEquals(0, irq.triggers());
         drv.notifyQueue(0);
-        assertTrue(irq.awaitHigh(5000), "used-buffer interrupt");
+        assertTrue(irq.awaitTriggers(1, 5000), "used-buffer interrupt");
         assertEquals(1, drv.reg(0x060), "InterruptStatus: used buffer");
         assertEquals(1, q.pendingUsed());
         assertEquals(0, ram.memory.readByte(status));
-        assertTrue(irq.isHigh(), "level stays high until acknowledged");
+        assertTrue(irq.isAsserted(), "a level pin stays asserted until EOI");
         drv.reg(0x064, 1);
-        assertFalse(irq.isHigh());
         assertEquals(0, drv.reg(0x060));
+        irq.eoi();
+        assertFalse(irq.isAsserted());
+        assertEquals(1, irq.triggers(), "nothing pending at EOI: not asserted again");
         assertEquals(1, disk.flushes.get());
     }
 
     @Test
-    void eventWhileTheLineIsHighGivesANewEdge() throws Exception {
+    void everyEventIsOneTriggerOnAnEdgePin() throws Exception {
+        FakeInterruptController edgeIrqs = new FakeInterruptController();
+        MemoryBackend disk2 = new MemoryBackend(1 << 20, false);
+        VirtioMmioTransport t2 = new VirtioMmioTransport("vdb", new VirtioBlock(disk2, VirtioBlock.Options.DEFAULT), ram.memory, edgeIrqs, 6, Trigger.EDGE);
+        bus.register("vdb", BASE + 0x1000, VirtioMmioTransport.WINDOW_SIZE, t2);
+        RecordingInterruptEvent edge = edgeIrqs.events.get(6);
+        try (MmioTestDriver drv2 = new MmioTestDriver(bus, BASE + 0x1000, edge, t2)) {
+            DriverQueue q = new DriverQueue(ram, 16);
+            drv2.init(FEATURES, q);
+            flush(q);
+            drv2.notifyQueue(0);
+            assertTrue(edge.awaitTriggers(1, 5000));
+            flush(q);
+            drv2.notifyQueue(0); // not acknowledged yet: the second event is an edge of its own
+            assertTrue(edge.awaitTriggers(2, 5000), "an edge-triggered pin sees the second event");
+            assertEquals(1, drv2.reg(0x060));
+            drv2.reg(0x064, 1);
+            assertEquals(0, drv2.reg(0x060));
+        } finally {
+            disk2.close();
+        }
+        assertTrue(edge.isClosed(), "closing the transport closes its interrupt");
+    }
+
+    @Test
+    void eventWhileTheGuestHandlesTheLastIsAssertedAgainAtEoi() throws Exception {
         DriverQueue q = new DriverQueue(ram, 16);
         drv.init(FEATURES, q);
         flush(q);
         drv.notifyQueue(0);
-        assertTrue(irq.awaitHigh(5000));
-        assertEquals(1, irq.raises());
+        assertTrue(irq.awaitTriggers(1, 5000));
+        // The guest's handler reads and acknowledges, then a second request completes before its EOI: the
+        // trigger finds the pin still asserted, which a level-triggered IOAPIC pin would not deliver.
+        assertEquals(1, drv.reg(0x060));
+        drv.reg(0x064, 1);
         flush(q);
-        drv.notifyQueue(0); // not acknowledged yet: the line is still high
-        assertTrue(TestDriver.awaitUsed(q, 2, 5000));
-        long deadline = System.currentTimeMillis() + 5000;
-        while (irq.raises() < 2 && System.currentTimeMillis() < deadline) Thread.sleep(1);
-        assertEquals(2, irq.raises(), "an edge-triggered pin sees the second event");
-        assertTrue(irq.isHigh());
+        drv.notifyQueue(0);
+        assertTrue(irq.awaitTriggers(2, 5000));
+        irq.eoi();
+        assertTrue(irq.isAsserted(), "the pending event asserts the pin again after EOI");
+        assertEquals(3, irq.triggers());
+        assertEquals(1, drv.reg(0x060));
     }
 
     @Test
@@ -153,11 +187,12 @@ class VirtioMmioTransportTest {
         drv.init(FEATURES, q);
         flush(q);
         drv.notifyQueue(0);
-        assertTrue(irq.awaitHigh(5000));
+        assertTrue(irq.awaitTriggers(1, 5000));
         drv.writeStatus(0);
         assertEquals(0, drv.status());
         assertEquals(0, drv.reg(0x060));
-        assertFalse(irq.isHigh());
+        irq.eoi();
+        assertFalse(irq.isAsserted(), "nothing pending after reset: the pin stays down after EOI");
         drv.reg(0x030, 0);
         assertEquals(0, drv.reg(0x044), "QueueReady cleared by reset");
         assertEquals(0, transport.negotiatedFeatures());
@@ -182,10 +217,9 @@ class VirtioMmioTransportTest {
     void malformedChainMeansNeedsResetWhileOtherDevicesKeepRunning() throws Exception {
         // A second device on the same bus, with its own disk.
         MemoryBackend disk2 = new MemoryBackend(1 << 20, false);
-        RecordingIrqLine irq2 = new RecordingIrqLine();
-        VirtioMmioTransport t2 = new VirtioMmioTransport("vdb", new VirtioBlock(disk2, VirtioBlock.Options.DEFAULT), ram.memory, irq2);
+        VirtioMmioTransport t2 = new VirtioMmioTransport("vdb", new VirtioBlock(disk2, VirtioBlock.Options.DEFAULT), ram.memory, irqs, 6, Trigger.LEVEL);
         bus.register("vdb", BASE + 0x1000, VirtioMmioTransport.WINDOW_SIZE, t2);
-        try (MmioTestDriver drv2 = new MmioTestDriver(bus, BASE + 0x1000, irq2, t2)) {
+        try (MmioTestDriver drv2 = new MmioTestDriver(bus, BASE + 0x1000, irqs.events.get(6), t2)) {
             DriverQueue q = new DriverQueue(ram, 16), q2 = new DriverQueue(ram, 16);
             drv.init(FEATURES, q);
             drv2.init(FEATURES, q2);
