@@ -47,8 +47,8 @@ public final class BlockRequestExecutor {
      * @throws IllegalArgumentException for a refused request that cannot be answered (the device must reset)
      */
     public int execute(BlockRequest request) {
-        if (request instanceof BlockRequest.Refused(Rejection why, _) && !why.answerable())
-            throw new IllegalArgumentException("a request refused as " + why + " has no status byte to answer with");
+        if (request instanceof BlockRequest.Refused refused && !refused.reason().answerable())
+            throw new IllegalArgumentException("a request refused as " + refused.reason() + " has no status byte to answer with");
         long written = 0;
         int status = VirtioBlock.S_OK;
         try {

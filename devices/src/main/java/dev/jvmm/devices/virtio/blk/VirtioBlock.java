@@ -199,8 +199,8 @@ public final class VirtioBlock implements VirtioDevice {
         DescriptorChain chain = st.chain;
         while (queue.pop(chain)) {
             BlockRequest request = st.parser.parse(chain);
-            if (request instanceof BlockRequest.Refused(Rejection why, _) && !why.answerable()) {
-                throw new VirtqueueException("virtio-blk request " + chain.head() + " cannot be answered: " + why
+            if (request instanceof BlockRequest.Refused refused && !refused.reason().answerable()) {
+                throw new VirtqueueException("virtio-blk request " + chain.head() + " cannot be answered: " + refused.reason()
                         + " (" + chain.readableLength() + " device-readable bytes, " + chain.writableLength()
                         + " device-writable; a request needs a 16-byte header and a status byte)");
             }
