@@ -200,7 +200,7 @@ public final class VirtioBlock implements VirtioDevice {
         while (queue.pop(chain)) {
             BlockRequest request = st.parser.parse(chain);
             if (request instanceof BlockRequest.Refused(Rejection why, _) && !why.answerable()) {
-                throw new VirtqueueException("virtio-blk request " + chain.head() + " cannot be answered: " + why
+                throw new VirtqueueException(VirtqueueException.Kind.CHAIN_TOO_SHORT, "virtio-blk request " + chain.head() + " cannot be answered: " + why
                         + " (" + chain.readableLength() + " device-readable bytes, " + chain.writableLength()
                         + " device-writable; a request needs a 16-byte header and a status byte)");
             }
