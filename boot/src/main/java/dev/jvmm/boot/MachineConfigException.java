@@ -20,7 +20,7 @@ public final class MachineConfigException extends BootException {
     private final long requested, limit;
 
     public MachineConfigException(Problem problem, long requested, long limit) {
-        super(message(problem, requested, limit));
+        super(Kind.MACHINE_CONFIG, message(problem, requested, limit));
         this.problem = problem;
         this.requested = requested;
         this.limit = limit;

@@ -20,6 +20,7 @@ class MachineConfigExceptionTest {
     }
 
     private static void assertProblem(MachineConfigException e, Problem problem, long requested, long limit) {
+        assertEquals(BootException.Kind.MACHINE_CONFIG, e.kind());
         assertEquals(problem, e.problem());
         assertEquals(requested, e.requested());
         assertEquals(limit, e.limit());
