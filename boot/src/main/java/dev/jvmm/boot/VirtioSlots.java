@@ -3,6 +3,7 @@ package dev.jvmm.boot;
 import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.VirtualMachine;
 import dev.jvmm.core.irq.Trigger;
+import dev.jvmm.devices.pci.PciBusFullException;
 import dev.jvmm.devices.pci.PciHostBridge;
 import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.mmio.VirtioMmioTransport;
@@ -80,7 +81,7 @@ final class VirtioSlots {
             int slot;
             try {
                 slot = pci.attach(t.pciFunction(), "virtio-pci " + name);
-            } catch (IllegalStateException e) {
+            } catch (PciBusFullException e) {
                 throw new BootException(Kind.TOO_MANY_DEVICES, option + ": " + e.getMessage());
             }
             pciIrqs.put(slot, gsi);
