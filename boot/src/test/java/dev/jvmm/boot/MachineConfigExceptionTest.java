@@ -35,6 +35,8 @@ class MachineConfigExceptionTest {
         var memory = assertThrows(MachineConfigException.class, () -> Machine.create(config(8 << 20, 1)));
         assertProblem(memory, Problem.MEMORY_TOO_SMALL, 8 << 20, Machine.MIN_MEMORY_BYTES);
         assertEquals("a machine needs at least 16 MiB of memory, not 8 MiB", memory.getMessage());
+        var pages = assertThrows(MachineConfigException.class, () -> Machine.create(config((16 << 20) + 1024, 1)));
+        assertProblem(pages, Problem.MEMORY_NOT_PAGE_ALIGNED, (16 << 20) + 1024, Machine.PAGE_BYTES);
     }
 
     @Test

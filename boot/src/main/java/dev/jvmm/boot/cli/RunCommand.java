@@ -146,6 +146,7 @@ public final class RunCommand implements Callable<Integer> {
             case TOO_FEW_VCPUS -> "--cpus must be at least " + e.limit() + ", not " + e.requested();
             case TOO_MANY_VCPUS -> "--cpus " + e.requested() + " is more than KVM allows on this host (" + e.limit() + ")";
             case MEMORY_TOO_SMALL -> "--memory must be at least " + (e.limit() >> 20) + "M";
+            case MEMORY_NOT_PAGE_ALIGNED -> String.format("--memory must be a multiple of %dK, not %dK", e.limit() >> 10, e.requested() >> 10);
             case MEMORY_EXCEEDS_HOST -> String.format("--memory %dM is more than this host has (%dM)", e.requested() >> 20, e.limit() >> 20);
         };
     }
