@@ -1,12 +1,76 @@
 package dev.jvmm.boot;
 
-/** A kernel, initrd or option that cannot be booted; the message is one line for the user. */
+/**
+ * A kernel, initrd or option that cannot be booted. The {@link Kind} says what kind of failure it is, for callers
+ * and tests to branch on; the message is one line for the user, with the values, and stays as it was worded.
+ */
 public class BootException extends RuntimeException {
-    public BootException(String message) {
-        super(message);
+    /** What kind of failure stops the boot. */
+    public enum Kind {
+        // Files.
+        /** A kernel, initrd or disk file that does not exist (or the demo guest missing from the jar). */
+        FILE_NOT_FOUND,
+        /** A file that cannot be read or written: a directory, permission denied, too large, an I/O error. */
+        FILE_INACCESSIBLE,
+
+        // The kernel image.
+        /** Not a Linux bzImage, an ELF vmlinux or a multiboot kernel (or an ELF file that is not ELF). */
+        NOT_A_KERNEL,
+        /** A kernel jvmm cannot boot by its protocol: boot protocol before 2.06, a zImage, multiboot features jvmm lacks. */
+        UNSUPPORTED_PROTOCOL,
+        /** A kernel without a 64-bit entry: not an x86-64 kernel. */
+        NOT_X86_64,
+        /** A header that points past the end of the file: setup code, payload, ELF headers or segments, a load range. */
+        TRUNCATED,
+        /** Header fields that make no sense: an unknown ELF class, big-endian, no program headers, a bad segment size. */
+        MALFORMED_KERNEL,
+        /** The boot path asked for (or the automatic one) cannot boot this kernel; another one may. */
+        BOOT_PATH_UNSUPPORTED,
+        /** A bzImage payload in a compression format jvmm does not know. */
+        UNKNOWN_COMPRESSION,
+        /** A bzImage payload that does not decompress: corrupt, truncated, a size that disagrees, more than 1 GiB. */
+        BAD_COMPRESSION,
+
+        // Placing it in guest memory.
+        /** The kernel wants to load where jvmm keeps its boot data (low memory). */
+        RESERVED_LOAD_ADDRESS,
+        /** The kernel (or the room it needs to decompress itself) does not fit in guest RAM. */
+        KERNEL_DOES_NOT_FIT,
+        /** The initrd does not fit in guest RAM after the kernel. */
+        INITRD_DOES_NOT_FIT,
+        /** A command line longer than the kernel or the boot protocol accepts. */
+        CMDLINE_TOO_LONG,
+
+        // The machine around it.
+        /** A value the user gave that jvmm does not accept: an option, a CPU feature name, a device setting. */
+        BAD_OPTION,
+        /** A CPU feature to enable that this host's KVM does not offer. */
+        CPU_FEATURE_UNAVAILABLE,
+        /** More devices than the machine has slots for (virtio-mmio windows, PCI slots). */
+        TOO_MANY_DEVICES,
+        /** A probed qcow2 image with a backing file whose format the user has not named. */
+        BACKING_FILE_UNCONFIRMED,
+        /** A disk image that cannot be opened or used. */
+        DISK_UNUSABLE,
+        /** A network backend that cannot start (a TAP device, a forwarded port). */
+        NETWORK_UNAVAILABLE,
+        /** A machine size this host cannot run: see {@link MachineConfigException#problem()}. */
+        MACHINE_CONFIG
     }
 
-    public BootException(String message, Throwable cause) {
+    private final Kind kind;
+
+    public BootException(Kind kind, String message) {
+        super(message);
+        this.kind = kind;
+    }
+
+    public BootException(Kind kind, String message, Throwable cause) {
         super(message, cause);
+        this.kind = kind;
+    }
+
+    public Kind kind() {
+        return kind;
     }
 }

@@ -43,6 +43,8 @@ public final class Machine implements AutoCloseable {
     public static final int DEBUGCON_PORT = 0xe9;
     /** The least memory a machine is built with: the kernel, its tables and the boot allocations need room. */
     public static final long MIN_MEMORY_BYTES = 16L << 20;
+    /** Guest memory is made of whole pages of this size. */
+    public static final long PAGE_BYTES = 4096;
 
     private final MachineConfig config;
     private final VirtualMachine vm;
@@ -145,6 +147,8 @@ public final class Machine implements AutoCloseable {
         if (c.cpus() < 1) throw new MachineConfigException(MachineConfigException.Problem.TOO_FEW_VCPUS, c.cpus(), 1);
         if (c.memoryBytes() < MIN_MEMORY_BYTES)
             throw new MachineConfigException(MachineConfigException.Problem.MEMORY_TOO_SMALL, c.memoryBytes(), MIN_MEMORY_BYTES);
+        if (c.memoryBytes() % PAGE_BYTES != 0)
+            throw new MachineConfigException(MachineConfigException.Problem.MEMORY_NOT_PAGE_ALIGNED, c.memoryBytes(), PAGE_BYTES);
         if (hostMemoryBytes > 0 && c.memoryBytes() > hostMemoryBytes)
             throw new MachineConfigException(MachineConfigException.Problem.MEMORY_EXCEEDS_HOST, c.memoryBytes(), hostMemoryBytes);
     }

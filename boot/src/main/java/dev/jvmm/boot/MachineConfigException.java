@@ -12,6 +12,8 @@ public final class MachineConfigException extends BootException {
         TOO_MANY_VCPUS,
         /** Less memory than a machine needs ({@link Machine#MIN_MEMORY_BYTES}). */
         MEMORY_TOO_SMALL,
+        /** Memory that is not a whole number of pages ({@link Machine#PAGE_BYTES}). */
+        MEMORY_NOT_PAGE_ALIGNED,
         /** More memory than this host has. */
         MEMORY_EXCEEDS_HOST
     }
@@ -20,7 +22,7 @@ public final class MachineConfigException extends BootException {
     private final long requested, limit;
 
     public MachineConfigException(Problem problem, long requested, long limit) {
-        super(message(problem, requested, limit));
+        super(Kind.MACHINE_CONFIG, message(problem, requested, limit));
         this.problem = problem;
         this.requested = requested;
         this.limit = limit;
@@ -45,6 +47,7 @@ public final class MachineConfigException extends BootException {
             case TOO_FEW_VCPUS -> "a machine needs at least " + limit + " vCPU, not " + requested;
             case TOO_MANY_VCPUS -> requested + " vCPUs are more than KVM allows on this host (" + limit + ")";
             case MEMORY_TOO_SMALL -> "a machine needs at least " + size(limit) + " of memory, not " + size(requested);
+            case MEMORY_NOT_PAGE_ALIGNED -> "memory must be a multiple of " + size(limit) + ", not " + size(requested);
             case MEMORY_EXCEEDS_HOST -> size(requested) + " of memory is more than this host has (" + size(limit) + ")";
         };
     }

@@ -1,5 +1,6 @@
 package dev.jvmm.boot;
 
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.devices.block.BackingFileRefusedException;
 import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.block.DiskImage;
@@ -27,11 +28,12 @@ final class VirtioDisks {
             return DiskImage.open(d.path(), DiskImage.Options.DEFAULT.withFormat(format).withReadOnly(d.readOnly())
                     .withBackingFiles(DiskImage.BackingFiles.ONLY_IF_FORMAT_NAMED));
         } catch (BackingFileRefusedException e) {
-            throw new BootException("--disk " + d.path() + " is a qcow2 image with a backing file; add format=qcow2 to confirm its format");
+            throw new BootException(Kind.BACKING_FILE_UNCONFIRMED,
+                    "--disk " + d.path() + " is a qcow2 image with a backing file; add format=qcow2 to confirm its format");
         } catch (java.nio.file.NoSuchFileException e) {
-            throw new BootException("--disk " + d.path() + " does not exist");
+            throw new BootException(Kind.FILE_NOT_FOUND, "--disk " + d.path() + " does not exist");
         } catch (IOException e) {
-            throw new BootException("--disk " + d.path() + ": " + e.getMessage());
+            throw new BootException(Kind.DISK_UNUSABLE, "--disk " + d.path() + ": " + e.getMessage());
         }
     }
 
@@ -66,7 +68,7 @@ final class VirtioDisks {
             try {
                 options = VirtioBlock.Options.DEFAULT.withReadOnly(d.readOnly()).withSerial(d.serial().orElse(""));
             } catch (IllegalArgumentException e) {
-                throw new BootException("--disk " + d.path() + ": " + e.getMessage());
+                throw new BootException(Kind.BAD_OPTION, "--disk " + d.path() + ": " + e.getMessage());
             }
             slots.attach(name, new VirtioBlock(backends.get(i), options), d.transport(), "--disk " + d.path());
         }

@@ -1,5 +1,6 @@
 package dev.jvmm.boot;
 
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.VirtualMachine;
 import dev.jvmm.devices.net.DeferredNetBackend;
 import dev.jvmm.devices.net.MacAddress;
@@ -65,7 +66,7 @@ final class VirtioNets {
                 case NetConfig.Tap t -> TapBackend.open(t);
             };
         } catch (NetBackendException e) {
-            throw new BootException(option + ": " + e.getMessage(), e);
+            throw new BootException(Kind.NETWORK_UNAVAILABLE, option + ": " + e.getMessage(), e);
         }
     }
 }

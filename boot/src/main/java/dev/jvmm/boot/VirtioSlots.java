@@ -1,7 +1,9 @@
 package dev.jvmm.boot;
 
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.VirtualMachine;
 import dev.jvmm.core.irq.Trigger;
+import dev.jvmm.devices.pci.PciBusFullException;
 import dev.jvmm.devices.pci.PciHostBridge;
 import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.mmio.VirtioMmioTransport;
@@ -57,7 +59,8 @@ final class VirtioSlots {
     void attach(String name, VirtioDevice device, MachineConfig.DiskConfig.Transport transport, String option) {
         if (transport == MachineConfig.DiskConfig.Transport.MMIO) {
             if (mmioCount >= MMIO_IRQS.length)
-                throw new BootException(option + ": at most " + MMIO_IRQS.length + " virtio-mmio devices; attach more with transport=pci");
+                throw new BootException(Kind.TOO_MANY_DEVICES,
+                        option + ": at most " + MMIO_IRQS.length + " virtio-mmio devices; attach more with transport=pci");
             long base = VIRTIO_MMIO_BASE + mmioCount * VirtioMmioTransport.WINDOW_SIZE;
             int irq = MMIO_IRQS[mmioCount++];
             // ISA IRQs are edge-triggered in the MP table and the MADT (no override), so Linux programs them so.
@@ -78,8 +81,8 @@ final class VirtioSlots {
             int slot;
             try {
                 slot = pci.attach(t.pciFunction(), "virtio-pci " + name);
-            } catch (IllegalStateException e) {
-                throw new BootException(option + ": " + e.getMessage());
+            } catch (PciBusFullException e) {
+                throw new BootException(Kind.TOO_MANY_DEVICES, option + ": " + e.getMessage());
             }
             pciIrqs.put(slot, gsi);
         }

@@ -20,6 +20,7 @@ class MachineConfigExceptionTest {
     }
 
     private static void assertProblem(MachineConfigException e, Problem problem, long requested, long limit) {
+        assertEquals(BootException.Kind.MACHINE_CONFIG, e.kind());
         assertEquals(problem, e.problem());
         assertEquals(requested, e.requested());
         assertEquals(limit, e.limit());
@@ -34,6 +35,8 @@ class MachineConfigExceptionTest {
         var memory = assertThrows(MachineConfigException.class, () -> Machine.create(config(8 << 20, 1)));
         assertProblem(memory, Problem.MEMORY_TOO_SMALL, 8 << 20, Machine.MIN_MEMORY_BYTES);
         assertEquals("a machine needs at least 16 MiB of memory, not 8 MiB", memory.getMessage());
+        var pages = assertThrows(MachineConfigException.class, () -> Machine.create(config((16 << 20) + 1024, 1)));
+        assertProblem(pages, Problem.MEMORY_NOT_PAGE_ALIGNED, (16 << 20) + 1024, Machine.PAGE_BYTES);
     }
 
     @Test

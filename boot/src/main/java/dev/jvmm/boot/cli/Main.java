@@ -1,6 +1,7 @@
 package dev.jvmm.boot.cli;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.boot.MachineConfigException;
 import dev.jvmm.core.KvmUnavailableException;
 import dev.jvmm.kvm.SyscallException;
@@ -117,7 +118,7 @@ public final class Main implements Callable<Integer> {
 
     private static Path extractDemo() throws IOException {
         try (InputStream in = Main.class.getResourceAsStream("/guests/demo.elf")) {
-            if (in == null) throw new BootException("the demo guest is missing from the jar (was it built with make and gcc?)");
+            if (in == null) throw new BootException(Kind.FILE_NOT_FOUND, "the demo guest is missing from the jar (was it built with make and gcc?)");
             Path p = Files.createTempFile("jvmm-demo", ".elf");
             Files.write(p, in.readAllBytes());
             return p;

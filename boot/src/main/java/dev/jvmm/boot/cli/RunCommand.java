@@ -1,6 +1,7 @@
 package dev.jvmm.boot.cli;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.boot.Machine;
 import dev.jvmm.boot.MachineConfig;
 import dev.jvmm.boot.MachineConfigException;
@@ -118,12 +119,12 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     MachineConfig configure() {
-        if (shutdownTimeout < 0) throw new BootException("--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
+        if (shutdownTimeout < 0) throw new BootException(Kind.BAD_OPTION, "--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
         KernelLoader.BootPath path;
         try {
             path = KernelLoader.BootPath.valueOf(bootPath.toUpperCase(Locale.ROOT));
         } catch (IllegalArgumentException e) {
-            throw new BootException("--boot-path must be auto, decompressor, linux64 or pvh, not '" + bootPath + "'");
+            throw new BootException(Kind.BAD_OPTION, "--boot-path must be auto, decompressor, linux64 or pvh, not '" + bootPath + "'");
         }
         MachineConfig.Builder b = MachineConfig.builder(kernel).memory(memory).cpus(cpus).cpuFeatures(cpuFeatures)
                 .bootPath(path).console(new FileOutputStream(FileDescriptor.out));
@@ -133,7 +134,7 @@ public final class RunCommand implements Callable<Integer> {
         if (debugExit != null) b.debugExit(debugExit);
         for (MachineConfig.DiskConfig d : disks) b.disk(d);
         boolean none = nets.stream().anyMatch(n -> n.nic().isEmpty());
-        if (none && nets.size() > 1) throw new BootException("--net none cannot be combined with other --net options");
+        if (none && nets.size() > 1) throw new BootException(Kind.BAD_OPTION, "--net none cannot be combined with other --net options");
         if (none) b.noNetwork();
         for (Nets.NetOption n : nets) n.nic().ifPresent(b::nic);
         return b.build();
@@ -145,6 +146,7 @@ public final class RunCommand implements Callable<Integer> {
             case TOO_FEW_VCPUS -> "--cpus must be at least " + e.limit() + ", not " + e.requested();
             case TOO_MANY_VCPUS -> "--cpus " + e.requested() + " is more than KVM allows on this host (" + e.limit() + ")";
             case MEMORY_TOO_SMALL -> "--memory must be at least " + (e.limit() >> 20) + "M";
+            case MEMORY_NOT_PAGE_ALIGNED -> String.format("--memory must be a multiple of %dK, not %dK", e.limit() >> 10, e.requested() >> 10);
             case MEMORY_EXCEEDS_HOST -> String.format("--memory %dM is more than this host has (%dM)", e.requested() >> 20, e.limit() >> 20);
         };
     }
@@ -156,10 +158,10 @@ public final class RunCommand implements Callable<Integer> {
             try {
                 return Files.newOutputStream(p);
             } catch (IOException e) {
-                throw new BootException("--debugcon: cannot write " + p + ": " + e.getMessage());
+                throw new BootException(Kind.FILE_INACCESSIBLE, "--debugcon: cannot write " + p + ": " + e.getMessage());
             }
         }
-        throw new BootException("--debugcon must be stdio or file:PATH, not '" + spec + "'");
+        throw new BootException(Kind.BAD_OPTION, "--debugcon must be stdio or file:PATH, not '" + spec + "'");
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.jvmm.boot.loader;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -37,22 +38,22 @@ public final class Elf {
     }
 
     public static Elf parse(byte[] image, String what) {
-        if (!isElf(image)) throw new BootException(what + " is not an ELF file");
+        if (!isElf(image)) throw new BootException(Kind.NOT_A_KERNEL, what + " is not an ELF file");
         ByteBuffer b = ByteBuffer.wrap(image).order(ByteOrder.LITTLE_ENDIAN);
         int cls = image[4];
-        if (cls != 1 && cls != 2) throw new BootException(what + ": unknown ELF class " + cls);
-        if (image[5] != 1) throw new BootException(what + ": not a little-endian ELF file");
+        if (cls != 1 && cls != 2) throw new BootException(Kind.MALFORMED_KERNEL, what + ": unknown ELF class " + cls);
+        if (image[5] != 1) throw new BootException(Kind.MALFORMED_KERNEL, what + ": not a little-endian ELF file");
         boolean is64 = cls == 2;
-        if (is64 && image.length < 64) throw new BootException(what + ": truncated ELF header");
+        if (is64 && image.length < 64) throw new BootException(Kind.TRUNCATED, what + ": truncated ELF header");
         int machine = b.getShort(18) & 0xffff;
         long entry = is64 ? b.getLong(24) : b.getInt(24) & 0xffffffffL;
         long phoff = is64 ? b.getLong(32) : b.getInt(28) & 0xffffffffL;
         int phentsize = b.getShort(is64 ? 54 : 42) & 0xffff;
         int phnum = b.getShort(is64 ? 56 : 44) & 0xffff;
         int minEntry = is64 ? 56 : 32;
-        if (phnum == 0) throw new BootException(what + ": ELF file has no program headers");
+        if (phnum == 0) throw new BootException(Kind.MALFORMED_KERNEL, what + ": ELF file has no program headers");
         if (phentsize < minEntry || phoff < 0 || phoff + (long) phentsize * phnum > image.length)
-            throw new BootException(what + ": ELF program headers lie outside the file");
+            throw new BootException(Kind.TRUNCATED, what + ": ELF program headers lie outside the file");
         List<Segment> segs = new ArrayList<>();
         for (int i = 0; i < phnum; i++) {
             int p = (int) (phoff + (long) i * phentsize);
@@ -61,9 +62,9 @@ public final class Elf {
                     : new Segment(b.getInt(p), u32(b, p + 4), u32(b, p + 8), u32(b, p + 12), u32(b, p + 16), u32(b, p + 20));
             if (s.type() == PT_LOAD || s.type() == PT_NOTE) {
                 if (s.offset() < 0 || s.fileSize() < 0 || s.offset() + s.fileSize() > image.length || s.offset() + s.fileSize() < 0)
-                    throw new BootException(what + ": ELF segment " + i + " lies outside the file");
+                    throw new BootException(Kind.TRUNCATED, what + ": ELF segment " + i + " lies outside the file");
                 if (s.type() == PT_LOAD && (s.memSize() < s.fileSize() || s.memSize() > (1L << 40)))
-                    throw new BootException(what + ": ELF segment " + i + " has a bad memory size");
+                    throw new BootException(Kind.MALFORMED_KERNEL, what + ": ELF segment " + i + " has a bad memory size");
             }
             segs.add(s);
         }

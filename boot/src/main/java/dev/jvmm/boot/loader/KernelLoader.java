@@ -1,6 +1,7 @@
 package dev.jvmm.boot.loader;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.memory.GuestMemoryException;
 
@@ -45,9 +46,10 @@ public final class KernelLoader {
         if (LinuxLoader.isBzImage(image)) format = Format.BZIMAGE;
         else if (MultibootLoader.findHeader(image).isPresent()) format = Format.MULTIBOOT;
         else if (Elf.isElf(image)) format = Format.ELF;
-        else throw new BootException(kernel + " is not a kernel jvmm can boot (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
+        else throw new BootException(Kind.NOT_A_KERNEL,
+                kernel + " is not a kernel jvmm can boot (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
         if (format == Format.MULTIBOOT && bootPath != BootPath.AUTO)
-            throw new BootException("--boot-path applies to Linux kernels; " + kernel + " is a multiboot kernel");
+            throw new BootException(Kind.BOOT_PATH_UNSUPPORTED, "--boot-path applies to Linux kernels; " + kernel + " is a multiboot kernel");
         return new KernelImage(kernel, format, image, rd, bootPath);
     }
 
@@ -63,22 +65,23 @@ public final class KernelLoader {
                 case ELF -> LinuxLoader.loadVmlinux(memory, k.image(), k.initrd(), cmdline, k.bootPath());
             };
         } catch (GuestMemoryException e) {
-            throw new BootException(k.path() + " does not fit in guest RAM (" + e.getMessage() + "); give the guest more --memory", e);
+            throw new BootException(Kind.KERNEL_DOES_NOT_FIT,
+                    k.path() + " does not fit in guest RAM (" + e.getMessage() + "); give the guest more --memory", e);
         }
     }
 
     static byte[] readFile(Path p, String what) {
         try {
-            if (Files.isDirectory(p)) throw new BootException(what + " " + p + " is a directory");
+            if (Files.isDirectory(p)) throw new BootException(Kind.FILE_INACCESSIBLE, what + " " + p + " is a directory");
             long size = Files.size(p);
-            if (size > Integer.MAX_VALUE - 16) throw new BootException(what + " " + p + " is too large (" + size + " bytes)");
+            if (size > Integer.MAX_VALUE - 16) throw new BootException(Kind.FILE_INACCESSIBLE, what + " " + p + " is too large (" + size + " bytes)");
             return Files.readAllBytes(p);
         } catch (NoSuchFileException e) {
-            throw new BootException(what + " " + p + " does not exist");
+            throw new BootException(Kind.FILE_NOT_FOUND, what + " " + p + " does not exist");
         } catch (java.nio.file.AccessDeniedException e) {
-            throw new BootException(what + " " + p + " is not readable (permission denied)");
+            throw new BootException(Kind.FILE_INACCESSIBLE, what + " " + p + " is not readable (permission denied)");
         } catch (IOException e) {
-            throw new BootException("cannot read " + what + " " + p + ": " + e.getMessage(), e);
+            throw new BootException(Kind.FILE_INACCESSIBLE, "cannot read " + what + " " + p + ": " + e.getMessage(), e);
         }
     }
 }

@@ -1,6 +1,7 @@
 package dev.jvmm.boot.loader;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.boot.E820;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.x86.EntryState;
@@ -48,7 +49,8 @@ public final class LinuxLoader {
             ByteBuffer b = le(image);
             int version = b.getShort(0x206) & 0xffff;
             if (version < MIN_PROTOCOL)
-                throw new BootException(String.format("this kernel speaks boot protocol %d.%02d; jvmm needs 2.06 or newer (Linux 2.6.22+)",
+                throw new BootException(Kind.UNSUPPORTED_PROTOCOL,
+                        String.format("this kernel speaks boot protocol %d.%02d; jvmm needs 2.06 or newer (Linux 2.6.22+)",
                         version >> 8, version & 0xff));
             int setupSects = image[0x1f1] & 0xff;
             if (setupSects == 0) setupSects = 4;
@@ -65,19 +67,22 @@ public final class LinuxLoader {
 
     static LoadedKernel loadBzImage(GuestMemory memory, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path) {
         SetupHeader h = SetupHeader.parse(image);
-        if ((h.loadflags() & LOADED_HIGH) == 0) throw new BootException("this kernel is a zImage (loads low); jvmm boots bzImages");
+        if ((h.loadflags() & LOADED_HIGH) == 0) throw new BootException(Kind.UNSUPPORTED_PROTOCOL,
+                "this kernel is a zImage (loads low); jvmm boots bzImages");
         if ((h.xloadflags() & XLF_KERNEL_64) == 0)
-            throw new BootException("this kernel has no 64-bit entry point (XLF_KERNEL_64): jvmm boots x86-64 kernels");
+            throw new BootException(Kind.NOT_X86_64, "this kernel has no 64-bit entry point (XLF_KERNEL_64): jvmm boots x86-64 kernels");
         int pmOffset = h.protectedModeOffset();
-        if (pmOffset >= image.length) throw new BootException("bzImage is truncated: its setup code runs past the end of the file");
-        if (path == KernelLoader.BootPath.PVH) throw new BootException("--boot-path=pvh needs an uncompressed vmlinux with a PVH note, not a bzImage");
+        if (pmOffset >= image.length) throw new BootException(Kind.TRUNCATED, "bzImage is truncated: its setup code runs past the end of the file");
+        if (path == KernelLoader.BootPath.PVH) throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
+                "--boot-path=pvh needs an uncompressed vmlinux with a PVH note, not a bzImage");
 
         if (path == KernelLoader.BootPath.DECOMPRESSOR) {
             long load = BootLayout.HIGH_LOAD;
             long pmSize = image.length - pmOffset;
             long needed = Math.max(pmSize, h.initSize());
             if (!memory.isValid(load, needed))
-                throw new BootException("the kernel needs " + (needed >> 20) + " MiB from 1 MiB up to decompress itself; give the guest more --memory");
+                throw new BootException(Kind.KERNEL_DOES_NOT_FIT,
+                        "the kernel needs " + (needed >> 20) + " MiB from 1 MiB up to decompress itself; give the guest more --memory");
             memory.write(load, image, pmOffset, (int) pmSize);
             long end = load + needed;
             writeZeroPage(memory, image, h, cmdline, initrd, end, load);
@@ -86,15 +91,17 @@ public final class LinuxLoader {
         }
 
         if (h.version() < 0x0208 || h.payloadLength() == 0)
-            throw new BootException("this kernel's header does not locate its payload (protocol < 2.08); boot it with --boot-path=decompressor");
+            throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
+                    "this kernel's header does not locate its payload (protocol < 2.08); boot it with --boot-path=decompressor");
         long start = pmOffset + h.payloadOffset();
         if (start + h.payloadLength() > image.length)
-            throw new BootException("bzImage is truncated: its compressed payload runs past the end of the file");
+            throw new BootException(Kind.TRUNCATED, "bzImage is truncated: its compressed payload runs past the end of the file");
         byte[] payload = java.util.Arrays.copyOfRange(image, (int) start, (int) (start + h.payloadLength()));
         PayloadDecompressor.Format format = PayloadDecompressor.detect(payload);
         byte[] vmlinux = PayloadDecompressor.decompress(payload);
         if (!Elf.isElf(vmlinux))
-            throw new BootException("the bzImage's payload is not an ELF vmlinux (a relocs-only or non-x86 kernel?); boot it with --boot-path=decompressor");
+            throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
+                    "the bzImage's payload is not an ELF vmlinux (a relocs-only or non-x86 kernel?); boot it with --boot-path=decompressor");
         Elf elf = Elf.parse(vmlinux, "the bzImage's vmlinux");
         long end = loadElf(memory, elf);
         writeZeroPage(memory, image, h, cmdline, initrd, end, -1);
@@ -105,16 +112,18 @@ public final class LinuxLoader {
 
     static LoadedKernel loadVmlinux(GuestMemory memory, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path) {
         Elf elf = Elf.parse(image, "kernel");
-        if (path == KernelLoader.BootPath.DECOMPRESSOR) throw new BootException("--boot-path=decompressor needs a bzImage, not a vmlinux");
+        if (path == KernelLoader.BootPath.DECOMPRESSOR) throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
+                "--boot-path=decompressor needs a bzImage, not a vmlinux");
         long pvhEntry = -1;
         for (Elf.Note n : elf.notes())
             if (n.name().equals("Xen") && n.type() == XEN_ELFNOTE_PHYS32_ENTRY && n.desc().length >= 4)
                 pvhEntry = n.desc().length >= 8 ? le(n.desc()).getLong(0) : le(n.desc()).getInt(0) & 0xffffffffL;
         // As Firecracker and Cloud Hypervisor do: a vmlinux that offers the PVH entry is entered there.
         boolean pvh = path == KernelLoader.BootPath.PVH || (path == KernelLoader.BootPath.AUTO && pvhEntry >= 0);
-        if (path == KernelLoader.BootPath.PVH && pvhEntry < 0) throw new BootException("this vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
+        if (path == KernelLoader.BootPath.PVH && pvhEntry < 0) throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
+                "this vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
         if (!pvh && (!elf.is64() || elf.machine() != 62))
-            throw new BootException("this ELF kernel is not an x86-64 vmlinux (and has no multiboot header)");
+            throw new BootException(Kind.NOT_X86_64, "this ELF kernel is not an x86-64 vmlinux (and has no multiboot header)");
         long end = loadElf(memory, elf);
         if (pvh) {
             long startInfo = PvhStartInfo.write(memory, cmdline, initrd, end);
@@ -129,9 +138,11 @@ public final class LinuxLoader {
         long end = 0;
         for (Elf.Segment s : elf.loadSegments()) {
             if (s.paddr() < BootLayout.BOOT_INFO_END)
-                throw new BootException(String.format("the kernel wants to load at 0x%x, below 256 KiB where jvmm keeps boot data", s.paddr()));
+                throw new BootException(Kind.RESERVED_LOAD_ADDRESS,
+                        String.format("the kernel wants to load at 0x%x, below 256 KiB where jvmm keeps boot data", s.paddr()));
             if (!memory.isValid(s.paddr(), Math.max(1, s.memSize())))
-                throw new BootException(String.format("the kernel loads at 0x%x-0x%x, beyond guest RAM; give the guest more --memory",
+                throw new BootException(Kind.KERNEL_DOES_NOT_FIT,
+                        String.format("the kernel loads at 0x%x-0x%x, beyond guest RAM; give the guest more --memory",
                         s.paddr(), s.paddr() + s.memSize()));
             memory.write(s.paddr(), elf.image(), (int) s.offset(), (int) s.fileSize());
             memory.fill(s.paddr() + s.fileSize(), s.memSize() - s.fileSize(), (byte) 0);
@@ -172,7 +183,7 @@ public final class LinuxLoader {
         int cmdlineMax = h != null && h.cmdlineSize() > 0 ? h.cmdlineSize() : DEFAULT_CMDLINE_SIZE;
         byte[] cmd = cmdline.getBytes(StandardCharsets.US_ASCII);
         if (cmd.length > Math.min(cmdlineMax, BootLayout.CMDLINE_MAX - 1))
-            throw new BootException("the command line is " + cmd.length + " bytes; this kernel accepts at most " + cmdlineMax);
+            throw new BootException(Kind.CMDLINE_TOO_LONG, "the command line is " + cmd.length + " bytes; this kernel accepts at most " + cmdlineMax);
         memory.write(BootLayout.CMDLINE, cmd);
         memory.writeByte(BootLayout.CMDLINE + cmd.length, (byte) 0);
         setup_header.cmd_line_ptr(hdr, (int) BootLayout.CMDLINE);
@@ -207,7 +218,8 @@ public final class LinuxLoader {
             if (at >= Math.max(e.address(), (kernelEnd + 0xfff) & ~0xfffL) && at + size <= top) best = Math.max(best, at);
         }
         if (best < 0)
-            throw new BootException(String.format("the initrd (%d MiB) does not fit in guest RAM above the kernel and below 0x%x; give the guest more --memory",
+            throw new BootException(Kind.INITRD_DOES_NOT_FIT,
+                    String.format("the initrd (%d MiB) does not fit in guest RAM above the kernel and below 0x%x; give the guest more --memory",
                     size >> 20, max));
         return best;
     }

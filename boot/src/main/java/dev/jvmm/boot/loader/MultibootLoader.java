@@ -1,6 +1,7 @@
 package dev.jvmm.boot.loader;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.boot.E820;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.x86.EntryState;
@@ -52,17 +53,18 @@ public final class MultibootLoader {
     static LoadedKernel load(GuestMemory memory, byte[] image, byte[] initrd, String cmdline) {
         Header h = findHeader(image).orElseThrow();
         if ((h.flags() & 0xfff8) != 0)
-            throw new BootException(String.format("multiboot kernel asks for unsupported features (header flags 0x%x)", h.flags()));
+            throw new BootException(Kind.UNSUPPORTED_PROTOCOL,
+                    String.format("multiboot kernel asks for unsupported features (header flags 0x%x)", h.flags()));
         long entry, kernelEnd;
         String how;
         if ((h.flags() & FLAG_ADDRESSES) != 0) {
             // a.out kludge: the file from the header back to load_addr is the image.
             long fileStart = h.offset() - (h.headerAddr() - h.loadAddr());
             if (h.headerAddr() < h.loadAddr() || fileStart < 0 || fileStart > image.length)
-                throw new BootException("multiboot header's load address lies outside the file");
+                throw new BootException(Kind.TRUNCATED, "multiboot header's load address lies outside the file");
             long loadLength = h.loadEndAddr() == 0 ? image.length - fileStart : h.loadEndAddr() - h.loadAddr();
             if (loadLength < 0 || fileStart + loadLength > image.length)
-                throw new BootException("multiboot header's load range lies outside the file");
+                throw new BootException(Kind.TRUNCATED, "multiboot header's load range lies outside the file");
             checkPlacement(h.loadAddr(), loadLength);
             memory.write(h.loadAddr(), image, (int) fileStart, (int) loadLength);
             long end = h.loadAddr() + loadLength;
@@ -94,7 +96,8 @@ public final class MultibootLoader {
 
     private static void checkPlacement(long address, long length) {
         if (address < BootLayout.BOOT_INFO_END && address + length > BootLayout.ZERO_PAGE)
-            throw new BootException(String.format("multiboot kernel wants to load at 0x%x, where jvmm keeps boot data; link it at 1 MiB", address));
+            throw new BootException(Kind.RESERVED_LOAD_ADDRESS,
+                    String.format("multiboot kernel wants to load at 0x%x, where jvmm keeps boot data; link it at 1 MiB", address));
     }
 
     /** Writes the multiboot info, memory map, command line and module list; returns the info's address. */
@@ -128,7 +131,8 @@ public final class MultibootLoader {
         memory.writeInt(info + 48, (int) mmap);
 
         byte[] cmd = (cmdline + "\0").getBytes(StandardCharsets.US_ASCII);
-        if (cmd.length > BootLayout.CMDLINE_MAX) throw new BootException("command line is " + (cmd.length - 1) + " bytes; at most " + (BootLayout.CMDLINE_MAX - 1) + " fit");
+        if (cmd.length > BootLayout.CMDLINE_MAX) throw new BootException(Kind.CMDLINE_TOO_LONG,
+                "command line is " + (cmd.length - 1) + " bytes; at most " + (BootLayout.CMDLINE_MAX - 1) + " fit");
         memory.write(BootLayout.CMDLINE, cmd);
         memory.writeInt(info + 16, (int) BootLayout.CMDLINE);
         byte[] name = "jvmm\0".getBytes(StandardCharsets.US_ASCII);
@@ -138,7 +142,8 @@ public final class MultibootLoader {
         if (initrd != null) {
             long start = (kernelEnd + 0xfff) & ~0xfffL;
             if (!memory.isValid(start, Math.max(1, initrd.length)) || start + initrd.length > 0xffffffffL)
-                throw new BootException("initrd of " + initrd.length + " bytes does not fit after the kernel; give the guest more --memory");
+                throw new BootException(Kind.INITRD_DOES_NOT_FIT,
+                        "initrd of " + initrd.length + " bytes does not fit after the kernel; give the guest more --memory");
             memory.write(start, initrd);
             memory.writeInt(mods, (int) start);
             memory.writeInt(mods + 4, (int) (start + initrd.length));

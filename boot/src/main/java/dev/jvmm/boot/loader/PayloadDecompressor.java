@@ -1,6 +1,7 @@
 package dev.jvmm.boot.loader;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 import io.airlift.compress.zstd.ZstdInputStream;
 import org.apache.commons.compress.compressors.bzip2.BZip2CompressorInputStream;
 import org.apache.commons.compress.compressors.lz4.BlockLZ4CompressorInputStream;
@@ -35,7 +36,7 @@ public final class PayloadDecompressor {
         if (p.length >= 4 && p[0] == 0x02 && p[1] == 0x21 && p[2] == 0x4c && p[3] == 0x18) return Format.LZ4;
         if (p.length >= 4 && (p[0] & 0xff) == 0x89 && p[1] == 'L' && p[2] == 'Z' && p[3] == 'O') return Format.LZO;
         if (p.length >= 3 && p[0] == 0x5d && p[1] == 0 && p[2] == 0) return Format.LZMA;
-        throw new BootException("the bzImage's payload is in a compression format jvmm does not know");
+        throw new BootException(Kind.UNKNOWN_COMPRESSION, "the bzImage's payload is in a compression format jvmm does not know");
     }
 
     /**
@@ -44,9 +45,9 @@ public final class PayloadDecompressor {
      */
     public static byte[] decompress(byte[] payload) {
         Format f = detect(payload);
-        if (payload.length < 8) throw new BootException("the bzImage's payload is truncated");
+        if (payload.length < 8) throw new BootException(Kind.BAD_COMPRESSION, "the bzImage's payload is truncated");
         long expected = ByteBuffer.wrap(payload, payload.length - 4, 4).order(ByteOrder.LITTLE_ENDIAN).getInt() & 0xffffffffL;
-        if (expected > MAX_OUTPUT) throw new BootException("the bzImage's payload claims to decompress to more than 1 GiB");
+        if (expected > MAX_OUTPUT) throw new BootException(Kind.BAD_COMPRESSION, "the bzImage's payload claims to decompress to more than 1 GiB");
         ByteArrayInputStream stream = new ByteArrayInputStream(payload, 0, payload.length - 4);
         byte[] out;
         try {
@@ -57,15 +58,17 @@ public final class PayloadDecompressor {
                 case LZMA -> readAll(new LZMAInputStream(stream, -1));
                 case ZSTD -> readAll(new ZstdInputStream(stream));
                 case LZ4 -> lz4Legacy(java.util.Arrays.copyOf(payload, payload.length - 4));
-                case LZO -> throw new BootException("the bzImage's payload is LZO-compressed, which jvmm cannot decompress on the host;"
+                case LZO -> throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
+                        "the bzImage's payload is LZO-compressed, which jvmm cannot decompress on the host;"
                         + " boot it with --boot-path=decompressor");
             };
         } catch (IOException | RuntimeException e) {
             if (e instanceof BootException b) throw b;
-            throw new BootException("the bzImage's " + f + " payload is corrupt: " + e.getMessage(), e);
+            throw new BootException(Kind.BAD_COMPRESSION, "the bzImage's " + f + " payload is corrupt: " + e.getMessage(), e);
         }
         if (out.length != expected)
-            throw new BootException("the bzImage's " + f + " payload decompressed to " + out.length + " bytes, not the " + expected + " its trailer says");
+            throw new BootException(Kind.BAD_COMPRESSION,
+                    "the bzImage's " + f + " payload decompressed to " + out.length + " bytes, not the " + expected + " its trailer says");
         return out;
     }
 
@@ -78,7 +81,7 @@ public final class PayloadDecompressor {
                 int n = in.read(buf);
                 if (n < 0) break;
                 total += n;
-                if (total > MAX_OUTPUT) throw new BootException("the bzImage's payload decompresses to more than 1 GiB");
+                if (total > MAX_OUTPUT) throw new BootException(Kind.BAD_COMPRESSION, "the bzImage's payload decompresses to more than 1 GiB");
                 out.write(buf, 0, n);
             }
             return out.toByteArray();
@@ -99,7 +102,8 @@ public final class PayloadDecompressor {
                 int n;
                 while ((n = block.read(buf)) > 0) {
                     out.write(buf, 0, n);
-                    if (out.size() > MAX_OUTPUT) throw new BootException("the bzImage's payload decompresses to more than 1 GiB");
+                    if (out.size() > MAX_OUTPUT) throw new BootException(Kind.BAD_COMPRESSION,
+                            "the bzImage's payload decompresses to more than 1 GiB");
                 }
             }
             b.position(b.position() + size);

@@ -1,6 +1,7 @@
 package dev.jvmm.boot.x86;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.CpuidEntry;
 
 import java.util.ArrayList;
@@ -79,7 +80,8 @@ public final class CpuFeatures {
             boolean enable = !item.startsWith("-");
             String name = item.startsWith("-") || item.startsWith("+") ? item.substring(1) : item;
             Feature f = FEATURES.get(name);
-            if (f == null) throw new BootException("unknown CPU feature '" + name + "' in --cpu-features (names as in /proc/cpuinfo, e.g. -avx,-xsave)");
+            if (f == null) throw new BootException(Kind.BAD_OPTION,
+                    "unknown CPU feature '" + name + "' in --cpu-features (names as in /proc/cpuinfo, e.g. -avx,-xsave)");
             edits.add(new Edit(f, enable));
         }
         return edits;
@@ -98,7 +100,8 @@ public final class CpuFeatures {
                 int mask = 1 << f.bit();
                 int v = switch (f.reg()) { case EAX -> e.eax(); case EBX -> e.ebx(); case ECX -> e.ecx(); case EDX -> e.edx(); };
                 if (edit.enable() && (v & mask) == 0)
-                    throw new BootException("CPU feature '" + f.name() + "' cannot be enabled: this host's KVM does not offer it");
+                    throw new BootException(Kind.CPU_FEATURE_UNAVAILABLE,
+                            "CPU feature '" + f.name() + "' cannot be enabled: this host's KVM does not offer it");
                 v = edit.enable() ? v | mask : v & ~mask;
                 out.set(i, switch (f.reg()) {
                     case EAX -> e.withRegisters(v, e.ebx(), e.ecx(), e.edx());
@@ -108,7 +111,8 @@ public final class CpuFeatures {
                 });
             }
             if (!found && edit.enable())
-                throw new BootException("CPU feature '" + f.name() + "' cannot be enabled: this host's KVM does not offer CPUID leaf 0x" + Integer.toHexString(f.leaf()));
+                throw new BootException(Kind.CPU_FEATURE_UNAVAILABLE,
+                        "CPU feature '" + f.name() + "' cannot be enabled: this host's KVM does not offer CPUID leaf 0x" + Integer.toHexString(f.leaf()));
         }
         return out;
     }

@@ -147,6 +147,7 @@ class CliTest {
         Path f = Files.writeString(dir.resolve("k"), "x");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--cpus", "0"), "--cpus must be at least 1, not 0");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "8M"), "--memory must be at least 16M");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "16385K"), "--memory must be a multiple of 4K, not 16385K");
     }
 
     @Test

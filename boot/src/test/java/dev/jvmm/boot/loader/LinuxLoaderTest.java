@@ -1,6 +1,7 @@
 package dev.jvmm.boot.loader;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.x86.EntryState;
 import dev.jvmm.kvm.gen.boot_params;
@@ -127,7 +128,8 @@ class LinuxLoaderTest {
         try (GuestMemory m = ram()) {
             BootException e = assertThrows(BootException.class,
                     () -> load(m, bzImage(0x020f, 16, 1), null, "console=ttyS0 loglevel=8", KernelLoader.BootPath.AUTO));
-            assertEquals("the command line is 24 bytes; this kernel accepts at most 16", e.getMessage());
+            assertEquals(Kind.CMDLINE_TOO_LONG, e.kind(), e.getMessage());
+            assertEquals("the command line is 24 bytes; this kernel accepts at most 16", e.getMessage(), "the message names both values");
         }
     }
 
@@ -135,9 +137,9 @@ class LinuxLoaderTest {
     void oldProtocolsAnd32BitOnlyKernelsAreRefused() throws Exception {
         try (GuestMemory m = ram()) {
             BootException old = assertThrows(BootException.class, () -> load(m, bzImage(0x0204, 256, 1), null, "", KernelLoader.BootPath.AUTO));
-            assertTrue(old.getMessage().contains("boot protocol 2.04"), old.getMessage());
+            assertEquals(Kind.UNSUPPORTED_PROTOCOL, old.kind(), old.getMessage());
             BootException i386 = assertThrows(BootException.class, () -> load(m, bzImage(0x020f, 256, 0), null, "", KernelLoader.BootPath.AUTO));
-            assertTrue(i386.getMessage().contains("no 64-bit entry"), i386.getMessage());
+            assertEquals(Kind.NOT_X86_64, i386.kind(), i386.getMessage());
         }
     }
 
@@ -147,7 +149,7 @@ class LinuxLoaderTest {
         byte[] cut = java.util.Arrays.copyOf(image, image.length - 40);
         try (GuestMemory m = ram()) {
             BootException e = assertThrows(BootException.class, () -> load(m, cut, null, "", KernelLoader.BootPath.AUTO));
-            assertTrue(e.getMessage().contains("truncated"), e.getMessage());
+            assertEquals(Kind.TRUNCATED, e.kind(), e.getMessage());
         }
     }
 
@@ -156,7 +158,7 @@ class LinuxLoaderTest {
         try (GuestMemory m = ram()) {
             BootException e = assertThrows(BootException.class,
                     () -> load(m, bzImage(0x020f, 2048, 1), new byte[60 << 20], "", KernelLoader.BootPath.AUTO));
-            assertTrue(e.getMessage().contains("initrd"), e.getMessage());
+            assertEquals(Kind.INITRD_DOES_NOT_FIT, e.kind(), e.getMessage());
         }
     }
 }

@@ -1,6 +1,7 @@
 package dev.jvmm.boot.loader;
 
 import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.x86.EntryState;
 import org.junit.jupiter.api.Test;
@@ -95,7 +96,7 @@ class MultibootLoaderTest {
         try (GuestMemory m = ram()) {
             BootException e = assertThrows(BootException.class,
                     () -> KernelLoader.load(m, new KernelLoader.Request(p, Optional.empty(), "", KernelLoader.BootPath.AUTO)));
-            assertTrue(e.getMessage().contains("outside the file"), e.getMessage());
+            assertEquals(Kind.TRUNCATED, e.kind(), e.getMessage());
         }
         byte[] k2 = kludgeKernel();
         ByteBuffer.wrap(k2).order(ByteOrder.LITTLE_ENDIAN).putInt(80, 0x8000).putInt(76, 0x8040).putInt(84, 0x9000).putInt(88, 0).putInt(92, 0x8100);
@@ -103,7 +104,7 @@ class MultibootLoaderTest {
         try (GuestMemory m = ram()) {
             BootException e = assertThrows(BootException.class,
                     () -> KernelLoader.load(m, new KernelLoader.Request(p, Optional.empty(), "", KernelLoader.BootPath.AUTO)));
-            assertTrue(e.getMessage().contains("boot data"), e.getMessage());
+            assertEquals(Kind.RESERVED_LOAD_ADDRESS, e.kind(), e.getMessage());
         }
     }
 
@@ -114,10 +115,10 @@ class MultibootLoaderTest {
         try (GuestMemory m = ram()) {
             BootException e = assertThrows(BootException.class,
                     () -> KernelLoader.load(m, new KernelLoader.Request(p, Optional.empty(), "", KernelLoader.BootPath.AUTO)));
-            assertTrue(e.getMessage().contains("is not a kernel jvmm can boot"), e.getMessage());
+            assertEquals(Kind.NOT_A_KERNEL, e.kind(), e.getMessage());
             BootException missing = assertThrows(BootException.class, () -> KernelLoader.load(m,
                     new KernelLoader.Request(dir.resolve("nope"), Optional.empty(), "", KernelLoader.BootPath.AUTO)));
-            assertTrue(missing.getMessage().endsWith("does not exist"), missing.getMessage());
+            assertEquals(Kind.FILE_NOT_FOUND, missing.kind(), missing.getMessage());
         }
     }
 

@@ -46,7 +46,11 @@ public final class PciHostBridge {
         attach(0, new HostBridgeFunction(), "pci-host");
     }
 
-    /** Attaches a function at the first free slot, places its BARs, and returns the slot (device number). */
+    /**
+     * Attaches a function at the first free slot, places its BARs, and returns the slot (device number).
+     *
+     * @throws PciBusFullException if no slot is free or a BAR does not fit in the MMIO windows
+     */
     public synchronized int attach(PciFunction function, String name) {
         for (int slot = 1; slot < MAX_DEVICES; slot++) {
             if (devices[slot] == null) {
@@ -54,7 +58,7 @@ public final class PciHostBridge {
                 return slot;
             }
         }
-        throw new IllegalStateException("PCI bus 0 is full (32 devices); cannot attach " + name);
+        throw new PciBusFullException("PCI bus 0 is full (32 devices); cannot attach " + name);
     }
 
     public synchronized void attach(int slot, PciFunction function, String name) {
@@ -68,7 +72,7 @@ public final class PciHostBridge {
             long base = high ? next64 : next32;
             long address = (base + bar.size() - 1) & -bar.size();
             if (address + bar.size() > (high ? end64 : end32))
-                throw new IllegalStateException("PCI MMIO window exhausted placing " + bar.size() + "-byte BAR" + i + " of " + name);
+                throw new PciBusFullException("PCI MMIO window exhausted placing " + bar.size() + "-byte BAR" + i + " of " + name);
             function.setBarAddress(i, address);
             if (high) next64 = address + bar.size();
             else next32 = address + bar.size();

@@ -1,11 +1,14 @@
 package dev.jvmm.devices.virtio;
 
 import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.devices.virtio.VirtqueueException.Kind;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
+
+import static dev.jvmm.devices.virtio.VirtqueueException.Kind.*;
 
 /**
  * A split virtqueue (virtio 1.2, 2.7) seen from the device side. It knows nothing of transports or devices:
@@ -133,17 +136,17 @@ public final class Virtqueue {
     public void activate(GuestMemory memory, long features) {
         if (!ready) throw new IllegalStateException("queue is not ready");
         if (size < 1 || size > maxSize || Integer.bitCount(size) != 1)
-            throw fail("queue size %d is not a power of two from 1 to %d", size, maxSize);
+            throw fail(BAD_QUEUE_SIZE, "queue size %d is not a power of two from 1 to %d", size, maxSize);
         long descLen = (long) DESC_SIZE * size, availLen = 6 + 2L * size, usedLen = 6 + 8L * size;
         checkArea("descriptor table", descAddress, descLen, 16, memory);
         checkArea("available ring", driverAddress, availLen, 2, memory);
         checkArea("used ring", deviceAddress, usedLen, 4, memory);
         if (overlaps(descAddress, descLen, driverAddress, availLen))
-            throw fail("descriptor table 0x%x+%d overlaps available ring 0x%x+%d", descAddress, descLen, driverAddress, availLen);
+            throw fail(RINGS_OVERLAP, "descriptor table 0x%x+%d overlaps available ring 0x%x+%d", descAddress, descLen, driverAddress, availLen);
         if (overlaps(deviceAddress, usedLen, descAddress, descLen))
-            throw fail("used ring 0x%x+%d overlaps descriptor table 0x%x+%d", deviceAddress, usedLen, descAddress, descLen);
+            throw fail(RINGS_OVERLAP, "used ring 0x%x+%d overlaps descriptor table 0x%x+%d", deviceAddress, usedLen, descAddress, descLen);
         if (overlaps(deviceAddress, usedLen, driverAddress, availLen))
-            throw fail("used ring 0x%x+%d overlaps available ring 0x%x+%d", deviceAddress, usedLen, driverAddress, availLen);
+            throw fail(RINGS_OVERLAP, "used ring 0x%x+%d overlaps available ring 0x%x+%d", deviceAddress, usedLen, driverAddress, availLen);
         this.memory = memory;
         this.descTable = memory.slice(descAddress, descLen);
         this.availRing = memory.slice(driverAddress, availLen);
@@ -160,21 +163,21 @@ public final class Virtqueue {
     }
 
     private static void checkArea(String what, long gpa, long len, int alignment, GuestMemory memory) {
-        if ((gpa & (alignment - 1)) != 0) throw fail("%s at 0x%x is not %d-byte aligned", what, gpa, alignment);
-        if (!memory.isValid(gpa, len)) throw fail("%s at 0x%x+%d is outside guest RAM", what, gpa, len);
+        if ((gpa & (alignment - 1)) != 0) throw fail(RING_MISALIGNED, "%s at 0x%x is not %d-byte aligned", what, gpa, alignment);
+        if (!memory.isValid(gpa, len)) throw fail(RING_OUTSIDE_MEMORY, "%s at 0x%x+%d is outside guest RAM", what, gpa, len);
     }
 
     private static boolean overlaps(long a, long aLen, long b, long bLen) {
         return a < b + bLen && b < a + aLen;
     }
 
-    private static VirtqueueException fail(String format, Object... args) {
-        return new VirtqueueException(String.format(format, args));
+    private static VirtqueueException fail(Kind kind, String format, Object... args) {
+        return new VirtqueueException(kind, String.format(format, args));
     }
 
-    private VirtqueueException broken(String format, Object... args) {
+    private VirtqueueException broken(Kind kind, String format, Object... args) {
         broken = true;
-        return fail(format, args);
+        return fail(kind, format, args);
     }
 
     private int availIndex() {
@@ -202,11 +205,11 @@ public final class Virtqueue {
         int pending = (availIdx - nextAvail) & 0xffff;
         if (pending == 0) return false;
         if (pending > size)
-            throw broken("available index %d is %d entries ahead of the device (%d), more than the queue size %d",
+            throw broken(AVAIL_INDEX_OUT_OF_RANGE, "available index %d is %d entries ahead of the device (%d), more than the queue size %d",
                     availIdx, pending, nextAvail, size);
         int head = availRing.get(U16, 4 + 2L * (nextAvail & (size - 1))) & 0xffff;
         nextAvail = (nextAvail + 1) & 0xffff;
-        if (head >= size) throw broken("available ring names head descriptor %d, beyond the queue size %d", head, size);
+        if (head >= size) throw broken(HEAD_INDEX_OUT_OF_RANGE, "available ring names head descriptor %d, beyond the queue size %d", head, size);
         if (chain.capacity() < maxSize) throw new IllegalArgumentException("chain holds " + chain.capacity() + " buffers, queue has up to " + maxSize);
         readChain(head, chain);
         return true;
@@ -223,26 +226,26 @@ public final class Virtqueue {
         long total = 0;
         while (true) {
             if (index >= tableSize)
-                throw broken("chain %d: next index %d is beyond the %s table of %d", head, index, indirect ? "indirect" : "descriptor", tableSize);
+                throw broken(NEXT_INDEX_OUT_OF_RANGE, "chain %d: next index %d is beyond the %s table of %d", head, index, indirect ? "indirect" : "descriptor", tableSize);
             if (++steps > tableSize)
-                throw broken("chain %d: longer than its table of %d descriptors (a loop)", head, tableSize);
+                throw broken(DESCRIPTOR_LOOP, "chain %d: longer than its table of %d descriptors (a loop)", head, tableSize);
             long off = (long) index * DESC_SIZE;
             long addr = table.get(U64, off);
             long len = table.get(U32, off + 8) & 0xffffffffL;
             int flags = table.get(U16, off + 12) & 0xffff;
             int next = table.get(U16, off + 14) & 0xffff;
             if ((flags & DESC_F_INDIRECT) != 0) {
-                if (!indirectAllowed) throw broken("chain %d: indirect descriptor without VIRTIO_F_INDIRECT_DESC", head);
-                if (indirect) throw broken("chain %d: indirect descriptor inside an indirect table", head);
-                if ((flags & DESC_F_NEXT) != 0) throw broken("chain %d: descriptor has both INDIRECT and NEXT", head);
+                if (!indirectAllowed) throw broken(INDIRECT_NOT_NEGOTIATED, "chain %d: indirect descriptor without VIRTIO_F_INDIRECT_DESC", head);
+                if (indirect) throw broken(INDIRECT_NESTED, "chain %d: indirect descriptor inside an indirect table", head);
+                if ((flags & DESC_F_NEXT) != 0) throw broken(INDIRECT_WITH_NEXT, "chain %d: descriptor has both INDIRECT and NEXT", head);
                 if (len == 0 || len % DESC_SIZE != 0)
-                    throw broken("chain %d: indirect table length %d is not a positive multiple of 16", head, len);
+                    throw broken(INDIRECT_TABLE_BAD_LENGTH, "chain %d: indirect table length %d is not a positive multiple of 16", head, len);
                 // The spec bounds chains by the queue size; drivers size indirect tables by seg_max, which the
                 // device derives from its maximum queue size, so that is the bound applied.
                 if (len / DESC_SIZE > maxSize)
-                    throw broken("chain %d: indirect table of %d descriptors is longer than the queue size %d", head, len / DESC_SIZE, maxSize);
+                    throw broken(INDIRECT_TABLE_TOO_LONG, "chain %d: indirect table of %d descriptors is longer than the queue size %d", head, len / DESC_SIZE, maxSize);
                 if (!memory.isValid(addr, len))
-                    throw broken("chain %d: indirect table at 0x%x+%d is outside guest RAM", head, addr, len);
+                    throw broken(INDIRECT_TABLE_OUTSIDE_MEMORY, "chain %d: indirect table at 0x%x+%d is outside guest RAM", head, addr, len);
                 table = memory.slice(addr, len);
                 tableSize = (int) (len / DESC_SIZE);
                 indirect = true;
@@ -252,13 +255,13 @@ public final class Virtqueue {
             }
             boolean writable = (flags & DESC_F_WRITE) != 0;
             if (!writable && chain.hasWritable())
-                throw broken("chain %d: device-readable buffer after a device-writable one", head);
+                throw broken(READABLE_AFTER_WRITABLE, "chain %d: device-readable buffer after a device-writable one", head);
             if (++buffers > maxSize)
-                throw broken("chain %d: more than %d buffers, longer than the queue", head, maxSize);
+                throw broken(CHAIN_TOO_LONG, "chain %d: more than %d buffers, longer than the queue", head, maxSize);
             total += len;
-            if (total > 0xffffffffL) throw broken("chain %d: more than 4 GiB in total", head);
+            if (total > 0xffffffffL) throw broken(CHAIN_TOO_LARGE, "chain %d: more than 4 GiB in total", head);
             if (!memory.isValid(addr, len))
-                throw broken("chain %d: buffer at 0x%x+%d is outside guest RAM", head, addr, len);
+                throw broken(BUFFER_OUTSIDE_MEMORY, "chain %d: buffer at 0x%x+%d is outside guest RAM", head, addr, len);
             chain.add(memory.slice(addr, len), writable);
             if ((flags & DESC_F_NEXT) == 0) return;
             index = next;

@@ -241,4 +241,13 @@ class PciHostBridgeTest {
         m.close();
         for (MsiRoute r : fn.irqs.routes) assertTrue(((FakeInterruptController.Route) r).closed);
     }
+
+    @Test
+    void aFullBusIsReportedAsSuch() {
+        for (int i = 2; i < PciHostBridge.MAX_DEVICES; i++) host.attach(new PciHostBridge.HostBridgeFunction(), "filler " + i);
+        assertThrows(PciBusFullException.class, () -> host.attach(new PciHostBridge.HostBridgeFunction(), "one too many"));
+        // A 16 KiB BAR in a 4 KiB window with no 64-bit window: no room either.
+        PciHostBridge small = new PciHostBridge(new Bus("small"), WIN32, 0x1000, 0, 0);
+        assertThrows(PciBusFullException.class, () -> small.attach(new TestFunction(), "too big"));
+    }
 }

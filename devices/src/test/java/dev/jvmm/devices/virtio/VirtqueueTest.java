@@ -1,6 +1,7 @@
 package dev.jvmm.devices.virtio;
 
 import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.devices.virtio.VirtqueueException.Kind;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -9,6 +10,7 @@ import java.util.List;
 
 import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
 import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
+import static dev.jvmm.devices.virtio.VirtqueueException.Kind.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 class VirtqueueTest {
@@ -42,8 +44,9 @@ class VirtqueueTest {
         q.activate(ram.memory, features);
     }
 
-    VirtqueueException popFails() {
+    VirtqueueException popFails(Kind kind) {
         VirtqueueException e = assertThrows(VirtqueueException.class, () -> q.pop(chain));
+        assertEquals(kind, e.kind(), e.getMessage());
         assertTrue(q.isBroken(), "queue is broken after " + e.getMessage());
         assertFalse(q.pop(chain), "a broken queue yields nothing more");
         assertFalse(q.hasAvailable());
@@ -144,7 +147,7 @@ class VirtqueueTest {
         dq.setDesc(1, b, 8, Virtqueue.DESC_F_NEXT, 2);
         dq.setDesc(2, b, 8, Virtqueue.DESC_F_NEXT, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("loop"));
+        popFails(DESCRIPTOR_LOOP);
     }
 
     @Test
@@ -152,7 +155,7 @@ class VirtqueueTest {
         activate(FEATURES);
         dq.setDesc(5, ram.alloc(8, 8), 8, Virtqueue.DESC_F_NEXT, 5);
         dq.publish(5);
-        assertTrue(popFails().getMessage().contains("loop"));
+        popFails(DESCRIPTOR_LOOP);
     }
 
     @Test
@@ -163,7 +166,7 @@ class VirtqueueTest {
         dq.setDescAt(table + 16, b, 8, Virtqueue.DESC_F_NEXT, 0);
         dq.setDesc(0, table, 32, Virtqueue.DESC_F_INDIRECT, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("loop"));
+        popFails(DESCRIPTOR_LOOP);
     }
 
     @Test
@@ -175,7 +178,7 @@ class VirtqueueTest {
         dq.setDesc(12, table, 16 * 8, Virtqueue.DESC_F_INDIRECT, 0);
         for (int i = 0; i < 8; i++) dq.setDescAt(table + 16L * i, b, 8, i < 7 ? Virtqueue.DESC_F_NEXT : 0, i + 1);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("longer than the queue"));
+        popFails(CHAIN_TOO_LONG);
     }
 
     @Test
@@ -184,7 +187,7 @@ class VirtqueueTest {
         long table = ram.alloc(16 * 32, 16);
         dq.setDesc(0, table, 16 * 32, Virtqueue.DESC_F_INDIRECT, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("longer than the queue size"));
+        popFails(INDIRECT_TABLE_TOO_LONG);
     }
 
     @Test
@@ -192,7 +195,7 @@ class VirtqueueTest {
         activate(FEATURES);
         dq.setDesc(0, ram.alloc(8, 8), 8, Virtqueue.DESC_F_NEXT, 16);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("beyond the descriptor table"));
+        popFails(NEXT_INDEX_OUT_OF_RANGE);
     }
 
     @Test
@@ -202,7 +205,7 @@ class VirtqueueTest {
         dq.setDescAt(table, ram.alloc(8, 8), 8, Virtqueue.DESC_F_NEXT, 2);
         dq.setDesc(0, table, 32, Virtqueue.DESC_F_INDIRECT, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("beyond the indirect table"));
+        popFails(NEXT_INDEX_OUT_OF_RANGE);
     }
 
     @Test
@@ -210,14 +213,14 @@ class VirtqueueTest {
         activate(FEATURES);
         dq.setAvailEntry(0, 16);
         dq.setAvailIdx(1);
-        assertTrue(popFails().getMessage().contains("head descriptor 16"));
+        popFails(HEAD_INDEX_OUT_OF_RANGE);
     }
 
     @Test
     void availableIndexRunningAheadByMoreThanTheQueue() {
         activate(FEATURES);
         dq.setAvailIdx(17);
-        assertTrue(popFails().getMessage().contains("more than the queue size"));
+        popFails(AVAIL_INDEX_OUT_OF_RANGE);
     }
 
     @Test
@@ -226,21 +229,21 @@ class VirtqueueTest {
         dq.add(out(ram.alloc(8, 8), 8));
         assertTrue(q.pop(chain));
         dq.setAvailIdx(0); // "un-exposing" a buffer: 65535 entries ahead
-        assertTrue(popFails().getMessage().contains("more than the queue size"));
+        popFails(AVAIL_INDEX_OUT_OF_RANGE);
     }
 
     @Test
     void bufferOutsideRam() {
         activate(FEATURES);
         dq.add(out(ram.end(), 8));
-        assertTrue(popFails().getMessage().contains("outside guest RAM"));
+        popFails(BUFFER_OUTSIDE_MEMORY);
     }
 
     @Test
     void bufferRunningPastTheEndOfRam() {
         activate(FEATURES);
         dq.add(out(ram.end() - 8, 16));
-        assertTrue(popFails().getMessage().contains("outside guest RAM"));
+        popFails(BUFFER_OUTSIDE_MEMORY);
     }
 
     @Test
@@ -248,7 +251,7 @@ class VirtqueueTest {
         activate(FEATURES);
         dq.setDesc(0, -4096L, 0x2000, Virtqueue.DESC_F_WRITE, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("outside guest RAM"));
+        popFails(BUFFER_OUTSIDE_MEMORY);
     }
 
     @Test
@@ -256,7 +259,7 @@ class VirtqueueTest {
         activate(FEATURES);
         dq.setDesc(0, ram.end() - 16, 32, Virtqueue.DESC_F_INDIRECT, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("indirect table at"));
+        popFails(INDIRECT_TABLE_OUTSIDE_MEMORY);
     }
 
     @Test
@@ -264,7 +267,7 @@ class VirtqueueTest {
         activate(VirtioFeatures.bit(VirtioFeatures.VERSION_1));
         dq.setDesc(0, ram.alloc(16, 16), 16, Virtqueue.DESC_F_INDIRECT, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("without VIRTIO_F_INDIRECT_DESC"));
+        popFails(INDIRECT_NOT_NEGOTIATED);
     }
 
     @Test
@@ -275,7 +278,7 @@ class VirtqueueTest {
         dq.setDescAt(outer, inner, 16, Virtqueue.DESC_F_INDIRECT, 0);
         dq.setDesc(0, outer, 16, Virtqueue.DESC_F_INDIRECT, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("inside an indirect table"));
+        popFails(INDIRECT_NESTED);
     }
 
     @Test
@@ -285,7 +288,7 @@ class VirtqueueTest {
         dq.setDescAt(table, ram.alloc(8, 8), 8, 0, 0);
         dq.setDesc(0, table, 16, Virtqueue.DESC_F_INDIRECT | Virtqueue.DESC_F_NEXT, 1);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("both INDIRECT and NEXT"));
+        popFails(INDIRECT_WITH_NEXT);
     }
 
     @Test
@@ -293,7 +296,7 @@ class VirtqueueTest {
         activate(FEATURES);
         dq.setDesc(0, ram.alloc(32, 16), 24, Virtqueue.DESC_F_INDIRECT, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("multiple of 16"));
+        popFails(INDIRECT_TABLE_BAD_LENGTH);
     }
 
     @Test
@@ -301,14 +304,14 @@ class VirtqueueTest {
         activate(FEATURES);
         dq.setDesc(0, ram.alloc(16, 16), 0, Virtqueue.DESC_F_INDIRECT, 0);
         dq.publish(0);
-        assertTrue(popFails().getMessage().contains("multiple of 16"));
+        popFails(INDIRECT_TABLE_BAD_LENGTH);
     }
 
     @Test
     void readableAfterWritable() {
         activate(FEATURES);
         dq.add(out(ram.alloc(8, 8), 8), in(ram.alloc(8, 8), 8));
-        assertTrue(popFails().getMessage().contains("readable buffer after a device-writable"));
+        popFails(READABLE_AFTER_WRITABLE);
     }
 
     @Test
@@ -324,19 +327,20 @@ class VirtqueueTest {
             d.setDesc(1, 0x10000, 0xC0000000L, 0, 0);
             d.publish(0);
             VirtqueueException e = assertThrows(VirtqueueException.class, () -> q.pop(chain));
-            assertTrue(e.getMessage().contains("4 GiB"), e.getMessage());
+            assertEquals(CHAIN_TOO_LARGE, e.kind(), e.getMessage());
         }
     }
 
     // --- layout checks at activation ----------------------------------------------------------------------------
 
-    VirtqueueException activationFails(long desc, long avail, long used, int size) {
+    VirtqueueException activationFails(long desc, long avail, long used, int size, Kind kind) {
         q.setSize(size);
         q.setDescAddress(desc);
         q.setDriverAddress(avail);
         q.setDeviceAddress(used);
         q.setReady(true);
         VirtqueueException e = assertThrows(VirtqueueException.class, () -> q.activate(ram.memory, FEATURES));
+        assertEquals(kind, e.kind(), e.getMessage());
         assertFalse(q.isActive());
         assertFalse(q.pop(chain));
         return e;
@@ -344,30 +348,31 @@ class VirtqueueTest {
 
     @Test
     void misalignedRings() {
-        assertTrue(activationFails(dq.desc + 8, dq.avail, dq.used, 16).getMessage().contains("descriptor table"));
-        assertTrue(activationFails(dq.desc, dq.avail + 1, dq.used, 16).getMessage().contains("available ring"));
-        assertTrue(activationFails(dq.desc, dq.avail, dq.used + 2, 16).getMessage().contains("used ring"));
+        activationFails(dq.desc + 8, dq.avail, dq.used, 16, RING_MISALIGNED);
+        activationFails(dq.desc, dq.avail + 1, dq.used, 16, RING_MISALIGNED);
+        activationFails(dq.desc, dq.avail, dq.used + 2, 16, RING_MISALIGNED);
     }
 
     @Test
     void ringsOutsideRam() {
-        assertTrue(activationFails(ram.end() - 16, dq.avail, dq.used, 16).getMessage().contains("outside guest RAM"));
-        assertTrue(activationFails(dq.desc, 0, dq.used, 16).getMessage().contains("outside guest RAM"));
-        assertTrue(activationFails(dq.desc, dq.avail, ram.end() + 0x1000, 16).getMessage().contains("outside guest RAM"));
+        activationFails(ram.end() - 16, dq.avail, dq.used, 16, RING_OUTSIDE_MEMORY);
+        activationFails(dq.desc, 0, dq.used, 16, RING_OUTSIDE_MEMORY);
+        activationFails(dq.desc, dq.avail, ram.end() + 0x1000, 16, RING_OUTSIDE_MEMORY);
     }
 
     @Test
     void overlappingRings() {
-        assertTrue(activationFails(dq.desc, dq.avail, dq.avail + 4, 16).getMessage().contains("used ring"));
-        assertTrue(activationFails(dq.desc, dq.avail, dq.desc + 64, 16).getMessage().contains("overlaps descriptor table"));
-        assertTrue(activationFails(dq.desc, dq.desc + 32, dq.used, 16).getMessage().contains("overlaps available ring"));
+        activationFails(dq.desc, dq.avail, dq.avail + 4, 16, RINGS_OVERLAP);
+        activationFails(dq.desc, dq.avail, dq.desc + 64, 16, RINGS_OVERLAP);
+        activationFails(dq.desc, dq.desc + 32, dq.used, 16, RINGS_OVERLAP);
     }
 
     @Test
     void badQueueSizes() {
-        assertTrue(activationFails(dq.desc, dq.avail, dq.used, 0).getMessage().contains("queue size 0"));
-        assertTrue(activationFails(dq.desc, dq.avail, dq.used, 12).getMessage().contains("queue size 12"));
-        assertTrue(activationFails(dq.desc, dq.avail, dq.used, 32).getMessage().contains("queue size 32"));
+        activationFails(dq.desc, dq.avail, dq.used, 0, BAD_QUEUE_SIZE);
+        VirtqueueException e = activationFails(dq.desc, dq.avail, dq.used, 12, BAD_QUEUE_SIZE);
+        assertTrue(e.getMessage().contains("queue size 12"), "the message names the value: " + e.getMessage());
+        activationFails(dq.desc, dq.avail, dq.used, 32, BAD_QUEUE_SIZE);
     }
 
     // --- notification suppression ------------------------------------------------------------------------------

@@ -200,7 +200,8 @@ public final class VirtioBlock implements VirtioDevice {
         while (queue.pop(chain)) {
             BlockRequest request = st.parser.parse(chain);
             if (request instanceof BlockRequest.Refused refused && !refused.reason().answerable()) {
-                throw new VirtqueueException("virtio-blk request " + chain.head() + " cannot be answered: " + refused.reason()
+                throw new VirtqueueException(VirtqueueException.Kind.CHAIN_TOO_SHORT, "virtio-blk request " + chain.head()
+                        + " cannot be answered: " + refused.reason()
                         + " (" + chain.readableLength() + " device-readable bytes, " + chain.writableLength()
                         + " device-writable; a request needs a 16-byte header and a status byte)");
             }

@@ -547,7 +547,7 @@ public final class VirtioNet implements VirtioDevice {
                 }
                 long room = c.writableLength();
                 if (room < HEADER) {
-                    throw new VirtqueueException("receive buffer " + c.head() + " holds " + room
+                    throw new VirtqueueException(VirtqueueException.Kind.CHAIN_TOO_SHORT, "receive buffer " + c.head() + " holds " + room
                             + " bytes, less than the " + HEADER + "-byte header VIRTIO_NET_F_MRG_RXBUF requires");
                 }
                 int chunk = (int) Math.min(room, len - offset);
@@ -589,7 +589,7 @@ public final class VirtioNet implements VirtioDevice {
         DescriptorChain c = a.controlChain;
         while (q.pop(c)) {
             if (c.readableLength() < 2 || c.writableLength() < 1)
-                throw new VirtqueueException("control command " + c.head() + " lacks its class and command or its ack byte");
+                throw new VirtqueueException(VirtqueueException.Kind.CHAIN_TOO_SHORT, "control command " + c.head() + " lacks its class and command or its ack byte");
             int ack = command(a, c);
             c.writeByte(0, (byte) ack);
             q.addUsed(c.head(), 1);
