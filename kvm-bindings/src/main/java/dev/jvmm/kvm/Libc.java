@@ -540,4 +540,14 @@ public final class Libc {
             throw rethrow(t);
         }
     }
+
+    /** setns(2) by the namespace's file (such as /var/run/netns/NAME, where iproute2 keeps named network namespaces). */
+    public static void setns(String path, int nstype) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC, 0);
+        try {
+            setns(fd, nstype);
+        } finally {
+            close(fd);
+        }
+    }
 }
