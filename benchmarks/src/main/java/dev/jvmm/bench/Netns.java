@@ -15,12 +15,7 @@ final class Netns {
         CompletableFuture<T> result = new CompletableFuture<>();
         Thread.ofPlatform().daemon().start(() -> {
             try {
-                int fd = Libc.open("/var/run/netns/" + namespace, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
-                try {
-                    Libc.setns(fd, Libc.CLONE_NEWNET);
-                } finally {
-                    Libc.close(fd);
-                }
+                Libc.setns("/var/run/netns/" + namespace, Libc.CLONE_NEWNET);
                 result.complete(task.call());
             } catch (Throwable e) {
                 result.completeExceptionally(e);

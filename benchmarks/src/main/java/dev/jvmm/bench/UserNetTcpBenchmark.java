@@ -26,19 +26,16 @@ import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.util.Collection;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -63,23 +60,14 @@ public class UserNetTcpBenchmark {
     private String namespace;
     private TapBackend tap;
     private UserNetBackend user;
-    private ServerSocket server;
+    private LoopbackSink sink;
     private Socket client;
-    private Socket accepted;
     private OutputStream out;
     private final byte[] chunk = new byte[CHUNK];
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
-        server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-        CompletableFuture<Socket> acceptance = new CompletableFuture<>();
-        Thread.ofPlatform().daemon().start(() -> {
-            try {
-                acceptance.complete(server.accept());
-            } catch (Exception e) {
-                acceptance.completeExceptionally(e);
-            }
-        });
+        sink = new LoopbackSink();
         if (path.equals("usernet")) {
             namespace = "jvmm-bench-" + ProcessHandle.current().pid();
             Netns.run("ip", "netns", "add", namespace);
@@ -92,30 +80,21 @@ public class UserNetTcpBenchmark {
             Netns.run("ip", "netns", "exec", namespace, "ip", "route", "add", "default", "via", "10.0.2.2");
             client = Netns.call(namespace, () -> {
                 Socket s = new Socket();
-                s.connect(new InetSocketAddress("10.0.2.2", server.getLocalPort()), 10_000);
+                s.connect(new InetSocketAddress("10.0.2.2", sink.port()), 10_000);
                 return s;
             });
         } else {
             client = new Socket();
-            client.connect(server.getLocalSocketAddress(), 10_000);
+            client.connect(sink.address(), 10_000);
         }
-        accepted = acceptance.get(10, TimeUnit.SECONDS);
+        sink.drain();
         out = client.getOutputStream();
-        Thread.ofPlatform().daemon().start(() -> { // the sink: reads as fast as the path delivers
-            byte[] buf = new byte[1 << 20];
-            try (InputStream in = accepted.getInputStream()) {
-                while (in.read(buf) >= 0) { }
-            } catch (Exception ignored) {
-                // closed at teardown
-            }
-        });
     }
 
     @TearDown(Level.Trial)
     public void tearDown() throws Exception {
         if (client != null) client.close();
-        if (accepted != null) accepted.close();
-        if (server != null) server.close();
+        if (sink != null) sink.close();
         if (tap != null) tap.deactivate();
         if (user != null) user.close();
         if (tap != null) tap.close();

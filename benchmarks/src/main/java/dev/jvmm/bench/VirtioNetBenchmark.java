@@ -26,13 +26,11 @@ import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -42,9 +40,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
@@ -80,9 +76,8 @@ public class VirtioNetBenchmark {
     @Param({"user", "user-ref", "tap", "tap-ref"})
     public String path;
 
-    private final AtomicLong sinkBytes = new AtomicLong();
-    private ServerSocket server;
-    private Socket client, accepted;
+    private LoopbackSink sink;
+    private Socket client;
     private OutputStream out;
     private final byte[] chunk = new byte[BATCH * MSS];
     private UserNetBackend user;
@@ -99,35 +94,19 @@ public class VirtioNetBenchmark {
     public void setUp() throws Exception {
         switch (path) {
             case "user", "user-ref" -> {
-                server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-                CompletableFuture<Socket> acceptance = new CompletableFuture<>();
-                Thread.ofPlatform().daemon().start(() -> {
-                    try {
-                        acceptance.complete(server.accept());
-                    } catch (Exception e) {
-                        acceptance.completeExceptionally(e);
-                    }
-                });
+                sink = new LoopbackSink();
                 if (path.equals("user")) {
                     user = UserNetBackend.start(new NetConfig.User(List.of(), List.of(), false, true, Optional.empty(),
                             Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 53))));
                     guest = new NetGuest(user, (1L << VirtioNet.F_MAC) | (1L << VirtioNet.F_CSUM));
-                    tcp = new GuestTcp(guest, server.getLocalPort());
+                    tcp = new GuestTcp(guest, sink.port());
                     tcp.connect();
                 } else {
                     client = new Socket();
-                    client.connect(server.getLocalSocketAddress(), 10_000);
+                    client.connect(sink.address(), 10_000);
                     out = client.getOutputStream();
                 }
-                accepted = acceptance.get(10, TimeUnit.SECONDS);
-                Thread.ofPlatform().daemon().start(() -> { // the sink reads as fast as the path delivers
-                    byte[] buf = new byte[1 << 20];
-                    try (InputStream in = accepted.getInputStream()) {
-                        for (int n; (n = in.read(buf)) >= 0; ) sinkBytes.addAndGet(n);
-                    } catch (Exception ignored) {
-                        // closed at teardown
-                    }
-                });
+                sink.drain();
             }
             case "tap", "tap-ref" -> {
                 requireRoot();
@@ -170,10 +149,9 @@ public class VirtioNetBenchmark {
         }
         if (path.equals("tap-ref")) System.out.printf("%n[tap-ref] wrote %d frames, tap0 counted %d%n", framesSent, rxPackets());
         if (tcp != null) System.out.printf("%n[user] guest sent %d payload bytes, %d acknowledged; the host sink read %d%n",
-                tcp.sndNxt - tcp.isn - 1, tcp.sndUna - tcp.isn - 1, sinkBytes.get());
+                tcp.sndNxt - tcp.isn - 1, tcp.sndUna - tcp.isn - 1, sink.bytesRead());
         if (client != null) client.close();
-        if (accepted != null) accepted.close();
-        if (server != null) server.close();
+        if (sink != null) sink.close();
         if (guest != null) guest.close();
         if (user != null) user.close();
         if (tap != null) tap.close();

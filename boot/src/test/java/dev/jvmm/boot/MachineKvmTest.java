@@ -6,13 +6,11 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.io.ByteArrayOutputStream;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
@@ -35,13 +33,10 @@ class MachineKvmTest {
     @ParameterizedTest(name = "{0} vCPUs")
     @ValueSource(ints = {1, 2, 4})
     void smpKernelFindsEveryVcpuInTheMpTableAndStartsThem(int cpus) throws Exception {
-        ByteArrayOutputStream debug = new ByteArrayOutputStream();
-        MachineConfig config = MachineConfig.builder(TestKernels.guest("smp.elf", dir)).memory(64 << 20).cpus(cpus)
-                .debugcon(debug).debugExit(0xf4).cmdline("smp test").build();
-        try (Machine m = Machine.create(config)) {
-            m.start();
-            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
-            String out = debug.toString();
+        TestGuest guest = new TestGuest("smp.elf", dir);
+        try (Machine m = Machine.create(guest.config.cpus(cpus).cmdline("smp test").build())) {
+            ExitStatus s = guest.run(m);
+            String out = guest.output();
             assertEquals(new ExitStatus.GuestExit(0), s, out);
             assertTrue(out.contains("mp table: " + cpus + " cpus"), out);
             assertTrue(out.contains("cpus=" + cpus), out);
@@ -57,13 +52,10 @@ class MachineKvmTest {
     @ParameterizedTest(name = "{0} vCPUs")
     @ValueSource(ints = {1, 2, 4})
     void acpiGuestCountsEveryVcpuInTheMadtAndPowersOff(int cpus) throws Exception {
-        ByteArrayOutputStream debug = new ByteArrayOutputStream();
-        MachineConfig config = MachineConfig.builder(TestKernels.guest("acpi.elf", dir)).memory(64 << 20).cpus(cpus)
-                .debugcon(debug).debugExit(0xf4).cmdline("acpi poweroff").build();
-        try (Machine m = Machine.create(config)) {
-            m.start();
-            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
-            String out = debug.toString();
+        TestGuest guest = new TestGuest("acpi.elf", dir);
+        try (Machine m = Machine.create(guest.config.cpus(cpus).cmdline("acpi poweroff").build())) {
+            ExitStatus s = guest.run(m);
+            String out = guest.output();
             assertEquals(new ExitStatus.PowerOff(), s, out);
             assertTrue(out.contains("rsdp at e0000 revision 2"), out);
             assertTrue(out.contains("madt: " + cpus + " cpus, 1 ioapic"), out);
@@ -75,13 +67,10 @@ class MachineKvmTest {
 
     @org.junit.jupiter.api.Test
     void acpiGuestResetsThroughTheFadtResetRegister() throws Exception {
-        ByteArrayOutputStream debug = new ByteArrayOutputStream();
-        MachineConfig config = MachineConfig.builder(TestKernels.guest("acpi.elf", dir)).memory(64 << 20)
-                .debugcon(debug).debugExit(0xf4).cmdline("acpi reset").build();
-        try (Machine m = Machine.create(config)) {
-            m.start();
-            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
-            String out = debug.toString();
+        TestGuest guest = new TestGuest("acpi.elf", dir);
+        try (Machine m = Machine.create(guest.config.cmdline("acpi reset").build())) {
+            ExitStatus s = guest.run(m);
+            String out = guest.output();
             assertEquals(new ExitStatus.Reset(), s, out);
             assertTrue(out.contains("reset through port 606 value f"), out);
             assertFalse(out.contains("FAIL"), out);
@@ -95,22 +84,16 @@ class MachineKvmTest {
      */
     @org.junit.jupiter.api.Test
     void virtioNetOnMmioAndPciTalksToTheUserNetwork() throws Exception {
-        ByteArrayOutputStream debug = new ByteArrayOutputStream();
         NetConfig.User second = new NetConfig.User(List.of(), List.of(), false, false, Optional.of(MacAddress.parse("52:54:00:ab:cd:ef")),
                 Optional.empty());
-        MachineConfig config = MachineConfig.builder(TestKernels.guest("virtio_net_suite.elf", dir)).memory(64 << 20)
-                .debugcon(debug).debugExit(0xf4).cmdline("net suite mac0=525400123456 mac1=525400abcdef")
+        TestGuest guest = new TestGuest("virtio_net_suite.elf", dir);
+        MachineConfig config = guest.config.cmdline("net suite mac0=525400123456 mac1=525400abcdef")
                 .nic(new MachineConfig.NicConfig(NetConfig.User.defaults(), MachineConfig.DiskConfig.Transport.MMIO))
                 .nic(new MachineConfig.NicConfig(second, MachineConfig.DiskConfig.Transport.PCI))
                 .build();
         try (Machine m = Machine.create(config)) {
             assertEquals("net suite mac0=525400123456 mac1=525400abcdef virtio_mmio.device=4K@0xd0000000:5", m.cmdline());
-            m.start();
-            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
-            String out = debug.toString();
-            assertEquals(new ExitStatus.GuestExit(0), s, out);
-            assertTrue(out.contains(", 0 failed"), out);
-            assertFalse(out.contains("FAIL"), out);
+            guest.assertSuitePassed(guest.run(m));
             for (VirtioNet nic : m.nics()) {
                 assertEquals(1, nic.txMalformed(), nic + ": the runt frame was dropped and counted");
                 assertEquals(3, nic.txFrames(), nic + ": two ARP requests and a DHCPDISCOVER passed");
@@ -137,21 +120,15 @@ class MachineKvmTest {
         Path vda = image(dir.resolve("vda.raw"), 4 << 20, 0), vdb = image(dir.resolve("vdb.raw"), 1 << 20, 0x5a),
                 vdc = image(dir.resolve("vdc.raw"), 4 << 20, 0);
         byte[] vdbBefore = Files.readAllBytes(vdb);
-        ByteArrayOutputStream debug = new ByteArrayOutputStream();
-        MachineConfig config = MachineConfig.builder(TestKernels.guest("virtio_suite.elf", dir)).memory(64 << 20)
-                .debugcon(debug).debugExit(0xf4).cmdline("virtio suite")
+        TestGuest guest = new TestGuest("virtio_suite.elf", dir);
+        MachineConfig config = guest.config.cmdline("virtio suite")
                 .disk(new MachineConfig.DiskConfig(vda, false, Optional.of("jvmm-vda"), MachineConfig.DiskConfig.Transport.MMIO))
                 .disk(new MachineConfig.DiskConfig(vdb, true, Optional.of("jvmm-vdb"), MachineConfig.DiskConfig.Transport.MMIO))
                 .disk(new MachineConfig.DiskConfig(vdc, false, Optional.of("jvmm-vdc"), MachineConfig.DiskConfig.Transport.PCI))
                 .build();
         try (Machine m = Machine.create(config)) {
             assertEquals("virtio suite virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6", m.cmdline());
-            m.start();
-            ExitStatus s = m.awaitExit(Duration.ofMinutes(2)).orElseThrow(() -> new AssertionError("no exit; output: " + debug));
-            String out = debug.toString();
-            assertEquals(new ExitStatus.GuestExit(0), s, out);
-            assertTrue(out.contains(", 0 failed"), out);
-            assertFalse(out.contains("FAIL"), out);
+            guest.assertSuitePassed(guest.run(m));
         }
         ByteBuffer a = ByteBuffer.wrap(Files.readAllBytes(vda)).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer c = ByteBuffer.wrap(Files.readAllBytes(vdc)).order(ByteOrder.LITTLE_ENDIAN);

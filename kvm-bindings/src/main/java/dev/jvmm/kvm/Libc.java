@@ -9,6 +9,8 @@ import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.lang.invoke.VarHandle;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
@@ -57,23 +59,40 @@ public final class Libc {
     /** One capture buffer per thread, made once: errno capture must not allocate per call. */
     private static final ThreadLocal<MemorySegment> CAPTURE =
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CAPTURE_LAYOUT));
+    /** () -> this thread's capture buffer; (int r, state) and (long r, state) -> r, or -errno where r is negative. */
+    private static final MethodHandle CAPTURE_GET, OR_ERRNO_INT, OR_ERRNO_LONG;
+
+    static {
+        MethodHandles.Lookup lookup = MethodHandles.lookup();
+        try {
+            CAPTURE_GET = lookup.findVirtual(ThreadLocal.class, "get", MethodType.methodType(Object.class))
+                    .bindTo(CAPTURE).asType(MethodType.methodType(MemorySegment.class));
+            OR_ERRNO_INT = lookup.findStatic(Libc.class, "orErrno",
+                    MethodType.methodType(int.class, int.class, MemorySegment.class));
+            OR_ERRNO_LONG = lookup.findStatic(Libc.class, "orErrno",
+                    MethodType.methodType(long.class, long.class, MemorySegment.class));
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     // One holder class per function: a downcall handle is linked only when its function is first called, which
-    // keeps start-up (where a VM needs a handful of these) short.
+    // keeps start-up (where a VM needs a handful of these) short. A rawHandle takes the C arguments alone and
+    // returns the C result, or -errno where that is negative.
     private static final class OpenCall {
-        static final MethodHandle H = errnoHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
+        static final MethodHandle H = rawHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
     }
 
     private static final class CloseCall {
-        static final MethodHandle H = errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class IoctlPtrCall {
-        static final MethodHandle H = errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
+        static final MethodHandle H = rawHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
     }
 
     private static final class IoctlLongCall {
-        static final MethodHandle H = errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), 2);
+        static final MethodHandle H = rawHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), 2);
     }
 
     private static final class MmapCall {
@@ -81,83 +100,83 @@ public final class Libc {
     }
 
     private static final class MunmapCall {
-        static final MethodHandle H = errnoHandle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), -1);
+        static final MethodHandle H = rawHandle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), -1);
     }
 
     private static final class MadviseCall {
-        static final MethodHandle H = errnoHandle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
     }
 
     private static final class EventfdCall {
-        static final MethodHandle H = errnoHandle("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class ReadCall {
-        static final MethodHandle H = errnoHandle("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+        static final MethodHandle H = rawHandle("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
     }
 
     private static final class WriteCall {
-        static final MethodHandle H = errnoHandle("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+        static final MethodHandle H = rawHandle("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
     }
 
     private static final class PreadCall {
-        static final MethodHandle H = errnoHandle("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+        static final MethodHandle H = rawHandle("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
     }
 
     private static final class PwriteCall {
-        static final MethodHandle H = errnoHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+        static final MethodHandle H = rawHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
     }
 
     private static final class PreadvCall {
-        static final MethodHandle H = errnoHandle("preadv64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
+        static final MethodHandle H = rawHandle("preadv64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class PwritevCall {
-        static final MethodHandle H = errnoHandle("pwritev64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
+        static final MethodHandle H = rawHandle("pwritev64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class FsyncCall {
-        static final MethodHandle H = errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class FdatasyncCall {
-        static final MethodHandle H = errnoHandle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class FallocateCall {
-        static final MethodHandle H = errnoHandle("fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
+        static final MethodHandle H = rawHandle("fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
     }
 
     private static final class FtruncateCall {
-        static final MethodHandle H = errnoHandle("ftruncate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
+        static final MethodHandle H = rawHandle("ftruncate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class LseekCall {
-        static final MethodHandle H = errnoHandle("lseek64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("lseek64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), -1);
     }
 
     private static final class SocketCall {
-        static final MethodHandle H = errnoHandle("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class SendtoCall {
-        static final MethodHandle H = errnoHandle("sendto", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("sendto", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), -1);
     }
 
     private static final class RecvfromCall {
-        static final MethodHandle H = errnoHandle("recvfrom", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS), -1);
+        static final MethodHandle H = rawHandle("recvfrom", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS), -1);
     }
 
     private static final class PollCall {
-        static final MethodHandle H = errnoHandle("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
     }
 
     private static final class IfNametoindexCall {
-        static final MethodHandle H = errnoHandle("if_nametoindex", FunctionDescriptor.of(JAVA_INT, ADDRESS), -1);
+        static final MethodHandle H = plainHandle("if_nametoindex", FunctionDescriptor.of(JAVA_INT, ADDRESS));
     }
 
     private static final class SetnsCall {
-        static final MethodHandle H = errnoHandle("setns", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle("setns", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class PthreadKillCall {
@@ -178,12 +197,38 @@ public final class Libc {
 
     private Libc() {}
 
+    /** (capture state, C arguments...) -> C result, errno left in the capture state. */
     private static MethodHandle errnoHandle(String name, FunctionDescriptor fd, int firstVariadic) {
         MemorySegment sym = LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name));
         Linker.Option capture = Linker.Option.captureCallState("errno");
         return firstVariadic >= 0
                 ? LINKER.downcallHandle(sym, fd, capture, Linker.Option.firstVariadicArg(firstVariadic))
                 : LINKER.downcallHandle(sym, fd, capture);
+    }
+
+    /**
+     * (C arguments...) -> the C result (int or long), or -errno where it is negative: the raw convention, written
+     * once. The call is handed this thread's capture buffer and errno is read from that same buffer; handles
+     * composed like this allocate nothing once compiled.
+     */
+    private static MethodHandle rawHandle(String name, FunctionDescriptor fd, int firstVariadic) {
+        MethodHandle call = errnoHandle(name, fd, firstVariadic);
+        MethodType type = call.type();
+        // (state, args..., state) -> orErrno(call(state, args...), state)
+        MethodHandle checked = MethodHandles.collectArguments(
+                type.returnType() == int.class ? OR_ERRNO_INT : OR_ERRNO_LONG, 0, call);
+        // (state, args...): the trailing state is argument 0 again (the array's last slot is left at 0)
+        int[] order = new int[type.parameterCount() + 1];
+        for (int i = 0; i < type.parameterCount(); i++) order[i] = i;
+        return MethodHandles.foldArguments(MethodHandles.permuteArguments(checked, type, order), CAPTURE_GET);
+    }
+
+    private static int orErrno(int r, MemorySegment state) {
+        return r < 0 ? -errno(state) : r;
+    }
+
+    private static long orErrno(long r, MemorySegment state) {
+        return r < 0 ? -errno(state) : r;
     }
 
     private static MethodHandle plainHandle(String name, FunctionDescriptor fd) {
@@ -212,9 +257,8 @@ public final class Libc {
 
     public static int open(String path, int flags, int mode) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = CAPTURE.get();
-            int fd = (int) OpenCall.H.invokeExact(state, arena.allocateFrom(path), flags, mode);
-            if (fd < 0) throw new SyscallException("open(" + path + ")", errno(state));
+            int fd = (int) OpenCall.H.invokeExact(arena.allocateFrom(path), flags, mode);
+            if (fd < 0) throw new SyscallException("open(" + path + ")", -fd);
             return fd;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -223,9 +267,8 @@ public final class Libc {
 
     public static void close(int fd) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) CloseCall.H.invokeExact(state, fd);
-            if (r < 0 && errno(state) != Errno.EINTR) throw new SyscallException("close(" + fd + ")", errno(state));
+            int r = (int) CloseCall.H.invokeExact(fd);
+            if (r < 0 && r != -Errno.EINTR) throw new SyscallException("close(" + fd + ")", -r);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -234,9 +277,7 @@ public final class Libc {
     /** ioctl with a pointer argument; returns the call's non-negative result or -errno. */
     public static int ioctlRaw(int fd, long request, MemorySegment arg) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) IoctlPtrCall.H.invokeExact(state, fd, request, arg);
-            return r < 0 ? -errno(state) : r;
+            return (int) IoctlPtrCall.H.invokeExact(fd, request, arg);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -245,9 +286,7 @@ public final class Libc {
     /** ioctl with an integer argument; returns the call's non-negative result or -errno. */
     public static int ioctlRaw(int fd, long request, long arg) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) IoctlLongCall.H.invokeExact(state, fd, request, arg);
-            return r < 0 ? -errno(state) : r;
+            return (int) IoctlLongCall.H.invokeExact(fd, request, arg);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -281,9 +320,8 @@ public final class Libc {
 
     public static void munmap(MemorySegment mapping) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) MunmapCall.H.invokeExact(state, mapping, mapping.byteSize());
-            if (r < 0) throw new SyscallException("munmap", errno(state));
+            int r = (int) MunmapCall.H.invokeExact(mapping, mapping.byteSize());
+            if (r < 0) throw new SyscallException("munmap", -r);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -291,9 +329,8 @@ public final class Libc {
 
     public static void madvise(MemorySegment range, int advice) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) MadviseCall.H.invokeExact(state, range, range.byteSize(), advice);
-            if (r < 0) throw new SyscallException("madvise(" + advice + ")", errno(state));
+            int r = (int) MadviseCall.H.invokeExact(range, range.byteSize(), advice);
+            if (r < 0) throw new SyscallException("madvise(" + advice + ")", -r);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -301,9 +338,8 @@ public final class Libc {
 
     public static int eventfd(int initval, int flags) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int fd = (int) EventfdCall.H.invokeExact(state, initval, flags);
-            if (fd < 0) throw new SyscallException("eventfd", errno(state));
+            int fd = (int) EventfdCall.H.invokeExact(initval, flags);
+            if (fd < 0) throw new SyscallException("eventfd", -fd);
             return fd;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -313,9 +349,7 @@ public final class Libc {
     /** read(2): bytes read, or -errno. */
     public static long readRaw(int fd, MemorySegment buf, long count) {
         try {
-            MemorySegment state = CAPTURE.get();
-            long r = (long) ReadCall.H.invokeExact(state, fd, buf, count);
-            return r < 0 ? -errno(state) : r;
+            return (long) ReadCall.H.invokeExact(fd, buf, count);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -324,9 +358,7 @@ public final class Libc {
     /** write(2): bytes written, or -errno. */
     public static long writeRaw(int fd, MemorySegment buf, long count) {
         try {
-            MemorySegment state = CAPTURE.get();
-            long r = (long) WriteCall.H.invokeExact(state, fd, buf, count);
-            return r < 0 ? -errno(state) : r;
+            return (long) WriteCall.H.invokeExact(fd, buf, count);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -335,9 +367,7 @@ public final class Libc {
     /** pread(2) straight into {@code buf} (which may be guest memory): bytes read, or -errno. */
     public static long preadRaw(int fd, MemorySegment buf, long count, long offset) {
         try {
-            MemorySegment state = CAPTURE.get();
-            long r = (long) PreadCall.H.invokeExact(state, fd, buf, count, offset);
-            return r < 0 ? -errno(state) : r;
+            return (long) PreadCall.H.invokeExact(fd, buf, count, offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -346,9 +376,7 @@ public final class Libc {
     /** pwrite(2) from {@code buf}: bytes written, or -errno. */
     public static long pwriteRaw(int fd, MemorySegment buf, long count, long offset) {
         try {
-            MemorySegment state = CAPTURE.get();
-            long r = (long) PwriteCall.H.invokeExact(state, fd, buf, count, offset);
-            return r < 0 ? -errno(state) : r;
+            return (long) PwriteCall.H.invokeExact(fd, buf, count, offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -360,9 +388,7 @@ public final class Libc {
      */
     public static long preadvRaw(int fd, MemorySegment iov, int iovcnt, long offset) {
         try {
-            MemorySegment state = CAPTURE.get();
-            long r = (long) PreadvCall.H.invokeExact(state, fd, iov, iovcnt, offset);
-            return r < 0 ? -errno(state) : r;
+            return (long) PreadvCall.H.invokeExact(fd, iov, iovcnt, offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -371,9 +397,7 @@ public final class Libc {
     /** pwritev(2): writes the {@code iovcnt} buffers of an {@link #IOVEC} array, in order: bytes written, or -errno. */
     public static long pwritevRaw(int fd, MemorySegment iov, int iovcnt, long offset) {
         try {
-            MemorySegment state = CAPTURE.get();
-            long r = (long) PwritevCall.H.invokeExact(state, fd, iov, iovcnt, offset);
-            return r < 0 ? -errno(state) : r;
+            return (long) PwritevCall.H.invokeExact(fd, iov, iovcnt, offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -382,9 +406,7 @@ public final class Libc {
     /** fsync(2): 0, or -errno. */
     public static int fsyncRaw(int fd) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) FsyncCall.H.invokeExact(state, fd);
-            return r < 0 ? -errno(state) : r;
+            return (int) FsyncCall.H.invokeExact(fd);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -393,9 +415,7 @@ public final class Libc {
     /** fdatasync(2): 0, or -errno. */
     public static int fdatasyncRaw(int fd) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) FdatasyncCall.H.invokeExact(state, fd);
-            return r < 0 ? -errno(state) : r;
+            return (int) FdatasyncCall.H.invokeExact(fd);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -404,9 +424,7 @@ public final class Libc {
     /** fallocate(2): 0, or -errno (EOPNOTSUPP where the file system lacks the mode). */
     public static int fallocateRaw(int fd, int mode, long offset, long length) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) FallocateCall.H.invokeExact(state, fd, mode, offset, length);
-            return r < 0 ? -errno(state) : r;
+            return (int) FallocateCall.H.invokeExact(fd, mode, offset, length);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -414,9 +432,8 @@ public final class Libc {
 
     public static void ftruncate(int fd, long length) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) FtruncateCall.H.invokeExact(state, fd, length);
-            if (r < 0) throw new SyscallException("ftruncate(" + length + ")", errno(state));
+            int r = (int) FtruncateCall.H.invokeExact(fd, length);
+            if (r < 0) throw new SyscallException("ftruncate(" + length + ")", -r);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -425,9 +442,7 @@ public final class Libc {
     /** lseek(2): the new offset, or -errno. */
     public static long lseekRaw(int fd, long offset, int whence) {
         try {
-            MemorySegment state = CAPTURE.get();
-            long r = (long) LseekCall.H.invokeExact(state, fd, offset, whence);
-            return r < 0 ? -errno(state) : r;
+            return (long) LseekCall.H.invokeExact(fd, offset, whence);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -461,22 +476,15 @@ public final class Libc {
 
     /** socket(2); used for the interface ioctls (SIOCBRADDIF, SIOCSIFFLAGS) that want a socket fd. */
     public static int socket(int domain, int type, int protocol) {
-        try {
-            MemorySegment state = CAPTURE.get();
-            int fd = (int) SocketCall.H.invokeExact(state, domain, type, protocol);
-            if (fd < 0) throw new SyscallException("socket(" + domain + ", " + type + ", " + protocol + ")", errno(state));
-            return fd;
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
+        int fd = socketRaw(domain, type, protocol);
+        if (fd < 0) throw new SyscallException("socket(" + domain + ", " + type + ", " + protocol + ")", -fd);
+        return fd;
     }
 
     /** socket(2): the new fd, or -errno (for callers that expect refusals, such as ping sockets). */
     public static int socketRaw(int domain, int type, int protocol) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int fd = (int) SocketCall.H.invokeExact(state, domain, type, protocol);
-            return fd < 0 ? -errno(state) : fd;
+            return (int) SocketCall.H.invokeExact(domain, type, protocol);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -485,9 +493,7 @@ public final class Libc {
     /** sendto(2) of {@code count} bytes of {@code buf} to {@code addr} (e.g. a {@link #SOCKADDR_IN}): bytes sent, or -errno. */
     public static long sendtoRaw(int fd, MemorySegment buf, long count, int flags, MemorySegment addr) {
         try {
-            MemorySegment state = CAPTURE.get();
-            long r = (long) SendtoCall.H.invokeExact(state, fd, buf, count, flags, addr, (int) addr.byteSize());
-            return r < 0 ? -errno(state) : r;
+            return (long) SendtoCall.H.invokeExact(fd, buf, count, flags, addr, (int) addr.byteSize());
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -500,10 +506,8 @@ public final class Libc {
      */
     public static long recvfromRaw(int fd, MemorySegment buf, long count, int flags, MemorySegment addr, MemorySegment addrLen) {
         try {
-            MemorySegment state = CAPTURE.get();
             addrLen.set(JAVA_INT, 0, (int) addr.byteSize());
-            long r = (long) RecvfromCall.H.invokeExact(state, fd, buf, count, flags, addr, addrLen);
-            return r < 0 ? -errno(state) : r;
+            return (long) RecvfromCall.H.invokeExact(fd, buf, count, flags, addr, addrLen);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -512,9 +516,7 @@ public final class Libc {
     /** poll(2) over {@code nfds} {@link #POLLFD} entries: the number of ready entries, or -errno. */
     public static int pollRaw(MemorySegment fds, int nfds, int timeoutMillis) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) PollCall.H.invokeExact(state, fds, (long) nfds, timeoutMillis);
-            return r < 0 ? -errno(state) : r;
+            return (int) PollCall.H.invokeExact(fds, (long) nfds, timeoutMillis);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -523,7 +525,7 @@ public final class Libc {
     /** if_nametoindex(3): the interface's index, or 0 if there is no such interface. */
     public static int ifNameToIndex(String name) {
         try (Arena arena = Arena.ofConfined()) {
-            return (int) IfNametoindexCall.H.invokeExact(CAPTURE.get(), arena.allocateFrom(name));
+            return (int) IfNametoindexCall.H.invokeExact(arena.allocateFrom(name));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -532,11 +534,20 @@ public final class Libc {
     /** setns(2): moves the calling thread into the namespace {@code fd} refers to. */
     public static void setns(int fd, int nstype) {
         try {
-            MemorySegment state = CAPTURE.get();
-            int r = (int) SetnsCall.H.invokeExact(state, fd, nstype);
-            if (r < 0) throw new SyscallException("setns(" + fd + ")", errno(state));
+            int r = (int) SetnsCall.H.invokeExact(fd, nstype);
+            if (r < 0) throw new SyscallException("setns(" + fd + ")", -r);
         } catch (Throwable t) {
             throw rethrow(t);
+        }
+    }
+
+    /** setns(2) by the namespace's file (such as /var/run/netns/NAME, where iproute2 keeps named network namespaces). */
+    public static void setns(String path, int nstype) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC, 0);
+        try {
+            setns(fd, nstype);
+        } finally {
+            close(fd);
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.jvmm.devices.virtio;
 
+import dev.jvmm.devices.Threads;
 import dev.jvmm.core.event.EventFd;
 import dev.jvmm.core.memory.GuestMemory;
 import org.slf4j.Logger;
@@ -248,17 +249,7 @@ public abstract class VirtioTransport implements AutoCloseable {
         if (t == null) return;
         running = false;
         notifyEvent.signal();
-        if (t != Thread.currentThread()) {
-            boolean interrupted = false;
-            while (t.isAlive()) {
-                try {
-                    t.join();
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                }
-            }
-            if (interrupted) Thread.currentThread().interrupt();
-        }
+        if (t != Thread.currentThread()) Threads.joinUninterruptibly(t);
         ioThread = null;
     }
 

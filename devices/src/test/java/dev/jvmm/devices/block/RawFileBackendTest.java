@@ -39,17 +39,6 @@ class RawFileBackendTest {
         return p;
     }
 
-    /** True when [offset, offset+len) of the file is a hole (SEEK_DATA finds no data before its end). */
-    static boolean isHole(Path p, long offset, long len) {
-        int fd = Libc.open(p.toString(), Libc.O_RDONLY, 0);
-        try {
-            long data = Libc.lseekRaw(fd, offset, Libc.SEEK_DATA);
-            return data < 0 || data >= offset + len;
-        } finally {
-            Libc.close(fd);
-        }
-    }
-
     @Test
     void writeFlushReadRoundTripThroughNativeSegments() throws Exception {
         Path p = sparseFile("disk.raw", 1 << 20);
@@ -95,9 +84,9 @@ class RawFileBackendTest {
             MemorySegment ones = arena.allocate(1 << 20).fill((byte) 1);
             b.write(1 << 20, ones);
             b.flush();
-            assertFalse(isHole(p, 1 << 20, 1 << 20));
+            assertFalse(SparseFiles.isHole(p, 1 << 20, 1 << 20));
             b.discard(1 << 20, 1 << 20);
-            assertTrue(isHole(p, 1 << 20, 1 << 20), "discarded range is a hole: the file stays sparse");
+            assertTrue(SparseFiles.isHole(p, 1 << 20, 1 << 20), "discarded range is a hole: the file stays sparse");
             MemorySegment back = arena.allocate(4096).fill((byte) 9);
             b.read((1 << 20) + 8192, back);
             assertEquals(-1, back.mismatch(arena.allocate(4096)), "reads as zeroes");
@@ -112,7 +101,7 @@ class RawFileBackendTest {
             b.write(0, arena.allocate(2 << 20).fill((byte) 7));
             b.writeZeroes(0, 1 << 20, false);
             b.writeZeroes(1 << 20, 1 << 20, true);
-            assertTrue(isHole(p, 1 << 20, 1 << 20), "mayUnmap lets the range become a hole");
+            assertTrue(SparseFiles.isHole(p, 1 << 20, 1 << 20), "mayUnmap lets the range become a hole");
             MemorySegment back = arena.allocate(2 << 20).fill((byte) 9);
             b.read(0, back);
             assertEquals(-1, back.mismatch(arena.allocate(2 << 20)), "both ranges read as zeroes");

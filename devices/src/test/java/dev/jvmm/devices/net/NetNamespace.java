@@ -121,12 +121,7 @@ public final class NetNamespace implements AutoCloseable {
         CompletableFuture<T> result = new CompletableFuture<>();
         Thread t = new Thread(() -> {
             try {
-                int fd = Libc.open("/var/run/netns/" + name, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
-                try {
-                    Libc.setns(fd, Libc.CLONE_NEWNET);
-                } finally {
-                    Libc.close(fd);
-                }
+                Libc.setns("/var/run/netns/" + name, Libc.CLONE_NEWNET);
                 result.complete(task.call());
             } catch (Throwable e) {
                 result.completeExceptionally(e);

@@ -9,7 +9,7 @@ import dev.jvmm.core.testing.Guests;
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.core.x86.EntryState;
 import dev.jvmm.devices.block.RawFileBackend;
-import dev.jvmm.kvm.Libc;
+import dev.jvmm.devices.block.SparseFiles;
 import dev.jvmm.devices.pci.PciHostBridge;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.mmio.VirtioMmioTransport;
@@ -105,16 +105,6 @@ class VirtioGuestKvmTest {
             assertEquals(0, all[off], file.getFileName() + " at byte " + off);
     }
 
-    static boolean isHole(Path p, long offset, long len) {
-        int fd = Libc.open(p.toString(), Libc.O_RDONLY, 0);
-        try {
-            long data = Libc.lseekRaw(fd, offset, Libc.SEEK_DATA);
-            return data < 0 || data >= offset + len;
-        } finally {
-            Libc.close(fd);
-        }
-    }
-
     @Test
     void guestDriversPassOverMmioAndPci() throws Exception {
         Path vdaFile = disk(dir.resolve("vda.raw"), 4 << 20, 0);
@@ -184,7 +174,7 @@ class VirtioGuestKvmTest {
         assertPattern(vdcFile, 0x33333333L, 64, 64);
         assertZero(vdaFile, 300, 4);
         assertZero(vdcFile, 300, 4);
-        assertTrue(isHole(vdaFile, 256 * 512, 8 * 512), "discard punched a hole in vda");
+        assertTrue(SparseFiles.isHole(vdaFile, 256 * 512, 8 * 512), "discard punched a hole in vda");
         assertArrayEquals(vdbBefore, Files.readAllBytes(vdbFile), "the read-only disk is unchanged");
     }
 }

@@ -50,15 +50,6 @@ public class KvmHeaders extends KvmHeaders$shared {
     public static int KVM_IRQCHIP_IOAPIC() {
         return KVM_IRQCHIP_IOAPIC;
     }
-    private static final int KVM_API_VERSION = (int)12L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_API_VERSION 12
-     * }
-     */
-    public static int KVM_API_VERSION() {
-        return KVM_API_VERSION;
-    }
     private static final int KVM_PIT_SPEAKER_DUMMY = (int)1L;
     /**
      * {@snippet lang=c :
@@ -68,24 +59,6 @@ public class KvmHeaders extends KvmHeaders$shared {
     public static int KVM_PIT_SPEAKER_DUMMY() {
         return KVM_PIT_SPEAKER_DUMMY;
     }
-    private static final int KVM_EXIT_UNKNOWN = (int)0L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_UNKNOWN 0
-     * }
-     */
-    public static int KVM_EXIT_UNKNOWN() {
-        return KVM_EXIT_UNKNOWN;
-    }
-    private static final int KVM_EXIT_EXCEPTION = (int)1L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_EXCEPTION 1
-     * }
-     */
-    public static int KVM_EXIT_EXCEPTION() {
-        return KVM_EXIT_EXCEPTION;
-    }
     private static final int KVM_EXIT_IO = (int)2L;
     /**
      * {@snippet lang=c :
@@ -94,24 +67,6 @@ public class KvmHeaders extends KvmHeaders$shared {
      */
     public static int KVM_EXIT_IO() {
         return KVM_EXIT_IO;
-    }
-    private static final int KVM_EXIT_HYPERCALL = (int)3L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_HYPERCALL 3
-     * }
-     */
-    public static int KVM_EXIT_HYPERCALL() {
-        return KVM_EXIT_HYPERCALL;
-    }
-    private static final int KVM_EXIT_DEBUG = (int)4L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_DEBUG 4
-     * }
-     */
-    public static int KVM_EXIT_DEBUG() {
-        return KVM_EXIT_DEBUG;
     }
     private static final int KVM_EXIT_HLT = (int)5L;
     /**
@@ -167,33 +122,6 @@ public class KvmHeaders extends KvmHeaders$shared {
     public static int KVM_EXIT_INTR() {
         return KVM_EXIT_INTR;
     }
-    private static final int KVM_EXIT_SET_TPR = (int)11L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_SET_TPR 11
-     * }
-     */
-    public static int KVM_EXIT_SET_TPR() {
-        return KVM_EXIT_SET_TPR;
-    }
-    private static final int KVM_EXIT_TPR_ACCESS = (int)12L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_TPR_ACCESS 12
-     * }
-     */
-    public static int KVM_EXIT_TPR_ACCESS() {
-        return KVM_EXIT_TPR_ACCESS;
-    }
-    private static final int KVM_EXIT_NMI = (int)16L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_NMI 16
-     * }
-     */
-    public static int KVM_EXIT_NMI() {
-        return KVM_EXIT_NMI;
-    }
     private static final int KVM_EXIT_INTERNAL_ERROR = (int)17L;
     /**
      * {@snippet lang=c :
@@ -212,33 +140,6 @@ public class KvmHeaders extends KvmHeaders$shared {
     public static int KVM_EXIT_SYSTEM_EVENT() {
         return KVM_EXIT_SYSTEM_EVENT;
     }
-    private static final int KVM_EXIT_IOAPIC_EOI = (int)26L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_IOAPIC_EOI 26
-     * }
-     */
-    public static int KVM_EXIT_IOAPIC_EOI() {
-        return KVM_EXIT_IOAPIC_EOI;
-    }
-    private static final int KVM_EXIT_X86_RDMSR = (int)29L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_X86_RDMSR 29
-     * }
-     */
-    public static int KVM_EXIT_X86_RDMSR() {
-        return KVM_EXIT_X86_RDMSR;
-    }
-    private static final int KVM_EXIT_X86_WRMSR = (int)30L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_EXIT_X86_WRMSR 30
-     * }
-     */
-    public static int KVM_EXIT_X86_WRMSR() {
-        return KVM_EXIT_X86_WRMSR;
-    }
     private static final int KVM_INTERNAL_ERROR_EMULATION = (int)1L;
     /**
      * {@snippet lang=c :
@@ -247,33 +148,6 @@ public class KvmHeaders extends KvmHeaders$shared {
      */
     public static int KVM_INTERNAL_ERROR_EMULATION() {
         return KVM_INTERNAL_ERROR_EMULATION;
-    }
-    private static final int KVM_INTERNAL_ERROR_SIMUL_EX = (int)2L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_INTERNAL_ERROR_SIMUL_EX 2
-     * }
-     */
-    public static int KVM_INTERNAL_ERROR_SIMUL_EX() {
-        return KVM_INTERNAL_ERROR_SIMUL_EX;
-    }
-    private static final int KVM_INTERNAL_ERROR_DELIVERY_EV = (int)3L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_INTERNAL_ERROR_DELIVERY_EV 3
-     * }
-     */
-    public static int KVM_INTERNAL_ERROR_DELIVERY_EV() {
-        return KVM_INTERNAL_ERROR_DELIVERY_EV;
-    }
-    private static final int KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON = (int)4L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON 4
-     * }
-     */
-    public static int KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON() {
-        return KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON;
     }
     private static final int KVM_EXIT_IO_IN = (int)0L;
     /**
@@ -329,96 +203,6 @@ public class KvmHeaders extends KvmHeaders$shared {
     public static int KVM_MP_STATE_RUNNABLE() {
         return KVM_MP_STATE_RUNNABLE;
     }
-    private static final int KVM_MP_STATE_UNINITIALIZED = (int)1L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_MP_STATE_UNINITIALIZED 1
-     * }
-     */
-    public static int KVM_MP_STATE_UNINITIALIZED() {
-        return KVM_MP_STATE_UNINITIALIZED;
-    }
-    private static final int KVM_MP_STATE_INIT_RECEIVED = (int)2L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_MP_STATE_INIT_RECEIVED 2
-     * }
-     */
-    public static int KVM_MP_STATE_INIT_RECEIVED() {
-        return KVM_MP_STATE_INIT_RECEIVED;
-    }
-    private static final int KVM_MP_STATE_HALTED = (int)3L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_MP_STATE_HALTED 3
-     * }
-     */
-    public static int KVM_MP_STATE_HALTED() {
-        return KVM_MP_STATE_HALTED;
-    }
-    private static final int KVM_MP_STATE_SIPI_RECEIVED = (int)4L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_MP_STATE_SIPI_RECEIVED 4
-     * }
-     */
-    public static int KVM_MP_STATE_SIPI_RECEIVED() {
-        return KVM_MP_STATE_SIPI_RECEIVED;
-    }
-    private static final int KVMIO = (int)174L;
-    /**
-     * {@snippet lang=c :
-     * #define KVMIO 174
-     * }
-     */
-    public static int KVMIO() {
-        return KVMIO;
-    }
-    private static final int KVM_CAP_IRQCHIP = (int)0L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_IRQCHIP 0
-     * }
-     */
-    public static int KVM_CAP_IRQCHIP() {
-        return KVM_CAP_IRQCHIP;
-    }
-    private static final int KVM_CAP_HLT = (int)1L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_HLT 1
-     * }
-     */
-    public static int KVM_CAP_HLT() {
-        return KVM_CAP_HLT;
-    }
-    private static final int KVM_CAP_USER_MEMORY = (int)3L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_USER_MEMORY 3
-     * }
-     */
-    public static int KVM_CAP_USER_MEMORY() {
-        return KVM_CAP_USER_MEMORY;
-    }
-    private static final int KVM_CAP_SET_TSS_ADDR = (int)4L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_SET_TSS_ADDR 4
-     * }
-     */
-    public static int KVM_CAP_SET_TSS_ADDR() {
-        return KVM_CAP_SET_TSS_ADDR;
-    }
-    private static final int KVM_CAP_EXT_CPUID = (int)7L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_EXT_CPUID 7
-     * }
-     */
-    public static int KVM_CAP_EXT_CPUID() {
-        return KVM_CAP_EXT_CPUID;
-    }
     private static final int KVM_CAP_NR_VCPUS = (int)9L;
     /**
      * {@snippet lang=c :
@@ -427,24 +211,6 @@ public class KvmHeaders extends KvmHeaders$shared {
      */
     public static int KVM_CAP_NR_VCPUS() {
         return KVM_CAP_NR_VCPUS;
-    }
-    private static final int KVM_CAP_NR_MEMSLOTS = (int)10L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_NR_MEMSLOTS 10
-     * }
-     */
-    public static int KVM_CAP_NR_MEMSLOTS() {
-        return KVM_CAP_NR_MEMSLOTS;
-    }
-    private static final int KVM_CAP_MP_STATE = (int)14L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_MP_STATE 14
-     * }
-     */
-    public static int KVM_CAP_MP_STATE() {
-        return KVM_CAP_MP_STATE;
     }
     private static final int KVM_CAP_IRQ_ROUTING = (int)25L;
     /**
@@ -455,78 +221,6 @@ public class KvmHeaders extends KvmHeaders$shared {
     public static int KVM_CAP_IRQ_ROUTING() {
         return KVM_CAP_IRQ_ROUTING;
     }
-    private static final int KVM_CAP_IRQFD = (int)32L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_IRQFD 32
-     * }
-     */
-    public static int KVM_CAP_IRQFD() {
-        return KVM_CAP_IRQFD;
-    }
-    private static final int KVM_CAP_PIT2 = (int)33L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_PIT2 33
-     * }
-     */
-    public static int KVM_CAP_PIT2() {
-        return KVM_CAP_PIT2;
-    }
-    private static final int KVM_CAP_PIT_STATE2 = (int)35L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_PIT_STATE2 35
-     * }
-     */
-    public static int KVM_CAP_PIT_STATE2() {
-        return KVM_CAP_PIT_STATE2;
-    }
-    private static final int KVM_CAP_IOEVENTFD = (int)36L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_IOEVENTFD 36
-     * }
-     */
-    public static int KVM_CAP_IOEVENTFD() {
-        return KVM_CAP_IOEVENTFD;
-    }
-    private static final int KVM_CAP_SET_IDENTITY_MAP_ADDR = (int)37L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_SET_IDENTITY_MAP_ADDR 37
-     * }
-     */
-    public static int KVM_CAP_SET_IDENTITY_MAP_ADDR() {
-        return KVM_CAP_SET_IDENTITY_MAP_ADDR;
-    }
-    private static final int KVM_CAP_VCPU_EVENTS = (int)41L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_VCPU_EVENTS 41
-     * }
-     */
-    public static int KVM_CAP_VCPU_EVENTS() {
-        return KVM_CAP_VCPU_EVENTS;
-    }
-    private static final int KVM_CAP_TSC_CONTROL = (int)60L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_TSC_CONTROL 60
-     * }
-     */
-    public static int KVM_CAP_TSC_CONTROL() {
-        return KVM_CAP_TSC_CONTROL;
-    }
-    private static final int KVM_CAP_GET_TSC_KHZ = (int)61L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_GET_TSC_KHZ 61
-     * }
-     */
-    public static int KVM_CAP_GET_TSC_KHZ() {
-        return KVM_CAP_GET_TSC_KHZ;
-    }
     private static final int KVM_CAP_MAX_VCPUS = (int)66L;
     /**
      * {@snippet lang=c :
@@ -535,60 +229,6 @@ public class KvmHeaders extends KvmHeaders$shared {
      */
     public static int KVM_CAP_MAX_VCPUS() {
         return KVM_CAP_MAX_VCPUS;
-    }
-    private static final int KVM_CAP_SIGNAL_MSI = (int)77L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_SIGNAL_MSI 77
-     * }
-     */
-    public static int KVM_CAP_SIGNAL_MSI() {
-        return KVM_CAP_SIGNAL_MSI;
-    }
-    private static final int KVM_CAP_SPLIT_IRQCHIP = (int)121L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_SPLIT_IRQCHIP 121
-     * }
-     */
-    public static int KVM_CAP_SPLIT_IRQCHIP() {
-        return KVM_CAP_SPLIT_IRQCHIP;
-    }
-    private static final int KVM_CAP_IOEVENTFD_ANY_LENGTH = (int)122L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_IOEVENTFD_ANY_LENGTH 122
-     * }
-     */
-    public static int KVM_CAP_IOEVENTFD_ANY_LENGTH() {
-        return KVM_CAP_IOEVENTFD_ANY_LENGTH;
-    }
-    private static final int KVM_CAP_X2APIC_API = (int)129L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_X2APIC_API 129
-     * }
-     */
-    public static int KVM_CAP_X2APIC_API() {
-        return KVM_CAP_X2APIC_API;
-    }
-    private static final int KVM_CAP_MSI_DEVID = (int)131L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_MSI_DEVID 131
-     * }
-     */
-    public static int KVM_CAP_MSI_DEVID() {
-        return KVM_CAP_MSI_DEVID;
-    }
-    private static final int KVM_CAP_IMMEDIATE_EXIT = (int)136L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_CAP_IMMEDIATE_EXIT 136
-     * }
-     */
-    public static int KVM_CAP_IMMEDIATE_EXIT() {
-        return KVM_CAP_IMMEDIATE_EXIT;
     }
     private static final int KVM_IRQ_ROUTING_IRQCHIP = (int)1L;
     /**
@@ -607,33 +247,6 @@ public class KvmHeaders extends KvmHeaders$shared {
      */
     public static int KVM_IRQ_ROUTING_MSI() {
         return KVM_IRQ_ROUTING_MSI;
-    }
-    private static final int E820_MAX_ENTRIES_ZEROPAGE = (int)128L;
-    /**
-     * {@snippet lang=c :
-     * #define E820_MAX_ENTRIES_ZEROPAGE 128
-     * }
-     */
-    public static int E820_MAX_ENTRIES_ZEROPAGE() {
-        return E820_MAX_ENTRIES_ZEROPAGE;
-    }
-    private static final long KVM_MEM_LOG_DIRTY_PAGES = 1L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_MEM_LOG_DIRTY_PAGES 1
-     * }
-     */
-    public static long KVM_MEM_LOG_DIRTY_PAGES() {
-        return KVM_MEM_LOG_DIRTY_PAGES;
-    }
-    private static final long KVM_MEM_READONLY = 2L;
-    /**
-     * {@snippet lang=c :
-     * #define KVM_MEM_READONLY 2
-     * }
-     */
-    public static long KVM_MEM_READONLY() {
-        return KVM_MEM_READONLY;
     }
     private static final int KVM_IOEVENTFD_FLAG_DATAMATCH = (int)1L;
     /**

@@ -1,5 +1,6 @@
 package dev.jvmm.devices.net.tap;
 
+import dev.jvmm.devices.Threads;
 import dev.jvmm.devices.net.GuestPort;
 import dev.jvmm.devices.net.NetBackend;
 import dev.jvmm.devices.net.NetBackendException;
@@ -201,15 +202,7 @@ public final class TapBackend implements NetBackend {
             if (t == null) return;
             running = false;
             wake();
-            boolean interrupted = false;
-            while (t.isAlive()) {
-                try {
-                    t.join();
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                }
-            }
-            if (interrupted) Thread.currentThread().interrupt();
+            Threads.joinUninterruptibly(t);
             ioThread = null;
             Queue[] q = active;
             active = null;

@@ -1,6 +1,7 @@
 package dev.jvmm.devices.net.tap;
 
 import dev.jvmm.devices.net.GuestPort;
+import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetBackendException;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetLinkConfig;
@@ -13,7 +14,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.util.EnumSet;
 import java.util.List;
@@ -59,17 +59,7 @@ class TapBackendTest {
                 assertEquals(EnumSet.allOf(NetOffload.class), tap.capabilities().fromGuest());
 
                 LinkedBlockingQueue<byte[]> received = new LinkedBlockingQueue<>();
-                NetQueue q = tap.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
-                    @Override
-                    public boolean deliver(MemorySegment frame) {
-                        received.add(frame.toArray(ValueLayout.JAVA_BYTE));
-                        return true;
-                    }
-
-                    @Override
-                    public void txReady() {
-                    }
-                })).get(0);
+                NetQueue q = tap.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(received))).get(0);
                 byte[] reply = null;
                 for (int attempt = 0; attempt < 20 && reply == null; attempt++) { // the bridge port may still be coming up
                     assertEquals(TxResult.SENT, q.transmit(MemorySegment.ofArray(arpRequest())));

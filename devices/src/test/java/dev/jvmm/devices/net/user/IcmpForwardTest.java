@@ -1,6 +1,6 @@
 package dev.jvmm.devices.net.user;
 
-import dev.jvmm.devices.net.GuestPort;
+import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetLinkConfig;
 import dev.jvmm.devices.net.NetQueue;
@@ -13,7 +13,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -90,17 +89,7 @@ class IcmpForwardTest {
             hosts.add(h);
             return h;
         });
-        queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
-            @Override
-            public boolean deliver(MemorySegment frame) {
-                toGuest.add(frame.toArray(ValueLayout.JAVA_BYTE));
-                return true;
-            }
-
-            @Override
-            public void txReady() {
-            }
-        })).get(0);
+        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest))).get(0);
     }
 
     @AfterEach

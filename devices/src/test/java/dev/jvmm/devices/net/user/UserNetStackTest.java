@@ -1,6 +1,6 @@
 package dev.jvmm.devices.net.user;
 
-import dev.jvmm.devices.net.GuestPort;
+import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetLinkConfig;
 import dev.jvmm.devices.net.NetQueue;
@@ -52,17 +52,7 @@ class UserNetStackTest {
 
     void start(String options) {
         user = UserNetBackend.start(config(options));
-        queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
-            @Override
-            public boolean deliver(MemorySegment frame) {
-                toGuest.add(frame.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
-                return true;
-            }
-
-            @Override
-            public void txReady() {
-            }
-        })).get(0);
+        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest))).get(0);
     }
 
     @AfterEach
@@ -412,18 +402,7 @@ class UserNetStackTest {
     void aGuestThatTakesNoFramesMakesTheStackStopReadingTheHost() throws Exception {
         user = UserNetBackend.start(config("hostloopback=on"));
         java.util.concurrent.atomic.AtomicBoolean accepting = new java.util.concurrent.atomic.AtomicBoolean(true);
-        queue = user.activate(NetLinkConfig.plain(), List.of(new GuestPort() {
-            @Override
-            public boolean deliver(MemorySegment frame) {
-                if (!accepting.get()) return false;
-                toGuest.add(frame.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
-                return true;
-            }
-
-            @Override
-            public void txReady() {
-            }
-        })).get(0);
+        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest, accepting::get))).get(0);
         try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             int port = server.getLocalPort();
             send(Frames.tcp(GUEST, GATEWAY, 40000, port, 1, 0, SYN, 65535, new byte[] {3, 3, 14, 0}, new byte[0]));
