@@ -53,6 +53,10 @@ chroot "$root" update-initramfs -u -k all >"$work/initramfs.log" 2>&1 ||
 mkdir -p "$root/etc/systemd/network"
 printf '[Match]\nType=ether\n\n[Network]\nDHCP=yes\n' >"$root/etc/systemd/network/80-dhcp.network"
 ln -sf /lib/systemd/system/systemd-networkd.service "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+# A slow host (the emulated machine, a loaded CI runner) can take longer than systemd's 90 s for udev to announce
+# /dev/ttyS0, and the serial getty then fails for good: devices get ten minutes.
+mkdir -p "$root/etc/systemd/system.conf.d"
+printf '[Manager]\nDefaultDeviceTimeoutSec=600\n' >"$root/etc/systemd/system.conf.d/slow-hosts.conf"
 # No resolver daemon in minbase: the user-mode network's DNS, and QEMU's, is 10.0.2.3.
 echo 'nameserver 10.0.2.3' >"$root/etc/resolv.conf"
 chroot "$root" passwd -d root >/dev/null # console login without a password; sshd wants a key
