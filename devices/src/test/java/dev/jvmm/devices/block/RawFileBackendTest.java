@@ -265,8 +265,8 @@ class RawFileBackendTest {
 
     @Test
     void vectoredWritesAreRefusedOnReadOnlyImagesAndOutsideTheDisk() throws Exception {
-        Path p = sparseFile("disk.raw", 1 << 20);
-        try (RawFileBackend ro = RawFileBackend.open(p, true); RawFileBackend rw = RawFileBackend.open(p, false)) {
+        Path p = sparseFile("disk.raw", 1 << 20), q = sparseFile("other.raw", 1 << 20); // one image cannot be both (locks)
+        try (RawFileBackend ro = RawFileBackend.open(p, true); RawFileBackend rw = RawFileBackend.open(q, false)) {
             List<MemorySegment> two = List.of(MemorySegment.ofArray(new byte[512]), MemorySegment.ofArray(new byte[512]));
             assertThrows(IOException.class, () -> ro.writev(0, two));
             assertThrows(IllegalArgumentException.class, () -> rw.writev((1 << 20) - 512, two));

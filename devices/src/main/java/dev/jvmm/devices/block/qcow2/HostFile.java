@@ -22,9 +22,14 @@ final class HostFile implements Closeable {
     private final AtomicLong length;
 
     HostFile(Path path, boolean readOnly) throws IOException {
+        this(path, readOnly, true);
+    }
+
+    /** {@code locked} false: no image locks, for a glance at the header only. */
+    HostFile(Path path, boolean readOnly, boolean locked) throws IOException {
         this.path = path;
         this.readOnly = readOnly;
-        this.file = ImageFile.open(path, readOnly);
+        this.file = locked ? ImageFile.open(path, readOnly) : ImageFile.openUnlocked(path, readOnly);
         try {
             this.length = new AtomicLong(file.length());
         } catch (IOException e) {

@@ -143,7 +143,7 @@ public final class Qcow2Image implements BlockBackend {
     /** Reads only the header of a qcow2 file (for info; {@link DiskImage#probe} tells the format). */
     public static Qcow2Header readHeader(Path path) throws IOException {
         if (!Files.exists(path)) throw new java.nio.file.NoSuchFileException(path.toString(), null, "no such file");
-        try (HostFile f = new HostFile(path, true)) {
+        try (HostFile f = new HostFile(path, true, false)) { // a header peek takes no image locks
             return Qcow2Header.parse(f.readBytes(0, (int) Math.min(f.length(), 2 << 20)), f.length(), path.toString());
         }
     }
