@@ -69,6 +69,11 @@ public final class RawFileBackend implements BlockBackend {
         return file.path();
     }
 
+    /** The file, for fault-injection tests. */
+    ImageFile imageFile() {
+        return file;
+    }
+
     @Override
     public long size() {
         return size;
@@ -181,14 +186,19 @@ public final class RawFileBackend implements BlockBackend {
         }
     }
 
+    /** Syncs a writable image before closing it: what the guest wrote last is durable once the VMM is gone. */
     @Override
     public synchronized void close() throws IOException {
         if (closed) return;
         closed = true;
         try {
-            file.close();
+            if (!readOnly) file.datasync();
         } finally {
-            arena.close();
+            try {
+                file.close();
+            } finally {
+                arena.close();
+            }
         }
     }
 

@@ -307,15 +307,15 @@ public final class Qcow2Image implements BlockBackend {
                 throw new Qcow2Exception(name + ": dirty image could not be repaired: " + (r.corruptions() - r.corruptionsFixed()) + " errors remain");
             }
             file.sync();
-            header.incompatibleFeatures &= ~Qcow2Header.INCOMPAT_DIRTY;
-            file.writeLong(72, header.incompatibleFeatures);
+            file.writeLong(72, header.incompatibleFeatures & ~Qcow2Header.INCOMPAT_DIRTY);
             file.sync();
+            header.incompatibleFeatures &= ~Qcow2Header.INCOMPAT_DIRTY;
         }
         if (header.version >= 3 && header.autoclearFeatures != 0) {
             // jvmm keeps no bitmaps up to date, so their consistency bit must go before the first write.
-            header.autoclearFeatures = 0;
             file.writeLong(88, 0);
             file.sync();
+            header.autoclearFeatures = 0;
         }
     }
 
@@ -530,17 +530,22 @@ public final class Qcow2Image implements BlockBackend {
         if (readOnly) throw new IOException(name + ": image is open read-only");
         String c = corruption;
         if (c != null) throw new Qcow2Exception(name + ": image is corrupt (" + c + "); writes refused");
+        IOException f = file.failure();
+        if (f != null) {
+            throw new IOException(name + ": takes no more writes since a write of its metadata or a flush failed ("
+                    + f.getMessage() + ")", f);
+        }
     }
 
     /** Guest data to host offset {@code host}, after the overlap check. */
     private void writeData(long host, SegmentList data) throws IOException {
         checkOverlap(host, data.byteSize(), "guest data");
-        file.writev(host, data.segments());
+        file.writevData(host, data.segments());
     }
 
     private void writeData(long host, byte[] data, int length) throws IOException {
         checkOverlap(host, length, "guest data");
-        file.write(host, data, 0, length);
+        file.writeData(host, data, 0, length);
     }
 
     @Override
@@ -710,20 +715,19 @@ public final class Qcow2Image implements BlockBackend {
         long visible = Math.min(spanLen, size - clusterStart - spanStart);
         if (visible > 0) readUnlocked(clusterStart + spanStart, span.asSlice(0, visible));
         src.copyTo(srcPos, span, inCluster - spanStart, piece);
-        checkOverlap(host + spanStart, spanLen, "guest data");
-        file.write(host + spanStart, buf, 0, spanLen);
+        writeData(host + spanStart, buf, spanLen);
     }
 
-    /** Updates an L2 entry in the cache and, written through, in the file. */
+    /** Updates an L2 entry in the file and then, once that succeeded, in the cache. */
     private void setL2(long l1Index, long[] l2, int l2Index, long entry, long bitmap) throws IOException {
         long l2Offset = l1[(int) l1Index] & L1_OFFSET_MASK;
         if (extL2) {
+            file.write(l2Offset + 16L * l2Index, ByteBuffer.allocate(16).putLong(0, entry).putLong(8, bitmap));
             l2[2 * l2Index] = entry;
             l2[2 * l2Index + 1] = bitmap;
-            file.write(l2Offset + 16L * l2Index, ByteBuffer.allocate(16).putLong(0, entry).putLong(8, bitmap));
         } else {
-            l2[l2Index] = entry;
             file.writeLong(l2Offset + 8L * l2Index, entry);
+            l2[l2Index] = entry;
         }
     }
 
@@ -914,6 +918,12 @@ public final class Qcow2Image implements BlockBackend {
     public void flush() throws IOException {
         if (closed) throw new IOException(name + ": image is closed");
         if (readOnly) return;
+        IOException failure = file.failure();
+        if (failure != null) {
+            // The file may hold half of a metadata update: no flush may call that durable.
+            throw new IOException(name + ": cannot flush: a write of its metadata or an earlier flush failed ("
+                    + failure.getMessage() + ")", failure);
+        }
         List<Long> frees;
         lock.writeLock().lock();
         try {
@@ -939,7 +949,9 @@ public final class Qcow2Image implements BlockBackend {
     public void close() throws IOException {
         if (closed) return;
         try {
-            if (!readOnly && corruption != null) {
+            if (!readOnly && file.failure() != null) {
+                // Nothing more is written to a file whose metadata writes or syncs failed.
+            } else if (!readOnly && corruption != null) {
                 file.sync();
             } else if (!readOnly) {
                 flush();

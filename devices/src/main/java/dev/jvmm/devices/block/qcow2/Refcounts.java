@@ -121,9 +121,14 @@ final class Refcounts {
         if (idx >= table.length) growTable(idx);
         if (table[(int) idx] == 0) ensureBlock(idx);
         byte[] blk = block(idx);
-        int at = setEntry(blk, (int) (cluster % entriesPerBlock), order, value);
+        // The changed bytes are made in a copy and written; the cached block changes only once the file has.
+        int i = (int) (cluster % entriesPerBlock);
         int width = Math.max(1, (1 << order) / 8);
-        file.write(table[(int) idx] + at, blk, at, width);
+        int at = order < 3 ? (i << order) >>> 3 : i * width;
+        byte[] bytes = java.util.Arrays.copyOfRange(blk, at, at + width);
+        setEntry(bytes, order < 3 ? i & ((8 >>> order) - 1) : 0, order, value);
+        file.write(table[(int) idx] + at, bytes, 0, width);
+        System.arraycopy(bytes, 0, blk, at, width);
         if (value == 0 && cluster < freeHint) freeHint = cluster;
     }
 
