@@ -111,7 +111,9 @@ public final class DiskImage {
      */
     public static BlockBackend open(Path path, Options options) throws IOException {
         Format format = options.format() == Format.AUTO ? probe(path) : options.format();
-        if (format == Format.RAW) return RawFileBackend.open(path, options.readOnly(), options.rawSize());
+        if (format == Format.RAW) {
+            return RawFileBackend.open(path, options.readOnly(), options.rawSize(), options.format() == Format.AUTO);
+        }
         Qcow2Image.BackingOpener backing = options.format() == Format.AUTO && options.backingFiles() == BackingFiles.ONLY_IF_FORMAT_NAMED
                 ? (image, header) -> { throw new BackingFileRefusedException(image); }
                 : new Chain(options.backingPaths());

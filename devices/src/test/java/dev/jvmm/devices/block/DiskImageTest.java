@@ -266,4 +266,27 @@ class DiskImageTest {
             assertEquals(0x42, read(b, 0, 1)[0], "a conversion source follows backing files anywhere, as qemu-img does");
         }
     }
+
+    @Test
+    void aGuestCannotMakeAProbedRawDiskLookLikeQcow2() throws Exception {
+        // The write that opens the probing hole: a qcow2 header into sector 0 of a raw disk opened without
+        // format=raw, which the next boot would probe as qcow2. QEMU refuses it; so does jvmm.
+        Path r = raw("disk.img", 1 << 20, (byte) 0);
+        byte[] header = Arrays.copyOf(Files.readAllBytes(qcow2("evil.qcow2", 1 << 20)), 512);
+        try (BlockBackend b = DiskImage.open(r, Options.DEFAULT)) {
+            IOException e = assertThrows(IOException.class, () -> b.write(0, MemorySegment.ofArray(header)));
+            assertTrue(oneLine(e).contains("whose format was probed, look like a qcow2 image"), e.getMessage());
+            // Split across buffers, the magic is still seen.
+            assertThrows(IOException.class, () -> b.writev(0, java.util.List.of(MemorySegment.ofArray(header).asSlice(0, 2),
+                    MemorySegment.ofArray(header).asSlice(2, 510))));
+            write(b, 0, 512, (byte) 0x55); // anything else goes
+            b.write(512, MemorySegment.ofArray(header)); // and the magic elsewhere
+        }
+        assertEquals(Format.RAW, DiskImage.probe(r));
+        assertEquals(0x55, Files.readAllBytes(r)[0]);
+        try (BlockBackend b = DiskImage.open(r, Options.DEFAULT.withFormat(Format.RAW))) {
+            b.write(0, MemorySegment.ofArray(header)); // a named format: the user knows it is raw
+        }
+        assertEquals(Format.QCOW2, DiskImage.probe(r));
+    }
 }
