@@ -81,22 +81,27 @@ final class MetadataRanges {
         }
     }
 
-    /** The metadata [offset, offset + length) overlaps (the first piece of it), or null if none. */
+    /** The metadata [offset, offset + length) overlaps (the last piece of it), or null if none. */
     Kind overlap(long offset, long length) {
-        if (length <= 0) return null;
-        Map.Entry<Long, Piece> e = pieces.floorEntry(offset);
-        if (e != null && e.getValue().end > offset) return e.getValue().kind();
-        e = pieces.higherEntry(offset);
-        if (e != null && e.getKey() < offset + length) return e.getValue().kind();
-        return null;
+        Piece p = last(offset, length);
+        return p == null ? null : p.kind();
     }
 
-    /** Where the metadata found by {@link #overlap} begins: for messages. */
+    /** Where the metadata found by {@link #overlap} begins, or -1: for messages. */
     long overlapStart(long offset, long length) {
-        Map.Entry<Long, Piece> e = pieces.floorEntry(offset);
-        if (e != null && e.getValue().end > offset) return e.getKey();
-        e = pieces.higherEntry(offset);
-        return e != null && e.getKey() < offset + length ? e.getKey() : -1;
+        if (length <= 0) return -1;
+        Map.Entry<Long, Piece> e = pieces.floorEntry(offset + length - 1);
+        return e != null && e.getValue().end > offset ? e.getKey() : -1;
+    }
+
+    /**
+     * One lookup: the piece starting last at or before the range's last byte. Pieces are disjoint, so if that
+     * one ends before the range, every earlier one does too.
+     */
+    private Piece last(long offset, long length) {
+        if (length <= 0) return null;
+        Map.Entry<Long, Piece> e = pieces.floorEntry(offset + length - 1);
+        return e != null && e.getValue().end > offset ? e.getValue() : null;
     }
 
     int pieceCount() {
