@@ -39,11 +39,19 @@ public record MachineConfig(Path kernel, Optional<Path> initrd, Optional<String>
     }
 
     /** A disk to attach (virtio-blk). */
-    public record DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport, Format format) {
+    public record DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport, Format format,
+                             BackingFiles backingFiles) {
         public enum Transport { MMIO, PCI }
 
         /** The image format; AUTO reads the file's magic. */
         public enum Format { AUTO, RAW, QCOW2 }
+
+        /** Where a qcow2 image's backing files may lie: in its directory or below (the default), or anywhere. */
+        public enum BackingFiles { IMAGE_DIRECTORY, ANY }
+
+        public DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport, Format format) {
+            this(path, readOnly, serial, transport, format, BackingFiles.IMAGE_DIRECTORY);
+        }
 
         public DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport) {
             this(path, readOnly, serial, transport, Format.AUTO);

@@ -16,7 +16,8 @@ final class VirtioDisks {
     /**
      * Opens the image in its format. A probed qcow2 image with a backing file is refused unless the user named
      * the format: otherwise a guest that wrote a qcow2 header into its raw disk could make the next boot read
-     * any host file as its backing file (QEMU's format-probing hole).
+     * any host file as its backing file (QEMU's format-probing hole). Backing files must lie in the image's
+     * directory unless backing=any: a named format must not open that hole again for a hostile image.
      */
     static BlockBackend open(MachineConfig.DiskConfig d) {
         DiskImage.Format format = switch (d.format()) {
@@ -24,13 +25,25 @@ final class VirtioDisks {
             case RAW -> DiskImage.Format.RAW;
             case QCOW2 -> DiskImage.Format.QCOW2;
         };
+        DiskImage.BackingPaths paths = switch (d.backingFiles()) {
+            case IMAGE_DIRECTORY -> DiskImage.BackingPaths.IMAGE_DIRECTORY;
+            case ANY -> DiskImage.BackingPaths.ANY;
+        };
         try {
             return DiskImage.open(d.path(), DiskImage.Options.DEFAULT.withFormat(format).withReadOnly(d.readOnly())
-                    .withBackingFiles(DiskImage.BackingFiles.ONLY_IF_FORMAT_NAMED));
+                    .withBackingFiles(DiskImage.BackingFiles.ONLY_IF_FORMAT_NAMED).withBackingPaths(paths));
         } catch (BackingFileRefusedException e) {
-            throw new BootException(Kind.BACKING_FILE_UNCONFIRMED,
-                    "--disk " + d.path() + " is a qcow2 image with a backing file; add format=qcow2 to confirm its format");
+            throw new BootException(Kind.BACKING_FILE_UNCONFIRMED, switch (e.reason()) {
+                case FORMAT_PROBED -> "--disk " + d.path() + " looks like a qcow2 image with a backing file: if it is a raw disk,"
+                        + " add format=raw; if it is a qcow2 image, add format=qcow2 (its backing files must then lie in its"
+                        + " directory or below, or add backing=any)";
+                case OUTSIDE_IMAGE_DIRECTORY -> "--disk " + d.path() + ": " + e.image().getFileName() + " names backing file "
+                        + e.backingFile() + ", outside " + d.path().toAbsolutePath().normalize().getParent()
+                        + "; add backing=any to follow it";
+            });
         } catch (java.nio.file.NoSuchFileException e) {
+            if (java.nio.file.Files.exists(d.path()))
+                throw new BootException(Kind.FILE_NOT_FOUND, "--disk " + d.path() + ": backing file " + e.getFile() + " does not exist");
             throw new BootException(Kind.FILE_NOT_FOUND, "--disk " + d.path() + " does not exist");
         } catch (IOException e) {
             throw new BootException(Kind.DISK_UNUSABLE, "--disk " + d.path() + ": " + e.getMessage());

@@ -40,6 +40,14 @@ public final class Libc {
             ADDRESS.withName("iov_base"), JAVA_LONG.withName("iov_len")).withName("iovec");
     public static final int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2, FALLOC_FL_ZERO_RANGE = 0x10;
     public static final int SEEK_SET = 0, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
+    /** Open file description locks (fcntl(2)): owned by the open file, not the process, so two opens conflict. */
+    public static final int F_OFD_GETLK = 36, F_OFD_SETLK = 37;
+    public static final short F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
+    /** struct flock on x86-64: { short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid; } */
+    public static final StructLayout FLOCK = MemoryLayout.structLayout(
+            JAVA_SHORT.withName("l_type"), JAVA_SHORT.withName("l_whence"), MemoryLayout.paddingLayout(4),
+            JAVA_LONG.withName("l_start"), JAVA_LONG.withName("l_len"), JAVA_INT.withName("l_pid"),
+            MemoryLayout.paddingLayout(4)).withName("flock");
     public static final int AF_UNIX = 1, AF_INET = 2, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
     public static final int IPPROTO_ICMP = 1, MSG_DONTWAIT = 0x40;
     /** struct sockaddr_in: family (host order), port and address (network order), padding. */
@@ -145,6 +153,10 @@ public final class Libc {
 
     private static final class FallocateCall {
         static final MethodHandle H = rawHandle("fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
+    }
+
+    private static final class FcntlPtrCall {
+        static final MethodHandle H = errnoHandle("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), 2);
     }
 
     private static final class FtruncateCall {
@@ -425,6 +437,17 @@ public final class Libc {
     public static int fallocateRaw(int fd, int mode, long offset, long length) {
         try {
             return (int) FallocateCall.H.invokeExact(fd, mode, offset, length);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** fcntl(2) with a pointer argument (F_OFD_SETLK and friends with a {@link #FLOCK}): the result, or -errno. */
+    public static int fcntlRaw(int fd, int cmd, MemorySegment arg) {
+        try {
+            MemorySegment state = CAPTURE.get();
+            int r = (int) FcntlPtrCall.H.invokeExact(state, fd, cmd, arg);
+            return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
             throw rethrow(t);
         }

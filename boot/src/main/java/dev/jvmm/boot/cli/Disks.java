@@ -7,8 +7,9 @@ import java.nio.file.Path;
 import java.util.Optional;
 
 /**
- * {@code --disk PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2]}. Everything after the first comma is an
- * option, so a path with a comma cannot be given.
+ * {@code --disk PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]}. Everything after the
+ * first comma is an option, so a path with a comma cannot be given. {@code backing=any} lets a qcow2 image's backing
+ * files lie anywhere; by default they must be in the image's directory or below.
  */
 public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
     @Override
@@ -23,6 +24,7 @@ public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
         Optional<String> serial = Optional.empty();
         DiskConfig.Transport transport = DiskConfig.Transport.MMIO;
         DiskConfig.Format format = DiskConfig.Format.AUTO;
+        DiskConfig.BackingFiles backing = DiskConfig.BackingFiles.IMAGE_DIRECTORY;
         for (int i = 1; i < parts.length; i++) {
             String p = parts[i];
             int eq = p.indexOf('=');
@@ -48,10 +50,15 @@ public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
                     else if ("qcow2".equals(val)) format = DiskConfig.Format.QCOW2;
                     else throw fail(value, "format must be raw or qcow2, not '" + val + "'");
                 }
-                default -> throw fail(value, "unknown option '" + p + "' (use readonly, serial=ID, transport=mmio|pci, format=raw|qcow2)");
+                case "backing" -> {
+                    if ("any".equals(val)) backing = DiskConfig.BackingFiles.ANY;
+                    else if ("dir".equals(val)) backing = DiskConfig.BackingFiles.IMAGE_DIRECTORY;
+                    else throw fail(value, "backing must be any (backing files anywhere) or dir (in the image's directory, the default), not '" + val + "'");
+                }
+                default -> throw fail(value, "unknown option '" + p + "' (use readonly, serial=ID, transport=mmio|pci, format=raw|qcow2, backing=any)");
             }
         }
-        return new DiskConfig(Path.of(parts[0]), readOnly, serial, transport, format);
+        return new DiskConfig(Path.of(parts[0]), readOnly, serial, transport, format, backing);
     }
 
     private static CommandLine.TypeConversionException fail(String value, String why) {

@@ -70,10 +70,11 @@ public final class RunCommand implements Callable<Integer> {
             description = "QEMU-compatible isa-debug-exit device at PORT, e.g. 0xf4 (default: none).")
     Integer debugExit;
 
-    @Option(names = "--disk", paramLabel = "PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2]", converter = Disks.class,
+    @Option(names = "--disk", paramLabel = "PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]", converter = Disks.class,
             description = "A raw or qcow2 disk image as a virtio-blk disk (repeatable): read-only, with a serial id, on virtio-mmio"
                     + " (default; announced on the kernel command line) or virtio-pci. The format is read from the file"
-                    + " unless given; a qcow2 image with a backing file needs format=qcow2.")
+                    + " unless given; a qcow2 image with a backing file needs format=qcow2, and its backing files must lie"
+                    + " in its directory or below unless backing=any.")
     java.util.List<MachineConfig.DiskConfig> disks = new java.util.ArrayList<>();
 
     @Option(names = "--net", paramLabel = "user[,hostfwd=...][,guestfwd=...][,hostloopback=on][,restrict=on]|tap,ifname=NAME[,bridge=BR]|none",

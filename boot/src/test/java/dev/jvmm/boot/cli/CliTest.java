@@ -273,7 +273,7 @@ class CliTest {
             Files.write(demo, in.readAllBytes());
         }
         assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top.toString()),
-                "add format=qcow2 to confirm");
+                "if it is a raw disk, add format=raw; if it is a qcow2 image, add format=qcow2");
         assertEquals(0, jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top + ",format=qcow2").code());
         assertEquals(0, jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", base.toString()).code());
         assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--disk", dir.resolve("gone.img").toString()), "does not exist");
@@ -288,7 +288,27 @@ class CliTest {
         assertEquals(0, jvmm("img", "create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString()).code());
         Path guest = dev.jvmm.boot.TestKernels.guest("smp.elf", dir);
         assertOneLineError(jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top.toString()),
-                "--disk " + top + " is a qcow2 image with a backing file; add format=qcow2 to confirm its format");
+                "--disk " + top + " looks like a qcow2 image with a backing file: if it is a raw disk, add format=raw;"
+                        + " if it is a qcow2 image, add format=qcow2 (its backing files must then lie in its directory or below,"
+                        + " or add backing=any)");
+    }
+
+    @Test
+    void aBackingFileOutsideTheImageDirectoryNeedsBackingAny() throws Exception {
+        Path secret = Files.write(dir.resolve("secret.raw"), new byte[1 << 20]);
+        Path vm = Files.createDirectory(dir.resolve("vm")), top = vm.resolve("top.qcow2");
+        assertEquals(0, jvmm("img", "create", "-q", "-f", "qcow2", "-b", "../secret.raw", "-F", "raw", top.toString()).code());
+        Path guest = dev.jvmm.boot.TestKernels.guest("smp.elf", dir);
+        // --cpus 100000 fails once the disks are open: the disk's error, if any, comes first (no KVM needed).
+        assertOneLineError(jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top + ",format=qcow2"),
+                "--disk " + top + ": top.qcow2 names backing file ../secret.raw, outside " + vm + "; add backing=any to follow it");
+        Result any = jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top + ",format=qcow2,backing=any");
+        assertEquals(1, any.code());
+        assertFalse(any.err().contains("--disk"), "backing=any follows it: " + any.err());
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.BackingFiles.ANY, Disks.parse("a.qcow2,backing=any").backingFiles());
+        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.BackingFiles.IMAGE_DIRECTORY, Disks.parse("a.qcow2").backingFiles());
+        org.junit.jupiter.api.Assertions.assertThrows(picocli.CommandLine.TypeConversionException.class, () -> Disks.parse("a.qcow2,backing=everywhere"));
+        assertTrue(secret.toFile().exists());
     }
 
     @Test

@@ -23,6 +23,11 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  * <p>Reads past the end of the file return zeroes (a file shrunk under an open image reads as a hole); a write
  * that makes no progress is ENOSPC. Failures are IOExceptions naming the file, the operation, the range and errno.
  * Thread-safe: positional I/O only, no shared file offset.
+ *
+ * <p>An open takes QEMU's image locks ({@link ImageLock}), so two processes never write one image at once. A
+ * failed fdatasync stays failed: Linux may have dropped the dirty pages whose writeback failed and reports that
+ * once, so a later fdatasync that succeeds would claim durability for writes that are gone (QEMU's
+ * page_cache_inconsistent). Every later {@link #datasync} fails too.
  */
 public final class ImageFile implements AutoCloseable {
     private static final long IOV = Libc.IOVEC.byteSize();
@@ -38,6 +43,19 @@ public final class ImageFile implements AutoCloseable {
     private final Path path;
     private final OwnedFd fd;
     private final boolean readOnly;
+    private volatile IOException syncFailure;
+    private volatile Faults faults;
+
+    /**
+     * A test's hand in the I/O, for fault injection: called before each write (of any form) and each fdatasync;
+     * what it throws fails that call as the host would, with nothing written or synced. It may also change the
+     * file first (a failed sync that dropped pages). Never set outside tests.
+     */
+    public interface Faults {
+        default void beforeWrite(long offset, long length) throws IOException { }
+
+        default void beforeSync() throws IOException { }
+    }
 
     private ImageFile(Path path, int fd, boolean readOnly) {
         this.path = path;
@@ -45,8 +63,25 @@ public final class ImageFile implements AutoCloseable {
         this.readOnly = readOnly;
     }
 
-    /** Opens an existing file; the message names the file and errno where it cannot be opened. */
+    /**
+     * Opens an existing file and takes its image locks; the message names the file and errno where it cannot be
+     * opened.
+     *
+     * @throws ImageLockedException where another process or open holds the image in a conflicting way
+     */
     public static ImageFile open(Path path, boolean readOnly) throws IOException {
+        ImageFile f = openUnlocked(path, readOnly);
+        try {
+            ImageLock.acquire(f.fd.get(), path, readOnly);
+        } catch (ImageLockedException e) {
+            f.close();
+            throw e;
+        }
+        return f;
+    }
+
+    /** Opens without image locks: for a glance at a header, never for an image in use as a disk. */
+    public static ImageFile openUnlocked(Path path, boolean readOnly) throws IOException {
         try {
             int fd = Libc.open(path.toString(), (readOnly ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC, 0);
             return new ImageFile(path, fd, readOnly);
@@ -54,6 +89,11 @@ public final class ImageFile implements AutoCloseable {
             throw new IOException("cannot open disk image " + path + (readOnly ? " read-only" : " read-write") + ": "
                     + e.errnoName() + " (" + Libc.strerror(e.errno()) + ")", e);
         }
+    }
+
+    /** Installs (or with null removes) a fault injector; for tests. */
+    public void injectFaults(Faults f) {
+        faults = f;
     }
 
     public Path path() {
@@ -94,6 +134,12 @@ public final class ImageFile implements AutoCloseable {
 
     /** Writes src at offset. */
     public void write(long offset, MemorySegment src) throws IOException {
+        Faults f = faults;
+        if (f != null) f.beforeWrite(offset, src.byteSize());
+        writeAny(offset, src);
+    }
+
+    private void writeAny(long offset, MemorySegment src) throws IOException {
         if (src.isNative()) {
             writeNative(offset, src);
             return;
@@ -143,6 +189,12 @@ public final class ImageFile implements AutoCloseable {
 
     /** Writes the buffers in order, back to back, from offset on (pwritev). */
     public void writev(long offset, List<MemorySegment> srcs) throws IOException {
+        Faults f = faults;
+        if (f != null) {
+            long total = 0;
+            for (MemorySegment s : srcs) total += s.byteSize();
+            f.beforeWrite(offset, total);
+        }
         transfer(offset, srcs, true);
     }
 
@@ -152,7 +204,7 @@ public final class ImageFile implements AutoCloseable {
         while (i < n) {
             MemorySegment s = segs.get(i);
             if (!s.isNative()) { // a heap buffer: on its own, through the bounce buffer
-                if (write) write(offset, s);
+                if (write) writeAny(offset, s);
                 else read(offset, s);
                 offset += s.byteSize();
                 i++;
@@ -221,11 +273,28 @@ public final class ImageFile implements AutoCloseable {
 
     // ---------------------------------------------------------------- the rest
 
-    /** fdatasync: completed writes are durable. */
+    /** fdatasync: completed writes are durable. Once it has failed, it fails for good (see the class comment). */
     public void datasync() throws IOException {
-        int r;
-        do r = Libc.fdatasyncRaw(fd.get()); while (r == -Errno.EINTR);
-        if (r < 0) throw failure("fdatasync", 0, 0, -r);
+        IOException earlier = syncFailure;
+        if (earlier != null) {
+            throw new IOException("disk image " + path + ": an earlier flush failed (" + earlier.getMessage()
+                    + "), so writes since then may be lost; no later flush can succeed", earlier);
+        }
+        try {
+            Faults f = faults;
+            if (f != null) f.beforeSync();
+            int r;
+            do r = Libc.fdatasyncRaw(fd.get()); while (r == -Errno.EINTR);
+            if (r < 0) throw failure("fdatasync", 0, 0, -r);
+        } catch (IOException e) {
+            syncFailure = e;
+            throw e;
+        }
+    }
+
+    /** Whether a flush has failed: then none will succeed again on this open file. */
+    public boolean syncFailed() {
+        return syncFailure != null;
     }
 
     /** fallocate(2), EINTR retried: 0, or -errno (EOPNOTSUPP and friends where the file system lacks the mode). */

@@ -5,9 +5,12 @@ import dev.jvmm.kvm.Libc;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import dev.jvmm.devices.block.qcow2.Qcow2Header;
+
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -29,16 +32,20 @@ public final class RawFileBackend implements BlockBackend {
     private final ImageFile file;
     private final long size;
     private final boolean readOnly;
+    /** The format was probed: a write must not make the file probe as qcow2 next time (see {@link #checkProbe}). */
+    private final boolean probed;
+    private final Object firstSector = new Object();
     private volatile boolean punchHoleSupported = true;
     private volatile boolean zeroRangeSupported = true;
     private volatile boolean closed;
     private final Arena arena = Arena.ofShared();
     private volatile MemorySegment zeroes;
 
-    private RawFileBackend(ImageFile file, long size, boolean readOnly) {
+    private RawFileBackend(ImageFile file, long size, boolean readOnly, boolean probed) {
         this.file = file;
         this.size = size;
         this.readOnly = readOnly;
+        this.probed = probed;
     }
 
     /**
@@ -52,6 +59,15 @@ public final class RawFileBackend implements BlockBackend {
 
     /** As {@link #open(Path, boolean)}, or with every byte visible (for {@link DiskImage}'s whole-file readers). */
     static RawFileBackend open(Path path, boolean readOnly, DiskImage.RawSize rawSize) throws IOException {
+        return open(path, readOnly, rawSize, false);
+    }
+
+    /**
+     * {@code probed}: the format was found by probing, not named; then a write that would put a qcow2 magic at
+     * the start of the file is refused, as QEMU refuses one for a probed raw image: the next open would probe
+     * the guest's data as a qcow2 image (with, perhaps, a backing file of the guest's choosing).
+     */
+    static RawFileBackend open(Path path, boolean readOnly, DiskImage.RawSize rawSize, boolean probed) throws IOException {
         ImageFile file = ImageFile.open(path, readOnly);
         long end;
         try {
@@ -62,11 +78,16 @@ public final class RawFileBackend implements BlockBackend {
         }
         long size = rawSize == DiskImage.RawSize.WHOLE_FILE ? end : end & ~511L;
         if (size != end) LOG.warn("disk image {} is {} bytes, not a multiple of 512; the last {} bytes are not visible", path, end, end - size);
-        return new RawFileBackend(file, size, readOnly);
+        return new RawFileBackend(file, size, readOnly, probed);
     }
 
     public Path path() {
         return file.path();
+    }
+
+    /** The file, for fault-injection tests. */
+    ImageFile imageFile() {
+        return file;
     }
 
     @Override
@@ -110,6 +131,13 @@ public final class RawFileBackend implements BlockBackend {
     public void write(long offset, MemorySegment src) throws IOException {
         checkWritable();
         checkRange(offset, src.byteSize());
+        if (probed && offset < MAGIC) {
+            synchronized (firstSector) { // the check and the write as one, against a racing write of the same bytes
+                checkProbe(offset, List.of(src));
+                file.write(offset, src);
+            }
+            return;
+        }
         file.write(offset, src);
     }
 
@@ -117,7 +145,32 @@ public final class RawFileBackend implements BlockBackend {
     public void writev(long offset, List<MemorySegment> src) throws IOException {
         checkWritable();
         checkRange(offset, total(src));
+        if (probed && offset < MAGIC) {
+            synchronized (firstSector) {
+                checkProbe(offset, src);
+                file.writev(offset, src);
+            }
+            return;
+        }
         file.writev(offset, src);
+    }
+
+    private static final int MAGIC = 4;
+
+    /** Refuses a write after which the file's first bytes would be a qcow2 magic. */
+    private void checkProbe(long offset, List<MemorySegment> src) throws IOException {
+        byte[] head = new byte[MAGIC];
+        file.read(0, MemorySegment.ofArray(head));
+        long pos = offset;
+        for (MemorySegment s : src) {
+            for (long k = 0; k < s.byteSize() && pos + k < MAGIC; k++) head[(int) (pos + k)] = s.get(ValueLayout.JAVA_BYTE, k);
+            pos += s.byteSize();
+            if (pos >= MAGIC) break;
+        }
+        if (Qcow2Header.hasMagic(head)) {
+            throw new IOException("disk image " + path() + ": refused a write that would make this raw image, whose format"
+                    + " was probed, look like a qcow2 image; name its format (raw) to allow it");
+        }
     }
 
     @Override
@@ -181,14 +234,19 @@ public final class RawFileBackend implements BlockBackend {
         }
     }
 
+    /** Syncs a writable image before closing it: what the guest wrote last is durable once the VMM is gone. */
     @Override
     public synchronized void close() throws IOException {
         if (closed) return;
         closed = true;
         try {
-            file.close();
+            if (!readOnly) file.datasync();
         } finally {
-            arena.close();
+            try {
+                file.close();
+            } finally {
+                arena.close();
+            }
         }
     }
 

@@ -217,4 +217,76 @@ class DiskImageTest {
         }
         assertTrue(openFds() - before < 20, "a failed open leaves no file open");
     }
+
+    @Test
+    void aBackingFileOutsideTheImageDirectoryIsRefusedUnlessAllowed() throws Exception {
+        // A hostile image naming a host file as its backing file: a guest opened with format=qcow2 would read it.
+        Path secret = raw("secret.raw", 1 << 20, (byte) 0x42);
+        Path vm = Files.createDirectory(dir.resolve("vm"));
+        Path dotdot = vm.resolve("dotdot.qcow2");
+        Qcow2Creator.create(dotdot, Qcow2Creator.Options.of(0).withBacking("../secret.raw", "raw"));
+        Path absolute = vm.resolve("absolute.qcow2");
+        Qcow2Creator.create(absolute, Qcow2Creator.Options.of(0).withBacking(secret.toString(), "raw"));
+        Files.createSymbolicLink(vm.resolve("link.raw"), secret);
+        Path link = vm.resolve("link.qcow2");
+        Qcow2Creator.create(link, Qcow2Creator.Options.of(0).withBacking("link.raw", "raw"));
+        Path missing = vm.resolve("missing.qcow2");
+        Path gone = raw("gone.raw", 512, (byte) 0);
+        Qcow2Creator.create(missing, Qcow2Creator.Options.of(1 << 20).withBacking(gone.toString(), "raw"));
+        Files.delete(gone); // refused by its name: the answer does not tell whether such a file exists
+        for (Path top : new Path[] {dotdot, absolute, link, missing}) {
+            BackingFileRefusedException e = assertThrows(BackingFileRefusedException.class,
+                    () -> DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2)).close(), top + " must not read " + secret);
+            assertEquals(BackingFileRefusedException.Reason.OUTSIDE_IMAGE_DIRECTORY, e.reason());
+            assertEquals(top, e.image());
+            assertTrue(oneLine(e).contains("outside " + vm), e.getMessage());
+        }
+        for (Path top : new Path[] {dotdot, absolute, link}) {
+            try (BlockBackend b = DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2).withBackingPaths(DiskImage.BackingPaths.ANY))) {
+                assertEquals(0x42, read(b, 0, 1)[0], "ANY follows " + top + "'s backing file");
+            }
+        }
+        // In the directory or below, by a relative or an absolute name, along a chain: followed.
+        Path sub = Files.createDirectory(vm.resolve("base"));
+        raw("vm/base/base.raw", 1 << 20, (byte) 0x11);
+        Path mid = sub.resolve("mid.qcow2");
+        Qcow2Creator.create(mid, Qcow2Creator.Options.of(0).withBacking("base.raw", "raw"));
+        Path top = vm.resolve("top.qcow2");
+        Qcow2Creator.create(top, Qcow2Creator.Options.of(0).withBacking(mid.toString(), "qcow2"));
+        try (BlockBackend b = DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2))) {
+            assertEquals(0x11, read(b, 0, 1)[0]);
+        }
+        // A chain link that climbs out of the opened image's directory is refused even though it stays beside
+        // the image that names it.
+        Path escape = sub.resolve("escape.qcow2");
+        Qcow2Creator.create(escape, Qcow2Creator.Options.of(0).withBacking("../../secret.raw", "raw"));
+        Qcow2Creator.create(top, Qcow2Creator.Options.of(0).withBacking("base/escape.qcow2", "qcow2"));
+        assertThrows(BackingFileRefusedException.class, () -> DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2)).close());
+        try (BlockBackend b = DiskImage.open(top, Options.SOURCE)) {
+            assertEquals(0x42, read(b, 0, 1)[0], "a conversion source follows backing files anywhere, as qemu-img does");
+        }
+    }
+
+    @Test
+    void aGuestCannotMakeAProbedRawDiskLookLikeQcow2() throws Exception {
+        // The write that opens the probing hole: a qcow2 header into sector 0 of a raw disk opened without
+        // format=raw, which the next boot would probe as qcow2. QEMU refuses it; so does jvmm.
+        Path r = raw("disk.img", 1 << 20, (byte) 0);
+        byte[] header = Arrays.copyOf(Files.readAllBytes(qcow2("evil.qcow2", 1 << 20)), 512);
+        try (BlockBackend b = DiskImage.open(r, Options.DEFAULT)) {
+            IOException e = assertThrows(IOException.class, () -> b.write(0, MemorySegment.ofArray(header)));
+            assertTrue(oneLine(e).contains("whose format was probed, look like a qcow2 image"), e.getMessage());
+            // Split across buffers, the magic is still seen.
+            assertThrows(IOException.class, () -> b.writev(0, java.util.List.of(MemorySegment.ofArray(header).asSlice(0, 2),
+                    MemorySegment.ofArray(header).asSlice(2, 510))));
+            write(b, 0, 512, (byte) 0x55); // anything else goes
+            b.write(512, MemorySegment.ofArray(header)); // and the magic elsewhere
+        }
+        assertEquals(Format.RAW, DiskImage.probe(r));
+        assertEquals(0x55, Files.readAllBytes(r)[0]);
+        try (BlockBackend b = DiskImage.open(r, Options.DEFAULT.withFormat(Format.RAW))) {
+            b.write(0, MemorySegment.ofArray(header)); // a named format: the user knows it is raw
+        }
+        assertEquals(Format.QCOW2, DiskImage.probe(r));
+    }
 }

@@ -254,12 +254,59 @@ class RawFileBackendTest {
 
     @Test
     void vectoredWritesAreRefusedOnReadOnlyImagesAndOutsideTheDisk() throws Exception {
-        Path p = sparseFile("disk.raw", 1 << 20);
-        try (RawFileBackend ro = RawFileBackend.open(p, true); RawFileBackend rw = RawFileBackend.open(p, false)) {
+        Path p = sparseFile("disk.raw", 1 << 20), q = sparseFile("other.raw", 1 << 20); // one image cannot be both (locks)
+        try (RawFileBackend ro = RawFileBackend.open(p, true); RawFileBackend rw = RawFileBackend.open(q, false)) {
             List<MemorySegment> two = List.of(MemorySegment.ofArray(new byte[512]), MemorySegment.ofArray(new byte[512]));
             assertThrows(IOException.class, () -> ro.writev(0, two));
             assertThrows(IllegalArgumentException.class, () -> rw.writev((1 << 20) - 512, two));
             assertThrows(IllegalArgumentException.class, () -> rw.readv((1 << 20) - 512, two));
         }
+    }
+
+    /** Counts syncs and fails the ones asked to, as a disk whose writeback failed would. */
+    static final class FailingSyncs implements ImageFile.Faults {
+        int syncs;
+        final java.util.Set<Integer> failing;
+
+        FailingSyncs(Integer... failing) {
+            this.failing = java.util.Set.of(failing);
+        }
+
+        @Override
+        public void beforeSync() throws IOException {
+            if (failing.contains(++syncs)) throw new IOException("injected EIO in fdatasync #" + syncs);
+        }
+    }
+
+    @Test
+    void aFailedFlushStaysFailed() throws Exception {
+        Path p = sparseFile("sticky.img", 1 << 20);
+        RawFileBackend b = RawFileBackend.open(p, false);
+        FailingSyncs faults = new FailingSyncs(1);
+        b.imageFile().injectFaults(faults);
+        b.write(0, MemorySegment.ofArray(new byte[512]));
+        assertThrows(IOException.class, b::flush);
+        // Linux reports a failed writeback once; the dropped pages stay dropped. A flush that succeeded now
+        // would tell the guest its writes are durable.
+        IOException again = assertThrows(IOException.class, b::flush, "the second flush fails too");
+        assertTrue(again.getMessage().contains("earlier flush failed"), again.getMessage());
+        assertEquals(1, again.getMessage().lines().count());
+        assertThrows(IOException.class, b::close, "and closing, which syncs, reports it");
+    }
+
+    @Test
+    void aWritableImageIsSyncedOnClose() throws Exception {
+        Path p = sparseFile("close.img", 1 << 20);
+        FailingSyncs faults = new FailingSyncs();
+        try (RawFileBackend b = RawFileBackend.open(p, false)) {
+            b.imageFile().injectFaults(faults);
+            b.write(0, MemorySegment.ofArray(new byte[512]));
+        }
+        assertEquals(1, faults.syncs, "close syncs what was written");
+        FailingSyncs readOnly = new FailingSyncs();
+        try (RawFileBackend b = RawFileBackend.open(p, true)) {
+            b.imageFile().injectFaults(readOnly);
+        }
+        assertEquals(0, readOnly.syncs, "nothing to sync on a read-only image");
     }
 }

@@ -181,7 +181,8 @@ public final class Qcow2Header {
                 throw new Qcow2Exception(name + ": backing file name length "
                         + Integer.toUnsignedString(h.backingFileSize) + " invalid (1..1023)");
             }
-            if (h.backingFileOffset < 0 || h.backingFileOffset + h.backingFileSize > Math.min(cs, first.length)) {
+            // Compared without adding: offset + size can overflow a long and pass as negative.
+            if (h.backingFileOffset < 0 || h.backingFileOffset > Math.min(cs, first.length) - h.backingFileSize) {
                 throw new Qcow2Exception(name + ": backing file name at offset "
                         + Long.toUnsignedString(h.backingFileOffset) + " lies outside the first cluster");
             }

@@ -67,6 +67,10 @@ public final class Qcow2Image implements BlockBackend {
     private final int maxRun;
     private List<Long> pendingFrees = new ArrayList<>();
     private volatile boolean closed;
+    /** Where metadata lies (writable images only): every write of guest data or of a fresh cluster is checked. */
+    private final MetadataRanges metadata;
+    /** Set when a write would have hit metadata: from then on writes are refused (QEMU's corrupt state). */
+    private volatile String corruption;
 
     private static final class DecompressBuffer {
         final byte[] out, in;
@@ -99,7 +103,19 @@ public final class Qcow2Image implements BlockBackend {
         this.backingSize = backing == null ? 0 : backing.size();
         this.l2Cache = new L2Cache(Math.max(16, Math.min(4096, (32 << 20) / cs)));
         this.decompressBuffers = ThreadLocal.withInitial(() -> new DecompressBuffer(cs));
-        this.refcounts = new Refcounts(file, header, name);
+        this.metadata = new MetadataRanges(cs);
+        this.refcounts = new Refcounts(file, header, name, metadata, new Refcounts.Guard() {
+            @Override
+            public void checkFresh(long offset, long length, String what) throws IOException {
+                checkOverlap(offset, length, what);
+            }
+
+            @Override
+            public Qcow2Exception corrupt(String problem) {
+                return markCorrupt(problem);
+            }
+        });
+        if (!readOnly) recordMetadata();
         // A contiguous run must fit between two refcount blocks (each sits at the start of the range it covers).
         this.maxRun = (int) Math.min(4096, refcounts.entriesPerBlock / 2);
         this.poolBatch = Math.max(1, Math.min(maxRun, (8L << 20) / cs));
@@ -127,7 +143,7 @@ public final class Qcow2Image implements BlockBackend {
     /** Reads only the header of a qcow2 file (for info; {@link DiskImage#probe} tells the format). */
     public static Qcow2Header readHeader(Path path) throws IOException {
         if (!Files.exists(path)) throw new java.nio.file.NoSuchFileException(path.toString(), null, "no such file");
-        try (HostFile f = new HostFile(path, true)) {
+        try (HostFile f = new HostFile(path, true, false)) { // a header peek takes no image locks
             return Qcow2Header.parse(f.readBytes(0, (int) Math.min(f.length(), 2 << 20)), f.length(), path.toString());
         }
     }
@@ -219,6 +235,70 @@ public final class Qcow2Image implements BlockBackend {
         return out;
     }
 
+    /**
+     * Notes where every structure the overlap check guards lies. Entries that point past the end of the file or
+     * are misaligned are left out: using them fails on its own, and leaving them out bounds the map by the file.
+     */
+    private void recordMetadata() {
+        long end = file.length();
+        metadata.add(MetadataRanges.Kind.HEADER, 0, cs);
+        metadata.add(MetadataRanges.Kind.L1, header.l1TableOffset, header.l1Size * 8L);
+        metadata.add(MetadataRanges.Kind.REFCOUNT_TABLE, header.refcountTableOffset, (long) header.refcountTableClusters * cs);
+        for (long off : refcounts.table) {
+            if (off != 0 && plausibleCluster(off & Refcounts.OFFSET_MASK, end)) metadata.add(MetadataRanges.Kind.REFCOUNT_BLOCK, off & Refcounts.OFFSET_MASK, cs);
+        }
+        for (long e : l1) {
+            long off = e & L1_OFFSET_MASK;
+            if (off != 0 && plausibleCluster(off, end)) metadata.add(MetadataRanges.Kind.L2, off, cs);
+        }
+        long snapshotTable = 0;
+        for (Snapshot s : snapshots) {
+            snapshotTable += s.tableEntryBytes();
+            metadata.add(MetadataRanges.Kind.SNAPSHOT_L1, s.l1TableOffset(), s.l1Size() * 8L);
+        }
+        if (snapshotTable > 0) metadata.add(MetadataRanges.Kind.SNAPSHOT_TABLE, header.snapshotsOffset, snapshotTable);
+    }
+
+    private boolean plausibleCluster(long off, long fileEnd) {
+        return (off & (cs - 1)) == 0 && off < fileEnd;
+    }
+
+    /**
+     * The overlap check (QEMU's qcow2_pre_write_overlap_check): guest data or a fresh cluster about to be written
+     * at [host, host + length) must not touch metadata, and nothing is ever written to cluster 0 but the header.
+     * A hit means the refcounts or an L2 entry lie: the image is marked corrupt and the request fails unwritten.
+     */
+    private void checkOverlap(long host, long length, String what) throws Qcow2Exception {
+        MetadataRanges.Kind hit = metadata.overlap(host, length);
+        if (hit == null && host >= cs) return;
+        if (hit == null) hit = MetadataRanges.Kind.HEADER;
+        long at = Math.max(0, metadata.overlapStart(host, length));
+        throw markCorrupt(what + " at host offset 0x" + Long.toHexString(host) + " would overwrite metadata ("
+                + hit.description + " at 0x" + Long.toHexString(at) + ")");
+    }
+
+    /**
+     * Refuses every later write and, where the image is writable and its version has the bit, sets the header's
+     * corrupt bit so no one opens it for writing before it is repaired (as QEMU does). Returns the error to throw.
+     */
+    private synchronized Qcow2Exception markCorrupt(String problem) {
+        Qcow2Exception e = new Qcow2Exception(name + ": " + problem + "; the image is corrupt: writes refused"
+                + (header.version >= 3 && !readOnly ? " and the image marked corrupt" : "")
+                + " (repair it with 'qemu-img check -r all')");
+        if (corruption != null) return e;
+        corruption = problem;
+        if (!readOnly && header.version >= 3) {
+            try {
+                file.writeLong(72, header.incompatibleFeatures | Qcow2Header.INCOMPAT_CORRUPT);
+                file.sync();
+                header.incompatibleFeatures |= Qcow2Header.INCOMPAT_CORRUPT;
+            } catch (IOException failed) {
+                e.addSuppressed(failed);
+            }
+        }
+        return e;
+    }
+
     /** Dirty images get their refcounts rebuilt (as QEMU does); unknown autoclear bits are cleared. */
     private void prepareForWriting() throws IOException {
         if (header.dirty()) {
@@ -227,15 +307,15 @@ public final class Qcow2Image implements BlockBackend {
                 throw new Qcow2Exception(name + ": dirty image could not be repaired: " + (r.corruptions() - r.corruptionsFixed()) + " errors remain");
             }
             file.sync();
-            header.incompatibleFeatures &= ~Qcow2Header.INCOMPAT_DIRTY;
-            file.writeLong(72, header.incompatibleFeatures);
+            file.writeLong(72, header.incompatibleFeatures & ~Qcow2Header.INCOMPAT_DIRTY);
             file.sync();
+            header.incompatibleFeatures &= ~Qcow2Header.INCOMPAT_DIRTY;
         }
         if (header.version >= 3 && header.autoclearFeatures != 0) {
             // jvmm keeps no bitmaps up to date, so their consistency bit must go before the first write.
-            header.autoclearFeatures = 0;
             file.writeLong(88, 0);
             file.sync();
+            header.autoclearFeatures = 0;
         }
     }
 
@@ -448,6 +528,24 @@ public final class Qcow2Image implements BlockBackend {
 
     private void checkWritable() throws IOException {
         if (readOnly) throw new IOException(name + ": image is open read-only");
+        String c = corruption;
+        if (c != null) throw new Qcow2Exception(name + ": image is corrupt (" + c + "); writes refused");
+        IOException f = file.failure();
+        if (f != null) {
+            throw new IOException(name + ": takes no more writes since a write of its metadata or a flush failed ("
+                    + f.getMessage() + ")", f);
+        }
+    }
+
+    /** Guest data to host offset {@code host}, after the overlap check. */
+    private void writeData(long host, SegmentList data) throws IOException {
+        checkOverlap(host, data.byteSize(), "guest data");
+        file.writevData(host, data.segments());
+    }
+
+    private void writeData(long host, byte[] data, int length) throws IOException {
+        checkOverlap(host, length, "guest data");
+        file.writeData(host, data, 0, length);
     }
 
     @Override
@@ -478,7 +576,7 @@ public final class Qcow2Image implements BlockBackend {
                     if (host < 0) host = h;
                     n += piece;
                 }
-                if (n > 0) file.writev(host, src.slice(pos, n).segments());
+                if (n > 0) writeData(host, src.slice(pos, n));
             } finally {
                 lock.readLock().unlock();
             }
@@ -519,21 +617,7 @@ public final class Qcow2Image implements BlockBackend {
             return -1;
         }
         checkedHost(host, g);
-        checkNotMetadata(host);
         return host + inCluster;
-    }
-
-    /** Refuses data writes into the header, L1 or refcount table (an L2 entry pointing there is corruption). */
-    private void checkNotMetadata(long host) throws Qcow2Exception {
-        if (host < cs || overlaps(host, header.l1TableOffset, header.l1Size * 8L)
-                || overlaps(host, header.refcountTableOffset, (long) header.refcountTableClusters * cs)) {
-            throw new Qcow2Exception(name + ": L2 entry maps guest data onto image metadata at 0x"
-                    + Long.toHexString(host) + "; the image is corrupt");
-        }
-    }
-
-    private boolean overlaps(long host, long start, long len) {
-        return host + cs > start && host < start + len;
     }
 
     /**
@@ -558,7 +642,6 @@ public final class Qcow2Image implements BlockBackend {
         boolean owned = !compressed && host != 0 && (e & COPIED) != 0;
         if (owned) {
             checkedHost(host, g);
-            checkNotMetadata(host);
             if (extL2) {
                 long bitmap = l2[ei + 1];
                 int first = inCluster / subclusterSize, last = (inCluster + piece - 1) / subclusterSize;
@@ -569,10 +652,10 @@ public final class Qcow2Image implements BlockBackend {
                 if ((e & ZERO) != 0 && header.version >= 3) {
                     byte[] buf = new byte[cs];
                     src.copyTo(srcPos, MemorySegment.ofArray(buf), inCluster, piece);
-                    file.write(host, buf, 0, cs);
+                    writeData(host, buf, cs);
                     setL2(l1Index, l2, l2Index, e & ~ZERO, 0);
                 } else {
-                    file.writev(host + inCluster, src.slice(srcPos, piece).segments());
+                    writeData(host + inCluster, src.slice(srcPos, piece));
                     if (e != l2[ei]) setL2(l1Index, l2, l2Index, e, 0);
                 }
             }
@@ -590,7 +673,7 @@ public final class Qcow2Image implements BlockBackend {
         }
         long newHost = allocate(clusters);
         if (clusters > 1) {
-            file.writev(newHost, src.slice(srcPos, (long) clusters * cs).segments());
+            writeData(newHost, src.slice(srcPos, (long) clusters * cs));
             for (int i = 0; i < clusters; i++) setL2(l1Index, l2, l2Index + i, (newHost + (long) i * cs) | COPIED, 0);
             return (long) clusters * cs;
         }
@@ -611,7 +694,7 @@ public final class Qcow2Image implements BlockBackend {
             readUnlocked(clusterStart, whole.asSlice(0, visible));
         }
         src.copyTo(srcPos, whole, inCluster, piece);
-        file.write(newHost, buf, 0, cs);
+        writeData(newHost, buf, cs);
         setL2(l1Index, l2, l2Index, newHost | COPIED, extL2 ? 0xffff_ffffL : 0);
         releaseOld(e);
         return piece;
@@ -624,7 +707,7 @@ public final class Qcow2Image implements BlockBackend {
         int inCluster = (int) (g - clusterStart);
         int spanStart = first * subclusterSize, spanLen = (last + 1 - first) * subclusterSize;
         if (spanStart == inCluster && spanLen == piece) {
-            file.writev(host + spanStart, src.slice(srcPos, piece).segments());
+            writeData(host + spanStart, src.slice(srcPos, piece));
             return;
         }
         byte[] buf = new byte[spanLen];
@@ -632,19 +715,19 @@ public final class Qcow2Image implements BlockBackend {
         long visible = Math.min(spanLen, size - clusterStart - spanStart);
         if (visible > 0) readUnlocked(clusterStart + spanStart, span.asSlice(0, visible));
         src.copyTo(srcPos, span, inCluster - spanStart, piece);
-        file.write(host + spanStart, buf, 0, spanLen);
+        writeData(host + spanStart, buf, spanLen);
     }
 
-    /** Updates an L2 entry in the cache and, written through, in the file. */
+    /** Updates an L2 entry in the file and then, once that succeeded, in the cache. */
     private void setL2(long l1Index, long[] l2, int l2Index, long entry, long bitmap) throws IOException {
         long l2Offset = l1[(int) l1Index] & L1_OFFSET_MASK;
         if (extL2) {
+            file.write(l2Offset + 16L * l2Index, ByteBuffer.allocate(16).putLong(0, entry).putLong(8, bitmap));
             l2[2 * l2Index] = entry;
             l2[2 * l2Index + 1] = bitmap;
-            file.write(l2Offset + 16L * l2Index, ByteBuffer.allocate(16).putLong(0, entry).putLong(8, bitmap));
         } else {
-            l2[l2Index] = entry;
             file.writeLong(l2Offset + 8L * l2Index, entry);
+            l2[l2Index] = entry;
         }
     }
 
@@ -683,9 +766,15 @@ public final class Qcow2Image implements BlockBackend {
         return l2Cache.put(fresh, content);
     }
 
+    /** Points an L1 entry elsewhere: in the file first, then in memory and in the overlap check's map. */
     private void setL1(long l1Index, long entry) throws IOException {
-        l1[(int) l1Index] = entry;
         file.writeLong(header.l1TableOffset + 8 * l1Index, entry);
+        long old = l1[(int) l1Index] & L1_OFFSET_MASK, now = entry & L1_OFFSET_MASK;
+        l1[(int) l1Index] = entry;
+        if (old != now) {
+            if (old != 0) metadata.remove(MetadataRanges.Kind.L2, old, cs);
+            if (now != 0) metadata.add(MetadataRanges.Kind.L2, now, cs);
+        }
     }
 
     /** n contiguous clusters whose refcount 1 is already durable; returns the host offset. */
@@ -697,11 +786,15 @@ public final class Qcow2Image implements BlockBackend {
         if (poolNext + n > poolEnd) {
             releasePool();
             long want = Math.max(n, poolBatch);
-            poolNext = refcounts.allocate(want);
-            poolEnd = poolNext + want;
+            long first = refcounts.allocate(want);
             file.sync();
+            // Clusters whose refcounts say free but that hold metadata: the refcounts are corrupt.
+            checkOverlap(first << clusterBits, want * cs, "a newly allocated cluster");
+            poolNext = first;
+            poolEnd = first + want;
         }
         long c = poolNext;
+        checkOverlap(c << clusterBits, (long) n * cs, "a newly allocated cluster");
         poolNext += n;
         return c << clusterBits;
     }
@@ -813,7 +906,7 @@ public final class Qcow2Image implements BlockBackend {
         int piece = (int) Math.min(remaining, cs - (g & (cs - 1)));
         long host = ownedHost(g, piece);
         if (host >= 0) {
-            file.writev(host, src.slice(srcPos, piece).segments());
+            writeData(host, src.slice(srcPos, piece));
             return piece;
         }
         return writeAllocating(g, src, srcPos, piece);
@@ -825,6 +918,12 @@ public final class Qcow2Image implements BlockBackend {
     public void flush() throws IOException {
         if (closed) throw new IOException(name + ": image is closed");
         if (readOnly) return;
+        IOException failure = file.failure();
+        if (failure != null) {
+            // The file may hold half of a metadata update: no flush may call that durable.
+            throw new IOException(name + ": cannot flush: a write of its metadata or an earlier flush failed ("
+                    + failure.getMessage() + ")", failure);
+        }
         List<Long> frees;
         lock.writeLock().lock();
         try {
@@ -834,7 +933,8 @@ public final class Qcow2Image implements BlockBackend {
             lock.writeLock().unlock();
         }
         file.sync();
-        if (!frees.isEmpty()) {
+        // A corrupt image's refcounts are not to be trusted or written: what would be freed stays leaked.
+        if (!frees.isEmpty() && corruption == null) {
             lock.writeLock().lock();
             try {
                 for (long c : frees) refcounts.adjust(c, -1);
@@ -849,7 +949,11 @@ public final class Qcow2Image implements BlockBackend {
     public void close() throws IOException {
         if (closed) return;
         try {
-            if (!readOnly) {
+            if (!readOnly && file.failure() != null) {
+                // Nothing more is written to a file whose metadata writes or syncs failed.
+            } else if (!readOnly && corruption != null) {
+                file.sync();
+            } else if (!readOnly) {
                 flush();
                 lock.writeLock().lock();
                 try {
@@ -895,6 +999,8 @@ public final class Qcow2Image implements BlockBackend {
                 long oldOff = header.l1TableOffset;
                 int oldClusters = (int) ((header.l1Size * 8L + cs - 1) / cs);
                 l1 = grown;
+                metadata.remove(MetadataRanges.Kind.L1, header.l1TableOffset, header.l1Size * 8L);
+                metadata.add(MetadataRanges.Kind.L1, off, needed * 8);
                 header.l1Size = (int) needed;
                 header.l1TableOffset = off;
                 for (int i = 0; i < oldClusters && oldOff != 0; i++) refcounts.adjust((oldOff >>> clusterBits) + i, -1);
@@ -970,7 +1076,7 @@ public final class Qcow2Image implements BlockBackend {
                 refcounts.adjust(compressedCursor >>> clusterBits, 1);
             }
             long host = compressedCursor;
-            file.write(host, out, 0, n);
+            writeData(host, out, n);
             compressedCursor += n;
             int x = 62 - (clusterBits - 8);
             long extraSectors = ((host + n - 1) >>> 9) - (host >>> 9);

@@ -12,7 +12,19 @@ import java.util.Map;
  */
 final class Refcounts {
     static final long OFFSET_MASK = 0x00ff_ffff_ffff_fe00L;
+
+    /** What the image checks before a new refcount block or table is written: the metadata overlap check. */
+    interface Guard {
+        /** Throws (and marks the image corrupt) if [offset, offset + length) holds metadata or is cluster 0. */
+        void checkFresh(long offset, long length, String what) throws IOException;
+
+        /** Marks the image corrupt; the exception to throw names the problem. */
+        Qcow2Exception corrupt(String problem);
+    }
+
     private final HostFile file;
+    private final MetadataRanges ranges;
+    private final Guard guard;
     private final Qcow2Header h;
     private final String name;
     private final int clusterBits, cs, order;
@@ -22,8 +34,10 @@ final class Refcounts {
     private final Map<Long, byte[]> blocks;
     long freeHint;
 
-    Refcounts(HostFile file, Qcow2Header h, String name) throws IOException {
+    Refcounts(HostFile file, Qcow2Header h, String name, MetadataRanges ranges, Guard guard) throws IOException {
         this.file = file;
+        this.ranges = ranges;
+        this.guard = guard;
         this.h = h;
         this.name = name;
         this.clusterBits = h.clusterBits;
@@ -107,9 +121,14 @@ final class Refcounts {
         if (idx >= table.length) growTable(idx);
         if (table[(int) idx] == 0) ensureBlock(idx);
         byte[] blk = block(idx);
-        int at = setEntry(blk, (int) (cluster % entriesPerBlock), order, value);
+        // The changed bytes are made in a copy and written; the cached block changes only once the file has.
+        int i = (int) (cluster % entriesPerBlock);
         int width = Math.max(1, (1 << order) / 8);
-        file.write(table[(int) idx] + at, blk, at, width);
+        int at = order < 3 ? (i << order) >>> 3 : i * width;
+        byte[] bytes = java.util.Arrays.copyOfRange(blk, at, at + width);
+        setEntry(bytes, order < 3 ? i & ((8 >>> order) - 1) : 0, order, value);
+        file.write(table[(int) idx] + at, bytes, 0, width);
+        System.arraycopy(bytes, 0, blk, at, width);
         if (value == 0 && cluster < freeHint) freeHint = cluster;
     }
 
@@ -126,7 +145,7 @@ final class Refcounts {
         // short by a crash); refcounts that claim everything beyond are corrupt, and scanning on would not end.
         outer:
         while (true) {
-            long start = freeHint, c = start, run = 0;
+            long start = Math.max(1, freeHint), c = start, run = 0; // cluster 0 is the header, whatever refcounts say
             long limit = Math.max(file.length() / cs, start) + 4 * entriesPerBlock + 8192 + n;
             while (run < n) {
                 if (c > limit) {
@@ -153,22 +172,21 @@ final class Refcounts {
     /** A new refcount block for table index idx, placed at the first cluster it describes (all free). */
     private void ensureBlock(long idx) throws IOException {
         long cluster = idx * entriesPerBlock;
-        // The range's first cluster must really be free: never the header, the L1 table or the refcount table
-        // (an empty table entry there means the image is corrupt, and a block would overwrite metadata).
-        long off0 = cluster << clusterBits;
-        if (idx == 0 || inRange(off0, h.l1TableOffset, h.l1Size * 8L)
-                || inRange(off0, h.refcountTableOffset, (long) h.refcountTableClusters * cs)) {
-            throw new Qcow2Exception(name + ": refcount table entry " + idx + " is empty although cluster "
-                    + cluster + " holds metadata; the image is corrupt");
+        // The range's first cluster must really be free: never the header or other metadata (an empty table
+        // entry there means the image is corrupt, and a block would overwrite metadata).
+        long off = cluster << clusterBits;
+        if (idx == 0 || ranges.overlap(off, cs) != null) {
+            throw guard.corrupt("refcount table entry " + idx + " is empty although cluster " + cluster + " holds metadata");
         }
+        guard.checkFresh(off, cs, "a new refcount block");
         byte[] blk = new byte[cs];
         setEntry(blk, 0, order, 1);
-        long off = cluster << clusterBits;
         file.write(off, blk, 0, cs);
         file.sync();
-        table[(int) idx] = off;
         file.writeLong(h.refcountTableOffset + idx * 8, off);
+        table[(int) idx] = off; // only once the file says so
         blocks.put(off, blk);
+        ranges.add(MetadataRanges.Kind.REFCOUNT_BLOCK, off, cs);
     }
 
     /**
@@ -191,6 +209,7 @@ final class Refcounts {
             throw new Qcow2Exception(name + ": image too large: the refcount table would exceed 8 MiB");
         }
         long first = oldN * entriesPerBlock;
+        guard.checkFresh(first << clusterBits, (k + t) * cs, "a grown refcount table and its blocks");
         long[] newTable = java.util.Arrays.copyOf(table, (int) newN);
         for (long j = 0; j < k; j++) {
             byte[] blk = new byte[cs];
@@ -215,11 +234,10 @@ final class Refcounts {
         table = newTable;
         h.refcountTableOffset = tableOff;
         h.refcountTableClusters = (int) t;
+        for (long j = 0; j < k; j++) ranges.add(MetadataRanges.Kind.REFCOUNT_BLOCK, (first + j) << clusterBits, cs);
+        ranges.add(MetadataRanges.Kind.REFCOUNT_TABLE, tableOff, t * cs);
+        ranges.remove(MetadataRanges.Kind.REFCOUNT_TABLE, oldOff, (long) oldClusters * cs);
         for (int i = 0; i < oldClusters; i++) adjust((oldOff >>> clusterBits) + i, -1);
-    }
-
-    private boolean inRange(long off, long start, long len) {
-        return len > 0 && off >= (start & ~(long) (cs - 1)) && off < start + len;
     }
 
     /** Number of clusters the table can describe. */

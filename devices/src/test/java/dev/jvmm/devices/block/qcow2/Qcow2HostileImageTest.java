@@ -95,6 +95,18 @@ class Qcow2HostileImageTest {
     }
 
     @Test
+    void aBackingFileNameWhoseEndOverflowsIsAFormatError() throws Exception {
+        Path p = image("o.qcow2");
+        for (long offset : new long[] {Long.MAX_VALUE - 4, Long.MAX_VALUE, 1L << 62, 0x7fff_ffffL}) {
+            poke(p, 8, offset, 8);
+            poke(p, 16, 10, 4);
+            String msg = openError(p);
+            assertTrue(msg.startsWith(p + ": backing file name at offset " + offset), msg);
+            assertEquals(1, msg.lines().count(), msg);
+        }
+    }
+
+    @Test
     void unknownIncompatibleFeatureIsRefusedByItsName() throws Exception {
         Path p = image("f.qcow2");
         // The feature name table (written by jvmm) lists bits 0-4; rename entry 4 to a future bit 9.
@@ -178,7 +190,10 @@ class Qcow2HostileImageTest {
         } catch (Qcow2Exception closing) {
             // close may report the same corruption
         }
-        assertArrayEquals(before, Arrays.copyOf(Files.readAllBytes(p), CS), "the header cluster must be untouched");
+        byte[] after = Arrays.copyOf(Files.readAllBytes(p), CS);
+        assertEquals(2, after[79] & 2, "the corrupt bit is set");
+        after[79] &= ~2;
+        assertArrayEquals(before, after, "the header cluster is otherwise untouched");
     }
 
     @Test
