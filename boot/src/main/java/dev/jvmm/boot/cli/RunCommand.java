@@ -174,7 +174,7 @@ public final class RunCommand implements Callable<Integer> {
         Thread hook = new Thread(instance::stop, "jvmm-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         ApiServer server = null;
-        try (Console console = Console.attach(instance::current, input, err);
+        try (Console console = Console.attach(instance::current, instance::stop, input, err);
              SigtermShutdown s = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
             sigterm.set(s);
             try {
