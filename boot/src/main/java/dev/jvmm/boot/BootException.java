@@ -55,7 +55,13 @@ public class BootException extends RuntimeException {
         /** A network backend that cannot start (a TAP device, a forwarded port). */
         NETWORK_UNAVAILABLE,
         /** A machine size this host cannot run: see {@link MachineConfigException#problem()}. */
-        MACHINE_CONFIG
+        MACHINE_CONFIG,
+
+        // The control plane.
+        /** The API socket cannot be made: its path exists (a stale socket is refused, as Firecracker does) or its folder cannot. */
+        API_SOCKET_UNAVAILABLE,
+        /** A --config-file that cannot be read or that the API refuses. */
+        BAD_CONFIG_FILE
     }
 
     private final Kind kind;

@@ -204,6 +204,11 @@ public final class Machine implements AutoCloseable {
         vm.pause();
     }
 
+    /** Pauses, but gives up after {@code timeout} and leaves the machine running: false then (see {@link VirtualMachine#pause(Duration)}). */
+    public boolean pause(Duration timeout) {
+        return vm.pause(timeout);
+    }
+
     public void resume() {
         vm.resume();
     }

@@ -104,17 +104,24 @@ final class VcpuRunner {
         if (pause) kick();
     }
 
-    void awaitPaused() {
+    /**
+     * Waits until the vCPU is held, its pause was withdrawn or its thread ended: true then; false when
+     * {@code deadlineNanos} (a {@link System#nanoTime()} value; Long.MAX_VALUE: none) passed first or this thread
+     * was interrupted.
+     */
+    boolean awaitPaused(long deadlineNanos) {
         synchronized (pauseLock) {
             while (pauseRequested && !paused && thread.isAlive()) {
+                if (deadlineNanos != Long.MAX_VALUE && System.nanoTime() - deadlineNanos >= 0) return false;
                 try {
                     pauseLock.wait(10);
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
-                    return;
+                    return false;
                 }
                 if (!paused) kick(); // the signal may have landed just before KVM_RUN; immediate_exit covers it, retry anyway
             }
+            return true;
         }
     }
 

@@ -172,7 +172,25 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     /** Takes every vCPU out of KVM_RUN and holds it; returns when all are held (or the VM ended). */
     public void pause() {
         for (VcpuRunner r : runners) r.requestPause(true);
-        for (VcpuRunner r : runners) r.awaitPaused();
+        for (VcpuRunner r : runners) r.awaitPaused(Long.MAX_VALUE);
+    }
+
+    /**
+     * Like {@link #pause()}, but gives up after {@code timeout}: a vCPU can be held only between exits, and one that
+     * is inside a device's handler (a device waiting on its backend) may not come back soon. On timeout the pause
+     * is withdrawn, so the VM runs on as before, and the result is false; a control plane says so to its caller
+     * instead of hanging on a vCPU.
+     */
+    public boolean pause(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        for (VcpuRunner r : runners) r.requestPause(true);
+        for (VcpuRunner r : runners) {
+            if (!r.awaitPaused(deadline)) {
+                resume();
+                return false;
+            }
+        }
+        return true;
     }
 
     public void resume() {

@@ -186,6 +186,41 @@ class VirtualMachineKvmTest {
     }
 
     @Test
+    void aPauseWithATimeoutGivesUpOnAVcpuHeldByADeviceAndLeavesTheVmRunning() throws Exception {
+        try (VirtualMachine vm = VirtualMachine.builder().memory(2 << 20).build()) {
+            java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+            vm.ioBus().register("slow", 0xf0, 1, new dev.jvmm.core.bus.BusDevice() {
+                public long read(long offset, int size) {
+                    return 0;
+                }
+
+                public void write(long offset, int size, long value) {
+                    entered.countDown();
+                    try {
+                        release.await(); // a device waiting on its backend: the vCPU cannot be held meanwhile
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            });
+            vm.memory().write(0x10000, Guests.load("spin32.bin"));
+            vm.setEntry(0, EntryState.protectedMode(0x10000));
+            vm.start();
+            assertTrue(entered.await(EXIT_TIMEOUT.toSeconds(), java.util.concurrent.TimeUnit.SECONDS));
+            long t0 = System.nanoTime();
+            assertEquals(false, vm.pause(Duration.ofMillis(200)));
+            assertTrue(System.nanoTime() - t0 < Duration.ofSeconds(5).toNanos(), "the timeout bounds the wait");
+            release.countDown();
+            assertTrue(vm.exitStatus().isEmpty(), "the VM runs on");
+            assertTrue(vm.pause(EXIT_TIMEOUT), "once the device returns, the vCPU can be held");
+            vm.resume();
+            vm.stop();
+            assertEquals(new ExitStatus.Stopped(), vm.exitStatus().orElseThrow());
+        }
+    }
+
+    @Test
     void aDeviceThatThrowsEndsTheVmWithAnErrorNotTheJvm() throws Exception {
         try (VirtualMachine vm = VirtualMachine.builder().irqchip(false).memory(2 << 20).build()) {
             AtomicInteger calls = new AtomicInteger();

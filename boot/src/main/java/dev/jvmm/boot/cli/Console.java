@@ -30,9 +30,21 @@ final class Console implements AutoCloseable {
 
     /**
      * Attaches for a whole run, across reboots: input goes to whichever machine {@code machine} gives at the time,
-     * and waits while there is none (between a reset and the next boot), so piped input is not lost.
+     * and waits while there is none (between a reset and the next boot), so piped input is not lost. Ctrl-] stops
+     * the machine (waiting for it, if a reboot is between two).
      */
     static Console attach(Supplier<Machine> machine, InputStream in, PrintWriter err) {
+        return attach(machine, () -> {
+            try {
+                current(machine).stop();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, in, err);
+    }
+
+    /** As above, with what Ctrl-] does: an API-configured run ends also before its machine exists. */
+    static Console attach(Supplier<Machine> machine, Runnable onEscape, InputStream in, PrintWriter err) {
         boolean interactive = System.console() != null && System.console().isTerminal() && new File("/dev/tty").canRead();
         String saved = null;
         if (interactive) {
@@ -54,8 +66,9 @@ final class Console implements AutoCloseable {
                     if (raw) {
                         for (int i = 0; i < n; i++) {
                             if ((buf[i] & 0xff) == ESCAPE) {
-                                if (i > 0) current(machine).consoleInput(java.util.Arrays.copyOf(buf, i));
-                                current(machine).stop();
+                                Machine now = machine.get();
+                                if (i > 0 && now != null) now.consoleInput(java.util.Arrays.copyOf(buf, i));
+                                onEscape.run();
                                 return;
                             }
                         }

@@ -5,6 +5,11 @@ import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.boot.Machine;
 import dev.jvmm.boot.MachineConfig;
 import dev.jvmm.boot.MachineConfigException;
+import dev.jvmm.boot.api.Api;
+import dev.jvmm.boot.api.ApiException;
+import dev.jvmm.boot.api.ApiServer;
+import dev.jvmm.boot.api.Bodies;
+import dev.jvmm.boot.api.Instance;
 import dev.jvmm.boot.loader.KernelLoader;
 import dev.jvmm.core.ExitStats;
 import dev.jvmm.core.ExitStatus;
@@ -25,10 +30,13 @@ import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.UnaryOperator;
 
 /** {@code jvmm run}: boots a kernel, as {@code qemu-system-x86_64 -kernel} or Firecracker would. */
 @Command(name = "run", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Boot a kernel (Linux bzImage or vmlinux, or a multiboot kernel) in a new VM.",
+        description = {"Boot a kernel (Linux bzImage or vmlinux, or a multiboot kernel) in a new VM.",
+                "With --api-sock, serve Firecracker's REST API on a Unix socket instead and wait to be configured;"
+                        + " with --config-file, take Firecracker's JSON configuration and boot it."},
         footer = {"", "Exit status: 0 when the guest powers off or resets, (v << 1) | 1 when it writes v to the debug-exit port,",
                 "2 when it crashes, 3 on a VMM error, 130 when stopped (Ctrl-C or Ctrl-]), 1 for bad options or files."})
 public final class RunCommand implements Callable<Integer> {
@@ -37,8 +45,21 @@ public final class RunCommand implements Callable<Integer> {
     /** The guest console's input: standard input, unless an embedding program or test gives another. */
     java.io.InputStream input = System.in;
 
-    @Option(names = "--kernel", required = true, paramLabel = "PATH", description = "Kernel image: bzImage, vmlinux (ELF) or multiboot.")
+    @Option(names = "--kernel", paramLabel = "PATH", description = "Kernel image: bzImage, vmlinux (ELF) or multiboot (required"
+            + " unless --api-sock or --config-file configures the VM).")
     Path kernel;
+
+    @Option(names = "--api-sock", paramLabel = "PATH", description = "Serve Firecracker's REST API (HTTP over this Unix socket,"
+            + " created 0600, removed at exit; an existing path is refused) and wait for its InstanceStart.")
+    Path apiSock;
+
+    @Option(names = "--config-file", paramLabel = "FILE", description = "Firecracker's JSON configuration (boot-source, machine-config,"
+            + " drives, network-interfaces, logger, metrics): the VM it describes is started at once.")
+    Path configFile;
+
+    @Option(names = "--id", paramLabel = "ID", defaultValue = Instance.Host.DEFAULT_ID,
+            description = "The instance id the API reports (1 to 64 letters, digits and '-'; default: ${DEFAULT-VALUE}).")
+    String id;
 
     @Option(names = "--initrd", paramLabel = "PATH", description = "Initial ramdisk (a multiboot module for multiboot kernels).")
     Path initrd;
@@ -116,17 +137,103 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (apiSock != null || configFile != null) return runInstance(spec.commandLine().getErr());
+        if (kernel == null)
+            throw new BootException(Kind.BAD_OPTION, "Missing required option: '--kernel=PATH' (or configure the VM with --api-sock or --config-file)");
         return run(configure(), spec.commandLine().getErr());
+    }
+
+    /** Options that describe the machine, which the API or the configuration file describes instead. */
+    private static final java.util.List<String> MACHINE_OPTIONS = java.util.List.of("--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--disk", "--net");
+
+    /**
+     * Firecracker's way: the machine is configured through the API (or a configuration file) and started by its
+     * InstanceStart; this run ends when that machine does, and SIGTERM and the console work as in a plain run.
+     */
+    int runInstance(PrintWriter err) throws Exception {
+        for (String o : MACHINE_OPTIONS) {
+            if (spec.commandLine().getParseResult() != null && spec.commandLine().getParseResult().hasMatchedOption(o))
+                throw new BootException(Kind.BAD_OPTION, o + " cannot be combined with --api-sock or --config-file: the API configures"
+                        + " the machine (boot-source, machine-config, drives, network-interfaces)");
+        }
+        if (!id.matches("[A-Za-z0-9-]{1,64}")) throw new BootException(Kind.BAD_OPTION, "--id must be 1 to 64 letters, digits and '-', not '" + id + "'");
+        if (shutdownTimeout < 0) throw new BootException(Kind.BAD_OPTION, "--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
+        Bodies.VmConfig fileConfig = configFile == null ? null : readConfigFile(configFile);
+        UnaryOperator<MachineConfig.Builder> hostOptions = hostOptions();
+        AtomicReference<SigtermShutdown> sigterm = new AtomicReference<>();
+        Instance instance = new Instance(new Instance.Host(id, hostOptions,
+                () -> !noReboot && (sigterm.get() == null || !sigterm.get().received()), Logging::configure, Instance.Host.DEFAULT_PAUSE_TIMEOUT));
+        SigtermShutdown.Target target = new SigtermShutdown.Target() {
+            public void pressPowerButton() {
+                instance.pressPowerButtonOrStop();
+            }
+
+            public void stop() {
+                instance.stop();
+            }
+        };
+        Thread hook = new Thread(instance::stop, "jvmm-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        ApiServer server = null;
+        try (Console console = Console.attach(instance::current, instance::stop, input, err);
+             SigtermShutdown s = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
+            sigterm.set(s);
+            try {
+                // The socket first, as Firecracker binds it first: a path in use must not leave a VM booted behind.
+                if (apiSock != null) server = ApiServer.bind(apiSock, new Api(instance));
+                if (fileConfig != null) {
+                    try {
+                        instance.configure(fileConfig);
+                        instance.start();
+                    } catch (ApiException e) {
+                        throw new BootException(Kind.BAD_CONFIG_FILE, "--config-file " + configFile + ": " + e.getMessage());
+                    }
+                }
+                Instance.End end = instance.awaitEnd();
+                return report(end.status(), end.stats(), err);
+            } finally {
+                if (server != null) server.close();
+                instance.close();
+            }
+        } finally {
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running already
+            }
+        }
+    }
+
+    /** What every machine of an API-configured run gets besides the API's configuration. */
+    private UnaryOperator<MachineConfig.Builder> hostOptions() {
+        KernelLoader.BootPath path = bootPath();
+        java.util.Optional<OutputStream> dcon = debugcon == null ? java.util.Optional.empty() : java.util.Optional.of(debugconStream(debugcon));
+        return b -> {
+            b.console(new FileOutputStream(FileDescriptor.out)).cpuFeatures(cpuFeatures).bootPath(path);
+            dcon.ifPresent(b::debugcon);
+            if (debugExit != null) b.debugExit(debugExit);
+            return b;
+        };
+    }
+
+    static Bodies.VmConfig readConfigFile(Path file) {
+        byte[] json;
+        try {
+            json = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new BootException(Kind.BAD_CONFIG_FILE, "--config-file " + file + ": cannot read it: "
+                    + (e instanceof java.nio.file.NoSuchFileException ? "no such file" : e.getMessage()));
+        }
+        try {
+            return Api.readConfig(json);
+        } catch (ApiException e) {
+            throw new BootException(Kind.BAD_CONFIG_FILE, "--config-file " + file + ": " + e.getMessage());
+        }
     }
 
     MachineConfig configure() {
         if (shutdownTimeout < 0) throw new BootException(Kind.BAD_OPTION, "--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
-        KernelLoader.BootPath path;
-        try {
-            path = KernelLoader.BootPath.valueOf(bootPath.toUpperCase(Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new BootException(Kind.BAD_OPTION, "--boot-path must be auto, decompressor, linux64 or pvh, not '" + bootPath + "'");
-        }
+        KernelLoader.BootPath path = bootPath();
         MachineConfig.Builder b = MachineConfig.builder(kernel).memory(memory).cpus(cpus).cpuFeatures(cpuFeatures)
                 .bootPath(path).console(new FileOutputStream(FileDescriptor.out));
         if (initrd != null) b.initrd(initrd);
@@ -139,6 +246,14 @@ public final class RunCommand implements Callable<Integer> {
         if (none) b.noNetwork();
         for (Nets.NetOption n : nets) n.nic().ifPresent(b::nic);
         return b.build();
+    }
+
+    private KernelLoader.BootPath bootPath() {
+        try {
+            return KernelLoader.BootPath.valueOf(bootPath.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new BootException(Kind.BAD_OPTION, "--boot-path must be auto, decompressor, linux64 or pvh, not '" + bootPath + "'");
+        }
     }
 
     /** The library's config problem as this command's options say it. */
@@ -224,7 +339,7 @@ public final class RunCommand implements Callable<Integer> {
                 if (verbose && e.cause() != null) e.cause().printStackTrace(err);
             }
         }
-        if (stats) err.print(machineStats.format());
+        if (stats && machineStats != null) err.print(machineStats.format());
         err.flush();
         return status.exitCode();
     }

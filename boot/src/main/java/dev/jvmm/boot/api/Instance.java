@@ -1,0 +1,459 @@
+package dev.jvmm.boot.api;
+
+import dev.jvmm.boot.BootException;
+import dev.jvmm.boot.Machine;
+import dev.jvmm.boot.MachineConfig;
+import dev.jvmm.boot.MachineConfigException;
+import dev.jvmm.boot.api.ApiException.Kind;
+import dev.jvmm.core.ExitStats;
+import dev.jvmm.core.ExitStatus;
+import dev.jvmm.devices.virtio.net.VirtioNet;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.function.BooleanSupplier;
+import java.util.function.UnaryOperator;
+
+/**
+ * One microVM as Firecracker's API sees it: configured while "Not started", then started once, then "Running" or
+ * "Paused" until the guest ends the run, and the process with it. A guest's reboot builds the machine again from the
+ * same configuration (as {@code jvmm run} does) unless the host says otherwise.
+ *
+ * <p>Changes are serialized by one lock and are all-or-nothing: a refused request leaves everything as it was.
+ * Reads ({@link #info()}, {@link #machineConfig()}, {@link #vmConfig()}) take no lock and never wait, so the API
+ * answers them while a change is in progress, the guest is busy, or the VM is paused. Nothing here runs on a vCPU
+ * thread, and nothing waits for one without a timeout ({@link Host#pauseTimeout()}).
+ */
+public final class Instance implements AutoCloseable {
+    public static final String APP_NAME = "jvmm";
+
+    public enum State {
+        NOT_STARTED("Not started"), RUNNING("Running"), PAUSED("Paused");
+
+        private final String text;
+
+        State(String text) {
+            this.text = text;
+        }
+
+        /** Firecracker's word for it. */
+        public String text() {
+            return text;
+        }
+    }
+
+    /** Where PUT /logger's settings go: jvmm's log file and level (error, warn, info, debug, trace or off). */
+    public interface Logs {
+        void configure(Optional<Path> file, Optional<String> level) throws IOException;
+
+        Logs IGNORED = (file, level) -> {};
+    }
+
+    /**
+     * What the program around the API provides: the instance id, what every machine gets besides the API's
+     * configuration (console, host options), whether a guest's reboot may boot it again, the logs, and how long a
+     * pause may wait for the vCPUs.
+     */
+    public record Host(String id, UnaryOperator<MachineConfig.Builder> machine, BooleanSupplier rebootAllowed, Logs logs,
+                       Duration pauseTimeout) {
+        public static final String DEFAULT_ID = "anonymous-instance";
+        public static final Duration DEFAULT_PAUSE_TIMEOUT = Duration.ofSeconds(10);
+    }
+
+    /** How the run ended, and the last machine's exit counts (null when it never started). */
+    public record End(ExitStatus status, ExitStats stats) {}
+
+    private final Host host;
+    private final String version;
+    private final Object lock = new Object();
+    private final AtomicReference<Machine> current = new AtomicReference<>();
+    private final CompletableFuture<End> end = new CompletableFuture<>();
+    private final LongAdder requests = new LongAdder(), refused = new LongAdder(), reboots = new LongAdder();
+    private volatile Resources resources = Resources.DEFAULT;
+    private volatile State state = State.NOT_STARTED;
+    private volatile boolean stopRequested;
+    // Guarded by lock.
+    private boolean started;
+    private MetricsFile metrics;
+    private Thread runner;
+
+    public Instance(Host host) {
+        this.host = host;
+        String v = Instance.class.getPackage().getImplementationVersion();
+        this.version = v != null ? v : "0.1.0-dev";
+    }
+
+    // Reads: no lock, no waiting.
+
+    public Bodies.InstanceInfo info() {
+        return new Bodies.InstanceInfo(host.id(), state.text(), version, APP_NAME);
+    }
+
+    public State state() {
+        return state;
+    }
+
+    public Bodies.MachineConfiguration machineConfig() {
+        return resources.machine();
+    }
+
+    public Bodies.VmConfig vmConfig() {
+        return resources.toVmConfig();
+    }
+
+    public Bodies.Version version() {
+        return new Bodies.Version(version);
+    }
+
+    /** The machine running now: none before InstanceStart, between a reboot's two machines, and after the end. */
+    public Machine current() {
+        return current.get();
+    }
+
+    /** Counts a request the API answered (for the metrics). */
+    void counted(ApiResponse r) {
+        requests.increment();
+        if (r.status() >= 400) refused.increment();
+    }
+
+    // Pre-boot configuration.
+
+    public void putBootSource(Bodies.BootSource b) {
+        synchronized (lock) {
+            requireNotStarted();
+            resources = resources.withBootSource(b);
+        }
+    }
+
+    public void putMachineConfig(Bodies.MachineConfiguration m) {
+        synchronized (lock) {
+            requireNotStarted();
+            resources = resources.withMachineConfig(m);
+        }
+    }
+
+    public void patchMachineConfig(Bodies.MachineConfiguration m) {
+        synchronized (lock) {
+            requireNotStarted();
+            resources = resources.patchMachineConfig(m);
+        }
+    }
+
+    public void putDrive(Bodies.Drive d) {
+        synchronized (lock) {
+            requireNotStarted();
+            resources = resources.withDrive(d);
+        }
+    }
+
+    public void putNetworkInterface(Bodies.NetworkInterface n) {
+        synchronized (lock) {
+            requireNotStarted();
+            resources = resources.withNic(n);
+        }
+    }
+
+    public void putLogger(Bodies.Logger l) {
+        synchronized (lock) {
+            requireNotStarted();
+            String level = level(l.level());
+            if (l.module() != null) throw ApiException.invalid("Logger error: module filtering is not supported by jvmm");
+            Resources next = resources.withLogger(l);
+            Optional<Path> file = Optional.empty();
+            if (l.logPath() != null) {
+                if (l.logPath().isEmpty()) throw ApiException.invalid("Logger error: log_path is empty");
+                file = Optional.of(Path.of(l.logPath()));
+            }
+            try {
+                host.logs().configure(file, Optional.ofNullable(level));
+            } catch (IOException e) {
+                throw ApiException.invalid("Logger error: cannot open log_path " + l.logPath() + ": " + reason(e));
+            }
+            resources = next;
+        }
+    }
+
+    /** Firecracker's level names (any case; Warning or Warn) as jvmm's. */
+    private static String level(String level) {
+        if (level == null) return null;
+        return switch (level.toLowerCase(Locale.ROOT)) {
+            case "error" -> "error";
+            case "warning", "warn" -> "warn";
+            case "info" -> "info";
+            case "debug" -> "debug";
+            case "trace" -> "trace";
+            case "off" -> "off";
+            default -> throw new ApiException(Kind.BAD_JSON, "unknown variant `" + level
+                    + "` for `level`, expected one of `Error`, `Warning`, `Info`, `Debug`, `Trace`, `Off`");
+        };
+    }
+
+    public void putMetrics(Bodies.Metrics m) {
+        synchronized (lock) {
+            requireNotStarted();
+            if (m.metricsPath() == null) throw new ApiException(Kind.BAD_JSON, "missing field `metrics_path`");
+            String prefix = "Metrics error: Cannot initialize the metrics system due to bad user input: ";
+            if (metrics != null) throw ApiException.invalid(prefix + "Reinitialization of metrics not allowed.");
+            if (m.metricsPath().isEmpty()) throw ApiException.invalid(prefix + "metrics_path is empty");
+            Resources next = resources.withMetrics(m);
+            try {
+                metrics = MetricsFile.open(Path.of(m.metricsPath()), () -> metricsLine(m));
+            } catch (IOException | RuntimeException e) {
+                throw ApiException.invalid(prefix + "cannot open metrics_path " + m.metricsPath() + ": " + reason(e));
+            }
+            resources = next;
+        }
+    }
+
+    /** Applies a whole configuration (--config-file) in Firecracker's order; stops at the first refusal. */
+    public void configure(Bodies.VmConfig c) {
+        if (c.logger() != null) putLogger(c.logger());
+        if (c.metrics() != null) putMetrics(c.metrics());
+        if (c.machineConfig() != null) putMachineConfig(c.machineConfig());
+        if (c.bootSource() != null) putBootSource(c.bootSource());
+        if (c.drives() != null) for (Bodies.Drive d : c.drives()) putDrive(d);
+        if (c.networkInterfaces() != null) for (Bodies.NetworkInterface n : c.networkInterfaces()) putNetworkInterface(n);
+    }
+
+    // Actions.
+
+    /** InstanceStart: builds the machine and starts it; a machine that cannot be built leaves the instance as it was. */
+    public void start() {
+        synchronized (lock) {
+            requireNotStarted();
+            if (stopRequested) throw new ApiException(Kind.VM_UNAVAILABLE, "The microVM is being stopped.");
+            MachineConfig config = resources.toMachineConfig(host.machine());
+            Machine m = create(config);
+            try {
+                m.start();
+            } catch (RuntimeException e) {
+                m.close();
+                throw new ApiException(Kind.START_FAILED, "Start microvm error: " + e.getMessage());
+            }
+            current.set(m);
+            started = true;
+            state = State.RUNNING;
+            if (metrics != null) metrics.startPeriodic();
+            runner = Thread.ofPlatform().name("jvmm-run").start(() -> run(m, config));
+        }
+    }
+
+    private static Machine create(MachineConfig config) {
+        try {
+            return Machine.create(config);
+        } catch (MachineConfigException e) {
+            throw new ApiException(Kind.START_FAILED, "Start microvm error: " + fieldMessage(e));
+        } catch (BootException | dev.jvmm.kvm.SyscallException e) { // a file, a device, KVM itself
+            throw new ApiException(Kind.START_FAILED, "Start microvm error: " + e.getMessage());
+        }
+    }
+
+    /** The library's config problem in the API's field names. */
+    static String fieldMessage(MachineConfigException e) {
+        return switch (e.problem()) {
+            case TOO_FEW_VCPUS -> "vcpu_count must be at least " + e.limit() + ", not " + e.requested();
+            case TOO_MANY_VCPUS -> "vcpu_count " + e.requested() + " is more than KVM allows on this host (" + e.limit() + ")";
+            case MEMORY_TOO_SMALL -> "mem_size_mib must be at least " + (e.limit() >> 20);
+            case MEMORY_NOT_PAGE_ALIGNED -> "mem_size_mib must be a multiple of " + (e.limit() >> 10) + " KiB";
+            case MEMORY_EXCEEDS_HOST -> "mem_size_mib " + (e.requested() >> 20) + " is more than this host has (" + (e.limit() >> 20) + ")";
+        };
+    }
+
+    /** The run: waits for each machine to end, boots the next on a reboot, and completes {@link #awaitEnd()}. */
+    private void run(Machine first, MachineConfig config) {
+        Machine m = first;
+        ExitStatus status = new ExitStatus.Stopped();
+        ExitStats stats = null;
+        try {
+            while (true) {
+                status = m.awaitExit(Duration.ofDays(36500)).orElseThrow();
+                m.stop();
+                stats = m.stats();
+                synchronized (lock) {
+                    current.set(null);
+                    m.close();
+                    m = null;
+                    if (!(status instanceof ExitStatus.Reset) || stopRequested || !host.rebootAllowed().getAsBoolean()) break;
+                    try {
+                        m = Machine.create(config);
+                        m.start();
+                    } catch (RuntimeException e) {
+                        if (m != null) m.close();
+                        m = null;
+                        status = new ExitStatus.Error("the guest rebooted, and booting it again failed: " + e.getMessage(), e);
+                        break;
+                    }
+                    reboots.increment();
+                    current.set(m);
+                    state = State.RUNNING;
+                }
+            }
+        } catch (InterruptedException e) {
+            status = new ExitStatus.Stopped();
+        } catch (RuntimeException e) {
+            status = new ExitStatus.Error("jvmm-run: " + e, e);
+        } finally {
+            if (m != null) m.close();
+            current.set(null);
+            end.complete(new End(status, stats));
+        }
+    }
+
+    /** SendCtrlAltDel: the ACPI power button, which asks the guest OS for a clean shutdown (see README). */
+    public void sendCtrlAltDel() {
+        runningMachine().pressPowerButton();
+    }
+
+    /** PATCH /vm Paused: every vCPU held at its next exit; a vCPU that does not come within the timeout fails it. */
+    public void pause() {
+        synchronized (lock) {
+            Machine m = runningMachine();
+            if (state == State.PAUSED) return;
+            if (!m.pause(host.pauseTimeout()))
+                throw new ApiException(Kind.VM_UNAVAILABLE, "Internal VMM error: the vCPUs did not stop within "
+                        + host.pauseTimeout().toSeconds() + " s (one is busy in a device); the microVM runs on");
+            state = State.PAUSED;
+        }
+    }
+
+    public void resume() {
+        synchronized (lock) {
+            Machine m = runningMachine();
+            if (state != State.PAUSED) return;
+            m.resume();
+            state = State.RUNNING;
+        }
+    }
+
+    public void flushMetrics() {
+        MetricsFile f;
+        synchronized (lock) {
+            if (!started) throw ApiException.preBoot();
+            f = metrics;
+        }
+        if (f == null) return; // as Firecracker: nothing configured, nothing written
+        try {
+            if (!f.flush())
+                throw new ApiException(Kind.VM_UNAVAILABLE, "Metrics error: " + f.path() + " did not take the metrics within "
+                        + MetricsFile.WRITE_TIMEOUT.toSeconds() + " s (a FIFO that nobody reads?)");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ApiException(Kind.VM_UNAVAILABLE, "Metrics error: interrupted");
+        }
+    }
+
+    private Machine runningMachine() {
+        if (!started()) throw ApiException.preBoot();
+        Machine m = current.get();
+        if (m == null || m.vm().exitStatus().isPresent())
+            throw new ApiException(Kind.VM_UNAVAILABLE, "The microVM is not running: it is rebooting or has ended.");
+        return m;
+    }
+
+    private boolean started() {
+        synchronized (lock) {
+            return started;
+        }
+    }
+
+    private void requireNotStarted() {
+        if (started) throw ApiException.postBoot();
+    }
+
+    /** One metrics line: jvmm's counters, cumulative since the start (Firecracker's are since the last line). */
+    private String metricsLine(Bodies.Metrics m) {
+        Map<String, Object> line = new LinkedHashMap<>();
+        line.put("utc_timestamp_ms", System.currentTimeMillis());
+        if (Boolean.TRUE.equals(m.emitId())) line.put("id", host.id());
+        if (m.properties() != null && !m.properties().isEmpty()) line.put("properties", m.properties());
+        line.put("api_server", Map.of("requests", requests.sum(), "refused", refused.sum()));
+        line.put("vmm", Map.of("state", state.text(), "reboots", reboots.sum()));
+        Machine machine = current.get();
+        if (machine != null) {
+            Map<String, Object> exits = new LinkedHashMap<>();
+            machine.stats().snapshot().forEach((reason, row) ->
+                    exits.put(reason, Map.of("count", row.count(), "mean_ns", Math.round(row.meanNanos()))));
+            line.put("vcpu_exits", exits);
+            Map<String, Object> nets = new LinkedHashMap<>();
+            List<VirtioNet> nics = machine.nics();
+            List<Resources.Nic> configured = resources.nics();
+            for (int i = 0; i < nics.size() && i < configured.size(); i++) {
+                VirtioNet n = nics.get(i);
+                nets.put(configured.get(i).body().ifaceId(), Map.of("tx_frames", n.txFrames(), "tx_dropped", n.txDropped(),
+                        "tx_malformed", n.txMalformed(), "rx_frames", n.rxFrames(), "rx_dropped", n.rxDropped(), "rx_filtered", n.rxFiltered()));
+            }
+            line.put("net", nets);
+        }
+        return Json.write(line);
+    }
+
+    private static String reason(Exception e) {
+        if (e instanceof java.nio.file.NoSuchFileException) return "no such file or folder";
+        if (e instanceof java.nio.file.AccessDeniedException) return "permission denied";
+        return e.getMessage() != null ? e.getMessage() : e.toString();
+    }
+
+    // The end.
+
+    /** Waits for the run to end: the guest powered off or crashed, or {@link #stop()} (also before InstanceStart). */
+    public End awaitEnd() throws InterruptedException {
+        try {
+            return end.get();
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException(e.getCause());
+        }
+    }
+
+    public Optional<End> ended() {
+        return Optional.ofNullable(end.getNow(null));
+    }
+
+    /** Ends the run: the machine stops (status Stopped unless it ended already); before InstanceStart, at once. */
+    public void stop() {
+        stopRequested = true;
+        Machine m = current.get();
+        if (m != null) m.stop();
+        synchronized (lock) {
+            if (!started) {
+                end.complete(new End(new ExitStatus.Stopped(), null));
+                return;
+            }
+            Machine now = current.get();
+            if (now != null && now != m) now.stop();
+        }
+    }
+
+    /** Presses the power button of a running guest; before InstanceStart there is nothing to ask, so it stops. */
+    public void pressPowerButtonOrStop() {
+        Machine m = current.get();
+        if (m != null) m.pressPowerButton();
+        else if (!started()) stop();
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        stop();
+        Thread t;
+        synchronized (lock) {
+            t = runner;
+        }
+        if (t != null) t.join();
+        MetricsFile f;
+        synchronized (lock) {
+            f = metrics;
+        }
+        if (f != null) {
+            f.flush(); // a last line, as Firecracker writes at exit
+            f.close();
+        }
+    }
+}
