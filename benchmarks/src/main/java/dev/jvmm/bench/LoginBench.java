@@ -77,7 +77,7 @@ final class LoginBench {
                 "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
                 "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
                 "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
-                "--disk", overlay + ",transport=pci,format=qcow2", "--cmdline", "console=ttyS0 root=/dev/vda rw",
+                "--disk", overlay + ",transport=pci,format=qcow2,backing=any", "--cmdline", "console=ttyS0 root=/dev/vda rw",
                 "--cpus", "" + CPUS, "--memory", MEMORY, "--net", "user");
     }
 

@@ -78,7 +78,7 @@ class DebianGuestKvmTest {
                 "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
                 "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
                 "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
-                "--disk", overlay + ",transport=pci,format=qcow2", "--cmdline", "console=ttyS0 root=/dev/vda rw",
+                "--disk", overlay + ",transport=pci,format=qcow2,backing=any", "--cmdline", "console=ttyS0 root=/dev/vda rw",
                 "--cpus", "2", "--memory", "1G", "--net", "user,hostloopback=on,resolver=" + dns.address().getHostString()
                         + ":" + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
         String jvmmLog;
@@ -169,7 +169,7 @@ class DebianGuestKvmTest {
         MachineConfig config = MachineConfig.builder(image.resolve("vmlinuz")).initrd(image.resolve("initrd.img"))
                 .memory(1L << 30).cpus(2).cmdline("console=ttyS0 earlyprintk=serial root=/dev/vda rw")
                 .disk(new MachineConfig.DiskConfig(overlay, false, Optional.empty(), MachineConfig.DiskConfig.Transport.PCI,
-                        MachineConfig.DiskConfig.Format.QCOW2))
+                        MachineConfig.DiskConfig.Format.QCOW2, MachineConfig.DiskConfig.BackingFiles.ANY))
                 .console(console).build();
         try (Machine m = Machine.create(config)) {
             m.start();

@@ -78,6 +78,9 @@ class ApiKvmTest {
 
             assertEquals(204, call(api, "PATCH", "/vm", "{\"state\": \"Paused\"}").status());
             assertEquals("Paused", new ObjectMapper().readTree(call(api, "GET", "/", null).body().orElseThrow()).get("state").asText());
+            // debugcon's bytes reach the stream through an output pump thread: let those written before the
+            // pause arrive, then nothing more may.
+            Thread.sleep(300);
             int held = dots();
             Thread.sleep(500);
             assertEquals(held, dots(), "a paused guest prints nothing");
