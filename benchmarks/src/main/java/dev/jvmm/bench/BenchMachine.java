@@ -7,8 +7,6 @@ import dev.jvmm.core.event.EventFd;
 import dev.jvmm.core.event.IoEventRegistry;
 import dev.jvmm.core.irq.MsiRoute;
 import dev.jvmm.core.x86.EntryState;
-import org.HdrHistogram.Histogram;
-
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
@@ -18,6 +16,7 @@ import java.util.Arrays;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
+import org.HdrHistogram.Histogram;
 
 /**
  * A jvmm VM running the benchmark guest, wired as refvmm wires it: the guest's sink port and MMIO page
@@ -60,7 +59,9 @@ public final class BenchMachine implements AutoCloseable {
             vm.memory().fill(MBI_ADDR, 0x80, (byte) 0);
             vm.memory().writeInt(MBI_ADDR, 1 << 2); // flags: cmdline present
             vm.memory().writeInt(MBI_ADDR + 16, (int) CMDLINE_ADDR);
-            vm.setEntry(0, EntryState.protectedMode(LOAD_ADDR).withRax(MULTIBOOT_MAGIC).withRbx(MBI_ADDR));
+            vm.setEntry(
+                    0,
+                    EntryState.protectedMode(LOAD_ADDR).withRax(MULTIBOOT_MAGIC).withRbx(MBI_ADDR));
 
             sink = new Sink(b.sampling);
             control = new Control(vm, b.gate, b.maxBatches, sink);
@@ -104,7 +105,9 @@ public final class BenchMachine implements AutoCloseable {
 
     /** The machine for one exit benchmark. */
     public static Builder forKind(byte[] image, ExitKind kind, int cpl, int n, int reps, boolean gate) {
-        return new Builder(image, kind.cmdline(cpl, n, reps, gate)).irqPinger(kind == ExitKind.IRQ).gate(gate);
+        return new Builder(image, kind.cmdline(cpl, n, reps, gate))
+                .irqPinger(kind == ExitKind.IRQ)
+                .gate(gate);
     }
 
     public void start() {
@@ -335,7 +338,8 @@ public final class BenchMachine implements AutoCloseable {
             while (completed < target) {
                 LockSupport.parkNanos(this, TimeUnit.MILLISECONDS.toNanos(20));
                 if (completed < target && vm.exitStatus().isPresent())
-                    throw new IllegalStateException("the benchmark guest ended during a batch: " + vm.exitStatus().get());
+                    throw new IllegalStateException("the benchmark guest ended during a batch: "
+                            + vm.exitStatus().get());
             }
             return lastBatch;
         }

@@ -1,5 +1,13 @@
 package dev.jvmm.bench;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.text.DecimalFormat;
+import java.text.FieldPosition;
+import java.text.NumberFormat;
+import java.text.ParsePosition;
+import java.util.Map;
 import org.HdrHistogram.Histogram;
 import org.HdrHistogram.HistogramIterationValue;
 import org.jfree.chart.ChartFactory;
@@ -14,15 +22,6 @@ import org.jfree.chart.plot.XYPlot;
 import org.jfree.data.category.DefaultCategoryDataset;
 import org.jfree.data.xy.XYSeries;
 import org.jfree.data.xy.XYSeriesCollection;
-
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Path;
-import java.text.DecimalFormat;
-import java.text.FieldPosition;
-import java.text.NumberFormat;
-import java.text.ParsePosition;
-import java.util.Map;
 
 /** PNG charts for the report (JFreeChart, headless). */
 final class Charts {
@@ -44,8 +43,8 @@ final class Charts {
             }
             data.addSeries(s);
         }
-        JFreeChart chart = ChartFactory.createXYLineChart(title, "percentile", "exit-to-exit time (µs)", data,
-                PlotOrientation.VERTICAL, true, false, false);
+        JFreeChart chart = ChartFactory.createXYLineChart(
+                title, "percentile", "exit-to-exit time (µs)", data, PlotOrientation.VERTICAL, true, false, false);
         XYPlot plot = chart.getXYPlot();
         LogAxis x = new LogAxis("percentile");
         x.setBase(10);
@@ -69,7 +68,8 @@ final class Charts {
         groups.forEach((group, bars) -> bars.forEach((vmm, v) -> {
             if (!Double.isNaN(v)) data.addValue(v, vmm, group);
         }));
-        JFreeChart chart = ChartFactory.createBarChart(title, "", valueLabel, data, PlotOrientation.VERTICAL, true, false, false);
+        JFreeChart chart =
+                ChartFactory.createBarChart(title, "", valueLabel, data, PlotOrientation.VERTICAL, true, false, false);
         CategoryAxis x = chart.getCategoryPlot().getDomainAxis();
         x.setCategoryLabelPositions(CategoryLabelPositions.UP_45);
         x.setMaximumCategoryLabelWidthRatio(2f);

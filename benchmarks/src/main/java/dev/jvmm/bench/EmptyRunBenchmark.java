@@ -4,6 +4,8 @@ import dev.jvmm.core.Vcpu;
 import dev.jvmm.core.VirtualMachine;
 import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.gen.kvm_run;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -17,9 +19,6 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.lang.foreign.ValueLayout;
-import java.util.concurrent.TimeUnit;
-
 /**
  * KVM_RUN with kvm_run.immediate_exit set: the ioctl returns EINTR without entering the guest, so this is
  * the bare price of jvmm's downcall and the syscall, host-side only (refvmm's --empty-runs is the C twin).
@@ -27,7 +26,9 @@ import java.util.concurrent.TimeUnit;
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-XX:+UseSerialGC"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-XX:+UseSerialGC"})
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
 public class EmptyRunBenchmark {

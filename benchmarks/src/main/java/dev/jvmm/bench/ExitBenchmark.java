@@ -1,5 +1,7 @@
 package dev.jvmm.bench;
 
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -15,9 +17,6 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.time.Duration;
-import java.util.concurrent.TimeUnit;
-
 /**
  * One exit kind through jvmm's own vCPU thread and exit loop: each operation lets the guest run a batch of
  * {@link #BATCH} exits (it asks the control port for the batch, then loops), and JMH divides by the batch,
@@ -29,7 +28,9 @@ import java.util.concurrent.TimeUnit;
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-XX:+UseSerialGC"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "-XX:+UseSerialGC"})
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
 public class ExitBenchmark {
@@ -47,7 +48,8 @@ public class ExitBenchmark {
     public void boot() {
         ExitKind k = ExitKind.byGuestName(kind);
         if (!k.cpls().contains(cpl)) throw new IllegalArgumentException(kind + " does not run at CPL " + cpl);
-        machine = BenchMachine.forKind(NativeTools.locate().guestImage(), k, cpl, BATCH, 0, true).build();
+        machine = BenchMachine.forKind(NativeTools.locate().guestImage(), k, cpl, BATCH, 0, true)
+                .build();
         machine.start();
     }
 

@@ -21,6 +21,7 @@ public final class Footprint {
 
     /** An argument Footprint replaces with its System.nanoTime() at spawn (CLOCK_MONOTONIC, shared with the child). */
     public static final String T0_ARGUMENT = "-Djvmm.launch.t0=NOW";
+
     private static final java.util.regex.Pattern PHASES =
             java.util.regex.Pattern.compile("launch-phases main_ms=([0-9.]+) vm_built_ms=([0-9.]+)");
 
@@ -41,7 +42,9 @@ public final class Footprint {
         try {
             err = Files.createTempFile("launch", ".err");
             long t0 = System.nanoTime();
-            List<String> cmd = command.stream().map(a -> a.equals(T0_ARGUMENT) ? "-Djvmm.launch.t0=" + t0 : a).toList();
+            List<String> cmd = command.stream()
+                    .map(a -> a.equals(T0_ARGUMENT) ? "-Djvmm.launch.t0=" + t0 : a)
+                    .toList();
             Process p = new ProcessBuilder(cmd).redirectError(err.toFile()).start();
             long first = -1;
             try (InputStream in = p.getInputStream()) {
@@ -59,7 +62,10 @@ public final class Footprint {
                         + command + "\n" + errText);
             java.util.regex.Matcher m = PHASES.matcher(errText);
             boolean phases = m.find();
-            return new Launch((first - t0) / 1e6, (end - t0) / 1e6, phases ? Double.parseDouble(m.group(1)) : Double.NaN,
+            return new Launch(
+                    (first - t0) / 1e6,
+                    (end - t0) / 1e6,
+                    phases ? Double.parseDouble(m.group(1)) : Double.NaN,
                     phases ? Double.parseDouble(m.group(2)) : Double.NaN);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -86,7 +92,9 @@ public final class Footprint {
     public static Memory memory(List<String> command, long guestRamBytes) {
         Process p = null;
         try {
-            p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.DISCARD).start();
+            p = new ProcessBuilder(command)
+                    .redirectError(ProcessBuilder.Redirect.DISCARD)
+                    .start();
             InputStream in = p.getInputStream();
             StringBuilder seen = new StringBuilder();
             long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
@@ -101,8 +109,13 @@ public final class Footprint {
             String status = Files.readString(proc.resolve("status"));
             String rollup = Files.readString(proc.resolve("smaps_rollup"));
             long guestRss = guestMappingRss(Files.readAllLines(proc.resolve("smaps")), guestRamBytes);
-            return new Memory(kb(status, "VmRSS"), kb(status, "RssAnon"), kb(status, "RssFile"), kb(status, "RssShmem"),
-                    kb(rollup, "Pss"), guestRss);
+            return new Memory(
+                    kb(status, "VmRSS"),
+                    kb(status, "RssAnon"),
+                    kb(status, "RssFile"),
+                    kb(status, "RssShmem"),
+                    kb(rollup, "Pss"),
+                    guestRss);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } catch (InterruptedException e) {
@@ -122,7 +135,8 @@ public final class Footprint {
 
     static long kb(String procText, String field) {
         for (String line : procText.split("\n")) {
-            if (line.startsWith(field + ":")) return Long.parseLong(line.substring(field.length() + 1).trim().split("\\s+")[0]);
+            if (line.startsWith(field + ":"))
+                return Long.parseLong(line.substring(field.length() + 1).trim().split("\\s+")[0]);
         }
         return -1;
     }
@@ -136,7 +150,8 @@ public final class Footprint {
         long best = -1, size = -1;
         long lo = guestRamBytes >> 10, hi = (guestRamBytes + (4L << 20)) >> 10;
         for (String line : smaps) {
-            if (line.startsWith("Size:")) size = Long.parseLong(line.substring(5).trim().split("\\s+")[0]);
+            if (line.startsWith("Size:"))
+                size = Long.parseLong(line.substring(5).trim().split("\\s+")[0]);
             else if (line.startsWith("Rss:") && size >= lo && size <= hi)
                 best = Math.max(best, Long.parseLong(line.substring(4).trim().split("\\s+")[0]));
         }

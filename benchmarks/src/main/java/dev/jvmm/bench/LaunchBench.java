@@ -42,14 +42,29 @@ final class LaunchBench {
         Files.createDirectories(work);
         List<Report.LaunchRow> rows = new ArrayList<>();
         String bin = tools.guestBinary().toString();
-        rows.add(measure("C reference (refvmm)", "-",
+        rows.add(measure(
+                "C reference (refvmm)",
+                "-",
                 List.of(tools.refvmm().toString(), bin, "kind=none", "--mem", "" + GUEST_MIB),
-                List.of(tools.refvmm().toString(), bin, "kind=idle", "--mem", "" + GUEST_MIB), ""));
-        NativeTools.qemu().ifPresentOrElse(q -> rows.add(measure("QEMU microvm", "-M microvm -enable-kvm",
-                Qemu.command(q, tools.guestElf(), "kind=none", GUEST_MIB),
-                Qemu.command(q, tools.guestElf(), "kind=idle", GUEST_MIB), "")),
-                () -> rows.add(new Report.LaunchRow("QEMU microvm", "-", NONE, NONE, NONE, NONE, null,
-                        "qemu-system-x86_64 not installed")));
+                List.of(tools.refvmm().toString(), bin, "kind=idle", "--mem", "" + GUEST_MIB),
+                ""));
+        NativeTools.qemu()
+                .ifPresentOrElse(
+                        q -> rows.add(measure(
+                                "QEMU microvm",
+                                "-M microvm -enable-kvm",
+                                Qemu.command(q, tools.guestElf(), "kind=none", GUEST_MIB),
+                                Qemu.command(q, tools.guestElf(), "kind=idle", GUEST_MIB),
+                                "")),
+                        () -> rows.add(new Report.LaunchRow(
+                                "QEMU microvm",
+                                "-",
+                                NONE,
+                                NONE,
+                                NONE,
+                                NONE,
+                                null,
+                                "qemu-system-x86_64 not installed")));
 
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         String cp = jarClasspath();
@@ -57,20 +72,38 @@ final class LaunchBench {
         rows.add(jvmm(java, cp, "SerialGC -Xms16m -Xmx64m", serial, null));
         if (!config.everyJvmSetting()) return rows;
         rows.add(jvmm(java, cp, "JDK defaults (G1, default heap)", List.of(), null));
-        rows.add(jvmm(java, cp, "SerialGC -Xmx64m, C1 only (TieredStopAtLevel=1)", plus(serial, "-XX:TieredStopAtLevel=1"), null));
+        rows.add(jvmm(
+                java,
+                cp,
+                "SerialGC -Xmx64m, C1 only (TieredStopAtLevel=1)",
+                plus(serial, "-XX:TieredStopAtLevel=1"),
+                null));
         Path jsa = work.resolve("jvmm-dynamic.jsa");
         Files.deleteIfExists(jsa);
-        rows.add(jvmm(java, cp, "SerialGC -Xmx64m, AppCDS dynamic archive",
-                plus(serial, "-XX:SharedArchiveFile=" + jsa, "-XX:+AutoCreateSharedArchive"), List.of()));
+        rows.add(jvmm(
+                java,
+                cp,
+                "SerialGC -Xmx64m, AppCDS dynamic archive",
+                plus(serial, "-XX:SharedArchiveFile=" + jsa, "-XX:+AutoCreateSharedArchive"),
+                List.of()));
         if (Runtime.version().feature() >= 25) {
             Path aot = work.resolve("jvmm.aot");
             Files.deleteIfExists(aot);
-            rows.add(jvmm(java, cp, "SerialGC -Xmx64m, AOT cache (JEP 483/514)", plus(serial, "-XX:AOTCache=" + aot),
+            rows.add(jvmm(
+                    java,
+                    cp,
+                    "SerialGC -Xmx64m, AOT cache (JEP 483/514)",
+                    plus(serial, "-XX:AOTCache=" + aot),
                     plus(serial, "-XX:AOTCacheOutput=" + aot)));
             Path lean = work.resolve("jvmm-lean.aot");
             Files.deleteIfExists(lean);
-            List<String> leanFlags = plus(serial, "-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=16m", "-Xss512k");
-            rows.add(jvmm(java, cp, "SerialGC -Xmx64m, C1 only, 16 MiB code cache, AOT cache", plus(leanFlags, "-XX:AOTCache=" + lean),
+            List<String> leanFlags =
+                    plus(serial, "-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=16m", "-Xss512k");
+            rows.add(jvmm(
+                    java,
+                    cp,
+                    "SerialGC -Xmx64m, C1 only, 16 MiB code cache, AOT cache",
+                    plus(leanFlags, "-XX:AOTCache=" + lean),
                     plus(leanFlags, "-XX:AOTCacheOutput=" + lean)));
         }
         return rows;
@@ -83,26 +116,35 @@ final class LaunchBench {
             try {
                 Footprint.launch(t);
             } catch (RuntimeException e) {
-                return new Report.LaunchRow("jvmm", settings, NONE, NONE, NONE, NONE, null,
-                        "training run failed: " + e.getMessage());
+                return new Report.LaunchRow(
+                        "jvmm", settings, NONE, NONE, NONE, NONE, null, "training run failed: " + e.getMessage());
             }
         }
-        return measure("jvmm", settings, command(java, cp, flags, "kind=none"), command(java, cp, flags, "kind=idle"), "");
+        return measure(
+                "jvmm", settings, command(java, cp, flags, "kind=none"), command(java, cp, flags, "kind=idle"), "");
     }
 
     private List<String> command(String java, String cp, List<String> flags, String cmdline) {
         // JVM logging goes to stderr so that stdout carries only guest output (its first byte is timed).
-        List<String> c = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-Xlog:disable",
-                "-Xlog:all=warning:stderr", Footprint.T0_ARGUMENT));
+        List<String> c = new ArrayList<>(List.of(
+                java,
+                "--enable-native-access=ALL-UNNAMED",
+                "-Xlog:disable",
+                "-Xlog:all=warning:stderr",
+                Footprint.T0_ARGUMENT));
         c.addAll(flags);
-        c.addAll(List.of("-cp", cp, LaunchMain.class.getName(), tools.guestBinary().toString(), "" + GUEST_MIB, cmdline));
+        c.addAll(List.of(
+                "-cp", cp, LaunchMain.class.getName(), tools.guestBinary().toString(), "" + GUEST_MIB, cmdline));
         return c;
     }
 
     private Report.LaunchRow measure(String vmm, String settings, List<String> launch, List<String> idle, String note) {
         say.say("[launch] %s %s", vmm, settings);
         try {
-            List<Double> first = new ArrayList<>(), exit = new ArrayList<>(), main = new ArrayList<>(), built = new ArrayList<>();
+            List<Double> first = new ArrayList<>(),
+                    exit = new ArrayList<>(),
+                    main = new ArrayList<>(),
+                    built = new ArrayList<>();
             for (int i = 0; i < config.launchRuns(); i++) {
                 Footprint.Launch l = Footprint.launch(launch);
                 first.add(l.firstOutputMs());
@@ -113,12 +155,21 @@ final class LaunchBench {
                 }
             }
             Footprint.Memory m = Footprint.memory(idle, (long) GUEST_MIB << 20);
-            say.say("    first output %.1f ms, exit %.1f ms, RSS %d kB (%d kB beyond guest RAM)",
+            say.say(
+                    "    first output %.1f ms, exit %.1f ms, RSS %d kB (%d kB beyond guest RAM)",
                     Stats.of(first).median(), Stats.of(exit).median(), m.rssKb(), m.beyondGuestKb());
-            return new Report.LaunchRow(vmm, settings, Stats.of(first), Stats.of(exit), Stats.of(main), Stats.of(built), m, note);
+            return new Report.LaunchRow(
+                    vmm, settings, Stats.of(first), Stats.of(exit), Stats.of(main), Stats.of(built), m, note);
         } catch (RuntimeException e) {
             say.say("    failed: %s", e.getMessage());
-            return new Report.LaunchRow(vmm, settings, NONE, NONE, NONE, NONE, null,
+            return new Report.LaunchRow(
+                    vmm,
+                    settings,
+                    NONE,
+                    NONE,
+                    NONE,
+                    NONE,
+                    null,
                     "failed: " + e.getMessage().lines().findFirst().orElse(""));
         }
     }
@@ -166,8 +217,9 @@ final class LaunchBench {
     }
 
     private static void packDirectory(Path dir, Path jar) throws IOException {
-        try (OutputStream fo = Files.newOutputStream(jar); JarOutputStream jo = new JarOutputStream(fo);
-             Stream<Path> files = Files.walk(dir)) {
+        try (OutputStream fo = Files.newOutputStream(jar);
+                JarOutputStream jo = new JarOutputStream(fo);
+                Stream<Path> files = Files.walk(dir)) {
             for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile).sorted()::iterator) {
                 jo.putNextEntry(new JarEntry(dir.relativize(f).toString().replace('\\', '/')));
                 try {

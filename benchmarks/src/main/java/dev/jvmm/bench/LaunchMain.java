@@ -1,7 +1,6 @@
 package dev.jvmm.bench;
 
 import dev.jvmm.core.ExitStatus;
-
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.nio.file.Files;
@@ -28,14 +27,16 @@ public final class LaunchMain {
         long memory = Long.parseLong(args[1]) << 20;
         ExitStatus status;
         long built;
-        try (BenchMachine m = BenchMachine.builder(image, args[2]).memory(memory)
-                .echo(new FileOutputStream(FileDescriptor.out)).build()) {
+        try (BenchMachine m = BenchMachine.builder(image, args[2])
+                .memory(memory)
+                .echo(new FileOutputStream(FileDescriptor.out))
+                .build()) {
             built = System.nanoTime();
             m.start();
             status = m.awaitExit(Duration.ofMinutes(10)).orElse(new ExitStatus.Stopped());
         }
         if (t0 != 0) // phases for the launch report, on stderr so stdout holds only guest output
-            System.err.printf("launch-phases main_ms=%.1f vm_built_ms=%.1f%n", (atMain - t0) / 1e6, (built - t0) / 1e6);
+        System.err.printf("launch-phases main_ms=%.1f vm_built_ms=%.1f%n", (atMain - t0) / 1e6, (built - t0) / 1e6);
         if (status instanceof ExitStatus.GuestExit g) System.exit(g.code());
         System.err.println("guest ended with " + status);
         System.exit(2);

@@ -24,6 +24,7 @@ final class LoginBench {
     static final String MEMORY = "1G";
     /** The prompt the image's serial getty prints (its hostname is jvmm-debian). */
     private static final String PROMPT = "jvmm-debian login:";
+
     private static final Duration TIMEOUT = Duration.ofMinutes(15);
 
     private final Path image;
@@ -44,7 +45,8 @@ final class LoginBench {
             return "kvm_pvm host: guest kernel code is emulated and a distribution kernel stops in early boot";
         if (NativeTools.qemu().isEmpty()) return "qemu-system-x86_64 not installed";
         for (String f : List.of("vmlinuz", "initrd.img", "debian.qcow2"))
-            if (!Files.isRegularFile(image.resolve(f))) return image.resolve(f) + " missing (scripts/debian-image.sh makes it)";
+            if (!Files.isRegularFile(image.resolve(f)))
+                return image.resolve(f) + " missing (scripts/debian-image.sh makes it)";
         return null;
     }
 
@@ -65,28 +67,79 @@ final class LoginBench {
     private Path overlay(String name) throws IOException, InterruptedException {
         Path overlay = work.resolve(name + ".qcow2");
         Files.deleteIfExists(overlay);
-        Process p = new ProcessBuilder("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-                image.resolve("debian.qcow2").toString(), overlay.toString()).redirectErrorStream(true).start();
+        Process p = new ProcessBuilder(
+                        "qemu-img",
+                        "create",
+                        "-q",
+                        "-f",
+                        "qcow2",
+                        "-F",
+                        "qcow2",
+                        "-b",
+                        image.resolve("debian.qcow2").toString(),
+                        overlay.toString())
+                .redirectErrorStream(true)
+                .start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (p.waitFor() != 0) throw new IllegalStateException("qemu-img create failed: " + out);
         return overlay;
     }
 
     private List<String> jvmmCommand(Path overlay) {
-        return List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-                "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
-                "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
-                "--disk", overlay + ",transport=pci,format=qcow2,backing=any", "--cmdline", "console=ttyS0 root=/dev/vda rw",
-                "--cpus", "" + CPUS, "--memory", MEMORY, "--net", "user");
+        return List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow",
+                "-cp",
+                System.getProperty("java.class.path"),
+                "dev.jvmm.boot.cli.Main",
+                "run",
+                "--kernel",
+                image.resolve("vmlinuz").toString(),
+                "--initrd",
+                image.resolve("initrd.img").toString(),
+                "--disk",
+                overlay + ",transport=pci,format=qcow2,backing=any",
+                "--cmdline",
+                "console=ttyS0 root=/dev/vda rw",
+                "--cpus",
+                "" + CPUS,
+                "--memory",
+                MEMORY,
+                "--net",
+                "user");
     }
 
     private List<String> qemuCommand(Path overlay) {
-        return List.of(NativeTools.qemu().orElseThrow().toString(), "-accel", "kvm", "-M", "q35", "-cpu", "host",
-                "-smp", "" + CPUS, "-m", MEMORY, "-nodefaults", "-display", "none", "-serial", "stdio",
-                "-kernel", image.resolve("vmlinuz").toString(), "-initrd", image.resolve("initrd.img").toString(),
-                "-append", "console=ttyS0 root=/dev/vda rw", "-drive", "file=" + overlay + ",if=virtio,format=qcow2",
-                "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0");
+        return List.of(
+                NativeTools.qemu().orElseThrow().toString(),
+                "-accel",
+                "kvm",
+                "-M",
+                "q35",
+                "-cpu",
+                "host",
+                "-smp",
+                "" + CPUS,
+                "-m",
+                MEMORY,
+                "-nodefaults",
+                "-display",
+                "none",
+                "-serial",
+                "stdio",
+                "-kernel",
+                image.resolve("vmlinuz").toString(),
+                "-initrd",
+                image.resolve("initrd.img").toString(),
+                "-append",
+                "console=ttyS0 root=/dev/vda rw",
+                "-drive",
+                "file=" + overlay + ",if=virtio,format=qcow2",
+                "-netdev",
+                "user,id=n0",
+                "-device",
+                "virtio-net-pci,netdev=n0");
     }
 
     /**
@@ -97,13 +150,19 @@ final class LoginBench {
             throws IOException, InterruptedException {
         Path log = work.resolve(name + ".log");
         long t0 = System.nanoTime();
-        Process p = new ProcessBuilder(command).redirectError(work.resolve(name + ".err").toFile()).start();
+        Process p = new ProcessBuilder(command)
+                .redirectError(work.resolve(name + ".err").toFile())
+                .start();
         CompletableFuture<Long> prompt = new CompletableFuture<>();
         // A thread of its own: a reader blocked on a console that never ends must not hold up the next one.
-        Thread.ofPlatform().daemon().name("console-" + name).start(() -> prompt.complete(awaitPrompt(p.getInputStream(), log)));
+        Thread.ofPlatform()
+                .daemon()
+                .name("console-" + name)
+                .start(() -> prompt.complete(awaitPrompt(p.getInputStream(), log)));
         try {
             Long at = prompt.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-            if (at == null) throw new IllegalStateException(name + ": the console ended before a login prompt; see " + log);
+            if (at == null)
+                throw new IllegalStateException(name + ": the console ended before a login prompt; see " + log);
             return (at - t0) / 1e9;
         } catch (TimeoutException e) {
             throw new IllegalStateException(name + ": no login prompt within " + timeout + "; see " + log);

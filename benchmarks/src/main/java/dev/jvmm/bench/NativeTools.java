@@ -25,7 +25,11 @@ public final class NativeTools {
             dir = Path.of(configured);
         } else {
             try {
-                Path code = Path.of(NativeTools.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+                Path code = Path.of(NativeTools.class
+                        .getProtectionDomain()
+                        .getCodeSource()
+                        .getLocation()
+                        .toURI());
                 dir = code.getParent().resolve("native");
             } catch (URISyntaxException e) {
                 throw new IllegalStateException(e);

@@ -1,5 +1,9 @@
 package dev.jvmm.bench;
 
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
+
 import dev.jvmm.core.bus.Bus;
 import dev.jvmm.core.irq.InterruptController;
 import dev.jvmm.core.irq.InterruptEvent;
@@ -14,7 +18,6 @@ import dev.jvmm.devices.virtio.DeviceStatus;
 import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.mmio.VirtioMmioTransport;
 import dev.jvmm.devices.virtio.net.VirtioNet;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.VarHandle;
@@ -22,10 +25,6 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
-
-import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
-import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
-import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * A guest's virtio-net driver in Java, for benchmarks of the device: split rings and fixed 2 KiB buffers in a
@@ -36,8 +35,15 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 final class NetGuest implements AutoCloseable {
     static final int QUEUE = 256, BUF = 2048, HDR = VirtioNet.HEADER;
     static final long RAM_BASE = 0x10000, MMIO_BASE = 0xd000_0000L;
-    private static final int REG_STATUS = 0x070, REG_QUEUE_SEL = 0x030, REG_QUEUE_NUM = 0x038, REG_QUEUE_READY = 0x044,
-            REG_NOTIFY = 0x050, REG_INT_STATUS = 0x060, REG_INT_ACK = 0x064, REG_DRV_FEATURES = 0x020, REG_DRV_FEATURES_SEL = 0x024;
+    private static final int REG_STATUS = 0x070,
+            REG_QUEUE_SEL = 0x030,
+            REG_QUEUE_NUM = 0x038,
+            REG_QUEUE_READY = 0x044,
+            REG_NOTIFY = 0x050,
+            REG_INT_STATUS = 0x060,
+            REG_INT_ACK = 0x064,
+            REG_DRV_FEATURES = 0x020,
+            REG_DRV_FEATURES_SEL = 0x024;
 
     final Arena arena = Arena.ofShared();
     final MemorySegment ram;
@@ -58,8 +64,7 @@ final class NetGuest implements AutoCloseable {
                 }
 
                 @Override
-                public void close() {
-                }
+                public void close() {}
             };
         }
 
@@ -168,7 +173,8 @@ final class NetGuest implements AutoCloseable {
         reg(REG_DRV_FEATURES_SEL, 1);
         reg(REG_DRV_FEATURES, (int) (accepted >>> 32));
         reg(REG_STATUS, DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK);
-        if ((reg(REG_STATUS) & DeviceStatus.FEATURES_OK) == 0) throw new IllegalStateException("device refused features 0x" + Long.toHexString(accepted));
+        if ((reg(REG_STATUS) & DeviceStatus.FEATURES_OK) == 0)
+            throw new IllegalStateException("device refused features 0x" + Long.toHexString(accepted));
         for (Ring r : List.of(rx, tx)) {
             reg(REG_QUEUE_SEL, r.index);
             reg(REG_QUEUE_NUM, QUEUE);
@@ -180,7 +186,9 @@ final class NetGuest implements AutoCloseable {
             }
             reg(REG_QUEUE_READY, 1);
         }
-        reg(REG_STATUS, DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK | DeviceStatus.DRIVER_OK);
+        reg(
+                REG_STATUS,
+                DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK | DeviceStatus.DRIVER_OK);
         while (rx.freeCount() > 0) rx.offer(rx.take(), BUF, true);
         rx.publish();
     }

@@ -1,7 +1,6 @@
 package dev.jvmm.bench;
 
 import dev.jvmm.kvm.Libc;
-
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;

@@ -2,6 +2,17 @@ package dev.jvmm.bench;
 
 import dev.jvmm.devices.block.qcow2.Qcow2Creator;
 import dev.jvmm.devices.block.qcow2.Qcow2Image;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collection;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -18,18 +29,6 @@ import org.openjdk.jmh.annotations.Warmup;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
-
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.util.Collection;
-import java.util.Locale;
-import java.util.SplittableRandom;
-import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * qcow2 I/O of jvmm's engine next to `qemu-img bench` on the same image, in one run: sequential and random
@@ -111,7 +110,8 @@ public class Qcow2Benchmark {
         if (Files.exists(p)) return p;
         Path tmp = Path.of(p + ".tmp");
         Qcow2Creator.create(tmp, Qcow2Creator.Options.of((long) mib << 20));
-        try (Qcow2Image img = Qcow2Image.open(tmp, false); Arena a = Arena.ofConfined()) {
+        try (Qcow2Image img = Qcow2Image.open(tmp, false);
+                Arena a = Arena.ofConfined()) {
             MemorySegment chunk = a.allocate(1 << 20);
             for (long off = 0; off < (long) mib << 20; off += 1 << 20) {
                 chunk.fill((byte) (off >>> 20 | 1));
@@ -125,9 +125,23 @@ public class Qcow2Benchmark {
 
     /** ops/s of `qemu-img bench` for a sequential pattern. */
     static double qemuBench(Path image, int blockSize, boolean write, int count) throws Exception {
-        Process pr = new ProcessBuilder("qemu-img", "bench", "-f", "qcow2", "-t", "writeback", "-d", "1",
-                "-s", String.valueOf(blockSize), "-c", String.valueOf(count), write ? "-w" : "-q", image.toString())
-                .redirectErrorStream(true).start();
+        Process pr = new ProcessBuilder(
+                        "qemu-img",
+                        "bench",
+                        "-f",
+                        "qcow2",
+                        "-t",
+                        "writeback",
+                        "-d",
+                        "1",
+                        "-s",
+                        String.valueOf(blockSize),
+                        "-c",
+                        String.valueOf(count),
+                        write ? "-w" : "-q",
+                        image.toString())
+                .redirectErrorStream(true)
+                .start();
         String out = new String(pr.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (pr.waitFor() != 0) throw new IllegalStateException("qemu-img bench failed: " + out);
         Matcher m = Pattern.compile("Run completed in ([0-9.]+) seconds").matcher(out);
@@ -139,10 +153,11 @@ public class Qcow2Benchmark {
         int mib = args.length > 0 ? Integer.parseInt(args[0]) : 1024;
         Path image = prepare(mib);
         Collection<RunResult> results = new Runner(new OptionsBuilder()
-                .include(Qcow2Benchmark.class.getSimpleName())
-                .param("imageMiB", String.valueOf(mib))
-                .param("imagePath", image.toString())
-                .build()).run();
+                        .include(Qcow2Benchmark.class.getSimpleName())
+                        .param("imageMiB", String.valueOf(mib))
+                        .param("imagePath", image.toString())
+                        .build())
+                .run();
         System.out.println();
         System.out.println("pattern               block   jvmm ops/s   qemu-img bench ops/s   jvmm/qemu");
         for (RunResult r : results) {

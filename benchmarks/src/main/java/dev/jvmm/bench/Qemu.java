@@ -19,9 +19,25 @@ public final class Qemu {
 
     /** The command line used for every QEMU run (exit benchmarks, launch, memory). */
     public static List<String> command(Path qemu, Path elf, String cmdline, int memoryMiB) {
-        return List.of(qemu.toString(), "-M", "microvm", "-enable-kvm", "-m", memoryMiB + "M", "-nodefaults",
-                "-no-reboot", "-display", "none", "-kernel", elf.toString(), "-append", cmdline,
-                "-debugcon", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=4");
+        return List.of(
+                qemu.toString(),
+                "-M",
+                "microvm",
+                "-enable-kvm",
+                "-m",
+                memoryMiB + "M",
+                "-nodefaults",
+                "-no-reboot",
+                "-display",
+                "none",
+                "-kernel",
+                elf.toString(),
+                "-append",
+                cmdline,
+                "-debugcon",
+                "stdio",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=4");
     }
 
     /** The guest's rdtsc delta of each batch. */
@@ -29,7 +45,9 @@ public final class Qemu {
         String out;
         int rc;
         try {
-            Process p = new ProcessBuilder(command(qemu, elf, cmdline, 64)).redirectError(ProcessBuilder.Redirect.DISCARD).start();
+            Process p = new ProcessBuilder(command(qemu, elf, cmdline, 64))
+                    .redirectError(ProcessBuilder.Redirect.DISCARD)
+                    .start();
             out = new String(p.getInputStream().readAllBytes());
             if (!p.waitFor(5, TimeUnit.MINUTES)) {
                 p.destroyForcibly();

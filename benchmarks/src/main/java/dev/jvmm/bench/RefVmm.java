@@ -13,13 +13,20 @@ public final class RefVmm {
     private static final Pattern RECORD = Pattern.compile("(tsc_khz|batch|empty_run|exit) (\\d+)(?: (\\d+))?");
     private static final Pattern CYCLES = Pattern.compile("cycles=([0-9a-f]+)");
 
-    public record Result(List<Long> batchNanos, List<Long> guestCycles, int tscKhz, long emptyRunNanos,
-                         long emptyRuns, int exitCode, String output) {}
+    public record Result(
+            List<Long> batchNanos,
+            List<Long> guestCycles,
+            int tscKhz,
+            long emptyRunNanos,
+            long emptyRuns,
+            int exitCode,
+            String output) {}
 
     private RefVmm() {}
 
     public static Result run(NativeTools tools, String cmdline, Path samples, long emptyRuns) {
-        List<String> cmd = new ArrayList<>(List.of(tools.refvmm().toString(), tools.guestBinary().toString(), cmdline));
+        List<String> cmd = new ArrayList<>(
+                List.of(tools.refvmm().toString(), tools.guestBinary().toString(), cmdline));
         if (samples != null) cmd.addAll(List.of("--samples", samples.toString()));
         if (emptyRuns > 0) cmd.addAll(List.of("--empty-runs", Long.toString(emptyRuns)));
         String out;
@@ -54,14 +61,15 @@ public final class RefVmm {
                         empty = Long.parseLong(m.group(3));
                     }
                     case "exit" -> exit = (int) v;
-                    default -> { }
+                    default -> {}
                 }
             }
             Matcher c = CYCLES.matcher(line);
             if (line.contains("R kind=") && c.find()) cycles.add(Long.parseUnsignedLong(c.group(1), 16));
         }
         if (rc != 0 || exit != 0)
-            throw new IllegalStateException("refvmm failed (status " + rc + ", guest exit " + exit + ") for '" + cmdline + "':\n" + out);
+            throw new IllegalStateException(
+                    "refvmm failed (status " + rc + ", guest exit " + exit + ") for '" + cmdline + "':\n" + out);
         return new Result(batches, cycles, tscKhz, emptyNs, empty, exit, out);
     }
 }

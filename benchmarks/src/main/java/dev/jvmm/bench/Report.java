@@ -4,21 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import dev.jvmm.core.ExitStats;
-import org.HdrHistogram.Histogram;
-import org.openjdk.jmh.infra.BenchmarkParams;
-import org.openjdk.jmh.profile.GCProfiler;
-import org.openjdk.jmh.results.BenchmarkResult;
-import org.openjdk.jmh.results.IterationResult;
-import org.openjdk.jmh.results.Result;
-import org.openjdk.jmh.results.RunResult;
-import org.openjdk.jmh.results.format.ResultFormatType;
-import org.openjdk.jmh.runner.Runner;
-import org.openjdk.jmh.runner.RunnerException;
-import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
-import org.openjdk.jmh.runner.options.OptionsBuilder;
-import org.openjdk.jmh.runner.options.TimeValue;
-import org.openjdk.jmh.runner.options.VerboseMode;
-
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
@@ -34,6 +19,20 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import org.HdrHistogram.Histogram;
+import org.openjdk.jmh.infra.BenchmarkParams;
+import org.openjdk.jmh.profile.GCProfiler;
+import org.openjdk.jmh.results.BenchmarkResult;
+import org.openjdk.jmh.results.IterationResult;
+import org.openjdk.jmh.results.Result;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.results.format.ResultFormatType;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+import org.openjdk.jmh.runner.options.VerboseMode;
 
 /**
  * The benchmark suite in one command: exit latency of jvmm against the C reference VMM (refvmm) and QEMU
@@ -49,16 +48,50 @@ public final class Report {
      * What to run and how long; {@link #quick} is the smoke-test size, {@link #emulated} the smoke test for a
      * machine where every exit and every JVM start is slow (KVM inside QEMU's emulator, scripts/with-kvm).
      */
-    public record Config(boolean quick, Path out, int exitsPerBatch, int batches, int rounds, long warmupExits,
-                         int jmhWarmups, int jmhIterations, int jmhIterationMs, int jmhForks, int launchRuns,
-                         boolean everyJvmSetting, boolean exits, boolean jmh, boolean qemu, boolean launch,
-                         Optional<Path> debian, int loginRounds) {
+    public record Config(
+            boolean quick,
+            Path out,
+            int exitsPerBatch,
+            int batches,
+            int rounds,
+            long warmupExits,
+            int jmhWarmups,
+            int jmhIterations,
+            int jmhIterationMs,
+            int jmhForks,
+            int launchRuns,
+            boolean everyJvmSetting,
+            boolean exits,
+            boolean jmh,
+            boolean qemu,
+            boolean launch,
+            Optional<Path> debian,
+            int loginRounds) {
         public static Config standard(Path out) {
-            return new Config(false, out, 5000, 3, 5, 30_000, 3, 5, 1000, 1, 5, true, true, true, true, true, Optional.empty(), 3);
+            return new Config(
+                    false,
+                    out,
+                    5000,
+                    3,
+                    5,
+                    30_000,
+                    3,
+                    5,
+                    1000,
+                    1,
+                    5,
+                    true,
+                    true,
+                    true,
+                    true,
+                    true,
+                    Optional.empty(),
+                    3);
         }
 
         public static Config quick(Path out) {
-            return new Config(true, out, 300, 2, 2, 30_000, 1, 2, 200, 1, 1, true, true, true, true, true, Optional.empty(), 1);
+            return new Config(
+                    true, out, 300, 2, 2, 30_000, 1, 2, 200, 1, 1, true, true, true, true, true, Optional.empty(), 1);
         }
 
         /**
@@ -67,18 +100,53 @@ public final class Report {
          * numbers are then not for comparing, JMH's own advice) and jvmm launches with one JVM setting only.
          */
         public static Config emulated(Path out) {
-            return new Config(true, out, 50, 2, 1, 100, 0, 1, 100, 0, 1, false, true, true, true, true, Optional.empty(), 1);
+            return new Config(
+                    true, out, 50, 2, 1, 100, 0, 1, 100, 0, 1, false, true, true, true, true, Optional.empty(), 1);
         }
 
         Config with(boolean exits, boolean jmh, boolean qemu, boolean launch) {
-            return new Config(quick, out, exitsPerBatch, batches, rounds, warmupExits, jmhWarmups, jmhIterations,
-                    jmhIterationMs, jmhForks, launchRuns, everyJvmSetting, exits, jmh, qemu, launch, debian, loginRounds);
+            return new Config(
+                    quick,
+                    out,
+                    exitsPerBatch,
+                    batches,
+                    rounds,
+                    warmupExits,
+                    jmhWarmups,
+                    jmhIterations,
+                    jmhIterationMs,
+                    jmhForks,
+                    launchRuns,
+                    everyJvmSetting,
+                    exits,
+                    jmh,
+                    qemu,
+                    launch,
+                    debian,
+                    loginRounds);
         }
 
         /** With the time-to-login rows for the Debian guest in {@code image} (scripts/debian-image.sh's folder). */
         Config withDebian(Path image) {
-            return new Config(quick, out, exitsPerBatch, batches, rounds, warmupExits, jmhWarmups, jmhIterations,
-                    jmhIterationMs, jmhForks, launchRuns, everyJvmSetting, exits, jmh, qemu, launch, Optional.of(image), loginRounds);
+            return new Config(
+                    quick,
+                    out,
+                    exitsPerBatch,
+                    batches,
+                    rounds,
+                    warmupExits,
+                    jmhWarmups,
+                    jmhIterations,
+                    jmhIterationMs,
+                    jmhForks,
+                    launchRuns,
+                    everyJvmSetting,
+                    exits,
+                    jmh,
+                    qemu,
+                    launch,
+                    Optional.of(image),
+                    loginRounds);
         }
     }
 
@@ -88,7 +156,9 @@ public final class Report {
         final int cpl;
         final List<Double> jvmmNs = new ArrayList<>(), refNs = new ArrayList<>(), qemuGuestNs = new ArrayList<>();
         final List<Double> jvmmGuestNs = new ArrayList<>(), refGuestNs = new ArrayList<>();
-        final List<Double> ratio = new ArrayList<>(), ratioGuestClock = new ArrayList<>(), qemuRatio = new ArrayList<>();
+        final List<Double> ratio = new ArrayList<>(),
+                ratioGuestClock = new ArrayList<>(),
+                qemuRatio = new ArrayList<>();
         double dispatchNs = Double.NaN;
         String dispatchReason = "";
         double allocBytesPerExit = Double.NaN;
@@ -116,8 +186,15 @@ public final class Report {
         }
     }
 
-    record LaunchRow(String vmm, String settings, Stats firstOutputMs, Stats exitMs, Stats mainMs, Stats vmBuiltMs,
-                     Footprint.Memory memory, String note) {}
+    record LaunchRow(
+            String vmm,
+            String settings,
+            Stats firstOutputMs,
+            Stats exitMs,
+            Stats mainMs,
+            Stats vmBuiltMs,
+            Footprint.Memory memory,
+            String note) {}
 
     private final Config config;
     private final NativeTools tools;
@@ -150,7 +227,8 @@ public final class Report {
                 case "--no-exits" -> exits = false;
                 case "--debian" -> debian = Path.of(args[++i]);
                 case "-h", "--help" -> {
-                    System.out.println("usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] [--no-exits] [--debian DIR]");
+                    System.out.println(
+                            "usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] [--no-exits] [--debian DIR]");
                     System.out.println("  --debian DIR  also time a Debian guest to its login prompt, jvmm against QEMU"
                             + " (DIR: what scripts/debian-image.sh prints)");
                     return;
@@ -174,8 +252,16 @@ public final class Report {
         if (config.exits()) for (ExitKind k : ExitKind.values()) for (int cpl : k.cpls()) rows.add(new ExitRow(k, cpl));
         int step = 0;
         for (ExitRow row : rows) {
-            say("[exits %d/%d] %s: paired rounds jvmm / C%s", ++step, rows.size(), row.label(),
-                    config.qemu() && row.kind.qemuComparable() && NativeTools.qemu().isPresent() ? " / QEMU" : "");
+            say(
+                    "[exits %d/%d] %s: paired rounds jvmm / C%s",
+                    ++step,
+                    rows.size(),
+                    row.label(),
+                    config.qemu()
+                                    && row.kind.qemuComparable()
+                                    && NativeTools.qemu().isPresent()
+                            ? " / QEMU"
+                            : "");
             pairedRounds(row);
             if (row.kind != ExitKind.IOEVENTFD && row.kind != ExitKind.IRQ) histograms(row);
         }
@@ -184,23 +270,40 @@ public final class Report {
             int i = 0;
             for (ExitRow row : rows) {
                 say("[jmh %d/%d] ExitBenchmark kind=%s cpl=%d", ++i, rows.size() + 1, row.kind.guestName(), row.cpl);
-                row.jmh = jmh(ExitBenchmark.class.getName() + ".exits", Map.of("kind", row.kind.guestName(), "cpl", "" + row.cpl));
+                row.jmh = jmh(
+                        ExitBenchmark.class.getName() + ".exits",
+                        Map.of("kind", row.kind.guestName(), "cpl", "" + row.cpl));
             }
             say("[jmh %d/%d] EmptyRunBenchmark", rows.size() + 1, rows.size() + 1);
             jmhEmptyRun = jmh(EmptyRunBenchmark.class.getName() + ".emptyRun", Map.of());
-            Files.writeString(config.out().resolve("jmh.json"), new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(jmhJson));
+            Files.writeString(
+                    config.out().resolve("jmh.json"),
+                    new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(jmhJson));
         }
         List<LaunchRow> launches = config.launch() ? new LaunchBench(config, tools, this::say).run() : List.of();
         LoginResult login = config.debian().map(this::login).orElse(null);
         Path md = config.out().resolve("report.md");
-        Files.writeString(md, new ReportWriter(config, rows, launches, login, tscKhz, refEmptyRunNs, jmhEmptyRun, loadBefore,
-                loadAverage()).write());
+        Files.writeString(
+                md,
+                new ReportWriter(
+                                config,
+                                rows,
+                                launches,
+                                login,
+                                tscKhz,
+                                refEmptyRunNs,
+                                jmhEmptyRun,
+                                loadBefore,
+                                loadAverage())
+                        .write());
         return md;
     }
 
     private LoginResult login(Path image) {
         String why = LoginBench.unavailable(image);
-        say("[login] Debian to its login prompt, jvmm / QEMU, %d round(s)%s", config.loginRounds(), why == null ? "" : ": skipped, " + why);
+        say(
+                "[login] Debian to its login prompt, jvmm / QEMU, %d round(s)%s",
+                config.loginRounds(), why == null ? "" : ": skipped, " + why);
         if (why != null) return LoginResult.notMeasured(why);
         try {
             return new LoginBench(image, config.out().resolve("login"), config.loginRounds(), this::say).run();
@@ -216,10 +319,12 @@ public final class Report {
     /** Rounds of: one refvmm process, the same batches on a warm jvmm VM, one QEMU process; ratios per round. */
     private void pairedRounds(ExitRow row) throws InterruptedException {
         int n = config.exitsPerBatch();
-        boolean withQemu = config.qemu() && row.kind.qemuComparable() && NativeTools.qemu().isPresent();
+        boolean withQemu =
+                config.qemu() && row.kind.qemuComparable() && NativeTools.qemu().isPresent();
         if (config.qemu() && NativeTools.qemu().isEmpty()) row.qemuNote = "qemu-system-x86_64 not installed";
         else if (!row.kind.qemuComparable()) row.qemuNote = "no such exit in QEMU without a device";
-        try (BenchMachine jvmm = BenchMachine.forKind(image, row.kind, row.cpl, n, 0, true).build()) {
+        try (BenchMachine jvmm =
+                BenchMachine.forKind(image, row.kind, row.cpl, n, 0, true).build()) {
             jvmm.start();
             warmUp(jvmm, n);
             tscKhz = jvmm.tscKhz();
@@ -231,9 +336,13 @@ public final class Report {
             long exits = 0;
             for (int r = 0; r < config.rounds(); r++) {
                 // The C reference runs one warm-up batch more and drops it, as jvmm's VM is already warm.
-                RefVmm.Result ref = RefVmm.run(tools, row.kind.cmdline(row.cpl, n, config.batches() + 1, false), null, 0);
-                double refNs = median(ref.batchNanos().subList(1, ref.batchNanos().size())) / n;
-                double refGuestNs = cyclesToNs(median(ref.guestCycles().subList(1, ref.guestCycles().size()))) / n;
+                RefVmm.Result ref =
+                        RefVmm.run(tools, row.kind.cmdline(row.cpl, n, config.batches() + 1, false), null, 0);
+                double refNs =
+                        median(ref.batchNanos().subList(1, ref.batchNanos().size())) / n;
+                double refGuestNs = cyclesToNs(median(
+                                ref.guestCycles().subList(1, ref.guestCycles().size())))
+                        / n;
                 int before = jvmm.batchNanos().length;
                 for (int b = 0; b < config.batches(); b++) jvmm.runBatch(n);
                 exits += (long) config.batches() * n;
@@ -249,14 +358,18 @@ public final class Report {
                 row.ratioGuestClock.add(jvmmGuestNs / refGuestNs);
                 String q = "";
                 if (withQemu) {
-                    List<Long> qc = Qemu.runCycles(NativeTools.qemu().orElseThrow(), tools.guestElf(),
+                    List<Long> qc = Qemu.runCycles(
+                            NativeTools.qemu().orElseThrow(),
+                            tools.guestElf(),
                             row.kind.cmdline(row.cpl, n, config.batches() + 1, false));
                     double qemuNs = cyclesToNs(median(qc.subList(1, qc.size()))) / n;
                     row.qemuGuestNs.add(qemuNs);
                     row.qemuRatio.add(qemuNs / refGuestNs);
                     q = String.format(", QEMU %.2f µs", qemuNs / 1000);
                 }
-                say("    round %d: jvmm %.2f µs, C %.2f µs (ratio %.3f)%s", r + 1, jvmmNs / 1000, refNs / 1000, jvmmNs / refNs, q);
+                say(
+                        "    round %d: jvmm %.2f µs, C %.2f µs (ratio %.3f)%s",
+                        r + 1, jvmmNs / 1000, refNs / 1000, jvmmNs / refNs, q);
             }
             row.allocBytesPerExit = (double) (tmx.getThreadAllocatedBytes(vcpuThread) - alloc0) / exits;
             Map<String, ExitStats.Row> stats1 = jvmm.vm().stats().snapshot();
@@ -290,7 +403,9 @@ public final class Report {
     /** Exit-to-exit intervals of one batch per VMM (after a warm-up batch), into HdrHistograms. */
     private void histograms(ExitRow row) throws Exception {
         int n = config.exitsPerBatch() * (config.quick() ? 1 : 2);
-        try (BenchMachine jvmm = BenchMachine.forKind(image, row.kind, row.cpl, n, 0, true).sampling(true).build()) {
+        try (BenchMachine jvmm = BenchMachine.forKind(image, row.kind, row.cpl, n, 0, true)
+                .sampling(true)
+                .build()) {
             jvmm.start();
             warmUp(jvmm, n);
             jvmm.histogram().reset();
@@ -307,7 +422,8 @@ public final class Report {
             int count = buf.remaining() / 4;
             for (int i = 0; i < count; i++) {
                 long v = Integer.toUnsignedLong(buf.getInt());
-                if (i >= n) h.recordValue(Math.min(Math.max(v, 1), BenchMachine.HISTOGRAM_MAX_NS)); // skip warm-up batch
+                if (i >= n)
+                    h.recordValue(Math.min(Math.max(v, 1), BenchMachine.HISTOGRAM_MAX_NS)); // skip warm-up batch
             }
             row.refHist = h;
         } finally {
@@ -316,8 +432,10 @@ public final class Report {
         Map<String, Histogram> series = new LinkedHashMap<>();
         series.put("jvmm", row.jvmmHist);
         series.put("C reference", row.refHist);
-        Charts.percentiles(config.out().resolve("latency-" + row.kind.guestName() + "-cpl" + row.cpl + ".png"),
-                row.kind.description() + ", CPL" + row.cpl, series);
+        Charts.percentiles(
+                config.out().resolve("latency-" + row.kind.guestName() + "-cpl" + row.cpl + ".png"),
+                row.kind.description() + ", CPL" + row.cpl,
+                series);
     }
 
     private void emptyRunReference() {
@@ -334,27 +452,43 @@ public final class Report {
     private JmhScore jmh(String benchmark, Map<String, String> params) throws RunnerException, IOException {
         Path json = Files.createTempFile(config.out(), "jmh-", ".json");
         try {
-            ChainedOptionsBuilder ob = new OptionsBuilder().include("^" + benchmark.replace(".", "\\.") + "$")
-                    .warmupIterations(config.jmhWarmups()).warmupTime(TimeValue.milliseconds(config.jmhIterationMs()))
-                    .measurementIterations(config.jmhIterations()).measurementTime(TimeValue.milliseconds(config.jmhIterationMs()))
-                    .forks(config.jmhForks()).addProfiler(GCProfiler.class).shouldFailOnError(true).verbosity(VerboseMode.SILENT)
+            ChainedOptionsBuilder ob = new OptionsBuilder()
+                    .include("^" + benchmark.replace(".", "\\.") + "$")
+                    .warmupIterations(config.jmhWarmups())
+                    .warmupTime(TimeValue.milliseconds(config.jmhIterationMs()))
+                    .measurementIterations(config.jmhIterations())
+                    .measurementTime(TimeValue.milliseconds(config.jmhIterationMs()))
+                    .forks(config.jmhForks())
+                    .addProfiler(GCProfiler.class)
+                    .shouldFailOnError(true)
+                    .verbosity(VerboseMode.SILENT)
                     .jvmArgsPrepend("-Djvmm.bench.native=" + tools.guestBinary().getParent())
-                    .resultFormat(ResultFormatType.JSON).result(json.toString());
+                    .resultFormat(ResultFormatType.JSON)
+                    .result(json.toString());
             params.forEach(ob::param);
             Collection<RunResult> results = new Runner(ob.build()).run();
             RunResult rr = results.iterator().next();
             Result<?> primary = rr.getPrimaryResult();
             List<Double> its = new ArrayList<>();
             for (BenchmarkResult br : rr.getBenchmarkResults())
-                for (IterationResult ir : br.getIterationResults()) its.add(ir.getPrimaryResult().getScore());
+                for (IterationResult ir : br.getIterationResults())
+                    its.add(ir.getPrimaryResult().getScore());
             double alloc = Double.NaN;
             for (Map.Entry<String, Result> e : rr.getSecondaryResults().entrySet())
-                if (e.getKey().endsWith("gc.alloc.rate.norm")) alloc = e.getValue().getScore();
+                if (e.getKey().endsWith("gc.alloc.rate.norm"))
+                    alloc = e.getValue().getScore();
             for (JsonNode n : new ObjectMapper().readTree(json.toFile())) jmhJson.add(n);
             BenchmarkParams bp = rr.getParams();
-            say("    %s %s: %.1f ± %.1f %s, gc.alloc.rate.norm %.3f B/op", bp.getBenchmark().replaceAll(".*\\.", ""),
-                    params, primary.getScore(), primary.getScoreError(), primary.getScoreUnit(), alloc);
-            return new JmhScore(primary.getScore(), primary.getScoreError(), Stats.of(its), alloc, primary.getScoreUnit());
+            say(
+                    "    %s %s: %.1f ± %.1f %s, gc.alloc.rate.norm %.3f B/op",
+                    bp.getBenchmark().replaceAll(".*\\.", ""),
+                    params,
+                    primary.getScore(),
+                    primary.getScoreError(),
+                    primary.getScoreUnit(),
+                    alloc);
+            return new JmhScore(
+                    primary.getScore(), primary.getScoreError(), Stats.of(its), alloc, primary.getScoreUnit());
         } finally {
             Files.deleteIfExists(json);
         }

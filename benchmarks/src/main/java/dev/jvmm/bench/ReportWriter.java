@@ -1,12 +1,11 @@
 package dev.jvmm.bench;
 
-import org.HdrHistogram.Histogram;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.HdrHistogram.Histogram;
 
 /** Renders the measurements as Markdown (and the summary bar chart). */
 final class ReportWriter {
@@ -20,8 +19,16 @@ final class ReportWriter {
     private final String loadBefore, loadAfter;
     private final StringBuilder md = new StringBuilder();
 
-    ReportWriter(Report.Config config, List<Report.ExitRow> rows, List<Report.LaunchRow> launches, Report.LoginResult login,
-                 int tscKhz, Stats refEmptyRunNs, Report.JmhScore jmhEmptyRun, String loadBefore, String loadAfter) {
+    ReportWriter(
+            Report.Config config,
+            List<Report.ExitRow> rows,
+            List<Report.LaunchRow> launches,
+            Report.LoginResult login,
+            int tscKhz,
+            Stats refEmptyRunNs,
+            Report.JmhScore jmhEmptyRun,
+            String loadBefore,
+            String loadAfter) {
         this.config = config;
         this.rows = rows;
         this.launches = launches;
@@ -36,15 +43,23 @@ final class ReportWriter {
     String write() {
         line("# jvmm benchmark report");
         line("");
-        line("%s%s. Host: %s, %d CPUs, kernel %s, JDK %s, TSC %s kHz. Load average before: %s; after: %s.",
-                Report.now(), config.quick() ? " — **quick mode (smoke test; numbers are not meaningful)**" : "",
-                cpuModel(), Runtime.getRuntime().availableProcessors(), System.getProperty("os.version"),
-                Runtime.version(), tscKhz == 0 ? "n/a" : "" + tscKhz, loadBefore, loadAfter);
+        line(
+                "%s%s. Host: %s, %d CPUs, kernel %s, JDK %s, TSC %s kHz. Load average before: %s; after: %s.",
+                Report.now(),
+                config.quick() ? " — **quick mode (smoke test; numbers are not meaningful)**" : "",
+                cpuModel(),
+                Runtime.getRuntime().availableProcessors(),
+                System.getProperty("os.version"),
+                Runtime.version(),
+                tscKhz == 0 ? "n/a" : "" + tscKhz,
+                loadBefore,
+                loadAfter);
         line("");
-        line("Figures are medians over %d rounds; parentheses give min–max over the rounds. Each round runs one refvmm "
-                + "process, then the same number of batches on a warm jvmm VM, then one QEMU process, back to back, "
-                + "and a ratio is taken per round, so host load drifts out of the ratios more than out of absolute times. "
-                + "A batch is %d exits; time per exit includes the guest's loop (dec/jnz, emulated at CPL0 on this host).",
+        line(
+                "Figures are medians over %d rounds; parentheses give min–max over the rounds. Each round runs one refvmm "
+                        + "process, then the same number of batches on a warm jvmm VM, then one QEMU process, back to back, "
+                        + "and a ratio is taken per round, so host load drifts out of the ratios more than out of absolute times. "
+                        + "A batch is %d exits; time per exit includes the guest's loop (dec/jnz, emulated at CPL0 on this host).",
                 config.rounds(), config.exitsPerBatch());
         line("");
         if (rows.isEmpty()) {
@@ -75,24 +90,44 @@ final class ReportWriter {
                 + "(KVM_RUN return to handler done). Alloc: bytes allocated by jvmm's vCPU thread per exit "
                 + "(ThreadMXBean, over all rounds).");
         line("");
-        line("| exit | CPL | jvmm | C reference | QEMU microvm | jvmm/C | jvmm/C (guest clock) | QEMU/C | jvmm dispatch (ns) | alloc (B/exit) |");
+        line(
+                "| exit | CPL | jvmm | C reference | QEMU microvm | jvmm/C | jvmm/C (guest clock) | QEMU/C | jvmm dispatch (ns) | alloc (B/exit) |");
         line("|---|---|---|---|---|---|---|---|---|---|");
         Map<String, Map<String, Double>> bars = new LinkedHashMap<>();
         for (Report.ExitRow r : rows) {
-            line("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |", r.kind.guestName(), r.cpl,
-                    us(r.jvmmNs), us(r.refNs), r.qemuGuestNs.isEmpty() ? "n/a (" + r.qemuNote + ")" : us(r.qemuGuestNs),
-                    Stats.of(r.ratio).format("%.3f"), Stats.of(r.ratioGuestClock).format("%.3f"),
+            line(
+                    "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |",
+                    r.kind.guestName(),
+                    r.cpl,
+                    us(r.jvmmNs),
+                    us(r.refNs),
+                    r.qemuGuestNs.isEmpty() ? "n/a (" + r.qemuNote + ")" : us(r.qemuGuestNs),
+                    Stats.of(r.ratio).format("%.3f"),
+                    Stats.of(r.ratioGuestClock).format("%.3f"),
                     r.qemuRatio.isEmpty() ? "n/a" : Stats.of(r.qemuRatio).format("%.3f"),
-                    Double.isNaN(r.dispatchNs) ? "n/a (no userspace exit)" : String.format("%.0f (%s)", r.dispatchNs, r.dispatchReason),
+                    Double.isNaN(r.dispatchNs)
+                            ? "n/a (no userspace exit)"
+                            : String.format("%.0f (%s)", r.dispatchNs, r.dispatchReason),
                     Double.isNaN(r.allocBytesPerExit) ? "n/a" : String.format("%.4f", r.allocBytesPerExit));
             Map<String, Double> b = new LinkedHashMap<>();
             b.put("jvmm", Stats.of(r.jvmmNs).median() / 1000);
             b.put("C reference", Stats.of(r.refNs).median() / 1000);
-            b.put("QEMU microvm", r.qemuGuestNs.isEmpty() ? Double.NaN : Stats.of(r.qemuGuestNs).median() / 1000);
+            b.put(
+                    "QEMU microvm",
+                    r.qemuGuestNs.isEmpty()
+                            ? Double.NaN
+                            : Stats.of(r.qemuGuestNs).median() / 1000);
             bars.put(r.label(), b);
         }
         line("");
-        line("Descriptions: %s.", String.join("; ", rows.stream().map(r -> r.kind.guestName() + " = " + r.kind.description()).distinct().toList()));
+        line(
+                "Descriptions: %s.",
+                String.join(
+                        "; ",
+                        rows.stream()
+                                .map(r -> r.kind.guestName() + " = " + r.kind.description())
+                                .distinct()
+                                .toList()));
         line("");
         line("![exit costs](exit-costs.png)");
         line("");
@@ -107,22 +142,37 @@ final class ReportWriter {
             line("");
             return;
         }
-        line("ExitBenchmark: one operation = one exit (batches of %d, @OperationsPerInvocation). Score ± 99.9%% CI; "
-                + "iterations min–max; gc.alloc.rate.norm from JMH's gc profiler (all threads of the fork, per exit). "
-                + "JMH/C divides by the C reference's median from the paired rounds above.", ExitBenchmark.BATCH);
+        line(
+                "ExitBenchmark: one operation = one exit (batches of %d, @OperationsPerInvocation). Score ± 99.9%% CI; "
+                        + "iterations min–max; gc.alloc.rate.norm from JMH's gc profiler (all threads of the fork, per exit). "
+                        + "JMH/C divides by the C reference's median from the paired rounds above.",
+                ExitBenchmark.BATCH);
         line("");
         line("| benchmark | score (ns/exit) | iterations (ns) | JMH/C | gc.alloc.rate.norm (B/exit) |");
         line("|---|---|---|---|---|");
         for (Report.ExitRow r : rows) {
             Report.JmhScore j = r.jmh;
             if (j == null) continue;
-            line("| exits %s cpl%d | %.0f ± %.0f | %.0f–%.0f | %.3f | %.4f |", r.kind.guestName(), r.cpl, j.score(), j.error(),
-                    j.iterations().min(), j.iterations().max(), j.score() / Stats.of(r.refNs).median(), j.allocNormBytes());
+            line(
+                    "| exits %s cpl%d | %.0f ± %.0f | %.0f–%.0f | %.3f | %.4f |",
+                    r.kind.guestName(),
+                    r.cpl,
+                    j.score(),
+                    j.error(),
+                    j.iterations().min(),
+                    j.iterations().max(),
+                    j.score() / Stats.of(r.refNs).median(),
+                    j.allocNormBytes());
         }
         if (jmhEmptyRun != null) {
-            line("| empty KVM_RUN (immediate_exit) | %.0f ± %.0f | %.0f–%.0f | %.3f | %.4f |", jmhEmptyRun.score(),
-                    jmhEmptyRun.error(), jmhEmptyRun.iterations().min(), jmhEmptyRun.iterations().max(),
-                    jmhEmptyRun.score() / refEmptyRunNs.median(), jmhEmptyRun.allocNormBytes());
+            line(
+                    "| empty KVM_RUN (immediate_exit) | %.0f ± %.0f | %.0f–%.0f | %.3f | %.4f |",
+                    jmhEmptyRun.score(),
+                    jmhEmptyRun.error(),
+                    jmhEmptyRun.iterations().min(),
+                    jmhEmptyRun.iterations().max(),
+                    jmhEmptyRun.score() / refEmptyRunNs.median(),
+                    jmhEmptyRun.allocNormBytes());
         }
         line("");
         line("C reference empty KVM_RUN: %s ns per call.", refEmptyRunNs.format("%.0f"));
@@ -132,9 +182,10 @@ final class ReportWriter {
     private void histogramTable() {
         line("## Latency distributions (exit-to-exit, µs)");
         line("");
-        line("One batch per VMM after warm-up, one clock read per exit in both (HdrHistogram, 3 significant digits). "
-                + "The median difference is jvmm's own share of a typical exit, the steadiest figure on a loaded host; "
-                + "the tails (ms-scale stalls) come and go with host load and hit both VMMs, and they dominate batch means.");
+        line(
+                "One batch per VMM after warm-up, one clock read per exit in both (HdrHistogram, 3 significant digits). "
+                        + "The median difference is jvmm's own share of a typical exit, the steadiest figure on a loaded host; "
+                        + "the tails (ms-scale stalls) come and go with host load and hit both VMMs, and they dominate batch means.");
         line("");
         line("| exit | CPL | VMM | count | p50 | p90 | p99 | p99.9 | max | p50 jvmm − C (ns) |");
         line("|---|---|---|---|---|---|---|---|---|---|");
@@ -151,9 +202,18 @@ final class ReportWriter {
     }
 
     private void hist(Report.ExitRow r, String vmm, Histogram h, String diff) {
-        line("| %s | %d | %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s |", r.kind.guestName(), r.cpl, vmm, h.getTotalCount(),
-                h.getValueAtPercentile(50) / 1e3, h.getValueAtPercentile(90) / 1e3, h.getValueAtPercentile(99) / 1e3,
-                h.getValueAtPercentile(99.9) / 1e3, h.getMaxValue() / 1e3, diff);
+        line(
+                "| %s | %d | %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %s |",
+                r.kind.guestName(),
+                r.cpl,
+                vmm,
+                h.getTotalCount(),
+                h.getValueAtPercentile(50) / 1e3,
+                h.getValueAtPercentile(90) / 1e3,
+                h.getValueAtPercentile(99) / 1e3,
+                h.getValueAtPercentile(99.9) / 1e3,
+                h.getMaxValue() / 1e3,
+                diff);
     }
 
     private void launchTable() {
@@ -164,21 +224,36 @@ final class ReportWriter {
             line("");
             return;
         }
-        line("First output: process spawn to the guest's first debugcon byte on the VMM's stdout. Exit: spawn to "
-                + "process exit after the guest's debug-exit. RSS: VmRSS with the guest idle (halted); beyond guest RAM "
-                + "= RSS minus the resident part of the guest-RAM mapping. For jvmm, main() and VM built: spawn to "
-                + "LaunchMain's main() and to the VM being built (KVM VM, memory, vCPU, devices). %d launch(es) each.",
+        line(
+                "First output: process spawn to the guest's first debugcon byte on the VMM's stdout. Exit: spawn to "
+                        + "process exit after the guest's debug-exit. RSS: VmRSS with the guest idle (halted); beyond guest RAM "
+                        + "= RSS minus the resident part of the guest-RAM mapping. For jvmm, main() and VM built: spawn to "
+                        + "LaunchMain's main() and to the VM being built (KVM VM, memory, vCPU, devices). %d launch(es) each.",
                 config.launchRuns());
         line("");
-        line("| VMM | settings | first output (ms) | exit (ms) | main() (ms) | VM built (ms) | RSS (kB) | beyond guest RAM (kB) | guest RAM resident (kB) | RssAnon / RssFile / RssShmem (kB) | PSS (kB) | note |");
+        line(
+                "| VMM | settings | first output (ms) | exit (ms) | main() (ms) | VM built (ms) | RSS (kB) | beyond guest RAM (kB) | guest RAM resident (kB) | RssAnon / RssFile / RssShmem (kB) | PSS (kB) | note |");
         line("|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (Report.LaunchRow l : launches) {
             Footprint.Memory m = l.memory();
-            line("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", l.vmm(), l.settings(), l.firstOutputMs().format("%.1f"),
-                    l.exitMs().format("%.1f"), l.mainMs().format("%.1f"), l.vmBuiltMs().format("%.1f"), m == null ? "n/a" : m.rssKb(), m == null ? "n/a" : m.beyondGuestKb(),
-                    m == null ? "n/a" : m.guestRamRssKb() < 0 ? "not found (merged mapping; beyond = RSS)" : "" + m.guestRamRssKb(),
+            line(
+                    "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+                    l.vmm(),
+                    l.settings(),
+                    l.firstOutputMs().format("%.1f"),
+                    l.exitMs().format("%.1f"),
+                    l.mainMs().format("%.1f"),
+                    l.vmBuiltMs().format("%.1f"),
+                    m == null ? "n/a" : m.rssKb(),
+                    m == null ? "n/a" : m.beyondGuestKb(),
+                    m == null
+                            ? "n/a"
+                            : m.guestRamRssKb() < 0
+                                    ? "not found (merged mapping; beyond = RSS)"
+                                    : "" + m.guestRamRssKb(),
                     m == null ? "n/a" : m.rssAnonKb() + " / " + m.rssFileKb() + " / " + m.rssShmemKb(),
-                    m == null ? "n/a" : m.pssKb(), l.note());
+                    m == null ? "n/a" : m.pssKb(),
+                    l.note());
         }
         line("");
     }
@@ -191,15 +266,21 @@ final class ReportWriter {
             line("");
             return;
         }
-        line("Process spawn to the serial console's `login:` prompt, the same kernel, initramfs and image (a fresh qcow2 "
-                + "overlay per boot, so each is a first boot): `jvmm run` with its default devices and user-mode network, "
-                + "against QEMU with KVM (`-M q35 -cpu host`, virtio disk and NIC). %d round(s), the two alternating; "
-                + "the ratio is taken per round.", config.loginRounds());
+        line(
+                "Process spawn to the serial console's `login:` prompt, the same kernel, initramfs and image (a fresh qcow2 "
+                        + "overlay per boot, so each is a first boot): `jvmm run` with its default devices and user-mode network, "
+                        + "against QEMU with KVM (`-M q35 -cpu host`, virtio disk and NIC). %d round(s), the two alternating; "
+                        + "the ratio is taken per round.",
+                config.loginRounds());
         line("");
         line("| jvmm (s) | QEMU (s) | ratio jvmm / QEMU | note |");
         line("|---|---|---|---|");
-        line("| %s | %s | %s | %s |", login.jvmmSeconds().format("%.1f"), login.qemuSeconds().format("%.1f"),
-                login.ratio().format("%.2f"), login.note());
+        line(
+                "| %s | %s | %s | %s |",
+                login.jvmmSeconds().format("%.1f"),
+                login.qemuSeconds().format("%.1f"),
+                login.ratio().format("%.2f"),
+                login.note());
         line("");
     }
 
@@ -211,7 +292,8 @@ final class ReportWriter {
     private static String cpuModel() {
         try {
             for (String l : Files.readAllLines(Path.of("/proc/cpuinfo")))
-                if (l.startsWith("model name")) return l.substring(l.indexOf(':') + 1).trim();
+                if (l.startsWith("model name"))
+                    return l.substring(l.indexOf(':') + 1).trim();
         } catch (Exception e) {
             // not Linux: leave it out
         }

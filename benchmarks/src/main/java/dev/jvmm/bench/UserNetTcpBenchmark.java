@@ -9,6 +9,17 @@ import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
 import dev.jvmm.devices.net.tap.TapBackend;
 import dev.jvmm.devices.net.user.UserNetBackend;
+import java.io.OutputStream;
+import java.lang.foreign.MemorySegment;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.util.Collection;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -25,18 +36,6 @@ import org.openjdk.jmh.annotations.Warmup;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
-
-import java.io.OutputStream;
-import java.lang.foreign.MemorySegment;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.net.Socket;
-import java.util.Collection;
-import java.util.EnumSet;
-import java.util.List;
-import java.util.Optional;
-import java.util.Set;
-import java.util.concurrent.TimeUnit;
 
 /**
  * TCP throughput of the user-mode stack (Linux in a network namespace as the guest, a TAP between it and the
@@ -72,8 +71,14 @@ public class UserNetTcpBenchmark {
             namespace = "jvmm-bench-" + ProcessHandle.current().pid();
             Netns.run("ip", "netns", "add", namespace);
             Netns.run("ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up");
-            tap = Netns.call(namespace, () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
-            user = UserNetBackend.start(new NetConfig.User(List.of(), List.of(), false, true, Optional.empty(),
+            tap = Netns.call(
+                    namespace, () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
+            user = UserNetBackend.start(new NetConfig.User(
+                    List.of(),
+                    List.of(),
+                    false,
+                    true,
+                    Optional.empty(),
                     Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 53))));
             pump(tap, user);
             Netns.run("ip", "netns", "exec", namespace, "ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");
@@ -110,8 +115,22 @@ public class UserNetTcpBenchmark {
     private static void pump(NetBackend a, NetBackend b) {
         NetQueue[] q = new NetQueue[2];
         GuestPort toB = port(q, 1), toA = port(q, 0);
-        q[0] = a.activate(new NetLinkConfig(12, intersect(a.capabilities().toGuest(), b.capabilities().fromGuest())), List.of(toB)).get(0);
-        q[1] = b.activate(new NetLinkConfig(12, intersect(b.capabilities().toGuest(), a.capabilities().fromGuest())), List.of(toA)).get(0);
+        q[0] = a.activate(
+                        new NetLinkConfig(
+                                12,
+                                intersect(
+                                        a.capabilities().toGuest(),
+                                        b.capabilities().fromGuest())),
+                        List.of(toB))
+                .get(0);
+        q[1] = b.activate(
+                        new NetLinkConfig(
+                                12,
+                                intersect(
+                                        b.capabilities().toGuest(),
+                                        a.capabilities().fromGuest())),
+                        List.of(toA))
+                .get(0);
     }
 
     private static GuestPort port(NetQueue[] q, int target) {
@@ -136,10 +155,11 @@ public class UserNetTcpBenchmark {
         return r;
     }
 
-
-
     public static void main(String[] args) throws Exception {
-        Collection<RunResult> results = new Runner(new OptionsBuilder().include(UserNetTcpBenchmark.class.getSimpleName()).build()).run();
+        Collection<RunResult> results = new Runner(new OptionsBuilder()
+                        .include(UserNetTcpBenchmark.class.getSimpleName())
+                        .build())
+                .run();
         double usernet = 0, loopback = 0;
         for (RunResult r : results) {
             double mibPerSecond = r.getPrimaryResult().getScore() * CHUNK / (1 << 20);

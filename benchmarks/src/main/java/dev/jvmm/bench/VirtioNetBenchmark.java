@@ -1,11 +1,30 @@
 package dev.jvmm.bench;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
+
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.tap.TapBackend;
 import dev.jvmm.devices.net.user.UserNetBackend;
 import dev.jvmm.devices.virtio.net.VirtioNet;
 import dev.jvmm.kvm.Libc;
 import dev.jvmm.kvm.Tun;
+import java.io.OutputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -25,26 +44,6 @@ import org.openjdk.jmh.results.IterationResult;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
-
-import java.io.OutputStream;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
-import java.net.Socket;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.util.ArrayList;
-import java.util.Collection;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
-import java.util.Optional;
-import java.util.concurrent.TimeUnit;
-
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
-import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 /**
  * Packets per second (and so throughput) of the virtio-net DEVICE with each backend, each next to a reference
@@ -96,7 +95,12 @@ public class VirtioNetBenchmark {
             case "user", "user-ref" -> {
                 sink = new LoopbackSink();
                 if (path.equals("user")) {
-                    user = UserNetBackend.start(new NetConfig.User(List.of(), List.of(), false, true, Optional.empty(),
+                    user = UserNetBackend.start(new NetConfig.User(
+                            List.of(),
+                            List.of(),
+                            false,
+                            true,
+                            Optional.empty(),
                             Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 53))));
                     guest = new NetGuest(user, (1L << VirtioNet.F_MAC) | (1L << VirtioNet.F_CSUM));
                     tcp = new GuestTcp(guest, sink.port());
@@ -113,7 +117,9 @@ public class VirtioNetBenchmark {
                 namespace = "jvmm-bench-net-" + ProcessHandle.current().pid();
                 Netns.run("ip", "netns", "add", namespace);
                 if (path.equals("tap")) {
-                    tap = Netns.call(namespace, () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
+                    tap = Netns.call(
+                            namespace,
+                            () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
                     guest = new NetGuest(tap, (1L << VirtioNet.F_MAC));
                     for (int id = 0; id < NetGuest.QUEUE; id++) writeTestFrame(guest.tx.bytes(id));
                 } else {
@@ -145,11 +151,15 @@ public class VirtioNetBenchmark {
     public void tearDown() throws Exception {
         if (path.equals("tap")) {
             long counted = rxPackets();
-            System.out.printf("%n[tap] device completed %d frames, the namespace's tap0 counted %d%n", framesSent, counted);
+            System.out.printf(
+                    "%n[tap] device completed %d frames, the namespace's tap0 counted %d%n", framesSent, counted);
         }
-        if (path.equals("tap-ref")) System.out.printf("%n[tap-ref] wrote %d frames, tap0 counted %d%n", framesSent, rxPackets());
-        if (tcp != null) System.out.printf("%n[user] guest sent %d payload bytes, %d acknowledged; the host sink read %d%n",
-                tcp.sndNxt - tcp.isn - 1, tcp.sndUna - tcp.isn - 1, sink.bytesRead());
+        if (path.equals("tap-ref"))
+            System.out.printf("%n[tap-ref] wrote %d frames, tap0 counted %d%n", framesSent, rxPackets());
+        if (tcp != null)
+            System.out.printf(
+                    "%n[user] guest sent %d payload bytes, %d acknowledged; the host sink read %d%n",
+                    tcp.sndNxt - tcp.isn - 1, tcp.sndUna - tcp.isn - 1, sink.bytesRead());
         if (client != null) client.close();
         if (sink != null) sink.close();
         if (guest != null) guest.close();
@@ -194,7 +204,9 @@ public class VirtioNetBenchmark {
 
     private long rxPackets() {
         try {
-            return Long.parseLong(Netns.run("ip", "netns", "exec", namespace, "cat", "/sys/class/net/tap0/statistics/rx_packets").trim());
+            return Long.parseLong(
+                    Netns.run("ip", "netns", "exec", namespace, "cat", "/sys/class/net/tap0/statistics/rx_packets")
+                            .trim());
         } catch (Exception e) {
             return -1;
         }
@@ -245,7 +257,8 @@ public class VirtioNetBenchmark {
             sndNxt++;
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (rcvNxt == 0) {
-                if (System.nanoTime() > deadline) throw new IllegalStateException("no SYN-ACK from the user-mode stack");
+                if (System.nanoTime() > deadline)
+                    throw new IllegalStateException("no SYN-ACK from the user-mode stack");
                 reap();
                 guest.awaitInterrupt(1000);
             }
@@ -253,7 +266,8 @@ public class VirtioNetBenchmark {
             guest.tx.offer(ackId, segment(guest.tx.bytes(ackId), 0x10, new byte[0], 0), false);
             guest.tx.publish();
             while (guest.tx.freeCount() < NetGuest.QUEUE) {
-                if (System.nanoTime() > deadline) throw new IllegalStateException("the device did not take the handshake's ACK");
+                if (System.nanoTime() > deadline)
+                    throw new IllegalStateException("the device did not take the handshake's ACK");
                 reap();
                 guest.awaitInterrupt(1000);
             }
@@ -267,23 +281,42 @@ public class VirtioNetBenchmark {
             int tcpLen = 20 + options.length + payload, ipLen = 20 + tcpLen;
             h.put(0, (byte) 1); // NEEDS_CSUM
             h.put(1, (byte) 0);
-            h.order(ByteOrder.LITTLE_ENDIAN).putShort(2, (short) 0).putShort(4, (short) 0).putShort(6, (short) (14 + 20))
-                    .putShort(8, (short) 16).putShort(10, (short) 0).order(ByteOrder.BIG_ENDIAN);
+            h.order(ByteOrder.LITTLE_ENDIAN)
+                    .putShort(2, (short) 0)
+                    .putShort(4, (short) 0)
+                    .putShort(6, (short) (14 + 20))
+                    .putShort(8, (short) 16)
+                    .putShort(10, (short) 0)
+                    .order(ByteOrder.BIG_ENDIAN);
             int e = HDR;
             putMac(b, e, GATEWAY_MAC);
             putMac(b, e + 6, GUEST_MAC);
             h.putShort(e + 12, (short) 0x0800);
             int ip = e + 14;
-            h.put(ip, (byte) 0x45).put(ip + 1, (byte) 0).putShort(ip + 2, (short) ipLen).putShort(ip + 4, (short) 0)
-                    .putShort(ip + 6, (short) 0x4000).put(ip + 8, (byte) 64).put(ip + 9, (byte) 6).putShort(ip + 10, (short) 0)
-                    .putInt(ip + 12, GUEST_IP).putInt(ip + 16, GATEWAY_IP);
+            h.put(ip, (byte) 0x45)
+                    .put(ip + 1, (byte) 0)
+                    .putShort(ip + 2, (short) ipLen)
+                    .putShort(ip + 4, (short) 0)
+                    .putShort(ip + 6, (short) 0x4000)
+                    .put(ip + 8, (byte) 64)
+                    .put(ip + 9, (byte) 6)
+                    .putShort(ip + 10, (short) 0)
+                    .putInt(ip + 12, GUEST_IP)
+                    .putInt(ip + 16, GATEWAY_IP);
             h.putShort(ip + 10, (short) checksum(h, ip, 20, 0));
             int t = ip + 20;
-            h.putShort(t, (short) 40000).putShort(t + 2, (short) port).putInt(t + 4, sndNxt).putInt(t + 8, rcvNxt)
-                    .put(t + 12, (byte) (((20 + options.length) / 4) << 4)).put(t + 13, (byte) flags).putShort(t + 14, (short) 0xffff)
-                    .putShort(t + 16, (short) 0).putShort(t + 18, (short) 0);
+            h.putShort(t, (short) 40000)
+                    .putShort(t + 2, (short) port)
+                    .putInt(t + 4, sndNxt)
+                    .putInt(t + 8, rcvNxt)
+                    .put(t + 12, (byte) (((20 + options.length) / 4) << 4))
+                    .put(t + 13, (byte) flags)
+                    .putShort(t + 14, (short) 0xffff)
+                    .putShort(t + 16, (short) 0)
+                    .putShort(t + 18, (short) 0);
             h.put(t + 20, options);
-            long pseudo = (GUEST_IP >>> 16) + (GUEST_IP & 0xffff) + (GATEWAY_IP >>> 16) + (GATEWAY_IP & 0xffff) + 6 + tcpLen;
+            long pseudo =
+                    (GUEST_IP >>> 16) + (GUEST_IP & 0xffff) + (GATEWAY_IP >>> 16) + (GATEWAY_IP & 0xffff) + 6 + tcpLen;
             while ((pseudo >>> 16) != 0) pseudo = (pseudo & 0xffff) + (pseudo >>> 16);
             h.putShort(t + 16, (short) pseudo); // NEEDS_CSUM: the pseudo-header sum, the device's side finishes it
             return HDR + 14 + ipLen;
@@ -361,28 +394,32 @@ public class VirtioNetBenchmark {
     }
 
     private static void requireRoot() throws Exception {
-        if (!Netns.run("id", "-u").trim().equals("0") || !java.nio.file.Files.exists(java.nio.file.Path.of("/dev/net/tun"))) {
+        if (!Netns.run("id", "-u").trim().equals("0")
+                || !java.nio.file.Files.exists(java.nio.file.Path.of("/dev/net/tun"))) {
             throw new IllegalStateException("the tap rows need root and /dev/net/tun (run with --no-tap otherwise)");
         }
     }
 
-
-
-
     /** Per-iteration frames/s of each path, and the device/reference ratios per iteration pair. */
-    public static Map<String, Stats> run(boolean withTap, int warmups, int iterations, int iterationMs) throws Exception {
+    public static Map<String, Stats> run(boolean withTap, int warmups, int iterations, int iterationMs)
+            throws Exception {
         OptionsBuilder ob = new OptionsBuilder();
         ob.include("^" + VirtioNetBenchmark.class.getName().replace(".", "\\.") + "\\.frames$")
-                .warmupIterations(warmups).warmupTime(org.openjdk.jmh.runner.options.TimeValue.milliseconds(iterationMs))
-                .measurementIterations(iterations).measurementTime(org.openjdk.jmh.runner.options.TimeValue.milliseconds(iterationMs))
+                .warmupIterations(warmups)
+                .warmupTime(org.openjdk.jmh.runner.options.TimeValue.milliseconds(iterationMs))
+                .measurementIterations(iterations)
+                .measurementTime(org.openjdk.jmh.runner.options.TimeValue.milliseconds(iterationMs))
                 .forks(1);
-        ob.param("path", withTap ? new String[] {"user", "user-ref", "tap", "tap-ref"} : new String[] {"user", "user-ref"});
+        ob.param(
+                "path",
+                withTap ? new String[] {"user", "user-ref", "tap", "tap-ref"} : new String[] {"user", "user-ref"});
         Collection<RunResult> results = new Runner(ob.build()).run();
         Map<String, List<Double>> perIteration = new HashMap<>();
         for (RunResult r : results) {
             List<Double> its = new ArrayList<>();
             for (BenchmarkResult br : r.getBenchmarkResults())
-                for (IterationResult ir : br.getIterationResults()) its.add(ir.getPrimaryResult().getScore());
+                for (IterationResult ir : br.getIterationResults())
+                    its.add(ir.getPrimaryResult().getScore());
             perIteration.put(r.getParams().getParam("path"), its);
         }
         Map<String, Stats> out = new java.util.LinkedHashMap<>();
@@ -399,19 +436,28 @@ public class VirtioNetBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
-        boolean tapRows = !List.of(args).contains("--no-tap"), quick = List.of(args).contains("--quick");
+        boolean tapRows = !List.of(args).contains("--no-tap"),
+                quick = List.of(args).contains("--quick");
         Map<String, Stats> s = quick ? run(tapRows, 1, 3, 1000) : run(tapRows, 2, 5, 2000);
         System.out.println();
         for (String backend : new String[] {"user", "tap"}) {
             if (!s.containsKey(backend)) continue;
             Stats dev = s.get(backend), ref = s.get(backend + "-ref"), ratio = s.get(backend + "-ratio");
-            String refName = backend.equals("user") ? "Java socket pair over loopback" : "raw write(2) loop on a TAP fd";
+            String refName =
+                    backend.equals("user") ? "Java socket pair over loopback" : "raw write(2) loop on a TAP fd";
             double bytes = backend.equals("user") ? MSS : FRAME; // user: TCP payload delivered; tap: frames
-            System.out.printf("virtio-net + %-4s: %s kframes/s = %s MiB/s%n", backend,
-                    scaled(dev, 1e-3, "%.1f"), scaled(dev, bytes / (1 << 20), "%.1f"));
-            System.out.printf("  reference (%s): %s k%s/s = %s MiB/s%n", refName,
-                    scaled(ref, 1e-3, "%.1f"), backend.equals("user") ? "×1460 B writes" : "frames", scaled(ref, bytes / (1 << 20), "%.1f"));
-            System.out.printf("  device / reference: %s (median, min–max over %d iteration pairs)%n", ratio.format("%.3f"), ratio.count());
+            System.out.printf(
+                    "virtio-net + %-4s: %s kframes/s = %s MiB/s%n",
+                    backend, scaled(dev, 1e-3, "%.1f"), scaled(dev, bytes / (1 << 20), "%.1f"));
+            System.out.printf(
+                    "  reference (%s): %s k%s/s = %s MiB/s%n",
+                    refName,
+                    scaled(ref, 1e-3, "%.1f"),
+                    backend.equals("user") ? "×1460 B writes" : "frames",
+                    scaled(ref, bytes / (1 << 20), "%.1f"));
+            System.out.printf(
+                    "  device / reference: %s (median, min–max over %d iteration pairs)%n",
+                    ratio.format("%.3f"), ratio.count());
         }
     }
 

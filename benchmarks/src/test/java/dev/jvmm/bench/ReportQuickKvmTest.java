@@ -1,18 +1,17 @@
 package dev.jvmm.bench;
 
-import dev.jvmm.core.testing.RequiresKvm;
-import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jvmm.core.testing.RequiresKvm;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The whole report in quick mode, end to end: every benchmark row is there with numbers, and the charts and
@@ -27,7 +26,8 @@ class ReportQuickKvmTest {
         if ("true".equals(System.getenv("CI")))
             assertTrue(qemu, "CI=true but qemu-system-x86_64 is missing (Debian package qemu-system-x86)");
         // Inside the emulated machine (scripts/with-kvm) exits and JVM starts are slow: the smallest size there.
-        Report.Config config = System.getenv("JVMM_EMULATED") != null ? Report.Config.emulated(out) : Report.Config.quick(out);
+        Report.Config config =
+                System.getenv("JVMM_EMULATED") != null ? Report.Config.emulated(out) : Report.Config.quick(out);
         Path md = new Report(config).run();
         String report = Files.readString(md);
 
@@ -41,11 +41,14 @@ class ReportQuickKvmTest {
                 assertTrue(cells[4].trim().matches(NUMBER), "C reference column: " + row);
                 assertEquals(k.qemuComparable() && qemu, cells[5].trim().matches(NUMBER), "QEMU column: " + row);
                 assertTrue(cells[6].trim().matches(NUMBER), "ratio column: " + row);
-                assertTrue(report.contains("| exits " + k.guestName() + " cpl" + cpl + " |"), "JMH row for " + k + " cpl" + cpl);
+                assertTrue(
+                        report.contains("| exits " + k.guestName() + " cpl" + cpl + " |"),
+                        "JMH row for " + k + " cpl" + cpl);
                 if (k != ExitKind.IOEVENTFD && k != ExitKind.IRQ) {
                     assertTrue(Files.isRegularFile(out.resolve("latency-" + k.guestName() + "-cpl" + cpl + ".png")));
                     assertTrue(report.contains("| " + k.guestName() + " | " + cpl + " | jvmm | "), "histogram row");
-                    assertTrue(report.contains("| " + k.guestName() + " | " + cpl + " | C reference | "), "histogram row");
+                    assertTrue(
+                            report.contains("| " + k.guestName() + " | " + cpl + " | C reference | "), "histogram row");
                 }
             }
         }
@@ -61,7 +64,8 @@ class ReportQuickKvmTest {
     private static final String NUMBER = "[0-9]+\\.[0-9]+( .*)?";
 
     private static String exitRow(String report, String kind, int cpl) {
-        Matcher m = Pattern.compile("^\\| " + kind + " \\| " + cpl + " \\| [^\\n]*\\| [^|\\n]*\\| [^|\\n]*\\|$", Pattern.MULTILINE)
+        Matcher m = Pattern.compile(
+                        "^\\| " + kind + " \\| " + cpl + " \\| [^\\n]*\\| [^|\\n]*\\| [^|\\n]*\\|$", Pattern.MULTILINE)
                 .matcher(report);
         assertTrue(m.find(), "no exit row for " + kind + " cpl" + cpl + " in\n" + report);
         return m.group();

@@ -2,7 +2,6 @@ package dev.jvmm.boot;
 
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.memory.MemoryRegion;
-
 import java.util.ArrayList;
 import java.util.List;
 
@@ -11,9 +10,11 @@ public final class E820 {
     public static final int RAM = 1, RESERVED = 2;
     /** The last KiB of base memory holds the MP table (an EBDA-like area), so it is reserved. */
     public static final long BASE_MEMORY_END = 0x9fc00;
+
     public static final long EBDA_END = 0xa0000;
     /** The upper BIOS area holds the ACPI tables (where Linux looks for the RSDP), so it is reserved. */
     public static final long BIOS_AREA_START = 0xe0000;
+
     public static final long HIGH_MEMORY_START = 0x100000;
 
     public record Entry(long address, long size, int type) {
@@ -36,7 +37,8 @@ public final class E820 {
                 long lowEnd = Math.min(end, BASE_MEMORY_END);
                 if (lowEnd > start) map.add(new Entry(start, lowEnd - start, RAM));
                 if (end > BASE_MEMORY_END) map.add(new Entry(BASE_MEMORY_END, EBDA_END - BASE_MEMORY_END, RESERVED));
-                if (end > BIOS_AREA_START) map.add(new Entry(BIOS_AREA_START, Math.min(end, HIGH_MEMORY_START) - BIOS_AREA_START, RESERVED));
+                if (end > BIOS_AREA_START)
+                    map.add(new Entry(BIOS_AREA_START, Math.min(end, HIGH_MEMORY_START) - BIOS_AREA_START, RESERVED));
                 start = HIGH_MEMORY_START;
             }
             if (end > start) map.add(new Entry(start, end - start, RAM));

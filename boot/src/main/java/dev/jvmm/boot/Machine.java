@@ -20,7 +20,6 @@ import dev.jvmm.devices.legacy.I8042;
 import dev.jvmm.devices.legacy.PostCodePort;
 import dev.jvmm.devices.legacy.Serial16550;
 import dev.jvmm.devices.virtio.net.VirtioNet;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -55,8 +54,15 @@ public final class Machine implements AutoCloseable {
     private final List<VirtioNet> nics;
     private final AcpiPm acpiPm;
 
-    private Machine(MachineConfig config, VirtualMachine vm, Serial16550 serial, Optional<DebugCon> debugcon,
-                    LoadedKernel kernel, String cmdline, List<VirtioNet> nics, AcpiPm acpiPm) {
+    private Machine(
+            MachineConfig config,
+            VirtualMachine vm,
+            Serial16550 serial,
+            Optional<DebugCon> debugcon,
+            LoadedKernel kernel,
+            String cmdline,
+            List<VirtioNet> nics,
+            AcpiPm acpiPm) {
         this.config = config;
         this.vm = vm;
         this.serial = serial;
@@ -105,8 +111,15 @@ public final class Machine implements AutoCloseable {
             I8042 i8042 = new I8042(vm, vm.interrupts().line(1), vm.interrupts().line(12));
             vm.ioBus().register("i8042 data", 0x60, 1, i8042.dataPort());
             vm.ioBus().register("i8042 command", 0x64, 1, i8042.commandPort());
-            vm.ioBus().register("rtc", 0x70, 2, new CmosRtc(Math.min(config.memoryBytes(), VirtualMachine.MMIO_HOLE_START),
-                    Math.max(0, config.memoryBytes() - VirtualMachine.MMIO_HOLE_START), cpus));
+            vm.ioBus()
+                    .register(
+                            "rtc",
+                            0x70,
+                            2,
+                            new CmosRtc(
+                                    Math.min(config.memoryBytes(), VirtualMachine.MMIO_HOLE_START),
+                                    Math.max(0, config.memoryBytes() - VirtualMachine.MMIO_HOLE_START),
+                                    cpus));
             vm.ioBus().register("post code", 0x80, 1, new PostCodePort());
             AcpiPm acpiPm = new AcpiPm(vm, vm.interrupts().line(Acpi.SCI_IRQ));
             vm.ioBus().register("acpi pm", Acpi.PM_PORT, AcpiPm.LENGTH, acpiPm);
@@ -122,12 +135,21 @@ public final class Machine implements AutoCloseable {
 
             VirtioSlots slots = new VirtioSlots(vm);
             VirtioDisks.attach(slots, config.disks(), disks);
-            List<VirtioNet> nics = VirtioNets.attach(vm, slots, config.nics().orElseGet(() ->
-                    kernelImage.format() == KernelLoader.Format.MULTIBOOT ? List.of() : List.of(MachineConfig.NicConfig.DEFAULT)));
+            List<VirtioNet> nics = VirtioNets.attach(
+                    vm,
+                    slots,
+                    config.nics()
+                            .orElseGet(() -> kernelImage.format() == KernelLoader.Format.MULTIBOOT
+                                    ? List.of()
+                                    : List.of(MachineConfig.NicConfig.DEFAULT)));
             VirtioSlots.Attached virtio = slots.attached();
             String cmdline = virtio.appendTo(config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE));
             LoadedKernel kernel = KernelLoader.load(vm.memory(), kernelImage, cmdline);
-            Acpi.write(vm.memory(), cpus, virtio.pciIrqs(), new Acpi.PciWindow(VirtioSlots.PCI_MMIO_BASE, VirtioSlots.PCI_MMIO_SIZE));
+            Acpi.write(
+                    vm.memory(),
+                    cpus,
+                    virtio.pciIrqs(),
+                    new Acpi.PciWindow(VirtioSlots.PCI_MMIO_BASE, VirtioSlots.PCI_MMIO_SIZE));
             // The MP table for guests without ACPI (multiboot kernels, acpi=off), while it fits its KiB.
             if (MpTable.fits(cpus, virtio.pciIrqs())) MpTable.write(vm.memory(), cpus, virtio.pciIrqs());
             for (Vcpu cpu : vm.vcpus()) {
@@ -146,11 +168,14 @@ public final class Machine implements AutoCloseable {
     static void checkSizes(MachineConfig c, long hostMemoryBytes) {
         if (c.cpus() < 1) throw new MachineConfigException(MachineConfigException.Problem.TOO_FEW_VCPUS, c.cpus(), 1);
         if (c.memoryBytes() < MIN_MEMORY_BYTES)
-            throw new MachineConfigException(MachineConfigException.Problem.MEMORY_TOO_SMALL, c.memoryBytes(), MIN_MEMORY_BYTES);
+            throw new MachineConfigException(
+                    MachineConfigException.Problem.MEMORY_TOO_SMALL, c.memoryBytes(), MIN_MEMORY_BYTES);
         if (c.memoryBytes() % PAGE_BYTES != 0)
-            throw new MachineConfigException(MachineConfigException.Problem.MEMORY_NOT_PAGE_ALIGNED, c.memoryBytes(), PAGE_BYTES);
+            throw new MachineConfigException(
+                    MachineConfigException.Problem.MEMORY_NOT_PAGE_ALIGNED, c.memoryBytes(), PAGE_BYTES);
         if (hostMemoryBytes > 0 && c.memoryBytes() > hostMemoryBytes)
-            throw new MachineConfigException(MachineConfigException.Problem.MEMORY_EXCEEDS_HOST, c.memoryBytes(), hostMemoryBytes);
+            throw new MachineConfigException(
+                    MachineConfigException.Problem.MEMORY_EXCEEDS_HOST, c.memoryBytes(), hostMemoryBytes);
     }
 
     /** The vCPU count against KVM's limit (ACPI's MADT describes any count; the MP table is written only while it fits). */

@@ -2,7 +2,6 @@ package dev.jvmm.boot;
 
 import dev.jvmm.boot.loader.KernelLoader;
 import dev.jvmm.devices.net.NetConfig;
-
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.util.List;
@@ -16,10 +15,19 @@ import java.util.OptionalInt;
  * <p>{@code nics} empty means "the default network": one user-mode NIC for a Linux kernel, none for a multiboot
  * kernel (test kernels that drive their own devices and would only see their PCI layout shift).
  */
-public record MachineConfig(Path kernel, Optional<Path> initrd, Optional<String> cmdline, long memoryBytes, int cpus,
-                            String cpuFeatures, KernelLoader.BootPath bootPath, OutputStream console,
-                            Optional<OutputStream> debugcon, OptionalInt debugExitPort, List<DiskConfig> disks,
-                            Optional<List<NicConfig>> nics) {
+public record MachineConfig(
+        Path kernel,
+        Optional<Path> initrd,
+        Optional<String> cmdline,
+        long memoryBytes,
+        int cpus,
+        String cpuFeatures,
+        KernelLoader.BootPath bootPath,
+        OutputStream console,
+        Optional<OutputStream> debugcon,
+        OptionalInt debugExitPort,
+        List<DiskConfig> disks,
+        Optional<List<NicConfig>> nics) {
     public static final long DEFAULT_MEMORY = 512L << 20;
     /** What Linux guests get unless told otherwise: the serial console, keyboard-controller reboot, no pause on panic. */
     public static final String DEFAULT_LINUX_CMDLINE = "console=ttyS0 reboot=k panic=1";
@@ -39,15 +47,30 @@ public record MachineConfig(Path kernel, Optional<Path> initrd, Optional<String>
     }
 
     /** A disk to attach (virtio-blk). */
-    public record DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport, Format format,
-                             BackingFiles backingFiles) {
-        public enum Transport { MMIO, PCI }
+    public record DiskConfig(
+            Path path,
+            boolean readOnly,
+            Optional<String> serial,
+            Transport transport,
+            Format format,
+            BackingFiles backingFiles) {
+        public enum Transport {
+            MMIO,
+            PCI
+        }
 
         /** The image format; AUTO reads the file's magic. */
-        public enum Format { AUTO, RAW, QCOW2 }
+        public enum Format {
+            AUTO,
+            RAW,
+            QCOW2
+        }
 
         /** Where a qcow2 image's backing files may lie: in its directory or below (the default), or anywhere. */
-        public enum BackingFiles { IMAGE_DIRECTORY, ANY }
+        public enum BackingFiles {
+            IMAGE_DIRECTORY,
+            ANY
+        }
 
         public DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport, Format format) {
             this(path, readOnly, serial, transport, format, BackingFiles.IMAGE_DIRECTORY);
@@ -153,8 +176,19 @@ public record MachineConfig(Path kernel, Optional<Path> initrd, Optional<String>
         }
 
         public MachineConfig build() {
-            return new MachineConfig(kernel, initrd, cmdline, memory, cpus, cpuFeatures, bootPath, console, debugcon,
-                    debugExitPort, disks, Optional.ofNullable(nics));
+            return new MachineConfig(
+                    kernel,
+                    initrd,
+                    cmdline,
+                    memory,
+                    cpus,
+                    cpuFeatures,
+                    bootPath,
+                    console,
+                    debugcon,
+                    debugExitPort,
+                    disks,
+                    Optional.ofNullable(nics));
         }
     }
 }

@@ -5,7 +5,6 @@ import dev.jvmm.devices.block.BackingFileRefusedException;
 import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.block.DiskImage;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
-
 import java.io.IOException;
 import java.util.List;
 
@@ -30,20 +29,32 @@ final class VirtioDisks {
             case ANY -> DiskImage.BackingPaths.ANY;
         };
         try {
-            return DiskImage.open(d.path(), DiskImage.Options.DEFAULT.withFormat(format).withReadOnly(d.readOnly())
-                    .withBackingFiles(DiskImage.BackingFiles.ONLY_IF_FORMAT_NAMED).withBackingPaths(paths));
+            return DiskImage.open(
+                    d.path(),
+                    DiskImage.Options.DEFAULT
+                            .withFormat(format)
+                            .withReadOnly(d.readOnly())
+                            .withBackingFiles(DiskImage.BackingFiles.ONLY_IF_FORMAT_NAMED)
+                            .withBackingPaths(paths));
         } catch (BackingFileRefusedException e) {
-            throw new BootException(Kind.BACKING_FILE_UNCONFIRMED, switch (e.reason()) {
-                case FORMAT_PROBED -> "--disk " + d.path() + " looks like a qcow2 image with a backing file: if it is a raw disk,"
-                        + " add format=raw; if it is a qcow2 image, add format=qcow2 (its backing files must then lie in its"
-                        + " directory or below, or add backing=any)";
-                case OUTSIDE_IMAGE_DIRECTORY -> "--disk " + d.path() + ": " + e.image().getFileName() + " names backing file "
-                        + e.backingFile() + ", outside " + d.path().toAbsolutePath().normalize().getParent()
-                        + "; add backing=any to follow it";
-            });
+            throw new BootException(
+                    Kind.BACKING_FILE_UNCONFIRMED,
+                    switch (e.reason()) {
+                        case FORMAT_PROBED ->
+                            "--disk " + d.path() + " looks like a qcow2 image with a backing file: if it is a raw disk,"
+                                    + " add format=raw; if it is a qcow2 image, add format=qcow2 (its backing files must then lie in its"
+                                    + " directory or below, or add backing=any)";
+                        case OUTSIDE_IMAGE_DIRECTORY ->
+                            "--disk " + d.path() + ": " + e.image().getFileName() + " names backing file "
+                                    + e.backingFile() + ", outside "
+                                    + d.path().toAbsolutePath().normalize().getParent()
+                                    + "; add backing=any to follow it";
+                    });
         } catch (java.nio.file.NoSuchFileException e) {
             if (java.nio.file.Files.exists(d.path()))
-                throw new BootException(Kind.FILE_NOT_FOUND, "--disk " + d.path() + ": backing file " + e.getFile() + " does not exist");
+                throw new BootException(
+                        Kind.FILE_NOT_FOUND,
+                        "--disk " + d.path() + ": backing file " + e.getFile() + " does not exist");
             throw new BootException(Kind.FILE_NOT_FOUND, "--disk " + d.path() + " does not exist");
         } catch (IOException e) {
             throw new BootException(Kind.DISK_UNUSABLE, "--disk " + d.path() + ": " + e.getMessage());
@@ -79,7 +90,9 @@ final class VirtioDisks {
             String name = "vd" + (char) ('a' + Math.min(i, 25));
             VirtioBlock.Options options;
             try {
-                options = VirtioBlock.Options.DEFAULT.withReadOnly(d.readOnly()).withSerial(d.serial().orElse(""));
+                options = VirtioBlock.Options.DEFAULT
+                        .withReadOnly(d.readOnly())
+                        .withSerial(d.serial().orElse(""));
             } catch (IllegalArgumentException e) {
                 throw new BootException(Kind.BAD_OPTION, "--disk " + d.path() + ": " + e.getMessage());
             }

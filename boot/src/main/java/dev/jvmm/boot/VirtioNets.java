@@ -10,7 +10,6 @@ import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.tap.TapBackend;
 import dev.jvmm.devices.net.user.UserNetBackend;
 import dev.jvmm.devices.virtio.net.VirtioNet;
-
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.List;
@@ -60,8 +59,9 @@ final class VirtioNets {
     static NetBackend open(NetConfig c, String option) {
         try {
             return switch (c) {
-                case NetConfig.User u when u.forwards().isEmpty() ->
-                        new DeferredNetBackend(UserNetBackend.CAPABILITIES, () -> UserNetBackend.start(u));
+                case NetConfig.User u
+                when u.forwards().isEmpty() ->
+                    new DeferredNetBackend(UserNetBackend.CAPABILITIES, () -> UserNetBackend.start(u));
                 case NetConfig.User u -> UserNetBackend.start(u);
                 case NetConfig.Tap t -> TapBackend.open(t);
             };

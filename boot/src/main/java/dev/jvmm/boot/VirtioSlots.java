@@ -8,7 +8,6 @@ import dev.jvmm.devices.pci.PciHostBridge;
 import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.mmio.VirtioMmioTransport;
 import dev.jvmm.devices.virtio.pci.VirtioPciTransport;
-
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -32,6 +31,7 @@ final class VirtioSlots {
     static final long ECAM_BASE = 0xe000_0000L;
     /** ISA IRQs free on jvmm's PC (0 PIT, 1/12 i8042, 2 cascade, 4 serial, 8 RTC are taken). */
     static final int[] MMIO_IRQS = {5, 6, 7, 9, 10, 11, 14, 15, 3};
+
     static final int PCI_INTX_FIRST_GSI = 16;
 
     /** What the rest of the machine needs to know: command line fragments and the PCI slots' INTx pins. */
@@ -59,12 +59,15 @@ final class VirtioSlots {
     void attach(String name, VirtioDevice device, MachineConfig.DiskConfig.Transport transport, String option) {
         if (transport == MachineConfig.DiskConfig.Transport.MMIO) {
             if (mmioCount >= MMIO_IRQS.length)
-                throw new BootException(Kind.TOO_MANY_DEVICES,
-                        option + ": at most " + MMIO_IRQS.length + " virtio-mmio devices; attach more with transport=pci");
+                throw new BootException(
+                        Kind.TOO_MANY_DEVICES,
+                        option + ": at most " + MMIO_IRQS.length
+                                + " virtio-mmio devices; attach more with transport=pci");
             long base = VIRTIO_MMIO_BASE + mmioCount * VirtioMmioTransport.WINDOW_SIZE;
             int irq = MMIO_IRQS[mmioCount++];
             // ISA IRQs are edge-triggered in the MP table and the MADT (no override), so Linux programs them so.
-            VirtioMmioTransport t = new VirtioMmioTransport(name, device, vm.memory(), vm.interrupts(), irq, Trigger.EDGE);
+            VirtioMmioTransport t =
+                    new VirtioMmioTransport(name, device, vm.memory(), vm.interrupts(), irq, Trigger.EDGE);
             vm.own(t);
             vm.mmioBus().register("virtio-mmio " + name, base, VirtioMmioTransport.WINDOW_SIZE, t);
             t.registerIoEvent(vm.ioEvents(), base);
@@ -72,11 +75,17 @@ final class VirtioSlots {
         } else {
             if (pci == null) {
                 pci = new PciHostBridge(vm.mmioBus(), PCI_MMIO_BASE, PCI_MMIO_SIZE, 0, 0);
-                vm.ioBus().register("pci config", PciHostBridge.CONFIG_ADDRESS_PORT, PciHostBridge.CONFIG_PORTS_LENGTH, pci.configPorts());
+                vm.ioBus()
+                        .register(
+                                "pci config",
+                                PciHostBridge.CONFIG_ADDRESS_PORT,
+                                PciHostBridge.CONFIG_PORTS_LENGTH,
+                                pci.configPorts());
                 vm.mmioBus().register("pci ecam", ECAM_BASE, PciHostBridge.ECAM_BUS_SIZE, pci.ecam());
             }
             int gsi = PCI_INTX_FIRST_GSI + pciIrqs.size() % 8;
-            VirtioPciTransport t = new VirtioPciTransport(name, device, vm.memory(), vm.interrupts(), gsi, vm.ioEvents());
+            VirtioPciTransport t =
+                    new VirtioPciTransport(name, device, vm.memory(), vm.interrupts(), gsi, vm.ioEvents());
             vm.own(t);
             int slot;
             try {
@@ -89,6 +98,7 @@ final class VirtioSlots {
     }
 
     Attached attached() {
-        return new Attached(List.copyOf(fragments), java.util.Collections.unmodifiableMap(new LinkedHashMap<>(pciIrqs)));
+        return new Attached(
+                List.copyOf(fragments), java.util.Collections.unmodifiableMap(new LinkedHashMap<>(pciIrqs)));
     }
 }

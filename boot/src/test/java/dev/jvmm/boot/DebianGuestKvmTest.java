@@ -1,17 +1,13 @@
 package dev.jvmm.boot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import com.sun.net.httpserver.HttpServer;
-import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.testing.FakeDnsServer;
 import dev.jvmm.core.testing.KvmHost;
 import dev.jvmm.core.testing.RequiresKvm;
-import dev.jvmm.devices.net.NetConfig;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.Inet4Address;
@@ -31,13 +27,14 @@ import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.regex.Pattern;
-import java.util.concurrent.TimeUnit;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A real distribution: Debian bookworm made by scripts/debian-image.sh (systemd, sshd, networkd), root on a qcow2
@@ -49,6 +46,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class DebianGuestKvmTest {
     /** Under the emulated machine Debian reaches login in about two minutes; this is the bound for a wedged boot. */
     private static final Duration BOOT = Duration.ofMinutes(15);
+
     private static Path image;
 
     @BeforeAll
@@ -64,7 +62,16 @@ class DebianGuestKvmTest {
     @Test
     void bootsToLoginServesSshTakesAConsoleLoginAndShutsDownOnSigterm(@TempDir Path dir) throws Exception {
         Path overlay = dir.resolve("debian.qcow2");
-        run(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.resolve("debian.qcow2").toString(),
+        run(List.of(
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "qcow2",
+                "-b",
+                image.resolve("debian.qcow2").toString(),
                 overlay.toString()));
         if (KvmHost.emulatesGuestKernel()) {
             earlyBootOnly(overlay);
@@ -73,31 +80,53 @@ class DebianGuestKvmTest {
         // The user's way: `jvmm run` on a terminal (tmux), the console read and typed as a person does.
         int sshPort = freePort();
         // The guest's resolver is 10.0.2.3 (DHCP and the image agree); jvmm forwards its queries to this server.
-        FakeDnsServer dns = new FakeDnsServer(Map.of("files.jvmm.test", (Inet4Address) InetAddress.getByName("10.0.2.2")));
-        List<String> jvmm = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
-                "-cp", System.getProperty("java.class.path"), "dev.jvmm.boot.cli.Main", "run",
-                "--kernel", image.resolve("vmlinuz").toString(), "--initrd", image.resolve("initrd.img").toString(),
-                "--disk", overlay + ",transport=pci,format=qcow2,backing=any", "--cmdline", "console=ttyS0 root=/dev/vda rw",
-                "--cpus", "2", "--memory", "1G", "--net", "user,hostloopback=on,resolver=" + dns.address().getHostString()
-                        + ":" + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
+        FakeDnsServer dns =
+                new FakeDnsServer(Map.of("files.jvmm.test", (Inet4Address) InetAddress.getByName("10.0.2.2")));
+        List<String> jvmm = List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow",
+                "-cp",
+                System.getProperty("java.class.path"),
+                "dev.jvmm.boot.cli.Main",
+                "run",
+                "--kernel",
+                image.resolve("vmlinuz").toString(),
+                "--initrd",
+                image.resolve("initrd.img").toString(),
+                "--disk",
+                overlay + ",transport=pci,format=qcow2,backing=any",
+                "--cmdline",
+                "console=ttyS0 root=/dev/vda rw",
+                "--cpus",
+                "2",
+                "--memory",
+                "1G",
+                "--net",
+                "user,hostloopback=on,resolver=" + dns.address().getHostString() + ":"
+                        + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
         String jvmmLog;
-        try (dns; Terminal term = Terminal.start(dir, jvmm)) {
+        try (dns;
+                Terminal term = Terminal.start(dir, jvmm)) {
             long t0 = System.nanoTime();
-            assertTrue(term.awaitLog("jvmm-debian login:", BOOT), "no login prompt within " + BOOT + ":\n" + term.log());
+            assertTrue(
+                    term.awaitLog("jvmm-debian login:", BOOT), "no login prompt within " + BOOT + ":\n" + term.log());
             System.out.println("login prompt after " + (System.nanoTime() - t0) / 1_000_000 + " ms");
 
             // ssh through hostfwd with the image's key: systemd's view, the NIC's DHCP address, the vCPUs.
             awaitSsh(sshPort);
-            String state = ssh(sshPort, "systemctl is-system-running --wait; systemctl --failed --no-legend --plain; "
-                    + "echo cpus=$(nproc); ip -4 -o addr show scope global; "
-                    + "cat /sys/devices/system/clocksource/clocksource0/current_clocksource");
+            String state = ssh(
+                    sshPort,
+                    "systemctl is-system-running --wait; systemctl --failed --no-legend --plain; "
+                            + "echo cpus=$(nproc); ip -4 -o addr show scope global; "
+                            + "cat /sys/devices/system/clocksource/clocksource0/current_clocksource");
             assertTrue(state.startsWith("running\n"), "systemd is running with no failed unit:\n" + state);
             assertTrue(state.contains("\ncpus=2\n"), state);
             assertTrue(state.contains("inet 10.0.2.15/24"), state);
             assertTrue(state.strip().endsWith("kvm-clock"), state);
 
-            // A download by name from a server on the host (10.0.2.2 is the host's loopback with hostloopback=on), checked
+            // A download by name from a server on the host (10.0.2.2 is the host's loopback with hostloopback=on),
+            // checked
             // byte for byte.
             byte[] blob = new byte[4 << 20];
             new Random(11).nextBytes(blob);
@@ -113,8 +142,13 @@ class DebianGuestKvmTest {
                 String hosts = ssh(sshPort, "getent ahostsv4 files.jvmm.test");
                 assertTrue(hosts.startsWith("10.0.2.2 "), hosts);
                 assertTrue(dns.questions().contains("files.jvmm.test 1"), "asked through 10.0.2.3: " + dns.questions());
-                String sum = ssh(sshPort, "curl -sf http://files.jvmm.test:" + http.getAddress().getPort() + "/blob | sha256sum");
-                assertEquals(HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(blob)), sum.split(" ")[0]);
+                String sum = ssh(
+                        sshPort,
+                        "curl -sf http://files.jvmm.test:" + http.getAddress().getPort() + "/blob | sha256sum");
+                assertEquals(
+                        HexFormat.of()
+                                .formatHex(MessageDigest.getInstance("SHA-256").digest(blob)),
+                        sum.split(" ")[0]);
             } finally {
                 http.stop(0);
             }
@@ -127,8 +161,11 @@ class DebianGuestKvmTest {
 
             // reboot in the guest: the VM starts again from its configuration and boots to login once more.
             term.type("reboot");
-            assertTrue(term.awaitLog(log -> log.contains("reboot: Restarting system")
-                    && log.indexOf("jvmm-debian login:", log.indexOf("reboot: Restarting system")) > 0, BOOT),
+            assertTrue(
+                    term.awaitLog(
+                            log -> log.contains("reboot: Restarting system")
+                                    && log.indexOf("jvmm-debian login:", log.indexOf("reboot: Restarting system")) > 0,
+                            BOOT),
                     "no second login prompt after reboot:\n" + term.log());
             assertFalse(term.log().contains("jvmm-exit="), "jvmm ended on the guest's reboot:\n" + term.log());
 
@@ -156,8 +193,10 @@ class DebianGuestKvmTest {
         onlyJvmm.removeAll(suspicious(untilLogin(qemuLog)));
         System.out.println("suspicious lines QEMU prints too: " + suspicious(qemuLog));
         assertEquals(Set.of(), onlyJvmm, "boot log lines only jvmm's boot prints (QEMU's log:\n" + qemuLog + ")");
-        KvmHost.checked("DebianGuestKvmTest", "Debian to login through jvmm run in tmux, ssh, a download, a console login, "
-                + "SIGTERM to a clean power-off, and no suspicious boot-log line that QEMU does not print too");
+        KvmHost.checked(
+                "DebianGuestKvmTest",
+                "Debian to login through jvmm run in tmux, ssh, a download, a console login, "
+                        + "SIGTERM to a clean power-off, and no suspicious boot-log line that QEMU does not print too");
     }
 
     /**
@@ -166,14 +205,24 @@ class DebianGuestKvmTest {
      */
     private static void earlyBootOnly(Path overlay) throws Exception {
         WatchedOutput console = new WatchedOutput();
-        MachineConfig config = MachineConfig.builder(image.resolve("vmlinuz")).initrd(image.resolve("initrd.img"))
-                .memory(1L << 30).cpus(2).cmdline("console=ttyS0 earlyprintk=serial root=/dev/vda rw")
-                .disk(new MachineConfig.DiskConfig(overlay, false, Optional.empty(), MachineConfig.DiskConfig.Transport.PCI,
-                        MachineConfig.DiskConfig.Format.QCOW2, MachineConfig.DiskConfig.BackingFiles.ANY))
-                .console(console).build();
+        MachineConfig config = MachineConfig.builder(image.resolve("vmlinuz"))
+                .initrd(image.resolve("initrd.img"))
+                .memory(1L << 30)
+                .cpus(2)
+                .cmdline("console=ttyS0 earlyprintk=serial root=/dev/vda rw")
+                .disk(new MachineConfig.DiskConfig(
+                        overlay,
+                        false,
+                        Optional.empty(),
+                        MachineConfig.DiskConfig.Transport.PCI,
+                        MachineConfig.DiskConfig.Format.QCOW2,
+                        MachineConfig.DiskConfig.BackingFiles.ANY))
+                .console(console)
+                .build();
         try (Machine m = Machine.create(config)) {
             m.start();
-            boolean early = console.await(t -> t.contains("Command line: console=ttyS0 earlyprintk=serial root=/dev/vda rw"),
+            boolean early = console.await(
+                    t -> t.contains("Command line: console=ttyS0 earlyprintk=serial root=/dev/vda rw"),
                     Duration.ofMinutes(5));
             m.stop();
             assertTrue(early, console.text());
@@ -187,7 +236,8 @@ class DebianGuestKvmTest {
             String session = "jvmm-test-" + Long.toHexString(System.nanoTime());
             Path log = dir.resolve("terminal.log");
             Files.createFile(log);
-            run(List.of("tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", "bash --norc --noprofile"));
+            run(List.of(
+                    "tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", "bash --norc --noprofile"));
             Terminal t = new Terminal(session, log);
             run(List.of("tmux", "pipe-pane", "-t", session, "-o", "cat >> " + quote(log.toString())));
             StringBuilder line = new StringBuilder();
@@ -225,7 +275,8 @@ class DebianGuestKvmTest {
             return await(source, s -> s.contains(text), timeout);
         }
 
-        private static boolean await(Callable<String> source, Predicate<String> condition, Duration timeout) throws Exception {
+        private static boolean await(Callable<String> source, Predicate<String> condition, Duration timeout)
+                throws Exception {
             long deadline = System.nanoTime() + timeout.toNanos();
             while (!condition.test(source.call())) {
                 if (System.nanoTime() > deadline) return false;
@@ -236,7 +287,8 @@ class DebianGuestKvmTest {
 
         /** Sends a signal to the command the terminal's shell runs (the java process). */
         void signalCommand(String signal) throws IOException, InterruptedException {
-            String shell = run(List.of("tmux", "list-panes", "-t", session, "-F", "#{pane_pid}")).strip();
+            String shell = run(List.of("tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"))
+                    .strip();
             run(List.of("pkill", "-" + signal, "-P", shell, "java"));
         }
 
@@ -256,7 +308,8 @@ class DebianGuestKvmTest {
     }
 
     private static final Pattern SUSPICIOUS = Pattern.compile(
-            "warning:|bug:|call trace|failed|firmware bug|fallback|unstable|unable to|not found|error", Pattern.CASE_INSENSITIVE);
+            "warning:|bug:|call trace|failed|firmware bug|fallback|unstable|unable to|not found|error",
+            Pattern.CASE_INSENSITIVE);
 
     /** The boot, up to the login prompt: what both runs have (QEMU's is not shut down cleanly). */
     private static String untilLogin(String log) {
@@ -268,7 +321,9 @@ class DebianGuestKvmTest {
     static Set<String> suspicious(String log) {
         Set<String> out = new TreeSet<>();
         for (String line : log.split("\r?\n")) {
-            String l = line.replaceAll("\u001b\\[[0-9;?]*[A-Za-z]", "").replaceFirst("^\\[\\s*\\d+\\.\\d+\\]\\s*", "").strip();
+            String l = line.replaceAll("\u001b\\[[0-9;?]*[A-Za-z]", "")
+                    .replaceFirst("^\\[\\s*\\d+\\.\\d+\\]\\s*", "")
+                    .strip();
             if (SUSPICIOUS.matcher(l).find()) out.add(l.replaceAll("0x[0-9a-fA-F]+|\\b[0-9a-f]{6,}\\b|\\d+", "#"));
         }
         return out;
@@ -277,21 +332,62 @@ class DebianGuestKvmTest {
     /** QEMU with KVM, q35, the host's CPU model: the same kernel, initramfs and image (an overlay of its own) to login. */
     private static String qemuBootToLogin(Path dir) throws IOException, InterruptedException {
         Path overlay = dir.resolve("qemu.qcow2"), log = dir.resolve("qemu-console.log");
-        run(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.resolve("debian.qcow2").toString(),
+        run(List.of(
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "qcow2",
+                "-b",
+                image.resolve("debian.qcow2").toString(),
                 overlay.toString()));
-        Process q = new ProcessBuilder("qemu-system-x86_64", "-accel", "kvm", "-M", "q35", "-cpu", "host", "-smp", "2", "-m", "1G",
-                "-kernel", image.resolve("vmlinuz").toString(), "-initrd", image.resolve("initrd.img").toString(),
-                "-append", "console=ttyS0 root=/dev/vda rw", "-drive", "file=" + overlay + ",if=virtio,format=qcow2",
-                "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0", "-display", "none", "-monitor", "none",
-                "-serial", "file:" + log, "-no-reboot").redirectErrorStream(true).redirectOutput(dir.resolve("qemu.out").toFile()).start();
+        Process q = new ProcessBuilder(
+                        "qemu-system-x86_64",
+                        "-accel",
+                        "kvm",
+                        "-M",
+                        "q35",
+                        "-cpu",
+                        "host",
+                        "-smp",
+                        "2",
+                        "-m",
+                        "1G",
+                        "-kernel",
+                        image.resolve("vmlinuz").toString(),
+                        "-initrd",
+                        image.resolve("initrd.img").toString(),
+                        "-append",
+                        "console=ttyS0 root=/dev/vda rw",
+                        "-drive",
+                        "file=" + overlay + ",if=virtio,format=qcow2",
+                        "-netdev",
+                        "user,id=n0",
+                        "-device",
+                        "virtio-net-pci,netdev=n0",
+                        "-display",
+                        "none",
+                        "-monitor",
+                        "none",
+                        "-serial",
+                        "file:" + log,
+                        "-no-reboot")
+                .redirectErrorStream(true)
+                .redirectOutput(dir.resolve("qemu.out").toFile())
+                .start();
         try {
             long deadline = System.nanoTime() + BOOT.toNanos();
             while (System.nanoTime() < deadline && q.isAlive()) {
-                if (Files.exists(log) && Files.readString(log, StandardCharsets.ISO_8859_1).contains("jvmm-debian login:")) break;
+                if (Files.exists(log)
+                        && Files.readString(log, StandardCharsets.ISO_8859_1).contains("jvmm-debian login:")) break;
                 Thread.sleep(1000);
             }
             String text = Files.exists(log) ? Files.readString(log, StandardCharsets.ISO_8859_1) : "";
-            assertTrue(text.contains("jvmm-debian login:"), "QEMU did not reach login: " + Files.readString(dir.resolve("qemu.out")) + text);
+            assertTrue(
+                    text.contains("jvmm-debian login:"),
+                    "QEMU did not reach login: " + Files.readString(dir.resolve("qemu.out")) + text);
             return text;
         } finally {
             q.destroyForcibly().waitFor();
@@ -306,7 +402,9 @@ class DebianGuestKvmTest {
     private static void awaitSsh(int port) throws IOException, InterruptedException {
         long deadline = System.nanoTime() + Duration.ofMinutes(5).toNanos();
         while (true) {
-            Process p = new ProcessBuilder(sshCommand(port, "true")).redirectErrorStream(true).start();
+            Process p = new ProcessBuilder(sshCommand(port, "true"))
+                    .redirectErrorStream(true)
+                    .start();
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             if (p.waitFor() == 0) return;
             assertTrue(System.nanoTime() < deadline, "sshd did not answer within 5 minutes: " + out);
@@ -315,9 +413,24 @@ class DebianGuestKvmTest {
     }
 
     private static List<String> sshCommand(int port, String command) {
-        return List.of("ssh", "-i", image.resolve("id_ed25519").toString(), "-p", "" + port,
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                "-o", "ConnectTimeout=60", "-o", "BatchMode=yes", "root@127.0.0.1", command);
+        return List.of(
+                "ssh",
+                "-i",
+                image.resolve("id_ed25519").toString(),
+                "-p",
+                "" + port,
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "ConnectTimeout=60",
+                "-o",
+                "BatchMode=yes",
+                "root@127.0.0.1",
+                command);
     }
 
     private static String ssh(int port, String command) throws IOException, InterruptedException {

@@ -1,18 +1,15 @@
 package dev.jvmm.boot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.boot.loader.KernelLoader.BootPath;
 import dev.jvmm.boot.loader.PayloadDecompressor;
-import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.testing.KvmHost;
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.kvm.gen.kvm_regs;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -26,10 +23,11 @@ import java.util.Map;
 import java.util.UUID;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Debian's stock kernel: its boot log is the oracle for the boot protocol. Where KVM has hardware virtualisation
@@ -51,6 +49,7 @@ class LinuxBootKvmTest {
      * JVM itself runs 20-40x slower; the bound only catches a boot that never gets there.
      */
     private static final Duration WHOLE_BOOT = Duration.ofMinutes(5);
+
     private static final Pattern E820_LINE = Pattern.compile("BIOS-e820: \\[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\\] (\\w+)");
 
     private static Path bzImage;
@@ -88,24 +87,34 @@ class LinuxBootKvmTest {
      */
     private static boolean hasAcpiTableList(String t) {
         int apic = t.indexOf("ACPI: APIC 0x");
-        return hasWholeMemoryMap(t) && ((apic >= 0 && t.indexOf('\n', apic) >= 0) || t.contains("valid RSDP was not found")
-                || t.contains("Kernel panic"));
+        return hasWholeMemoryMap(t)
+                && ((apic >= 0 && t.indexOf('\n', apic) >= 0)
+                        || t.contains("valid RSDP was not found")
+                        || t.contains("Kernel panic"));
     }
 
-    private static Boot bootTo(Path kernel, long memory, BootPath path, java.util.function.Predicate<String> until) throws Exception {
+    private static Boot bootTo(Path kernel, long memory, BootPath path, java.util.function.Predicate<String> until)
+            throws Exception {
         String marker = UUID.randomUUID().toString().substring(0, 8);
         String cmdline = "console=ttyS0 earlyprintk=serial reboot=k panic=1 jvmm.test=" + marker;
         WatchedOutput console = new WatchedOutput();
-        MachineConfig config = MachineConfig.builder(kernel).memory(memory).cmdline(cmdline).console(console)
-                .bootPath(path).cpuFeatures("-cx16").build();
+        MachineConfig config = MachineConfig.builder(kernel)
+                .memory(memory)
+                .cmdline(cmdline)
+                .console(console)
+                .bootPath(path)
+                .cpuFeatures("-cx16")
+                .build();
         try (Machine m = Machine.create(config)) {
             long t0 = System.nanoTime();
             m.start();
             boolean done = console.await(until, EARLY_LOG);
             long ms = (System.nanoTime() - t0) / 1_000_000;
             m.stop();
-            assertTrue(done, "not there within " + EARLY_LOG + "; the log so far:\n" + console.text()
-                    + "\nstatus: " + m.vm().exitStatus());
+            assertTrue(
+                    done,
+                    "not there within " + EARLY_LOG + "; the log so far:\n" + console.text() + "\nstatus: "
+                            + m.vm().exitStatus());
             return new Boot(console.text(), E820.of(m.vm().memory()), cmdline, ms);
         }
     }
@@ -115,7 +124,11 @@ class LinuxBootKvmTest {
         Matcher mt = E820_LINE.matcher(log);
         while (mt.find()) {
             long start = Long.parseUnsignedLong(mt.group(1), 16), end = Long.parseUnsignedLong(mt.group(2), 16);
-            int type = switch (mt.group(3)) { case "usable" -> E820.RAM; case "reserved" -> E820.RESERVED; default -> -1; };
+            int type = switch (mt.group(3)) {
+                case "usable" -> E820.RAM;
+                case "reserved" -> E820.RESERVED;
+                default -> -1;
+            };
             map.add(new E820.Entry(start, end - start + 1, type));
         }
         return map;
@@ -123,7 +136,9 @@ class LinuxBootKvmTest {
 
     private static void assertBootedAsConfigured(Boot b) {
         assertTrue(b.log().contains("Linux version 6."), b.log());
-        assertTrue(b.log().contains("Command line: " + b.cmdline() + "\n") || b.log().contains("Command line: " + b.cmdline() + "\r"),
+        assertTrue(
+                b.log().contains("Command line: " + b.cmdline() + "\n")
+                        || b.log().contains("Command line: " + b.cmdline() + "\r"),
                 "the kernel saw exactly jvmm's command line:\n" + b.log());
         assertEquals(b.expectedMap(), parseMap(b.log()), "the kernel's e820 map is the one jvmm built");
         System.out.println("memory map after " + b.millis() + " ms");
@@ -137,10 +152,13 @@ class LinuxBootKvmTest {
             KvmHost.checked("bzImageDecompressedOnTheHost", "the boot log up to the memory map");
             return;
         }
-        // A whole boot: four vCPUs (jvmm run --cpus 4), an initramfs whose init says how many are online, waits for the ACPI power button (its SCI
+        // A whole boot: four vCPUs (jvmm run --cpus 4), an initramfs whose init says how many are online, waits for the
+        // ACPI power button (its SCI
         // counted by the kernel once Debian's button module handles the event) and powers off, and ACPI ending the VM.
         String marker = "jvmm-userspace-" + UUID.randomUUID().toString().substring(0, 8);
-        Path initrd = TestInitramfs.write(dir.resolve("initrd.cpio"), """
+        Path initrd = TestInitramfs.write(
+                dir.resolve("initrd.cpio"),
+                """
                 /bin/busybox insmod /button.ko
                 /bin/busybox mount -t proc proc /proc
                 /bin/busybox mount -t sysfs sysfs /sys
@@ -153,11 +171,18 @@ class LinuxBootKvmTest {
                   /bin/busybox sleep 1; i=$((i + 1))
                 done
                 /bin/busybox poweroff -f
-                """.formatted(marker), Map.of("button.ko", TestKernels.debianModule("button")));
+                """.formatted(marker),
+                Map.of("button.ko", TestKernels.debianModule("button")));
         String cmdline = "console=ttyS0 reboot=k panic=-1 jvmm.test=" + marker;
         WatchedOutput console = new WatchedOutput();
-        MachineConfig config = MachineConfig.builder(bzImage).memory(512L << 20).cpus(4).initrd(initrd)
-                .cmdline(cmdline).console(console).noNetwork().build();
+        MachineConfig config = MachineConfig.builder(bzImage)
+                .memory(512L << 20)
+                .cpus(4)
+                .initrd(initrd)
+                .cmdline(cmdline)
+                .console(console)
+                .noNetwork()
+                .build();
         try (Machine m = Machine.create(config)) {
             long t0 = System.nanoTime();
             m.start();
@@ -166,9 +191,12 @@ class LinuxBootKvmTest {
             long ms = (System.nanoTime() - t0) / 1_000_000;
             if (status == null) m.stop();
             String log = console.text();
-            assertTrue(status instanceof ExitStatus.PowerOff, "the guest powers off through ACPI, not " + status + "; the log:\n" + log);
+            assertTrue(
+                    status instanceof ExitStatus.PowerOff,
+                    "the guest powers off through ACPI, not " + status + "; the log:\n" + log);
             assertBootedAsConfigured(new Boot(log, E820.of(m.vm().memory()), cmdline, ms));
-            assertTrue(log.contains(marker + " cpus=4 online=0-3"), "userspace ran with all four vCPUs online:\n" + log);
+            assertTrue(
+                    log.contains(marker + " cpus=4 online=0-3"), "userspace ran with all four vCPUs online:\n" + log);
             assertTrue(log.contains("smp: Brought up 1 node, 4 CPUs"), log);
             assertFalse(log.contains("Kernel panic") || log.contains("BUG:"), log);
             // The platform as a guest sees it: KVM's identity, and the paravirtual clock that comes with it.
@@ -181,11 +209,13 @@ class LinuxBootKvmTest {
             assertTrue(log.contains(marker + " power-button"), "the guest saw the power button's SCI:\n" + log);
             assertTrue(log.contains("pnp: PnP ACPI: found 4 devices"), log);
             assertTrue(log.contains("ttyS0 at I/O 0x3f8 (irq = 4, base_baud = 115200) is a 16550A"), log);
-            assertTrue(log.contains("i8042: PNP: PS/2 Controller [PNP0303:KBD,PNP0f13:MOU] at 0x60,0x64 irq 1,12"), log);
+            assertTrue(
+                    log.contains("i8042: PNP: PS/2 Controller [PNP0303:KBD,PNP0f13:MOU] at 0x60,0x64 irq 1,12"), log);
             assertTrue(log.contains("rtc_cmos 00:03: registered as rtc0"), log);
             System.out.println(log);
             System.out.println("userspace and ACPI power-off after " + ms + " ms");
-            KvmHost.checked("bzImageDecompressedOnTheHost", "a whole boot to userspace with 4 vCPUs online and ACPI power-off");
+            KvmHost.checked(
+                    "bzImageDecompressedOnTheHost", "a whole boot to userspace with 4 vCPUs online and ACPI power-off");
         }
     }
 
@@ -195,14 +225,19 @@ class LinuxBootKvmTest {
         Files.write(vmlinux, extractVmlinux(Files.readAllBytes(bzImage)));
         Boot b = bootTo(vmlinux, 4L << 30, BootPath.LINUX64, LinuxBootKvmTest::hasAcpiTableList);
         assertBootedAsConfigured(b);
-        assertTrue(b.expectedMap().stream().anyMatch(e -> e.address() == 1L << 32), "RAM above 4 GiB: " + b.expectedMap());
+        assertTrue(
+                b.expectedMap().stream().anyMatch(e -> e.address() == 1L << 32), "RAM above 4 GiB: " + b.expectedMap());
         // The kernel finds jvmm's ACPI tables and accepts them without complaint.
         assertFalse(b.log().contains("valid RSDP was not found"), b.log());
         assertTrue(b.log().contains("ACPI: RSDP 0x00000000000E0000 000024 (v02 JVMM  )"), b.log());
         for (String table : new String[] {"XSDT", "FACP", "DSDT", "FACS", "APIC"})
             assertTrue(b.log().contains("ACPI: " + table + " 0x00000000000E"), table + ":\n" + b.log());
-        assertFalse(b.log().contains("ACPI BIOS Warning") || b.log().contains("ACPI BIOS Error") || b.log().contains("ACPI Error")
-                || b.log().contains("ACPI Warning"), b.log());
+        assertFalse(
+                b.log().contains("ACPI BIOS Warning")
+                        || b.log().contains("ACPI BIOS Error")
+                        || b.log().contains("ACPI Error")
+                        || b.log().contains("ACPI Warning"),
+                b.log());
     }
 
     @Test
@@ -226,8 +261,7 @@ class LinuxBootKvmTest {
             if (last != null && last.type() == e.type() && last.end() >= e.address()) {
                 long end = Math.max(last.end(), e.end());
                 out.set(out.size() - 1, new E820.Entry(last.address(), end - last.address(), last.type()));
-            }
-            else out.add(e);
+            } else out.add(e);
         }
         return out;
     }
@@ -238,12 +272,18 @@ class LinuxBootKvmTest {
             // The decompressor runs at full speed: it must hand over to the kernel it unpacked.
             Boot b = bootToMemoryMap(bzImage, 512L << 20, BootPath.DECOMPRESSOR);
             assertBootedAsConfigured(b);
-            KvmHost.checked("decompressorPathRunsTheKernelsOwnDecompressor", "the kernel it unpacked booting to its memory map");
+            KvmHost.checked(
+                    "decompressorPathRunsTheKernelsOwnDecompressor",
+                    "the kernel it unpacked booting to its memory map");
             return;
         }
         WatchedOutput console = new WatchedOutput();
-        MachineConfig config = MachineConfig.builder(bzImage).memory(512L << 20).console(console)
-                .bootPath(BootPath.DECOMPRESSOR).cmdline("console=ttyS0 earlyprintk=serial").build();
+        MachineConfig config = MachineConfig.builder(bzImage)
+                .memory(512L << 20)
+                .console(console)
+                .bootPath(BootPath.DECOMPRESSOR)
+                .cmdline("console=ttyS0 earlyprintk=serial")
+                .build();
         try (Machine m = Machine.create(config)) {
             m.start();
             List<Long> rips = new ArrayList<>();
@@ -258,12 +298,16 @@ class LinuxBootKvmTest {
                 }
             }
             m.stop();
-            assertTrue(m.vm().exitStatus().orElseThrow() instanceof dev.jvmm.core.ExitStatus.Stopped, "still running: " + m.vm().exitStatus());
+            assertTrue(
+                    m.vm().exitStatus().orElseThrow() instanceof dev.jvmm.core.ExitStatus.Stopped,
+                    "still running: " + m.vm().exitStatus());
             // The decompressor runs from where it was loaded (1 MiB) up to where it relocates itself, below 1 GiB
             // and identity-mapped; the decompressed kernel would run at 0xffffffff8...
             for (long rip : rips) assertTrue(rip >= 0x100000 && rip < 0x4000_0000L, String.format("rip %x", rip));
             assertTrue(rips.stream().distinct().count() > 1, "it keeps executing: " + rips);
-            KvmHost.checked("decompressorPathRunsTheKernelsOwnDecompressor", "the decompressor executing (it takes minutes here)");
+            KvmHost.checked(
+                    "decompressorPathRunsTheKernelsOwnDecompressor",
+                    "the decompressor executing (it takes minutes here)");
         }
     }
 
@@ -275,5 +319,4 @@ class LinuxBootKvmTest {
         int len = b.getInt(0x24c);
         return PayloadDecompressor.decompress(java.util.Arrays.copyOfRange(bz, (int) start, (int) start + len));
     }
-
 }

@@ -1,14 +1,13 @@
 package dev.jvmm.boot;
 
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.boot.MachineConfigException.Problem;
 import dev.jvmm.core.Kvm;
 import dev.jvmm.core.testing.RequiresKvm;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import java.nio.file.Path;
-
-import static org.junit.jupiter.api.Assertions.*;
 
 /** Machine.create reports a config this host cannot run as a typed problem with its values, in its own words. */
 class MachineConfigExceptionTest {
@@ -16,7 +15,10 @@ class MachineConfigExceptionTest {
     Path dir;
 
     private MachineConfig config(long memory, int cpus) {
-        return MachineConfig.builder(dir.resolve("kernel")).memory(memory).cpus(cpus).build();
+        return MachineConfig.builder(dir.resolve("kernel"))
+                .memory(memory)
+                .cpus(cpus)
+                .build();
     }
 
     private static void assertProblem(MachineConfigException e, Problem problem, long requested, long limit) {
@@ -61,7 +63,8 @@ class MachineConfigExceptionTest {
             max = kvm.maxVcpus();
         }
         Path kernel = TestKernels.guest("smp.elf", dir); // a real kernel: files are checked before KVM's limit
-        MachineConfig c = MachineConfig.builder(kernel).memory(64 << 20).cpus(max + 1).build();
+        MachineConfig c =
+                MachineConfig.builder(kernel).memory(64 << 20).cpus(max + 1).build();
         var e = assertThrows(MachineConfigException.class, () -> Machine.create(c));
         assertProblem(e, Problem.TOO_MANY_VCPUS, max + 1, max);
     }

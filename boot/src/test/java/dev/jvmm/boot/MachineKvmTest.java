@@ -1,11 +1,15 @@
 package dev.jvmm.boot;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.testing.RequiresKvm;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
-
+import dev.jvmm.devices.net.MacAddress;
+import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.virtio.net.VirtioNet;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -14,15 +18,9 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
-
-import dev.jvmm.devices.net.MacAddress;
-import dev.jvmm.devices.net.NetConfig;
-import dev.jvmm.devices.virtio.net.VirtioNet;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Multiboot test kernels on the assembled PC. */
 @RequiresKvm
@@ -34,7 +32,8 @@ class MachineKvmTest {
     @ValueSource(ints = {1, 2, 4})
     void smpKernelFindsEveryVcpuInTheMpTableAndStartsThem(int cpus) throws Exception {
         TestGuest guest = new TestGuest("smp.elf", dir);
-        try (Machine m = Machine.create(guest.config.cpus(cpus).cmdline("smp test").build())) {
+        try (Machine m =
+                Machine.create(guest.config.cpus(cpus).cmdline("smp test").build())) {
             ExitStatus s = guest.run(m);
             String out = guest.output();
             assertEquals(new ExitStatus.GuestExit(0), s, out);
@@ -53,7 +52,8 @@ class MachineKvmTest {
     @ValueSource(ints = {1, 2, 4})
     void acpiGuestCountsEveryVcpuInTheMadtAndPowersOff(int cpus) throws Exception {
         TestGuest guest = new TestGuest("acpi.elf", dir);
-        try (Machine m = Machine.create(guest.config.cpus(cpus).cmdline("acpi poweroff").build())) {
+        try (Machine m =
+                Machine.create(guest.config.cpus(cpus).cmdline("acpi poweroff").build())) {
             ExitStatus s = guest.run(m);
             String out = guest.output();
             assertEquals(new ExitStatus.PowerOff(), s, out);
@@ -84,15 +84,22 @@ class MachineKvmTest {
      */
     @org.junit.jupiter.api.Test
     void virtioNetOnMmioAndPciTalksToTheUserNetwork() throws Exception {
-        NetConfig.User second = new NetConfig.User(List.of(), List.of(), false, false, Optional.of(MacAddress.parse("52:54:00:ab:cd:ef")),
+        NetConfig.User second = new NetConfig.User(
+                List.of(),
+                List.of(),
+                false,
+                false,
+                Optional.of(MacAddress.parse("52:54:00:ab:cd:ef")),
                 Optional.empty());
         TestGuest guest = new TestGuest("virtio_net_suite.elf", dir);
-        MachineConfig config = guest.config.cmdline("net suite mac0=525400123456 mac1=525400abcdef")
+        MachineConfig config = guest.config
+                .cmdline("net suite mac0=525400123456 mac1=525400abcdef")
                 .nic(new MachineConfig.NicConfig(NetConfig.User.defaults(), MachineConfig.DiskConfig.Transport.MMIO))
                 .nic(new MachineConfig.NicConfig(second, MachineConfig.DiskConfig.Transport.PCI))
                 .build();
         try (Machine m = Machine.create(config)) {
-            assertEquals("net suite mac0=525400123456 mac1=525400abcdef virtio_mmio.device=4K@0xd0000000:5", m.cmdline());
+            assertEquals(
+                    "net suite mac0=525400123456 mac1=525400abcdef virtio_mmio.device=4K@0xd0000000:5", m.cmdline());
             guest.assertSuitePassed(guest.run(m));
             for (VirtioNet nic : m.nics()) {
                 assertEquals(1, nic.txMalformed(), nic + ": the runt frame was dropped and counted");
@@ -117,17 +124,23 @@ class MachineKvmTest {
     /** The devices module's guest driver suite, with its disks attached the way --disk attaches them. */
     @org.junit.jupiter.api.Test
     void virtioDisksOnMmioAndPci() throws Exception {
-        Path vda = image(dir.resolve("vda.raw"), 4 << 20, 0), vdb = image(dir.resolve("vdb.raw"), 1 << 20, 0x5a),
+        Path vda = image(dir.resolve("vda.raw"), 4 << 20, 0),
+                vdb = image(dir.resolve("vdb.raw"), 1 << 20, 0x5a),
                 vdc = image(dir.resolve("vdc.raw"), 4 << 20, 0);
         byte[] vdbBefore = Files.readAllBytes(vdb);
         TestGuest guest = new TestGuest("virtio_suite.elf", dir);
-        MachineConfig config = guest.config.cmdline("virtio suite")
-                .disk(new MachineConfig.DiskConfig(vda, false, Optional.of("jvmm-vda"), MachineConfig.DiskConfig.Transport.MMIO))
-                .disk(new MachineConfig.DiskConfig(vdb, true, Optional.of("jvmm-vdb"), MachineConfig.DiskConfig.Transport.MMIO))
-                .disk(new MachineConfig.DiskConfig(vdc, false, Optional.of("jvmm-vdc"), MachineConfig.DiskConfig.Transport.PCI))
+        MachineConfig config = guest.config
+                .cmdline("virtio suite")
+                .disk(new MachineConfig.DiskConfig(
+                        vda, false, Optional.of("jvmm-vda"), MachineConfig.DiskConfig.Transport.MMIO))
+                .disk(new MachineConfig.DiskConfig(
+                        vdb, true, Optional.of("jvmm-vdb"), MachineConfig.DiskConfig.Transport.MMIO))
+                .disk(new MachineConfig.DiskConfig(
+                        vdc, false, Optional.of("jvmm-vdc"), MachineConfig.DiskConfig.Transport.PCI))
                 .build();
         try (Machine m = Machine.create(config)) {
-            assertEquals("virtio suite virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6", m.cmdline());
+            assertEquals(
+                    "virtio suite virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6", m.cmdline());
             guest.assertSuitePassed(guest.run(m));
         }
         ByteBuffer a = ByteBuffer.wrap(Files.readAllBytes(vda)).order(ByteOrder.LITTLE_ENDIAN);

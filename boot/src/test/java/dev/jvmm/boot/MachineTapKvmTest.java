@@ -1,15 +1,12 @@
 package dev.jvmm.boot;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.devices.net.MacAddress;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.virtio.net.VirtioNet;
-import org.junit.jupiter.api.Assertions;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -18,9 +15,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Assertions;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The virtio-net guest suite with both NICs on TAP interfaces that --net tap,...,bridge=BR adds to a bridge made
@@ -41,8 +40,9 @@ class MachineTapKvmTest {
             missing.add("id");
         }
         if (!Files.exists(Path.of("/dev/net/tun"))) missing.add("/dev/net/tun");
-        if (!Files.isExecutable(Path.of("/usr/sbin/ip")) && !Files.isExecutable(Path.of("/sbin/ip")) && !Files.isExecutable(Path.of("/usr/bin/ip")))
-            missing.add("ip (Debian package iproute2)");
+        if (!Files.isExecutable(Path.of("/usr/sbin/ip"))
+                && !Files.isExecutable(Path.of("/sbin/ip"))
+                && !Files.isExecutable(Path.of("/usr/bin/ip"))) missing.add("ip (Debian package iproute2)");
         if (missing.isEmpty()) return;
         String why = "TAP tests need " + String.join(", ", missing);
         if ("true".equals(System.getenv("CI"))) Assertions.fail(why);
@@ -53,13 +53,17 @@ class MachineTapKvmTest {
         try {
             Path out = Files.createTempFile("tap-test", ".out");
             try {
-                Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+                Process p = new ProcessBuilder(command)
+                        .redirectErrorStream(true)
+                        .redirectOutput(out.toFile())
+                        .start();
                 if (!p.waitFor(20, TimeUnit.SECONDS)) {
                     p.destroyForcibly();
                     throw new AssertionError(String.join(" ", command) + " did not finish");
                 }
                 String text = Files.readString(out, StandardCharsets.UTF_8);
-                if (p.exitValue() != 0) throw new AssertionError(String.join(" ", command) + " exited " + p.exitValue() + ": " + text);
+                if (p.exitValue() != 0)
+                    throw new AssertionError(String.join(" ", command) + " exited " + p.exitValue() + ": " + text);
                 return text;
             } finally {
                 Files.deleteIfExists(out);
@@ -98,10 +102,15 @@ class MachineTapKvmTest {
             run("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up");
 
             TestGuest guest = new TestGuest("virtio_net_suite.elf", dir);
-            MachineConfig config = guest.config.cmdline("net suite peer=tap mac0=525400123456 mac1=525400abcdef")
-                    .nic(new MachineConfig.NicConfig(new NetConfig.Tap(tap0, Optional.of(bridge), Optional.of(MacAddress.parse("52:54:00:12:34:56")), 1),
+            MachineConfig config = guest.config
+                    .cmdline("net suite peer=tap mac0=525400123456 mac1=525400abcdef")
+                    .nic(new MachineConfig.NicConfig(
+                            new NetConfig.Tap(
+                                    tap0, Optional.of(bridge), Optional.of(MacAddress.parse("52:54:00:12:34:56")), 1),
                             MachineConfig.DiskConfig.Transport.MMIO))
-                    .nic(new MachineConfig.NicConfig(new NetConfig.Tap(tap1, Optional.of(bridge), Optional.of(MacAddress.parse("52:54:00:ab:cd:ef")), 1),
+                    .nic(new MachineConfig.NicConfig(
+                            new NetConfig.Tap(
+                                    tap1, Optional.of(bridge), Optional.of(MacAddress.parse("52:54:00:ab:cd:ef")), 1),
                             MachineConfig.DiskConfig.Transport.PCI))
                     .build();
             try (Machine m = Machine.create(config)) {

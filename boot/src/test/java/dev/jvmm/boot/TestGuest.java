@@ -1,15 +1,14 @@
 package dev.jvmm.boot;
 
-import dev.jvmm.core.ExitStatus;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jvmm.core.ExitStatus;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * One run of a test guest (src/test/guest) on the assembled PC: a 64 MiB machine whose debugcon output is kept
@@ -21,7 +20,10 @@ final class TestGuest {
     final MachineConfig.Builder config;
 
     TestGuest(String name, Path dir) throws IOException {
-        config = MachineConfig.builder(TestKernels.guest(name, dir)).memory(64 << 20).debugcon(debugcon).debugExit(0xf4);
+        config = MachineConfig.builder(TestKernels.guest(name, dir))
+                .memory(64 << 20)
+                .debugcon(debugcon)
+                .debugExit(0xf4);
     }
 
     /** Starts m and waits up to two minutes for it to stop; fails with the guest's output if it does not. */

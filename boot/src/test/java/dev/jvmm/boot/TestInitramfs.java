@@ -1,15 +1,14 @@
 package dev.jvmm.boot;
 
-import org.apache.commons.compress.archivers.cpio.CpioArchiveEntry;
-import org.apache.commons.compress.archivers.cpio.CpioArchiveOutputStream;
-import org.apache.commons.compress.archivers.cpio.CpioConstants;
-
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import org.apache.commons.compress.archivers.cpio.CpioArchiveEntry;
+import org.apache.commons.compress.archivers.cpio.CpioArchiveOutputStream;
+import org.apache.commons.compress.archivers.cpio.CpioConstants;
 
 /**
  * A minimal initramfs for the Linux boot tests: Debian's static busybox (package busybox-static) as /bin/busybox
@@ -30,7 +29,7 @@ final class TestInitramfs {
         if (!Files.isRegularFile(BUSYBOX))
             throw new IOException(BUSYBOX + " is missing: install Debian's busybox-static (.ci/run does)");
         try (OutputStream out = Files.newOutputStream(file);
-             CpioArchiveOutputStream cpio = new CpioArchiveOutputStream(out, CpioConstants.FORMAT_NEW)) {
+                CpioArchiveOutputStream cpio = new CpioArchiveOutputStream(out, CpioConstants.FORMAT_NEW)) {
             for (String dir : new String[] {"bin", "dev", "proc", "sys"}) {
                 CpioArchiveEntry e = new CpioArchiveEntry(CpioConstants.FORMAT_NEW, dir);
                 e.setMode(CpioConstants.C_ISDIR | 0755);
@@ -47,7 +46,8 @@ final class TestInitramfs {
             cpio.closeArchiveEntry();
             add(cpio, "bin/busybox", Files.readAllBytes(BUSYBOX));
             add(cpio, "init", ("#!/bin/busybox sh\n" + initScript).getBytes(StandardCharsets.UTF_8));
-            for (Map.Entry<String, Path> f : rootFiles.entrySet()) add(cpio, f.getKey(), Files.readAllBytes(f.getValue()));
+            for (Map.Entry<String, Path> f : rootFiles.entrySet())
+                add(cpio, f.getKey(), Files.readAllBytes(f.getValue()));
         }
         return file;
     }

@@ -38,10 +38,15 @@ public final class TestKernels {
 
     /** Runs one of the project's scripts/ that make and cache a fixture, and returns the path it prints. */
     static Path scriptOutput(String name, Duration timeout, String... args) throws IOException, InterruptedException {
-        Path script = Path.of(System.getProperty("user.dir")).getParent().resolve("scripts").resolve(name);
+        Path script = Path.of(System.getProperty("user.dir"))
+                .getParent()
+                .resolve("scripts")
+                .resolve(name);
         List<String> command = new ArrayList<>(List.of("bash", script.toString()));
         command.addAll(List.of(args));
-        Process p = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        Process p = new ProcessBuilder(command)
+                .redirectError(ProcessBuilder.Redirect.INHERIT)
+                .start();
         String out = new String(p.getInputStream().readAllBytes()).trim();
         if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS) || p.exitValue() != 0 || out.isEmpty())
             throw new IOException("could not make the fixture with " + String.join(" ", command));

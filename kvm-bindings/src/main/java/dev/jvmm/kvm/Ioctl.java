@@ -7,7 +7,8 @@ public final class Ioctl {
     private Ioctl() {}
 
     private static long ioc(int dir, int type, int nr, long size) {
-        if (size < 0 || size >= (1 << 14)) throw new IllegalArgumentException("ioctl argument size " + size + " does not fit 14 bits");
+        if (size < 0 || size >= (1 << 14))
+            throw new IllegalArgumentException("ioctl argument size " + size + " does not fit 14 bits");
         return ((long) dir << 30) | (size << 16) | ((long) type << 8) | nr;
     }
 

@@ -1,5 +1,10 @@
 package dev.jvmm.kvm;
 
+import static dev.jvmm.kvm.Ioctl.io;
+import static dev.jvmm.kvm.Ioctl.ior;
+import static dev.jvmm.kvm.Ioctl.iow;
+import static dev.jvmm.kvm.Ioctl.iowr;
+
 import dev.jvmm.kvm.gen.kvm_cpuid2;
 import dev.jvmm.kvm.gen.kvm_enable_cap;
 import dev.jvmm.kvm.gen.kvm_fpu;
@@ -19,11 +24,6 @@ import dev.jvmm.kvm.gen.kvm_sregs;
 import dev.jvmm.kvm.gen.kvm_translation;
 import dev.jvmm.kvm.gen.kvm_userspace_memory_region;
 import dev.jvmm.kvm.gen.kvm_vcpu_events;
-
-import static dev.jvmm.kvm.Ioctl.io;
-import static dev.jvmm.kvm.Ioctl.ior;
-import static dev.jvmm.kvm.Ioctl.iow;
-import static dev.jvmm.kvm.Ioctl.iowr;
 
 /**
  * KVM's ioctl request numbers (linux/kvm.h), encoded by hand from the generated struct sizes.

@@ -1,5 +1,10 @@
 package dev.jvmm.kvm;
 
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -13,11 +18,6 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
 import java.lang.invoke.VarHandle;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
-import static java.lang.foreign.ValueLayout.JAVA_SHORT;
-
 /**
  * The C library calls jvmm makes, as downcalls with errno captured right after the call.
  *
@@ -25,40 +25,66 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * methods return {@code -errno} on failure and never allocate, for hot paths such as KVM_RUN.
  */
 public final class Libc {
-    public static final int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80,
-            O_TRUNC = 0x200, O_NONBLOCK = 0x800, O_DIRECT = 0x4000, O_CLOEXEC = 0x80000;
+    public static final int O_RDONLY = 0,
+            O_WRONLY = 1,
+            O_RDWR = 2,
+            O_CREAT = 0x40,
+            O_EXCL = 0x80,
+            O_TRUNC = 0x200,
+            O_NONBLOCK = 0x800,
+            O_DIRECT = 0x4000,
+            O_CLOEXEC = 0x80000;
     public static final int PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
-    public static final int MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20,
+    public static final int MAP_SHARED = 0x01,
+            MAP_PRIVATE = 0x02,
+            MAP_FIXED = 0x10,
+            MAP_ANONYMOUS = 0x20,
             MAP_NORESERVE = 0x4000;
-    public static final int MADV_DONTNEED = 4, MADV_REMOVE = 9, MADV_MERGEABLE = 12, MADV_HUGEPAGE = 14,
+    public static final int MADV_DONTNEED = 4,
+            MADV_REMOVE = 9,
+            MADV_MERGEABLE = 12,
+            MADV_HUGEPAGE = 14,
             MADV_NOHUGEPAGE = 15;
     public static final int EFD_NONBLOCK = 0x800, EFD_CLOEXEC = 0x80000;
     /** The most iovecs one preadv/pwritev takes (Linux's UIO_MAXIOV); more is EINVAL. */
     public static final int IOV_MAX = 1024;
     /** struct iovec { void *iov_base; size_t iov_len; } */
     public static final StructLayout IOVEC = MemoryLayout.structLayout(
-            ADDRESS.withName("iov_base"), JAVA_LONG.withName("iov_len")).withName("iovec");
+                    ADDRESS.withName("iov_base"), JAVA_LONG.withName("iov_len"))
+            .withName("iovec");
+
     public static final int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2, FALLOC_FL_ZERO_RANGE = 0x10;
     public static final int SEEK_SET = 0, SEEK_END = 2, SEEK_DATA = 3, SEEK_HOLE = 4;
     /** Open file description locks (fcntl(2)): owned by the open file, not the process, so two opens conflict. */
     public static final int F_OFD_GETLK = 36, F_OFD_SETLK = 37;
+
     public static final short F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
     /** struct flock on x86-64: { short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid; } */
     public static final StructLayout FLOCK = MemoryLayout.structLayout(
-            JAVA_SHORT.withName("l_type"), JAVA_SHORT.withName("l_whence"), MemoryLayout.paddingLayout(4),
-            JAVA_LONG.withName("l_start"), JAVA_LONG.withName("l_len"), JAVA_INT.withName("l_pid"),
-            MemoryLayout.paddingLayout(4)).withName("flock");
+                    JAVA_SHORT.withName("l_type"),
+                    JAVA_SHORT.withName("l_whence"),
+                    MemoryLayout.paddingLayout(4),
+                    JAVA_LONG.withName("l_start"),
+                    JAVA_LONG.withName("l_len"),
+                    JAVA_INT.withName("l_pid"),
+                    MemoryLayout.paddingLayout(4))
+            .withName("flock");
+
     public static final int AF_UNIX = 1, AF_INET = 2, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
     public static final int IPPROTO_ICMP = 1, MSG_DONTWAIT = 0x40;
     /** struct sockaddr_in: family (host order), port and address (network order), padding. */
     public static final StructLayout SOCKADDR_IN = MemoryLayout.structLayout(
-            JAVA_SHORT.withName("sin_family"), JAVA_SHORT.withName("sin_port"), JAVA_INT.withName("sin_addr"),
+            JAVA_SHORT.withName("sin_family"),
+            JAVA_SHORT.withName("sin_port"),
+            JAVA_INT.withName("sin_addr"),
             MemoryLayout.sequenceLayout(8, ValueLayout.JAVA_BYTE).withName("sin_zero"));
+
     public static final short POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
     public static final int CLONE_NEWNET = 0x40000000;
     /** struct pollfd { int fd; short events; short revents; } */
     public static final StructLayout POLLFD = MemoryLayout.structLayout(
-            JAVA_INT.withName("fd"), JAVA_SHORT.withName("events"), JAVA_SHORT.withName("revents")).withName("pollfd");
+                    JAVA_INT.withName("fd"), JAVA_SHORT.withName("events"), JAVA_SHORT.withName("revents"))
+            .withName("pollfd");
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
@@ -74,11 +100,12 @@ public final class Libc {
         MethodHandles.Lookup lookup = MethodHandles.lookup();
         try {
             CAPTURE_GET = lookup.findVirtual(ThreadLocal.class, "get", MethodType.methodType(Object.class))
-                    .bindTo(CAPTURE).asType(MethodType.methodType(MemorySegment.class));
-            OR_ERRNO_INT = lookup.findStatic(Libc.class, "orErrno",
-                    MethodType.methodType(int.class, int.class, MemorySegment.class));
-            OR_ERRNO_LONG = lookup.findStatic(Libc.class, "orErrno",
-                    MethodType.methodType(long.class, long.class, MemorySegment.class));
+                    .bindTo(CAPTURE)
+                    .asType(MethodType.methodType(MemorySegment.class));
+            OR_ERRNO_INT = lookup.findStatic(
+                    Libc.class, "orErrno", MethodType.methodType(int.class, int.class, MemorySegment.class));
+            OR_ERRNO_LONG = lookup.findStatic(
+                    Libc.class, "orErrno", MethodType.methodType(long.class, long.class, MemorySegment.class));
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -88,7 +115,8 @@ public final class Libc {
     // keeps start-up (where a VM needs a handful of these) short. A rawHandle takes the C arguments alone and
     // returns the C result, or -errno where that is negative.
     private static final class OpenCall {
-        static final MethodHandle H = rawHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
+        static final MethodHandle H =
+                rawHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
     }
 
     private static final class CloseCall {
@@ -96,15 +124,20 @@ public final class Libc {
     }
 
     private static final class IoctlPtrCall {
-        static final MethodHandle H = rawHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
+        static final MethodHandle H =
+                rawHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
     }
 
     private static final class IoctlLongCall {
-        static final MethodHandle H = rawHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), 2);
+        static final MethodHandle H =
+                rawHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), 2);
     }
 
     private static final class MmapCall {
-        static final MethodHandle H = errnoHandle("mmap", FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG), -1);
+        static final MethodHandle H = errnoHandle(
+                "mmap",
+                FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
+                -1);
     }
 
     private static final class MunmapCall {
@@ -112,7 +145,8 @@ public final class Libc {
     }
 
     private static final class MadviseCall {
-        static final MethodHandle H = rawHandle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
+        static final MethodHandle H =
+                rawHandle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
     }
 
     private static final class EventfdCall {
@@ -120,27 +154,33 @@ public final class Libc {
     }
 
     private static final class ReadCall {
-        static final MethodHandle H = rawHandle("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+        static final MethodHandle H =
+                rawHandle("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
     }
 
     private static final class WriteCall {
-        static final MethodHandle H = rawHandle("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+        static final MethodHandle H =
+                rawHandle("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
     }
 
     private static final class PreadCall {
-        static final MethodHandle H = rawHandle("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+        static final MethodHandle H =
+                rawHandle("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
     }
 
     private static final class PwriteCall {
-        static final MethodHandle H = rawHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+        static final MethodHandle H =
+                rawHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
     }
 
     private static final class PreadvCall {
-        static final MethodHandle H = rawHandle("preadv64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
+        static final MethodHandle H =
+                rawHandle("preadv64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class PwritevCall {
-        static final MethodHandle H = rawHandle("pwritev64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
+        static final MethodHandle H =
+                rawHandle("pwritev64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class FsyncCall {
@@ -152,35 +192,47 @@ public final class Libc {
     }
 
     private static final class FallocateCall {
-        static final MethodHandle H = rawHandle("fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
+        static final MethodHandle H =
+                rawHandle("fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
     }
 
     private static final class FcntlPtrCall {
-        static final MethodHandle H = errnoHandle("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), 2);
+        static final MethodHandle H =
+                errnoHandle("fcntl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), 2);
     }
 
     private static final class FtruncateCall {
-        static final MethodHandle H = rawHandle("ftruncate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
+        static final MethodHandle H =
+                rawHandle("ftruncate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class LseekCall {
-        static final MethodHandle H = rawHandle("lseek64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), -1);
+        static final MethodHandle H =
+                rawHandle("lseek64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), -1);
     }
 
     private static final class SocketCall {
-        static final MethodHandle H = rawHandle("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H =
+                rawHandle("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class SendtoCall {
-        static final MethodHandle H = rawHandle("sendto", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), -1);
+        static final MethodHandle H = rawHandle(
+                "sendto",
+                FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT),
+                -1);
     }
 
     private static final class RecvfromCall {
-        static final MethodHandle H = rawHandle("recvfrom", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS), -1);
+        static final MethodHandle H = rawHandle(
+                "recvfrom",
+                FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS),
+                -1);
     }
 
     private static final class PollCall {
-        static final MethodHandle H = rawHandle("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
+        static final MethodHandle H =
+                rawHandle("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
     }
 
     private static final class IfNametoindexCall {
@@ -227,8 +279,8 @@ public final class Libc {
         MethodHandle call = errnoHandle(name, fd, firstVariadic);
         MethodType type = call.type();
         // (state, args..., state) -> orErrno(call(state, args...), state)
-        MethodHandle checked = MethodHandles.collectArguments(
-                type.returnType() == int.class ? OR_ERRNO_INT : OR_ERRNO_LONG, 0, call);
+        MethodHandle checked =
+                MethodHandles.collectArguments(type.returnType() == int.class ? OR_ERRNO_INT : OR_ERRNO_LONG, 0, call);
         // (state, args...): the trailing state is argument 0 again (the array's last slot is left at 0)
         int[] order = new int[type.parameterCount() + 1];
         for (int i = 0; i < type.parameterCount(); i++) order[i] = i;
@@ -244,7 +296,8 @@ public final class Libc {
     }
 
     private static MethodHandle plainHandle(String name, FunctionDescriptor fd) {
-        return LINKER.downcallHandle(LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name)), fd);
+        return LINKER.downcallHandle(
+                LIBC.find(name).orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name)), fd);
     }
 
     private static int errno(MemorySegment state) {
@@ -527,7 +580,8 @@ public final class Libc {
      * (the length the kernel reports is not returned: callers pass a buffer sized for the family they use).
      * Bytes received, or -errno.
      */
-    public static long recvfromRaw(int fd, MemorySegment buf, long count, int flags, MemorySegment addr, MemorySegment addrLen) {
+    public static long recvfromRaw(
+            int fd, MemorySegment buf, long count, int flags, MemorySegment addr, MemorySegment addrLen) {
         try {
             addrLen.set(JAVA_INT, 0, (int) addr.byteSize());
             return (long) RecvfromCall.H.invokeExact(fd, buf, count, flags, addr, addrLen);

@@ -22,6 +22,7 @@ public final class OwnedFd implements AutoCloseable {
 
     private final int fd;
     private final String owner;
+
     @SuppressWarnings("unused") // through CLOSED
     private volatile boolean closed;
 

@@ -1,14 +1,14 @@
 package dev.jvmm.kvm;
 
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.nio.charset.StandardCharsets;
-
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 /**
  * The TUN/TAP and network-interface ioctls (linux/if_tun.h, linux/sockios.h) and struct ifreq,
@@ -16,12 +16,21 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  */
 public final class Tun {
     public static final int IFNAMSIZ = 16;
-    public static final int IFF_TUN = 0x0001, IFF_TAP = 0x0002, IFF_MULTI_QUEUE = 0x0100, IFF_NO_PI = 0x1000,
+    public static final int IFF_TUN = 0x0001,
+            IFF_TAP = 0x0002,
+            IFF_MULTI_QUEUE = 0x0100,
+            IFF_NO_PI = 0x1000,
             IFF_VNET_HDR = 0x4000;
     /** Interface flags (net/if.h), in ifreq's flags for SIOCGIFFLAGS/SIOCSIFFLAGS. */
     public static final int IFF_UP = 0x1;
-    public static final int TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04, TUN_F_TSO_ECN = 0x08,
-            TUN_F_UFO = 0x10, TUN_F_USO4 = 0x20, TUN_F_USO6 = 0x40;
+
+    public static final int TUN_F_CSUM = 0x01,
+            TUN_F_TSO4 = 0x02,
+            TUN_F_TSO6 = 0x04,
+            TUN_F_TSO_ECN = 0x08,
+            TUN_F_UFO = 0x10,
+            TUN_F_USO4 = 0x20,
+            TUN_F_USO6 = 0x40;
 
     public static final long TUNSETIFF = Ioctl.iow('T', 202, 4);
     public static final long TUNSETOFFLOAD = Ioctl.iow('T', 208, 4);
@@ -31,12 +40,14 @@ public final class Tun {
 
     /** struct ifreq on x86-64: char ifr_name[16], then a 24-byte union. */
     public static final StructLayout IFREQ = MemoryLayout.structLayout(
-            MemoryLayout.sequenceLayout(IFNAMSIZ, JAVA_BYTE).withName("ifr_name"),
-            MemoryLayout.unionLayout(
-                    JAVA_SHORT.withName("ifr_flags"),
-                    JAVA_INT.withName("ifr_ifindex"),
-                    MemoryLayout.sequenceLayout(24, JAVA_BYTE).withName("ifr_pad")).withName("ifr_ifru"))
+                    MemoryLayout.sequenceLayout(IFNAMSIZ, JAVA_BYTE).withName("ifr_name"),
+                    MemoryLayout.unionLayout(
+                                    JAVA_SHORT.withName("ifr_flags"),
+                                    JAVA_INT.withName("ifr_ifindex"),
+                                    MemoryLayout.sequenceLayout(24, JAVA_BYTE).withName("ifr_pad"))
+                            .withName("ifr_ifru"))
             .withName("ifreq");
+
     private static final long IFRU_OFFSET = IFNAMSIZ;
 
     private Tun() {}
@@ -45,7 +56,8 @@ public final class Tun {
     public static MemorySegment ifreq(Arena arena, String name) {
         byte[] bytes = name.getBytes(StandardCharsets.US_ASCII);
         if (bytes.length == 0 || bytes.length >= IFNAMSIZ) {
-            throw new IllegalArgumentException("interface name '" + name + "' must be 1 to " + (IFNAMSIZ - 1) + " characters");
+            throw new IllegalArgumentException(
+                    "interface name '" + name + "' must be 1 to " + (IFNAMSIZ - 1) + " characters");
         }
         MemorySegment ifr = arena.allocate(IFREQ);
         MemorySegment.copy(bytes, 0, ifr, JAVA_BYTE, 0, bytes.length);

@@ -1,8 +1,9 @@
 package dev.jvmm.kvm;
 
-import dev.jvmm.kvm.gen.KvmHeaders;
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jvmm.kvm.gen.KvmHeaders;
 import java.io.IOException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
@@ -17,9 +18,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /**
  * jextract can't be rerun on every machine, so the committed dev.jvmm.kvm.gen may be edited by hand: this test keeps
@@ -39,7 +38,8 @@ class IncludeListTest {
     }
 
     private static Set<String> commandIncludes(String option) throws IOException {
-        List<String> words = Arrays.asList(Files.readString(JEXTRACT.resolve("COMMAND")).trim().split("\\s+"));
+        List<String> words = Arrays.asList(
+                Files.readString(JEXTRACT.resolve("COMMAND")).trim().split("\\s+"));
         Set<String> names = new TreeSet<>();
         for (int i = 0; i + 1 < words.size(); i++) if (words.get(i).equals(option)) names.add(words.get(i + 1));
         return names;
@@ -48,7 +48,8 @@ class IncludeListTest {
     private static Set<String> generatedStructs() throws IOException {
         try (Stream<Path> files = Files.list(GEN)) {
             return files.map(f -> f.getFileName().toString().replaceFirst("\\.java$", ""))
-                    .filter(n -> !ALWAYS.contains(n)).collect(Collectors.toCollection(TreeSet::new));
+                    .filter(n -> !ALWAYS.contains(n))
+                    .collect(Collectors.toCollection(TreeSet::new));
         }
     }
 
@@ -89,7 +90,9 @@ class IncludeListTest {
             Pattern use = Pattern.compile("\\b" + e + "\\.layout\\(\\)");
             boolean found = false;
             for (String other : generatedStructs())
-                if (!other.equals(e) && use.matcher(Files.readString(GEN.resolve(other + ".java"))).find()) found = true;
+                if (!other.equals(e)
+                        && use.matcher(Files.readString(GEN.resolve(other + ".java")))
+                                .find()) found = true;
             if (!found) notEmbedded.add(e);
         }
         assertEquals(List.of(), notEmbedded, "listed as embedded, but no generated struct lays them out");

@@ -1,20 +1,19 @@
 package dev.jvmm.kvm;
 
-import org.junit.jupiter.api.Test;
-
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import org.junit.jupiter.api.Test;
+
 class LibcTest {
     @Test
     void failedOpenNamesTheCallAndErrno() {
-        SyscallException e = assertThrows(SyscallException.class,
-                () -> Libc.open("/nonexistent/jvmm-test", Libc.O_RDONLY, 0));
+        SyscallException e =
+                assertThrows(SyscallException.class, () -> Libc.open("/nonexistent/jvmm-test", Libc.O_RDONLY, 0));
         assertEquals(Errno.ENOENT, e.errno());
         assertEquals("open(/nonexistent/jvmm-test) failed: ENOENT (No such file or directory)", e.getMessage());
     }
@@ -25,7 +24,8 @@ class LibcTest {
         try {
             // An eventfd knows no ioctls: ENOTTY.
             assertEquals(-Errno.ENOTTY, Libc.ioctlRaw(fd, KvmIoctls.KVM_GET_API_VERSION, 0));
-            SyscallException e = assertThrows(SyscallException.class,
+            SyscallException e = assertThrows(
+                    SyscallException.class,
                     () -> Libc.ioctl(fd, "KVM_GET_API_VERSION", KvmIoctls.KVM_GET_API_VERSION, 0));
             assertTrue(e.getMessage().startsWith("ioctl(KVM_GET_API_VERSION) failed: ENOTTY"), e.getMessage());
         } finally {
@@ -51,8 +51,13 @@ class LibcTest {
 
     @Test
     void mmapGivesASegmentOfTheRequestedSize() {
-        MemorySegment m = Libc.mmap(MemorySegment.NULL, 1 << 20, Libc.PROT_READ | Libc.PROT_WRITE,
-                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE, -1, 0);
+        MemorySegment m = Libc.mmap(
+                MemorySegment.NULL,
+                1 << 20,
+                Libc.PROT_READ | Libc.PROT_WRITE,
+                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE,
+                -1,
+                0);
         assertEquals(1 << 20, m.byteSize());
         m.set(ValueLayout.JAVA_INT, (1 << 20) - 4, 42);
         assertEquals(42, m.get(ValueLayout.JAVA_INT, (1 << 20) - 4));
@@ -80,7 +85,9 @@ class LibcTest {
             iov.set(ValueLayout.ADDRESS, Libc.IOVEC.byteSize(), b);
             iov.set(ValueLayout.JAVA_LONG, Libc.IOVEC.byteSize() + 8, 5);
             assertEquals(8, Libc.pwritevRaw(fd, iov, 2, 10));
-            assertEquals("abcdefgh", new String(java.nio.file.Files.readAllBytes(f), 10, 8, java.nio.charset.StandardCharsets.US_ASCII));
+            assertEquals(
+                    "abcdefgh",
+                    new String(java.nio.file.Files.readAllBytes(f), 10, 8, java.nio.charset.StandardCharsets.US_ASCII));
 
             // Read back into the buffers the other way round (5 then 3 bytes), and past the end: a short read.
             iov.set(ValueLayout.ADDRESS, 0, b);
@@ -88,8 +95,12 @@ class LibcTest {
             iov.set(ValueLayout.ADDRESS, Libc.IOVEC.byteSize(), a);
             iov.set(ValueLayout.JAVA_LONG, Libc.IOVEC.byteSize() + 8, 3);
             assertEquals(8, Libc.preadvRaw(fd, iov, 2, 10));
-            assertEquals("abcde", b.getString(0, java.nio.charset.StandardCharsets.US_ASCII).substring(0, 5));
-            assertEquals("fgh", a.getString(0, java.nio.charset.StandardCharsets.US_ASCII).substring(0, 3));
+            assertEquals(
+                    "abcde",
+                    b.getString(0, java.nio.charset.StandardCharsets.US_ASCII).substring(0, 5));
+            assertEquals(
+                    "fgh",
+                    a.getString(0, java.nio.charset.StandardCharsets.US_ASCII).substring(0, 3));
             assertEquals(4, Libc.preadvRaw(fd, iov, 2, 14));
             assertEquals(-Errno.EINVAL, Libc.preadvRaw(fd, iov, Libc.IOV_MAX + 1, 0));
         } finally {

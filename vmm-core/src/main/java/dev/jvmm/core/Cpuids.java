@@ -9,6 +9,7 @@ public final class Cpuids {
     public static final int KVM_SIGNATURE_LEAF = 0x40000000, KVM_FEATURES_LEAF = 0x40000001;
     /** "KVMKVMKVM\0\0\0" in EBX, ECX, EDX: what Linux's kvm_cpuid_base() looks for. */
     static final int KVM_SIG_EBX = 0x4b4d564b, KVM_SIG_ECX = 0x564b4d56, KVM_SIG_EDX = 0x0000004d;
+
     static final int HYPERVISOR_BIT = 1 << 31;
 
     private Cpuids() {}

@@ -2,7 +2,6 @@ package dev.jvmm.core;
 
 import dev.jvmm.core.bus.Bus;
 import dev.jvmm.kvm.gen.KvmHeaders;
-
 import java.util.function.Supplier;
 
 /**
@@ -53,32 +52,46 @@ final class ExitPolicy {
             case IRQ_WINDOW_OPEN, INTR -> null;
             // Only without an in-kernel irqchip: nothing can wake the vCPU, so the guest is done.
             case HLT -> new ExitStatus.PowerOff();
-            case SHUTDOWN -> new ExitStatus.Crash("triple fault on vCPU " + vcpuId + " (KVM_EXIT_SHUTDOWN)", report.get());
-            case SYSTEM_EVENT -> switch (exit.systemEvent()) {
-                case SHUTDOWN -> new ExitStatus.PowerOff();
-                case RESET -> new ExitStatus.Reset();
-                case CRASH, OTHER -> new ExitStatus.Crash("system event " + exit.systemEventType() + " on vCPU " + vcpuId,
-                        report.get());
-            };
+            case SHUTDOWN ->
+                new ExitStatus.Crash("triple fault on vCPU " + vcpuId + " (KVM_EXIT_SHUTDOWN)", report.get());
+            case SYSTEM_EVENT ->
+                switch (exit.systemEvent()) {
+                    case SHUTDOWN -> new ExitStatus.PowerOff();
+                    case RESET -> new ExitStatus.Reset();
+                    case CRASH, OTHER ->
+                        new ExitStatus.Crash(
+                                "system event " + exit.systemEventType() + " on vCPU " + vcpuId, report.get());
+                };
             case INTERNAL_ERROR -> internalError(exit);
-            case FAIL_ENTRY -> new ExitStatus.Crash(String.format(
-                    "KVM could not enter vCPU %d (KVM_EXIT_FAIL_ENTRY, reason 0x%x)", vcpuId, exit.failEntryReason()),
-                    report.get());
+            case FAIL_ENTRY ->
+                new ExitStatus.Crash(
+                        String.format(
+                                "KVM could not enter vCPU %d (KVM_EXIT_FAIL_ENTRY, reason 0x%x)",
+                                vcpuId, exit.failEntryReason()),
+                        report.get());
             // KVM never sends these. An MMIO access of a length no bus carries is ignored, as it always was; port
             // I/O whose data would lie outside kvm_run ends the VM rather than be trusted.
-            case MALFORMED -> exit.reason() == VcpuExit.EXIT_MMIO ? null
-                    : new ExitStatus.Error("vCPU " + vcpuId + ": malformed exit, " + exit.describeMalformed(), null);
-            case UNKNOWN -> new ExitStatus.Crash("unexpected exit " + ExitReason.name(exit.reason()) + " on vCPU " + vcpuId,
-                    report.get());
+            case MALFORMED ->
+                exit.reason() == VcpuExit.EXIT_MMIO
+                        ? null
+                        : new ExitStatus.Error(
+                                "vCPU " + vcpuId + ": malformed exit, " + exit.describeMalformed(), null);
+            case UNKNOWN ->
+                new ExitStatus.Crash(
+                        "unexpected exit " + ExitReason.name(exit.reason()) + " on vCPU " + vcpuId, report.get());
         };
     }
 
     private ExitStatus internalError(VcpuExit exit) {
         int sub = exit.internalSuberror();
-        String what = sub == INTERNAL_ERROR_EMULATION ? "an instruction KVM cannot emulate" : "KVM internal error, suberror " + sub;
+        String what = sub == INTERNAL_ERROR_EMULATION
+                ? "an instruction KVM cannot emulate"
+                : "KVM internal error, suberror " + sub;
         StringBuilder data = new StringBuilder();
-        for (int i = 0, n = exit.internalDataCount(); i < n; i++) data.append(String.format(" 0x%x", exit.internalData(i)));
-        return new ExitStatus.Crash(what + " on vCPU " + vcpuId + " (KVM_EXIT_INTERNAL_ERROR, suberror " + sub + ")",
+        for (int i = 0, n = exit.internalDataCount(); i < n; i++)
+            data.append(String.format(" 0x%x", exit.internalData(i)));
+        return new ExitStatus.Crash(
+                what + " on vCPU " + vcpuId + " (KVM_EXIT_INTERNAL_ERROR, suberror " + sub + ")",
                 "internal error data:" + data + "\n" + report.get());
     }
 }

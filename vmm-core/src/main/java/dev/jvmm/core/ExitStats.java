@@ -11,6 +11,7 @@ import java.util.concurrent.atomic.AtomicLongArray;
 public final class ExitStats {
     /** Reasons are small integers (KVM_EXIT_*); anything larger is counted in the last slot. */
     private static final int SLOTS = 64;
+
     private final AtomicLongArray counts = new AtomicLongArray(SLOTS);
     private final AtomicLongArray nanos = new AtomicLongArray(SLOTS);
 

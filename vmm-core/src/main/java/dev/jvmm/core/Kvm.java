@@ -9,7 +9,6 @@ import dev.jvmm.kvm.SyscallException;
 import dev.jvmm.kvm.gen.kvm_cpuid2;
 import dev.jvmm.kvm.gen.kvm_cpuid_entry2;
 import dev.jvmm.kvm.gen.kvm_msr_list;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -123,9 +122,14 @@ public final class Kvm implements AutoCloseable {
             MemorySegment entries = c.asSlice(kvm_cpuid2.entries$offset());
             for (int i = 0; i < n; i++) {
                 MemorySegment e = kvm_cpuid_entry2.asSlice(entries, i);
-                out.add(new CpuidEntry(kvm_cpuid_entry2.function(e), kvm_cpuid_entry2.index(e),
-                        kvm_cpuid_entry2.flags(e), kvm_cpuid_entry2.eax(e), kvm_cpuid_entry2.ebx(e),
-                        kvm_cpuid_entry2.ecx(e), kvm_cpuid_entry2.edx(e)));
+                out.add(new CpuidEntry(
+                        kvm_cpuid_entry2.function(e),
+                        kvm_cpuid_entry2.index(e),
+                        kvm_cpuid_entry2.flags(e),
+                        kvm_cpuid_entry2.eax(e),
+                        kvm_cpuid_entry2.ebx(e),
+                        kvm_cpuid_entry2.ecx(e),
+                        kvm_cpuid_entry2.edx(e)));
             }
             return out;
         }

@@ -9,14 +9,13 @@ import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.kvm.Cap;
 import dev.jvmm.kvm.ClosedFdException;
 import dev.jvmm.kvm.gen.KvmHeaders;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.BooleanSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The in-kernel irqchip's interrupt handles. MSI vectors get a GSI routing entry and an irqfd each, so a
@@ -47,13 +46,15 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
     }
 
     private static void checkPin(int gsi) {
-        if (gsi < 0 || gsi >= IOAPIC_PINS) throw new IllegalArgumentException("GSI " + gsi + " is not an IOAPIC pin (0-23)");
+        if (gsi < 0 || gsi >= IOAPIC_PINS)
+            throw new IllegalArgumentException("GSI " + gsi + " is not an IOAPIC pin (0-23)");
     }
 
     @Override
     public synchronized InterruptEvent event(int gsi, Trigger trigger, BooleanSupplier pending) {
         checkPin(gsi);
-        if (trigger == Trigger.LEVEL) Objects.requireNonNull(pending, "a level-triggered event needs its device's pending state");
+        if (trigger == Trigger.LEVEL)
+            Objects.requireNonNull(pending, "a level-triggered event needs its device's pending state");
         PinEvent e = new PinEvent(gsi, trigger == Trigger.LEVEL ? pending : null);
         events.add(e);
         return e;
@@ -67,7 +68,8 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
     @Override
     public synchronized MsiRoute msiRoute() {
         int gsi = usedGsis.nextClearBit(IOAPIC_PINS);
-        if (gsi >= maxGsi) throw new IllegalStateException("no free GSI for another MSI vector (KVM allows " + maxGsi + ")");
+        if (gsi >= maxGsi)
+            throw new IllegalStateException("no free GSI for another MSI vector (KVM allows " + maxGsi + ")");
         usedGsis.set(gsi);
         Route r = new Route(gsi, new EventFd(false));
         routes.add(r);
@@ -134,7 +136,9 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
                 if (resample != null) resample.close();
                 throw e;
             }
-            listener = resample == null ? null : Thread.ofPlatform().daemon().name("irq-resample-" + gsi).start(this::listen);
+            listener = resample == null
+                    ? null
+                    : Thread.ofPlatform().daemon().name("irq-resample-" + gsi).start(this::listen);
         }
 
         private void listen() {
@@ -142,7 +146,11 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
                 try {
                     resample.await();
                 } catch (RuntimeException e) {
-                    if (!closed) LOG.error("GSI {}: waiting for end-of-interrupt failed; the pin is no longer re-asserted", gsi, e);
+                    if (!closed)
+                        LOG.error(
+                                "GSI {}: waiting for end-of-interrupt failed; the pin is no longer re-asserted",
+                                gsi,
+                                e);
                     return;
                 }
                 if (closed) return;

@@ -16,11 +16,13 @@ public final class KvmUnavailableException extends SyscallException {
 
     public static KvmUnavailableException of(String path, SyscallException e) {
         String remedy = switch (e.errno()) {
-            case Errno.ENOENT, Errno.ENODEV, Errno.ENXIO -> path + " does not exist: turn on the CPU's virtualisation"
-                    + " (vmx or svm must appear in /proc/cpuinfo; check the firmware settings) and load the kvm module"
-                    + " (modprobe kvm_intel or kvm_amd)";
-            case Errno.EACCES, Errno.EPERM -> "no permission to open " + path + ": add the user to the kvm group"
-                    + " (usermod -aG kvm $USER, then log in again) or run as root";
+            case Errno.ENOENT, Errno.ENODEV, Errno.ENXIO ->
+                path + " does not exist: turn on the CPU's virtualisation"
+                        + " (vmx or svm must appear in /proc/cpuinfo; check the firmware settings) and load the kvm module"
+                        + " (modprobe kvm_intel or kvm_amd)";
+            case Errno.EACCES, Errno.EPERM ->
+                "no permission to open " + path + ": add the user to the kvm group"
+                        + " (usermod -aG kvm $USER, then log in again) or run as root";
             default -> "cannot open " + path + ": " + e.getMessage();
         };
         return new KvmUnavailableException(e.call(), e.errno(), remedy);

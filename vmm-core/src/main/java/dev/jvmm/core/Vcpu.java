@@ -12,7 +12,6 @@ import dev.jvmm.kvm.gen.kvm_regs;
 import dev.jvmm.kvm.gen.kvm_sregs;
 import dev.jvmm.kvm.gen.kvm_translation;
 import dev.jvmm.kvm.gen.kvm_vcpu_events;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.LinkedHashMap;
@@ -83,11 +82,19 @@ public final class Vcpu implements AutoCloseable {
     }
 
     public void getVcpuEvents(MemorySegment events) {
-        Libc.ioctl(fd.get(), "KVM_GET_VCPU_EVENTS", KvmIoctls.KVM_GET_VCPU_EVENTS, checked(events, kvm_vcpu_events.sizeof()));
+        Libc.ioctl(
+                fd.get(),
+                "KVM_GET_VCPU_EVENTS",
+                KvmIoctls.KVM_GET_VCPU_EVENTS,
+                checked(events, kvm_vcpu_events.sizeof()));
     }
 
     public void setVcpuEvents(MemorySegment events) {
-        Libc.ioctl(fd.get(), "KVM_SET_VCPU_EVENTS", KvmIoctls.KVM_SET_VCPU_EVENTS, checked(events, kvm_vcpu_events.sizeof()));
+        Libc.ioctl(
+                fd.get(),
+                "KVM_SET_VCPU_EVENTS",
+                KvmIoctls.KVM_SET_VCPU_EVENTS,
+                checked(events, kvm_vcpu_events.sizeof()));
     }
 
     /** KVM_SET_CPUID2. */
@@ -172,7 +179,8 @@ public final class Vcpu implements AutoCloseable {
     }
 
     private static MemorySegment checked(MemorySegment s, long size) {
-        if (s.byteSize() < size) throw new IllegalArgumentException("buffer of " + s.byteSize() + " bytes, need " + size);
+        if (s.byteSize() < size)
+            throw new IllegalArgumentException("buffer of " + s.byteSize() + " bytes, need " + size);
         return s;
     }
 

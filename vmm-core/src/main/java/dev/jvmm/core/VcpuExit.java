@@ -2,7 +2,6 @@ package dev.jvmm.core;
 
 import dev.jvmm.kvm.gen.KvmHeaders;
 import dev.jvmm.kvm.gen.kvm_run;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -83,8 +82,9 @@ public final class VcpuExit {
     private static final long INTERNAL_DATA = INTERNAL + kvm_run.internal.data$offset();
     /** kvm_run.internal.data has 16 slots; ndata is clamped to them. */
     public static final int MAX_INTERNAL_DATA = 16;
-    private static final long FAIL_ENTRY_REASON = kvm_run.fail_entry$offset()
-            + kvm_run.fail_entry.hardware_entry_failure_reason$offset();
+
+    private static final long FAIL_ENTRY_REASON =
+            kvm_run.fail_entry$offset() + kvm_run.fail_entry.hardware_entry_failure_reason$offset();
     private static final long FAIL_ENTRY_CPU = kvm_run.fail_entry$offset() + kvm_run.fail_entry.cpu$offset();
 
     static final int EXIT_IO = KvmHeaders.KVM_EXIT_IO();
@@ -117,7 +117,8 @@ public final class VcpuExit {
     /** A view over a kvm_run area (a vCPU's mmap, or any segment laid out like one, in tests). */
     public static VcpuExit over(MemorySegment run) {
         if (run.byteSize() < kvm_run.sizeof())
-            throw new IllegalArgumentException("a kvm_run area needs " + kvm_run.sizeof() + " bytes, this one has " + run.byteSize());
+            throw new IllegalArgumentException(
+                    "a kvm_run area needs " + kvm_run.sizeof() + " bytes, this one has " + run.byteSize());
         return new VcpuExit(run);
     }
 
@@ -147,8 +148,10 @@ public final class VcpuExit {
         dataOffset = run.get(U64, IO_DATA_OFFSET);
         if (size != 1 && size != 2 && size != 4) return Kind.MALFORMED;
         // count and data_offset are unsigned in C: a huge count is negative here, a huge offset too
-        if (count <= 0 || dataOffset < 0 || dataOffset > run.byteSize() || (long) count * size > run.byteSize() - dataOffset)
-            return Kind.MALFORMED;
+        if (count <= 0
+                || dataOffset < 0
+                || dataOffset > run.byteSize()
+                || (long) count * size > run.byteSize() - dataOffset) return Kind.MALFORMED;
         return run.get(U8, IO_DIRECTION) == IO_OUT ? Kind.IO_OUT : Kind.IO_IN;
     }
 
@@ -272,7 +275,8 @@ public final class VcpuExit {
     /** MALFORMED: the fields that made it so, for a report. Allocates; not for the hot path. */
     public String describeMalformed() {
         if (reason == EXIT_IO)
-            return String.format("KVM_EXIT_IO with port 0x%x, size %d, count %d, data_offset 0x%x in a %d-byte kvm_run",
+            return String.format(
+                    "KVM_EXIT_IO with port 0x%x, size %d, count %d, data_offset 0x%x in a %d-byte kvm_run",
                     port, size, Integer.toUnsignedLong(count), dataOffset, run.byteSize());
         if (reason == EXIT_MMIO)
             return String.format("KVM_EXIT_MMIO at 0x%x with length %d", address, Integer.toUnsignedLong(size));

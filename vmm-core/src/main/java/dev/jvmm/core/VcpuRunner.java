@@ -6,7 +6,6 @@ import dev.jvmm.kvm.gen.kvm_regs;
 import dev.jvmm.kvm.gen.kvm_run;
 import dev.jvmm.kvm.gen.kvm_segment;
 import dev.jvmm.kvm.gen.kvm_sregs;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -119,7 +118,8 @@ final class VcpuRunner {
                     Thread.currentThread().interrupt();
                     return false;
                 }
-                if (!paused) kick(); // the signal may have landed just before KVM_RUN; immediate_exit covers it, retry anyway
+                if (!paused)
+                    kick(); // the signal may have landed just before KVM_RUN; immediate_exit covers it, retry anyway
             }
             return true;
         }
@@ -140,8 +140,10 @@ final class VcpuRunner {
                         run.set(ValueLayout.JAVA_BYTE, IMMEDIATE_EXIT, (byte) 0);
                         continue;
                     }
-                    machine.requestExit(new ExitStatus.Error("KVM_RUN on vCPU " + vcpu.id() + " failed: "
-                            + Errno.name(-r) + " (" + Libc.strerror(-r) + ")", null));
+                    machine.requestExit(new ExitStatus.Error(
+                            "KVM_RUN on vCPU " + vcpu.id() + " failed: " + Errno.name(-r) + " (" + Libc.strerror(-r)
+                                    + ")",
+                            null));
                     return;
                 }
                 long t0 = System.nanoTime();
@@ -184,19 +186,34 @@ final class VcpuRunner {
             MemorySegment s = kvm_sregs.allocate(arena);
             vcpu.getRegs(r);
             vcpu.getSregs(s);
-            sb.append(String.format("vCPU %d: rip=%016x rsp=%016x rflags=%08x%n", vcpu.id(), kvm_regs.rip(r), kvm_regs.rsp(r), kvm_regs.rflags(r)));
-            sb.append(String.format("rax=%016x rbx=%016x rcx=%016x rdx=%016x%n", kvm_regs.rax(r), kvm_regs.rbx(r), kvm_regs.rcx(r), kvm_regs.rdx(r)));
-            sb.append(String.format("rsi=%016x rdi=%016x rbp=%016x%n", kvm_regs.rsi(r), kvm_regs.rdi(r), kvm_regs.rbp(r)));
+            sb.append(String.format(
+                    "vCPU %d: rip=%016x rsp=%016x rflags=%08x%n",
+                    vcpu.id(), kvm_regs.rip(r), kvm_regs.rsp(r), kvm_regs.rflags(r)));
+            sb.append(String.format(
+                    "rax=%016x rbx=%016x rcx=%016x rdx=%016x%n",
+                    kvm_regs.rax(r), kvm_regs.rbx(r), kvm_regs.rcx(r), kvm_regs.rdx(r)));
+            sb.append(String.format(
+                    "rsi=%016x rdi=%016x rbp=%016x%n", kvm_regs.rsi(r), kvm_regs.rdi(r), kvm_regs.rbp(r)));
             MemorySegment cs = kvm_sregs.cs(s);
-            sb.append(String.format("cs=%04x base=%x l=%d db=%d cr0=%x cr2=%x cr3=%x cr4=%x efer=%x%n",
-                    kvm_segment.selector(cs) & 0xffff, kvm_segment.base(cs), kvm_segment.l(cs), kvm_segment.db(cs),
-                    kvm_sregs.cr0(s), kvm_sregs.cr2(s), kvm_sregs.cr3(s), kvm_sregs.cr4(s), kvm_sregs.efer(s)));
+            sb.append(String.format(
+                    "cs=%04x base=%x l=%d db=%d cr0=%x cr2=%x cr3=%x cr4=%x efer=%x%n",
+                    kvm_segment.selector(cs) & 0xffff,
+                    kvm_segment.base(cs),
+                    kvm_segment.l(cs),
+                    kvm_segment.db(cs),
+                    kvm_sregs.cr0(s),
+                    kvm_sregs.cr2(s),
+                    kvm_sregs.cr3(s),
+                    kvm_sregs.cr4(s),
+                    kvm_sregs.efer(s)));
             long linear = kvm_segment.base(cs) + kvm_regs.rip(r);
             long phys = (kvm_sregs.cr0(s) & 0x8000_0000L) != 0 ? vcpu.translate(linear) : linear;
             if (phys >= 0 && machine.memory().isValid(phys, 16)) {
                 byte[] code = new byte[16];
                 machine.memory().read(phys, code, 0, 16);
-                sb.append("code at rip: ").append(HexFormat.ofDelimiter(" ").formatHex(code)).append('\n');
+                sb.append("code at rip: ")
+                        .append(HexFormat.ofDelimiter(" ").formatHex(code))
+                        .append('\n');
             } else {
                 sb.append(String.format("code at rip: not in guest RAM (linear %x)%n", linear));
             }

@@ -8,7 +8,6 @@ import dev.jvmm.core.memory.MemoryRegion;
 import dev.jvmm.core.x86.EntryState;
 import dev.jvmm.core.x86.X86Cpu;
 import dev.jvmm.kvm.gen.KvmHeaders;
-
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,9 +29,11 @@ import java.util.function.BiFunction;
 public final class VirtualMachine implements AutoCloseable, VmControl {
     /** Guest RAM above this address is placed above 4 GiB, leaving a hole for MMIO (PCI, IOAPIC, LAPIC). */
     public static final long MMIO_HOLE_START = 0xC000_0000L;
+
     public static final long FOUR_GIB = 1L << 32;
     /** KVM's TSS and identity-map pages, in the MMIO hole where no RAM is (QEMU's choice too). */
     static final long TSS_ADDR = 0xfffb_d000L;
+
     static final long IDENTITY_MAP_ADDR = 0xfffb_c000L;
 
     private final Kvm kvm;
@@ -272,7 +273,8 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         /** RAM size; above {@link #MMIO_HOLE_START} the rest is placed from 4 GiB up. */
         public Builder memory(long bytes) {
             if (bytes < (1 << 20) || (bytes & 0xfff) != 0)
-                throw new IllegalArgumentException("memory must be at least 1 MiB and a multiple of 4 KiB, not " + bytes);
+                throw new IllegalArgumentException(
+                        "memory must be at least 1 MiB and a multiple of 4 KiB, not " + bytes);
             this.memoryBytes = bytes;
             return this;
         }
@@ -315,7 +317,8 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         List<GuestMemory.Layout> layouts() {
             if (layouts != null) return layouts;
             if (memoryBytes <= MMIO_HOLE_START) return List.of(new GuestMemory.Layout(0, memoryBytes));
-            return List.of(new GuestMemory.Layout(0, MMIO_HOLE_START),
+            return List.of(
+                    new GuestMemory.Layout(0, MMIO_HOLE_START),
                     new GuestMemory.Layout(FOUR_GIB, memoryBytes - MMIO_HOLE_START));
         }
 

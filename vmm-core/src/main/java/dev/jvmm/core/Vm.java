@@ -18,7 +18,6 @@ import dev.jvmm.kvm.gen.kvm_irqfd;
 import dev.jvmm.kvm.gen.kvm_msi;
 import dev.jvmm.kvm.gen.kvm_pit_config;
 import dev.jvmm.kvm.gen.kvm_userspace_memory_region;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -218,10 +217,16 @@ public final class Vm implements AutoCloseable {
 
     /** KVM_CREATE_VCPU, and the mmap of its kvm_run area. */
     public Vcpu createVcpu(int id) {
-        OwnedFd vcpuFd = new OwnedFd(Libc.ioctl(fd.get(), "KVM_CREATE_VCPU", KvmIoctls.KVM_CREATE_VCPU, id), "Vcpu " + id);
+        OwnedFd vcpuFd =
+                new OwnedFd(Libc.ioctl(fd.get(), "KVM_CREATE_VCPU", KvmIoctls.KVM_CREATE_VCPU, id), "Vcpu " + id);
         try {
-            MemorySegment run = Libc.mmap(MemorySegment.NULL, kvm.vcpuMmapSize(), Libc.PROT_READ | Libc.PROT_WRITE,
-                    Libc.MAP_SHARED, vcpuFd.get(), 0);
+            MemorySegment run = Libc.mmap(
+                    MemorySegment.NULL,
+                    kvm.vcpuMmapSize(),
+                    Libc.PROT_READ | Libc.PROT_WRITE,
+                    Libc.MAP_SHARED,
+                    vcpuFd.get(),
+                    0);
             return new Vcpu(id, vcpuFd, run);
         } catch (RuntimeException e) {
             vcpuFd.close();

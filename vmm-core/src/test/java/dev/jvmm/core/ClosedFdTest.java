@@ -1,14 +1,17 @@
 package dev.jvmm.core;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import dev.jvmm.core.event.EventFd;
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.kvm.Cap;
 import dev.jvmm.kvm.ClosedFdException;
 import dev.jvmm.kvm.Libc;
 import dev.jvmm.kvm.OwnedFd;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.reflect.InvocationTargetException;
@@ -19,12 +22,8 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
 
 /**
  * Every ioctl wrapper of a closed Kvm, Vm or Vcpu (and every call on a closed EventFd) fails with
@@ -82,8 +81,9 @@ class ClosedFdTest {
         List<Method> methods = new ArrayList<>(List.of(closed.getClass().getMethods()));
         methods.sort(Comparator.comparing(Method::getName));
         for (Method m : methods) {
-            if (Modifier.isStatic(m.getModifiers()) || m.getDeclaringClass() == Object.class || NO_FD.contains(m.getName()))
-                continue;
+            if (Modifier.isStatic(m.getModifiers())
+                    || m.getDeclaringClass() == Object.class
+                    || NO_FD.contains(m.getName())) continue;
             Object[] args = new Object[m.getParameterCount()];
             for (int i = 0; i < args.length; i++) args[i] = argumentFor(m.getParameterTypes()[i]);
             String call = closed.getClass().getSimpleName() + "." + m.getName();
@@ -104,8 +104,13 @@ class ClosedFdTest {
     void everyWrapperOnClosedObjectsFailsNamingThemWithoutAnIoctl() throws Exception {
         Kvm kvm = new Kvm(plainFd("Kvm (/dev/kvm)"));
         Vm vm = new Vm(kvm, plainFd("Vm"));
-        MemorySegment runArea = Libc.mmap(MemorySegment.NULL, 4096, Libc.PROT_READ | Libc.PROT_WRITE,
-                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
+        MemorySegment runArea = Libc.mmap(
+                MemorySegment.NULL,
+                4096,
+                Libc.PROT_READ | Libc.PROT_WRITE,
+                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS,
+                -1,
+                0);
         Vcpu vcpu = new Vcpu(0, plainFd("Vcpu 0"), runArea);
         EventFd event = new EventFd(true);
         vcpu.close();
@@ -122,8 +127,13 @@ class ClosedFdTest {
 
     @Test
     void closingTwiceIsHarmless() {
-        MemorySegment runArea = Libc.mmap(MemorySegment.NULL, 4096, Libc.PROT_READ | Libc.PROT_WRITE,
-                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
+        MemorySegment runArea = Libc.mmap(
+                MemorySegment.NULL,
+                4096,
+                Libc.PROT_READ | Libc.PROT_WRITE,
+                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS,
+                -1,
+                0);
         Vcpu vcpu = new Vcpu(1, plainFd("Vcpu 1"), runArea);
         vcpu.close();
         recycleFreedNumbers();
@@ -152,7 +162,8 @@ class ClosedFdTest {
 
     @Test
     void ioEventArgumentsRejectWhatKvmWould() {
-        assertEquals(new IoEventAddress(dev.jvmm.core.event.IoEventRegistry.Space.PIO, 0x3f8), IoEventAddress.pio(0x3f8));
+        assertEquals(
+                new IoEventAddress(dev.jvmm.core.event.IoEventRegistry.Space.PIO, 0x3f8), IoEventAddress.pio(0x3f8));
         assertThrows(IllegalArgumentException.class, () -> IoEventAddress.pio(0x10000));
         assertEquals(0, Datamatch.none().length());
         assertTrue(Datamatch.of(0x1234, 2).value().isPresent());

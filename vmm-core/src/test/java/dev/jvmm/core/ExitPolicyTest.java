@@ -1,5 +1,11 @@
 package dev.jvmm.core;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.core.VcpuExit.Kind;
 import dev.jvmm.core.bus.Bus;
 import dev.jvmm.core.bus.BusDevice;
@@ -7,22 +13,15 @@ import dev.jvmm.core.testing.RecordingDevice;
 import dev.jvmm.core.testing.RecordingDevice.Access;
 import dev.jvmm.kvm.gen.KvmHeaders;
 import dev.jvmm.kvm.gen.kvm_run;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.management.ManagementFactory;
 import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Every exit kind decoded from a plain segment laid out like kvm_run and acted on by the policy, without
@@ -31,6 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ExitPolicyTest {
     /** Like the vCPU mmap: kvm_run in the first page, the port I/O data area after it. */
     private static final long AREA = 3 * 4096;
+
     private static final long DATA = 4096;
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED;
@@ -98,7 +98,8 @@ class ExitPolicyTest {
         io(true, 0x80, 2, 3, DATA);
         for (int i = 0; i < 3; i++) run.set(ValueLayout.JAVA_SHORT_UNALIGNED, DATA + 2L * i, (short) (0xa000 + i));
         assertNull(handle(Kind.IO_OUT));
-        assertEquals(List.of(new Access(true, 0, 2, 0xa000), new Access(true, 0, 2, 0xa001), new Access(true, 0, 2, 0xa002)),
+        assertEquals(
+                List.of(new Access(true, 0, 2, 0xa000), new Access(true, 0, 2, 0xa001), new Access(true, 0, 2, 0xa002)),
                 dev.accesses());
     }
 
@@ -242,7 +243,8 @@ class ExitPolicyTest {
         assertEquals(VcpuExit.SystemEvent.SHUTDOWN, exit.systemEvent());
         assertEquals(new ExitStatus.Reset(), systemEvent(KvmHeaders.KVM_SYSTEM_EVENT_RESET()));
         assertEquals(VcpuExit.SystemEvent.RESET, exit.systemEvent());
-        ExitStatus.Crash crash = assertInstanceOf(ExitStatus.Crash.class, systemEvent(KvmHeaders.KVM_SYSTEM_EVENT_CRASH()));
+        ExitStatus.Crash crash =
+                assertInstanceOf(ExitStatus.Crash.class, systemEvent(KvmHeaders.KVM_SYSTEM_EVENT_CRASH()));
         assertEquals(VcpuExit.SystemEvent.CRASH, exit.systemEvent());
         assertEquals("system event " + KvmHeaders.KVM_SYSTEM_EVENT_CRASH() + " on vCPU 3", crash.reason());
         ExitStatus.Crash other = assertInstanceOf(ExitStatus.Crash.class, systemEvent(0x7fff_0001));
@@ -259,8 +261,10 @@ class ExitPolicyTest {
         kvm_run.internal.data(s, 0, 0xabL);
         kvm_run.internal.data(s, 1, 0xcdL);
         ExitStatus.Crash c = assertInstanceOf(ExitStatus.Crash.class, handle(Kind.INTERNAL_ERROR));
-        assertEquals("an instruction KVM cannot emulate on vCPU 3 (KVM_EXIT_INTERNAL_ERROR, suberror "
-                + KvmHeaders.KVM_INTERNAL_ERROR_EMULATION() + ")", c.reason());
+        assertEquals(
+                "an instruction KVM cannot emulate on vCPU 3 (KVM_EXIT_INTERNAL_ERROR, suberror "
+                        + KvmHeaders.KVM_INTERNAL_ERROR_EMULATION() + ")",
+                c.reason());
         assertEquals("internal error data: 0xab 0xcd\nREGS", c.report());
     }
 
@@ -366,6 +370,8 @@ class ExitPolicyTest {
             allocated = threads.getCurrentThreadAllocatedBytes() - before;
         }
         // a 16-byte object per exit would be 1.6 MB here
-        assertTrue(allocated < 64 * 1024, "exit handling allocated " + allocated + " bytes for " + exits.length * n + " exits");
+        assertTrue(
+                allocated < 64 * 1024,
+                "exit handling allocated " + allocated + " bytes for " + exits.length * n + " exits");
     }
 }

@@ -1,19 +1,18 @@
 package dev.jvmm.core;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.core.testing.Guests;
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.core.x86.EntryState;
-import org.junit.jupiter.api.Test;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /** Creating, running and closing many VMs leaves no fd, mapping or thread behind. */
 @RequiresKvm
@@ -31,7 +30,8 @@ class ResourceLeakKvmTest {
     }
 
     private static void oneVm() throws Exception {
-        try (VirtualMachine vm = VirtualMachine.builder().memory(2 << 20).cpus(2).build()) {
+        try (VirtualMachine vm =
+                VirtualMachine.builder().memory(2 << 20).cpus(2).build()) {
             vm.memory().write(0x10000, Guests.load("halt32.bin"));
             vm.setEntry(0, EntryState.protectedMode(0x10000));
             vm.interrupts().msiRoute().update(0xfee00000L, 0x30); // an irqfd + route, closed with the VM
@@ -39,7 +39,9 @@ class ResourceLeakKvmTest {
             vm.interrupts().event(6, Trigger.LEVEL, () -> false); // a resampling irqfd and its thread
             vm.start();
             vm.stop();
-            assertEquals(new ExitStatus.Stopped(), vm.awaitExit(Duration.ofSeconds(5)).orElseThrow());
+            assertEquals(
+                    new ExitStatus.Stopped(),
+                    vm.awaitExit(Duration.ofSeconds(5)).orElseThrow());
         }
     }
 

@@ -1,22 +1,21 @@
 package dev.jvmm.core;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.testing.Guests;
 import dev.jvmm.core.testing.RecordingDevice;
 import dev.jvmm.core.testing.RecordingDevice.Access;
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.core.x86.EntryState;
-import org.junit.jupiter.api.Test;
-
 import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.atomic.AtomicInteger;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /** Hand-made guests in each CPU mode on the real /dev/kvm. */
 @RequiresKvm
@@ -32,8 +31,10 @@ class VirtualMachineKvmTest {
 
     @Test
     void realModeGuestDoesPortIoAndMmioThenHalts() throws Exception {
-        try (VirtualMachine vm = VirtualMachine.builder().irqchip(false)
-                .memoryLayout(List.of(new GuestMemory.Layout(0, 0x80000))).build()) {
+        try (VirtualMachine vm = VirtualMachine.builder()
+                .irqchip(false)
+                .memoryLayout(List.of(new GuestMemory.Layout(0, 0x80000)))
+                .build()) {
             RecordingDevice port = new RecordingDevice(() -> 'A');
             RecordingDevice port2 = new RecordingDevice(() -> 0);
             RecordingDevice mmio = new RecordingDevice(() -> 0xcafe);
@@ -44,7 +45,8 @@ class VirtualMachineKvmTest {
             vm.setEntry(0, EntryState.realMode(0, 0x1000));
 
             assertEquals(new ExitStatus.PowerOff(), runToExit(vm));
-            assertEquals(List.of(new Access(true, 0, 1, 'R'), new Access(false, 0, 1, 'A'), new Access(true, 0, 1, 'B')),
+            assertEquals(
+                    List.of(new Access(true, 0, 1, 'R'), new Access(false, 0, 1, 'A'), new Access(true, 0, 1, 'B')),
                     port.accesses());
             assertEquals(List.of(new Access(true, 0, 2, 0xbeef), new Access(false, 4, 2, 0xcafe)), mmio.accesses());
             assertEquals(List.of(new Access(true, 0, 2, 0xcafe)), port2.accesses());
@@ -53,7 +55,8 @@ class VirtualMachineKvmTest {
 
     @Test
     void protectedModeGuestDoesStringIoAndMmio() throws Exception {
-        try (VirtualMachine vm = VirtualMachine.builder().irqchip(false).memory(2 << 20).build()) {
+        try (VirtualMachine vm =
+                VirtualMachine.builder().irqchip(false).memory(2 << 20).build()) {
             RecordingDevice text = new RecordingDevice(() -> 0);
             RecordingDevice word = new RecordingDevice(() -> 0);
             RecordingDevice mmio = new RecordingDevice(() -> 0x9abcdef0L);
@@ -65,14 +68,16 @@ class VirtualMachineKvmTest {
 
             assertEquals(new ExitStatus.PowerOff(), runToExit(vm));
             assertEquals("hello", text.writtenText());
-            assertEquals(List.of(new Access(true, 0, 4, 0x12345678), new Access(false, 4, 4, 0x9abcdef0L)), mmio.accesses());
+            assertEquals(
+                    List.of(new Access(true, 0, 4, 0x12345678), new Access(false, 4, 4, 0x9abcdef0L)), mmio.accesses());
             assertEquals(List.of(new Access(true, 0, 4, 0x9abcdef0L)), word.accesses());
         }
     }
 
     @Test
     void longModeGuestDoes64BitMmio() throws Exception {
-        try (VirtualMachine vm = VirtualMachine.builder().irqchip(false).memory(2 << 20).build()) {
+        try (VirtualMachine vm =
+                VirtualMachine.builder().irqchip(false).memory(2 << 20).build()) {
             RecordingDevice text = new RecordingDevice(() -> 0);
             RecordingDevice word = new RecordingDevice(() -> 0);
             RecordingDevice mmio = new RecordingDevice(() -> 0x0123456789abcdefL);
@@ -84,16 +89,19 @@ class VirtualMachineKvmTest {
 
             assertEquals(new ExitStatus.PowerOff(), runToExit(vm));
             assertEquals("L", text.writtenText());
-            assertEquals(List.of(new Access(true, 0, 8, 0x1122334455667788L), new Access(false, 8, 8, 0x0123456789abcdefL)),
+            assertEquals(
+                    List.of(new Access(true, 0, 8, 0x1122334455667788L), new Access(false, 8, 8, 0x0123456789abcdefL)),
                     mmio.accesses());
-            assertEquals(List.of(new Access(true, 0, 4, 0x89abcdefL), new Access(true, 0, 4, 0x01234567L)), word.accesses());
+            assertEquals(
+                    List.of(new Access(true, 0, 4, 0x89abcdefL), new Access(true, 0, 4, 0x01234567L)), word.accesses());
             assertTrue(vm.stats().count(2) >= 3, "port I/O exits counted");
         }
     }
 
     @Test
     void eachVcpuReportsItsOwnApicId() throws Exception {
-        try (VirtualMachine vm = VirtualMachine.builder().cpus(2).memory(2 << 20).build()) {
+        try (VirtualMachine vm =
+                VirtualMachine.builder().cpus(2).memory(2 << 20).build()) {
             RecordingDevice ids = new RecordingDevice(() -> 0);
             vm.ioBus().register("apic-ids", 0xf0, 1, ids);
             vm.memory().write(0x10000, Guests.load("apicid32.bin"));
@@ -222,7 +230,8 @@ class VirtualMachineKvmTest {
 
     @Test
     void aDeviceThatThrowsEndsTheVmWithAnErrorNotTheJvm() throws Exception {
-        try (VirtualMachine vm = VirtualMachine.builder().irqchip(false).memory(2 << 20).build()) {
+        try (VirtualMachine vm =
+                VirtualMachine.builder().irqchip(false).memory(2 << 20).build()) {
             AtomicInteger calls = new AtomicInteger();
             vm.ioBus().register("broken", 0xf0, 1, new dev.jvmm.core.bus.BusDevice() {
                 public long read(long offset, int size) {

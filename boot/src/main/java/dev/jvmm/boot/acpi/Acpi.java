@@ -6,7 +6,6 @@ import dev.jvmm.boot.x86.MpTable;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.devices.acpi.AcpiPm;
 import dev.jvmm.devices.legacy.I8042;
-
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -33,6 +32,7 @@ public final class Acpi {
     public static final int PM_PORT = 0x600;
     /** IRQ 13 (the FPU error line, unused by 64-bit PCs and by every jvmm device). */
     public static final int SCI_IRQ = 13;
+
     public static final int PCI_BUS_CONFIG_PORT = 0xcf8;
     static final int RTC_PORT = 0x70;
     /** ACPI processor UIDs are 32-bit in x2APIC entries; Local APIC entries hold APIC ids up to 254 (255 is broadcast). */
@@ -67,7 +67,8 @@ public final class Acpi {
         long xsdt = align(rsdt + rsdtTable.length, 16);
         byte[] xsdtTable = rootTable("XSDT", 1, entries, 8);
         long end = xsdt + xsdtTable.length;
-        if (end > AREA_END) throw new IllegalArgumentException("ACPI tables for " + cpus + " vCPUs do not fit below 1 MiB");
+        if (end > AREA_END)
+            throw new IllegalArgumentException("ACPI tables for " + cpus + " vCPUs do not fit below 1 MiB");
 
         memory.write(RSDP_ADDRESS, rsdp(rsdt, xsdt));
         memory.write(facs, facs());
@@ -82,7 +83,11 @@ public final class Acpi {
     /** RSDP revision 2 (ACPI 2.0+): the 20-byte v1 part with its checksum, then the XSDT and an extended checksum. */
     static byte[] rsdp(long rsdt, long xsdt) {
         ByteBuffer b = buffer(36);
-        b.put("RSD PTR ".getBytes(StandardCharsets.US_ASCII)).put((byte) 0).put(OEM_ID).put((byte) 2).putInt((int) rsdt);
+        b.put("RSD PTR ".getBytes(StandardCharsets.US_ASCII))
+                .put((byte) 0)
+                .put(OEM_ID)
+                .put((byte) 2)
+                .putInt((int) rsdt);
         b.putInt(36).putLong(xsdt).put((byte) 0).put(new byte[3]);
         byte[] a = b.array();
         a[8] = checksum(a, 0, 20);
@@ -94,7 +99,10 @@ public final class Acpi {
     static byte[] facs() {
         ByteBuffer b = buffer(64);
         b.put("FACS".getBytes(StandardCharsets.US_ASCII)).putInt(64).putInt(0 /* hardware signature */);
-        b.putInt(0 /* waking vector */).putInt(0 /* global lock */).putInt(0 /* flags */).putLong(0 /* X waking vector */);
+        b.putInt(0 /* waking vector */)
+                .putInt(0 /* global lock */)
+                .putInt(0 /* flags */)
+                .putLong(0 /* X waking vector */);
         b.put((byte) 2 /* version */);
         return b.array();
     }
@@ -111,13 +119,19 @@ public final class Acpi {
     // FADT (ACPI 6.5 table 5.9) field values.
     static final int FADT_LENGTH = 276, FADT_REVISION = 6, FADT_MINOR = 5;
     /** PWR_BUTTON and SLP_BUTTON set say there is no such fixed-feature button: jvmm has a power button only. */
-    static final int FLAG_WBINVD = 1, FLAG_PROC_C1 = 1 << 2, FLAG_PWR_BUTTON = 1 << 4, FLAG_SLP_BUTTON = 1 << 5,
+    static final int FLAG_WBINVD = 1,
+            FLAG_PROC_C1 = 1 << 2,
+            FLAG_PWR_BUTTON = 1 << 4,
+            FLAG_SLP_BUTTON = 1 << 5,
             FLAG_RESET_REG_SUP = 1 << 10;
+
     static final int BOOT_LEGACY_DEVICES = 1, BOOT_8042 = 1 << 1, BOOT_VGA_NOT_PRESENT = 1 << 2;
     static final int SPACE_IO = 1, ACCESS_BYTE = 1, ACCESS_WORD = 2, ACCESS_DWORD = 3;
 
     static byte[] fadt(long facs, long dsdt) {
-        int evt = PM_PORT + AcpiPm.PM1_EVT_OFFSET, cnt = PM_PORT + AcpiPm.PM1_CNT_OFFSET, tmr = PM_PORT + AcpiPm.PM_TMR_OFFSET;
+        int evt = PM_PORT + AcpiPm.PM1_EVT_OFFSET,
+                cnt = PM_PORT + AcpiPm.PM1_CNT_OFFSET,
+                tmr = PM_PORT + AcpiPm.PM_TMR_OFFSET;
         ByteBuffer b = header("FACP", FADT_LENGTH, FADT_REVISION);
         // FIRMWARE_CTRL only (X_FIRMWARE_CTRL stays 0): with both, ACPICA installs the FACS twice.
         b.putInt(36, (int) facs).putInt(40, (int) dsdt);
@@ -125,7 +139,9 @@ public final class Acpi {
         b.putShort(46, (short) SCI_IRQ);
         // 48 SMI_CMD = 0: no SMM, the machine starts in ACPI mode; ACPI_ENABLE/DISABLE stay 0.
         b.putInt(56, evt).putInt(64, cnt).putInt(76, tmr);
-        b.put(88, (byte) AcpiPm.PM1_EVT_LENGTH).put(89, (byte) AcpiPm.PM1_CNT_LENGTH).put(91, (byte) AcpiPm.PM_TMR_LENGTH);
+        b.put(88, (byte) AcpiPm.PM1_EVT_LENGTH)
+                .put(89, (byte) AcpiPm.PM1_CNT_LENGTH)
+                .put(91, (byte) AcpiPm.PM_TMR_LENGTH);
         // No GPE blocks (their addresses and lengths stay 0). The PM timer is 24 bits (TMR_VAL_EXT clear).
         b.putShort(96, (short) 101).putShort(98, (short) 1001); // C2 and C3 latencies above the limits: not supported
         b.put(108, (byte) 0x32); // CMOS index of the century (CmosRtc keeps it there)
@@ -143,7 +159,11 @@ public final class Acpi {
     }
 
     private static void gas(ByteBuffer b, int at, int bits, int access, long address) {
-        b.put(at, (byte) SPACE_IO).put(at + 1, (byte) bits).put(at + 2, (byte) 0).put(at + 3, (byte) access).putLong(at + 4, address);
+        b.put(at, (byte) SPACE_IO)
+                .put(at + 1, (byte) bits)
+                .put(at + 2, (byte) 0)
+                .put(at + 3, (byte) access)
+                .putLong(at + 4, address);
     }
 
     /**
@@ -166,29 +186,48 @@ public final class Acpi {
      * INTx through _PRT (GSIs from 16 up are level-triggered, active low: the MP table's PCI entries).
      */
     static byte[] dsdt(Map<Integer, Integer> pciIrqs, PciWindow window) {
-        byte[] s5 = Aml.name("\\_S5", Aml.packageOf(Aml.integer(AcpiPm.SLP_TYP_S5), Aml.integer(AcpiPm.SLP_TYP_S5),
-                Aml.integer(0), Aml.integer(0)));
+        byte[] s5 = Aml.name(
+                "\\_S5",
+                Aml.packageOf(
+                        Aml.integer(AcpiPm.SLP_TYP_S5),
+                        Aml.integer(AcpiPm.SLP_TYP_S5),
+                        Aml.integer(0),
+                        Aml.integer(0)));
         List<byte[]> devices = new ArrayList<>();
-        devices.add(Aml.device("COM1",
+        devices.add(Aml.device(
+                "COM1",
                 Aml.name("_HID", Aml.eisaId("PNP0501")),
                 Aml.name("_UID", Aml.integer(1)),
-                Aml.name("_CRS", Aml.resourceTemplate(Aml.io(Machine.SERIAL_PORT, 8), Aml.irqNoFlags(Machine.SERIAL_IRQ)))));
-        devices.add(Aml.device("KBD",
+                Aml.name(
+                        "_CRS",
+                        Aml.resourceTemplate(Aml.io(Machine.SERIAL_PORT, 8), Aml.irqNoFlags(Machine.SERIAL_IRQ)))));
+        devices.add(Aml.device(
+                "KBD",
                 Aml.name("_HID", Aml.eisaId("PNP0303")),
-                Aml.name("_CRS", Aml.resourceTemplate(Aml.io(I8042.DATA_PORT, 1), Aml.io(I8042.COMMAND_PORT, 1),
-                        Aml.irqNoFlags(I8042.KEYBOARD_IRQ)))));
-        devices.add(Aml.device("MOU",
+                Aml.name(
+                        "_CRS",
+                        Aml.resourceTemplate(
+                                Aml.io(I8042.DATA_PORT, 1),
+                                Aml.io(I8042.COMMAND_PORT, 1),
+                                Aml.irqNoFlags(I8042.KEYBOARD_IRQ)))));
+        devices.add(Aml.device(
+                "MOU",
                 Aml.name("_HID", Aml.eisaId("PNP0F13")),
                 Aml.name("_CRS", Aml.resourceTemplate(Aml.irqNoFlags(I8042.AUX_IRQ)))));
-        devices.add(Aml.device("RTC",
+        devices.add(Aml.device(
+                "RTC",
                 Aml.name("_HID", Aml.eisaId("PNP0B00")),
                 Aml.name("_CRS", Aml.resourceTemplate(Aml.io(RTC_PORT, 2)))));
         if (!pciIrqs.isEmpty()) {
             byte[][] prt = pciIrqs.entrySet().stream()
-                    .map(e -> Aml.packageOf(Aml.integer(((long) e.getKey() << 16) | 0xffff), Aml.integer(0), Aml.integer(0),
+                    .map(e -> Aml.packageOf(
+                            Aml.integer(((long) e.getKey() << 16) | 0xffff),
+                            Aml.integer(0),
+                            Aml.integer(0),
                             Aml.integer(e.getValue())))
                     .toArray(byte[][]::new);
-            devices.add(Aml.device("PCI0",
+            devices.add(Aml.device(
+                    "PCI0",
                     Aml.name("_HID", Aml.eisaId("PNP0A03")),
                     Aml.name("_UID", Aml.integer(0)),
                     Aml.name("_BBN", Aml.integer(0)),
@@ -206,24 +245,52 @@ public final class Acpi {
         ByteBuffer b = buffer(16 + 8 + 16 + 16 + 26 + 2);
         // Word address space descriptors: tag 0x88, length 13, type (2 bus, 1 I/O), flags 0x0c (producer,
         // MinFixed, MaxFixed), type-specific flags, then granularity, min, max, translation, length.
-        b.put((byte) 0x88).putShort((short) 13).put((byte) 2).put((byte) 0x0c).put((byte) 0)
-                .putShort((short) 0).putShort((short) 0).putShort((short) 0).putShort((short) 0).putShort((short) 1);
+        b.put((byte) 0x88)
+                .putShort((short) 13)
+                .put((byte) 2)
+                .put((byte) 0x0c)
+                .put((byte) 0)
+                .putShort((short) 0)
+                .putShort((short) 0)
+                .putShort((short) 0)
+                .putShort((short) 0)
+                .putShort((short) 1);
         // I/O port descriptor (consumed): 16-bit decode, 0xcf8, 8 ports.
-        b.put((byte) 0x47).put((byte) 1).putShort((short) PCI_BUS_CONFIG_PORT).putShort((short) PCI_BUS_CONFIG_PORT)
-                .put((byte) 1).put((byte) 8);
+        b.put((byte) 0x47)
+                .put((byte) 1)
+                .putShort((short) PCI_BUS_CONFIG_PORT)
+                .putShort((short) PCI_BUS_CONFIG_PORT)
+                .put((byte) 1)
+                .put((byte) 8);
         wordIo(b, 0, PCI_BUS_CONFIG_PORT - 1);
         wordIo(b, PCI_BUS_CONFIG_PORT + 8, 0xffff);
         // DWord memory descriptor: tag 0x87, length 23, type 0, producer/MinFixed/MaxFixed, read-write non-cacheable.
-        b.put((byte) 0x87).putShort((short) 23).put((byte) 0).put((byte) 0x0c).put((byte) 1)
-                .putInt(0).putInt((int) w.base()).putInt((int) (w.base() + w.size() - 1)).putInt(0).putInt((int) w.size());
+        b.put((byte) 0x87)
+                .putShort((short) 23)
+                .put((byte) 0)
+                .put((byte) 0x0c)
+                .put((byte) 1)
+                .putInt(0)
+                .putInt((int) w.base())
+                .putInt((int) (w.base() + w.size() - 1))
+                .putInt(0)
+                .putInt((int) w.size());
         b.put((byte) 0x79).put((byte) 0); // end tag, checksum 0 (treated as correct)
         return b.array();
     }
 
     private static void wordIo(ByteBuffer b, int min, int max) {
         // type-specific flags 3: the window covers ISA and non-ISA ranges (EntireRange)
-        b.put((byte) 0x88).putShort((short) 13).put((byte) 1).put((byte) 0x0c).put((byte) 3)
-                .putShort((short) 0).putShort((short) min).putShort((short) max).putShort((short) 0).putShort((short) (max - min + 1));
+        b.put((byte) 0x88)
+                .putShort((short) 13)
+                .put((byte) 1)
+                .put((byte) 0x0c)
+                .put((byte) 3)
+                .putShort((short) 0)
+                .putShort((short) min)
+                .putShort((short) max)
+                .putShort((short) 0)
+                .putShort((short) (max - min + 1));
     }
 
     // MADT entry types and flags.
@@ -244,25 +311,45 @@ public final class Acpi {
             ByteBuffer e;
             if (id <= MAX_XAPIC_ID) {
                 e = buffer(8);
-                e.put((byte) MADT_LOCAL_APIC).put((byte) 8).put((byte) id).put((byte) id).putInt(LAPIC_ENABLED);
+                e.put((byte) MADT_LOCAL_APIC)
+                        .put((byte) 8)
+                        .put((byte) id)
+                        .put((byte) id)
+                        .putInt(LAPIC_ENABLED);
             } else {
                 e = buffer(16);
-                e.put((byte) MADT_X2APIC).put((byte) 16).putShort((short) 0).putInt(id).putInt(LAPIC_ENABLED).putInt(id);
+                e.put((byte) MADT_X2APIC)
+                        .put((byte) 16)
+                        .putShort((short) 0)
+                        .putInt(id)
+                        .putInt(LAPIC_ENABLED)
+                        .putInt(id);
             }
             entries.writeBytes(e.array());
         }
         ByteBuffer io = buffer(12);
-        io.put((byte) MADT_IOAPIC).put((byte) 12).put((byte) ioapicId(cpus)).put((byte) 0).putInt((int) MpTable.IOAPIC_ADDRESS).putInt(0);
+        io.put((byte) MADT_IOAPIC)
+                .put((byte) 12)
+                .put((byte) ioapicId(cpus))
+                .put((byte) 0)
+                .putInt((int) MpTable.IOAPIC_ADDRESS)
+                .putInt(0);
         entries.writeBytes(io.array());
         entries.writeBytes(override(0, 0, INTI_CONFORMS));
         entries.writeBytes(override(SCI_IRQ, SCI_IRQ, INTI_LEVEL_ACTIVE_HIGH));
         ByteBuffer nmi = buffer(6);
-        nmi.put((byte) MADT_LAPIC_NMI).put((byte) 6).put((byte) 0xff /* all processors */).putShort((short) INTI_CONFORMS).put((byte) 1);
+        nmi.put((byte) MADT_LAPIC_NMI)
+                .put((byte) 6)
+                .put((byte) 0xff /* all processors */)
+                .putShort((short) INTI_CONFORMS)
+                .put((byte) 1);
         entries.writeBytes(nmi.array());
 
         byte[] body = entries.toByteArray();
         ByteBuffer b = header("APIC", HEADER + 8 + body.length, 5);
-        b.putInt(HEADER, (int) MpTable.LAPIC_ADDRESS).putInt(HEADER + 4, MADT_PCAT_COMPAT).put(HEADER + 8, body);
+        b.putInt(HEADER, (int) MpTable.LAPIC_ADDRESS)
+                .putInt(HEADER + 4, MADT_PCAT_COMPAT)
+                .put(HEADER + 8, body);
         return finish(b);
     }
 
@@ -273,14 +360,26 @@ public final class Acpi {
 
     private static byte[] override(int isaIrq, int gsi, int flags) {
         ByteBuffer e = buffer(10);
-        e.put((byte) MADT_INT_OVERRIDE).put((byte) 10).put((byte) 0 /* ISA */).put((byte) isaIrq).putInt(gsi).putShort((short) flags);
+        e.put((byte) MADT_INT_OVERRIDE)
+                .put((byte) 10)
+                .put((byte) 0 /* ISA */)
+                .put((byte) isaIrq)
+                .putInt(gsi)
+                .putShort((short) flags);
         return e.array();
     }
 
     private static ByteBuffer header(String signature, int length, int revision) {
         ByteBuffer b = buffer(length);
-        b.put(signature.getBytes(StandardCharsets.US_ASCII)).putInt(length).put((byte) revision).put((byte) 0)
-                .put(OEM_ID).put(OEM_TABLE_ID).putInt(1).put("JVMM".getBytes(StandardCharsets.US_ASCII)).putInt(1);
+        b.put(signature.getBytes(StandardCharsets.US_ASCII))
+                .putInt(length)
+                .put((byte) revision)
+                .put((byte) 0)
+                .put(OEM_ID)
+                .put(OEM_TABLE_ID)
+                .putInt(1)
+                .put("JVMM".getBytes(StandardCharsets.US_ASCII))
+                .putInt(1);
         return b;
     }
 

@@ -8,9 +8,19 @@ import java.nio.charset.StandardCharsets;
  * packages, buffers, scopes and devices. Each method returns the encoded bytes of one term.
  */
 final class Aml {
-    private static final int ZERO_OP = 0x00, ONE_OP = 0x01, NAME_OP = 0x08, BYTE_PREFIX = 0x0a, WORD_PREFIX = 0x0b,
-            DWORD_PREFIX = 0x0c, QWORD_PREFIX = 0x0e, SCOPE_OP = 0x10, BUFFER_OP = 0x11, PACKAGE_OP = 0x12,
-            EXT_OP_PREFIX = 0x5b, DEVICE_OP = 0x82, ROOT_CHAR = '\\';
+    private static final int ZERO_OP = 0x00,
+            ONE_OP = 0x01,
+            NAME_OP = 0x08,
+            BYTE_PREFIX = 0x0a,
+            WORD_PREFIX = 0x0b,
+            DWORD_PREFIX = 0x0c,
+            QWORD_PREFIX = 0x0e,
+            SCOPE_OP = 0x10,
+            BUFFER_OP = 0x11,
+            PACKAGE_OP = 0x12,
+            EXT_OP_PREFIX = 0x5b,
+            DEVICE_OP = 0x82,
+            ROOT_CHAR = '\\';
 
     private Aml() {}
 
@@ -32,7 +42,9 @@ final class Aml {
     /** EisaId("PNP0A03"): three letters and four hex digits compressed into 32 bits, stored byte-swapped. */
     static byte[] eisaId(String id) {
         if (id.length() != 7) throw new IllegalArgumentException("EISA id " + id);
-        int v = ((id.charAt(0) - 0x40) << 26) | ((id.charAt(1) - 0x40) << 21) | ((id.charAt(2) - 0x40) << 16)
+        int v = ((id.charAt(0) - 0x40) << 26)
+                | ((id.charAt(1) - 0x40) << 21)
+                | ((id.charAt(2) - 0x40) << 16)
                 | Integer.parseInt(id.substring(3), 16);
         return concat(new byte[] {DWORD_PREFIX}, le(Integer.reverseBytes(v) & 0xffff_ffffL, 4));
     }

@@ -1,7 +1,6 @@
 package dev.jvmm.boot.api;
 
 import dev.jvmm.boot.api.ApiException.Kind;
-
 import java.util.Arrays;
 import java.util.List;
 
@@ -58,10 +57,16 @@ public final class Api {
                 if (r.hasBody()) throw new ApiException(Kind.BAD_BODY, "GET request cannot have a body.");
                 if (p.size() == 1) {
                     switch (resource) {
-                        case "" -> { return ApiResponse.ok(instance.info()); }
-                        case "machine-config" -> { return ApiResponse.ok(instance.machineConfig()); }
-                        case "version" -> { return ApiResponse.ok(instance.version()); }
-                        default -> { }
+                        case "" -> {
+                            return ApiResponse.ok(instance.info());
+                        }
+                        case "machine-config" -> {
+                            return ApiResponse.ok(instance.machineConfig());
+                        }
+                        case "version" -> {
+                            return ApiResponse.ok(instance.version());
+                        }
+                        default -> {}
                     }
                 }
                 if (p.equals(List.of("vm", "config"))) return ApiResponse.ok(instance.vmConfig());
@@ -69,7 +74,11 @@ public final class Api {
             case "PUT" -> {
                 if (!r.hasBody()) throw new ApiException(Kind.BAD_BODY, "Empty PUT request.");
                 switch (resource) {
-                    case "actions" -> { return p.size() == 1 ? action(Json.read(r.body(), Bodies.InstanceActionInfo.class)) : invalid(r); }
+                    case "actions" -> {
+                        return p.size() == 1
+                                ? action(Json.read(r.body(), Bodies.InstanceActionInfo.class))
+                                : invalid(r);
+                    }
                     case "boot-source" -> {
                         if (p.size() != 1) return invalid(r);
                         instance.putBootSource(Json.read(r.body(), Bodies.BootSource.class));
@@ -83,7 +92,9 @@ public final class Api {
                     case "drives" -> {
                         String id = id(p, r);
                         Bodies.Drive d = Json.read(r.body(), Bodies.Drive.class);
-                        if (!id.equals(d.driveId())) throw new ApiException(Kind.BAD_ID, "The id from the path does not match the id from the body!");
+                        if (!id.equals(d.driveId()))
+                            throw new ApiException(
+                                    Kind.BAD_ID, "The id from the path does not match the id from the body!");
                         instance.putDrive(d);
                         return ApiResponse.noContent();
                     }
@@ -91,7 +102,10 @@ public final class Api {
                         String id = id(p, r);
                         Bodies.NetworkInterface n = Json.read(r.body(), Bodies.NetworkInterface.class);
                         if (!id.equals(n.ifaceId()))
-                            throw new ApiException(Kind.BAD_ID, "The id from the path [" + id + "] does not match the id from the body [" + n.ifaceId() + "]!");
+                            throw new ApiException(
+                                    Kind.BAD_ID,
+                                    "The id from the path [" + id + "] does not match the id from the body ["
+                                            + n.ifaceId() + "]!");
                         instance.putNetworkInterface(n);
                         return ApiResponse.noContent();
                     }
@@ -105,7 +119,7 @@ public final class Api {
                         instance.putMetrics(Json.read(r.body(), Bodies.Metrics.class));
                         return ApiResponse.noContent();
                     }
-                    default -> { }
+                    default -> {}
                 }
             }
             case "PATCH" -> {
@@ -124,7 +138,7 @@ public final class Api {
                     return ApiResponse.noContent();
                 }
             }
-            default -> { }
+            default -> {}
         }
         return invalid(r);
     }
@@ -145,7 +159,8 @@ public final class Api {
         if (p.size() > 2) throw invalidPath(r);
         String id = p.get(1);
         if (!id.chars().allMatch(c -> c == '_' || Character.isLetterOrDigit(c)))
-            throw new ApiException(Kind.BAD_ID, "API Resource IDs can only contain alphanumeric characters and underscores.");
+            throw new ApiException(
+                    Kind.BAD_ID, "API Resource IDs can only contain alphanumeric characters and underscores.");
         return id;
     }
 
@@ -155,6 +170,7 @@ public final class Api {
 
     private static ApiException invalidPath(ApiRequest r) {
         String path = r.path().length() > 200 ? r.path().substring(0, 200) + "..." : r.path();
-        return new ApiException(Kind.INVALID_PATH_METHOD, "Invalid request method and/or path: " + r.method() + " " + path + ".");
+        return new ApiException(
+                Kind.INVALID_PATH_METHOD, "Invalid request method and/or path: " + r.method() + " " + path + ".");
     }
 }

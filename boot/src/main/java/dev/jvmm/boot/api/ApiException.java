@@ -38,11 +38,13 @@ public final class ApiException extends RuntimeException {
     }
 
     static ApiException postBoot() {
-        return new ApiException(Kind.NOT_SUPPORTED_POST_BOOT, "The requested operation is not supported after starting the microVM.");
+        return new ApiException(
+                Kind.NOT_SUPPORTED_POST_BOOT, "The requested operation is not supported after starting the microVM.");
     }
 
     static ApiException preBoot() {
-        return new ApiException(Kind.NOT_SUPPORTED_PRE_BOOT, "The requested operation is not supported before starting the microVM.");
+        return new ApiException(
+                Kind.NOT_SUPPORTED_PRE_BOOT, "The requested operation is not supported before starting the microVM.");
     }
 
     static ApiException invalid(String message) {

@@ -14,7 +14,8 @@ public record ApiRequest(String method, String path, byte[] body) {
     }
 
     public static ApiRequest of(String method, String path, String body) {
-        return new ApiRequest(method, path, body == null ? null : body.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return new ApiRequest(
+                method, path, body == null ? null : body.getBytes(java.nio.charset.StandardCharsets.UTF_8));
     }
 
     boolean hasBody() {

@@ -29,7 +29,6 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
-
 import java.io.IOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
@@ -62,6 +61,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class ApiServer implements AutoCloseable {
     /** Firecracker's default --http-api-max-payload-size. */
     public static final int MAX_PAYLOAD_BYTES = 51200;
+
     public static final int MAX_CONNECTIONS = 64;
     public static final Duration IDLE_TIMEOUT = Duration.ofMinutes(5);
     /** sun_path's size on Linux, with its terminating NUL. */
@@ -90,14 +90,21 @@ public final class ApiServer implements AutoCloseable {
      */
     public static ApiServer bind(Path socket, Api api) {
         if (!Epoll.isAvailable())
-            throw new BootException(BootException.Kind.API_SOCKET_UNAVAILABLE, "the API needs Netty's epoll transport: " + Epoll.unavailabilityCause());
+            throw new BootException(
+                    BootException.Kind.API_SOCKET_UNAVAILABLE,
+                    "the API needs Netty's epoll transport: " + Epoll.unavailabilityCause());
         if (Files.exists(socket, LinkOption.NOFOLLOW_LINKS))
-            throw new BootException(BootException.Kind.API_SOCKET_UNAVAILABLE, "--api-sock " + socket
-                    + " exists: remove it if it is a stale socket of a jvmm that is gone, or choose another path");
+            throw new BootException(
+                    BootException.Kind.API_SOCKET_UNAVAILABLE,
+                    "--api-sock " + socket
+                            + " exists: remove it if it is a stale socket of a jvmm that is gone, or choose another path");
         EventLoopGroup group = new EpollEventLoopGroup(1, new DefaultThreadFactory("jvmm-api-io", true));
-        ExecutorService worker = Executors.newSingleThreadExecutor(Thread.ofPlatform().daemon().name("jvmm-api").factory());
+        ExecutorService worker = Executors.newSingleThreadExecutor(
+                Thread.ofPlatform().daemon().name("jvmm-api").factory());
         AtomicInteger connections = new AtomicInteger();
-        ServerBootstrap b = new ServerBootstrap().group(group).channel(EpollServerDomainSocketChannel.class)
+        ServerBootstrap b = new ServerBootstrap()
+                .group(group)
+                .channel(EpollServerDomainSocketChannel.class)
                 .childHandler(new ChannelInitializer<DomainSocketChannel>() {
                     @Override
                     protected void initChannel(DomainSocketChannel ch) {
@@ -117,14 +124,17 @@ public final class ApiServer implements AutoCloseable {
                 });
         try {
             Channel server = bindPrivately(b, socket);
-            Object key = Files.readAttributes(socket, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+            Object key = Files.readAttributes(socket, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS)
+                    .fileKey();
             return new ApiServer(socket, key, group, server, worker);
         } catch (IOException | RuntimeException e) {
             group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
             worker.shutdownNow();
             if (e instanceof BootException be) throw be;
-            throw new BootException(BootException.Kind.API_SOCKET_UNAVAILABLE, "--api-sock " + socket + ": cannot create the socket: "
-                    + (e.getMessage() != null ? e.getMessage() : e.toString()));
+            throw new BootException(
+                    BootException.Kind.API_SOCKET_UNAVAILABLE,
+                    "--api-sock " + socket + ": cannot create the socket: "
+                            + (e.getMessage() != null ? e.getMessage() : e.toString()));
         }
     }
 
@@ -135,7 +145,8 @@ public final class ApiServer implements AutoCloseable {
      */
     private static Channel bindPrivately(ServerBootstrap b, Path socket) throws IOException {
         Path parent = socket.toAbsolutePath().getParent();
-        if (parent == null || !Files.isDirectory(parent)) throw new IOException("its folder " + parent + " does not exist");
+        if (parent == null || !Files.isDirectory(parent))
+            throw new IOException("its folder " + parent + " does not exist");
         var owner = PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
         var socketMode = PosixFilePermissions.fromString("rw-------");
         if (socket.toString().getBytes(StandardCharsets.UTF_8).length > MAX_SOCKET_PATH)
@@ -156,7 +167,9 @@ public final class ApiServer implements AutoCloseable {
             } catch (IOException | RuntimeException e) {
                 ch.close().syncUninterruptibly();
                 if (e instanceof FileAlreadyExistsException)
-                    throw new BootException(BootException.Kind.API_SOCKET_UNAVAILABLE, "--api-sock " + socket + " exists (created just now by another program)");
+                    throw new BootException(
+                            BootException.Kind.API_SOCKET_UNAVAILABLE,
+                            "--api-sock " + socket + " exists (created just now by another program)");
                 throw e;
             }
         } finally {
@@ -191,7 +204,8 @@ public final class ApiServer implements AutoCloseable {
     /** Removes the socket file if it is still ours (not one another process made there since). */
     private void removeSocket() {
         try {
-            Object key = Files.readAttributes(socket, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+            Object key = Files.readAttributes(socket, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS)
+                    .fileKey();
             if (Objects.equals(key, fileKey)) Files.deleteIfExists(socket);
         } catch (IOException e) {
             // gone already
@@ -199,21 +213,25 @@ public final class ApiServer implements AutoCloseable {
     }
 
     private static String tooManyConnections() {
-        String body = ApiResponse.fault(ApiResponse.UNAVAILABLE, "too many API connections (" + MAX_CONNECTIONS + "); close some").body().orElseThrow();
+        String body = ApiResponse.fault(
+                        ApiResponse.UNAVAILABLE, "too many API connections (" + MAX_CONNECTIONS + "); close some")
+                .body()
+                .orElseThrow();
         return "HTTP/1.1 503 Service Unavailable\r\nServer: jvmm API\r\nConnection: close\r\nContent-Type: application/json\r\n"
                 + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body;
     }
 
     static FullHttpResponse http(ApiResponse r, boolean keepAlive) {
         byte[] body = r.body().map(s -> s.getBytes(StandardCharsets.UTF_8)).orElse(new byte[0]);
-        FullHttpResponse resp = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(r.status()),
-                Unpooled.wrappedBuffer(body));
+        FullHttpResponse resp = new DefaultFullHttpResponse(
+                HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(r.status()), Unpooled.wrappedBuffer(body));
         resp.headers().set(HttpHeaderNames.SERVER, "jvmm API");
         if (r.body().isPresent()) {
             resp.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
             resp.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
         }
-        resp.headers().set(HttpHeaderNames.CONNECTION, keepAlive ? HttpHeaderValues.KEEP_ALIVE : HttpHeaderValues.CLOSE);
+        resp.headers()
+                .set(HttpHeaderNames.CONNECTION, keepAlive ? HttpHeaderValues.KEEP_ALIVE : HttpHeaderValues.CLOSE);
         return resp;
     }
 
@@ -226,14 +244,16 @@ public final class ApiServer implements AutoCloseable {
         private static FullHttpResponse tooLarge(HttpMessage m) {
             long size = HttpUtil.getContentLength(m, -1L);
             String message = size >= 0
-                    ? "Request payload with size " + size + " is larger than the limit of " + MAX_PAYLOAD_BYTES + " allowed by server."
+                    ? "Request payload with size " + size + " is larger than the limit of " + MAX_PAYLOAD_BYTES
+                            + " allowed by server."
                     : "Request payload is larger than the limit of " + MAX_PAYLOAD_BYTES + " allowed by server.";
             return http(ApiResponse.fault(ApiResponse.BAD_REQUEST, message), false);
         }
 
         @Override
         protected Object newContinueResponse(HttpMessage start, int maxContentLength, ChannelPipeline pipeline) {
-            if (HttpUtil.is100ContinueExpected(start) && HttpUtil.getContentLength(start, -1L) > maxContentLength) return tooLarge(start);
+            if (HttpUtil.is100ContinueExpected(start) && HttpUtil.getContentLength(start, -1L) > maxContentLength)
+                return tooLarge(start);
             return super.newContinueResponse(start, maxContentLength, pipeline);
         }
 
@@ -261,14 +281,17 @@ public final class ApiServer implements AutoCloseable {
         protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest req) {
             if (req.decoderResult().isFailure()) {
                 Throwable why = req.decoderResult().cause();
-                ApiResponse r = ApiResponse.fault(ApiResponse.BAD_REQUEST, "Malformed HTTP request: "
-                        + (why != null && why.getMessage() != null ? why.getMessage() : "cannot parse it"));
+                ApiResponse r = ApiResponse.fault(
+                        ApiResponse.BAD_REQUEST,
+                        "Malformed HTTP request: "
+                                + (why != null && why.getMessage() != null ? why.getMessage() : "cannot parse it"));
                 ctx.writeAndFlush(http(r, false)).addListener(ChannelFutureListener.CLOSE);
                 return;
             }
             byte[] body = new byte[req.content().readableBytes()];
             req.content().readBytes(body);
-            queue.add(new Pending(new ApiRequest(req.method().name(), path(req.uri()), body), HttpUtil.isKeepAlive(req)));
+            queue.add(
+                    new Pending(new ApiRequest(req.method().name(), path(req.uri()), body), HttpUtil.isKeepAlive(req)));
             if (queue.size() > 1) ctx.channel().config().setAutoRead(false); // pipelined requests wait in the socket
             next(ctx);
         }

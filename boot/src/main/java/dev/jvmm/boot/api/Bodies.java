@@ -2,7 +2,6 @@ package dev.jvmm.boot.api;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.JsonNode;
-
 import java.util.List;
 import java.util.Map;
 
@@ -14,73 +13,83 @@ public final class Bodies {
     private Bodies() {}
 
     /** {@code PUT /boot-source}. */
-    public record BootSource(@JsonProperty("kernel_image_path") String kernelImagePath,
-                             @JsonProperty("initrd_path") String initrdPath,
-                             @JsonProperty("boot_args") String bootArgs) {}
+    public record BootSource(
+            @JsonProperty("kernel_image_path") String kernelImagePath,
+            @JsonProperty("initrd_path") String initrdPath,
+            @JsonProperty("boot_args") String bootArgs) {}
 
     /** {@code PUT|PATCH|GET /machine-config}. */
-    public record MachineConfiguration(@JsonProperty("vcpu_count") Integer vcpuCount,
-                                       @JsonProperty("mem_size_mib") Long memSizeMib,
-                                       @JsonProperty("smt") Boolean smt,
-                                       @JsonProperty("track_dirty_pages") Boolean trackDirtyPages,
-                                       @JsonProperty("cpu_template") String cpuTemplate,
-                                       @JsonProperty("huge_pages") String hugePages) {}
+    public record MachineConfiguration(
+            @JsonProperty("vcpu_count") Integer vcpuCount,
+            @JsonProperty("mem_size_mib") Long memSizeMib,
+            @JsonProperty("smt") Boolean smt,
+            @JsonProperty("track_dirty_pages") Boolean trackDirtyPages,
+            @JsonProperty("cpu_template") String cpuTemplate,
+            @JsonProperty("huge_pages") String hugePages) {}
 
     /** {@code PUT /drives/{drive_id}}; {@code socket} (vhost-user) and {@code rate_limiter} are refused. */
-    public record Drive(@JsonProperty("drive_id") String driveId,
-                        @JsonProperty("path_on_host") String pathOnHost,
-                        @JsonProperty("is_root_device") Boolean isRootDevice,
-                        @JsonProperty("is_read_only") Boolean isReadOnly,
-                        @JsonProperty("partuuid") String partuuid,
-                        @JsonProperty("cache_type") String cacheType,
-                        @JsonProperty("io_engine") String ioEngine,
-                        @JsonProperty("rate_limiter") JsonNode rateLimiter,
-                        @JsonProperty("socket") String socket) {}
+    public record Drive(
+            @JsonProperty("drive_id") String driveId,
+            @JsonProperty("path_on_host") String pathOnHost,
+            @JsonProperty("is_root_device") Boolean isRootDevice,
+            @JsonProperty("is_read_only") Boolean isReadOnly,
+            @JsonProperty("partuuid") String partuuid,
+            @JsonProperty("cache_type") String cacheType,
+            @JsonProperty("io_engine") String ioEngine,
+            @JsonProperty("rate_limiter") JsonNode rateLimiter,
+            @JsonProperty("socket") String socket) {}
 
     /**
      * {@code PUT /network-interfaces/{iface_id}}: a TAP device by {@code host_dev_name}, or, a jvmm extension,
      * any backend in {@code --net} syntax by {@code jvmm_net} (e.g. {@code "user,hostfwd=tcp::2222-:22"}).
      */
-    public record NetworkInterface(@JsonProperty("iface_id") String ifaceId,
-                                   @JsonProperty("host_dev_name") String hostDevName,
-                                   @JsonProperty("guest_mac") String guestMac,
-                                   @JsonProperty("mtu") Integer mtu,
-                                   @JsonProperty("rx_rate_limiter") JsonNode rxRateLimiter,
-                                   @JsonProperty("tx_rate_limiter") JsonNode txRateLimiter,
-                                   @JsonProperty("jvmm_net") String jvmmNet) {}
+    public record NetworkInterface(
+            @JsonProperty("iface_id") String ifaceId,
+            @JsonProperty("host_dev_name") String hostDevName,
+            @JsonProperty("guest_mac") String guestMac,
+            @JsonProperty("mtu") Integer mtu,
+            @JsonProperty("rx_rate_limiter") JsonNode rxRateLimiter,
+            @JsonProperty("tx_rate_limiter") JsonNode txRateLimiter,
+            @JsonProperty("jvmm_net") String jvmmNet) {}
 
     /** {@code PUT /actions}. */
-    public record InstanceActionInfo(@JsonProperty("action_type") String actionType) {}
+    public record InstanceActionInfo(
+            @JsonProperty("action_type") String actionType) {}
 
     /** {@code PATCH /vm}. */
     public record Vm(@JsonProperty("state") String state) {}
 
     /** {@code PUT /metrics}. */
-    public record Metrics(@JsonProperty("metrics_path") String metricsPath,
-                          @JsonProperty("emit_id") Boolean emitId,
-                          @JsonProperty("properties") Map<String, String> properties) {}
+    public record Metrics(
+            @JsonProperty("metrics_path") String metricsPath,
+            @JsonProperty("emit_id") Boolean emitId,
+            @JsonProperty("properties") Map<String, String> properties) {}
 
     /** {@code PUT /logger}; {@code show_level} and {@code show_log_origin} are accepted and change nothing. */
-    public record Logger(@JsonProperty("log_path") String logPath,
-                         @JsonProperty("level") String level,
-                         @JsonProperty("show_level") Boolean showLevel,
-                         @JsonProperty("show_log_origin") Boolean showLogOrigin,
-                         @JsonProperty("module") String module) {}
+    public record Logger(
+            @JsonProperty("log_path") String logPath,
+            @JsonProperty("level") String level,
+            @JsonProperty("show_level") Boolean showLevel,
+            @JsonProperty("show_log_origin") Boolean showLogOrigin,
+            @JsonProperty("module") String module) {}
 
     /** {@code GET /}. */
-    public record InstanceInfo(@JsonProperty("id") String id,
-                               @JsonProperty("state") String state,
-                               @JsonProperty("vmm_version") String vmmVersion,
-                               @JsonProperty("app_name") String appName) {}
+    public record InstanceInfo(
+            @JsonProperty("id") String id,
+            @JsonProperty("state") String state,
+            @JsonProperty("vmm_version") String vmmVersion,
+            @JsonProperty("app_name") String appName) {}
 
     /** {@code GET /version}. */
-    public record Version(@JsonProperty("firecracker_version") String firecrackerVersion) {}
+    public record Version(
+            @JsonProperty("firecracker_version") String firecrackerVersion) {}
 
     /** {@code --config-file} and {@code GET /vm/config}: the keys jvmm supports of Firecracker's configuration. */
-    public record VmConfig(@JsonProperty("boot-source") BootSource bootSource,
-                           @JsonProperty("drives") List<Drive> drives,
-                           @JsonProperty("machine-config") MachineConfiguration machineConfig,
-                           @JsonProperty("network-interfaces") List<NetworkInterface> networkInterfaces,
-                           @JsonProperty("logger") Logger logger,
-                           @JsonProperty("metrics") Metrics metrics) {}
+    public record VmConfig(
+            @JsonProperty("boot-source") BootSource bootSource,
+            @JsonProperty("drives") List<Drive> drives,
+            @JsonProperty("machine-config") MachineConfiguration machineConfig,
+            @JsonProperty("network-interfaces") List<NetworkInterface> networkInterfaces,
+            @JsonProperty("logger") Logger logger,
+            @JsonProperty("metrics") Metrics metrics) {}
 }

@@ -8,7 +8,6 @@ import dev.jvmm.boot.api.ApiException.Kind;
 import dev.jvmm.core.ExitStats;
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.devices.virtio.net.VirtioNet;
-
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -37,7 +36,9 @@ public final class Instance implements AutoCloseable {
     public static final String APP_NAME = "jvmm";
 
     public enum State {
-        NOT_STARTED("Not started"), RUNNING("Running"), PAUSED("Paused");
+        NOT_STARTED("Not started"),
+        RUNNING("Running"),
+        PAUSED("Paused");
 
         private final String text;
 
@@ -63,8 +64,12 @@ public final class Instance implements AutoCloseable {
      * configuration (console, host options), whether a guest's reboot may boot it again, the logs, and how long a
      * pause may wait for the vCPUs.
      */
-    public record Host(String id, UnaryOperator<MachineConfig.Builder> machine, BooleanSupplier rebootAllowed, Logs logs,
-                       Duration pauseTimeout) {
+    public record Host(
+            String id,
+            UnaryOperator<MachineConfig.Builder> machine,
+            BooleanSupplier rebootAllowed,
+            Logs logs,
+            Duration pauseTimeout) {
         public static final String DEFAULT_ID = "anonymous-instance";
         public static final Duration DEFAULT_PAUSE_TIMEOUT = Duration.ofSeconds(10);
     }
@@ -166,7 +171,8 @@ public final class Instance implements AutoCloseable {
         synchronized (lock) {
             requireNotStarted();
             String level = level(l.level());
-            if (l.module() != null) throw ApiException.invalid("Logger error: module filtering is not supported by jvmm");
+            if (l.module() != null)
+                throw ApiException.invalid("Logger error: module filtering is not supported by jvmm");
             Resources next = resources.withLogger(l);
             Optional<Path> file = Optional.empty();
             if (l.logPath() != null) {
@@ -192,8 +198,11 @@ public final class Instance implements AutoCloseable {
             case "debug" -> "debug";
             case "trace" -> "trace";
             case "off" -> "off";
-            default -> throw new ApiException(Kind.BAD_JSON, "unknown variant `" + level
-                    + "` for `level`, expected one of `Error`, `Warning`, `Info`, `Debug`, `Trace`, `Off`");
+            default ->
+                throw new ApiException(
+                        Kind.BAD_JSON,
+                        "unknown variant `" + level
+                                + "` for `level`, expected one of `Error`, `Warning`, `Info`, `Debug`, `Trace`, `Off`");
         };
     }
 
@@ -221,7 +230,8 @@ public final class Instance implements AutoCloseable {
         if (c.machineConfig() != null) putMachineConfig(c.machineConfig());
         if (c.bootSource() != null) putBootSource(c.bootSource());
         if (c.drives() != null) for (Bodies.Drive d : c.drives()) putDrive(d);
-        if (c.networkInterfaces() != null) for (Bodies.NetworkInterface n : c.networkInterfaces()) putNetworkInterface(n);
+        if (c.networkInterfaces() != null)
+            for (Bodies.NetworkInterface n : c.networkInterfaces()) putNetworkInterface(n);
     }
 
     // Actions.
@@ -261,10 +271,12 @@ public final class Instance implements AutoCloseable {
     static String fieldMessage(MachineConfigException e) {
         return switch (e.problem()) {
             case TOO_FEW_VCPUS -> "vcpu_count must be at least " + e.limit() + ", not " + e.requested();
-            case TOO_MANY_VCPUS -> "vcpu_count " + e.requested() + " is more than KVM allows on this host (" + e.limit() + ")";
+            case TOO_MANY_VCPUS ->
+                "vcpu_count " + e.requested() + " is more than KVM allows on this host (" + e.limit() + ")";
             case MEMORY_TOO_SMALL -> "mem_size_mib must be at least " + (e.limit() >> 20);
             case MEMORY_NOT_PAGE_ALIGNED -> "mem_size_mib must be a multiple of " + (e.limit() >> 10) + " KiB";
-            case MEMORY_EXCEEDS_HOST -> "mem_size_mib " + (e.requested() >> 20) + " is more than this host has (" + (e.limit() >> 20) + ")";
+            case MEMORY_EXCEEDS_HOST ->
+                "mem_size_mib " + (e.requested() >> 20) + " is more than this host has (" + (e.limit() >> 20) + ")";
         };
     }
 
@@ -282,14 +294,17 @@ public final class Instance implements AutoCloseable {
                     current.set(null);
                     m.close();
                     m = null;
-                    if (!(status instanceof ExitStatus.Reset) || stopRequested || !host.rebootAllowed().getAsBoolean()) break;
+                    if (!(status instanceof ExitStatus.Reset)
+                            || stopRequested
+                            || !host.rebootAllowed().getAsBoolean()) break;
                     try {
                         m = Machine.create(config);
                         m.start();
                     } catch (RuntimeException e) {
                         if (m != null) m.close();
                         m = null;
-                        status = new ExitStatus.Error("the guest rebooted, and booting it again failed: " + e.getMessage(), e);
+                        status = new ExitStatus.Error(
+                                "the guest rebooted, and booting it again failed: " + e.getMessage(), e);
                         break;
                     }
                     reboots.increment();
@@ -319,8 +334,11 @@ public final class Instance implements AutoCloseable {
             Machine m = runningMachine();
             if (state == State.PAUSED) return;
             if (!m.pause(host.pauseTimeout()))
-                throw new ApiException(Kind.VM_UNAVAILABLE, "Internal VMM error: the vCPUs did not stop within "
-                        + host.pauseTimeout().toSeconds() + " s (one is busy in a device); the microVM runs on");
+                throw new ApiException(
+                        Kind.VM_UNAVAILABLE,
+                        "Internal VMM error: the vCPUs did not stop within "
+                                + host.pauseTimeout().toSeconds()
+                                + " s (one is busy in a device); the microVM runs on");
             state = State.PAUSED;
         }
     }
@@ -343,8 +361,10 @@ public final class Instance implements AutoCloseable {
         if (f == null) return; // as Firecracker: nothing configured, nothing written
         try {
             if (!f.flush())
-                throw new ApiException(Kind.VM_UNAVAILABLE, "Metrics error: " + f.path() + " did not take the metrics within "
-                        + MetricsFile.WRITE_TIMEOUT.toSeconds() + " s (a FIFO that nobody reads?)");
+                throw new ApiException(
+                        Kind.VM_UNAVAILABLE,
+                        "Metrics error: " + f.path() + " did not take the metrics within "
+                                + MetricsFile.WRITE_TIMEOUT.toSeconds() + " s (a FIFO that nobody reads?)");
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new ApiException(Kind.VM_UNAVAILABLE, "Metrics error: interrupted");
@@ -380,16 +400,31 @@ public final class Instance implements AutoCloseable {
         Machine machine = current.get();
         if (machine != null) {
             Map<String, Object> exits = new LinkedHashMap<>();
-            machine.stats().snapshot().forEach((reason, row) ->
-                    exits.put(reason, Map.of("count", row.count(), "mean_ns", Math.round(row.meanNanos()))));
+            machine.stats()
+                    .snapshot()
+                    .forEach((reason, row) ->
+                            exits.put(reason, Map.of("count", row.count(), "mean_ns", Math.round(row.meanNanos()))));
             line.put("vcpu_exits", exits);
             Map<String, Object> nets = new LinkedHashMap<>();
             List<VirtioNet> nics = machine.nics();
             List<Resources.Nic> configured = resources.nics();
             for (int i = 0; i < nics.size() && i < configured.size(); i++) {
                 VirtioNet n = nics.get(i);
-                nets.put(configured.get(i).body().ifaceId(), Map.of("tx_frames", n.txFrames(), "tx_dropped", n.txDropped(),
-                        "tx_malformed", n.txMalformed(), "rx_frames", n.rxFrames(), "rx_dropped", n.rxDropped(), "rx_filtered", n.rxFiltered()));
+                nets.put(
+                        configured.get(i).body().ifaceId(),
+                        Map.of(
+                                "tx_frames",
+                                n.txFrames(),
+                                "tx_dropped",
+                                n.txDropped(),
+                                "tx_malformed",
+                                n.txMalformed(),
+                                "rx_frames",
+                                n.rxFrames(),
+                                "rx_dropped",
+                                n.rxDropped(),
+                                "rx_filtered",
+                                n.rxFiltered()));
             }
             line.put("net", nets);
         }

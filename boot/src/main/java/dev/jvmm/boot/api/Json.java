@@ -11,7 +11,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.exc.MismatchedInputException;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.fasterxml.jackson.databind.json.JsonMapper;
-
 import java.io.IOException;
 import java.util.List;
 import java.util.stream.Collectors;
@@ -57,16 +56,24 @@ final class Json {
     static String describe(IOException e) {
         String where = e instanceof JsonProcessingException j ? at(j.getLocation()) : "";
         if (e instanceof UnrecognizedPropertyException u) {
-            String known = u.getKnownPropertyIds() == null ? "" : u.getKnownPropertyIds().stream()
-                    .map(id -> "`" + id + "`").sorted().collect(Collectors.joining(", "));
-            return "unknown field `" + u.getPropertyName() + "`" + (known.isEmpty() ? "" : ", expected one of " + known) + where;
+            String known = u.getKnownPropertyIds() == null
+                    ? ""
+                    : u.getKnownPropertyIds().stream()
+                            .map(id -> "`" + id + "`")
+                            .sorted()
+                            .collect(Collectors.joining(", "));
+            return "unknown field `" + u.getPropertyName() + "`" + (known.isEmpty() ? "" : ", expected one of " + known)
+                    + where;
         }
-        if (e instanceof MismatchedInputException m && m.getOriginalMessage().startsWith("Trailing token")) return "trailing characters" + where;
+        if (e instanceof MismatchedInputException m && m.getOriginalMessage().startsWith("Trailing token"))
+            return "trailing characters" + where;
         if (e instanceof MismatchedInputException m && m.getTargetType() != null) {
             String field = field(m.getPath());
-            return "invalid type" + (field.isEmpty() ? "" : " for `" + field + "`") + ": expected " + expected(m.getTargetType()) + where;
+            return "invalid type" + (field.isEmpty() ? "" : " for `" + field + "`") + ": expected "
+                    + expected(m.getTargetType()) + where;
         }
-        if (e instanceof JsonProcessingException j) return j.getOriginalMessage().replaceAll("\\s*\\n.*", "") + where;
+        if (e instanceof JsonProcessingException j)
+            return j.getOriginalMessage().replaceAll("\\s*\\n.*", "") + where;
         return e.getMessage();
     }
 
@@ -75,8 +82,10 @@ final class Json {
     }
 
     private static String field(List<JsonMappingException.Reference> path) {
-        return path.stream().map(r -> r.getFieldName() != null ? r.getFieldName() : "[" + r.getIndex() + "]")
-                .collect(Collectors.joining(".")).replace(".[", "[");
+        return path.stream()
+                .map(r -> r.getFieldName() != null ? r.getFieldName() : "[" + r.getIndex() + "]")
+                .collect(Collectors.joining("."))
+                .replace(".[", "[");
     }
 
     private static String expected(Class<?> type) {

@@ -40,8 +40,12 @@ final class MetricsFile implements AutoCloseable {
     /** Opens (a FIFO without blocking for its reader; a regular file created and appended to). */
     static MetricsFile open(Path path, Supplier<String> line) throws IOException {
         FileChannel c = Files.exists(path) && !Files.isRegularFile(path)
-                ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE) // a FIFO opened both ways does not wait
-                : FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+                ? FileChannel.open(
+                        path,
+                        StandardOpenOption.READ,
+                        StandardOpenOption.WRITE) // a FIFO opened both ways does not wait
+                : FileChannel.open(
+                        path, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
         return new MetricsFile(path, c, line);
     }
 
@@ -76,7 +80,8 @@ final class MetricsFile implements AutoCloseable {
         try {
             while (b.hasRemaining()) channel.write(b);
         } catch (IOException e) {
-            org.slf4j.LoggerFactory.getLogger(MetricsFile.class).warn("writing metrics to {} failed: {}", path, e.toString());
+            org.slf4j.LoggerFactory.getLogger(MetricsFile.class)
+                    .warn("writing metrics to {} failed: {}", path, e.toString());
         }
     }
 

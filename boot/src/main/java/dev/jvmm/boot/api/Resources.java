@@ -11,7 +11,6 @@ import dev.jvmm.boot.api.Bodies.NetworkInterface;
 import dev.jvmm.devices.net.MacAddress;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetConfigException;
-
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -26,11 +25,18 @@ import java.util.function.UnaryOperator;
  * update. Every {@code with...} method checks its input completely (required fields, what jvmm supports, that host
  * files exist) before it returns the new value.
  */
-record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, List<Drive> drives, List<Nic> nics,
-                 Optional<Bodies.Logger> logger, Optional<Bodies.Metrics> metrics) {
+record Resources(
+        Optional<BootSource> bootSource,
+        MachineConfiguration machine,
+        List<Drive> drives,
+        List<Nic> nics,
+        Optional<Bodies.Logger> logger,
+        Optional<Bodies.Metrics> metrics) {
     /** Firecracker's defaults: one vCPU, 128 MiB. */
     static final MachineConfiguration DEFAULT_MACHINE = new MachineConfiguration(1, 128L, false, false, null, "None");
-    static final Resources DEFAULT = new Resources(Optional.empty(), DEFAULT_MACHINE, List.of(), List.of(), Optional.empty(), Optional.empty());
+
+    static final Resources DEFAULT =
+            new Resources(Optional.empty(), DEFAULT_MACHINE, List.of(), List.of(), Optional.empty(), Optional.empty());
     /** Bounds what a client can make jvmm keep; a PC has far fewer device slots anyway. */
     static final int MAX_DRIVES = 64, MAX_NICS = 64;
 
@@ -47,7 +53,8 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
         readable("Boot source error: the kernel file", b.kernelImagePath());
         if (b.initrdPath() != null) readable("Boot source error: the initrd file", b.initrdPath());
         if (b.bootArgs() != null && b.bootArgs().indexOf('\0') >= 0)
-            throw ApiException.invalid("Boot source error: The kernel command line is invalid: it contains a NUL character");
+            throw ApiException.invalid(
+                    "Boot source error: The kernel command line is invalid: it contains a NUL character");
         return new Resources(Optional.of(b), machine, drives, nics, logger, metrics);
     }
 
@@ -60,14 +67,20 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
 
     /** PATCH: the fields given replace the current ones. */
     Resources patchMachineConfig(MachineConfiguration p) {
-        if (p.vcpuCount() == null && p.memSizeMib() == null && p.smt() == null && p.trackDirtyPages() == null
-                && p.cpuTemplate() == null && p.hugePages() == null)
-            throw new ApiException(ApiException.Kind.BAD_BODY, "Empty PATCH request.");
+        if (p.vcpuCount() == null
+                && p.memSizeMib() == null
+                && p.smt() == null
+                && p.trackDirtyPages() == null
+                && p.cpuTemplate() == null
+                && p.hugePages() == null) throw new ApiException(ApiException.Kind.BAD_BODY, "Empty PATCH request.");
         MachineConfiguration c = machine;
         MachineConfiguration merged = new MachineConfiguration(
-                p.vcpuCount() != null ? p.vcpuCount() : c.vcpuCount(), p.memSizeMib() != null ? p.memSizeMib() : c.memSizeMib(),
-                p.smt() != null ? p.smt() : c.smt(), p.trackDirtyPages() != null ? p.trackDirtyPages() : c.trackDirtyPages(),
-                p.cpuTemplate() != null ? p.cpuTemplate() : c.cpuTemplate(), p.hugePages() != null ? p.hugePages() : c.hugePages());
+                p.vcpuCount() != null ? p.vcpuCount() : c.vcpuCount(),
+                        p.memSizeMib() != null ? p.memSizeMib() : c.memSizeMib(),
+                p.smt() != null ? p.smt() : c.smt(),
+                        p.trackDirtyPages() != null ? p.trackDirtyPages() : c.trackDirtyPages(),
+                p.cpuTemplate() != null ? p.cpuTemplate() : c.cpuTemplate(),
+                        p.hugePages() != null ? p.hugePages() : c.hugePages());
         return new Resources(bootSource, checked(merged), drives, nics, logger, metrics);
     }
 
@@ -76,28 +89,35 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
             throw ApiException.invalid("Machine config error: vcpu_count must be at least 1, not " + m.vcpuCount());
         long minMib = Machine.MIN_MEMORY_BYTES >> 20;
         if (m.memSizeMib() < minMib)
-            throw ApiException.invalid("Machine config error: mem_size_mib must be at least " + minMib + " (jvmm's smallest machine), not " + m.memSizeMib());
+            throw ApiException.invalid("Machine config error: mem_size_mib must be at least " + minMib
+                    + " (jvmm's smallest machine), not " + m.memSizeMib());
         if (m.memSizeMib() > (1L << 30)) // 1 PiB: beyond any host, and mem_size_mib << 20 must not overflow
-            throw ApiException.invalid("Machine config error: mem_size_mib " + m.memSizeMib() + " is more than any host has");
+        throw ApiException.invalid(
+                    "Machine config error: mem_size_mib " + m.memSizeMib() + " is more than any host has");
         if (Boolean.TRUE.equals(m.smt()))
-            throw ApiException.invalid("Machine config error: smt: jvmm gives each vCPU a core of its own; SMT is not supported");
+            throw ApiException.invalid(
+                    "Machine config error: smt: jvmm gives each vCPU a core of its own; SMT is not supported");
         String template = variant(m.cpuTemplate(), "cpu_template", "C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None");
         if (template != null && !template.equals("None"))
             throw ApiException.invalid("Machine config error: cpu_template " + template
                     + ": jvmm has no CPU templates (jvmm run --cpu-features hides CPUID features by name)");
         String huge = variant(m.hugePages(), "huge_pages", "None", "Transparent", "2M");
         if (huge != null && !huge.equals("None"))
-            throw ApiException.invalid("Machine config error: huge_pages " + huge + ": jvmm backs guest memory with 4 KiB pages only");
-        // track_dirty_pages serves Firecracker's diff snapshots; jvmm has no snapshots, so it is kept and has no effect.
-        return new MachineConfiguration(m.vcpuCount(), m.memSizeMib(), false,
-                m.trackDirtyPages() != null && m.trackDirtyPages(), null, "None");
+            throw ApiException.invalid(
+                    "Machine config error: huge_pages " + huge + ": jvmm backs guest memory with 4 KiB pages only");
+        // track_dirty_pages serves Firecracker's diff snapshots; jvmm has no snapshots, so it is kept and has no
+        // effect.
+        return new MachineConfiguration(
+                m.vcpuCount(), m.memSizeMib(), false, m.trackDirtyPages() != null && m.trackDirtyPages(), null, "None");
     }
 
     Resources withDrive(Drive d) {
         required(d.driveId(), "drive_id");
         required(d.isRootDevice(), "is_root_device");
-        if (d.socket() != null) throw ApiException.invalid("Drive config error: vhost-user drives (socket) are not supported by jvmm");
-        if (present(d.rateLimiter())) throw ApiException.invalid("Drive config error: rate_limiter is not supported by jvmm");
+        if (d.socket() != null)
+            throw ApiException.invalid("Drive config error: vhost-user drives (socket) are not supported by jvmm");
+        if (present(d.rateLimiter()))
+            throw ApiException.invalid("Drive config error: rate_limiter is not supported by jvmm");
         variant(d.cacheType(), "cache_type", "Unsafe", "Writeback");
         variant(d.ioEngine(), "io_engine", "Sync", "Async");
         if (d.pathOnHost() == null) throw new ApiException(ApiException.Kind.BAD_JSON, "missing field `path_on_host`");
@@ -108,10 +128,13 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
                     + " is not writable (set is_read_only to attach it read-only)");
         List<Drive> next = new ArrayList<>(drives);
         int at = indexOf(next, d.driveId());
-        boolean otherRoot = next.stream().anyMatch(x -> x.isRootDevice() && !x.driveId().equals(d.driveId()));
-        if (d.isRootDevice() && otherRoot) throw ApiException.invalid("Drive config error: A root block device already exists!");
+        boolean otherRoot =
+                next.stream().anyMatch(x -> x.isRootDevice() && !x.driveId().equals(d.driveId()));
+        if (d.isRootDevice() && otherRoot)
+            throw ApiException.invalid("Drive config error: A root block device already exists!");
         if (at >= 0) next.remove(at);
-        else if (next.size() >= MAX_DRIVES) throw ApiException.invalid("Drive config error: at most " + MAX_DRIVES + " drives");
+        else if (next.size() >= MAX_DRIVES)
+            throw ApiException.invalid("Drive config error: at most " + MAX_DRIVES + " drives");
         // The root device comes first, so that it is /dev/vda (Firecracker's rule).
         if (d.isRootDevice()) next.addFirst(d);
         else if (at >= 0 && at <= next.size()) next.add(at, d);
@@ -126,12 +149,15 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
 
     Resources withNic(NetworkInterface n) {
         required(n.ifaceId(), "iface_id");
-        if (n.hostDevName() == null && n.jvmmNet() == null) throw new ApiException(ApiException.Kind.BAD_JSON, "missing field `host_dev_name`");
+        if (n.hostDevName() == null && n.jvmmNet() == null)
+            throw new ApiException(ApiException.Kind.BAD_JSON, "missing field `host_dev_name`");
         if (n.hostDevName() != null && n.jvmmNet() != null)
-            throw ApiException.invalid("Network config error: give host_dev_name (a TAP device) or jvmm_net (jvmm run's --net syntax), not both");
+            throw ApiException.invalid(
+                    "Network config error: give host_dev_name (a TAP device) or jvmm_net (jvmm run's --net syntax), not both");
         if (n.mtu() != null) throw ApiException.invalid("Network config error: mtu is not supported by jvmm");
         if (present(n.rxRateLimiter()) || present(n.txRateLimiter()))
-            throw ApiException.invalid("Network config error: rx_rate_limiter and tx_rate_limiter are not supported by jvmm");
+            throw ApiException.invalid(
+                    "Network config error: rx_rate_limiter and tx_rate_limiter are not supported by jvmm");
         Optional<MacAddress> mac = Optional.empty();
         if (n.guestMac() != null) {
             try {
@@ -140,13 +166,15 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
                 throw ApiException.invalid("Network config error: guest_mac: " + e.getMessage());
             }
             if (mac.get().isMulticast() || mac.get().value() == 0)
-                throw ApiException.invalid("Network config error: guest_mac " + n.guestMac() + " is multicast or zero; use a unicast address such as 06:00:AC:10:00:02");
+                throw ApiException.invalid("Network config error: guest_mac " + n.guestMac()
+                        + " is multicast or zero; use a unicast address such as 06:00:AC:10:00:02");
         }
         NicConfig config = n.hostDevName() != null ? tap(n.hostDevName(), mac) : jvmmNet(n.jvmmNet(), mac);
         MacAddress chosen = config.backend().mac().orElse(null);
         for (Nic other : nics) {
             if (other.body().ifaceId().equals(n.ifaceId())) continue;
-            if (chosen != null && other.config().backend().mac().filter(chosen::equals).isPresent())
+            if (chosen != null
+                    && other.config().backend().mac().filter(chosen::equals).isPresent())
                 throw ApiException.invalid("Network config error: The MAC address is already in use: " + chosen);
         }
         List<Nic> next = new ArrayList<>(nics);
@@ -154,14 +182,16 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
         int at = -1;
         for (int i = 0; i < next.size(); i++) if (next.get(i).body().ifaceId().equals(n.ifaceId())) at = i;
         if (at >= 0) next.set(at, nic);
-        else if (next.size() >= MAX_NICS) throw ApiException.invalid("Network config error: at most " + MAX_NICS + " network interfaces");
+        else if (next.size() >= MAX_NICS)
+            throw ApiException.invalid("Network config error: at most " + MAX_NICS + " network interfaces");
         else next.add(nic);
         return new Resources(bootSource, machine, drives, next, logger, metrics);
     }
 
     private static NicConfig tap(String name, Optional<MacAddress> mac) {
         if (name.isEmpty() || name.length() > 15 || !name.matches("[A-Za-z0-9_.-]+"))
-            throw ApiException.invalid("Network config error: host_dev_name " + name + " must be 1 to 15 letters, digits, '_', '.' or '-'");
+            throw ApiException.invalid("Network config error: host_dev_name " + name
+                    + " must be 1 to 15 letters, digits, '_', '.' or '-'");
         return new NicConfig(new NetConfig.Tap(name, Optional.empty(), mac, 1), DiskConfig.Transport.PCI);
     }
 
@@ -172,20 +202,25 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
         for (String part : spec.split(",", -1)) {
             if (part.equals("transport=pci")) transport = DiskConfig.Transport.PCI;
             else if (part.equals("transport=mmio")) transport = DiskConfig.Transport.MMIO;
-            else if (part.startsWith("transport=")) throw ApiException.invalid("Network config error: jvmm_net: transport must be pci or mmio");
+            else if (part.startsWith("transport="))
+                throw ApiException.invalid("Network config error: jvmm_net: transport must be pci or mmio");
             else rest.add(part);
         }
         NetConfig backend;
         try {
             backend = NetConfig.parse(String.join(",", rest));
         } catch (NetConfigException e) {
-            throw ApiException.invalid("Network config error: jvmm_net: " + e.getMessage().replaceFirst("^--net ", ""));
+            throw ApiException.invalid(
+                    "Network config error: jvmm_net: " + e.getMessage().replaceFirst("^--net ", ""));
         }
         if (mac.isPresent()) {
             if (backend.mac().isPresent())
-                throw ApiException.invalid("Network config error: guest_mac and jvmm_net's mac= both give a MAC address; give one");
+                throw ApiException.invalid(
+                        "Network config error: guest_mac and jvmm_net's mac= both give a MAC address; give one");
             backend = switch (backend) {
-                case NetConfig.User u -> new NetConfig.User(u.forwards(), u.guestForwards(), u.restrict(), u.hostLoopback(), mac, u.resolver());
+                case NetConfig.User u ->
+                    new NetConfig.User(
+                            u.forwards(), u.guestForwards(), u.restrict(), u.hostLoopback(), mac, u.resolver());
                 case NetConfig.Tap t -> new NetConfig.Tap(t.ifname(), t.bridge(), mac, t.queues());
             };
         }
@@ -205,7 +240,8 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
      * options); the API's values are set after it. Without a boot source there is nothing to start.
      */
     MachineConfig toMachineConfig(UnaryOperator<MachineConfig.Builder> host) {
-        BootSource boot = bootSource.orElseThrow(() -> new ApiException(ApiException.Kind.START_FAILED,
+        BootSource boot = bootSource.orElseThrow(() -> new ApiException(
+                ApiException.Kind.START_FAILED,
                 "Start microvm error: Cannot start microvm without kernel configuration."));
         MachineConfig.Builder b = host.apply(MachineConfig.builder(Path.of(boot.kernelImagePath())));
         b.memory(machine.memSizeMib() << 20).cpus(machine.vcpuCount());
@@ -213,9 +249,11 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
         String cmdline = boot.bootArgs() != null ? boot.bootArgs() : MachineConfig.DEFAULT_LINUX_CMDLINE;
         for (Drive d : drives) {
             boolean readOnly = Boolean.TRUE.equals(d.isReadOnly());
-            // Firecracker names the root device on the command line: /dev/vda, it being the first drive, or its partition.
+            // Firecracker names the root device on the command line: /dev/vda, it being the first drive, or its
+            // partition.
             if (d.isRootDevice())
-                cmdline += (d.partuuid() != null ? " root=PARTUUID=" + d.partuuid() : " root=/dev/vda") + (readOnly ? " ro" : " rw");
+                cmdline += (d.partuuid() != null ? " root=PARTUUID=" + d.partuuid() : " root=/dev/vda")
+                        + (readOnly ? " ro" : " rw");
             Optional<String> serial = d.driveId().length() <= 20 ? Optional.of(d.driveId()) : Optional.empty();
             b.disk(new DiskConfig(Path.of(d.pathOnHost()), readOnly, serial, DiskConfig.Transport.MMIO));
         }
@@ -228,8 +266,13 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
 
     /** Firecracker's configuration as GET /vm/config shows it. */
     Bodies.VmConfig toVmConfig() {
-        return new Bodies.VmConfig(bootSource.orElse(null), drives, machine,
-                nics.stream().map(Nic::body).toList(), logger.orElse(null), metrics.orElse(null));
+        return new Bodies.VmConfig(
+                bootSource.orElse(null),
+                drives,
+                machine,
+                nics.stream().map(Nic::body).toList(),
+                logger.orElse(null),
+                metrics.orElse(null));
     }
 
     private static void required(Object value, String field) {
@@ -244,8 +287,14 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
     static String variant(String value, String field, String... variants) {
         if (value == null) return null;
         for (String v : variants) if (v.equals(value)) return v;
-        throw new ApiException(ApiException.Kind.BAD_JSON, "unknown variant `" + value + "` for `" + field + "`, expected one of "
-                + String.join(", ", java.util.Arrays.stream(variants).map(v -> "`" + v + "`").toList()));
+        throw new ApiException(
+                ApiException.Kind.BAD_JSON,
+                "unknown variant `" + value + "` for `" + field + "`, expected one of "
+                        + String.join(
+                                ", ",
+                                java.util.Arrays.stream(variants)
+                                        .map(v -> "`" + v + "`")
+                                        .toList()));
     }
 
     /** A host file jvmm will open for reading: it must be there and readable now, and the refusal names it. */
@@ -258,7 +307,9 @@ record Resources(Optional<BootSource> bootSource, MachineConfiguration machine, 
             throw ApiException.invalid(what + " " + path + " cannot be opened: " + e.getReason());
         }
         if (!Files.exists(p)) throw ApiException.invalid(what + " " + path + " cannot be opened: no such file");
-        if (Files.isDirectory(p)) throw ApiException.invalid(what + " " + path + " cannot be opened: it is a directory");
-        if (!Files.isReadable(p)) throw ApiException.invalid(what + " " + path + " cannot be opened: permission denied");
+        if (Files.isDirectory(p))
+            throw ApiException.invalid(what + " " + path + " cannot be opened: it is a directory");
+        if (!Files.isReadable(p))
+            throw ApiException.invalid(what + " " + path + " cannot be opened: permission denied");
     }
 }

@@ -1,14 +1,12 @@
 package dev.jvmm.boot.cli;
 
-import java.util.function.Supplier;
-
 import dev.jvmm.boot.Machine;
-
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
 /**
  * Connects the guest's serial console to this process's terminal. On a terminal it switches to raw mode
@@ -34,18 +32,23 @@ final class Console implements AutoCloseable {
      * the machine (waiting for it, if a reboot is between two).
      */
     static Console attach(Supplier<Machine> machine, InputStream in, PrintWriter err) {
-        return attach(machine, () -> {
-            try {
-                current(machine).stop();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }, in, err);
+        return attach(
+                machine,
+                () -> {
+                    try {
+                        current(machine).stop();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                },
+                in,
+                err);
     }
 
     /** As above, with what Ctrl-] does: an API-configured run ends also before its machine exists. */
     static Console attach(Supplier<Machine> machine, Runnable onEscape, InputStream in, PrintWriter err) {
-        boolean interactive = System.console() != null && System.console().isTerminal() && new File("/dev/tty").canRead();
+        boolean interactive =
+                System.console() != null && System.console().isTerminal() && new File("/dev/tty").canRead();
         String saved = null;
         if (interactive) {
             saved = stty("-g");
@@ -95,7 +98,10 @@ final class Console implements AutoCloseable {
             String[] cmd = new String[args.length + 1];
             cmd[0] = "stty";
             System.arraycopy(args, 0, cmd, 1, args.length);
-            Process p = new ProcessBuilder(cmd).redirectInput(new File("/dev/tty")).redirectErrorStream(true).start();
+            Process p = new ProcessBuilder(cmd)
+                    .redirectInput(new File("/dev/tty"))
+                    .redirectErrorStream(true)
+                    .start();
             String out = new String(p.getInputStream().readAllBytes()).trim();
             if (!p.waitFor(5, TimeUnit.SECONDS) || p.exitValue() != 0) return null;
             return out;

@@ -1,10 +1,9 @@
 package dev.jvmm.boot.cli;
 
 import dev.jvmm.boot.MachineConfig.DiskConfig;
-import picocli.CommandLine;
-
 import java.nio.file.Path;
 import java.util.Optional;
+import picocli.CommandLine;
 
 /**
  * {@code --disk PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]}. Everything after the
@@ -53,9 +52,17 @@ public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
                 case "backing" -> {
                     if ("any".equals(val)) backing = DiskConfig.BackingFiles.ANY;
                     else if ("dir".equals(val)) backing = DiskConfig.BackingFiles.IMAGE_DIRECTORY;
-                    else throw fail(value, "backing must be any (backing files anywhere) or dir (in the image's directory, the default), not '" + val + "'");
+                    else
+                        throw fail(
+                                value,
+                                "backing must be any (backing files anywhere) or dir (in the image's directory, the default), not '"
+                                        + val + "'");
                 }
-                default -> throw fail(value, "unknown option '" + p + "' (use readonly, serial=ID, transport=mmio|pci, format=raw|qcow2, backing=any)");
+                default ->
+                    throw fail(
+                            value,
+                            "unknown option '" + p
+                                    + "' (use readonly, serial=ID, transport=mmio|pci, format=raw|qcow2, backing=any)");
             }
         }
         return new DiskConfig(Path.of(parts[0]), readOnly, serial, transport, format, backing);

@@ -9,11 +9,6 @@ import dev.jvmm.devices.block.qcow2.Qcow2Creator;
 import dev.jvmm.devices.block.qcow2.Qcow2Header;
 import dev.jvmm.devices.block.qcow2.Qcow2Image;
 import dev.jvmm.devices.block.qcow2.Snapshot;
-import picocli.CommandLine;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
-
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.lang.foreign.MemorySegment;
@@ -32,6 +27,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
 /**
  * {@code jvmm img}: qemu-img's everyday commands for qcow2 and raw images.
@@ -39,10 +38,18 @@ import java.util.concurrent.Callable;
  * <p>Exit codes: 0 success; 1 bad input or an error (one line on stderr, "jvmm img: ..."); for {@code check}
  * as qemu-img: 2 the image has errors (corruption), 3 only leaked clusters were found.
  */
-@Command(name = "img", mixinStandardHelpOptions = true,
+@Command(
+        name = "img",
+        mixinStandardHelpOptions = true,
         description = "Create, inspect, convert, check and resize disk images (qcow2 and raw), like qemu-img.",
-        subcommands = {ImgCommand.Create.class, ImgCommand.Info.class, ImgCommand.Convert.class,
-                ImgCommand.Check.class, ImgCommand.Resize.class, ImgCommand.SnapshotCmd.class})
+        subcommands = {
+            ImgCommand.Create.class,
+            ImgCommand.Info.class,
+            ImgCommand.Convert.class,
+            ImgCommand.Check.class,
+            ImgCommand.Resize.class,
+            ImgCommand.SnapshotCmd.class
+        })
 public final class ImgCommand implements Callable<Integer> {
     public static final int EXIT_OK = 0, EXIT_ERROR = 1, EXIT_CORRUPT = 2, EXIT_LEAKS = 3;
 
@@ -60,15 +67,23 @@ public final class ImgCommand implements Callable<Integer> {
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
 
-        PrintWriter out() { return spec.commandLine().getOut(); }
-        PrintWriter err() { return spec.commandLine().getErr(); }
+        PrintWriter out() {
+            return spec.commandLine().getOut();
+        }
+
+        PrintWriter err() {
+            return spec.commandLine().getErr();
+        }
 
         @Override
         public final Integer call() {
             try {
                 return run();
             } catch (NoSuchFileException e) {
-                err().println("jvmm img: " + e.getFile() + ": no such file" + (e.getReason() != null && !e.getReason().equals("no such file") ? " (" + e.getReason() + ")" : ""));
+                err().println("jvmm img: " + e.getFile() + ": no such file"
+                        + (e.getReason() != null && !e.getReason().equals("no such file")
+                                ? " (" + e.getReason() + ")"
+                                : ""));
             } catch (IOException | IllegalArgumentException | UnsupportedOperationException e) {
                 err().println("jvmm img: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
             }
@@ -114,23 +129,32 @@ public final class ImgCommand implements Callable<Integer> {
             String k = e.getKey(), v = e.getValue();
             switch (k) {
                 case "cluster_size" -> c = c.withClusterSize((int) parseSize(v));
-                case "compat" -> c = c.withVersion(switch (v) {
-                    case "0.10", "v2" -> 2;
-                    case "1.1", "v3" -> 3;
-                    default -> throw new IllegalArgumentException("compat=" + v + ": expected 0.10 or 1.1");
-                });
+                case "compat" ->
+                    c = c.withVersion(
+                            switch (v) {
+                                case "0.10", "v2" -> 2;
+                                case "1.1", "v3" -> 3;
+                                default -> throw new IllegalArgumentException("compat=" + v + ": expected 0.10 or 1.1");
+                            });
                 case "refcount_bits" -> c = c.withRefcountBits(Integer.parseInt(v));
                 case "extended_l2" -> c = c.withExtendedL2(onOff(k, v));
                 case "lazy_refcounts" -> c = c.withLazyRefcounts(onOff(k, v));
                 case "compression_type" -> c = c.withCompression(v);
-                case "preallocation" -> c = c.withPreallocateMetadata(switch (v) {
-                    case "off" -> false;
-                    case "metadata" -> true;
-                    default -> throw new IllegalArgumentException("preallocation=" + v + ": jvmm supports off and metadata");
-                });
+                case "preallocation" ->
+                    c = c.withPreallocateMetadata(
+                            switch (v) {
+                                case "off" -> false;
+                                case "metadata" -> true;
+                                default ->
+                                    throw new IllegalArgumentException(
+                                            "preallocation=" + v + ": jvmm supports off and metadata");
+                            });
                 case "backing_file" -> backing = v;
                 case "backing_fmt" -> backingFmt = v;
-                default -> throw new IllegalArgumentException("unknown qcow2 option '" + k + "' (cluster_size, compat, refcount_bits, extended_l2, lazy_refcounts, compression_type, preallocation, backing_file, backing_fmt)");
+                default ->
+                    throw new IllegalArgumentException(
+                            "unknown qcow2 option '" + k
+                                    + "' (cluster_size, compat, refcount_bits, extended_l2, lazy_refcounts, compression_type, preallocation, backing_file, backing_fmt)");
             }
         }
         if (backing != null) c = c.withBacking(backing, backingFmt);
@@ -139,11 +163,13 @@ public final class ImgCommand implements Callable<Integer> {
 
     static BlockBackend openSource(Path p, String format) throws IOException {
         if (!Files.exists(p)) throw new NoSuchFileException(p.toString());
-        DiskImage.Format f = format == null ? DiskImage.Format.AUTO : switch (format) {
-            case "qcow2" -> DiskImage.Format.QCOW2;
-            case "raw" -> DiskImage.Format.RAW;
-            default -> throw new IllegalArgumentException("unknown format '" + format + "' (qcow2 or raw)");
-        };
+        DiskImage.Format f = format == null
+                ? DiskImage.Format.AUTO
+                : switch (format) {
+                    case "qcow2" -> DiskImage.Format.QCOW2;
+                    case "raw" -> DiskImage.Format.RAW;
+                    default -> throw new IllegalArgumentException("unknown format '" + format + "' (qcow2 or raw)");
+                };
         return DiskImage.open(p, DiskImage.Options.SOURCE.withFormat(f));
     }
 
@@ -151,7 +177,10 @@ public final class ImgCommand implements Callable<Integer> {
         String[] units = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
         double v = bytes;
         int u = 0;
-        while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+        while (v >= 1024 && u < units.length - 1) {
+            v /= 1024;
+            u++;
+        }
         if (u == 0) return bytes + " B";
         String s = String.format(Locale.ROOT, "%.3g", v);
         if (s.contains(".")) s = s.replaceAll("0+$", "").replaceAll("\\.$", "");
@@ -162,13 +191,33 @@ public final class ImgCommand implements Callable<Integer> {
 
     @Command(name = "create", mixinStandardHelpOptions = true, description = "Create a new image.")
     static final class Create extends Sub {
-        @Option(names = "-f", description = "format: qcow2 (default) or raw") String format = "qcow2";
-        @Option(names = "-o", description = "options: cluster_size, compat, refcount_bits, extended_l2, lazy_refcounts, compression_type, preallocation=off|metadata, backing_file, backing_fmt") List<String> options = new ArrayList<>();
-        @Option(names = "-b", description = "backing file (relative names are relative to the new image)") String backing;
-        @Option(names = "-F", description = "backing file format") String backingFormat;
-        @Option(names = "-q", description = "quiet") boolean quiet;
-        @Parameters(index = "0", paramLabel = "FILE") Path file;
-        @Parameters(index = "1", paramLabel = "SIZE", arity = "0..1", description = "size, with optional k, M, G, T suffix") String size;
+        @Option(names = "-f", description = "format: qcow2 (default) or raw")
+        String format = "qcow2";
+
+        @Option(
+                names = "-o",
+                description =
+                        "options: cluster_size, compat, refcount_bits, extended_l2, lazy_refcounts, compression_type, preallocation=off|metadata, backing_file, backing_fmt")
+        List<String> options = new ArrayList<>();
+
+        @Option(names = "-b", description = "backing file (relative names are relative to the new image)")
+        String backing;
+
+        @Option(names = "-F", description = "backing file format")
+        String backingFormat;
+
+        @Option(names = "-q", description = "quiet")
+        boolean quiet;
+
+        @Parameters(index = "0", paramLabel = "FILE")
+        Path file;
+
+        @Parameters(
+                index = "1",
+                paramLabel = "SIZE",
+                arity = "0..1",
+                description = "size, with optional k, M, G, T suffix")
+        String size;
 
         @Override
         int run() throws IOException {
@@ -186,12 +235,16 @@ public final class ImgCommand implements Callable<Integer> {
                                 + " compression_type=" + o.compression() + " size=" + actual
                                 + (o.backingFile() != null ? " backing_file=" + o.backingFile() : "")
                                 + (o.backingFormat() != null ? " backing_fmt=" + o.backingFormat() : "")
-                                + " lazy_refcounts=" + (o.lazyRefcounts() ? "on" : "off") + " refcount_bits=" + o.refcountBits());
+                                + " lazy_refcounts=" + (o.lazyRefcounts() ? "on" : "off") + " refcount_bits="
+                                + o.refcountBits());
                     }
                 }
                 case "raw" -> {
                     if (backing != null) throw new IllegalArgumentException("raw images have no backing file");
-                    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                    try (FileChannel ch = FileChannel.open(
+                            file,
+                            StandardOpenOption.CREATE,
+                            StandardOpenOption.WRITE,
                             StandardOpenOption.TRUNCATE_EXISTING)) {
                         ch.truncate(0);
                         if (bytes > 0) ch.write(ByteBuffer.allocate(1), ((bytes + 511) & ~511L) - 1);
@@ -208,9 +261,14 @@ public final class ImgCommand implements Callable<Integer> {
 
     @Command(name = "info", mixinStandardHelpOptions = true, description = "Show information about an image.")
     static final class Info extends Sub {
-        @Option(names = "--output", description = "human (default) or json") String output = "human";
-        @Option(names = "-f", description = "format (probed if not given)") String format;
-        @Parameters(index = "0", paramLabel = "FILE") Path file;
+        @Option(names = "--output", description = "human (default) or json")
+        String output = "human";
+
+        @Option(names = "-f", description = "format (probed if not given)")
+        String format;
+
+        @Parameters(index = "0", paramLabel = "FILE")
+        Path file;
 
         @Override
         int run() throws IOException {
@@ -267,7 +325,8 @@ public final class ImgCommand implements Callable<Integer> {
                 if (h.backingFile != null) {
                     Path full = Path.of(h.backingFile);
                     Path dir = file.toAbsolutePath().getParent();
-                    if (!full.isAbsolute() && dir != null) full = dir.resolve(full); // not normalized, as qemu-img prints it
+                    if (!full.isAbsolute() && dir != null)
+                        full = dir.resolve(full); // not normalized, as qemu-img prints it
                     info.put("full-backing-filename", full.toString());
                     info.put("backing-filename", h.backingFile);
                     if (h.backingFormat != null) info.put("backing-filename-format", h.backingFormat);
@@ -277,7 +336,9 @@ public final class ImgCommand implements Callable<Integer> {
                 info.put("dirty-flag", false);
             }
             if (output.equals("json")) {
-                out().println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(info));
+                out().println(new ObjectMapper()
+                        .enable(SerializationFeature.INDENT_OUTPUT)
+                        .writeValueAsString(info));
                 return EXIT_OK;
             }
             PrintWriter o = out();
@@ -289,7 +350,8 @@ public final class ImgCommand implements Callable<Integer> {
             if (h != null) {
                 o.println("cluster_size: " + h.clusterSize());
                 if (h.backingFile != null) {
-                    o.println("backing file: " + h.backingFile + " (actual path: " + info.get("full-backing-filename") + ")");
+                    o.println("backing file: " + h.backingFile + " (actual path: " + info.get("full-backing-filename")
+                            + ")");
                     if (h.backingFormat != null) o.println("backing file format: " + h.backingFormat);
                 }
                 if (!snaps.isEmpty()) printSnapshots(o, snaps);
@@ -336,33 +398,67 @@ public final class ImgCommand implements Callable<Integer> {
 
     static void printSnapshots(PrintWriter o, List<Snapshot> snaps) {
         o.println("Snapshot list:");
-        o.println(String.format(Locale.ROOT, "%-10s%-17s%7s%21s%13s%11s", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT"));
-        DateTimeFormatter df = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
+        o.println(String.format(
+                Locale.ROOT, "%-10s%-17s%7s%21s%13s%11s", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT"));
+        DateTimeFormatter df =
+                DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
         for (Snapshot s : snaps) {
             long clock = s.vmClockNanos();
-            String vmClock = String.format(Locale.ROOT, "%04d:%02d:%02d.%03d", clock / 3_600_000_000_000L,
-                    clock / 60_000_000_000L % 60, clock / 1_000_000_000L % 60, clock / 1_000_000L % 1000);
-            o.println(String.format(Locale.ROOT, "%-9s %-16s %7s %19s %s %10s", s.id(), s.name(),
-                    humanSize(s.vmStateSize()), df.format(Instant.ofEpochSecond(s.dateSeconds())), vmClock,
+            String vmClock = String.format(
+                    Locale.ROOT,
+                    "%04d:%02d:%02d.%03d",
+                    clock / 3_600_000_000_000L,
+                    clock / 60_000_000_000L % 60,
+                    clock / 1_000_000_000L % 60,
+                    clock / 1_000_000L % 1000);
+            o.println(String.format(
+                    Locale.ROOT,
+                    "%-9s %-16s %7s %19s %s %10s",
+                    s.id(),
+                    s.name(),
+                    humanSize(s.vmStateSize()),
+                    df.format(Instant.ofEpochSecond(s.dateSeconds())),
+                    vmClock,
                     s.icount() >= 0 ? String.valueOf(s.icount()) : "--"));
         }
     }
 
     // ------------------------------------------------------------------ convert
 
-    @Command(name = "convert", mixinStandardHelpOptions = true,
+    @Command(
+            name = "convert",
+            mixinStandardHelpOptions = true,
             description = "Copy an image to a new file, flattening its backing chain (or rebasing it with -B).")
     static final class Convert extends Sub {
-        @Option(names = "-f", description = "source format (probed if not given)") String sourceFormat;
-        @Option(names = "-O", description = "output format: raw (default) or qcow2") String outputFormat = "raw";
-        @Option(names = "-c", description = "compress the output clusters (qcow2)") boolean compress;
-        @Option(names = "-B", description = "backing file of the output: only data differing from it is written") String backing;
-        @Option(names = "-F", description = "format of the -B backing file") String backingFormat;
-        @Option(names = "-o", description = "qcow2 output options, as for create") List<String> options = new ArrayList<>();
-        @Option(names = "-p", description = "show progress (default on a terminal)") boolean progress;
-        @Option(names = "-q", description = "quiet: no progress") boolean quiet;
-        @Parameters(index = "0", paramLabel = "SOURCE") Path source;
-        @Parameters(index = "1", paramLabel = "OUTPUT") Path output;
+        @Option(names = "-f", description = "source format (probed if not given)")
+        String sourceFormat;
+
+        @Option(names = "-O", description = "output format: raw (default) or qcow2")
+        String outputFormat = "raw";
+
+        @Option(names = "-c", description = "compress the output clusters (qcow2)")
+        boolean compress;
+
+        @Option(names = "-B", description = "backing file of the output: only data differing from it is written")
+        String backing;
+
+        @Option(names = "-F", description = "format of the -B backing file")
+        String backingFormat;
+
+        @Option(names = "-o", description = "qcow2 output options, as for create")
+        List<String> options = new ArrayList<>();
+
+        @Option(names = "-p", description = "show progress (default on a terminal)")
+        boolean progress;
+
+        @Option(names = "-q", description = "quiet: no progress")
+        boolean quiet;
+
+        @Parameters(index = "0", paramLabel = "SOURCE")
+        Path source;
+
+        @Parameters(index = "1", paramLabel = "OUTPUT")
+        Path output;
 
         @Override
         int run() throws IOException {
@@ -370,8 +466,11 @@ public final class ImgCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("-O " + outputFormat + ": expected raw or qcow2");
             }
             if (compress && !outputFormat.equals("qcow2")) throw new IllegalArgumentException("-c needs -O qcow2");
-            if (backing != null && !outputFormat.equals("qcow2")) throw new IllegalArgumentException("-B needs -O qcow2");
-            boolean showProgress = !quiet && (progress || (System.console() != null && System.console().isTerminal()));
+            if (backing != null && !outputFormat.equals("qcow2"))
+                throw new IllegalArgumentException("-B needs -O qcow2");
+            boolean showProgress = !quiet
+                    && (progress
+                            || (System.console() != null && System.console().isTerminal()));
             try (BlockBackend src = openSource(source, sourceFormat)) {
                 long size = src.size();
                 if (outputFormat.equals("raw")) {
@@ -395,7 +494,10 @@ public final class ImgCommand implements Callable<Integer> {
         private void convertToRaw(BlockBackend src, long size, boolean showProgress) throws IOException {
             int chunk = 1 << 20;
             byte[] buf = new byte[chunk];
-            try (FileChannel ch = FileChannel.open(output, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+            try (FileChannel ch = FileChannel.open(
+                    output,
+                    StandardOpenOption.CREATE,
+                    StandardOpenOption.WRITE,
                     StandardOpenOption.TRUNCATE_EXISTING)) {
                 for (long off = 0; off < size; off += chunk) {
                     int n = (int) Math.min(chunk, size - off);
@@ -417,7 +519,8 @@ public final class ImgCommand implements Callable<Integer> {
             }
         }
 
-        private void convertToQcow2(BlockBackend src, Qcow2Image dst, long size, boolean showProgress) throws IOException {
+        private void convertToQcow2(BlockBackend src, Qcow2Image dst, long size, boolean showProgress)
+                throws IOException {
             int cs = dst.clusterSize();
             int chunk = Math.max(cs, 1 << 20);
             byte[] buf = new byte[chunk];
@@ -433,7 +536,10 @@ public final class ImgCommand implements Callable<Integer> {
                     int len = Math.min(cs, n - p);
                     if (base != null) {
                         if (java.util.Arrays.equals(buf, p, p + len, base, p, p + len)) continue;
-                        if (isZero(buf, p, len)) { dst.writeZeroes(off + p, len, false); continue; }
+                        if (isZero(buf, p, len)) {
+                            dst.writeZeroes(off + p, len, false);
+                            continue;
+                        }
                     } else if (isZero(buf, p, len)) {
                         continue;
                     }
@@ -465,22 +571,35 @@ public final class ImgCommand implements Callable<Integer> {
 
     // ------------------------------------------------------------------ check
 
-    @Command(name = "check", mixinStandardHelpOptions = true,
-            description = {"Check an image's consistency.", "Exit codes: 0 clean, 1 error, 2 corruption, 3 leaked clusters only."})
+    @Command(
+            name = "check",
+            mixinStandardHelpOptions = true,
+            description = {
+                "Check an image's consistency.",
+                "Exit codes: 0 clean, 1 error, 2 corruption, 3 leaked clusters only."
+            })
     static final class Check extends Sub {
-        @Option(names = "-r", description = "repair: leaks (free leaked clusters) or all") String repair;
-        @Option(names = "-q", description = "quiet") boolean quiet;
-        @Parameters(index = "0", paramLabel = "FILE") Path file;
+        @Option(names = "-r", description = "repair: leaks (free leaked clusters) or all")
+        String repair;
+
+        @Option(names = "-q", description = "quiet")
+        boolean quiet;
+
+        @Parameters(index = "0", paramLabel = "FILE")
+        Path file;
 
         @Override
         int run() throws IOException {
-            Qcow2Checker.Repair mode = repair == null ? Qcow2Checker.Repair.NONE : switch (repair) {
-                case "leaks" -> Qcow2Checker.Repair.LEAKS;
-                case "all" -> Qcow2Checker.Repair.ALL;
-                default -> throw new IllegalArgumentException("-r " + repair + ": expected leaks or all");
-            };
+            Qcow2Checker.Repair mode = repair == null
+                    ? Qcow2Checker.Repair.NONE
+                    : switch (repair) {
+                        case "leaks" -> Qcow2Checker.Repair.LEAKS;
+                        case "all" -> Qcow2Checker.Repair.ALL;
+                        default -> throw new IllegalArgumentException("-r " + repair + ": expected leaks or all");
+                    };
             if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
-            if (DiskImage.probe(file) != DiskImage.Format.QCOW2) throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have nothing to check");
+            if (DiskImage.probe(file) != DiskImage.Format.QCOW2)
+                throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have nothing to check");
             Qcow2Checker.Result r;
             try (Qcow2Image img = Qcow2Image.open(file, mode == Qcow2Checker.Repair.NONE)) {
                 r = new Qcow2Checker(img).run(mode);
@@ -505,8 +624,12 @@ public final class ImgCommand implements Callable<Integer> {
                 }
                 if (errorsLeft == 0 && leaksLeft == 0) o.println("No errors were found on the image.");
                 if (r.guestClusters() > 0) {
-                    o.println(String.format(Locale.ROOT, "%d/%d = %.2f%% allocated, %.2f%% fragmented, %.2f%% compressed clusters",
-                            r.allocatedClusters(), r.guestClusters(), 100.0 * r.allocatedClusters() / r.guestClusters(),
+                    o.println(String.format(
+                            Locale.ROOT,
+                            "%d/%d = %.2f%% allocated, %.2f%% fragmented, %.2f%% compressed clusters",
+                            r.allocatedClusters(),
+                            r.guestClusters(),
+                            100.0 * r.allocatedClusters() / r.guestClusters(),
                             r.allocatedClusters() == 0 ? 0.0 : 100.0 * r.fragmentedClusters() / r.allocatedClusters(),
                             r.allocatedClusters() == 0 ? 0.0 : 100.0 * r.compressedClusters() / r.allocatedClusters()));
                 }
@@ -520,11 +643,19 @@ public final class ImgCommand implements Callable<Integer> {
 
     // ------------------------------------------------------------------ resize
 
-    @Command(name = "resize", mixinStandardHelpOptions = true, description = "Grow an image's virtual size (SIZE or +SIZE).")
+    @Command(
+            name = "resize",
+            mixinStandardHelpOptions = true,
+            description = "Grow an image's virtual size (SIZE or +SIZE).")
     static final class Resize extends Sub {
-        @Option(names = "-q", description = "quiet") boolean quiet;
-        @Parameters(index = "0", paramLabel = "FILE") Path file;
-        @Parameters(index = "1", paramLabel = "SIZE") String size;
+        @Option(names = "-q", description = "quiet")
+        boolean quiet;
+
+        @Parameters(index = "0", paramLabel = "FILE")
+        Path file;
+
+        @Parameters(index = "1", paramLabel = "SIZE")
+        String size;
 
         @Override
         int run() throws IOException {
@@ -539,7 +670,8 @@ public final class ImgCommand implements Callable<Integer> {
             } else {
                 long cur = Files.size(file);
                 long target = relative ? cur + n : n;
-                if (target < cur) throw new IllegalArgumentException("shrinking is not supported (current size " + cur + ")");
+                if (target < cur)
+                    throw new IllegalArgumentException("shrinking is not supported (current size " + cur + ")");
                 try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
                     if (target > cur) ch.write(ByteBuffer.allocate(1), target - 1);
                 }
@@ -553,13 +685,17 @@ public final class ImgCommand implements Callable<Integer> {
 
     @Command(name = "snapshot", mixinStandardHelpOptions = true, description = "List internal snapshots (-l).")
     static final class SnapshotCmd extends Sub {
-        @Option(names = "-l", required = true, description = "list the snapshots") boolean list;
-        @Parameters(index = "0", paramLabel = "FILE") Path file;
+        @Option(names = "-l", required = true, description = "list the snapshots")
+        boolean list;
+
+        @Parameters(index = "0", paramLabel = "FILE")
+        Path file;
 
         @Override
         int run() throws IOException {
             if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
-            if (DiskImage.probe(file) != DiskImage.Format.QCOW2) throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have no snapshots");
+            if (DiskImage.probe(file) != DiskImage.Format.QCOW2)
+                throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have no snapshots");
             try (Qcow2Image img = Qcow2Image.open(file, true)) {
                 if (!img.snapshots().isEmpty()) printSnapshots(out(), img.snapshots());
             }

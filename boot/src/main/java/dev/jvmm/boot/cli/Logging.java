@@ -36,7 +36,8 @@ final class Logging {
     static void level(String level) {
         String l = level.toLowerCase(Locale.ROOT);
         if (!LEVELS.contains(l))
-            throw new IllegalArgumentException("--log-level must be error, warn, info, debug or trace, not '" + level + "'");
+            throw new IllegalArgumentException(
+                    "--log-level must be error, warn, info, debug or trace, not '" + level + "'");
         System.setProperty(PREFIX + "defaultLogLevel", l);
         if (l.equals("debug") || l.equals("trace")) System.setProperty(PREFIX + "log.io.netty", l);
     }
@@ -51,7 +52,8 @@ final class Logging {
             Path p = file.get();
             FileChannel c = Files.exists(p) && !Files.isRegularFile(p)
                     ? FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE)
-                    : FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+                    : FileChannel.open(
+                            p, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
             // The simple provider writes to whatever System.err is at each message (it does not cache the stream).
             System.setErr(new PrintStream(Channels.newOutputStream(c), true, StandardCharsets.UTF_8));
         }

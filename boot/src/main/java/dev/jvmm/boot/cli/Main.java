@@ -5,25 +5,31 @@ import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.boot.MachineConfigException;
 import dev.jvmm.core.KvmUnavailableException;
 import dev.jvmm.kvm.SyscallException;
-import picocli.CommandLine;
-import picocli.CommandLine.Command;
-
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
 
 /** The jvmm command line. With no subcommand it runs the bundled demo guest. */
-@Command(name = "jvmm", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
-        description = {"A virtual machine monitor on /dev/kvm, in Java.", "",
-                "With no command, boots a small bundled demo guest that greets you on the serial console and ends the run.",
-                "The ./jvmm launcher also runs the benchmark suite: ./jvmm bench [--quick]."},
+@Command(
+        name = "jvmm",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        description = {
+            "A virtual machine monitor on /dev/kvm, in Java.",
+            "",
+            "With no command, boots a small bundled demo guest that greets you on the serial console and ends the run.",
+            "The ./jvmm launcher also runs the benchmark suite: ./jvmm bench [--quick]."
+        },
         subcommands = {RunCommand.class, ImgCommand.class})
 public final class Main implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
+
     InputStream input = System.in;
 
     public static void main(String[] args) {
@@ -67,13 +73,17 @@ public final class Main implements Callable<Integer> {
         cl.setOut(out);
         cl.setErr(err);
         cl.setParameterExceptionHandler((ex, a) -> {
-            ex.getCommandLine().getErr().println("jvmm: " + ex.getMessage() + " (see '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help')");
+            ex.getCommandLine()
+                    .getErr()
+                    .println("jvmm: " + ex.getMessage() + " (see '"
+                            + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help')");
             return 1;
         });
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             commandLine.getErr().println("jvmm: " + userMessage(ex));
-            if (!(ex instanceof BootException || ex instanceof SyscallException || ex instanceof IllegalArgumentException))
-                ex.printStackTrace(commandLine.getErr());
+            if (!(ex instanceof BootException
+                    || ex instanceof SyscallException
+                    || ex instanceof IllegalArgumentException)) ex.printStackTrace(commandLine.getErr());
             return 1;
         });
         return cl.execute(args);
@@ -85,7 +95,8 @@ public final class Main implements Callable<Integer> {
         if (m == null) m = ex.getClass().getSimpleName();
         // The launcher can run jvmm where KVM works after all: inside an emulated machine (scripts/with-kvm).
         if (ex instanceof KvmUnavailableException k && k.deviceMissing())
-            m += "; or run jvmm inside an emulated machine with KVM: JVMM_EMULATE=1 ./jvmm ... (20-40x slower; see README)";
+            m +=
+                    "; or run jvmm inside an emulated machine with KVM: JVMM_EMULATE=1 ./jvmm ... (20-40x slower; see README)";
         return m;
     }
 
@@ -118,7 +129,10 @@ public final class Main implements Callable<Integer> {
 
     private static Path extractDemo() throws IOException {
         try (InputStream in = Main.class.getResourceAsStream("/guests/demo.elf")) {
-            if (in == null) throw new BootException(Kind.FILE_NOT_FOUND, "the demo guest is missing from the jar (was it built with make and gcc?)");
+            if (in == null)
+                throw new BootException(
+                        Kind.FILE_NOT_FOUND,
+                        "the demo guest is missing from the jar (was it built with make and gcc?)");
             Path p = Files.createTempFile("jvmm-demo", ".elf");
             Files.write(p, in.readAllBytes());
             return p;

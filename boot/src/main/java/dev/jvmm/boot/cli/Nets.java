@@ -4,11 +4,10 @@ import dev.jvmm.boot.MachineConfig.DiskConfig;
 import dev.jvmm.boot.MachineConfig.NicConfig;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetConfigException;
-import picocli.CommandLine;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import picocli.CommandLine;
 
 /**
  * {@code --net user[,hostfwd=...][,guestfwd=...][,hostloopback=on][,restrict=on][,mac=...][,resolver=IP[:PORT]]
@@ -36,7 +35,9 @@ public final class Nets implements CommandLine.ITypeConverter<Nets.NetOption> {
             String t = part.substring("transport=".length());
             if (t.equals("pci")) transport = DiskConfig.Transport.PCI;
             else if (t.equals("mmio")) transport = DiskConfig.Transport.MMIO;
-            else throw new CommandLine.TypeConversionException("'" + value + "': transport must be pci or mmio, not '" + t + "'");
+            else
+                throw new CommandLine.TypeConversionException(
+                        "'" + value + "': transport must be pci or mmio, not '" + t + "'");
         }
         try {
             return new NetOption(Optional.of(new NicConfig(NetConfig.parse(String.join(",", rest)), transport)));

@@ -12,7 +12,8 @@ public final class Ports implements CommandLine.ITypeConverter<Integer> {
             if (port < 0 || port > 0xfffc) throw new NumberFormatException();
             return port;
         } catch (NumberFormatException e) {
-            throw new CommandLine.TypeConversionException("'" + value + "' is not an I/O port (0 to 0xfffc, e.g. 0xf4)");
+            throw new CommandLine.TypeConversionException(
+                    "'" + value + "' is not an I/O port (0 to 0xfffc, e.g. 0xf4)");
         }
     }
 }

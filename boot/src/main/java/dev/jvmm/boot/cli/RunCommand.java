@@ -13,14 +13,8 @@ import dev.jvmm.boot.api.Instance;
 import dev.jvmm.boot.loader.KernelLoader;
 import dev.jvmm.core.ExitStats;
 import dev.jvmm.core.ExitStatus;
-import picocli.CommandLine;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Spec;
-
-import java.io.FileOutputStream;
 import java.io.FileDescriptor;
+import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintWriter;
@@ -31,102 +25,174 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.UnaryOperator;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** {@code jvmm run}: boots a kernel, as {@code qemu-system-x86_64 -kernel} or Firecracker would. */
-@Command(name = "run", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Boot a kernel (Linux bzImage or vmlinux, or a multiboot kernel) in a new VM.",
-                "With --api-sock, serve Firecracker's REST API on a Unix socket instead and wait to be configured;"
-                        + " with --config-file, take Firecracker's JSON configuration and boot it."},
-        footer = {"", "Exit status: 0 when the guest powers off or resets, (v << 1) | 1 when it writes v to the debug-exit port,",
-                "2 when it crashes, 3 on a VMM error, 130 when stopped (Ctrl-C or Ctrl-]), 1 for bad options or files."})
+@Command(
+        name = "run",
+        mixinStandardHelpOptions = true,
+        sortOptions = false,
+        description = {
+            "Boot a kernel (Linux bzImage or vmlinux, or a multiboot kernel) in a new VM.",
+            "With --api-sock, serve Firecracker's REST API on a Unix socket instead and wait to be configured;"
+                    + " with --config-file, take Firecracker's JSON configuration and boot it."
+        },
+        footer = {
+            "",
+            "Exit status: 0 when the guest powers off or resets, (v << 1) | 1 when it writes v to the debug-exit port,",
+            "2 when it crashes, 3 on a VMM error, 130 when stopped (Ctrl-C or Ctrl-]), 1 for bad options or files."
+        })
 public final class RunCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
     /** The guest console's input: standard input, unless an embedding program or test gives another. */
     java.io.InputStream input = System.in;
 
-    @Option(names = "--kernel", paramLabel = "PATH", description = "Kernel image: bzImage, vmlinux (ELF) or multiboot (required"
-            + " unless --api-sock or --config-file configures the VM).")
+    @Option(
+            names = "--kernel",
+            paramLabel = "PATH",
+            description = "Kernel image: bzImage, vmlinux (ELF) or multiboot (required"
+                    + " unless --api-sock or --config-file configures the VM).")
     Path kernel;
 
-    @Option(names = "--api-sock", paramLabel = "PATH", description = "Serve Firecracker's REST API (HTTP over this Unix socket,"
-            + " created 0600, removed at exit; an existing path is refused) and wait for its InstanceStart.")
+    @Option(
+            names = "--api-sock",
+            paramLabel = "PATH",
+            description = "Serve Firecracker's REST API (HTTP over this Unix socket,"
+                    + " created 0600, removed at exit; an existing path is refused) and wait for its InstanceStart.")
     Path apiSock;
 
-    @Option(names = "--config-file", paramLabel = "FILE", description = "Firecracker's JSON configuration (boot-source, machine-config,"
-            + " drives, network-interfaces, logger, metrics): the VM it describes is started at once.")
+    @Option(
+            names = "--config-file",
+            paramLabel = "FILE",
+            description = "Firecracker's JSON configuration (boot-source, machine-config,"
+                    + " drives, network-interfaces, logger, metrics): the VM it describes is started at once.")
     Path configFile;
 
-    @Option(names = "--id", paramLabel = "ID", defaultValue = Instance.Host.DEFAULT_ID,
-            description = "The instance id the API reports (1 to 64 letters, digits and '-'; default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--id",
+            paramLabel = "ID",
+            defaultValue = Instance.Host.DEFAULT_ID,
+            description =
+                    "The instance id the API reports (1 to 64 letters, digits and '-'; default: ${DEFAULT-VALUE}).")
     String id;
 
-    @Option(names = "--initrd", paramLabel = "PATH", description = "Initial ramdisk (a multiboot module for multiboot kernels).")
+    @Option(
+            names = "--initrd",
+            paramLabel = "PATH",
+            description = "Initial ramdisk (a multiboot module for multiboot kernels).")
     Path initrd;
 
-    @Option(names = "--cmdline", paramLabel = "STR", description = "Kernel command line (default for Linux: \"" + MachineConfig.DEFAULT_LINUX_CMDLINE + "\").")
+    @Option(
+            names = "--cmdline",
+            paramLabel = "STR",
+            description = "Kernel command line (default for Linux: \"" + MachineConfig.DEFAULT_LINUX_CMDLINE + "\").")
     String cmdline;
 
-    @Option(names = {"-m", "--memory"}, paramLabel = "SIZE", defaultValue = "512M", converter = Sizes.class,
+    @Option(
+            names = {"-m", "--memory"},
+            paramLabel = "SIZE",
+            defaultValue = "512M",
+            converter = Sizes.class,
             description = "Guest RAM, e.g. 512M or 2G (default: ${DEFAULT-VALUE}).")
     long memory;
 
-    @Option(names = "--cpus", paramLabel = "N", defaultValue = "1", description = "Number of vCPUs (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--cpus",
+            paramLabel = "N",
+            defaultValue = "1",
+            description = "Number of vCPUs (default: ${DEFAULT-VALUE}).")
     int cpus;
 
-    @Option(names = "--cpu-features", paramLabel = "LIST", defaultValue = "",
-            description = "CPUID features to hide or show, by /proc/cpuinfo name: e.g. -avx,-xsave,+x2apic (default: as the host's KVM offers).")
+    @Option(
+            names = "--cpu-features",
+            paramLabel = "LIST",
+            defaultValue = "",
+            description =
+                    "CPUID features to hide or show, by /proc/cpuinfo name: e.g. -avx,-xsave,+x2apic (default: as the host's KVM offers).")
     String cpuFeatures;
 
-    @Option(names = "--boot-path", paramLabel = "PATH", defaultValue = "auto",
-            description = "How to enter Linux: auto (a bzImage is decompressed on the host; a vmlinux enters at its PVH entry if it has one), decompressor"
-                    + " (the kernel's own decompressor), linux64, pvh (default: ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--boot-path",
+            paramLabel = "PATH",
+            defaultValue = "auto",
+            description =
+                    "How to enter Linux: auto (a bzImage is decompressed on the host; a vmlinux enters at its PVH entry if it has one), decompressor"
+                            + " (the kernel's own decompressor), linux64, pvh (default: ${DEFAULT-VALUE}).")
     String bootPath;
 
-    @Option(names = "--debugcon", paramLabel = "stdio|file:PATH",
+    @Option(
+            names = "--debugcon",
+            paramLabel = "stdio|file:PATH",
             description = "QEMU-compatible debug console on port 0xe9 (default: none).")
     String debugcon;
 
-    @Option(names = "--debug-exit", paramLabel = "PORT", converter = Ports.class,
+    @Option(
+            names = "--debug-exit",
+            paramLabel = "PORT",
+            converter = Ports.class,
             description = "QEMU-compatible isa-debug-exit device at PORT, e.g. 0xf4 (default: none).")
     Integer debugExit;
 
-    @Option(names = "--disk", paramLabel = "PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]", converter = Disks.class,
-            description = "A raw or qcow2 disk image as a virtio-blk disk (repeatable): read-only, with a serial id, on virtio-mmio"
-                    + " (default; announced on the kernel command line) or virtio-pci. The format is read from the file"
-                    + " unless given; a qcow2 image with a backing file needs format=qcow2, and its backing files must lie"
-                    + " in its directory or below unless backing=any.")
+    @Option(
+            names = "--disk",
+            paramLabel = "PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]",
+            converter = Disks.class,
+            description =
+                    "A raw or qcow2 disk image as a virtio-blk disk (repeatable): read-only, with a serial id, on virtio-mmio"
+                            + " (default; announced on the kernel command line) or virtio-pci. The format is read from the file"
+                            + " unless given; a qcow2 image with a backing file needs format=qcow2, and its backing files must lie"
+                            + " in its directory or below unless backing=any.")
     java.util.List<MachineConfig.DiskConfig> disks = new java.util.ArrayList<>();
 
-    @Option(names = "--net", paramLabel = "user[,hostfwd=...][,guestfwd=...][,hostloopback=on][,restrict=on]|tap,ifname=NAME[,bridge=BR]|none",
+    @Option(
+            names = "--net",
+            paramLabel =
+                    "user[,hostfwd=...][,guestfwd=...][,hostloopback=on][,restrict=on]|tap,ifname=NAME[,bridge=BR]|none",
             converter = Nets.class,
-            description = "A virtio-net NIC (repeatable): user-mode networking (guest 10.0.2.15 by DHCP, gateway 10.0.2.2,"
-                    + " DNS 10.0.2.3; hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT forwards a host port to the guest). The host"
-                    + " itself is closed to the guest unless hostloopback=on (QEMU's default: 10.0.2.2 is the host's"
-                    + " 127.0.0.1, and the host's own addresses answer) or guestfwd=tcp:10.0.2.100:PORT-HOSTADDR:HOSTPORT"
-                    + " opens one host service; link-local and cloud metadata addresses stay closed; restrict=on refuses"
-                    + " every outgoing flow but guestfwd. Or a TAP interface (created if missing, added to bridge BR),"
-                    + " or none. Also mac=52:54:00:..., transport=pci|mmio (default pci)."
-                    + " Default: one user-mode NIC for Linux kernels, none for multiboot kernels.")
+            description =
+                    "A virtio-net NIC (repeatable): user-mode networking (guest 10.0.2.15 by DHCP, gateway 10.0.2.2,"
+                            + " DNS 10.0.2.3; hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT forwards a host port to the guest). The host"
+                            + " itself is closed to the guest unless hostloopback=on (QEMU's default: 10.0.2.2 is the host's"
+                            + " 127.0.0.1, and the host's own addresses answer) or guestfwd=tcp:10.0.2.100:PORT-HOSTADDR:HOSTPORT"
+                            + " opens one host service; link-local and cloud metadata addresses stay closed; restrict=on refuses"
+                            + " every outgoing flow but guestfwd. Or a TAP interface (created if missing, added to bridge BR),"
+                            + " or none. Also mac=52:54:00:..., transport=pci|mmio (default pci)."
+                            + " Default: one user-mode NIC for Linux kernels, none for multiboot kernels.")
     java.util.List<Nets.NetOption> nets = new java.util.ArrayList<>();
 
     @Option(names = "--stats", description = "Print per-exit-reason counts and mean handling time when the guest ends.")
     boolean stats;
 
-    @Option(names = {"-v", "--verbose"}, description = "Print the register dump when the guest crashes.")
+    @Option(
+            names = {"-v", "--verbose"},
+            description = "Print the register dump when the guest crashes.")
     boolean verbose;
 
-    @Option(names = "--no-reboot", description = "End the run when the guest reboots (QEMU's -no-reboot, Firecracker's"
-            + " behaviour) instead of booting it again.")
+    @Option(
+            names = "--no-reboot",
+            description = "End the run when the guest reboots (QEMU's -no-reboot, Firecracker's"
+                    + " behaviour) instead of booting it again.")
     boolean noReboot;
 
-    @Option(names = "--shutdown-timeout", paramLabel = "SECONDS", defaultValue = "90",
-            description = "SIGTERM presses the guest's ACPI power button; a guest that has not powered off after SECONDS"
-                    + " (default ${DEFAULT-VALUE}), or a second SIGTERM, is stopped hard.")
+    @Option(
+            names = "--shutdown-timeout",
+            paramLabel = "SECONDS",
+            defaultValue = "90",
+            description =
+                    "SIGTERM presses the guest's ACPI power button; a guest that has not powered off after SECONDS"
+                            + " (default ${DEFAULT-VALUE}), or a second SIGTERM, is stopped hard.")
     int shutdownTimeout;
 
-    @Option(names = "--log-level", paramLabel = "LEVEL",
-            description = "How much jvmm says on stderr: error, warn (default), info, debug or trace; from debug on, Netty's too.")
+    @Option(
+            names = "--log-level",
+            paramLabel = "LEVEL",
+            description =
+                    "How much jvmm says on stderr: error, warn (default), info, debug or trace; from debug on, Netty's too.")
     void logLevel(String level) {
         try {
             Logging.level(level);
@@ -137,14 +203,18 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (apiSock != null || configFile != null) return runInstance(spec.commandLine().getErr());
+        if (apiSock != null || configFile != null)
+            return runInstance(spec.commandLine().getErr());
         if (kernel == null)
-            throw new BootException(Kind.BAD_OPTION, "Missing required option: '--kernel=PATH' (or configure the VM with --api-sock or --config-file)");
+            throw new BootException(
+                    Kind.BAD_OPTION,
+                    "Missing required option: '--kernel=PATH' (or configure the VM with --api-sock or --config-file)");
         return run(configure(), spec.commandLine().getErr());
     }
 
     /** Options that describe the machine, which the API or the configuration file describes instead. */
-    private static final java.util.List<String> MACHINE_OPTIONS = java.util.List.of("--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--disk", "--net");
+    private static final java.util.List<String> MACHINE_OPTIONS =
+            java.util.List.of("--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--disk", "--net");
 
     /**
      * Firecracker's way: the machine is configured through the API (or a configuration file) and started by its
@@ -152,17 +222,27 @@ public final class RunCommand implements Callable<Integer> {
      */
     int runInstance(PrintWriter err) throws Exception {
         for (String o : MACHINE_OPTIONS) {
-            if (spec.commandLine().getParseResult() != null && spec.commandLine().getParseResult().hasMatchedOption(o))
-                throw new BootException(Kind.BAD_OPTION, o + " cannot be combined with --api-sock or --config-file: the API configures"
-                        + " the machine (boot-source, machine-config, drives, network-interfaces)");
+            if (spec.commandLine().getParseResult() != null
+                    && spec.commandLine().getParseResult().hasMatchedOption(o))
+                throw new BootException(
+                        Kind.BAD_OPTION,
+                        o + " cannot be combined with --api-sock or --config-file: the API configures"
+                                + " the machine (boot-source, machine-config, drives, network-interfaces)");
         }
-        if (!id.matches("[A-Za-z0-9-]{1,64}")) throw new BootException(Kind.BAD_OPTION, "--id must be 1 to 64 letters, digits and '-', not '" + id + "'");
-        if (shutdownTimeout < 0) throw new BootException(Kind.BAD_OPTION, "--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
+        if (!id.matches("[A-Za-z0-9-]{1,64}"))
+            throw new BootException(Kind.BAD_OPTION, "--id must be 1 to 64 letters, digits and '-', not '" + id + "'");
+        if (shutdownTimeout < 0)
+            throw new BootException(
+                    Kind.BAD_OPTION, "--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
         Bodies.VmConfig fileConfig = configFile == null ? null : readConfigFile(configFile);
         UnaryOperator<MachineConfig.Builder> hostOptions = hostOptions();
         AtomicReference<SigtermShutdown> sigterm = new AtomicReference<>();
-        Instance instance = new Instance(new Instance.Host(id, hostOptions,
-                () -> !noReboot && (sigterm.get() == null || !sigterm.get().received()), Logging::configure, Instance.Host.DEFAULT_PAUSE_TIMEOUT));
+        Instance instance = new Instance(new Instance.Host(
+                id,
+                hostOptions,
+                () -> !noReboot && (sigterm.get() == null || !sigterm.get().received()),
+                Logging::configure,
+                Instance.Host.DEFAULT_PAUSE_TIMEOUT));
         SigtermShutdown.Target target = new SigtermShutdown.Target() {
             public void pressPowerButton() {
                 instance.pressPowerButtonOrStop();
@@ -176,7 +256,7 @@ public final class RunCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(hook);
         ApiServer server = null;
         try (Console console = Console.attach(instance::current, instance::stop, input, err);
-             SigtermShutdown s = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
+                SigtermShutdown s = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
             sigterm.set(s);
             try {
                 // The socket first, as Firecracker binds it first: a path in use must not leave a VM booted behind.
@@ -186,7 +266,8 @@ public final class RunCommand implements Callable<Integer> {
                         instance.configure(fileConfig);
                         instance.start();
                     } catch (ApiException e) {
-                        throw new BootException(Kind.BAD_CONFIG_FILE, "--config-file " + configFile + ": " + e.getMessage());
+                        throw new BootException(
+                                Kind.BAD_CONFIG_FILE, "--config-file " + configFile + ": " + e.getMessage());
                     }
                 }
                 Instance.End end = instance.awaitEnd();
@@ -207,9 +288,12 @@ public final class RunCommand implements Callable<Integer> {
     /** What every machine of an API-configured run gets besides the API's configuration. */
     private UnaryOperator<MachineConfig.Builder> hostOptions() {
         KernelLoader.BootPath path = bootPath();
-        java.util.Optional<OutputStream> dcon = debugcon == null ? java.util.Optional.empty() : java.util.Optional.of(debugconStream(debugcon));
+        java.util.Optional<OutputStream> dcon =
+                debugcon == null ? java.util.Optional.empty() : java.util.Optional.of(debugconStream(debugcon));
         return b -> {
-            b.console(new FileOutputStream(FileDescriptor.out)).cpuFeatures(cpuFeatures).bootPath(path);
+            b.console(new FileOutputStream(FileDescriptor.out))
+                    .cpuFeatures(cpuFeatures)
+                    .bootPath(path);
             dcon.ifPresent(b::debugcon);
             if (debugExit != null) b.debugExit(debugExit);
             return b;
@@ -221,8 +305,10 @@ public final class RunCommand implements Callable<Integer> {
         try {
             json = Files.readAllBytes(file);
         } catch (IOException e) {
-            throw new BootException(Kind.BAD_CONFIG_FILE, "--config-file " + file + ": cannot read it: "
-                    + (e instanceof java.nio.file.NoSuchFileException ? "no such file" : e.getMessage()));
+            throw new BootException(
+                    Kind.BAD_CONFIG_FILE,
+                    "--config-file " + file + ": cannot read it: "
+                            + (e instanceof java.nio.file.NoSuchFileException ? "no such file" : e.getMessage()));
         }
         try {
             return Api.readConfig(json);
@@ -232,17 +318,24 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     MachineConfig configure() {
-        if (shutdownTimeout < 0) throw new BootException(Kind.BAD_OPTION, "--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
+        if (shutdownTimeout < 0)
+            throw new BootException(
+                    Kind.BAD_OPTION, "--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
         KernelLoader.BootPath path = bootPath();
-        MachineConfig.Builder b = MachineConfig.builder(kernel).memory(memory).cpus(cpus).cpuFeatures(cpuFeatures)
-                .bootPath(path).console(new FileOutputStream(FileDescriptor.out));
+        MachineConfig.Builder b = MachineConfig.builder(kernel)
+                .memory(memory)
+                .cpus(cpus)
+                .cpuFeatures(cpuFeatures)
+                .bootPath(path)
+                .console(new FileOutputStream(FileDescriptor.out));
         if (initrd != null) b.initrd(initrd);
         if (cmdline != null) b.cmdline(cmdline);
         if (debugcon != null) b.debugcon(debugconStream(debugcon));
         if (debugExit != null) b.debugExit(debugExit);
         for (MachineConfig.DiskConfig d : disks) b.disk(d);
         boolean none = nets.stream().anyMatch(n -> n.nic().isEmpty());
-        if (none && nets.size() > 1) throw new BootException(Kind.BAD_OPTION, "--net none cannot be combined with other --net options");
+        if (none && nets.size() > 1)
+            throw new BootException(Kind.BAD_OPTION, "--net none cannot be combined with other --net options");
         if (none) b.noNetwork();
         for (Nets.NetOption n : nets) n.nic().ifPresent(b::nic);
         return b.build();
@@ -252,7 +345,8 @@ public final class RunCommand implements Callable<Integer> {
         try {
             return KernelLoader.BootPath.valueOf(bootPath.toUpperCase(Locale.ROOT));
         } catch (IllegalArgumentException e) {
-            throw new BootException(Kind.BAD_OPTION, "--boot-path must be auto, decompressor, linux64 or pvh, not '" + bootPath + "'");
+            throw new BootException(
+                    Kind.BAD_OPTION, "--boot-path must be auto, decompressor, linux64 or pvh, not '" + bootPath + "'");
         }
     }
 
@@ -260,10 +354,13 @@ public final class RunCommand implements Callable<Integer> {
     static String optionMessage(MachineConfigException e) {
         return switch (e.problem()) {
             case TOO_FEW_VCPUS -> "--cpus must be at least " + e.limit() + ", not " + e.requested();
-            case TOO_MANY_VCPUS -> "--cpus " + e.requested() + " is more than KVM allows on this host (" + e.limit() + ")";
+            case TOO_MANY_VCPUS ->
+                "--cpus " + e.requested() + " is more than KVM allows on this host (" + e.limit() + ")";
             case MEMORY_TOO_SMALL -> "--memory must be at least " + (e.limit() >> 20) + "M";
-            case MEMORY_NOT_PAGE_ALIGNED -> String.format("--memory must be a multiple of %dK, not %dK", e.limit() >> 10, e.requested() >> 10);
-            case MEMORY_EXCEEDS_HOST -> String.format("--memory %dM is more than this host has (%dM)", e.requested() >> 20, e.limit() >> 20);
+            case MEMORY_NOT_PAGE_ALIGNED ->
+                String.format("--memory must be a multiple of %dK, not %dK", e.limit() >> 10, e.requested() >> 10);
+            case MEMORY_EXCEEDS_HOST ->
+                String.format("--memory %dM is more than this host has (%dM)", e.requested() >> 20, e.limit() >> 20);
         };
     }
 
@@ -274,7 +371,8 @@ public final class RunCommand implements Callable<Integer> {
             try {
                 return Files.newOutputStream(p);
             } catch (IOException e) {
-                throw new BootException(Kind.FILE_INACCESSIBLE, "--debugcon: cannot write " + p + ": " + e.getMessage());
+                throw new BootException(
+                        Kind.FILE_INACCESSIBLE, "--debugcon: cannot write " + p + ": " + e.getMessage());
             }
         }
         throw new BootException(Kind.BAD_OPTION, "--debugcon must be stdio or file:PATH, not '" + spec + "'");
@@ -300,7 +398,7 @@ public final class RunCommand implements Callable<Integer> {
         Thread hook = new Thread(target::stop, "jvmm-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         try (Console console = Console.attach(current::get, input, err);
-             SigtermShutdown sigterm = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
+                SigtermShutdown sigterm = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
             while (true) {
                 ExitStatus status;
                 ExitStats stats;
@@ -326,9 +424,9 @@ public final class RunCommand implements Callable<Integer> {
 
     private int report(ExitStatus status, ExitStats machineStats, PrintWriter err) {
         switch (status) {
-            case ExitStatus.PowerOff p -> { }
-            case ExitStatus.Reset r -> { }
-            case ExitStatus.GuestExit g -> { }
+            case ExitStatus.PowerOff p -> {}
+            case ExitStatus.Reset r -> {}
+            case ExitStatus.GuestExit g -> {}
             case ExitStatus.Stopped s -> err.println("jvmm: " + status.describe());
             case ExitStatus.Crash c -> {
                 err.println("jvmm: " + c.describe());
@@ -343,5 +441,4 @@ public final class RunCommand implements Callable<Integer> {
         err.flush();
         return status.exitCode();
     }
-
 }

@@ -1,11 +1,10 @@
 package dev.jvmm.boot.cli;
 
-import sun.misc.Signal;
-import sun.misc.SignalHandler;
-
 import java.io.PrintWriter;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicInteger;
+import sun.misc.Signal;
+import sun.misc.SignalHandler;
 
 /**
  * SIGTERM as systemd's stop and virsh shutdown mean it: the guest is asked first (its ACPI power button, so an OS
@@ -66,7 +65,8 @@ final class SigtermShutdown implements AutoCloseable {
                     return; // the run ended first
                 }
                 if (closed) return;
-                err.println("jvmm: the guest did not power off within " + grace.toSeconds() + " s of SIGTERM: stopping it");
+                err.println(
+                        "jvmm: the guest did not power off within " + grace.toSeconds() + " s of SIGTERM: stopping it");
                 err.flush();
                 target.stop();
             });

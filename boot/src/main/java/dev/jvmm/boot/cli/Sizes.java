@@ -1,8 +1,7 @@
 package dev.jvmm.boot.cli;
 
-import picocli.CommandLine;
-
 import java.util.Locale;
+import picocli.CommandLine;
 
 /** Sizes as QEMU takes them: a number with an optional K, M, G or T suffix (powers of 1024); bare numbers are MiB. */
 public final class Sizes implements CommandLine.ITypeConverter<Long> {
@@ -23,7 +22,7 @@ public final class Sizes implements CommandLine.ITypeConverter<Long> {
                 case 'M' -> unit = 1L << 20;
                 case 'G' -> unit = 1L << 30;
                 case 'T' -> unit = 1L << 40;
-                default -> { }
+                default -> {}
             }
             if (!Character.isDigit(v.charAt(v.length() - 1))) v = v.substring(0, v.length() - 1);
         }
@@ -32,7 +31,8 @@ public final class Sizes implements CommandLine.ITypeConverter<Long> {
             if (n <= 0 || n > Long.MAX_VALUE / unit) throw new NumberFormatException();
             return n * unit;
         } catch (NumberFormatException e) {
-            throw new CommandLine.TypeConversionException("'" + value + "' is not a size (examples: 512M, 2G, 1048576K)");
+            throw new CommandLine.TypeConversionException(
+                    "'" + value + "' is not a size (examples: 512M, 2G, 1048576K)");
         }
     }
 }

@@ -9,9 +9,11 @@ public final class BootLayout {
     public static final long ZERO_PAGE = 0x7000;
     /** The kernel command line (up to 64 KiB). */
     public static final long CMDLINE = 0x20000;
+
     public static final int CMDLINE_MAX = 0x10000;
     /** Multiboot info, its memory map and module list; PVH start info likewise. */
     public static final long BOOT_INFO = 0x30000;
+
     public static final long BOOT_INFO_END = 0x40000;
     /** Where a protected-mode kernel (bzImage payload, multiboot default) is loaded. */
     public static final long HIGH_LOAD = 0x100000;

@@ -2,7 +2,6 @@ package dev.jvmm.boot.loader;
 
 import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.BootException.Kind;
-
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -58,13 +57,24 @@ public final class Elf {
         for (int i = 0; i < phnum; i++) {
             int p = (int) (phoff + (long) i * phentsize);
             Segment s = is64
-                    ? new Segment(b.getInt(p), b.getLong(p + 8), b.getLong(p + 16), b.getLong(p + 24), b.getLong(p + 32), b.getLong(p + 40))
-                    : new Segment(b.getInt(p), u32(b, p + 4), u32(b, p + 8), u32(b, p + 12), u32(b, p + 16), u32(b, p + 20));
+                    ? new Segment(
+                            b.getInt(p),
+                            b.getLong(p + 8),
+                            b.getLong(p + 16),
+                            b.getLong(p + 24),
+                            b.getLong(p + 32),
+                            b.getLong(p + 40))
+                    : new Segment(
+                            b.getInt(p), u32(b, p + 4), u32(b, p + 8), u32(b, p + 12), u32(b, p + 16), u32(b, p + 20));
             if (s.type() == PT_LOAD || s.type() == PT_NOTE) {
-                if (s.offset() < 0 || s.fileSize() < 0 || s.offset() + s.fileSize() > image.length || s.offset() + s.fileSize() < 0)
+                if (s.offset() < 0
+                        || s.fileSize() < 0
+                        || s.offset() + s.fileSize() > image.length
+                        || s.offset() + s.fileSize() < 0)
                     throw new BootException(Kind.TRUNCATED, what + ": ELF segment " + i + " lies outside the file");
                 if (s.type() == PT_LOAD && (s.memSize() < s.fileSize() || s.memSize() > (1L << 40)))
-                    throw new BootException(Kind.MALFORMED_KERNEL, what + ": ELF segment " + i + " has a bad memory size");
+                    throw new BootException(
+                            Kind.MALFORMED_KERNEL, what + ": ELF segment " + i + " has a bad memory size");
             }
             segs.add(s);
         }
@@ -108,7 +118,11 @@ public final class Elf {
                 int type = b.getInt((int) p + 8);
                 long nameAt = p + 12, descAt = nameAt + align4(nameSize), next = descAt + align4(descSize);
                 if (next > end || next <= p) break; // a malformed note ends the walk; the kernel is judged by the rest
-                String name = new String(image, (int) nameAt, (int) Math.max(0, nameSize - 1), java.nio.charset.StandardCharsets.US_ASCII);
+                String name = new String(
+                        image,
+                        (int) nameAt,
+                        (int) Math.max(0, nameSize - 1),
+                        java.nio.charset.StandardCharsets.US_ASCII);
                 byte[] desc = java.util.Arrays.copyOfRange(image, (int) descAt, (int) (descAt + descSize));
                 notes.add(new Note(name, type, desc));
                 p = next;

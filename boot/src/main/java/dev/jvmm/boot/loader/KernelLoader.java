@@ -4,7 +4,6 @@ import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.memory.GuestMemoryException;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -29,7 +28,11 @@ public final class KernelLoader {
     public record Request(Path kernel, Optional<Path> initrd, String cmdline, BootPath bootPath) {}
 
     /** The kinds of kernel file jvmm boots. */
-    public enum Format { BZIMAGE, MULTIBOOT, ELF }
+    public enum Format {
+        BZIMAGE,
+        MULTIBOOT,
+        ELF
+    }
 
     /**
      * A kernel and its initrd read from disk and recognised, before any VM exists: a file that is missing or not a
@@ -46,10 +49,15 @@ public final class KernelLoader {
         if (LinuxLoader.isBzImage(image)) format = Format.BZIMAGE;
         else if (MultibootLoader.findHeader(image).isPresent()) format = Format.MULTIBOOT;
         else if (Elf.isElf(image)) format = Format.ELF;
-        else throw new BootException(Kind.NOT_A_KERNEL,
-                kernel + " is not a kernel jvmm can boot (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
+        else
+            throw new BootException(
+                    Kind.NOT_A_KERNEL,
+                    kernel
+                            + " is not a kernel jvmm can boot (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
         if (format == Format.MULTIBOOT && bootPath != BootPath.AUTO)
-            throw new BootException(Kind.BOOT_PATH_UNSUPPORTED, "--boot-path applies to Linux kernels; " + kernel + " is a multiboot kernel");
+            throw new BootException(
+                    Kind.BOOT_PATH_UNSUPPORTED,
+                    "--boot-path applies to Linux kernels; " + kernel + " is a multiboot kernel");
         return new KernelImage(kernel, format, image, rd, bootPath);
     }
 
@@ -65,16 +73,20 @@ public final class KernelLoader {
                 case ELF -> LinuxLoader.loadVmlinux(memory, k.image(), k.initrd(), cmdline, k.bootPath());
             };
         } catch (GuestMemoryException e) {
-            throw new BootException(Kind.KERNEL_DOES_NOT_FIT,
-                    k.path() + " does not fit in guest RAM (" + e.getMessage() + "); give the guest more --memory", e);
+            throw new BootException(
+                    Kind.KERNEL_DOES_NOT_FIT,
+                    k.path() + " does not fit in guest RAM (" + e.getMessage() + "); give the guest more --memory",
+                    e);
         }
     }
 
     static byte[] readFile(Path p, String what) {
         try {
-            if (Files.isDirectory(p)) throw new BootException(Kind.FILE_INACCESSIBLE, what + " " + p + " is a directory");
+            if (Files.isDirectory(p))
+                throw new BootException(Kind.FILE_INACCESSIBLE, what + " " + p + " is a directory");
             long size = Files.size(p);
-            if (size > Integer.MAX_VALUE - 16) throw new BootException(Kind.FILE_INACCESSIBLE, what + " " + p + " is too large (" + size + " bytes)");
+            if (size > Integer.MAX_VALUE - 16)
+                throw new BootException(Kind.FILE_INACCESSIBLE, what + " " + p + " is too large (" + size + " bytes)");
             return Files.readAllBytes(p);
         } catch (NoSuchFileException e) {
             throw new BootException(Kind.FILE_NOT_FOUND, what + " " + p + " does not exist");

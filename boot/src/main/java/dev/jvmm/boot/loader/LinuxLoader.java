@@ -8,7 +8,6 @@ import dev.jvmm.core.x86.EntryState;
 import dev.jvmm.kvm.gen.boot_e820_entry;
 import dev.jvmm.kvm.gen.boot_params;
 import dev.jvmm.kvm.gen.setup_header;
-
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -42,22 +41,43 @@ public final class LinuxLoader {
     }
 
     /** The setup header's fields a loader reads. */
-    record SetupHeader(int version, int setupSects, int loadflags, int xloadflags, long initrdAddrMax,
-                       int cmdlineSize, long payloadOffset, long payloadLength, long kernelAlignment,
-                       long prefAddress, long initSize, int headerEnd) {
+    record SetupHeader(
+            int version,
+            int setupSects,
+            int loadflags,
+            int xloadflags,
+            long initrdAddrMax,
+            int cmdlineSize,
+            long payloadOffset,
+            long payloadLength,
+            long kernelAlignment,
+            long prefAddress,
+            long initSize,
+            int headerEnd) {
         static SetupHeader parse(byte[] image) {
             ByteBuffer b = le(image);
             int version = b.getShort(0x206) & 0xffff;
             if (version < MIN_PROTOCOL)
-                throw new BootException(Kind.UNSUPPORTED_PROTOCOL,
-                        String.format("this kernel speaks boot protocol %d.%02d; jvmm needs 2.06 or newer (Linux 2.6.22+)",
-                        version >> 8, version & 0xff));
+                throw new BootException(
+                        Kind.UNSUPPORTED_PROTOCOL,
+                        String.format(
+                                "this kernel speaks boot protocol %d.%02d; jvmm needs 2.06 or newer (Linux 2.6.22+)",
+                                version >> 8, version & 0xff));
             int setupSects = image[0x1f1] & 0xff;
             if (setupSects == 0) setupSects = 4;
-            return new SetupHeader(version, setupSects, image[0x211] & 0xff, b.getShort(0x236) & 0xffff,
-                    b.getInt(0x22c) & 0xffffffffL, b.getInt(0x238), b.getInt(0x248) & 0xffffffffL,
-                    b.getInt(0x24c) & 0xffffffffL, b.getInt(0x230) & 0xffffffffL, b.getLong(0x258),
-                    b.getInt(0x260) & 0xffffffffL, 0x202 + (image[0x201] & 0xff));
+            return new SetupHeader(
+                    version,
+                    setupSects,
+                    image[0x211] & 0xff,
+                    b.getShort(0x236) & 0xffff,
+                    b.getInt(0x22c) & 0xffffffffL,
+                    b.getInt(0x238),
+                    b.getInt(0x248) & 0xffffffffL,
+                    b.getInt(0x24c) & 0xffffffffL,
+                    b.getInt(0x230) & 0xffffffffL,
+                    b.getLong(0x258),
+                    b.getInt(0x260) & 0xffffffffL,
+                    0x202 + (image[0x201] & 0xff));
         }
 
         int protectedModeOffset() {
@@ -65,24 +85,34 @@ public final class LinuxLoader {
         }
     }
 
-    static LoadedKernel loadBzImage(GuestMemory memory, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path) {
+    static LoadedKernel loadBzImage(
+            GuestMemory memory, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path) {
         SetupHeader h = SetupHeader.parse(image);
-        if ((h.loadflags() & LOADED_HIGH) == 0) throw new BootException(Kind.UNSUPPORTED_PROTOCOL,
-                "this kernel is a zImage (loads low); jvmm boots bzImages");
+        if ((h.loadflags() & LOADED_HIGH) == 0)
+            throw new BootException(
+                    Kind.UNSUPPORTED_PROTOCOL, "this kernel is a zImage (loads low); jvmm boots bzImages");
         if ((h.xloadflags() & XLF_KERNEL_64) == 0)
-            throw new BootException(Kind.NOT_X86_64, "this kernel has no 64-bit entry point (XLF_KERNEL_64): jvmm boots x86-64 kernels");
+            throw new BootException(
+                    Kind.NOT_X86_64,
+                    "this kernel has no 64-bit entry point (XLF_KERNEL_64): jvmm boots x86-64 kernels");
         int pmOffset = h.protectedModeOffset();
-        if (pmOffset >= image.length) throw new BootException(Kind.TRUNCATED, "bzImage is truncated: its setup code runs past the end of the file");
-        if (path == KernelLoader.BootPath.PVH) throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
-                "--boot-path=pvh needs an uncompressed vmlinux with a PVH note, not a bzImage");
+        if (pmOffset >= image.length)
+            throw new BootException(
+                    Kind.TRUNCATED, "bzImage is truncated: its setup code runs past the end of the file");
+        if (path == KernelLoader.BootPath.PVH)
+            throw new BootException(
+                    Kind.BOOT_PATH_UNSUPPORTED,
+                    "--boot-path=pvh needs an uncompressed vmlinux with a PVH note, not a bzImage");
 
         if (path == KernelLoader.BootPath.DECOMPRESSOR) {
             long load = BootLayout.HIGH_LOAD;
             long pmSize = image.length - pmOffset;
             long needed = Math.max(pmSize, h.initSize());
             if (!memory.isValid(load, needed))
-                throw new BootException(Kind.KERNEL_DOES_NOT_FIT,
-                        "the kernel needs " + (needed >> 20) + " MiB from 1 MiB up to decompress itself; give the guest more --memory");
+                throw new BootException(
+                        Kind.KERNEL_DOES_NOT_FIT,
+                        "the kernel needs " + (needed >> 20)
+                                + " MiB from 1 MiB up to decompress itself; give the guest more --memory");
             memory.write(load, image, pmOffset, (int) pmSize);
             long end = load + needed;
             writeZeroPage(memory, image, h, cmdline, initrd, end, load);
@@ -91,46 +121,60 @@ public final class LinuxLoader {
         }
 
         if (h.version() < 0x0208 || h.payloadLength() == 0)
-            throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
+            throw new BootException(
+                    Kind.BOOT_PATH_UNSUPPORTED,
                     "this kernel's header does not locate its payload (protocol < 2.08); boot it with --boot-path=decompressor");
         long start = pmOffset + h.payloadOffset();
         if (start + h.payloadLength() > image.length)
-            throw new BootException(Kind.TRUNCATED, "bzImage is truncated: its compressed payload runs past the end of the file");
+            throw new BootException(
+                    Kind.TRUNCATED, "bzImage is truncated: its compressed payload runs past the end of the file");
         byte[] payload = java.util.Arrays.copyOfRange(image, (int) start, (int) (start + h.payloadLength()));
         PayloadDecompressor.Format format = PayloadDecompressor.detect(payload);
         byte[] vmlinux = PayloadDecompressor.decompress(payload);
         if (!Elf.isElf(vmlinux))
-            throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
+            throw new BootException(
+                    Kind.BOOT_PATH_UNSUPPORTED,
                     "the bzImage's payload is not an ELF vmlinux (a relocs-only or non-x86 kernel?); boot it with --boot-path=decompressor");
         Elf elf = Elf.parse(vmlinux, "the bzImage's vmlinux");
         long end = loadElf(memory, elf);
         writeZeroPage(memory, image, h, cmdline, initrd, end, -1);
         EntryState entry = EntryState.longMode(elf.entry()).withRsi(BootLayout.ZERO_PAGE);
-        return new LoadedKernel(entry, "Linux bzImage, protocol " + version(h) + ", " + format.name().toLowerCase()
-                + " payload decompressed on the host, 64-bit entry", end);
+        return new LoadedKernel(
+                entry,
+                "Linux bzImage, protocol " + version(h) + ", " + format.name().toLowerCase()
+                        + " payload decompressed on the host, 64-bit entry",
+                end);
     }
 
-    static LoadedKernel loadVmlinux(GuestMemory memory, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path) {
+    static LoadedKernel loadVmlinux(
+            GuestMemory memory, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path) {
         Elf elf = Elf.parse(image, "kernel");
-        if (path == KernelLoader.BootPath.DECOMPRESSOR) throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
-                "--boot-path=decompressor needs a bzImage, not a vmlinux");
+        if (path == KernelLoader.BootPath.DECOMPRESSOR)
+            throw new BootException(
+                    Kind.BOOT_PATH_UNSUPPORTED, "--boot-path=decompressor needs a bzImage, not a vmlinux");
         long pvhEntry = -1;
         for (Elf.Note n : elf.notes())
             if (n.name().equals("Xen") && n.type() == XEN_ELFNOTE_PHYS32_ENTRY && n.desc().length >= 4)
-                pvhEntry = n.desc().length >= 8 ? le(n.desc()).getLong(0) : le(n.desc()).getInt(0) & 0xffffffffL;
+                pvhEntry = n.desc().length >= 8
+                        ? le(n.desc()).getLong(0)
+                        : le(n.desc()).getInt(0) & 0xffffffffL;
         // As Firecracker and Cloud Hypervisor do: a vmlinux that offers the PVH entry is entered there.
         boolean pvh = path == KernelLoader.BootPath.PVH || (path == KernelLoader.BootPath.AUTO && pvhEntry >= 0);
-        if (path == KernelLoader.BootPath.PVH && pvhEntry < 0) throw new BootException(Kind.BOOT_PATH_UNSUPPORTED,
-                "this vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
+        if (path == KernelLoader.BootPath.PVH && pvhEntry < 0)
+            throw new BootException(
+                    Kind.BOOT_PATH_UNSUPPORTED, "this vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
         if (!pvh && (!elf.is64() || elf.machine() != 62))
-            throw new BootException(Kind.NOT_X86_64, "this ELF kernel is not an x86-64 vmlinux (and has no multiboot header)");
+            throw new BootException(
+                    Kind.NOT_X86_64, "this ELF kernel is not an x86-64 vmlinux (and has no multiboot header)");
         long end = loadElf(memory, elf);
         if (pvh) {
             long startInfo = PvhStartInfo.write(memory, cmdline, initrd, end);
-            return new LoadedKernel(EntryState.protectedMode(pvhEntry).withRbx(startInfo), "Linux vmlinux, PVH entry", end);
+            return new LoadedKernel(
+                    EntryState.protectedMode(pvhEntry).withRbx(startInfo), "Linux vmlinux, PVH entry", end);
         }
         writeZeroPage(memory, null, null, cmdline, initrd, end, -1);
-        return new LoadedKernel(EntryState.longMode(elf.entry()).withRsi(BootLayout.ZERO_PAGE), "Linux vmlinux, 64-bit entry", end);
+        return new LoadedKernel(
+                EntryState.longMode(elf.entry()).withRsi(BootLayout.ZERO_PAGE), "Linux vmlinux, 64-bit entry", end);
     }
 
     /** Loads PT_LOAD segments at their physical addresses; returns the end of the highest one. */
@@ -138,12 +182,17 @@ public final class LinuxLoader {
         long end = 0;
         for (Elf.Segment s : elf.loadSegments()) {
             if (s.paddr() < BootLayout.BOOT_INFO_END)
-                throw new BootException(Kind.RESERVED_LOAD_ADDRESS,
-                        String.format("the kernel wants to load at 0x%x, below 256 KiB where jvmm keeps boot data", s.paddr()));
+                throw new BootException(
+                        Kind.RESERVED_LOAD_ADDRESS,
+                        String.format(
+                                "the kernel wants to load at 0x%x, below 256 KiB where jvmm keeps boot data",
+                                s.paddr()));
             if (!memory.isValid(s.paddr(), Math.max(1, s.memSize())))
-                throw new BootException(Kind.KERNEL_DOES_NOT_FIT,
-                        String.format("the kernel loads at 0x%x-0x%x, beyond guest RAM; give the guest more --memory",
-                        s.paddr(), s.paddr() + s.memSize()));
+                throw new BootException(
+                        Kind.KERNEL_DOES_NOT_FIT,
+                        String.format(
+                                "the kernel loads at 0x%x-0x%x, beyond guest RAM; give the guest more --memory",
+                                s.paddr(), s.paddr() + s.memSize()));
             memory.write(s.paddr(), elf.image(), (int) s.offset(), (int) s.fileSize());
             memory.fill(s.paddr() + s.fileSize(), s.memSize() - s.fileSize(), (byte) 0);
             end = Math.max(end, s.paddr() + s.memSize());
@@ -159,8 +208,14 @@ public final class LinuxLoader {
      * Fills struct boot_params: the image's setup header (or a minimal one for a bare vmlinux), loader type,
      * command line, initrd and e820 map.
      */
-    static void writeZeroPage(GuestMemory memory, byte[] image, SetupHeader h, String cmdline, byte[] initrd,
-                              long kernelEnd, long code32Start) {
+    static void writeZeroPage(
+            GuestMemory memory,
+            byte[] image,
+            SetupHeader h,
+            String cmdline,
+            byte[] initrd,
+            long kernelEnd,
+            long code32Start) {
         MemorySegment zp = memory.slice(BootLayout.ZERO_PAGE, boot_params.sizeof());
         zp.fill((byte) 0);
         MemorySegment hdr = boot_params.hdr(zp);
@@ -183,7 +238,9 @@ public final class LinuxLoader {
         int cmdlineMax = h != null && h.cmdlineSize() > 0 ? h.cmdlineSize() : DEFAULT_CMDLINE_SIZE;
         byte[] cmd = cmdline.getBytes(StandardCharsets.US_ASCII);
         if (cmd.length > Math.min(cmdlineMax, BootLayout.CMDLINE_MAX - 1))
-            throw new BootException(Kind.CMDLINE_TOO_LONG, "the command line is " + cmd.length + " bytes; this kernel accepts at most " + cmdlineMax);
+            throw new BootException(
+                    Kind.CMDLINE_TOO_LONG,
+                    "the command line is " + cmd.length + " bytes; this kernel accepts at most " + cmdlineMax);
         memory.write(BootLayout.CMDLINE, cmd);
         memory.writeByte(BootLayout.CMDLINE + cmd.length, (byte) 0);
         setup_header.cmd_line_ptr(hdr, (int) BootLayout.CMDLINE);
@@ -215,12 +272,15 @@ public final class LinuxLoader {
             if (e.type() != E820.RAM) continue;
             long top = Math.min(e.end(), max + 1);
             long at = (top - size) & ~0xfffL;
-            if (at >= Math.max(e.address(), (kernelEnd + 0xfff) & ~0xfffL) && at + size <= top) best = Math.max(best, at);
+            if (at >= Math.max(e.address(), (kernelEnd + 0xfff) & ~0xfffL) && at + size <= top)
+                best = Math.max(best, at);
         }
         if (best < 0)
-            throw new BootException(Kind.INITRD_DOES_NOT_FIT,
-                    String.format("the initrd (%d MiB) does not fit in guest RAM above the kernel and below 0x%x; give the guest more --memory",
-                    size >> 20, max));
+            throw new BootException(
+                    Kind.INITRD_DOES_NOT_FIT,
+                    String.format(
+                            "the initrd (%d MiB) does not fit in guest RAM above the kernel and below 0x%x; give the guest more --memory",
+                            size >> 20, max));
         return best;
     }
 }

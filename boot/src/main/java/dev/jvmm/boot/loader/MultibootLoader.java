@@ -5,7 +5,6 @@ import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.boot.E820;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.x86.EntryState;
-
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -23,11 +22,15 @@ public final class MultibootLoader {
     public static final int BOOTLOADER_MAGIC = 0x2BADB002;
     private static final int SEARCH_LIMIT = 8192;
     private static final int FLAG_PAGE_ALIGN = 1, FLAG_MEMORY_INFO = 2, FLAG_VIDEO = 4, FLAG_ADDRESSES = 0x10000;
-    private static final int INFO_MEMORY = 1, INFO_CMDLINE = 1 << 2, INFO_MODS = 1 << 3, INFO_MMAP = 1 << 6,
+    private static final int INFO_MEMORY = 1,
+            INFO_CMDLINE = 1 << 2,
+            INFO_MODS = 1 << 3,
+            INFO_MMAP = 1 << 6,
             INFO_LOADER_NAME = 1 << 9;
 
     /** The header: its offset in the file and the fields that follow the magic. */
-    record Header(int offset, int flags, long headerAddr, long loadAddr, long loadEndAddr, long bssEndAddr, long entryAddr) {}
+    record Header(
+            int offset, int flags, long headerAddr, long loadAddr, long loadEndAddr, long bssEndAddr, long entryAddr) {}
 
     private MultibootLoader() {}
 
@@ -39,8 +42,14 @@ public final class MultibootLoader {
             int flags = b.getInt(off + 4);
             if (HEADER_MAGIC + flags + b.getInt(off + 8) != 0) continue;
             if ((flags & FLAG_ADDRESSES) != 0 && off + 32 <= image.length)
-                return Optional.of(new Header(off, flags, u32(b, off + 12), u32(b, off + 16), u32(b, off + 20),
-                        u32(b, off + 24), u32(b, off + 28)));
+                return Optional.of(new Header(
+                        off,
+                        flags,
+                        u32(b, off + 12),
+                        u32(b, off + 16),
+                        u32(b, off + 20),
+                        u32(b, off + 24),
+                        u32(b, off + 28)));
             return Optional.of(new Header(off, flags, 0, 0, 0, 0, 0));
         }
         return Optional.empty();
@@ -53,7 +62,8 @@ public final class MultibootLoader {
     static LoadedKernel load(GuestMemory memory, byte[] image, byte[] initrd, String cmdline) {
         Header h = findHeader(image).orElseThrow();
         if ((h.flags() & 0xfff8) != 0)
-            throw new BootException(Kind.UNSUPPORTED_PROTOCOL,
+            throw new BootException(
+                    Kind.UNSUPPORTED_PROTOCOL,
                     String.format("multiboot kernel asks for unsupported features (header flags 0x%x)", h.flags()));
         long entry, kernelEnd;
         String how;
@@ -88,16 +98,21 @@ public final class MultibootLoader {
             how = "multiboot kernel (ELF" + (elf.is64() ? "64" : "32") + ")";
         }
         if ((h.flags() & FLAG_VIDEO) != 0)
-            org.slf4j.LoggerFactory.getLogger(MultibootLoader.class).warn("multiboot kernel asks for a video mode; jvmm has no display and ignores it");
+            org.slf4j.LoggerFactory.getLogger(MultibootLoader.class)
+                    .warn("multiboot kernel asks for a video mode; jvmm has no display and ignores it");
         long info = writeInfo(memory, initrd, cmdline, kernelEnd);
-        EntryState state = EntryState.protectedMode(entry).withRax(BOOTLOADER_MAGIC).withRbx(info);
+        EntryState state =
+                EntryState.protectedMode(entry).withRax(BOOTLOADER_MAGIC).withRbx(info);
         return new LoadedKernel(state, how, kernelEnd);
     }
 
     private static void checkPlacement(long address, long length) {
         if (address < BootLayout.BOOT_INFO_END && address + length > BootLayout.ZERO_PAGE)
-            throw new BootException(Kind.RESERVED_LOAD_ADDRESS,
-                    String.format("multiboot kernel wants to load at 0x%x, where jvmm keeps boot data; link it at 1 MiB", address));
+            throw new BootException(
+                    Kind.RESERVED_LOAD_ADDRESS,
+                    String.format(
+                            "multiboot kernel wants to load at 0x%x, where jvmm keeps boot data; link it at 1 MiB",
+                            address));
     }
 
     /** Writes the multiboot info, memory map, command line and module list; returns the info's address. */
@@ -131,8 +146,10 @@ public final class MultibootLoader {
         memory.writeInt(info + 48, (int) mmap);
 
         byte[] cmd = (cmdline + "\0").getBytes(StandardCharsets.US_ASCII);
-        if (cmd.length > BootLayout.CMDLINE_MAX) throw new BootException(Kind.CMDLINE_TOO_LONG,
-                "command line is " + (cmd.length - 1) + " bytes; at most " + (BootLayout.CMDLINE_MAX - 1) + " fit");
+        if (cmd.length > BootLayout.CMDLINE_MAX)
+            throw new BootException(
+                    Kind.CMDLINE_TOO_LONG,
+                    "command line is " + (cmd.length - 1) + " bytes; at most " + (BootLayout.CMDLINE_MAX - 1) + " fit");
         memory.write(BootLayout.CMDLINE, cmd);
         memory.writeInt(info + 16, (int) BootLayout.CMDLINE);
         byte[] name = "jvmm\0".getBytes(StandardCharsets.US_ASCII);
@@ -142,8 +159,10 @@ public final class MultibootLoader {
         if (initrd != null) {
             long start = (kernelEnd + 0xfff) & ~0xfffL;
             if (!memory.isValid(start, Math.max(1, initrd.length)) || start + initrd.length > 0xffffffffL)
-                throw new BootException(Kind.INITRD_DOES_NOT_FIT,
-                        "initrd of " + initrd.length + " bytes does not fit after the kernel; give the guest more --memory");
+                throw new BootException(
+                        Kind.INITRD_DOES_NOT_FIT,
+                        "initrd of " + initrd.length
+                                + " bytes does not fit after the kernel; give the guest more --memory");
             memory.write(start, initrd);
             memory.writeInt(mods, (int) start);
             memory.writeInt(mods + 4, (int) (start + initrd.length));

@@ -4,7 +4,6 @@ import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.boot.E820;
 import dev.jvmm.core.memory.GuestMemory;
-
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 
@@ -24,8 +23,10 @@ final class PvhStartInfo {
         memory.writeInt(info, MAGIC);
         memory.writeInt(info + 4, 1); // version 1: has the memory map
         byte[] cmd = cmdline.getBytes(StandardCharsets.US_ASCII);
-        if (cmd.length >= BootLayout.CMDLINE_MAX) throw new BootException(Kind.CMDLINE_TOO_LONG,
-                "the command line is " + cmd.length + " bytes; at most " + (BootLayout.CMDLINE_MAX - 1) + " fit");
+        if (cmd.length >= BootLayout.CMDLINE_MAX)
+            throw new BootException(
+                    Kind.CMDLINE_TOO_LONG,
+                    "the command line is " + cmd.length + " bytes; at most " + (BootLayout.CMDLINE_MAX - 1) + " fit");
         memory.write(BootLayout.CMDLINE, cmd);
         memory.writeByte(BootLayout.CMDLINE + cmd.length, (byte) 0);
         memory.writeLong(info + 24, BootLayout.CMDLINE);

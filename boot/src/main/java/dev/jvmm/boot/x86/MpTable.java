@@ -2,7 +2,6 @@ package dev.jvmm.boot.x86;
 
 import dev.jvmm.boot.E820;
 import dev.jvmm.core.memory.GuestMemory;
-
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -44,7 +43,11 @@ public final class MpTable {
             count++;
         }
         ByteBuffer io = entry(8);
-        io.put((byte) 2).put((byte) ioapicId).put((byte) IOAPIC_VERSION).put((byte) 1).putInt((int) IOAPIC_ADDRESS);
+        io.put((byte) 2)
+                .put((byte) ioapicId)
+                .put((byte) IOAPIC_VERSION)
+                .put((byte) 1)
+                .putInt((int) IOAPIC_ADDRESS);
         entries.writeBytes(io.array());
         count++;
         for (int irq = 0; irq < 16; irq++) {
@@ -62,18 +65,32 @@ public final class MpTable {
 
         byte[] body = entries.toByteArray();
         ByteBuffer cfg = ByteBuffer.allocate(44 + body.length).order(ByteOrder.LITTLE_ENDIAN);
-        cfg.put("PCMP".getBytes(StandardCharsets.US_ASCII)).putShort((short) (44 + body.length)).put((byte) 4).put((byte) 0);
+        cfg.put("PCMP".getBytes(StandardCharsets.US_ASCII))
+                .putShort((short) (44 + body.length))
+                .put((byte) 4)
+                .put((byte) 0);
         cfg.put(pad("JVMM    ", 8)).put(pad("jvmm PC     ", 12));
-        cfg.putInt(0).putShort((short) 0).putShort((short) count).putInt((int) LAPIC_ADDRESS).putShort((short) 0).put((byte) 0).put((byte) 0);
+        cfg.putInt(0)
+                .putShort((short) 0)
+                .putShort((short) count)
+                .putInt((int) LAPIC_ADDRESS)
+                .putShort((short) 0)
+                .put((byte) 0)
+                .put((byte) 0);
         cfg.put(body);
         byte[] table = cfg.array();
         table[7] = checksum(table);
 
         long cfgAddr = ADDRESS + 16;
         if (cfgAddr + table.length > E820.EBDA_END)
-            throw new IllegalArgumentException("an MP table for " + cpus + " vCPUs does not fit in the last KiB of base memory");
+            throw new IllegalArgumentException(
+                    "an MP table for " + cpus + " vCPUs does not fit in the last KiB of base memory");
         ByteBuffer fp = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
-        fp.put("_MP_".getBytes(StandardCharsets.US_ASCII)).putInt((int) cfgAddr).put((byte) 1).put((byte) 4).put((byte) 0);
+        fp.put("_MP_".getBytes(StandardCharsets.US_ASCII))
+                .putInt((int) cfgAddr)
+                .put((byte) 1)
+                .put((byte) 4)
+                .put((byte) 0);
         fp.put((byte) 0).put((byte) 0).put((byte) 0).put((byte) 0).put((byte) 0);
         byte[] floating = fp.array();
         floating[10] = checksum(floating);
@@ -83,7 +100,13 @@ public final class MpTable {
 
     /** Whether the table for this machine fits in the reserved KiB (guests with more vCPUs need ACPI's MADT). */
     public static boolean fits(int cpus, java.util.Map<Integer, Integer> pciIrqs) {
-        int entries = 20 * cpus + 8 /* ISA bus */ + (pciIrqs.isEmpty() ? 0 : 8) + 8 /* IOAPIC */ + 16 * 8 + pciIrqs.size() * 8 + 2 * 8;
+        int entries = 20 * cpus
+                + 8 /* ISA bus */
+                + (pciIrqs.isEmpty() ? 0 : 8)
+                + 8 /* IOAPIC */
+                + 16 * 8
+                + pciIrqs.size() * 8
+                + 2 * 8;
         return ADDRESS + 16 + 44 + entries <= E820.EBDA_END;
     }
 
@@ -97,10 +120,16 @@ public final class MpTable {
         return e.array();
     }
 
-    private static byte[] interrupt(int entryType, int irqType, int flags, int bus, int srcIrq, int dstApic, int dstPin) {
+    private static byte[] interrupt(
+            int entryType, int irqType, int flags, int bus, int srcIrq, int dstApic, int dstPin) {
         ByteBuffer e = entry(8);
-        e.put((byte) entryType).put((byte) irqType).putShort((short) flags).put((byte) bus).put((byte) srcIrq)
-                .put((byte) dstApic).put((byte) dstPin);
+        e.put((byte) entryType)
+                .put((byte) irqType)
+                .putShort((short) flags)
+                .put((byte) bus)
+                .put((byte) srcIrq)
+                .put((byte) dstApic)
+                .put((byte) dstPin);
         return e.array();
     }
 

@@ -3,7 +3,6 @@ package dev.jvmm.boot.x86;
 import dev.jvmm.core.CpuidEntry;
 import dev.jvmm.core.Vcpu;
 import dev.jvmm.kvm.gen.kvm_lapic_state;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -26,7 +25,8 @@ public final class VcpuSetup {
         for (CpuidEntry e : entries) {
             if (e.function() == 0xb && e.index() == 0) out.add(e.withRegisters(0, 1, (1 << 8), apicId));
             else if (e.function() == 0xb && e.index() == 1) out.add(e.withRegisters(shift, cpus, (2 << 8) | 1, apicId));
-            else if (e.function() == 4) out.add(e.withRegisters((e.eax() & 0x03ff_ffff) | ((cpus - 1) << 26), e.ebx(), e.ecx(), e.edx()));
+            else if (e.function() == 4)
+                out.add(e.withRegisters((e.eax() & 0x03ff_ffff) | ((cpus - 1) << 26), e.ebx(), e.ecx(), e.edx()));
             else out.add(e);
         }
         return out;

@@ -1,15 +1,16 @@
 package dev.jvmm.boot.acpi;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import dev.jvmm.boot.E820;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.memory.MemoryRegion;
 import dev.jvmm.devices.acpi.AcpiPm;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
-
 import java.lang.foreign.Arena;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -19,13 +20,11 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Writes the tables into guest memory and reads them back the way an OS does, checking every checksum. */
 class AcpiTest {
@@ -62,7 +61,8 @@ class AcpiTest {
         Table rsdt = table(rsdtAddr, "RSDT");
         List<Long> viaXsdt = new ArrayList<>(), viaRsdt = new ArrayList<>();
         for (int off = 36; off < xsdt.bytes().length; off += 8) viaXsdt.add(memory.readLong(xsdtAddr + off));
-        for (int off = 36; off < rsdt.bytes().length; off += 4) viaRsdt.add(memory.readInt(rsdtAddr + off) & 0xffff_ffffL);
+        for (int off = 36; off < rsdt.bytes().length; off += 4)
+            viaRsdt.add(memory.readInt(rsdtAddr + off) & 0xffff_ffffL);
         assertEquals(viaXsdt, viaRsdt, "RSDT and XSDT list the same tables");
         Map<String, Table> tables = new LinkedHashMap<>();
         for (long a : viaXsdt) {
@@ -73,7 +73,8 @@ class AcpiTest {
 
         Table fadt = tables.get("FACP");
         assertEquals(276, fadt.bytes().length);
-        long dsdtAddr = memory.readLong(fadt.address() + 140), facsAddr = memory.readInt(fadt.address() + 36) & 0xffff_ffffL;
+        long dsdtAddr = memory.readLong(fadt.address() + 140),
+                facsAddr = memory.readInt(fadt.address() + 36) & 0xffff_ffffL;
         assertEquals(dsdtAddr, memory.readInt(fadt.address() + 40) & 0xffff_ffffL, "DSDT and X_DSDT agree");
         assertEquals(0, memory.readLong(fadt.address() + 132), "X_FIRMWARE_CTRL unset: the FACS is named once");
         assertEquals("FACS", signature(facsAddr));
@@ -169,7 +170,10 @@ class AcpiTest {
         // Package(){0x0003ffff, 0, 0, 18}: slot 3, INTA, GSI 18.
         assertTrue(indexOf(dsdt, HexFormat.of().parseHex("120b040cffff030000000a12")) > 0, "the _PRT entry");
         assertEquals(0, sum(dsdt, 0, dsdt.length));
-        assertEquals(-1, indexOf(Acpi.dsdt(Map.of(), WINDOW), "PCI0".getBytes(StandardCharsets.US_ASCII)), "no PCI, no host bridge");
+        assertEquals(
+                -1,
+                indexOf(Acpi.dsdt(Map.of(), WINDOW), "PCI0".getBytes(StandardCharsets.US_ASCII)),
+                "no PCI, no host bridge");
     }
 
     /**
@@ -179,23 +183,41 @@ class AcpiTest {
     @Test
     void iaslDisassemblesTheDsdtIntoTheLegacyDevicesAndTheHostBridge(@TempDir Path dir) throws Exception {
         boolean iasl = Files.isExecutable(Path.of("/usr/bin/iasl"));
-        if ("true".equals(System.getenv("CI"))) assertTrue(iasl, "CI=true but iasl is missing (Debian package acpica-tools)");
+        if ("true".equals(System.getenv("CI")))
+            assertTrue(iasl, "CI=true but iasl is missing (Debian package acpica-tools)");
         assumeTrue(iasl, "iasl not installed (Debian package acpica-tools)");
         Path aml = dir.resolve("dsdt.dat");
         Files.write(aml, Acpi.dsdt(Map.of(1, 16, 2, 17), WINDOW));
-        Process p = new ProcessBuilder("/usr/bin/iasl", "-d", aml.toString()).directory(dir.toFile()).redirectErrorStream(true).start();
+        Process p = new ProcessBuilder("/usr/bin/iasl", "-d", aml.toString())
+                .directory(dir.toFile())
+                .redirectErrorStream(true)
+                .start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, p.waitFor(), out);
-        String asl = Files.readString(dir.resolve("dsdt.dsl")).replaceAll("(?s)/\\*.*?\\*/", "").replaceAll("//[^\n]*", "")
-                .replaceAll("\\s+", " ").replace(" )", ")");
+        String asl = Files.readString(dir.resolve("dsdt.dsl"))
+                .replaceAll("(?s)/\\*.*?\\*/", "")
+                .replaceAll("//[^\n]*", "")
+                .replaceAll("\\s+", " ")
+                .replace(" )", ")");
         assertTrue(asl.contains("Name (\\_S5, Package (0x04) { 0x05, 0x05, Zero, Zero })"), asl);
-        assertTrue(asl.contains("Device (COM1) { Name (_HID, EisaId (\"PNP0501\")) Name (_UID, One) Name (_CRS, ResourceTemplate () "
-                + "{ IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08,) IRQNoFlags () {4} })"), asl);
-        assertTrue(asl.contains("Device (KBD) { Name (_HID, EisaId (\"PNP0303\")) Name (_CRS, ResourceTemplate () "
-                + "{ IO (Decode16, 0x0060, 0x0060, 0x01, 0x01,) IO (Decode16, 0x0064, 0x0064, 0x01, 0x01,) IRQNoFlags () {1} })"), asl);
-        assertTrue(asl.contains("Device (MOU) { Name (_HID, EisaId (\"PNP0F13\")) Name (_CRS, ResourceTemplate () { IRQNoFlags () {12} })"), asl);
-        assertTrue(asl.contains("Device (RTC) { Name (_HID, EisaId (\"PNP0B00\")) Name (_CRS, ResourceTemplate () "
-                + "{ IO (Decode16, 0x0070, 0x0070, 0x01, 0x02,) })"), asl);
+        assertTrue(
+                asl.contains(
+                        "Device (COM1) { Name (_HID, EisaId (\"PNP0501\")) Name (_UID, One) Name (_CRS, ResourceTemplate () "
+                                + "{ IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08,) IRQNoFlags () {4} })"),
+                asl);
+        assertTrue(
+                asl.contains(
+                        "Device (KBD) { Name (_HID, EisaId (\"PNP0303\")) Name (_CRS, ResourceTemplate () "
+                                + "{ IO (Decode16, 0x0060, 0x0060, 0x01, 0x01,) IO (Decode16, 0x0064, 0x0064, 0x01, 0x01,) IRQNoFlags () {1} })"),
+                asl);
+        assertTrue(
+                asl.contains(
+                        "Device (MOU) { Name (_HID, EisaId (\"PNP0F13\")) Name (_CRS, ResourceTemplate () { IRQNoFlags () {12} })"),
+                asl);
+        assertTrue(
+                asl.contains("Device (RTC) { Name (_HID, EisaId (\"PNP0B00\")) Name (_CRS, ResourceTemplate () "
+                        + "{ IO (Decode16, 0x0070, 0x0070, 0x01, 0x02,) })"),
+                asl);
         assertTrue(asl.contains("Device (PCI0) { Name (_HID, EisaId (\"PNP0A03\"))"), asl);
         assertTrue(asl.contains("Package (0x04) { 0x0002FFFF, Zero, Zero, 0x11 }"), "the _PRT entry of slot 2: " + asl);
     }

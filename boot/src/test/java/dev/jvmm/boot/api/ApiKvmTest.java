@@ -1,22 +1,21 @@
 package dev.jvmm.boot.api;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jvmm.boot.TestKernels;
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.testing.RequiresKvm;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.ByteArrayOutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.function.BooleanSupplier;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The API driving a real machine, in process and without sockets: the api test guest (src/test/guest/api.c) prints
@@ -26,8 +25,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @RequiresKvm
 class ApiKvmTest {
     private static final Duration WAIT = Duration.ofSeconds(60);
+
     @TempDir
     Path dir;
+
     final ByteArrayOutputStream debugcon = new ByteArrayOutputStream();
 
     private static void await(BooleanSupplier condition, String what) throws InterruptedException {
@@ -51,45 +52,106 @@ class ApiKvmTest {
         Path kernel = TestKernels.guest("api.elf", dir);
         Path disk = Files.write(dir.resolve("rootfs.img"), new byte[1 << 20]);
         Path metrics = dir.resolve("metrics.json");
-        Instance instance = new Instance(new Instance.Host("kvm-test", b -> b.debugcon(debugcon).debugExit(0xf4), () -> true,
-                Instance.Logs.IGNORED, Instance.Host.DEFAULT_PAUSE_TIMEOUT));
+        Instance instance = new Instance(new Instance.Host(
+                "kvm-test",
+                b -> b.debugcon(debugcon).debugExit(0xf4),
+                () -> true,
+                Instance.Logs.IGNORED,
+                Instance.Host.DEFAULT_PAUSE_TIMEOUT));
         Api api = new Api(instance);
         try (instance) {
             // Firecracker's getting-started order (a user-mode NIC instead of its TAP device: no root needed).
-            assertEquals(204, call(api, "PUT", "/metrics", "{\"metrics_path\": \"" + metrics + "\"}").status());
-            assertEquals(204, call(api, "PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"api test\"}").status());
-            assertEquals(204, call(api, "PUT", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
-                    + "\", \"is_root_device\": true, \"is_read_only\": false}").status());
-            assertEquals(204, call(api, "PUT", "/network-interfaces/net1", "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\", \"jvmm_net\": \"user\"}").status());
-            assertEquals(204, call(api, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}").status());
-            assertEquals(204, call(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}").status());
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/metrics", "{\"metrics_path\": \"" + metrics + "\"}")
+                            .status());
+            assertEquals(
+                    204,
+                    call(
+                                    api,
+                                    "PUT",
+                                    "/boot-source",
+                                    "{\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"api test\"}")
+                            .status());
+            assertEquals(
+                    204,
+                    call(
+                                    api,
+                                    "PUT",
+                                    "/drives/rootfs",
+                                    "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
+                                            + "\", \"is_root_device\": true, \"is_read_only\": false}")
+                            .status());
+            assertEquals(
+                    204,
+                    call(
+                                    api,
+                                    "PUT",
+                                    "/network-interfaces/net1",
+                                    "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\", \"jvmm_net\": \"user\"}")
+                            .status());
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}")
+                            .status());
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}")
+                            .status());
 
             await(() -> dots() >= 3, "the guest to run");
-            assertTrue(debugcon.toString().startsWith("api guest: booted, cmdline=api test root=/dev/vda rw"), debugcon.toString());
+            assertTrue(
+                    debugcon.toString().startsWith("api guest: booted, cmdline=api test root=/dev/vda rw"),
+                    debugcon.toString());
             assertEquals("Running", instance.info().state());
-            assertEquals(400, call(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}").status(), "once only");
+            assertEquals(
+                    400,
+                    call(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}")
+                            .status(),
+                    "once only");
             ApiResponse late = call(api, "PUT", "/boot-source", "{\"kernel_image_path\": \"" + disk + "\"}");
             assertEquals(400, late.status());
             assertTrue(late.body().orElseThrow().contains("not supported after starting the microVM"), late.toString());
             assertEquals(kernel.toString(), instance.vmConfig().bootSource().kernelImagePath(), "unchanged");
-            assertEquals(400, call(api, "PUT", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
-                    + "\", \"is_root_device\": true}").status());
-            assertEquals(400, call(api, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}").status());
+            assertEquals(
+                    400,
+                    call(
+                                    api,
+                                    "PUT",
+                                    "/drives/rootfs",
+                                    "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
+                                            + "\", \"is_root_device\": true}")
+                            .status());
+            assertEquals(
+                    400,
+                    call(api, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}")
+                            .status());
 
-            assertEquals(204, call(api, "PATCH", "/vm", "{\"state\": \"Paused\"}").status());
-            assertEquals("Paused", new ObjectMapper().readTree(call(api, "GET", "/", null).body().orElseThrow()).get("state").asText());
+            assertEquals(
+                    204, call(api, "PATCH", "/vm", "{\"state\": \"Paused\"}").status());
+            assertEquals(
+                    "Paused",
+                    new ObjectMapper()
+                            .readTree(call(api, "GET", "/", null).body().orElseThrow())
+                            .get("state")
+                            .asText());
             // debugcon's bytes reach the stream through an output pump thread: let those written before the
             // pause arrive, then nothing more may.
             Thread.sleep(300);
             int held = dots();
             Thread.sleep(500);
             assertEquals(held, dots(), "a paused guest prints nothing");
-            assertEquals(204, call(api, "PATCH", "/vm", "{\"state\": \"Paused\"}").status(), "pausing twice is no error");
-            assertEquals(204, call(api, "PATCH", "/vm", "{\"state\": \"Resumed\"}").status());
+            assertEquals(
+                    204, call(api, "PATCH", "/vm", "{\"state\": \"Paused\"}").status(), "pausing twice is no error");
+            assertEquals(
+                    204, call(api, "PATCH", "/vm", "{\"state\": \"Resumed\"}").status());
             await(() -> dots() > held + 2, "the guest to run again");
             assertEquals("Running", instance.info().state());
 
-            assertEquals(204, call(api, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}").status());
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}")
+                            .status());
             List<String> lines = Files.readAllLines(metrics);
             assertEquals(1, lines.size(), lines.toString());
             JsonNode line = new ObjectMapper().readTree(lines.getFirst());
@@ -97,7 +159,10 @@ class ApiKvmTest {
             assertTrue(line.get("net").has("net1"), line.toString());
             assertTrue(line.get("api_server").get("refused").asLong() >= 4, line.toString());
 
-            assertEquals(204, call(api, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}").status());
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}")
+                            .status());
             Instance.End end = instance.awaitEnd();
             assertEquals(new ExitStatus.PowerOff(), end.status(), debugcon.toString());
             assertTrue(debugcon.toString().contains("api guest: power button"), debugcon.toString());
@@ -112,13 +177,26 @@ class ApiKvmTest {
     void aGuestsRebootBootsItAgainUnlessTheHostSaysNo() throws Exception {
         Path kernel = TestKernels.guest("reboot.elf", dir);
         int[] asked = {0};
-        Instance instance = new Instance(new Instance.Host("reboots", b -> b.debugcon(debugcon).debugExit(0xf4),
-                () -> ++asked[0] < 3, Instance.Logs.IGNORED, Instance.Host.DEFAULT_PAUSE_TIMEOUT));
+        Instance instance = new Instance(new Instance.Host(
+                "reboots",
+                b -> b.debugcon(debugcon).debugExit(0xf4),
+                () -> ++asked[0] < 3,
+                Instance.Logs.IGNORED,
+                Instance.Host.DEFAULT_PAUSE_TIMEOUT));
         try (instance) {
             Api api = new Api(instance);
-            assertEquals(204, call(api, "PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\"}").status());
-            assertEquals(204, call(api, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 32}").status());
-            assertEquals(204, call(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}").status());
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\"}")
+                            .status());
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 32}")
+                            .status());
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}")
+                            .status());
             assertEquals(new ExitStatus.Reset(), instance.awaitEnd().status());
         }
         assertEquals(3, debugcon.toString().split("reboot guest: booted", -1).length - 1, debugcon.toString());

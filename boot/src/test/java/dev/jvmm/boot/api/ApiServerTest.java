@@ -1,11 +1,11 @@
 package dev.jvmm.boot.api;
 
-import dev.jvmm.boot.BootException;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jvmm.boot.BootException;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -29,11 +29,10 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The API on its Unix socket, without KVM: the socket file's life, curl as the client, and the robustness rules
@@ -42,8 +41,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class ApiServerTest {
     private static final Duration ANSWER = Duration.ofSeconds(10);
+
     @TempDir
     Path dir;
+
     Path socket;
     CountDownLatch loggerGate = new CountDownLatch(0);
     final CountDownLatch loggerEntered = new CountDownLatch(1);
@@ -87,7 +88,10 @@ class ApiServerTest {
 
     private static String request(String method, String path, String body) {
         return method + " " + path + " HTTP/1.1\r\nHost: localhost\r\n"
-                + (body == null ? "\r\n" : "Content-Type: application/json\r\nContent-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body);
+                + (body == null
+                        ? "\r\n"
+                        : "Content-Type: application/json\r\nContent-Length: "
+                                + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body);
     }
 
     /** Reads one response (status line, headers, Content-Length body) within {@link #ANSWER}. */
@@ -98,7 +102,8 @@ class ApiServerTest {
             int status = Integer.parseInt(head.substring(9, 12));
             int length = 0;
             for (String line : head.split("\r\n"))
-                if (line.toLowerCase().startsWith("content-length:")) length = Integer.parseInt(line.substring(15).trim());
+                if (line.toLowerCase().startsWith("content-length:"))
+                    length = Integer.parseInt(line.substring(15).trim());
             return new Response(status, head, new String(in.readNBytes(length), StandardCharsets.UTF_8));
         });
         return f.get(ANSWER.toMillis(), TimeUnit.MILLISECONDS);
@@ -157,12 +162,14 @@ class ApiServerTest {
         }
         assertTrue(Files.exists(stale));
         assertThrows(BootException.class, () -> ApiServer.bind(stale, new Api(instance)));
-        BootException noFolder = assertThrows(BootException.class, () -> ApiServer.bind(dir.resolve("no/such/dir/api.sock"), new Api(instance)));
+        BootException noFolder = assertThrows(
+                BootException.class, () -> ApiServer.bind(dir.resolve("no/such/dir/api.sock"), new Api(instance)));
         assertTrue(noFolder.getMessage().contains("does not exist"), noFolder.getMessage());
     }
 
     private List<String> curl(String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of("curl", "-s", "-S", "--max-time", "10", "--unix-socket", socket.toString(), "-w", "\n%{http_code}"));
+        List<String> cmd = new ArrayList<>(List.of(
+                "curl", "-s", "-S", "--max-time", "10", "--unix-socket", socket.toString(), "-w", "\n%{http_code}"));
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -176,8 +183,16 @@ class ApiServerTest {
         List<String> r = curl("http://localhost/");
         assertEquals("200", r.get(0));
         assertTrue(r.get(1).contains("\"state\":\"Not started\""), r.get(1));
-        r = curl("-X", "PUT", "http://localhost/machine-config", "-H", "Accept: application/json", "-H", "Content-Type: application/json",
-                "-d", "{\"vcpu_count\": 2, \"mem_size_mib\": 256}");
+        r = curl(
+                "-X",
+                "PUT",
+                "http://localhost/machine-config",
+                "-H",
+                "Accept: application/json",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                "{\"vcpu_count\": 2, \"mem_size_mib\": 256}");
         assertEquals(List.of("204", ""), r);
         r = curl("-X", "PUT", "http://localhost/machine-config", "-d", "{\"vcpu_count\": 2, \"mem_size\": 256}");
         assertEquals("400", r.get(0));
@@ -186,8 +201,16 @@ class ApiServerTest {
         assertEquals("400", r.get(0));
         assertTrue(r.get(1).contains("Invalid request method and/or path: PUT /nope."), r.get(1));
         // A body over the limit, which curl announces with Expect: 100-continue and Content-Length.
-        Path big = Files.writeString(dir.resolve("big.json"), "{\"vcpu_count\": 2, \"x\": \"" + "a".repeat(60_000) + "\"}");
-        r = curl("-X", "PUT", "http://localhost/machine-config", "-H", "Expect: 100-continue", "--data-binary", "@" + big);
+        Path big = Files.writeString(
+                dir.resolve("big.json"), "{\"vcpu_count\": 2, \"x\": \"" + "a".repeat(60_000) + "\"}");
+        r = curl(
+                "-X",
+                "PUT",
+                "http://localhost/machine-config",
+                "-H",
+                "Expect: 100-continue",
+                "--data-binary",
+                "@" + big);
         assertEquals("400", r.get(0));
         assertTrue(r.get(1).contains("is larger than the limit of 51200 allowed by server"), r.get(1));
         assertEquals(2, instance.machineConfig().vcpuCount());
@@ -200,7 +223,11 @@ class ApiServerTest {
             InputStream in = Channels.newInputStream(ch);
             Response r = read(in);
             assertEquals(400, r.status());
-            assertTrue(r.body().contains("Request payload with size 60000 is larger than the limit of 51200 allowed by server."), r.body());
+            assertTrue(
+                    r.body()
+                            .contains(
+                                    "Request payload with size 60000 is larger than the limit of 51200 allowed by server."),
+                    r.body());
             assertTrue(closedByServer(in));
         }
         try (SocketChannel ch = connect()) { // no length announced: chunks add up past the limit
@@ -217,8 +244,11 @@ class ApiServerTest {
 
     @Test
     void malformedHttpIs400AndClosed() throws Exception {
-        for (String garbage : new String[] {"GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nX: " + "y".repeat(10_000) + "\r\n\r\n",
-                "PUT /vm HTTP/1.1\r\nContent-Length: -5\r\n\r\n"}) {
+        for (String garbage : new String[] {
+            "GARBAGE\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: " + "y".repeat(10_000) + "\r\n\r\n",
+            "PUT /vm HTTP/1.1\r\nContent-Length: -5\r\n\r\n"
+        }) {
             try (SocketChannel ch = connect()) {
                 send(ch, garbage);
                 InputStream in = Channels.newInputStream(ch);
@@ -235,8 +265,12 @@ class ApiServerTest {
     void pipelinedRequestsAreAnsweredInOrder() throws Exception {
         try (SocketChannel ch = connect()) {
             // A change (on the worker) and then reads (answered at once): the reads must still come second and see it.
-            send(ch, request("PUT", "/machine-config", "{\"vcpu_count\": 3, \"mem_size_mib\": 64}")
-                    + request("GET", "/machine-config", null) + request("PUT", "/nope", "{}") + request("GET", "/", null));
+            send(
+                    ch,
+                    request("PUT", "/machine-config", "{\"vcpu_count\": 3, \"mem_size_mib\": 64}")
+                            + request("GET", "/machine-config", null)
+                            + request("PUT", "/nope", "{}")
+                            + request("GET", "/", null));
             InputStream in = Channels.newInputStream(ch);
             assertEquals(204, read(in).status());
             Response config = read(in);
@@ -258,7 +292,13 @@ class ApiServerTest {
                     InputStream in = Channels.newInputStream(ch);
                     for (int i = 0; i < 20; i++) {
                         boolean valid = (client + i) % 3 != 0;
-                        send(ch, request("PUT", "/machine-config", "{\"vcpu_count\": " + (valid ? 1 + client % 4 : 0) + ", \"mem_size_mib\": 64}"));
+                        send(
+                                ch,
+                                request(
+                                        "PUT",
+                                        "/machine-config",
+                                        "{\"vcpu_count\": " + (valid ? 1 + client % 4 : 0)
+                                                + ", \"mem_size_mib\": 64}"));
                         Response r = read(in);
                         assertEquals(valid ? 204 : 400, r.status(), r.body());
                         send(ch, request("GET", "/", null));
@@ -301,14 +341,18 @@ class ApiServerTest {
 
     @Test
     void slowAndVanishedClientsBlockNoOne() throws Exception {
-        try (SocketChannel slow = connect(); SocketChannel halfBody = connect()) {
+        try (SocketChannel slow = connect();
+                SocketChannel halfBody = connect()) {
             send(slow, "PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Le"); // and then nothing
             send(halfBody, "PUT /machine-config HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"vcpu_count\"");
             SocketChannel vanished = connect();
             send(vanished, request("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}"));
             vanished.close(); // before reading its answer
             assertEquals(200, exchange("GET", "/", null).status());
-            assertEquals(204, exchange("PUT", "/machine-config", "{\"vcpu_count\": 4, \"mem_size_mib\": 64}").status());
+            assertEquals(
+                    204,
+                    exchange("PUT", "/machine-config", "{\"vcpu_count\": 4, \"mem_size_mib\": 64}")
+                            .status());
             assertEquals(4, instance.machineConfig().vcpuCount());
         }
     }
@@ -316,7 +360,8 @@ class ApiServerTest {
     @Test
     void readsAreAnsweredWhileAChangeIsInProgress() throws Exception {
         loggerGate = new CountDownLatch(1);
-        try (SocketChannel changing = connect(); SocketChannel queued = connect()) {
+        try (SocketChannel changing = connect();
+                SocketChannel queued = connect()) {
             send(changing, request("PUT", "/logger", "{\"level\": \"Info\"}"));
             assertTrue(loggerEntered.await(ANSWER.toSeconds(), TimeUnit.SECONDS)); // it is on the worker, waiting
             send(queued, request("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}"));
@@ -326,13 +371,17 @@ class ApiServerTest {
             assertEquals(200, exchange("GET", "/machine-config", null).status());
             assertTrue(System.nanoTime() - t0 < Duration.ofSeconds(5).toNanos());
             InputStream queuedIn = Channels.newInputStream(queued);
-            assertThrows(TimeoutException.class, () -> CompletableFuture.supplyAsync(() -> {
-                try {
-                    return read(queuedIn);
-                } catch (Exception e) {
-                    throw new RuntimeException(e);
-                }
-            }).get(300, TimeUnit.MILLISECONDS), "changes wait their turn");
+            assertThrows(
+                    TimeoutException.class,
+                    () -> CompletableFuture.supplyAsync(() -> {
+                                try {
+                                    return read(queuedIn);
+                                } catch (Exception e) {
+                                    throw new RuntimeException(e);
+                                }
+                            })
+                            .get(300, TimeUnit.MILLISECONDS),
+                    "changes wait their turn");
             loggerGate.countDown();
             assertEquals(204, read(Channels.newInputStream(changing)).status());
         }

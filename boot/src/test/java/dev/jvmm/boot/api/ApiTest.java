@@ -1,20 +1,19 @@
 package dev.jvmm.boot.api;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The API as a function, without sockets or KVM: every endpoint before InstanceStart and every way a request can
@@ -24,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ApiTest {
     @TempDir
     Path dir;
+
     Path kernel, disk;
     final List<String> logCalls = new ArrayList<>();
     Api api;
@@ -32,8 +32,10 @@ class ApiTest {
     void setUp() throws Exception {
         kernel = Files.writeString(dir.resolve("vmlinux"), "not really a kernel");
         disk = Files.write(dir.resolve("rootfs.ext4"), new byte[4096]);
-        Instance.Logs logs = (file, level) -> logCalls.add(file.map(Path::toString).orElse("-") + " " + level.orElse("-"));
-        api = new Api(new Instance(new Instance.Host("test-vm", b -> b, () -> true, logs, Instance.Host.DEFAULT_PAUSE_TIMEOUT)));
+        Instance.Logs logs =
+                (file, level) -> logCalls.add(file.map(Path::toString).orElse("-") + " " + level.orElse("-"));
+        api = new Api(new Instance(
+                new Instance.Host("test-vm", b -> b, () -> true, logs, Instance.Host.DEFAULT_PAUSE_TIMEOUT)));
     }
 
     private ApiResponse call(String method, String path, String body) {
@@ -74,7 +76,8 @@ class ApiTest {
         assertEquals(1, c.get("vcpu_count").asInt());
         assertEquals(128, c.get("mem_size_mib").asInt());
         assertFalse(c.get("smt").asBoolean());
-        assertNoContent(call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"track_dirty_pages\": true}"));
+        assertNoContent(call(
+                "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"track_dirty_pages\": true}"));
         c = json(call("GET", "/machine-config", null));
         assertEquals(2, c.get("vcpu_count").asInt());
         assertEquals(256, c.get("mem_size_mib").asInt());
@@ -84,23 +87,49 @@ class ApiTest {
         assertEquals(2, c.get("vcpu_count").asInt(), "PATCH keeps what it does not name");
         assertEquals(512, c.get("mem_size_mib").asInt());
         assertNoContent(call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}"));
-        assertFalse(json(call("GET", "/machine-config", null)).get("track_dirty_pages").asBoolean(), "PUT resets what it does not name");
+        assertFalse(
+                json(call("GET", "/machine-config", null))
+                        .get("track_dirty_pages")
+                        .asBoolean(),
+                "PUT resets what it does not name");
     }
 
     @Test
     void machineConfigRefusals() throws Exception {
         assertFault(call("PUT", "/machine-config", "{\"mem_size_mib\": 256}"), "missing field `vcpu_count`");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 0, \"mem_size_mib\": 256}"), "vcpu_count must be at least 1, not 0");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 8}"), "mem_size_mib must be at least 16", "not 8");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 1.5, \"mem_size_mib\": 256}"), "`vcpu_count`", "integer");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": \"2\", \"mem_size_mib\": 256}"), "`vcpu_count`", "integer");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 99999999999, \"mem_size_mib\": 256}"), "out of range");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"smt\": true}"), "SMT is not supported");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"huge_pages\": \"2M\"}"), "huge_pages 2M");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"huge_pages\": \"1G\"}"),
-                "unknown variant `1G`", "`None`, `Transparent`, `2M`");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"cpu_template\": \"T2\"}"), "no CPU templates");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"vcpus\": 3}"), "unknown field `vcpus`");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 0, \"mem_size_mib\": 256}"),
+                "vcpu_count must be at least 1, not 0");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 8}"),
+                "mem_size_mib must be at least 16",
+                "not 8");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 1.5, \"mem_size_mib\": 256}"),
+                "`vcpu_count`",
+                "integer");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": \"2\", \"mem_size_mib\": 256}"),
+                "`vcpu_count`",
+                "integer");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 99999999999, \"mem_size_mib\": 256}"), "out of range");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"smt\": true}"),
+                "SMT is not supported");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"huge_pages\": \"2M\"}"),
+                "huge_pages 2M");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"huge_pages\": \"1G\"}"),
+                "unknown variant `1G`",
+                "`None`, `Transparent`, `2M`");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"cpu_template\": \"T2\"}"),
+                "no CPU templates");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"vcpus\": 3}"),
+                "unknown field `vcpus`");
         assertFault(call("PATCH", "/machine-config", "{}"), "Empty PATCH request.");
         assertFault(call("PATCH", "/machine-config", "{\"vcpu_count\": 0}"), "vcpu_count must be at least 1");
         JsonNode c = json(call("GET", "/machine-config", null));
@@ -110,43 +139,105 @@ class ApiTest {
 
     @Test
     void bootSource() throws Exception {
-        assertFault(call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + dir.resolve("missing") + "\"}"),
-                "Boot source error", dir.resolve("missing").toString(), "no such file");
+        assertFault(
+                call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + dir.resolve("missing") + "\"}"),
+                "Boot source error",
+                dir.resolve("missing").toString(),
+                "no such file");
         assertFault(call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + dir + "\"}"), "is a directory");
-        assertFault(call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\", \"initrd_path\": \"/no/initrd\"}"),
+        assertFault(
+                call(
+                        "PUT",
+                        "/boot-source",
+                        "{\"kernel_image_path\": \"" + kernel + "\", \"initrd_path\": \"/no/initrd\"}"),
                 "the initrd file /no/initrd cannot be opened");
-        assertFault(call("PUT", "/boot-source", "{\"boot_args\": \"console=ttyS0\"}"), "missing field `kernel_image_path`");
-        assertFault(call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\", \"bootargs\": \"x\"}"),
-                "unknown field `bootargs`", "`boot_args`, `initrd_path`, `kernel_image_path`");
-        assertNoContent(call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"console=ttyS0 reboot=k\"}"));
+        assertFault(
+                call("PUT", "/boot-source", "{\"boot_args\": \"console=ttyS0\"}"), "missing field `kernel_image_path`");
+        assertFault(
+                call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\", \"bootargs\": \"x\"}"),
+                "unknown field `bootargs`",
+                "`boot_args`, `initrd_path`, `kernel_image_path`");
+        assertNoContent(call(
+                "PUT",
+                "/boot-source",
+                "{\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"console=ttyS0 reboot=k\"}"));
         JsonNode c = json(call("GET", "/vm/config", null));
-        assertEquals(kernel.toString(), c.get("boot-source").get("kernel_image_path").asText());
-        assertEquals("console=ttyS0 reboot=k", c.get("boot-source").get("boot_args").asText());
+        assertEquals(
+                kernel.toString(), c.get("boot-source").get("kernel_image_path").asText());
+        assertEquals(
+                "console=ttyS0 reboot=k", c.get("boot-source").get("boot_args").asText());
     }
 
     @Test
     void drives() throws Exception {
-        String root = "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": true, \"is_read_only\": false}";
+        String root = "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
+                + "\", \"is_root_device\": true, \"is_read_only\": false}";
         assertNoContent(call("PUT", "/drives/rootfs", root));
         assertNoContent(call("PUT", "/drives/rootfs", root)); // the same id again updates it
         Path data = Files.write(dir.resolve("data.img"), new byte[4096]);
-        assertNoContent(call("PUT", "/drives/data_1", "{\"drive_id\": \"data_1\", \"path_on_host\": \"" + data
-                + "\", \"is_root_device\": false, \"is_read_only\": true, \"cache_type\": \"Writeback\", \"io_engine\": \"Sync\"}"));
-        assertFault(call("PUT", "/drives/other", "{\"drive_id\": \"other\", \"path_on_host\": \"" + data + "\", \"is_root_device\": true}"),
+        assertNoContent(
+                call(
+                        "PUT",
+                        "/drives/data_1",
+                        "{\"drive_id\": \"data_1\", \"path_on_host\": \"" + data
+                                + "\", \"is_root_device\": false, \"is_read_only\": true, \"cache_type\": \"Writeback\", \"io_engine\": \"Sync\"}"));
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/other",
+                        "{\"drive_id\": \"other\", \"path_on_host\": \"" + data + "\", \"is_root_device\": true}"),
                 "A root block device already exists!");
-        assertFault(call("PUT", "/drives/x", "{\"drive_id\": \"y\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}"),
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/x",
+                        "{\"drive_id\": \"y\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}"),
                 "The id from the path does not match the id from the body!");
-        assertFault(call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/no/such.img\", \"is_root_device\": false}"),
-                "Drive config error", "/no/such.img", "no such file");
-        assertFault(call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"" + data + "\"}"), "missing field `is_root_device`");
-        assertFault(call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"is_root_device\": false}"), "missing field `path_on_host`");
-        assertFault(call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"socket\": \"/run/vhost.sock\", \"is_root_device\": false}"), "vhost-user");
-        assertFault(call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
-                + "\", \"is_root_device\": false, \"rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 1}}}"), "rate_limiter is not supported");
-        assertFault(call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
-                + "\", \"is_root_device\": false, \"io_engine\": \"Turbo\"}"), "unknown variant `Turbo`");
-        assertFault(call("PUT", "/drives/", "{\"drive_id\": \"\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}"), "The ID cannot be empty.");
-        assertFault(call("PUT", "/drives/a-b", "{\"drive_id\": \"a-b\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}"),
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/x",
+                        "{\"drive_id\": \"x\", \"path_on_host\": \"/no/such.img\", \"is_root_device\": false}"),
+                "Drive config error",
+                "/no/such.img",
+                "no such file");
+        assertFault(
+                call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"" + data + "\"}"),
+                "missing field `is_root_device`");
+        assertFault(
+                call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"is_root_device\": false}"),
+                "missing field `path_on_host`");
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/x",
+                        "{\"drive_id\": \"x\", \"socket\": \"/run/vhost.sock\", \"is_root_device\": false}"),
+                "vhost-user");
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/x",
+                        "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
+                                + "\", \"is_root_device\": false, \"rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 1}}}"),
+                "rate_limiter is not supported");
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/x",
+                        "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
+                                + "\", \"is_root_device\": false, \"io_engine\": \"Turbo\"}"),
+                "unknown variant `Turbo`");
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/",
+                        "{\"drive_id\": \"\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}"),
+                "The ID cannot be empty.");
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/a-b",
+                        "{\"drive_id\": \"a-b\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}"),
                 "API Resource IDs can only contain alphanumeric characters and underscores.");
         JsonNode drives = json(call("GET", "/vm/config", null)).get("drives");
         assertEquals(2, drives.size(), drives.toString());
@@ -158,25 +249,61 @@ class ApiTest {
         Path ro = Files.write(dir.resolve("ro.img"), new byte[4096]);
         assertTrue(ro.toFile().setWritable(false, false));
         if (Files.isWritable(ro)) return; // root may write anyway: nothing to refuse
-        assertFault(call("PUT", "/drives/ro", "{\"drive_id\": \"ro\", \"path_on_host\": \"" + ro + "\", \"is_root_device\": false}"),
-                "is not writable", "is_read_only");
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/ro",
+                        "{\"drive_id\": \"ro\", \"path_on_host\": \"" + ro + "\", \"is_root_device\": false}"),
+                "is not writable",
+                "is_read_only");
     }
 
     @Test
     void networkInterfaces() throws Exception {
-        assertNoContent(call("PUT", "/network-interfaces/net1",
+        assertNoContent(call(
+                "PUT",
+                "/network-interfaces/net1",
                 "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\", \"host_dev_name\": \"tap0\"}"));
-        assertNoContent(call("PUT", "/network-interfaces/net2", "{\"iface_id\": \"net2\", \"jvmm_net\": \"user,hostfwd=tcp:127.0.0.1:0-:22\"}"));
-        assertFault(call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"guest_mac\": \"06:00:AC:10:00:02\", \"host_dev_name\": \"tap3\"}"),
+        assertNoContent(call(
+                "PUT",
+                "/network-interfaces/net2",
+                "{\"iface_id\": \"net2\", \"jvmm_net\": \"user,hostfwd=tcp:127.0.0.1:0-:22\"}"));
+        assertFault(
+                call(
+                        "PUT",
+                        "/network-interfaces/net3",
+                        "{\"iface_id\": \"net3\", \"guest_mac\": \"06:00:AC:10:00:02\", \"host_dev_name\": \"tap3\"}"),
                 "The MAC address is already in use: 06:00:ac:10:00:02");
-        assertFault(call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net4\", \"host_dev_name\": \"tap3\"}"),
+        assertFault(
+                call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net4\", \"host_dev_name\": \"tap3\"}"),
                 "The id from the path [net3] does not match the id from the body [net4]!");
-        assertFault(call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\"}"), "missing field `host_dev_name`");
-        assertFault(call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"jvmm_net\": \"user\"}"), "not both");
-        assertFault(call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"host_dev_name\": \"a,b\"}"), "host_dev_name a,b");
-        assertFault(call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"guest_mac\": \"zz\"}"), "guest_mac");
-        assertFault(call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"jvmm_net\": \"user,bogus=1\"}"), "jvmm_net", "bogus");
-        assertFault(call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"mtu\": 9000}"), "mtu");
+        assertFault(
+                call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\"}"), "missing field `host_dev_name`");
+        assertFault(
+                call(
+                        "PUT",
+                        "/network-interfaces/net3",
+                        "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"jvmm_net\": \"user\"}"),
+                "not both");
+        assertFault(
+                call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"host_dev_name\": \"a,b\"}"),
+                "host_dev_name a,b");
+        assertFault(
+                call(
+                        "PUT",
+                        "/network-interfaces/net3",
+                        "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"guest_mac\": \"zz\"}"),
+                "guest_mac");
+        assertFault(
+                call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"jvmm_net\": \"user,bogus=1\"}"),
+                "jvmm_net",
+                "bogus");
+        assertFault(
+                call(
+                        "PUT",
+                        "/network-interfaces/net3",
+                        "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"mtu\": 9000}"),
+                "mtu");
         JsonNode nics = json(call("GET", "/vm/config", null)).get("network-interfaces");
         assertEquals(2, nics.size(), nics.toString());
     }
@@ -184,7 +311,11 @@ class ApiTest {
     @Test
     void loggerAndMetrics() throws Exception {
         Path log = dir.resolve("fc.log"), metrics = dir.resolve("metrics.json");
-        assertNoContent(call("PUT", "/logger", "{\"log_path\": \"" + log + "\", \"level\": \"Debug\", \"show_level\": true, \"show_log_origin\": true}"));
+        assertNoContent(call(
+                "PUT",
+                "/logger",
+                "{\"log_path\": \"" + log
+                        + "\", \"level\": \"Debug\", \"show_level\": true, \"show_log_origin\": true}"));
         assertEquals(List.of(log + " debug"), logCalls);
         assertNoContent(call("PUT", "/logger", "{\"level\": \"Warning\"}"));
         assertEquals(List.of(log + " debug", "- warn"), logCalls);
@@ -192,22 +323,35 @@ class ApiTest {
         assertFault(call("PUT", "/logger", "{\"level\": \"Info\", \"module\": \"api_server\"}"), "module filtering");
         assertNoContent(call("PUT", "/metrics", "{\"metrics_path\": \"" + metrics + "\"}"));
         assertTrue(Files.exists(metrics));
-        assertFault(call("PUT", "/metrics", "{\"metrics_path\": \"" + metrics + "\"}"), "Reinitialization of metrics not allowed.");
-        assertFault(call("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}"), "not supported before starting the microVM");
+        assertFault(
+                call("PUT", "/metrics", "{\"metrics_path\": \"" + metrics + "\"}"),
+                "Reinitialization of metrics not allowed.");
+        assertFault(
+                call("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}"),
+                "not supported before starting the microVM");
     }
 
     @Test
     void actionsAndVmStateBeforeStart() throws Exception {
-        assertFault(call("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), "Cannot start microvm without kernel configuration.");
-        assertFault(call("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}"), "not supported before starting the microVM");
-        assertFault(call("PUT", "/actions", "{\"action_type\": \"Reboot\"}"),
-                "unknown variant `Reboot`", "`FlushMetrics`, `InstanceStart`, `SendCtrlAltDel`");
+        assertFault(
+                call("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"),
+                "Cannot start microvm without kernel configuration.");
+        assertFault(
+                call("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}"),
+                "not supported before starting the microVM");
+        assertFault(
+                call("PUT", "/actions", "{\"action_type\": \"Reboot\"}"),
+                "unknown variant `Reboot`",
+                "`FlushMetrics`, `InstanceStart`, `SendCtrlAltDel`");
         assertFault(call("PUT", "/actions", "{}"), "missing field `action_type`");
         assertFault(call("PATCH", "/vm", "{\"state\": \"Paused\"}"), "not supported before starting the microVM");
         assertFault(call("PATCH", "/vm", "{\"state\": \"Frozen\"}"), "unknown variant `Frozen`");
         // A kernel jvmm cannot boot: InstanceStart fails and the instance is as it was, still configurable.
         assertNoContent(call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\"}"));
-        assertFault(call("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), "Start microvm error", "is not a kernel jvmm can boot");
+        assertFault(
+                call("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"),
+                "Start microvm error",
+                "is not a kernel jvmm can boot");
         assertEquals("Not started", json(call("GET", "/", null)).get("state").asText());
         assertNoContent(call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}"));
     }
@@ -215,15 +359,23 @@ class ApiTest {
     @Test
     void pathsMethodsAndBodies() throws Exception {
         assertFault(call("GET", "/nowhere", null), "Invalid request method and/or path: GET /nowhere.");
-        assertFault(call("POST", "/actions", "{\"action_type\": \"InstanceStart\"}"), "Invalid request method and/or path: POST /actions.");
-        assertFault(call("DELETE", "/drives/rootfs", null), "Invalid request method and/or path: DELETE /drives/rootfs.");
-        assertFault(call("PUT", "/boot-source/extra", "{\"kernel_image_path\": \"" + kernel + "\"}"), "Invalid request method and/or path");
+        assertFault(
+                call("POST", "/actions", "{\"action_type\": \"InstanceStart\"}"),
+                "Invalid request method and/or path: POST /actions.");
+        assertFault(
+                call("DELETE", "/drives/rootfs", null), "Invalid request method and/or path: DELETE /drives/rootfs.");
+        assertFault(
+                call("PUT", "/boot-source/extra", "{\"kernel_image_path\": \"" + kernel + "\"}"),
+                "Invalid request method and/or path");
         assertFault(call("PUT", "/machine-config", null), "Empty PUT request.");
         assertFault(call("PATCH", "/vm", null), "Empty PATCH request.");
         assertFault(call("GET", "/", "{}"), "GET request cannot have a body.");
         assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64"), "line 1");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"vcpu_count\": 2, \"mem_size_mib\": 64}"), "Duplicate field 'vcpu_count'");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64} {}"), "trailing characters");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"vcpu_count\": 2, \"mem_size_mib\": 64}"),
+                "Duplicate field 'vcpu_count'");
+        assertFault(
+                call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64} {}"), "trailing characters");
         assertFault(call("PUT", "/machine-config", "null"), "expected a JSON object");
         assertFault(call("PUT", "/machine-config", "[1, 2]"), "expected an object");
         assertFault(call("PUT", "/machine-config", "\u0000\u00ff garbage"), "line 1");
@@ -234,16 +386,28 @@ class ApiTest {
     @Test
     void aConfigurationFileUsesTheSameBodiesUnderTheirResourceNames() throws Exception {
         Instance instance = api.instance();
-        instance.configure(Api.readConfig(("{\"boot-source\": {\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"quiet\"},"
-                + " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": true, \"is_read_only\": true}],"
-                + " \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 96},"
-                + " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"jvmm_net\": \"user\"}]}").getBytes()));
+        instance.configure(Api.readConfig(
+                ("{\"boot-source\": {\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"quiet\"},"
+                                + " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
+                                + "\", \"is_root_device\": true, \"is_read_only\": true}],"
+                                + " \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 96},"
+                                + " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"jvmm_net\": \"user\"}]}")
+                        .getBytes()));
         var config = instance.vmConfig();
         assertEquals(2, config.machineConfig().vcpuCount());
         assertEquals("rootfs", config.drives().getFirst().driveId());
-        var machine = new Resources(Optional.of(config.bootSource()), config.machineConfig(), config.drives(), List.of(), Optional.empty(), Optional.empty())
+        var machine = new Resources(
+                        Optional.of(config.bootSource()),
+                        config.machineConfig(),
+                        config.drives(),
+                        List.of(),
+                        Optional.empty(),
+                        Optional.empty())
                 .toMachineConfig(b -> b);
-        assertEquals("quiet root=/dev/vda ro", machine.cmdline().orElseThrow(), "Firecracker names the root drive on the command line");
+        assertEquals(
+                "quiet root=/dev/vda ro",
+                machine.cmdline().orElseThrow(),
+                "Firecracker names the root drive on the command line");
         assertEquals(96L << 20, machine.memoryBytes());
         assertTrue(machine.disks().getFirst().readOnly());
         assertTrue(machine.nics().orElseThrow().isEmpty(), "no NIC unless configured, as in Firecracker");

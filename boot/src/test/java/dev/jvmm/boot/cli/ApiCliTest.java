@@ -1,16 +1,15 @@
 package dev.jvmm.boot.cli;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** jvmm run's --api-sock and --config-file: every mistake is one line and exit status 1, before any VM runs. */
 class ApiCliTest {
@@ -19,7 +18,8 @@ class ApiCliTest {
 
     private static String oneLineError(String... args) {
         StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = Main.execute(java.io.InputStream.nullInputStream(), new PrintWriter(out, true), new PrintWriter(err, true), args);
+        int code = Main.execute(
+                java.io.InputStream.nullInputStream(), new PrintWriter(out, true), new PrintWriter(err, true), args);
         assertEquals(1, code, err.toString());
         String[] lines = err.toString().strip().split("\n");
         assertEquals(1, lines.length, "one line, got:\n" + err);
@@ -41,16 +41,22 @@ class ApiCliTest {
         String m = oneLineError("run", "--api-sock", dir.resolve("a.sock").toString(), "--memory", "1G");
         assertTrue(m.contains("--memory cannot be combined with --api-sock or --config-file"), m);
         assertFalse(Files.exists(dir.resolve("a.sock")));
-        assertTrue(oneLineError("run", "--api-sock", dir.resolve("a.sock").toString(), "--id", "no spaces").contains("--id"));
+        assertTrue(oneLineError("run", "--api-sock", dir.resolve("a.sock").toString(), "--id", "no spaces")
+                .contains("--id"));
     }
 
     @Test
     void configFileMistakesNameTheFileAndTheField() throws Exception {
-        assertTrue(oneLineError("run", "--config-file", dir.resolve("none.json").toString()).contains("no such file"));
-        Path bad = Files.writeString(dir.resolve("bad.json"), "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"machine-config\": {\"vcpus\": 1}}");
+        assertTrue(oneLineError("run", "--config-file", dir.resolve("none.json").toString())
+                .contains("no such file"));
+        Path bad = Files.writeString(
+                dir.resolve("bad.json"),
+                "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"machine-config\": {\"vcpus\": 1}}");
         String m = oneLineError("run", "--config-file", bad.toString());
         assertTrue(m.contains("--config-file " + bad) && m.contains("unknown field `vcpus`"), m);
-        Path noKernel = Files.writeString(dir.resolve("nokernel.json"), "{\"boot-source\": {\"kernel_image_path\": \"" + dir.resolve("vmlinux") + "\"}}");
+        Path noKernel = Files.writeString(
+                dir.resolve("nokernel.json"),
+                "{\"boot-source\": {\"kernel_image_path\": \"" + dir.resolve("vmlinux") + "\"}}");
         m = oneLineError("run", "--config-file", noKernel.toString());
         assertTrue(m.contains("the kernel file " + dir.resolve("vmlinux") + " cannot be opened: no such file"), m);
         Path empty = Files.writeString(dir.resolve("empty.json"), "{}");

@@ -1,17 +1,16 @@
 package dev.jvmm.boot.cli;
 
-import dev.jvmm.core.testing.RequiresKvm;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jvmm.core.testing.RequiresKvm;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The command line: every error a user can cause is one line and a non-zero exit, never a stack trace. */
 class CliTest {
@@ -22,7 +21,8 @@ class CliTest {
 
     private static Result jvmm(String... args) {
         StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = Main.execute(java.io.InputStream.nullInputStream(), new PrintWriter(out, true), new PrintWriter(err, true), args);
+        int code = Main.execute(
+                java.io.InputStream.nullInputStream(), new PrintWriter(out, true), new PrintWriter(err, true), args);
         return new Result(code, out.toString(), err.toString());
     }
 
@@ -39,9 +39,20 @@ class CliTest {
     void helpListsEveryOptionWithItsDefault() {
         Result r = jvmm("run", "--help");
         assertEquals(0, r.code());
-        for (String opt : new String[] {"--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--cpu-features",
-                "--boot-path", "--debugcon", "--debug-exit", "--disk", "--net", "--stats"})
-            assertTrue(r.out().contains(opt), opt + " in\n" + r.out());
+        for (String opt : new String[] {
+            "--kernel",
+            "--initrd",
+            "--cmdline",
+            "--memory",
+            "--cpus",
+            "--cpu-features",
+            "--boot-path",
+            "--debugcon",
+            "--debug-exit",
+            "--disk",
+            "--net",
+            "--stats"
+        }) assertTrue(r.out().contains(opt), opt + " in\n" + r.out());
         assertTrue(r.out().contains("default: 512M"), r.out());
         assertTrue(r.out().contains("default: 1)"), r.out());
     }
@@ -53,10 +64,12 @@ class CliTest {
 
     @Test
     void noKvmDeviceSaysHowToRunInTheEmulatedMachine() {
-        var missing = dev.jvmm.core.KvmUnavailableException.of("/dev/kvm", new dev.jvmm.kvm.SyscallException("open", dev.jvmm.kvm.Errno.ENODEV));
+        var missing = dev.jvmm.core.KvmUnavailableException.of(
+                "/dev/kvm", new dev.jvmm.kvm.SyscallException("open", dev.jvmm.kvm.Errno.ENODEV));
         String m = Main.userMessage(missing);
         assertTrue(m.contains("/dev/kvm does not exist") && m.contains("JVMM_EMULATE=1 ./jvmm"), m);
-        var denied = dev.jvmm.core.KvmUnavailableException.of("/dev/kvm", new dev.jvmm.kvm.SyscallException("open", dev.jvmm.kvm.Errno.EACCES));
+        var denied = dev.jvmm.core.KvmUnavailableException.of(
+                "/dev/kvm", new dev.jvmm.kvm.SyscallException("open", dev.jvmm.kvm.Errno.EACCES));
         assertFalse(Main.userMessage(denied).contains("JVMM_EMULATE"), "a permission problem has its own remedy");
     }
 
@@ -67,9 +80,29 @@ class CliTest {
         // --cpus 100000 is refused by what KVM allows: on a host with KVM too, that error must not come first.
         Path text = Files.writeString(dir.resolve("readme.txt"), "just text");
         Path guest = dev.jvmm.boot.TestKernels.guest("smp.elf", dir);
-        assertOneLineError(jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--initrd", dir.resolve("none").toString()), "initrd");
-        assertOneLineError(jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", dir.resolve("none.img").toString()), "does not exist");
-        assertOneLineError(jvmm("run", "--kernel", text.toString(), "--cpus", "100000", "--memory", "64M"), "is not a kernel jvmm can boot");
+        assertOneLineError(
+                jvmm(
+                        "run",
+                        "--kernel",
+                        guest.toString(),
+                        "--cpus",
+                        "100000",
+                        "--initrd",
+                        dir.resolve("none").toString()),
+                "initrd");
+        assertOneLineError(
+                jvmm(
+                        "run",
+                        "--kernel",
+                        guest.toString(),
+                        "--cpus",
+                        "100000",
+                        "--disk",
+                        dir.resolve("none.img").toString()),
+                "does not exist");
+        assertOneLineError(
+                jvmm("run", "--kernel", text.toString(), "--cpus", "100000", "--memory", "64M"),
+                "is not a kernel jvmm can boot");
     }
 
     @Test
@@ -77,7 +110,8 @@ class CliTest {
     void noRebootEndsTheRunWhenTheGuestReboots() throws Exception {
         Path guest = dev.jvmm.boot.TestKernels.guest("reboot.elf", dir);
         Path log = dir.resolve("debugcon.log");
-        Result r = jvmm("run", "--kernel", guest.toString(), "--memory", "32M", "--debugcon", "file:" + log, "--no-reboot");
+        Result r = jvmm(
+                "run", "--kernel", guest.toString(), "--memory", "32M", "--debugcon", "file:" + log, "--no-reboot");
         assertEquals(0, r.code(), r.err());
         assertEquals(1, countBoots(Files.readString(log)), Files.readString(log));
     }
@@ -90,10 +124,21 @@ class CliTest {
     @RequiresKvm
     void aGuestRebootBootsItAgainUntilSigterm() throws Exception {
         Path guest = dev.jvmm.boot.TestKernels.guest("reboot.elf", dir);
-        Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "run", "--kernel", guest.toString(), "--memory", "32M", "--debugcon", "stdio")
-                .redirectError(dir.resolve("stderr.txt").toFile()).start();
+        Process p = new ProcessBuilder(
+                        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "--enable-native-access=ALL-UNNAMED",
+                        "-cp",
+                        System.getProperty("java.class.path"),
+                        Main.class.getName(),
+                        "run",
+                        "--kernel",
+                        guest.toString(),
+                        "--memory",
+                        "32M",
+                        "--debugcon",
+                        "stdio")
+                .redirectError(dir.resolve("stderr.txt").toFile())
+                .start();
         try {
             var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
             StringBuilder seen = new StringBuilder();
@@ -121,8 +166,12 @@ class CliTest {
     @Test
     void badLifecycleOptionsAreOneLine() {
         String kernel = dir.resolve("nope").toString();
-        assertOneLineError(jvmm("run", "--kernel", kernel, "--shutdown-timeout", "-3"), "--shutdown-timeout must be 0 or more seconds, not -3");
-        assertOneLineError(jvmm("run", "--kernel", kernel, "--log-level", "loud"), "--log-level must be error, warn, info, debug or trace, not 'loud'");
+        assertOneLineError(
+                jvmm("run", "--kernel", kernel, "--shutdown-timeout", "-3"),
+                "--shutdown-timeout must be 0 or more seconds, not -3");
+        assertOneLineError(
+                jvmm("run", "--kernel", kernel, "--log-level", "loud"),
+                "--log-level must be error, warn, info, debug or trace, not 'loud'");
     }
 
     @Test
@@ -147,7 +196,9 @@ class CliTest {
         Path f = Files.writeString(dir.resolve("k"), "x");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--cpus", "0"), "--cpus must be at least 1, not 0");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "8M"), "--memory must be at least 16M");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "16385K"), "--memory must be a multiple of 4K, not 16385K");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--memory", "16385K"),
+                "--memory must be a multiple of 4K, not 16385K");
     }
 
     @Test
@@ -172,7 +223,9 @@ class CliTest {
     @Test
     void unknownCpuFeatureIsOneLine() throws Exception {
         Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--cpu-features", "-warpdrive"), "unknown CPU feature 'warpdrive'");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--cpu-features", "-warpdrive"),
+                "unknown CPU feature 'warpdrive'");
     }
 
     @Test
@@ -185,16 +238,27 @@ class CliTest {
     @Test
     void badDiskOptionsAreOneLine() throws Exception {
         Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,transport=usb"), "transport must be mmio or pci");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,cache=none"), "unknown option 'cache=none'");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,serial=" + "x".repeat(21)), "at most 20");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,transport=usb"),
+                "transport must be mmio or pci");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,cache=none"), "unknown option 'cache=none'");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,serial=" + "x".repeat(21)), "at most 20");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", ",readonly"), "path is missing");
     }
 
     @Test
     void missingDiskImageIsOneLine() throws Exception {
         Path kernel = dev.jvmm.boot.TestKernels.guest("smp.elf", dir); // a real kernel: files are checked first
-        assertOneLineError(jvmm("run", "--kernel", kernel.toString(), "--disk", dir.resolve("nope.raw").toString()), "nope.raw");
+        assertOneLineError(
+                jvmm(
+                        "run",
+                        "--kernel",
+                        kernel.toString(),
+                        "--disk",
+                        dir.resolve("nope.raw").toString()),
+                "nope.raw");
     }
 
     @Test
@@ -227,25 +291,42 @@ class CliTest {
     void badNetOptionsAreOneLine() throws Exception {
         Path f = Files.writeString(dir.resolve("k"), "x");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "slirp"), "unknown backend");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,transport=usb"), "transport must be pci or mmio");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--net", "user,transport=usb"), "transport must be pci or mmio");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,hostfwd=tcp::70000-:22"), "70000");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,guestfwd=tcp:10.0.2.100:80-cmd:nc h 80"), "cmd: (a command per connection) is not supported");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--net", "user,guestfwd=tcp:10.0.2.100:80-cmd:nc h 80"),
+                "cmd: (a command per connection) is not supported");
         assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "tap"), "needs ifname=NAME");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "none", "--net", "user"), "--net none cannot be combined");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--net", "none", "--net", "user"),
+                "--net none cannot be combined");
     }
 
     @Test
     void netOptionsParseAndSelectTheNetwork() throws Exception {
-        var user = Nets.parse("user,hostfwd=tcp:127.0.0.1:2222-:22,restrict=on,transport=mmio").nic().orElseThrow();
+        var user = Nets.parse("user,hostfwd=tcp:127.0.0.1:2222-:22,restrict=on,transport=mmio")
+                .nic()
+                .orElseThrow();
         assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.MMIO, user.transport());
         var u = (dev.jvmm.devices.net.NetConfig.User) user.backend();
         assertTrue(u.restrict());
         assertEquals(2222, u.forwards().get(0).hostPort());
-        var open = (dev.jvmm.devices.net.NetConfig.User) Nets.parse("user,hostloopback=on,guestfwd=tcp:10.0.2.100:80-127.0.0.1:8080").nic().orElseThrow().backend();
+        var open = (dev.jvmm.devices.net.NetConfig.User)
+                Nets.parse("user,hostloopback=on,guestfwd=tcp:10.0.2.100:80-127.0.0.1:8080")
+                        .nic()
+                        .orElseThrow()
+                        .backend();
         assertTrue(open.hostLoopback());
         assertEquals(8080, open.guestForwards().get(0).hostPort());
-        assertFalse(((dev.jvmm.devices.net.NetConfig.User) Nets.parse("user").nic().orElseThrow().backend()).hostLoopback(), "closed by default");
-        var tap = Nets.parse("tap,ifname=tap0,bridge=br0,mac=52:54:00:01:02:03").nic().orElseThrow();
+        assertFalse(
+                ((dev.jvmm.devices.net.NetConfig.User)
+                                Nets.parse("user").nic().orElseThrow().backend())
+                        .hostLoopback(),
+                "closed by default");
+        var tap = Nets.parse("tap,ifname=tap0,bridge=br0,mac=52:54:00:01:02:03")
+                .nic()
+                .orElseThrow();
         assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.PCI, tap.transport(), "pci by default");
         assertEquals("tap0", ((dev.jvmm.devices.net.NetConfig.Tap) tap.backend()).ifname());
         assertTrue(Nets.parse("none").nic().isEmpty());
@@ -266,28 +347,55 @@ class CliTest {
     @RequiresKvm
     void aProbedQcow2ImageWithABackingFileNeedsItsFormatNamed() throws Exception {
         Path base = dir.resolve("base.qcow2"), top = dir.resolve("top.qcow2");
-        assertEquals(0, jvmm("img", "create", "-f", "qcow2", base.toString(), "1M").code());
-        assertEquals(0, jvmm("img", "create", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString()).code());
+        assertEquals(
+                0, jvmm("img", "create", "-f", "qcow2", base.toString(), "1M").code());
+        assertEquals(
+                0,
+                jvmm("img", "create", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString())
+                        .code());
         Path demo = dir.resolve("demo.elf");
         try (var in = CliTest.class.getResourceAsStream("/guests/demo.elf")) {
             Files.write(demo, in.readAllBytes());
         }
-        assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top.toString()),
+        assertOneLineError(
+                jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top.toString()),
                 "if it is a raw disk, add format=raw; if it is a qcow2 image, add format=qcow2");
-        assertEquals(0, jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top + ",format=qcow2").code());
-        assertEquals(0, jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", base.toString()).code());
-        assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--disk", dir.resolve("gone.img").toString()), "does not exist");
-        assertOneLineError(jvmm("run", "--kernel", demo.toString(), "--disk", base + ",format=vmdk"), "format must be raw or qcow2");
+        assertEquals(
+                0,
+                jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top + ",format=qcow2")
+                        .code());
+        assertEquals(
+                0,
+                jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", base.toString())
+                        .code());
+        assertOneLineError(
+                jvmm(
+                        "run",
+                        "--kernel",
+                        demo.toString(),
+                        "--disk",
+                        dir.resolve("gone.img").toString()),
+                "does not exist");
+        assertOneLineError(
+                jvmm("run", "--kernel", demo.toString(), "--disk", base + ",format=vmdk"),
+                "format must be raw or qcow2");
     }
 
     @Test
     void aProbedQcow2ImageWithABackingFileIsRefusedBeforeAnythingAboutKvm() throws Exception {
         // The rule aProbedQcow2ImageWithABackingFileNeedsItsFormatNamed checks with a running guest, here without KVM.
         Path base = dir.resolve("base.qcow2"), top = dir.resolve("top.qcow2");
-        assertEquals(0, jvmm("img", "create", "-q", "-f", "qcow2", base.toString(), "1M").code());
-        assertEquals(0, jvmm("img", "create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString()).code());
+        assertEquals(
+                0,
+                jvmm("img", "create", "-q", "-f", "qcow2", base.toString(), "1M")
+                        .code());
+        assertEquals(
+                0,
+                jvmm("img", "create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString())
+                        .code());
         Path guest = dev.jvmm.boot.TestKernels.guest("smp.elf", dir);
-        assertOneLineError(jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top.toString()),
+        assertOneLineError(
+                jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top.toString()),
                 "--disk " + top + " looks like a qcow2 image with a backing file: if it is a raw disk, add format=raw;"
                         + " if it is a qcow2 image, add format=qcow2 (its backing files must then lie in its directory or below,"
                         + " or add backing=any)");
@@ -297,17 +405,28 @@ class CliTest {
     void aBackingFileOutsideTheImageDirectoryNeedsBackingAny() throws Exception {
         Path secret = Files.write(dir.resolve("secret.raw"), new byte[1 << 20]);
         Path vm = Files.createDirectory(dir.resolve("vm")), top = vm.resolve("top.qcow2");
-        assertEquals(0, jvmm("img", "create", "-q", "-f", "qcow2", "-b", "../secret.raw", "-F", "raw", top.toString()).code());
+        assertEquals(
+                0,
+                jvmm("img", "create", "-q", "-f", "qcow2", "-b", "../secret.raw", "-F", "raw", top.toString())
+                        .code());
         Path guest = dev.jvmm.boot.TestKernels.guest("smp.elf", dir);
         // --cpus 100000 fails once the disks are open: the disk's error, if any, comes first (no KVM needed).
-        assertOneLineError(jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top + ",format=qcow2"),
-                "--disk " + top + ": top.qcow2 names backing file ../secret.raw, outside " + vm + "; add backing=any to follow it");
-        Result any = jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top + ",format=qcow2,backing=any");
+        assertOneLineError(
+                jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top + ",format=qcow2"),
+                "--disk " + top + ": top.qcow2 names backing file ../secret.raw, outside " + vm
+                        + "; add backing=any to follow it");
+        Result any = jvmm(
+                "run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top + ",format=qcow2,backing=any");
         assertEquals(1, any.code());
         assertFalse(any.err().contains("--disk"), "backing=any follows it: " + any.err());
-        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.BackingFiles.ANY, Disks.parse("a.qcow2,backing=any").backingFiles());
-        assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.BackingFiles.IMAGE_DIRECTORY, Disks.parse("a.qcow2").backingFiles());
-        org.junit.jupiter.api.Assertions.assertThrows(picocli.CommandLine.TypeConversionException.class, () -> Disks.parse("a.qcow2,backing=everywhere"));
+        assertEquals(
+                dev.jvmm.boot.MachineConfig.DiskConfig.BackingFiles.ANY,
+                Disks.parse("a.qcow2,backing=any").backingFiles());
+        assertEquals(
+                dev.jvmm.boot.MachineConfig.DiskConfig.BackingFiles.IMAGE_DIRECTORY,
+                Disks.parse("a.qcow2").backingFiles());
+        org.junit.jupiter.api.Assertions.assertThrows(
+                picocli.CommandLine.TypeConversionException.class, () -> Disks.parse("a.qcow2,backing=everywhere"));
         assertTrue(secret.toFile().exists());
     }
 

@@ -1,14 +1,9 @@
 package dev.jvmm.boot.cli;
 
+import static org.junit.jupiter.api.Assertions.*;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import org.junit.jupiter.api.Assertions;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
-
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.RandomAccessFile;
@@ -18,14 +13,19 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Assertions;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
 
 /** `jvmm img` against qemu-img: what jvmm makes, qemu-img accepts, and the other way round. */
 class ImgCommandTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
-    record Run(int exit, String out, String err) { }
+    record Run(int exit, String out, String err) {}
 
     @BeforeEach
     void requireQemu() {
@@ -79,12 +79,16 @@ class ImgCommandTest {
         assertEquals(0, c.exit(), c.err());
         assertTrue(c.out().startsWith("Formatting '"), c.out());
         assertQemuCheckClean(a);
-        JsonNode ours = new ObjectMapper().readTree(img("info", "--output=json", a.toString()).out());
-        JsonNode theirs = new ObjectMapper().readTree(qemu("info", "--output=json", a.toString()).out());
-        for (String f : new String[]{"virtual-size", "cluster-size", "format", "dirty-flag"}) {
+        JsonNode ours = new ObjectMapper()
+                .readTree(img("info", "--output=json", a.toString()).out());
+        JsonNode theirs = new ObjectMapper()
+                .readTree(qemu("info", "--output=json", a.toString()).out());
+        for (String f : new String[] {"virtual-size", "cluster-size", "format", "dirty-flag"}) {
             assertEquals(theirs.get(f), ours.get(f), f);
         }
-        for (String f : new String[]{"compat", "refcount-bits", "lazy-refcounts", "corrupt", "extended-l2", "compression-type"}) {
+        for (String f :
+                new String[] {"compat", "refcount-bits", "lazy-refcounts", "corrupt", "extended-l2", "compression-type"
+                }) {
             assertEquals(theirs.at("/format-specific/data/" + f), ours.at("/format-specific/data/" + f), f);
         }
         Run human = img("info", a.toString());
@@ -100,22 +104,30 @@ class ImgCommandTest {
         Path top = dir.resolve("o/top.qcow2");
         Run c = img("create", "-f", "qcow2", "-b", "../base.raw", "-F", "raw", top.toString());
         assertEquals(0, c.exit(), c.err());
-        JsonNode theirs = new ObjectMapper().readTree(qemu("info", "--output=json", top.toString()).out());
+        JsonNode theirs = new ObjectMapper()
+                .readTree(qemu("info", "--output=json", top.toString()).out());
         assertEquals(3 << 20, theirs.get("virtual-size").asLong());
         assertEquals("../base.raw", theirs.get("backing-filename").asText());
-        assertEquals(0, qemu("compare", "-f", "raw", "-F", "qcow2", base.toString(), top.toString()).exit());
-        JsonNode ours = new ObjectMapper().readTree(img("info", "--output=json", top.toString()).out());
-        assertEquals(theirs.get("full-backing-filename").asText(), ours.get("full-backing-filename").asText());
+        assertEquals(
+                0,
+                qemu("compare", "-f", "raw", "-F", "qcow2", base.toString(), top.toString())
+                        .exit());
+        JsonNode ours = new ObjectMapper()
+                .readTree(img("info", "--output=json", top.toString()).out());
+        assertEquals(
+                theirs.get("full-backing-filename").asText(),
+                ours.get("full-backing-filename").asText());
     }
 
     @Test
     void convertBetweenRawAndQcow2WithCompressionAndFlattening() throws Exception {
         Path raw = rawWithData("src.raw", 5 << 20);
         Path q = dir.resolve("q.qcow2");
-        assertEquals(0, img("convert", "-O", "qcow2", raw.toString(), q.toString()).exit());
+        assertEquals(
+                0, img("convert", "-O", "qcow2", raw.toString(), q.toString()).exit());
         assertQemuCheckClean(q);
         assertEquals(0, qemu("compare", raw.toString(), q.toString()).exit());
-        for (String type : new String[]{"zlib", "zstd"}) {
+        for (String type : new String[] {"zlib", "zstd"}) {
             Path c = dir.resolve("c-" + type + ".qcow2");
             Run r = img("convert", "-c", "-O", "qcow2", "-o", "compression_type=" + type, raw.toString(), c.toString());
             assertEquals(0, r.exit(), r.err());
@@ -123,22 +135,35 @@ class ImgCommandTest {
             assertEquals(0, qemu("compare", raw.toString(), c.toString()).exit(), type);
             assertTrue(Files.size(c) < Files.size(q), type + ": compressed output should be smaller");
             Run check = qemu("check", c.toString());
-            assertTrue(check.out().contains("compressed clusters") && !check.out().contains(" 0.00% compressed"), check.out());
+            assertTrue(
+                    check.out().contains("compressed clusters") && !check.out().contains(" 0.00% compressed"),
+                    check.out());
         }
         // A chain flattened into one image, and back to raw.
         Path top = dir.resolve("top.qcow2");
-        assertEquals(0, qemu("create", "-q", "-f", "qcow2", "-b", "q.qcow2", "-F", "qcow2", top.toString()).exit());
+        assertEquals(
+                0,
+                qemu("create", "-q", "-f", "qcow2", "-b", "q.qcow2", "-F", "qcow2", top.toString())
+                        .exit());
         assertEquals(0, qemu("--help").exit() * 0);
         Process io = new ProcessBuilder("qemu-io", "-c", "write -P 0x5a 1m 64k", top.toString()).start();
         io.getInputStream().readAllBytes();
         assertEquals(0, io.waitFor());
         Path flat = dir.resolve("flat.qcow2");
-        assertEquals(0, img("convert", "-O", "qcow2", top.toString(), flat.toString()).exit());
-        assertNull(new ObjectMapper().readTree(qemu("info", "--output=json", flat.toString()).out()).get("backing-filename"));
+        assertEquals(
+                0,
+                img("convert", "-O", "qcow2", top.toString(), flat.toString()).exit());
+        assertNull(new ObjectMapper()
+                .readTree(qemu("info", "--output=json", flat.toString()).out())
+                .get("backing-filename"));
         assertEquals(0, qemu("compare", top.toString(), flat.toString()).exit());
         Path back = dir.resolve("back.raw");
-        assertEquals(0, img("convert", "-O", "raw", flat.toString(), back.toString()).exit());
-        assertEquals(0, qemu("compare", "-f", "raw", "-F", "qcow2", back.toString(), top.toString()).exit());
+        assertEquals(
+                0, img("convert", "-O", "raw", flat.toString(), back.toString()).exit());
+        assertEquals(
+                0,
+                qemu("compare", "-f", "raw", "-F", "qcow2", back.toString(), top.toString())
+                        .exit());
         // -B: only what differs from the new backing file is stored.
         Path rebased = dir.resolve("rebased.qcow2");
         Run b = img("convert", "-O", "qcow2", "-B", "q.qcow2", "-F", "qcow2", top.toString(), rebased.toString());
@@ -180,13 +205,20 @@ class ImgCommandTest {
     @Test
     void resizeGrowsAndSnapshotListShowsQemuSnapshots() throws Exception {
         Path a = dir.resolve("r.qcow2");
-        assertEquals(0, qemu("create", "-q", "-f", "qcow2", "-o", "cluster_size=512", a.toString(), "1M").exit());
+        assertEquals(
+                0,
+                qemu("create", "-q", "-f", "qcow2", "-o", "cluster_size=512", a.toString(), "1M")
+                        .exit());
         assertEquals(0, qemu("snapshot", "-c", "base-state", a.toString()).exit());
         Run r = img("resize", a.toString(), "+40M");
         assertEquals(0, r.exit(), r.err());
         assertEquals("Image resized.\n", r.out());
-        assertEquals(41L << 20, new ObjectMapper().readTree(qemu("info", "--output=json", a.toString()).out())
-                .get("virtual-size").asLong());
+        assertEquals(
+                41L << 20,
+                new ObjectMapper()
+                        .readTree(qemu("info", "--output=json", a.toString()).out())
+                        .get("virtual-size")
+                        .asLong());
         assertQemuCheckClean(a);
         Run s = img("snapshot", "-l", a.toString());
         assertEquals(0, s.exit(), s.err());
@@ -203,7 +235,8 @@ class ImgCommandTest {
         Run size = img("create", dir.resolve("x.qcow2").toString(), "lots");
         assertEquals(1, size.exit());
         assertEquals(1, size.err().lines().count(), size.err());
-        Run opt = img("create", "-o", "cluster_size=1000", dir.resolve("y.qcow2").toString(), "1M");
+        Run opt =
+                img("create", "-o", "cluster_size=1000", dir.resolve("y.qcow2").toString(), "1M");
         assertEquals(1, opt.exit());
         assertTrue(opt.err().contains("cluster size 1000"), opt.err());
         // An incompatible feature jvmm does not know is refused by its bit (and name, where the image has one).
@@ -215,7 +248,10 @@ class ImgCommandTest {
         }
         Run fut = img("info", f.toString());
         assertEquals(1, fut.exit());
-        assertTrue(fut.err().contains("unsupported incompatible feature") && fut.err().contains("bit 20"), fut.err());
+        assertTrue(
+                fut.err().contains("unsupported incompatible feature")
+                        && fut.err().contains("bit 20"),
+                fut.err());
         assertEquals(1, fut.err().lines().count(), fut.err());
     }
 }

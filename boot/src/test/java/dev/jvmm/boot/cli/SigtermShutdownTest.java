@@ -1,15 +1,14 @@
 package dev.jvmm.boot.cli;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 class SigtermShutdownTest {
     private final List<String> calls = new CopyOnWriteArrayList<>();
@@ -26,7 +25,8 @@ class SigtermShutdownTest {
 
     @Test
     void firstSigtermPressesThePowerButtonAndTheSecondStops() {
-        try (SigtermShutdown s = SigtermShutdown.forTest(target, Duration.ofHours(1), new PrintWriter(messages, true))) {
+        try (SigtermShutdown s =
+                SigtermShutdown.forTest(target, Duration.ofHours(1), new PrintWriter(messages, true))) {
             s.terminate();
             assertEquals(List.of("button"), calls);
             assertTrue(messages.toString().contains("pressed the guest's power button"), messages.toString());
@@ -40,11 +40,14 @@ class SigtermShutdownTest {
 
     @Test
     void aGuestThatDoesNotPowerOffIsStoppedAfterTheGracePeriodAndSaidSo() throws InterruptedException {
-        try (SigtermShutdown s = SigtermShutdown.forTest(target, Duration.ofMillis(50), new PrintWriter(messages, true))) {
+        try (SigtermShutdown s =
+                SigtermShutdown.forTest(target, Duration.ofMillis(50), new PrintWriter(messages, true))) {
             s.terminate();
             for (int i = 0; i < 200 && calls.size() < 2; i++) Thread.sleep(10);
             assertEquals(List.of("button", "stop"), calls);
-            assertTrue(messages.toString().contains("did not power off within 0 s of SIGTERM: stopping it"), messages.toString());
+            assertTrue(
+                    messages.toString().contains("did not power off within 0 s of SIGTERM: stopping it"),
+                    messages.toString());
         }
     }
 

@@ -1,14 +1,15 @@
 package dev.jvmm.boot.loader;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.x86.EntryState;
 import dev.jvmm.kvm.gen.boot_params;
 import dev.jvmm.kvm.gen.setup_header;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -19,10 +20,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 import java.util.zip.GZIPOutputStream;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The bzImage protocol against a synthetic kernel: setup header, gzip payload holding a tiny ELF64 vmlinux. */
 class LinuxLoaderTest {
@@ -35,10 +34,19 @@ class LinuxLoaderTest {
     static byte[] tinyVmlinux() {
         ByteBuffer b = ByteBuffer.allocate(0x200).order(ByteOrder.LITTLE_ENDIAN);
         b.put(new byte[] {0x7f, 'E', 'L', 'F', 2, 1, 1});
-        b.putShort(16, (short) 2).putShort(18, (short) 62).putInt(20, 1).putLong(24, VMLINUX_ENTRY).putLong(32, 64);
+        b.putShort(16, (short) 2)
+                .putShort(18, (short) 62)
+                .putInt(20, 1)
+                .putLong(24, VMLINUX_ENTRY)
+                .putLong(32, 64);
         b.putShort(52, (short) 64).putShort(54, (short) 56).putShort(56, (short) 1);
-        b.putInt(64, 1).putInt(68, 7).putLong(72, 0x100).putLong(80, 0xffffffff81000000L).putLong(88, VMLINUX_LOAD)
-                .putLong(96, 0x100).putLong(104, 0x1100);
+        b.putInt(64, 1)
+                .putInt(68, 7)
+                .putLong(72, 0x100)
+                .putLong(80, 0xffffffff81000000L)
+                .putLong(88, VMLINUX_LOAD)
+                .putLong(96, 0x100)
+                .putLong(104, 0x1100);
         for (int i = 0x100; i < 0x200; i++) b.put(i, (byte) 0xcc);
         return b.array();
     }
@@ -48,7 +56,10 @@ class LinuxLoaderTest {
         try (GZIPOutputStream o = new GZIPOutputStream(gz)) {
             o.write(tinyVmlinux());
         }
-        gz.writeBytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(tinyVmlinux().length).array());
+        gz.writeBytes(ByteBuffer.allocate(4)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(tinyVmlinux().length)
+                .array());
         byte[] payload = gz.toByteArray();
         int setupSects = 4;
         int pmOffset = (setupSects + 1) * 512;
@@ -75,7 +86,8 @@ class LinuxLoaderTest {
         return GuestMemory.allocate(List.of(new GuestMemory.Layout(0, 64 << 20)), GuestMemory.Options.DEFAULT);
     }
 
-    private LoadedKernel load(GuestMemory m, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path) throws IOException {
+    private LoadedKernel load(GuestMemory m, byte[] image, byte[] initrd, String cmdline, KernelLoader.BootPath path)
+            throws IOException {
         Path k = Files.write(dir.resolve("bzImage"), image);
         Optional<Path> i = initrd == null ? Optional.empty() : Optional.of(Files.write(dir.resolve("initrd"), initrd));
         return KernelLoader.load(m, new KernelLoader.Request(k, i, cmdline, path));
@@ -86,7 +98,8 @@ class LinuxLoaderTest {
         byte[] initrd = new byte[3 << 20];
         initrd[0] = 42;
         try (GuestMemory m = ram()) {
-            LoadedKernel k = load(m, bzImage(0x020f, 2048, 1), initrd, "console=ttyS0 quiet", KernelLoader.BootPath.AUTO);
+            LoadedKernel k =
+                    load(m, bzImage(0x020f, 2048, 1), initrd, "console=ttyS0 quiet", KernelLoader.BootPath.AUTO);
             EntryState e = k.entry();
             assertEquals(EntryState.Mode.LONG, e.mode());
             assertEquals(VMLINUX_ENTRY, e.ip());
@@ -126,19 +139,26 @@ class LinuxLoaderTest {
     @Test
     void aCommandLineLongerThanTheKernelAcceptsIsRefused() throws Exception {
         try (GuestMemory m = ram()) {
-            BootException e = assertThrows(BootException.class,
-                    () -> load(m, bzImage(0x020f, 16, 1), null, "console=ttyS0 loglevel=8", KernelLoader.BootPath.AUTO));
+            BootException e = assertThrows(
+                    BootException.class,
+                    () -> load(
+                            m, bzImage(0x020f, 16, 1), null, "console=ttyS0 loglevel=8", KernelLoader.BootPath.AUTO));
             assertEquals(Kind.CMDLINE_TOO_LONG, e.kind(), e.getMessage());
-            assertEquals("the command line is 24 bytes; this kernel accepts at most 16", e.getMessage(), "the message names both values");
+            assertEquals(
+                    "the command line is 24 bytes; this kernel accepts at most 16",
+                    e.getMessage(),
+                    "the message names both values");
         }
     }
 
     @Test
     void oldProtocolsAnd32BitOnlyKernelsAreRefused() throws Exception {
         try (GuestMemory m = ram()) {
-            BootException old = assertThrows(BootException.class, () -> load(m, bzImage(0x0204, 256, 1), null, "", KernelLoader.BootPath.AUTO));
+            BootException old = assertThrows(
+                    BootException.class, () -> load(m, bzImage(0x0204, 256, 1), null, "", KernelLoader.BootPath.AUTO));
             assertEquals(Kind.UNSUPPORTED_PROTOCOL, old.kind(), old.getMessage());
-            BootException i386 = assertThrows(BootException.class, () -> load(m, bzImage(0x020f, 256, 0), null, "", KernelLoader.BootPath.AUTO));
+            BootException i386 = assertThrows(
+                    BootException.class, () -> load(m, bzImage(0x020f, 256, 0), null, "", KernelLoader.BootPath.AUTO));
             assertEquals(Kind.NOT_X86_64, i386.kind(), i386.getMessage());
         }
     }
@@ -148,7 +168,8 @@ class LinuxLoaderTest {
         byte[] image = bzImage(0x020f, 2048, 1);
         byte[] cut = java.util.Arrays.copyOf(image, image.length - 40);
         try (GuestMemory m = ram()) {
-            BootException e = assertThrows(BootException.class, () -> load(m, cut, null, "", KernelLoader.BootPath.AUTO));
+            BootException e =
+                    assertThrows(BootException.class, () -> load(m, cut, null, "", KernelLoader.BootPath.AUTO));
             assertEquals(Kind.TRUNCATED, e.kind(), e.getMessage());
         }
     }
@@ -156,7 +177,8 @@ class LinuxLoaderTest {
     @Test
     void anInitrdThatDoesNotFitIsRefused() throws Exception {
         try (GuestMemory m = ram()) {
-            BootException e = assertThrows(BootException.class,
+            BootException e = assertThrows(
+                    BootException.class,
                     () -> load(m, bzImage(0x020f, 2048, 1), new byte[60 << 20], "", KernelLoader.BootPath.AUTO));
             assertEquals(Kind.INITRD_DOES_NOT_FIT, e.kind(), e.getMessage());
         }

@@ -1,22 +1,21 @@
 package dev.jvmm.boot.loader;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.x86.EntryState;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class MultibootLoaderTest {
     @TempDir
@@ -30,7 +29,9 @@ class MultibootLoaderTest {
     private static byte[] kludgeKernel() {
         ByteBuffer b = ByteBuffer.allocate(0x2000).order(ByteOrder.LITTLE_ENDIAN);
         int flags = 0x10003;
-        b.putInt(64, MultibootLoader.HEADER_MAGIC).putInt(68, flags).putInt(72, -(MultibootLoader.HEADER_MAGIC + flags));
+        b.putInt(64, MultibootLoader.HEADER_MAGIC)
+                .putInt(68, flags)
+                .putInt(72, -(MultibootLoader.HEADER_MAGIC + flags));
         b.putInt(76, 0x100040); // header_addr
         b.putInt(80, 0x100000); // load_addr
         b.putInt(84, 0x101000); // load_end_addr: the first 4 KiB of the file
@@ -48,7 +49,8 @@ class MultibootLoaderTest {
         Files.write(initrd, new byte[] {1, 2, 3, 4, 5});
         try (GuestMemory m = ram()) {
             m.fill(0x101000, 0x2000, (byte) 0x55); // garbage where bss goes
-            LoadedKernel lk = KernelLoader.load(m, new KernelLoader.Request(k, Optional.of(initrd), "console=ttyS0 x", KernelLoader.BootPath.AUTO));
+            LoadedKernel lk = KernelLoader.load(
+                    m, new KernelLoader.Request(k, Optional.of(initrd), "console=ttyS0 x", KernelLoader.BootPath.AUTO));
             EntryState e = lk.entry();
             assertEquals(EntryState.Mode.PROTECTED, e.mode());
             assertEquals(0x100100, e.ip());
@@ -61,7 +63,8 @@ class MultibootLoaderTest {
 
             long info = e.rbx();
             int flags = m.readInt(info);
-            assertTrue((flags & 1) != 0 && (flags & (1 << 6)) != 0 && (flags & (1 << 2)) != 0 && (flags & (1 << 3)) != 0);
+            assertTrue(
+                    (flags & 1) != 0 && (flags & (1 << 6)) != 0 && (flags & (1 << 2)) != 0 && (flags & (1 << 3)) != 0);
             assertEquals(639, m.readInt(info + 4), "mem_lower KiB");
             assertEquals((32 << 10) - 1024, m.readInt(info + 8), "mem_upper KiB");
             assertEquals("console=ttyS0 x", cString(m, m.readInt(info + 16)));
@@ -94,16 +97,26 @@ class MultibootLoaderTest {
         Path p = dir.resolve("bad");
         Files.write(p, k);
         try (GuestMemory m = ram()) {
-            BootException e = assertThrows(BootException.class,
-                    () -> KernelLoader.load(m, new KernelLoader.Request(p, Optional.empty(), "", KernelLoader.BootPath.AUTO)));
+            BootException e = assertThrows(
+                    BootException.class,
+                    () -> KernelLoader.load(
+                            m, new KernelLoader.Request(p, Optional.empty(), "", KernelLoader.BootPath.AUTO)));
             assertEquals(Kind.TRUNCATED, e.kind(), e.getMessage());
         }
         byte[] k2 = kludgeKernel();
-        ByteBuffer.wrap(k2).order(ByteOrder.LITTLE_ENDIAN).putInt(80, 0x8000).putInt(76, 0x8040).putInt(84, 0x9000).putInt(88, 0).putInt(92, 0x8100);
+        ByteBuffer.wrap(k2)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(80, 0x8000)
+                .putInt(76, 0x8040)
+                .putInt(84, 0x9000)
+                .putInt(88, 0)
+                .putInt(92, 0x8100);
         Files.write(p, k2);
         try (GuestMemory m = ram()) {
-            BootException e = assertThrows(BootException.class,
-                    () -> KernelLoader.load(m, new KernelLoader.Request(p, Optional.empty(), "", KernelLoader.BootPath.AUTO)));
+            BootException e = assertThrows(
+                    BootException.class,
+                    () -> KernelLoader.load(
+                            m, new KernelLoader.Request(p, Optional.empty(), "", KernelLoader.BootPath.AUTO)));
             assertEquals(Kind.RESERVED_LOAD_ADDRESS, e.kind(), e.getMessage());
         }
     }
@@ -113,11 +126,17 @@ class MultibootLoaderTest {
         Path p = dir.resolve("notes.txt");
         Files.writeString(p, "hello, I am not a kernel");
         try (GuestMemory m = ram()) {
-            BootException e = assertThrows(BootException.class,
-                    () -> KernelLoader.load(m, new KernelLoader.Request(p, Optional.empty(), "", KernelLoader.BootPath.AUTO)));
+            BootException e = assertThrows(
+                    BootException.class,
+                    () -> KernelLoader.load(
+                            m, new KernelLoader.Request(p, Optional.empty(), "", KernelLoader.BootPath.AUTO)));
             assertEquals(Kind.NOT_A_KERNEL, e.kind(), e.getMessage());
-            BootException missing = assertThrows(BootException.class, () -> KernelLoader.load(m,
-                    new KernelLoader.Request(dir.resolve("nope"), Optional.empty(), "", KernelLoader.BootPath.AUTO)));
+            BootException missing = assertThrows(
+                    BootException.class,
+                    () -> KernelLoader.load(
+                            m,
+                            new KernelLoader.Request(
+                                    dir.resolve("nope"), Optional.empty(), "", KernelLoader.BootPath.AUTO)));
             assertEquals(Kind.FILE_NOT_FOUND, missing.kind(), missing.getMessage());
         }
     }

@@ -1,15 +1,12 @@
 package dev.jvmm.boot.loader;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
 import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.BootException.Kind;
 import io.airlift.compress.zstd.ZstdCompressor;
-import org.apache.commons.compress.compressors.bzip2.BZip2CompressorOutputStream;
-import org.apache.commons.compress.compressors.lz4.BlockLZ4CompressorOutputStream;
-import org.junit.jupiter.api.Test;
-import org.tukaani.xz.LZMA2Options;
-import org.tukaani.xz.LZMAOutputStream;
-import org.tukaani.xz.XZOutputStream;
-
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -17,10 +14,12 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Random;
 import java.util.zip.GZIPOutputStream;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
+import org.apache.commons.compress.compressors.bzip2.BZip2CompressorOutputStream;
+import org.apache.commons.compress.compressors.lz4.BlockLZ4CompressorOutputStream;
+import org.junit.jupiter.api.Test;
+import org.tukaani.xz.LZMA2Options;
+import org.tukaani.xz.LZMAOutputStream;
+import org.tukaani.xz.XZOutputStream;
 
 /** Every payload format Linux builds, round-tripped, with the 4-byte size Linux appends after the stream. */
 class PayloadDecompressorTest {
@@ -42,7 +41,10 @@ class PayloadDecompressorTest {
         try (OutputStream o = w.wrap(bos)) {
             o.write(DATA);
         }
-        bos.writeBytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(DATA.length).array());
+        bos.writeBytes(ByteBuffer.allocate(4)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(DATA.length)
+                .array());
         return bos.toByteArray();
     }
 
@@ -91,10 +93,16 @@ class PayloadDecompressorTest {
             try (OutputStream o = new BlockLZ4CompressorOutputStream(block)) {
                 o.write(DATA, range[0], range[1] - range[0]);
             }
-            bos.writeBytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(block.size()).array());
+            bos.writeBytes(ByteBuffer.allocate(4)
+                    .order(ByteOrder.LITTLE_ENDIAN)
+                    .putInt(block.size())
+                    .array());
             bos.writeBytes(block.toByteArray());
         }
-        bos.writeBytes(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(DATA.length).array());
+        bos.writeBytes(ByteBuffer.allocate(4)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(DATA.length)
+                .array());
         roundTrip(PayloadDecompressor.Format.LZ4, bos.toByteArray());
     }
 
@@ -104,9 +112,11 @@ class PayloadDecompressorTest {
         for (int i = 20; i < 60; i++) gz[i] ^= 0x5a;
         BootException e = assertThrows(BootException.class, () -> PayloadDecompressor.decompress(gz));
         assertEquals(Kind.BAD_COMPRESSION, e.kind(), e.getMessage());
-        BootException unknown = assertThrows(BootException.class, () -> PayloadDecompressor.decompress(new byte[] {9, 9, 9, 9}));
+        BootException unknown =
+                assertThrows(BootException.class, () -> PayloadDecompressor.decompress(new byte[] {9, 9, 9, 9}));
         assertEquals(Kind.UNKNOWN_COMPRESSION, unknown.kind(), unknown.getMessage());
-        BootException lzo = assertThrows(BootException.class,
+        BootException lzo = assertThrows(
+                BootException.class,
                 () -> PayloadDecompressor.decompress(new byte[] {(byte) 0x89, 'L', 'Z', 'O', 0, 0, 0, 0, 0, 0}));
         assertEquals(Kind.BOOT_PATH_UNSUPPORTED, lzo.kind(), lzo.getMessage());
     }

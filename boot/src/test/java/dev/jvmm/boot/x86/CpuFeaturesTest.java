@@ -1,13 +1,12 @@
 package dev.jvmm.boot.x86;
 
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.BootException.Kind;
 import dev.jvmm.core.CpuidEntry;
-import org.junit.jupiter.api.Test;
-
 import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Test;
 
 class CpuFeaturesTest {
     // Leaf 1 with only sse2 (EDX bit 26) offered; no leaf 7 at all.
@@ -30,8 +29,10 @@ class CpuFeaturesTest {
     void enablingWhatTheHostLacksIsRefused() {
         BootException bit = assertThrows(BootException.class, () -> CpuFeatures.apply(HOST, CpuFeatures.parse("+avx")));
         assertEquals(Kind.CPU_FEATURE_UNAVAILABLE, bit.kind(), bit.getMessage());
-        BootException leaf = assertThrows(BootException.class, () -> CpuFeatures.apply(HOST, CpuFeatures.parse("+avx2")));
+        BootException leaf =
+                assertThrows(BootException.class, () -> CpuFeatures.apply(HOST, CpuFeatures.parse("+avx2")));
         assertEquals(Kind.CPU_FEATURE_UNAVAILABLE, leaf.kind(), leaf.getMessage());
-        assertDoesNotThrow(() -> CpuFeatures.apply(HOST, CpuFeatures.parse("-avx2")), "disabling what is absent is fine");
+        assertDoesNotThrow(
+                () -> CpuFeatures.apply(HOST, CpuFeatures.parse("-avx2")), "disabling what is absent is fine");
     }
 }

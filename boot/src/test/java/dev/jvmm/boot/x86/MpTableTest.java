@@ -1,15 +1,14 @@
 package dev.jvmm.boot.x86;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.memory.MemoryRegion;
-import org.junit.jupiter.api.Test;
-
 import java.lang.foreign.Arena;
 import java.util.List;
 import java.util.Map;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 class MpTableTest {
     /** Machine writes the MP table only when fits() says so: fits() must agree with what write() accepts. */

@@ -4,11 +4,10 @@ import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.VmControl;
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.IrqLine;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.util.Objects;
 import java.util.function.LongSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * ACPI fixed-hardware power management registers in port I/O, as the FADT describes them: the PM1a event
@@ -39,6 +38,7 @@ public final class AcpiPm implements BusDevice {
     public static final int PM_TMR_OFFSET = 8, PM_TMR_LENGTH = 4;
     /** The ACPI PM timer's fixed frequency (ACPI 6.5 section 4.8.3.3). */
     public static final long PM_TIMER_HZ = 3_579_545;
+
     static final int PM_TIMER_BITS = 24;
     /** The value the FADT tells the guest to write to the reset register. */
     public static final int RESET_VALUE = 0x0f;
@@ -50,7 +50,11 @@ public final class AcpiPm implements BusDevice {
     static final int EN_DEFINED = 0x4721;
     /** Events that raise the SCI when enabled. */
     static final int SCI_EVENTS = STS_PWRBTN;
-    static final int CNT_SCI_EN = 1, CNT_SLP_TYP_SHIFT = 10, CNT_SLP_TYP_MASK = 7 << CNT_SLP_TYP_SHIFT, CNT_SLP_EN = 1 << 13;
+
+    static final int CNT_SCI_EN = 1,
+            CNT_SLP_TYP_SHIFT = 10,
+            CNT_SLP_TYP_MASK = 7 << CNT_SLP_TYP_SHIFT,
+            CNT_SLP_EN = 1 << 13;
     /** PM1_CNT bits that read back as written (SLP_TYP, BM_RLD); SCI_EN is fixed, SLP_EN and GBL_RLS write-only. */
     static final int CNT_STORED = CNT_SLP_TYP_MASK | 0x2;
 
@@ -110,7 +114,8 @@ public final class AcpiPm implements BusDevice {
         for (int i = 0; i < size; i++) {
             long at = offset + i;
             int b = at >= PM_TMR_OFFSET && at < PM_TMR_OFFSET + PM_TMR_LENGTH
-                    ? (int) (timer >>> (8 * (at - PM_TMR_OFFSET))) & 0xff : readByte(at);
+                    ? (int) (timer >>> (8 * (at - PM_TMR_OFFSET))) & 0xff
+                    : readByte(at);
             v |= (long) b << (8 * i);
         }
         return v;
@@ -164,7 +169,7 @@ public final class AcpiPm implements BusDevice {
                 if (b == RESET_VALUE) control.requestExit(new ExitStatus.Reset());
                 else LOG.debug("ACPI reset register: ignored value 0x{}", Integer.toHexString(b));
             }
-            default -> { }
+            default -> {}
         }
     }
 

@@ -3,7 +3,6 @@ package dev.jvmm.devices.block;
 import dev.jvmm.devices.block.qcow2.Qcow2Exception;
 import dev.jvmm.devices.block.qcow2.Qcow2Header;
 import dev.jvmm.devices.block.qcow2.Qcow2Image;
-
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -25,7 +24,11 @@ public final class DiskImage {
 
     private static final int MAX_CHAIN_DEPTH = 64;
 
-    public enum Format { AUTO, RAW, QCOW2 }
+    public enum Format {
+        AUTO,
+        RAW,
+        QCOW2
+    }
 
     /** Whether a qcow2 image's backing file is followed. */
     public enum BackingFiles {
@@ -72,20 +75,24 @@ public final class DiskImage {
      * @param backingPaths where backing files may lie
      * @param rawSize      what a raw image that is not whole sectors shows
      */
-    public record Options(Format format, boolean readOnly, BackingFiles backingFiles, BackingPaths backingPaths,
-                          RawSize rawSize) {
+    public record Options(
+            Format format, boolean readOnly, BackingFiles backingFiles, BackingPaths backingPaths, RawSize rawSize) {
         /**
          * A guest's disk: format probed, read-write, backing files only where the format is named and only in the
          * image's directory.
          */
-        public static final Options DEFAULT = new Options(Format.AUTO, false, BackingFiles.ONLY_IF_FORMAT_NAMED,
-                BackingPaths.IMAGE_DIRECTORY, RawSize.WHOLE_SECTORS);
+        public static final Options DEFAULT = new Options(
+                Format.AUTO,
+                false,
+                BackingFiles.ONLY_IF_FORMAT_NAMED,
+                BackingPaths.IMAGE_DIRECTORY,
+                RawSize.WHOLE_SECTORS);
         /**
          * An image read end to end (a conversion source): format probed, read-only, backing files followed
          * wherever they are, as qemu-img does.
          */
-        public static final Options SOURCE = new Options(Format.AUTO, true, BackingFiles.FOLLOW, BackingPaths.ANY,
-                RawSize.WHOLE_FILE);
+        public static final Options SOURCE =
+                new Options(Format.AUTO, true, BackingFiles.FOLLOW, BackingPaths.ANY, RawSize.WHOLE_FILE);
 
         public Options {
             Objects.requireNonNull(format, "format");
@@ -94,11 +101,25 @@ public final class DiskImage {
             Objects.requireNonNull(rawSize, "rawSize");
         }
 
-        public Options withFormat(Format v) { return new Options(v, readOnly, backingFiles, backingPaths, rawSize); }
-        public Options withReadOnly(boolean v) { return new Options(format, v, backingFiles, backingPaths, rawSize); }
-        public Options withBackingFiles(BackingFiles v) { return new Options(format, readOnly, v, backingPaths, rawSize); }
-        public Options withBackingPaths(BackingPaths v) { return new Options(format, readOnly, backingFiles, v, rawSize); }
-        public Options withRawSize(RawSize v) { return new Options(format, readOnly, backingFiles, backingPaths, v); }
+        public Options withFormat(Format v) {
+            return new Options(v, readOnly, backingFiles, backingPaths, rawSize);
+        }
+
+        public Options withReadOnly(boolean v) {
+            return new Options(format, v, backingFiles, backingPaths, rawSize);
+        }
+
+        public Options withBackingFiles(BackingFiles v) {
+            return new Options(format, readOnly, v, backingPaths, rawSize);
+        }
+
+        public Options withBackingPaths(BackingPaths v) {
+            return new Options(format, readOnly, backingFiles, v, rawSize);
+        }
+
+        public Options withRawSize(RawSize v) {
+            return new Options(format, readOnly, backingFiles, backingPaths, v);
+        }
     }
 
     /**
@@ -114,9 +135,12 @@ public final class DiskImage {
         if (format == Format.RAW) {
             return RawFileBackend.open(path, options.readOnly(), options.rawSize(), options.format() == Format.AUTO);
         }
-        Qcow2Image.BackingOpener backing = options.format() == Format.AUTO && options.backingFiles() == BackingFiles.ONLY_IF_FORMAT_NAMED
-                ? (image, header) -> { throw new BackingFileRefusedException(image); }
-                : new Chain(options.backingPaths());
+        Qcow2Image.BackingOpener backing =
+                options.format() == Format.AUTO && options.backingFiles() == BackingFiles.ONLY_IF_FORMAT_NAMED
+                        ? (image, header) -> {
+                            throw new BackingFileRefusedException(image);
+                        }
+                        : new Chain(options.backingPaths());
         return Qcow2Image.open(path, options.readOnly(), null, backing);
     }
 
@@ -124,8 +148,10 @@ public final class DiskImage {
     public static Format probe(Path path) throws IOException {
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             ByteBuffer magic = ByteBuffer.allocate(4);
-            while (magic.hasRemaining() && ch.read(magic, magic.position()) >= 0) { }
-            return Qcow2Header.hasMagic(magic.array()) ? Format.QCOW2 : Format.RAW; // a short file's missing bytes stay zero
+            while (magic.hasRemaining() && ch.read(magic, magic.position()) >= 0) {}
+            return Qcow2Header.hasMagic(magic.array())
+                    ? Format.QCOW2
+                    : Format.RAW; // a short file's missing bytes stay zero
         }
     }
 
@@ -161,23 +187,31 @@ public final class DiskImage {
                 root = image.toAbsolutePath().normalize().getParent();
             }
             String name = header.backingFile;
-            if (name.startsWith("json:")) throw new Qcow2Exception(image + ": json: backing file names are not supported");
+            if (name.startsWith("json:"))
+                throw new Qcow2Exception(image + ": json: backing file names are not supported");
             Path p = Path.of(name.startsWith("file:") ? name.substring(5) : name);
             Path dir = image.toAbsolutePath().getParent();
             if (!p.isAbsolute() && dir != null) p = dir.resolve(p);
             if (paths == BackingPaths.IMAGE_DIRECTORY) confine(image, name, p);
-            if (!Files.exists(p)) throw new NoSuchFileException(p.toString(), null, "backing file of " + image + " not found");
-            Format format = header.backingFormat == null ? probe(p) : switch (header.backingFormat) {
-                case "qcow2" -> Format.QCOW2;
-                case "raw", "file" -> Format.RAW;
-                default -> throw new Qcow2Exception(image + ": unsupported backing file format '" + header.backingFormat + "'");
-            };
+            if (!Files.exists(p))
+                throw new NoSuchFileException(p.toString(), null, "backing file of " + image + " not found");
+            Format format = header.backingFormat == null
+                    ? probe(p)
+                    : switch (header.backingFormat) {
+                        case "qcow2" -> Format.QCOW2;
+                        case "raw", "file" -> Format.RAW;
+                        default ->
+                            throw new Qcow2Exception(
+                                    image + ": unsupported backing file format '" + header.backingFormat + "'");
+                    };
             if (format == Format.RAW) {
                 if (!files.add(p.toRealPath())) throw new Qcow2Exception(image + ": backing chain loop at " + p);
                 return RawFileBackend.open(p, true, RawSize.WHOLE_FILE);
             }
-            if (!files.add(p.toRealPath())) throw new Qcow2Exception(p + ": backing chain loop (the file is its own ancestor)");
-            if (files.size() - 1 > MAX_CHAIN_DEPTH) throw new Qcow2Exception(p + ": backing chain deeper than " + MAX_CHAIN_DEPTH);
+            if (!files.add(p.toRealPath()))
+                throw new Qcow2Exception(p + ": backing chain loop (the file is its own ancestor)");
+            if (files.size() - 1 > MAX_CHAIN_DEPTH)
+                throw new Qcow2Exception(p + ": backing chain deeper than " + MAX_CHAIN_DEPTH);
             return Qcow2Image.open(p, true, null, this);
         }
 
@@ -187,7 +221,8 @@ public final class DiskImage {
          */
         private void confine(Path image, String name, Path p) throws IOException {
             if (root == null) throw new BackingFileRefusedException(image, name, Path.of("/"));
-            if (!p.toAbsolutePath().normalize().startsWith(root)) throw new BackingFileRefusedException(image, name, root);
+            if (!p.toAbsolutePath().normalize().startsWith(root))
+                throw new BackingFileRefusedException(image, name, root);
             if (Files.exists(p) && !p.toRealPath().startsWith(root.toRealPath())) {
                 throw new BackingFileRefusedException(image, name, root);
             }

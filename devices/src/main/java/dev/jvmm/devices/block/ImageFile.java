@@ -1,18 +1,17 @@
 package dev.jvmm.devices.block;
 
+import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
+
 import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.Libc;
 import dev.jvmm.kvm.OwnedFd;
 import dev.jvmm.kvm.SyscallException;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.List;
-
-import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 
 /**
  * A disk image's host file: positional reads and writes, single or scatter-gather, straight between the file
@@ -52,9 +51,9 @@ public final class ImageFile implements AutoCloseable {
      * file first (a failed sync that dropped pages). Never set outside tests.
      */
     public interface Faults {
-        default void beforeWrite(long offset, long length) throws IOException { }
+        default void beforeWrite(long offset, long length) throws IOException {}
 
-        default void beforeSync() throws IOException { }
+        default void beforeSync() throws IOException {}
     }
 
     private ImageFile(Path path, int fd, boolean readOnly) {
@@ -86,8 +85,10 @@ public final class ImageFile implements AutoCloseable {
             int fd = Libc.open(path.toString(), (readOnly ? Libc.O_RDONLY : Libc.O_RDWR) | Libc.O_CLOEXEC, 0);
             return new ImageFile(path, fd, readOnly);
         } catch (SyscallException e) {
-            throw new IOException("cannot open disk image " + path + (readOnly ? " read-only" : " read-write") + ": "
-                    + e.errnoName() + " (" + Libc.strerror(e.errno()) + ")", e);
+            throw new IOException(
+                    "cannot open disk image " + path + (readOnly ? " read-only" : " read-write") + ": " + e.errnoName()
+                            + " (" + Libc.strerror(e.errno()) + ")",
+                    e);
         }
     }
 
@@ -112,8 +113,9 @@ public final class ImageFile implements AutoCloseable {
     }
 
     IOException failure(String op, long offset, long length, long errno) {
-        return new IOException(String.format("%s %s at offset %d (+%d bytes) failed: %s (%s)", op, path, offset, length,
-                Errno.name((int) errno), Libc.strerror((int) errno)));
+        return new IOException(String.format(
+                "%s %s at offset %d (+%d bytes) failed: %s (%s)",
+                op, path, offset, length, Errno.name((int) errno), Libc.strerror((int) errno)));
     }
 
     // ---------------------------------------------------------------- single buffer
@@ -229,13 +231,22 @@ public final class ImageFile implements AutoCloseable {
     }
 
     /** One iovec array to completion: continues after short transfers, retries EINTR. */
-    private void vectored(long offset, MemorySegment iov, int count, long total, List<MemorySegment> segs,
-                          int from, int to, boolean write) throws IOException {
+    private void vectored(
+            long offset,
+            MemorySegment iov,
+            int count,
+            long total,
+            List<MemorySegment> segs,
+            int from,
+            int to,
+            boolean write)
+            throws IOException {
         int first = 0;
         long done = 0;
         while (first < count) {
             MemorySegment rest = iov.asSlice(first * IOV);
-            long r = write ? Libc.pwritevRaw(fd.get(), rest, count - first, offset + done)
+            long r = write
+                    ? Libc.pwritevRaw(fd.get(), rest, count - first, offset + done)
                     : Libc.preadvRaw(fd.get(), rest, count - first, offset + done);
             if (r == -Errno.EINTR) continue;
             if (r < 0) throw failure(write ? "pwritev" : "preadv", offset + done, total - done, -r);
@@ -252,7 +263,10 @@ public final class ImageFile implements AutoCloseable {
             }
             if (r > 0) {
                 long base = first * IOV + IOV_BASE, len = first * IOV + IOV_LEN;
-                iov.set(ValueLayout.JAVA_LONG, base, iov.get(ValueLayout.JAVA_LONG, base) + r); // a pointer, as a 64-bit number
+                iov.set(
+                        ValueLayout.JAVA_LONG,
+                        base,
+                        iov.get(ValueLayout.JAVA_LONG, base) + r); // a pointer, as a 64-bit number
                 iov.set(ValueLayout.JAVA_LONG, len, iov.get(ValueLayout.JAVA_LONG, len) - r);
             }
         }
@@ -277,14 +291,17 @@ public final class ImageFile implements AutoCloseable {
     public void datasync() throws IOException {
         IOException earlier = syncFailure;
         if (earlier != null) {
-            throw new IOException("disk image " + path + ": an earlier flush failed (" + earlier.getMessage()
-                    + "), so writes since then may be lost; no later flush can succeed", earlier);
+            throw new IOException(
+                    "disk image " + path + ": an earlier flush failed (" + earlier.getMessage()
+                            + "), so writes since then may be lost; no later flush can succeed",
+                    earlier);
         }
         try {
             Faults f = faults;
             if (f != null) f.beforeSync();
             int r;
-            do r = Libc.fdatasyncRaw(fd.get()); while (r == -Errno.EINTR);
+            do r = Libc.fdatasyncRaw(fd.get());
+            while (r == -Errno.EINTR);
             if (r < 0) throw failure("fdatasync", 0, 0, -r);
         } catch (IOException e) {
             syncFailure = e;
@@ -300,7 +317,8 @@ public final class ImageFile implements AutoCloseable {
     /** fallocate(2), EINTR retried: 0, or -errno (EOPNOTSUPP and friends where the file system lacks the mode). */
     public int fallocate(int mode, long offset, long length) {
         int r;
-        do r = Libc.fallocateRaw(fd.get(), mode, offset, length); while (r == -Errno.EINTR);
+        do r = Libc.fallocateRaw(fd.get(), mode, offset, length);
+        while (r == -Errno.EINTR);
         return r;
     }
 

@@ -1,15 +1,14 @@
 package dev.jvmm.devices.block;
 
+import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
+
 import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.Libc;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
-
-import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * QEMU's image locking (block/file-posix.c), so jvmm and QEMU's tools see each other's claims on an image: an
@@ -26,6 +25,7 @@ final class ImageLock {
     private static final long PERM_BASE = 100, SHARED_BASE = 200;
     /** QEMU's BLK_PERM_* bit numbers. */
     private static final int CONSISTENT_READ = 0, WRITE = 1, RESIZE = 3;
+
     private static final String[] NAMES = {"consistent read", "write", "write unchanged", "resize"};
     private static final long L_TYPE = Libc.FLOCK.byteOffset(groupElement("l_type"));
     private static final long L_WHENCE = Libc.FLOCK.byteOffset(groupElement("l_whence"));
@@ -50,14 +50,17 @@ final class ImageLock {
             for (int p : unshared) if (!set(fd, fl, SHARED_BASE + p, path)) return;
             for (int p : perms) {
                 if (heldByOthers(fd, fl, SHARED_BASE + p)) {
-                    throw new ImageLockedException(path, "another process (or open) does not share \"" + NAMES[p]
-                            + "\" access to it; close it there first");
+                    throw new ImageLockedException(
+                            path,
+                            "another process (or open) does not share \"" + NAMES[p]
+                                    + "\" access to it; close it there first");
                 }
             }
             for (int p : unshared) {
                 if (heldByOthers(fd, fl, PERM_BASE + p)) {
-                    throw new ImageLockedException(path, "another process (or open) has it open for \"" + NAMES[p]
-                            + "\"; close it there first");
+                    throw new ImageLockedException(
+                            path,
+                            "another process (or open) has it open for \"" + NAMES[p] + "\"; close it there first");
                 }
             }
         }
@@ -69,12 +72,15 @@ final class ImageLock {
         int r = Libc.fcntlRaw(fd, Libc.F_OFD_SETLK, fl);
         if (r == 0) return true;
         if (r == -Errno.EAGAIN || r == -Errno.EACCES) {
-            throw new ImageLockedException(path, "another process holds an exclusive lock on byte " + offset + " of it");
+            throw new ImageLockedException(
+                    path, "another process holds an exclusive lock on byte " + offset + " of it");
         }
         if (!warned) {
             warned = true;
-            LOG.warn("disk image {}: file locks are not available here ({}); another process could open it at the same time",
-                    path, Errno.name(-r));
+            LOG.warn(
+                    "disk image {}: file locks are not available here ({}); another process could open it at the same time",
+                    path,
+                    Errno.name(-r));
         }
         return false;
     }

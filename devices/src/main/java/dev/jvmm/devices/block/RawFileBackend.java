@@ -1,18 +1,16 @@
 package dev.jvmm.devices.block;
 
+import dev.jvmm.devices.block.qcow2.Qcow2Header;
 import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.Libc;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
-import dev.jvmm.devices.block.qcow2.Qcow2Header;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A raw disk image in a host file. Reads and writes go straight between the file and guest memory (pread /
@@ -34,6 +32,7 @@ public final class RawFileBackend implements BlockBackend {
     private final boolean readOnly;
     /** The format was probed: a write must not make the file probe as qcow2 next time (see {@link #checkProbe}). */
     private final boolean probed;
+
     private final Object firstSector = new Object();
     private volatile boolean punchHoleSupported = true;
     private volatile boolean zeroRangeSupported = true;
@@ -67,7 +66,8 @@ public final class RawFileBackend implements BlockBackend {
      * the start of the file is refused, as QEMU refuses one for a probed raw image: the next open would probe
      * the guest's data as a qcow2 image (with, perhaps, a backing file of the guest's choosing).
      */
-    static RawFileBackend open(Path path, boolean readOnly, DiskImage.RawSize rawSize, boolean probed) throws IOException {
+    static RawFileBackend open(Path path, boolean readOnly, DiskImage.RawSize rawSize, boolean probed)
+            throws IOException {
         ImageFile file = ImageFile.open(path, readOnly);
         long end;
         try {
@@ -77,7 +77,12 @@ public final class RawFileBackend implements BlockBackend {
             throw e;
         }
         long size = rawSize == DiskImage.RawSize.WHOLE_FILE ? end : end & ~511L;
-        if (size != end) LOG.warn("disk image {} is {} bytes, not a multiple of 512; the last {} bytes are not visible", path, end, end - size);
+        if (size != end)
+            LOG.warn(
+                    "disk image {} is {} bytes, not a multiple of 512; the last {} bytes are not visible",
+                    path,
+                    end,
+                    end - size);
         return new RawFileBackend(file, size, readOnly, probed);
     }
 
@@ -102,7 +107,8 @@ public final class RawFileBackend implements BlockBackend {
 
     private void checkRange(long offset, long length) {
         if (offset < 0 || length < 0 || offset > size || length > size - offset)
-            throw new IllegalArgumentException(String.format("range %d+%d is outside disk image %s of %d bytes", offset, length, path(), size));
+            throw new IllegalArgumentException(
+                    String.format("range %d+%d is outside disk image %s of %d bytes", offset, length, path(), size));
     }
 
     private void checkWritable() throws IOException {
@@ -163,13 +169,15 @@ public final class RawFileBackend implements BlockBackend {
         file.read(0, MemorySegment.ofArray(head));
         long pos = offset;
         for (MemorySegment s : src) {
-            for (long k = 0; k < s.byteSize() && pos + k < MAGIC; k++) head[(int) (pos + k)] = s.get(ValueLayout.JAVA_BYTE, k);
+            for (long k = 0; k < s.byteSize() && pos + k < MAGIC; k++)
+                head[(int) (pos + k)] = s.get(ValueLayout.JAVA_BYTE, k);
             pos += s.byteSize();
             if (pos >= MAGIC) break;
         }
         if (Qcow2Header.hasMagic(head)) {
-            throw new IOException("disk image " + path() + ": refused a write that would make this raw image, whose format"
-                    + " was probed, look like a qcow2 image; name its format (raw) to allow it");
+            throw new IOException(
+                    "disk image " + path() + ": refused a write that would make this raw image, whose format"
+                            + " was probed, look like a qcow2 image; name its format (raw) to allow it");
         }
     }
 

@@ -21,7 +21,7 @@ public final class SegmentList {
     }
 
     public static SegmentList of(MemorySegment segment) {
-        return new SegmentList(new MemorySegment[]{segment});
+        return new SegmentList(new MemorySegment[] {segment});
     }
 
     public static SegmentList of(List<MemorySegment> segments) {
@@ -47,7 +47,8 @@ public final class SegmentList {
 
     private void check(long offset, long length) {
         if (offset < 0 || length < 0 || offset > byteSize() || length > byteSize() - offset)
-            throw new IndexOutOfBoundsException("range " + offset + "+" + length + " of a " + byteSize() + "-byte list");
+            throw new IndexOutOfBoundsException(
+                    "range " + offset + "+" + length + " of a " + byteSize() + "-byte list");
     }
 
     /** Bytes [offset, offset + length) as a list of views of these buffers. */

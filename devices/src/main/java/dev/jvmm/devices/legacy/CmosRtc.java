@@ -1,15 +1,14 @@
 package dev.jvmm.devices.legacy;
 
 import dev.jvmm.core.bus.BusDevice;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.time.Clock;
 import java.time.DateTimeException;
 import java.time.Duration;
 import java.time.Instant;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The MC146818 real-time clock and its CMOS RAM at ports 0x70 (index) and 0x71 (data): claim both as one
@@ -31,8 +30,16 @@ public final class CmosRtc implements BusDevice {
     public static final int INDEX_PORT = 0x70;
     public static final int PORT_COUNT = 2;
 
-    static final int SECONDS = 0x00, SECONDS_ALARM = 0x01, MINUTES = 0x02, MINUTES_ALARM = 0x03, HOURS = 0x04,
-            HOURS_ALARM = 0x05, DAY_OF_WEEK = 0x06, DAY_OF_MONTH = 0x07, MONTH = 0x08, YEAR = 0x09;
+    static final int SECONDS = 0x00,
+            SECONDS_ALARM = 0x01,
+            MINUTES = 0x02,
+            MINUTES_ALARM = 0x03,
+            HOURS = 0x04,
+            HOURS_ALARM = 0x05,
+            DAY_OF_WEEK = 0x06,
+            DAY_OF_MONTH = 0x07,
+            MONTH = 0x08,
+            YEAR = 0x09;
     static final int STATUS_A = 0x0a, STATUS_B = 0x0b, STATUS_C = 0x0c, STATUS_D = 0x0d;
     static final int CENTURY = 0x32;
     static final int A_UIP = 0x80;
@@ -41,6 +48,7 @@ public final class CmosRtc implements BusDevice {
     static final int HOUR_PM = 0x80;
     /** The update cycle's length, during which UIP is set (the chip's 244 µs before the seconds change). */
     static final long UPDATE_NANOS = 244_000;
+
     private static final long KIB = 1024, MIB = 1024 * KIB;
 
     private final Clock clock;
@@ -126,7 +134,7 @@ public final class CmosRtc implements BusDevice {
             case SECONDS, MINUTES, HOURS, DAY_OF_WEEK, DAY_OF_MONTH, MONTH, YEAR, CENTURY -> setTimeField(reg, v);
             case STATUS_A -> ram[STATUS_A] = (byte) (v & 0x7f); // UIP is read-only
             case STATUS_B -> writeStatusB(v);
-            case STATUS_C, STATUS_D -> { } // read-only
+            case STATUS_C, STATUS_D -> {} // read-only
             default -> ram[reg] = (byte) v;
         }
     }
@@ -218,7 +226,10 @@ public final class CmosRtc implements BusDevice {
         } catch (DateTimeException e) {
             // A value no clock can show (BCD 0x99 seconds, 31 February): the chip would keep counting from
             // garbage; here the field keeps its value, which is at least a time.
-            LOG.debug("rtc: ignored invalid value 0x{} for register 0x{}", Integer.toHexString(v), Integer.toHexString(reg));
+            LOG.debug(
+                    "rtc: ignored invalid value 0x{} for register 0x{}",
+                    Integer.toHexString(v),
+                    Integer.toHexString(reg));
             return;
         }
         if (held != null) held = next;

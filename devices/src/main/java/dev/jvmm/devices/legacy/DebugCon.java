@@ -1,7 +1,6 @@
 package dev.jvmm.devices.legacy;
 
 import dev.jvmm.core.bus.BusDevice;
-
 import java.io.OutputStream;
 
 /**
@@ -12,6 +11,7 @@ public final class DebugCon implements BusDevice, AutoCloseable {
     public static final int DEFAULT_PORT = 0xe9;
     /** What a read returns wherever the device sits (QEMU's readback default). */
     public static final int READBACK = 0xe9;
+
     private final OutputPump output;
 
     /** A debugcon writing to out; register it on one port (usually {@link #DEFAULT_PORT}). */

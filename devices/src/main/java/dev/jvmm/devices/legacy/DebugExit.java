@@ -3,7 +3,6 @@ package dev.jvmm.devices.legacy;
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.VmControl;
 import dev.jvmm.core.bus.BusDevice;
-
 import java.util.Objects;
 
 /**
@@ -25,8 +24,12 @@ public final class DebugExit implements BusDevice {
     }
 
     public DebugExit(VmControl control, int iobase, int iosize) {
-        if (iobase < 0 || iobase > 0xffff) throw new IllegalArgumentException("debug-exit port 0x" + Integer.toHexString(iobase) + " is not an I/O port (0-0xffff)");
-        if (iosize < 1 || iosize > 4 || iobase + iosize > 0x10000) throw new IllegalArgumentException("debug-exit size " + iosize + " at port 0x" + Integer.toHexString(iobase) + " must be 1, 2 or 4 ports within 0-0xffff");
+        if (iobase < 0 || iobase > 0xffff)
+            throw new IllegalArgumentException(
+                    "debug-exit port 0x" + Integer.toHexString(iobase) + " is not an I/O port (0-0xffff)");
+        if (iosize < 1 || iosize > 4 || iobase + iosize > 0x10000)
+            throw new IllegalArgumentException("debug-exit size " + iosize + " at port 0x" + Integer.toHexString(iobase)
+                    + " must be 1, 2 or 4 ports within 0-0xffff");
         this.control = Objects.requireNonNull(control, "control");
         this.iobase = iobase;
         this.iosize = iosize;

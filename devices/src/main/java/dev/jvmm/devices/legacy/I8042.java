@@ -4,10 +4,9 @@ import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.VmControl;
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.IrqLine;
+import java.util.Objects;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-
-import java.util.Objects;
 
 /**
  * The PC keyboard controller (i8042), without a keyboard or mouse behind it: enough for Linux's i8042 driver
@@ -27,10 +26,19 @@ public final class I8042 {
     public static final int AUX_IRQ = 12;
 
     // Status register.
-    static final int STR_OBF = 0x01, STR_IBF = 0x02, STR_SYS = 0x04, STR_CMD = 0x08, STR_UNLOCKED = 0x10,
-            STR_AUXDATA = 0x20, STR_TIMEOUT = 0x40;
+    static final int STR_OBF = 0x01,
+            STR_IBF = 0x02,
+            STR_SYS = 0x04,
+            STR_CMD = 0x08,
+            STR_UNLOCKED = 0x10,
+            STR_AUXDATA = 0x20,
+            STR_TIMEOUT = 0x40;
     // Command byte (controller RAM byte 0).
-    static final int CTR_KBDINT = 0x01, CTR_AUXINT = 0x02, CTR_SYS = 0x04, CTR_KBDDIS = 0x10, CTR_AUXDIS = 0x20,
+    static final int CTR_KBDINT = 0x01,
+            CTR_AUXINT = 0x02,
+            CTR_SYS = 0x04,
+            CTR_KBDDIS = 0x10,
+            CTR_AUXDIS = 0x20,
             CTR_XLATE = 0x40;
     // Output port.
     static final int OUT_RESET = 0x01, OUT_A20 = 0x02, OUT_KBD_OBF = 0x10, OUT_AUX_OBF = 0x20;

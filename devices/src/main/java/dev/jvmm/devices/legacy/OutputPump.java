@@ -1,12 +1,11 @@
 package dev.jvmm.devices.legacy;
 
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.io.IOException;
 import java.io.OutputStream;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Carries a device's output bytes to an OutputStream off the vCPU thread. A guest prints one port write per

@@ -2,11 +2,10 @@ package dev.jvmm.devices.legacy;
 
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.IrqLine;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.io.OutputStream;
 import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A 16550A UART (a PC's COM port) as Linux's 8250 driver, earlyprintk=serial and simple polling guests
@@ -31,11 +30,13 @@ public final class Serial16550 implements BusDevice, AutoCloseable {
 
     /** COM1's port base and IRQ on a PC. */
     public static final int COM1_BASE = 0x3f8;
+
     public static final int COM1_IRQ = 4;
     /** Ports the UART claims from its base. */
     public static final int PORT_COUNT = 8;
     /** Host input held for the guest before new input is dropped. */
     public static final int DEFAULT_INPUT_BACKLOG = 1 << 20;
+
     static final int FIFO_SIZE = 16;
 
     // Register offsets.
@@ -53,13 +54,25 @@ public final class Serial16550 implements BusDevice, AutoCloseable {
     // MCR bits.
     static final int MCR_DTR = 0x01, MCR_RTS = 0x02, MCR_OUT1 = 0x04, MCR_OUT2 = 0x08, MCR_LOOP = 0x10;
     // LSR bits.
-    static final int LSR_DR = 0x01, LSR_OE = 0x02, LSR_PE = 0x04, LSR_FE = 0x08, LSR_BI = 0x10, LSR_THRE = 0x20,
+    static final int LSR_DR = 0x01,
+            LSR_OE = 0x02,
+            LSR_PE = 0x04,
+            LSR_FE = 0x08,
+            LSR_BI = 0x10,
+            LSR_THRE = 0x20,
             LSR_TEMT = 0x40;
     // MSR bits.
-    static final int MSR_DCTS = 0x01, MSR_DDSR = 0x02, MSR_TERI = 0x04, MSR_DDCD = 0x08, MSR_CTS = 0x10,
-            MSR_DSR = 0x20, MSR_RI = 0x40, MSR_DCD = 0x80;
+    static final int MSR_DCTS = 0x01,
+            MSR_DDSR = 0x02,
+            MSR_TERI = 0x04,
+            MSR_DDCD = 0x08,
+            MSR_CTS = 0x10,
+            MSR_DSR = 0x20,
+            MSR_RI = 0x40,
+            MSR_DCD = 0x80;
     /** What the host side of the line shows when not in loopback: a connected, ready peer. */
     private static final int MSR_HOST_LINES = MSR_CTS | MSR_DSR | MSR_DCD;
+
     private static final int[] TRIGGER_LEVELS = {1, 4, 8, 14};
 
     private final IrqLine irq;
@@ -210,8 +223,10 @@ public final class Serial16550 implements BusDevice, AutoCloseable {
         int lines;
         if ((next & MCR_LOOP) != 0) {
             // Loopback: the modem outputs feed the modem inputs inside the chip.
-            lines = ((next & MCR_RTS) != 0 ? MSR_CTS : 0) | ((next & MCR_DTR) != 0 ? MSR_DSR : 0)
-                    | ((next & MCR_OUT1) != 0 ? MSR_RI : 0) | ((next & MCR_OUT2) != 0 ? MSR_DCD : 0);
+            lines = ((next & MCR_RTS) != 0 ? MSR_CTS : 0)
+                    | ((next & MCR_DTR) != 0 ? MSR_DSR : 0)
+                    | ((next & MCR_OUT1) != 0 ? MSR_RI : 0)
+                    | ((next & MCR_OUT2) != 0 ? MSR_DCD : 0);
         } else {
             lines = MSR_HOST_LINES;
         }
@@ -305,8 +320,10 @@ public final class Serial16550 implements BusDevice, AutoCloseable {
             lineErrors |= LSR_OE;
             if (!dropping) {
                 dropping = true;
-                LOG.warn("serial: the guest is not reading its input; {} byte(s) dropped (input backlog holds {} bytes)",
-                        len - taken, backlog.maxCapacity());
+                LOG.warn(
+                        "serial: the guest is not reading its input; {} byte(s) dropped (input backlog holds {} bytes)",
+                        len - taken,
+                        backlog.maxCapacity());
             }
         } else {
             dropping = false;

@@ -36,7 +36,8 @@ public final class DeferredNetBackend implements NetBackend {
             NetBackend b = start.get();
             if (!b.capabilities().equals(capabilities)) {
                 b.close();
-                throw new IllegalStateException("backend capabilities " + b.capabilities() + " differ from those announced, " + capabilities);
+                throw new IllegalStateException(
+                        "backend capabilities " + b.capabilities() + " differ from those announced, " + capabilities);
             }
             started = b;
         }

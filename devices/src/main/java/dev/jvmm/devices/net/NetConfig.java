@@ -19,14 +19,22 @@ import java.util.regex.Pattern;
 public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
     Optional<MacAddress> mac();
 
-    enum Protocol { TCP, UDP }
+    enum Protocol {
+        TCP,
+        UDP
+    }
 
     /**
      * {@code hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT}: connections to the host's
      * HOSTADDR:HOSTPORT reach the guest's GUESTPORT. An empty HOSTADDR means all addresses; HOSTPORT 0 picks a
      * free port; an empty GUESTADDR means the address DHCP hands out (10.0.2.15).
      */
-    record HostForward(Protocol protocol, InetAddress hostAddress, int hostPort, Optional<InetAddress> guestAddress, int guestPort) {}
+    record HostForward(
+            Protocol protocol,
+            InetAddress hostAddress,
+            int hostPort,
+            Optional<InetAddress> guestAddress,
+            int guestPort) {}
 
     /**
      * QEMU's {@code guestfwd=[tcp]:[GUESTADDR]:GUESTPORT-[tcp:]HOSTADDR:HOSTPORT}: the guest's TCP connections to
@@ -40,8 +48,14 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
      * addresses) only with {@code hostLoopback}, or through {@code guestForwards}. {@code resolver} overrides
      * where the DNS forwarder at 10.0.2.3 sends queries (default: the first nameserver in /etc/resolv.conf).
      */
-    record User(List<HostForward> forwards, List<GuestForward> guestForwards, boolean restrict, boolean hostLoopback,
-                Optional<MacAddress> mac, Optional<InetSocketAddress> resolver) implements NetConfig {
+    record User(
+            List<HostForward> forwards,
+            List<GuestForward> guestForwards,
+            boolean restrict,
+            boolean hostLoopback,
+            Optional<MacAddress> mac,
+            Optional<InetSocketAddress> resolver)
+            implements NetConfig {
         public User {
             forwards = List.copyOf(forwards);
             guestForwards = List.copyOf(guestForwards);
@@ -80,13 +94,16 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
     private static String single(String kind, Map<String, List<String>> options, String key) {
         List<String> values = options.remove(key);
         if (values == null) return null;
-        if (values.size() > 1) throw new NetConfigException("--net " + kind + ": option '" + key + "' given " + values.size() + " times; give it once");
+        if (values.size() > 1)
+            throw new NetConfigException(
+                    "--net " + kind + ": option '" + key + "' given " + values.size() + " times; give it once");
         return values.get(0);
     }
 
     private static void rejectUnknown(String kind, Map<String, List<String>> options, String known) {
         if (!options.isEmpty()) {
-            throw new NetConfigException("--net " + kind + ": unknown option '" + options.keySet().iterator().next() + "'; known options: " + known);
+            throw new NetConfigException("--net " + kind + ": unknown option '"
+                    + options.keySet().iterator().next() + "'; known options: " + known);
         }
     }
 
@@ -100,7 +117,8 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
             throw new NetConfigException("--net " + kind + ": " + e.getMessage());
         }
         if (mac.isMulticast() || mac.value() == 0) {
-            throw new NetConfigException("--net " + kind + ": mac=" + v + " is multicast or zero; use a unicast address such as 52:54:00:12:34:56");
+            throw new NetConfigException("--net " + kind + ": mac=" + v
+                    + " is multicast or zero; use a unicast address such as 52:54:00:12:34:56");
         }
         return Optional.of(mac);
     }
@@ -116,8 +134,9 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
                 GuestForward g = parseGuestForward(f);
                 for (GuestForward other : guestForwards) {
                     if (other.guestAddress().equals(g.guestAddress()) && other.guestPort() == g.guestPort()) {
-                        throw new NetConfigException("--net user: guestfwd=" + f + ": " + g.guestAddress().getHostAddress() + ":"
-                                + g.guestPort() + " is forwarded twice; give each guest address and port once");
+                        throw new NetConfigException("--net user: guestfwd=" + f + ": "
+                                + g.guestAddress().getHostAddress() + ":" + g.guestPort()
+                                + " is forwarded twice; give each guest address and port once");
                     }
                 }
                 guestForwards.add(g);
@@ -126,8 +145,9 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
         boolean restrict = flag(options, "restrict");
         boolean hostLoopback = flag(options, "hostloopback");
         if (restrict && hostLoopback) {
-            throw new NetConfigException("--net user: hostloopback=on opens nothing with restrict=on (every outgoing flow is refused);"
-                    + " drop one, or give guestfwd= for the host services the guest needs");
+            throw new NetConfigException(
+                    "--net user: hostloopback=on opens nothing with restrict=on (every outgoing flow is refused);"
+                            + " drop one, or give guestfwd= for the host services the guest needs");
         }
         Optional<MacAddress> mac = mac("user", options);
         Optional<InetSocketAddress> resolver = Optional.empty();
@@ -157,11 +177,13 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
         String what = "guestfwd=" + f;
         Matcher m = GUEST_FORWARD.matcher(f);
         if (!m.matches()) {
-            throw new NetConfigException("--net user: " + what + " is not [tcp]:[GUESTADDR]:GUESTPORT-HOSTADDR:HOSTPORT,"
-                    + " e.g. guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080");
+            throw new NetConfigException(
+                    "--net user: " + what + " is not [tcp]:[GUESTADDR]:GUESTPORT-HOSTADDR:HOSTPORT,"
+                            + " e.g. guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080");
         }
         if (m.group(1) != null && !m.group(1).isEmpty() && !m.group(1).equals("tcp")) {
-            throw new NetConfigException("--net user: " + what + ": guestfwd forwards TCP only, not '" + m.group(1) + "'");
+            throw new NetConfigException(
+                    "--net user: " + what + ": guestfwd forwards TCP only, not '" + m.group(1) + "'");
         }
         String target = m.group(4);
         if (target.startsWith("cmd:")) {
@@ -178,8 +200,9 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
         int last = g[3] & 0xff;
         // QEMU (libslirp) refuses the gateway and the DNS address too; .15 is the guest's own, .0 and .255 not hosts.
         if (g[0] != 10 || g[1] != 0 || g[2] != 2 || last == 0 || last == 2 || last == 3 || last == 15 || last == 255) {
-            throw new NetConfigException("--net user: " + what + ": the guest address must be an unused one of 10.0.2.0/24,"
-                    + " not " + guest.getHostAddress() + " (10.0.2.2, .3 and .15 are taken), e.g. 10.0.2.100");
+            throw new NetConfigException(
+                    "--net user: " + what + ": the guest address must be an unused one of 10.0.2.0/24," + " not "
+                            + guest.getHostAddress() + " (10.0.2.2, .3 and .15 are taken), e.g. 10.0.2.100");
         }
         int guestPort = port("user", what, m.group(3), false);
         InetAddress host = literal("user", what, t.group(1));
@@ -190,13 +213,16 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
     private static HostForward parseForward(String f) {
         Matcher m = FORWARD.matcher(f);
         if (!m.matches()) {
-            throw new NetConfigException("--net user: hostfwd=" + f + " is not [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, e.g. hostfwd=tcp:127.0.0.1:2222-:22");
+            throw new NetConfigException(
+                    "--net user: hostfwd=" + f
+                            + " is not [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, e.g. hostfwd=tcp:127.0.0.1:2222-:22");
         }
         Protocol proto = "udp".equals(m.group(1)) ? Protocol.UDP : Protocol.TCP;
         String what = "hostfwd=" + f;
         InetAddress host = m.group(2).isEmpty() ? literal("user", what, "0.0.0.0") : literal("user", what, m.group(2));
         int hostPort = port("user", what, m.group(3), true);
-        Optional<InetAddress> guest = m.group(4).isEmpty() ? Optional.empty() : Optional.of(literal("user", what, m.group(4)));
+        Optional<InetAddress> guest =
+                m.group(4).isEmpty() ? Optional.empty() : Optional.of(literal("user", what, m.group(4)));
         int guestPort = port("user", what, m.group(5), false);
         return new HostForward(proto, host, hostPort, guest, guestPort);
     }
@@ -209,7 +235,8 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
             p = -1;
         }
         if (p < (zeroAllowed ? 0 : 1) || p > 65535) {
-            throw new NetConfigException("--net " + kind + ": " + what + ": port '" + digits + "' must be " + (zeroAllowed ? "0" : "1") + " to 65535");
+            throw new NetConfigException("--net " + kind + ": " + what + ": port '" + digits + "' must be "
+                    + (zeroAllowed ? "0" : "1") + " to 65535");
         }
         return p;
     }
@@ -217,13 +244,16 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
     /** An IPv4 literal only: a name here would make parsing depend on DNS. */
     private static InetAddress literal(String kind, String what, String text) {
         if (!text.matches("\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}")) {
-            throw new NetConfigException("--net " + kind + ": " + what + ": '" + text + "' is not an IPv4 address like 127.0.0.1");
+            throw new NetConfigException(
+                    "--net " + kind + ": " + what + ": '" + text + "' is not an IPv4 address like 127.0.0.1");
         }
         byte[] b = new byte[4];
         String[] octets = text.split("\\.");
         for (int i = 0; i < 4; i++) {
             int v = Integer.parseInt(octets[i]);
-            if (v > 255) throw new NetConfigException("--net " + kind + ": " + what + ": '" + text + "' is not an IPv4 address like 127.0.0.1");
+            if (v > 255)
+                throw new NetConfigException(
+                        "--net " + kind + ": " + what + ": '" + text + "' is not an IPv4 address like 127.0.0.1");
             b[i] = (byte) v;
         }
         try {
@@ -235,13 +265,16 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
 
     private static Tap parseTap(Map<String, List<String>> options) {
         String ifname = single("tap", options, "ifname");
-        if (ifname == null) throw new NetConfigException("--net tap: needs ifname=NAME (the TAP interface to use or create)");
+        if (ifname == null)
+            throw new NetConfigException("--net tap: needs ifname=NAME (the TAP interface to use or create)");
         if (ifname.isEmpty() || ifname.length() > 15 || !ifname.matches("[A-Za-z0-9_.-]+")) {
-            throw new NetConfigException("--net tap: ifname=" + ifname + " must be 1 to 15 letters, digits, '_', '.' or '-'");
+            throw new NetConfigException(
+                    "--net tap: ifname=" + ifname + " must be 1 to 15 letters, digits, '_', '.' or '-'");
         }
         String bridge = single("tap", options, "bridge");
         if (bridge != null && (bridge.isEmpty() || bridge.length() > 15 || !bridge.matches("[A-Za-z0-9_.-]+"))) {
-            throw new NetConfigException("--net tap: bridge=" + bridge + " must be 1 to 15 letters, digits, '_', '.' or '-'");
+            throw new NetConfigException(
+                    "--net tap: bridge=" + bridge + " must be 1 to 15 letters, digits, '_', '.' or '-'");
         }
         Optional<MacAddress> mac = mac("tap", options);
         int queues = 1;

@@ -13,7 +13,9 @@ import java.util.Set;
  */
 public record NetLinkConfig(int vnetHeaderLength, Set<NetOffload> toGuest) {
     public NetLinkConfig {
-        if (vnetHeaderLength != 0 && vnetHeaderLength != VirtioNetHeader.LENGTH && vnetHeaderLength != VirtioNetHeader.LENGTH_V1) {
+        if (vnetHeaderLength != 0
+                && vnetHeaderLength != VirtioNetHeader.LENGTH
+                && vnetHeaderLength != VirtioNetHeader.LENGTH_V1) {
             throw new IllegalArgumentException("vnet header length " + vnetHeaderLength + " is not 0, 10 or 12");
         }
         toGuest = toGuest.isEmpty() ? Set.of() : Set.copyOf(EnumSet.copyOf(toGuest));

@@ -11,9 +11,15 @@ public final class VirtioNetHeader {
     public static final int LENGTH = 10, LENGTH_V1 = 12;
     public static final int F_NEEDS_CSUM = 1, F_DATA_VALID = 2;
     public static final int GSO_NONE = 0, GSO_TCPV4 = 1, GSO_UDP = 3, GSO_TCPV6 = 4, GSO_UDP_L4 = 5, GSO_ECN = 0x80;
-    public static final int OFF_FLAGS = 0, OFF_GSO_TYPE = 1, OFF_HDR_LEN = 2, OFF_GSO_SIZE = 4, OFF_CSUM_START = 6,
-            OFF_CSUM_OFFSET = 8, OFF_NUM_BUFFERS = 10;
-    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+    public static final int OFF_FLAGS = 0,
+            OFF_GSO_TYPE = 1,
+            OFF_HDR_LEN = 2,
+            OFF_GSO_SIZE = 4,
+            OFF_CSUM_START = 6,
+            OFF_CSUM_OFFSET = 8,
+            OFF_NUM_BUFFERS = 10;
+    private static final ValueLayout.OfShort LE_SHORT =
+            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
     private VirtioNetHeader() {}
 

@@ -2,7 +2,6 @@ package dev.jvmm.devices.pci;
 
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.MsiRoute;
-
 import java.util.function.Supplier;
 
 /**
@@ -32,8 +31,10 @@ public final class MsixCapability implements AutoCloseable {
      * Adds the capability to {@code owner}; the table is at {@code tableOffset} and the PBA at
      * {@code pbaOffset} of BAR {@code bar} (both 8-byte aligned).
      */
-    public MsixCapability(PciFunction owner, int vectors, int bar, int tableOffset, int pbaOffset, Supplier<MsiRoute> routeFactory) {
-        if (vectors < 1 || vectors > 2048) throw new IllegalArgumentException("MSI-X vectors " + vectors + " must be 1 to 2048");
+    public MsixCapability(
+            PciFunction owner, int vectors, int bar, int tableOffset, int pbaOffset, Supplier<MsiRoute> routeFactory) {
+        if (vectors < 1 || vectors > 2048)
+            throw new IllegalArgumentException("MSI-X vectors " + vectors + " must be 1 to 2048");
         this.vectors = vectors;
         this.routeFactory = routeFactory;
         address = new long[vectors];
@@ -46,9 +47,17 @@ public final class MsixCapability implements AutoCloseable {
         java.util.Arrays.fill(routeStale, true);
         int table = tableOffset | bar, pba = pbaOffset | bar;
         byte[] body = {
-                (byte) (vectors - 1), (byte) ((vectors - 1) >> 8),
-                (byte) table, (byte) (table >> 8), (byte) (table >> 16), (byte) (table >> 24),
-                (byte) pba, (byte) (pba >> 8), (byte) (pba >> 16), (byte) (pba >> 24)};
+            (byte) (vectors - 1),
+            (byte) ((vectors - 1) >> 8),
+            (byte) table,
+            (byte) (table >> 8),
+            (byte) (table >> 16),
+            (byte) (table >> 24),
+            (byte) pba,
+            (byte) (pba >> 8),
+            (byte) (pba >> 16),
+            (byte) (pba >> 24)
+        };
         capOffset = owner.addCapability(CAP_ID, body);
         owner.setWritable(capOffset + 3, 1, 0xc0); // enable and function mask
         owner.setMsix(this);
@@ -132,9 +141,18 @@ public final class MsixCapability implements AutoCloseable {
         int v = (int) (offset / ENTRY_SIZE);
         if (v >= vectors || size != 4 || (offset & 3) != 0) return;
         switch ((int) (offset % ENTRY_SIZE)) {
-            case 0 -> { address[v] = (address[v] & 0xffffffff00000000L) | (value & 0xffffffffL); routeStale[v] = true; }
-            case 4 -> { address[v] = (address[v] & 0xffffffffL) | (value << 32); routeStale[v] = true; }
-            case 8 -> { data[v] = (int) value; routeStale[v] = true; }
+            case 0 -> {
+                address[v] = (address[v] & 0xffffffff00000000L) | (value & 0xffffffffL);
+                routeStale[v] = true;
+            }
+            case 4 -> {
+                address[v] = (address[v] & 0xffffffffL) | (value << 32);
+                routeStale[v] = true;
+            }
+            case 8 -> {
+                data[v] = (int) value;
+                routeStale[v] = true;
+            }
             default -> {
                 masked[v] = (value & 1) != 0;
                 deliverPending();

@@ -18,9 +18,21 @@ import org.slf4j.LoggerFactory;
 public abstract class PciFunction {
     private static final Logger LOG = LoggerFactory.getLogger(PciFunction.class);
 
-    public static final int VENDOR_ID = 0x00, DEVICE_ID = 0x02, COMMAND = 0x04, STATUS = 0x06, REVISION = 0x08,
-            CLASS_CODE = 0x09, CACHE_LINE = 0x0c, HEADER_TYPE = 0x0e, BAR0 = 0x10, SUBSYSTEM_VENDOR = 0x2c,
-            SUBSYSTEM_ID = 0x2e, ROM = 0x30, CAPABILITIES = 0x34, INTERRUPT_LINE = 0x3c, INTERRUPT_PIN = 0x3d;
+    public static final int VENDOR_ID = 0x00,
+            DEVICE_ID = 0x02,
+            COMMAND = 0x04,
+            STATUS = 0x06,
+            REVISION = 0x08,
+            CLASS_CODE = 0x09,
+            CACHE_LINE = 0x0c,
+            HEADER_TYPE = 0x0e,
+            BAR0 = 0x10,
+            SUBSYSTEM_VENDOR = 0x2c,
+            SUBSYSTEM_ID = 0x2e,
+            ROM = 0x30,
+            CAPABILITIES = 0x34,
+            INTERRUPT_LINE = 0x3c,
+            INTERRUPT_PIN = 0x3d;
     public static final int CMD_IO = 1, CMD_MEMORY = 2, CMD_BUS_MASTER = 4, CMD_INTX_DISABLE = 0x400;
     public static final int STATUS_INTERRUPT = 0x08, STATUS_CAP_LIST = 0x10;
     public static final int CONFIG_SIZE = 256;
@@ -72,7 +84,8 @@ public abstract class PciFunction {
     private boolean intxAsserted;
     private boolean intxDriven;
 
-    protected PciFunction(int vendorId, int deviceId, int classCode, int revision, int subsystemVendor, int subsystemId) {
+    protected PciFunction(
+            int vendorId, int deviceId, int classCode, int revision, int subsystemVendor, int subsystemId) {
         put16(VENDOR_ID, vendorId);
         put16(DEVICE_ID, deviceId);
         config[REVISION] = (byte) revision;
@@ -94,7 +107,10 @@ public abstract class PciFunction {
 
     /** Declares a memory BAR (a 64-bit one takes two slots). */
     protected final Bar addMemoryBar(int index, long size, boolean is64, boolean prefetchable, BusDevice handler) {
-        if (index < 0 || index > (is64 ? 4 : 5) || bars[index] != null || (index > 0 && bars[index - 1] != null && bars[index - 1].is64))
+        if (index < 0
+                || index > (is64 ? 4 : 5)
+                || bars[index] != null
+                || (index > 0 && bars[index - 1] != null && bars[index - 1].is64))
             throw new IllegalArgumentException("BAR " + index + " is not free");
         if (size < 16 || Long.bitCount(size) != 1 || (!is64 && size > 1L << 31))
             throw new IllegalArgumentException("BAR size " + size + " must be a power of two of at least 16 bytes");
@@ -151,7 +167,9 @@ public abstract class PciFunction {
     public void setBarAddress(int index, long address) {
         synchronized (lock) {
             Bar bar = bars[index];
-            if ((address & (bar.size - 1)) != 0) throw new IllegalArgumentException("BAR address 0x" + Long.toHexString(address) + " is not aligned to its size");
+            if ((address & (bar.size - 1)) != 0)
+                throw new IllegalArgumentException(
+                        "BAR address 0x" + Long.toHexString(address) + " is not aligned to its size");
             int low = (int) address | (bar.is64 ? 0x4 : 0) | (bar.prefetchable ? 0x8 : 0);
             put32(BAR0 + 4 * index, low);
             if (bar.is64) put32(BAR0 + 4 * index + 4, (int) (address >>> 32));
@@ -261,7 +279,12 @@ public abstract class PciFunction {
                 try {
                     bar.claim = mmio.register(name + " BAR" + bar.index, wanted, bar.size, bar.handler);
                 } catch (IllegalArgumentException e) {
-                    LOG.warn("{}: BAR{} at 0x{} not mapped: {}", name, bar.index, Long.toHexString(wanted), e.getMessage());
+                    LOG.warn(
+                            "{}: BAR{} at 0x{} not mapped: {}",
+                            name,
+                            bar.index,
+                            Long.toHexString(wanted),
+                            e.getMessage());
                 }
             }
             barMoved(bar.index, bar.claim == null ? -1 : bar.claim.base());

@@ -17,6 +17,7 @@ public final class PciHostBridge {
     public static final int CONFIG_PORTS_LENGTH = 8;
     /** ECAM bytes per bus: 32 devices x 8 functions x 4 KiB. */
     public static final long ECAM_BUS_SIZE = 1L << 20;
+
     public static final int MAX_DEVICES = 32;
 
     private final Bus mmio;
@@ -72,7 +73,8 @@ public final class PciHostBridge {
             long base = high ? next64 : next32;
             long address = (base + bar.size() - 1) & -bar.size();
             if (address + bar.size() > (high ? end64 : end32))
-                throw new PciBusFullException("PCI MMIO window exhausted placing " + bar.size() + "-byte BAR" + i + " of " + name);
+                throw new PciBusFullException(
+                        "PCI MMIO window exhausted placing " + bar.size() + "-byte BAR" + i + " of " + name);
             function.setBarAddress(i, address);
             if (high) next64 = address + bar.size();
             else next32 = address + bar.size();
@@ -118,7 +120,8 @@ public final class PciHostBridge {
                 }
                 if (address >= 0) return (1L << (8 * size)) - 1; // enable bit clear
                 int reg = (address & 0xfc) + (int) (offset - 4);
-                return readConfig((address >> 16) & 0xff, (address >> 11) & 0x1f, (address >> 8) & 7, reg, size) & 0xffffffffL;
+                return readConfig((address >> 16) & 0xff, (address >> 11) & 0x1f, (address >> 8) & 7, reg, size)
+                        & 0xffffffffL;
             }
 
             @Override
@@ -147,15 +150,25 @@ public final class PciHostBridge {
             @Override
             public long read(long offset, int size) {
                 if (size > 4 || (offset & (size - 1)) != 0) return size >= 8 ? -1L : (1L << (8 * size)) - 1;
-                return readConfig((int) (offset >> 20), (int) (offset >> 15) & 0x1f, (int) (offset >> 12) & 7,
-                        (int) (offset & 0xfff), size) & 0xffffffffL;
+                return readConfig(
+                                (int) (offset >> 20),
+                                (int) (offset >> 15) & 0x1f,
+                                (int) (offset >> 12) & 7,
+                                (int) (offset & 0xfff),
+                                size)
+                        & 0xffffffffL;
             }
 
             @Override
             public void write(long offset, int size, long value) {
                 if (size > 4 || (offset & (size - 1)) != 0) return;
-                writeConfig((int) (offset >> 20), (int) (offset >> 15) & 0x1f, (int) (offset >> 12) & 7,
-                        (int) (offset & 0xfff), size, (int) value);
+                writeConfig(
+                        (int) (offset >> 20),
+                        (int) (offset >> 15) & 0x1f,
+                        (int) (offset >> 12) & 7,
+                        (int) (offset & 0xfff),
+                        size,
+                        (int) value);
             }
         };
     }

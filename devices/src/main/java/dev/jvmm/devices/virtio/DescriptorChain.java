@@ -92,7 +92,8 @@ public final class DescriptorChain {
     /** Copies {@code length} bytes starting at {@code offset} of the readable part (across buffers) into dst. */
     public void readFrom(long offset, MemorySegment dst, long dstOffset, long length) {
         if (offset < 0 || length < 0 || offset + length > readableLength)
-            throw new IndexOutOfBoundsException("readable range " + offset + "+" + length + " beyond " + readableLength);
+            throw new IndexOutOfBoundsException(
+                    "readable range " + offset + "+" + length + " beyond " + readableLength);
         for (int i = 0; i < readableCount && length > 0; i++) {
             long size = readable[i].byteSize();
             if (offset >= size) {
@@ -110,7 +111,8 @@ public final class DescriptorChain {
     /** Copies {@code length} bytes of src into the writable part (across buffers) starting at {@code offset}. */
     public void writeTo(long offset, MemorySegment src, long srcOffset, long length) {
         if (offset < 0 || length < 0 || offset + length > writableLength)
-            throw new IndexOutOfBoundsException("writable range " + offset + "+" + length + " beyond " + writableLength);
+            throw new IndexOutOfBoundsException(
+                    "writable range " + offset + "+" + length + " beyond " + writableLength);
         for (int i = 0; i < writableCount && length > 0; i++) {
             long size = writable[i].byteSize();
             if (offset >= size) {

@@ -1,7 +1,6 @@
 package dev.jvmm.devices.virtio;
 
 import dev.jvmm.core.memory.GuestMemory;
-
 import java.util.List;
 
 /**

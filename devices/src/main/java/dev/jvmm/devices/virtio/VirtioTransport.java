@@ -1,14 +1,13 @@
 package dev.jvmm.devices.virtio;
 
-import dev.jvmm.devices.Threads;
 import dev.jvmm.core.event.EventFd;
 import dev.jvmm.core.memory.GuestMemory;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
+import dev.jvmm.devices.Threads;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * What every virtio transport shares: the device status state machine, feature negotiation, the queues'
@@ -155,8 +154,11 @@ public abstract class VirtioTransport implements AutoCloseable {
         if ((next & DeviceStatus.FEATURES_OK) != 0 && (old & DeviceStatus.FEATURES_OK) == 0) {
             long offered = device.deviceFeatures();
             if ((driverFeatures & ~offered) != 0 || !VirtioFeatures.has(driverFeatures, VirtioFeatures.VERSION_1)) {
-                LOG.warn("{}: driver accepted features 0x{} of 0x{} (needs VERSION_1, nothing unoffered); FEATURES_OK refused",
-                        name, Long.toHexString(driverFeatures), Long.toHexString(offered));
+                LOG.warn(
+                        "{}: driver accepted features 0x{} of 0x{} (needs VERSION_1, nothing unoffered); FEATURES_OK refused",
+                        name,
+                        Long.toHexString(driverFeatures),
+                        Long.toHexString(offered));
                 next &= ~DeviceStatus.FEATURES_OK;
             } else {
                 negotiatedFeatures = driverFeatures;

@@ -1,14 +1,13 @@
 package dev.jvmm.devices.virtio;
 
+import static dev.jvmm.devices.virtio.VirtqueueException.Kind.*;
+
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.devices.virtio.VirtqueueException.Kind;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
-
-import static dev.jvmm.devices.virtio.VirtqueueException.Kind.*;
 
 /**
  * A split virtqueue (virtio 1.2, 2.7) seen from the device side. It knows nothing of transports or devices:
@@ -57,7 +56,8 @@ public final class Virtqueue {
     /** A queue the device offers with at most {@code maxSize} entries (a power of two up to 32768). */
     public Virtqueue(int maxSize) {
         if (maxSize < 1 || maxSize > MAX_SIZE || Integer.bitCount(maxSize) != 1)
-            throw new IllegalArgumentException("queue size " + maxSize + " must be a power of two from 1 to " + MAX_SIZE);
+            throw new IllegalArgumentException(
+                    "queue size " + maxSize + " must be a power of two from 1 to " + MAX_SIZE);
         this.maxSize = maxSize;
         this.size = maxSize;
     }
@@ -142,11 +142,29 @@ public final class Virtqueue {
         checkArea("available ring", driverAddress, availLen, 2, memory);
         checkArea("used ring", deviceAddress, usedLen, 4, memory);
         if (overlaps(descAddress, descLen, driverAddress, availLen))
-            throw fail(RINGS_OVERLAP, "descriptor table 0x%x+%d overlaps available ring 0x%x+%d", descAddress, descLen, driverAddress, availLen);
+            throw fail(
+                    RINGS_OVERLAP,
+                    "descriptor table 0x%x+%d overlaps available ring 0x%x+%d",
+                    descAddress,
+                    descLen,
+                    driverAddress,
+                    availLen);
         if (overlaps(deviceAddress, usedLen, descAddress, descLen))
-            throw fail(RINGS_OVERLAP, "used ring 0x%x+%d overlaps descriptor table 0x%x+%d", deviceAddress, usedLen, descAddress, descLen);
+            throw fail(
+                    RINGS_OVERLAP,
+                    "used ring 0x%x+%d overlaps descriptor table 0x%x+%d",
+                    deviceAddress,
+                    usedLen,
+                    descAddress,
+                    descLen);
         if (overlaps(deviceAddress, usedLen, driverAddress, availLen))
-            throw fail(RINGS_OVERLAP, "used ring 0x%x+%d overlaps available ring 0x%x+%d", deviceAddress, usedLen, driverAddress, availLen);
+            throw fail(
+                    RINGS_OVERLAP,
+                    "used ring 0x%x+%d overlaps available ring 0x%x+%d",
+                    deviceAddress,
+                    usedLen,
+                    driverAddress,
+                    availLen);
         this.memory = memory;
         this.descTable = memory.slice(descAddress, descLen);
         this.availRing = memory.slice(driverAddress, availLen);
@@ -163,8 +181,10 @@ public final class Virtqueue {
     }
 
     private static void checkArea(String what, long gpa, long len, int alignment, GuestMemory memory) {
-        if ((gpa & (alignment - 1)) != 0) throw fail(RING_MISALIGNED, "%s at 0x%x is not %d-byte aligned", what, gpa, alignment);
-        if (!memory.isValid(gpa, len)) throw fail(RING_OUTSIDE_MEMORY, "%s at 0x%x+%d is outside guest RAM", what, gpa, len);
+        if ((gpa & (alignment - 1)) != 0)
+            throw fail(RING_MISALIGNED, "%s at 0x%x is not %d-byte aligned", what, gpa, alignment);
+        if (!memory.isValid(gpa, len))
+            throw fail(RING_OUTSIDE_MEMORY, "%s at 0x%x+%d is outside guest RAM", what, gpa, len);
     }
 
     private static boolean overlaps(long a, long aLen, long b, long bLen) {
@@ -205,12 +225,24 @@ public final class Virtqueue {
         int pending = (availIdx - nextAvail) & 0xffff;
         if (pending == 0) return false;
         if (pending > size)
-            throw broken(AVAIL_INDEX_OUT_OF_RANGE, "available index %d is %d entries ahead of the device (%d), more than the queue size %d",
-                    availIdx, pending, nextAvail, size);
+            throw broken(
+                    AVAIL_INDEX_OUT_OF_RANGE,
+                    "available index %d is %d entries ahead of the device (%d), more than the queue size %d",
+                    availIdx,
+                    pending,
+                    nextAvail,
+                    size);
         int head = availRing.get(U16, 4 + 2L * (nextAvail & (size - 1))) & 0xffff;
         nextAvail = (nextAvail + 1) & 0xffff;
-        if (head >= size) throw broken(HEAD_INDEX_OUT_OF_RANGE, "available ring names head descriptor %d, beyond the queue size %d", head, size);
-        if (chain.capacity() < maxSize) throw new IllegalArgumentException("chain holds " + chain.capacity() + " buffers, queue has up to " + maxSize);
+        if (head >= size)
+            throw broken(
+                    HEAD_INDEX_OUT_OF_RANGE,
+                    "available ring names head descriptor %d, beyond the queue size %d",
+                    head,
+                    size);
+        if (chain.capacity() < maxSize)
+            throw new IllegalArgumentException(
+                    "chain holds " + chain.capacity() + " buffers, queue has up to " + maxSize);
         readChain(head, chain);
         return true;
     }
@@ -226,26 +258,53 @@ public final class Virtqueue {
         long total = 0;
         while (true) {
             if (index >= tableSize)
-                throw broken(NEXT_INDEX_OUT_OF_RANGE, "chain %d: next index %d is beyond the %s table of %d", head, index, indirect ? "indirect" : "descriptor", tableSize);
+                throw broken(
+                        NEXT_INDEX_OUT_OF_RANGE,
+                        "chain %d: next index %d is beyond the %s table of %d",
+                        head,
+                        index,
+                        indirect ? "indirect" : "descriptor",
+                        tableSize);
             if (++steps > tableSize)
-                throw broken(DESCRIPTOR_LOOP, "chain %d: longer than its table of %d descriptors (a loop)", head, tableSize);
+                throw broken(
+                        DESCRIPTOR_LOOP, "chain %d: longer than its table of %d descriptors (a loop)", head, tableSize);
             long off = (long) index * DESC_SIZE;
             long addr = table.get(U64, off);
             long len = table.get(U32, off + 8) & 0xffffffffL;
             int flags = table.get(U16, off + 12) & 0xffff;
             int next = table.get(U16, off + 14) & 0xffff;
             if ((flags & DESC_F_INDIRECT) != 0) {
-                if (!indirectAllowed) throw broken(INDIRECT_NOT_NEGOTIATED, "chain %d: indirect descriptor without VIRTIO_F_INDIRECT_DESC", head);
-                if (indirect) throw broken(INDIRECT_NESTED, "chain %d: indirect descriptor inside an indirect table", head);
-                if ((flags & DESC_F_NEXT) != 0) throw broken(INDIRECT_WITH_NEXT, "chain %d: descriptor has both INDIRECT and NEXT", head);
+                if (!indirectAllowed)
+                    throw broken(
+                            INDIRECT_NOT_NEGOTIATED,
+                            "chain %d: indirect descriptor without VIRTIO_F_INDIRECT_DESC",
+                            head);
+                if (indirect)
+                    throw broken(INDIRECT_NESTED, "chain %d: indirect descriptor inside an indirect table", head);
+                if ((flags & DESC_F_NEXT) != 0)
+                    throw broken(INDIRECT_WITH_NEXT, "chain %d: descriptor has both INDIRECT and NEXT", head);
                 if (len == 0 || len % DESC_SIZE != 0)
-                    throw broken(INDIRECT_TABLE_BAD_LENGTH, "chain %d: indirect table length %d is not a positive multiple of 16", head, len);
+                    throw broken(
+                            INDIRECT_TABLE_BAD_LENGTH,
+                            "chain %d: indirect table length %d is not a positive multiple of 16",
+                            head,
+                            len);
                 // The spec bounds chains by the queue size; drivers size indirect tables by seg_max, which the
                 // device derives from its maximum queue size, so that is the bound applied.
                 if (len / DESC_SIZE > maxSize)
-                    throw broken(INDIRECT_TABLE_TOO_LONG, "chain %d: indirect table of %d descriptors is longer than the queue size %d", head, len / DESC_SIZE, maxSize);
+                    throw broken(
+                            INDIRECT_TABLE_TOO_LONG,
+                            "chain %d: indirect table of %d descriptors is longer than the queue size %d",
+                            head,
+                            len / DESC_SIZE,
+                            maxSize);
                 if (!memory.isValid(addr, len))
-                    throw broken(INDIRECT_TABLE_OUTSIDE_MEMORY, "chain %d: indirect table at 0x%x+%d is outside guest RAM", head, addr, len);
+                    throw broken(
+                            INDIRECT_TABLE_OUTSIDE_MEMORY,
+                            "chain %d: indirect table at 0x%x+%d is outside guest RAM",
+                            head,
+                            addr,
+                            len);
                 table = memory.slice(addr, len);
                 tableSize = (int) (len / DESC_SIZE);
                 indirect = true;
@@ -255,13 +314,15 @@ public final class Virtqueue {
             }
             boolean writable = (flags & DESC_F_WRITE) != 0;
             if (!writable && chain.hasWritable())
-                throw broken(READABLE_AFTER_WRITABLE, "chain %d: device-readable buffer after a device-writable one", head);
+                throw broken(
+                        READABLE_AFTER_WRITABLE, "chain %d: device-readable buffer after a device-writable one", head);
             if (++buffers > maxSize)
                 throw broken(CHAIN_TOO_LONG, "chain %d: more than %d buffers, longer than the queue", head, maxSize);
             total += len;
             if (total > 0xffffffffL) throw broken(CHAIN_TOO_LARGE, "chain %d: more than 4 GiB in total", head);
             if (!memory.isValid(addr, len))
-                throw broken(BUFFER_OUTSIDE_MEMORY, "chain %d: buffer at 0x%x+%d is outside guest RAM", head, addr, len);
+                throw broken(
+                        BUFFER_OUTSIDE_MEMORY, "chain %d: buffer at 0x%x+%d is outside guest RAM", head, addr, len);
             chain.add(memory.slice(addr, len), writable);
             if ((flags & DESC_F_NEXT) == 0) return;
             index = next;
@@ -274,7 +335,8 @@ public final class Virtqueue {
      * receive buffers popped for a frame that turns out not to fit.
      */
     public void unpop(int count) {
-        if (count < 0 || count > size) throw new IllegalArgumentException("cannot unpop " + count + " chains of a queue of " + size);
+        if (count < 0 || count > size)
+            throw new IllegalArgumentException("cannot unpop " + count + " chains of a queue of " + size);
         nextAvail = (nextAvail - count) & 0xffff;
     }
 

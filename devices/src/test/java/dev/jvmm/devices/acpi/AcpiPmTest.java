@@ -1,12 +1,11 @@
 package dev.jvmm.devices.acpi;
 
-import dev.jvmm.core.ExitStatus;
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import dev.jvmm.core.ExitStatus;
 import java.util.ArrayList;
 import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
+import org.junit.jupiter.api.Test;
 
 class AcpiPmTest {
     private final List<ExitStatus> exits = new ArrayList<>();

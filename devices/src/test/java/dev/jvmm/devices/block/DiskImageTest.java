@@ -1,15 +1,13 @@
 package dev.jvmm.devices.block;
 
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.devices.block.DiskImage.BackingFiles;
 import dev.jvmm.devices.block.DiskImage.Format;
 import dev.jvmm.devices.block.DiskImage.Options;
-import dev.jvmm.devices.block.DiskImage.RawSize;
 import dev.jvmm.devices.block.qcow2.Qcow2Creator;
 import dev.jvmm.devices.block.qcow2.Qcow2Exception;
 import dev.jvmm.devices.block.qcow2.Qcow2Image;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -17,8 +15,8 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class DiskImageTest {
     @TempDir
@@ -85,19 +83,23 @@ class DiskImageTest {
         }
         assertThrows(NoSuchFileException.class, () -> DiskImage.probe(dir.resolve("none.img")));
         assertThrows(NoSuchFileException.class, () -> DiskImage.open(dir.resolve("none.img"), Options.DEFAULT));
-        assertThrows(NoSuchFileException.class, () -> DiskImage.open(dir.resolve("none.img"), Options.DEFAULT.withFormat(Format.QCOW2)));
+        assertThrows(
+                NoSuchFileException.class,
+                () -> DiskImage.open(dir.resolve("none.img"), Options.DEFAULT.withFormat(Format.QCOW2)));
     }
 
     @Test
     void aForcedFormatIsNotProbed() throws Exception {
         Path q = qcow2("disk.qcow2", 1 << 20);
-        try (BlockBackend b = DiskImage.open(q, Options.DEFAULT.withFormat(Format.RAW).withReadOnly(true))) {
+        try (BlockBackend b =
+                DiskImage.open(q, Options.DEFAULT.withFormat(Format.RAW).withReadOnly(true))) {
             assertInstanceOf(RawFileBackend.class, b, "format=raw shows the qcow2 file's own bytes");
             assertEquals(Files.size(q), b.size());
             assertArrayEquals(Arrays.copyOf(Files.readAllBytes(q), 4), read(b, 0, 4));
         }
         Path r = raw("disk.img", 1 << 20, (byte) 0);
-        Exception e = assertThrows(Qcow2Exception.class, () -> DiskImage.open(r, Options.DEFAULT.withFormat(Format.QCOW2)));
+        Exception e =
+                assertThrows(Qcow2Exception.class, () -> DiskImage.open(r, Options.DEFAULT.withFormat(Format.QCOW2)));
         assertEquals(r + ": not a qcow2 image (bad magic)", oneLine(e));
     }
 
@@ -165,7 +167,8 @@ class DiskImageTest {
     void aProbedImageWithABackingFileIsRefusedUnlessThePolicyFollowsIt() throws Exception {
         raw("base.raw", 1 << 20, (byte) 0x11);
         Path top = qcow2("top.qcow2", "base.raw", "raw");
-        BackingFileRefusedException e = assertThrows(BackingFileRefusedException.class, () -> DiskImage.open(top, Options.DEFAULT));
+        BackingFileRefusedException e =
+                assertThrows(BackingFileRefusedException.class, () -> DiskImage.open(top, Options.DEFAULT));
         assertEquals(top, e.image());
         assertTrue(oneLine(e).startsWith(top.toString()), e.getMessage());
         try (BlockBackend b = DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2))) {
@@ -179,7 +182,8 @@ class DiskImageTest {
         assertThrows(BackingFileRefusedException.class, () -> DiskImage.open(top, Options.DEFAULT));
         assertThrows(NoSuchFileException.class, () -> DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2)));
         long before = openFds();
-        for (int i = 0; i < 20; i++) assertThrows(BackingFileRefusedException.class, () -> DiskImage.open(top, Options.DEFAULT));
+        for (int i = 0; i < 20; i++)
+            assertThrows(BackingFileRefusedException.class, () -> DiskImage.open(top, Options.DEFAULT));
         assertTrue(openFds() - before < 20, "a refused image leaves no file open");
     }
 
@@ -189,7 +193,8 @@ class DiskImageTest {
         qcow2("b.qcow2", 1 << 20);
         Qcow2Creator.create(a, Qcow2Creator.Options.of(1 << 20).withBacking("b.qcow2", "qcow2"));
         // b.qcow2 now names a.qcow2 (a name of the same length, made by the creator): a -> b -> a.
-        Qcow2Creator.create(dir.resolve("tmp.qcow2"), Qcow2Creator.Options.of(1 << 20).withBacking("a.qcow2", "qcow2"));
+        Qcow2Creator.create(
+                dir.resolve("tmp.qcow2"), Qcow2Creator.Options.of(1 << 20).withBacking("a.qcow2", "qcow2"));
         Files.copy(dir.resolve("tmp.qcow2"), dir.resolve("b.qcow2"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         Exception loop = assertThrows(Qcow2Exception.class, () -> DiskImage.open(a, Options.SOURCE));
         assertTrue(oneLine(loop).contains("backing chain loop"), loop.getMessage());
@@ -204,7 +209,8 @@ class DiskImageTest {
     @Test
     void aShortOrBadFileIsAOneLineErrorAndLeavesNothingOpen() throws Exception {
         Path shortFile = raw("short.img", 10, (byte) 0);
-        Exception e = assertThrows(Qcow2Exception.class, () -> DiskImage.open(shortFile, Options.DEFAULT.withFormat(Format.QCOW2)));
+        Exception e = assertThrows(
+                Qcow2Exception.class, () -> DiskImage.open(shortFile, Options.DEFAULT.withFormat(Format.QCOW2)));
         assertEquals(shortFile + ": file too short for a qcow2 header (10 bytes)", oneLine(e));
         // The magic and nothing more: probed as qcow2, then refused as a header.
         Path truncated = dir.resolve("truncated.qcow2");
@@ -235,14 +241,18 @@ class DiskImageTest {
         Qcow2Creator.create(missing, Qcow2Creator.Options.of(1 << 20).withBacking(gone.toString(), "raw"));
         Files.delete(gone); // refused by its name: the answer does not tell whether such a file exists
         for (Path top : new Path[] {dotdot, absolute, link, missing}) {
-            BackingFileRefusedException e = assertThrows(BackingFileRefusedException.class,
-                    () -> DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2)).close(), top + " must not read " + secret);
+            BackingFileRefusedException e = assertThrows(
+                    BackingFileRefusedException.class,
+                    () -> DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2))
+                            .close(),
+                    top + " must not read " + secret);
             assertEquals(BackingFileRefusedException.Reason.OUTSIDE_IMAGE_DIRECTORY, e.reason());
             assertEquals(top, e.image());
             assertTrue(oneLine(e).contains("outside " + vm), e.getMessage());
         }
         for (Path top : new Path[] {dotdot, absolute, link}) {
-            try (BlockBackend b = DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2).withBackingPaths(DiskImage.BackingPaths.ANY))) {
+            try (BlockBackend b = DiskImage.open(
+                    top, Options.DEFAULT.withFormat(Format.QCOW2).withBackingPaths(DiskImage.BackingPaths.ANY))) {
                 assertEquals(0x42, read(b, 0, 1)[0], "ANY follows " + top + "'s backing file");
             }
         }
@@ -261,9 +271,13 @@ class DiskImageTest {
         Path escape = sub.resolve("escape.qcow2");
         Qcow2Creator.create(escape, Qcow2Creator.Options.of(0).withBacking("../../secret.raw", "raw"));
         Qcow2Creator.create(top, Qcow2Creator.Options.of(0).withBacking("base/escape.qcow2", "qcow2"));
-        assertThrows(BackingFileRefusedException.class, () -> DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2)).close());
+        assertThrows(
+                BackingFileRefusedException.class,
+                () -> DiskImage.open(top, Options.DEFAULT.withFormat(Format.QCOW2))
+                        .close());
         try (BlockBackend b = DiskImage.open(top, Options.SOURCE)) {
-            assertEquals(0x42, read(b, 0, 1)[0], "a conversion source follows backing files anywhere, as qemu-img does");
+            assertEquals(
+                    0x42, read(b, 0, 1)[0], "a conversion source follows backing files anywhere, as qemu-img does");
         }
     }
 
@@ -277,8 +291,13 @@ class DiskImageTest {
             IOException e = assertThrows(IOException.class, () -> b.write(0, MemorySegment.ofArray(header)));
             assertTrue(oneLine(e).contains("whose format was probed, look like a qcow2 image"), e.getMessage());
             // Split across buffers, the magic is still seen.
-            assertThrows(IOException.class, () -> b.writev(0, java.util.List.of(MemorySegment.ofArray(header).asSlice(0, 2),
-                    MemorySegment.ofArray(header).asSlice(2, 510))));
+            assertThrows(
+                    IOException.class,
+                    () -> b.writev(
+                            0,
+                            java.util.List.of(
+                                    MemorySegment.ofArray(header).asSlice(0, 2),
+                                    MemorySegment.ofArray(header).asSlice(2, 510))));
             write(b, 0, 512, (byte) 0x55); // anything else goes
             b.write(512, MemorySegment.ofArray(header)); // and the magic elsewhere
         }

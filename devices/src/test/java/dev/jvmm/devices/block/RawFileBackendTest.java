@@ -1,5 +1,9 @@
 package dev.jvmm.devices.block;
 
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.devices.virtio.DriverQueue;
 import dev.jvmm.devices.virtio.GuestRam;
 import dev.jvmm.devices.virtio.TestDriver;
@@ -7,10 +11,6 @@ import dev.jvmm.devices.virtio.Transport;
 import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.kvm.Libc;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -21,10 +21,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class RawFileBackendTest {
     @TempDir
@@ -32,7 +31,8 @@ class RawFileBackendTest {
 
     Path sparseFile(String name, long size) throws IOException {
         Path p = dir.resolve(name);
-        try (var ch = java.nio.channels.FileChannel.open(p, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+        try (var ch = java.nio.channels.FileChannel.open(
+                p, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
             ch.truncate(size);
             ch.position(size - 1).write(java.nio.ByteBuffer.wrap(new byte[1]));
         }
@@ -44,7 +44,8 @@ class RawFileBackendTest {
         Path p = sparseFile("disk.raw", 1 << 20);
         byte[] data = new byte[8192];
         new Random(3).nextBytes(data);
-        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+        try (RawFileBackend b = RawFileBackend.open(p, false);
+                Arena arena = Arena.ofConfined()) {
             assertEquals(1 << 20, b.size());
             assertFalse(b.readOnly());
             MemorySegment src = arena.allocate(data.length);
@@ -56,12 +57,14 @@ class RawFileBackendTest {
             assertArrayEquals(data, dst.toArray(ValueLayout.JAVA_BYTE));
         }
         byte[] onDisk = Files.readAllBytes(p);
-        assertArrayEquals(data, java.util.Arrays.copyOfRange(onDisk, 4096, 4096 + data.length), "the host file holds the bytes");
+        assertArrayEquals(
+                data, java.util.Arrays.copyOfRange(onDisk, 4096, 4096 + data.length), "the host file holds the bytes");
     }
 
     @Test
     void heapBuffersWorkLikeNativeOnes() throws Exception {
-        // Tools (jvmm img, a qcow2 image reading its raw backing file) pass byte[] views, larger than the bounce buffer.
+        // Tools (jvmm img, a qcow2 image reading its raw backing file) pass byte[] views, larger than the bounce
+        // buffer.
         Path p = sparseFile("disk.raw", 4 << 20);
         byte[] data = new byte[(2 << 20) + 4096];
         new Random(5).nextBytes(data);
@@ -80,7 +83,8 @@ class RawFileBackendTest {
     @Test
     void discardPunchesHolesAndKeepsTheSize() throws Exception {
         Path p = sparseFile("disk.raw", 4 << 20);
-        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+        try (RawFileBackend b = RawFileBackend.open(p, false);
+                Arena arena = Arena.ofConfined()) {
             MemorySegment ones = arena.allocate(1 << 20).fill((byte) 1);
             b.write(1 << 20, ones);
             b.flush();
@@ -97,7 +101,8 @@ class RawFileBackendTest {
     @Test
     void writeZeroesWithAndWithoutUnmap() throws Exception {
         Path p = sparseFile("disk.raw", 4 << 20);
-        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+        try (RawFileBackend b = RawFileBackend.open(p, false);
+                Arena arena = Arena.ofConfined()) {
             b.write(0, arena.allocate(2 << 20).fill((byte) 7));
             b.writeZeroes(0, 1 << 20, false);
             b.writeZeroes(1 << 20, 1 << 20, true);
@@ -116,7 +121,10 @@ class RawFileBackendTest {
             assertEquals(512, b.size());
             assertTrue(b.readOnly());
             assertThrows(IOException.class, () -> b.write(0, MemorySegment.ofArray(new byte[512])));
-            assertThrows(IllegalArgumentException.class, () -> b.read(512, MemorySegment.ofArray(new byte[512])), "beyond size");
+            assertThrows(
+                    IllegalArgumentException.class,
+                    () -> b.read(512, MemorySegment.ofArray(new byte[512])),
+                    "beyond size");
         }
     }
 
@@ -130,9 +138,13 @@ class RawFileBackendTest {
     Path tinyTmpfs() throws Exception {
         Path mnt = Files.createDirectories(dir.resolve("tiny"));
         Process proc = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt.toString())
-                .redirectErrorStream(true).start();
+                .redirectErrorStream(true)
+                .start();
         boolean ok = proc.waitFor(10, TimeUnit.SECONDS) && proc.exitValue() == 0;
-        Assumptions.assumeTrue(ok, "skipped: cannot mount a tmpfs here (needs root): " + new String(proc.getInputStream().readAllBytes()));
+        Assumptions.assumeTrue(
+                ok,
+                "skipped: cannot mount a tmpfs here (needs root): "
+                        + new String(proc.getInputStream().readAllBytes()));
         return mnt;
     }
 
@@ -152,7 +164,8 @@ class RawFileBackendTest {
         Path mnt = tinyTmpfs();
         try {
             Path img = sparseImage(mnt.resolve("disk.raw"), 1 << 20);
-            try (RawFileBackend b = RawFileBackend.open(img, false); Arena arena = Arena.ofConfined()) {
+            try (RawFileBackend b = RawFileBackend.open(img, false);
+                    Arena arena = Arena.ofConfined()) {
                 IOException e = assertThrows(IOException.class, () -> b.write(0, arena.allocate(512 << 10)));
                 assertTrue(e.getMessage().contains("ENOSPC") && e.getMessage().contains("disk.raw"), e.getMessage());
             }
@@ -183,7 +196,10 @@ class RawFileBackendTest {
                 }
                 assertEquals(VirtioBlock.S_IOERR, statuses[0], "256 KiB on a 64 KiB file system: ENOSPC -> IOERR");
                 assertEquals(VirtioBlock.S_OK, statuses[1], "the next request is served");
-                assertEquals(0, drv.status() & dev.jvmm.devices.virtio.DeviceStatus.DEVICE_NEEDS_RESET, "the device keeps running");
+                assertEquals(
+                        0,
+                        drv.status() & dev.jvmm.devices.virtio.DeviceStatus.DEVICE_NEEDS_RESET,
+                        "the device keeps running");
             } finally {
                 backend.close();
             }
@@ -215,7 +231,8 @@ class RawFileBackendTest {
     @Test
     void vectoredWriteAndReadOfMoreThanIovMaxSegments() throws Exception {
         Path p = sparseFile("disk.raw", 4 << 20);
-        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+        try (RawFileBackend b = RawFileBackend.open(p, false);
+                Arena arena = Arena.ofConfined()) {
             byte[] data = new byte[(3 << 20) / 2];
             new Random(11).nextBytes(data);
             MemorySegment src = arena.allocate(data.length);
@@ -235,7 +252,8 @@ class RawFileBackendTest {
     @Test
     void vectoredReadPastTheEndOfAShrunkFileReadsZeroes() throws Exception {
         Path p = sparseFile("disk.raw", 1 << 20);
-        try (RawFileBackend b = RawFileBackend.open(p, false); Arena arena = Arena.ofConfined()) {
+        try (RawFileBackend b = RawFileBackend.open(p, false);
+                Arena arena = Arena.ofConfined()) {
             MemorySegment ones = arena.allocate(1 << 20).fill((byte) 1);
             b.write(0, ones);
             try (var f = new java.io.RandomAccessFile(p.toFile(), "rw")) {
@@ -254,9 +272,12 @@ class RawFileBackendTest {
 
     @Test
     void vectoredWritesAreRefusedOnReadOnlyImagesAndOutsideTheDisk() throws Exception {
-        Path p = sparseFile("disk.raw", 1 << 20), q = sparseFile("other.raw", 1 << 20); // one image cannot be both (locks)
-        try (RawFileBackend ro = RawFileBackend.open(p, true); RawFileBackend rw = RawFileBackend.open(q, false)) {
-            List<MemorySegment> two = List.of(MemorySegment.ofArray(new byte[512]), MemorySegment.ofArray(new byte[512]));
+        Path p = sparseFile("disk.raw", 1 << 20),
+                q = sparseFile("other.raw", 1 << 20); // one image cannot be both (locks)
+        try (RawFileBackend ro = RawFileBackend.open(p, true);
+                RawFileBackend rw = RawFileBackend.open(q, false)) {
+            List<MemorySegment> two =
+                    List.of(MemorySegment.ofArray(new byte[512]), MemorySegment.ofArray(new byte[512]));
             assertThrows(IOException.class, () -> ro.writev(0, two));
             assertThrows(IllegalArgumentException.class, () -> rw.writev((1 << 20) - 512, two));
             assertThrows(IllegalArgumentException.class, () -> rw.readv((1 << 20) - 512, two));

@@ -1,12 +1,11 @@
 package dev.jvmm.devices.block;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.*;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Test;
 
 class SegmentListTest {
     static MemorySegment bytes(int from, int n) {
@@ -28,10 +27,10 @@ class SegmentListTest {
     void slicesAreViewsAcrossBufferEdges() {
         assertEquals(11, list.byteSize());
         SegmentList s = list.slice(2, 7);
-        assertArrayEquals(new byte[]{2, 3, 4, 5, 6, 7, 8}, flat(s));
+        assertArrayEquals(new byte[] {2, 3, 4, 5, 6, 7, 8}, flat(s));
         assertEquals(2, s.segments().size(), "the empty buffer is left out");
         assertEquals(1, list.slice(3, 7).segments().size(), "exactly one buffer");
-        assertArrayEquals(new byte[]{10}, flat(list.slice(10)));
+        assertArrayEquals(new byte[] {10}, flat(list.slice(10)));
         assertEquals(0, list.slice(11).byteSize());
         s.segments().get(0).set(ValueLayout.JAVA_BYTE, 0, (byte) 99);
         assertEquals(99, flat(list)[2], "a slice writes through to the buffers");
@@ -39,10 +38,10 @@ class SegmentListTest {
 
     @Test
     void copiesAndFillsCrossBufferEdges() {
-        list.copyFrom(MemorySegment.ofArray(new byte[]{-1, -2, -3, -4}), 0, 1, 4);
-        assertArrayEquals(new byte[]{0, -1, -2, -3, -4, 5, 6, 7, 8, 9, 10}, flat(list));
+        list.copyFrom(MemorySegment.ofArray(new byte[] {-1, -2, -3, -4}), 0, 1, 4);
+        assertArrayEquals(new byte[] {0, -1, -2, -3, -4, 5, 6, 7, 8, 9, 10}, flat(list));
         list.slice(9).fill((byte) 0);
-        assertArrayEquals(new byte[]{0, -1, -2, -3, -4, 5, 6, 7, 8, 0, 0}, flat(list));
+        assertArrayEquals(new byte[] {0, -1, -2, -3, -4, 5, 6, 7, 8, 0, 0}, flat(list));
     }
 
     @Test

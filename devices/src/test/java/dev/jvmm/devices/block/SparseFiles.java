@@ -1,7 +1,6 @@
 package dev.jvmm.devices.block;
 
 import dev.jvmm.kvm.Libc;
-
 import java.nio.file.Path;
 
 /** What the block tests ask of a sparse file's layout on disk. */

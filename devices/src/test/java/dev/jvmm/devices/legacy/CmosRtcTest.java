@@ -1,14 +1,13 @@
 package dev.jvmm.devices.legacy;
 
-import org.junit.jupiter.api.Test;
+import static dev.jvmm.devices.legacy.CmosRtc.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.time.Clock;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.ZoneOffset;
-
-import static dev.jvmm.devices.legacy.CmosRtc.*;
-import static org.junit.jupiter.api.Assertions.assertEquals;
+import org.junit.jupiter.api.Test;
 
 /** The RTC and CMOS RAM through ports 0x70/0x71, with a clock the test moves. */
 class CmosRtcTest {

@@ -1,15 +1,14 @@
 package dev.jvmm.devices.legacy;
 
-import dev.jvmm.core.ExitStatus;
-import dev.jvmm.core.bus.BusDevice;
-import org.junit.jupiter.api.Test;
-
-import java.util.ArrayList;
-import java.util.List;
-
 import static dev.jvmm.devices.legacy.I8042.*;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jvmm.core.ExitStatus;
+import dev.jvmm.core.bus.BusDevice;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
 
 /** The keyboard controller driven as Linux's i8042 driver and reboot code drive it. */
 class I8042Test {

@@ -1,12 +1,13 @@
 package dev.jvmm.devices.legacy;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.VirtualMachine;
 import dev.jvmm.core.testing.Guests;
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.core.x86.EntryState;
-import org.junit.jupiter.api.Test;
-
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -15,9 +16,7 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /** Multiboot guests in C talking to the legacy devices on the real /dev/kvm with the in-kernel irqchip. */
 @RequiresKvm
@@ -38,7 +37,10 @@ class LegacyDevicesKvmTest {
         Pc(String guest) {
             vm.own(serial);
             vm.own(debugCon);
-            I8042 kbc = new I8042(vm, vm.interrupts().line(I8042.KEYBOARD_IRQ), vm.interrupts().line(I8042.AUX_IRQ));
+            I8042 kbc = new I8042(
+                    vm,
+                    vm.interrupts().line(I8042.KEYBOARD_IRQ),
+                    vm.interrupts().line(I8042.AUX_IRQ));
             vm.ioBus().register("serial0", Serial16550.COM1_BASE, Serial16550.PORT_COUNT, serial);
             vm.ioBus().register("debugcon", DebugCon.DEFAULT_PORT, 1, debugCon);
             vm.ioBus().register("debug-exit", DebugExit.DEFAULT_IOBASE, DebugExit.DEFAULT_IOSIZE, new DebugExit(vm));
@@ -57,7 +59,8 @@ class LegacyDevicesKvmTest {
         }
 
         ExitStatus awaitExit() throws InterruptedException {
-            ExitStatus s = vm.awaitExit(TIMEOUT).orElseThrow(() -> new AssertionError("guest did not finish; console: " + console));
+            ExitStatus s = vm.awaitExit(TIMEOUT)
+                    .orElseThrow(() -> new AssertionError("guest did not finish; console: " + console));
             vm.stop();
             serial.flush();
             debugCon.flush();
@@ -152,7 +155,8 @@ class LegacyDevicesKvmTest {
             assertEquals(new ExitStatus.GuestExit(42), s, console);
             assertEquals(85, s.exitCode());
 
-            Matcher m = Pattern.compile("rtc (\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d)").matcher(console);
+            Matcher m = Pattern.compile("rtc (\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d)")
+                    .matcher(console);
             assertTrue(m.find(), console);
             LocalDateTime guest = LocalDateTime.parse(m.group(1), DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss"));
             assertTrue(!guest.isBefore(before) && !guest.isAfter(after), before + " <= " + guest + " <= " + after);

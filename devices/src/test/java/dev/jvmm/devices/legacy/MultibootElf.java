@@ -1,7 +1,6 @@
 package dev.jvmm.devices.legacy;
 
 import dev.jvmm.core.memory.GuestMemory;
-
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 

@@ -1,6 +1,8 @@
 package dev.jvmm.devices.legacy;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -8,10 +10,7 @@ import java.io.OutputStream;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 class OutputPumpTest {
     /** Counts write calls and is slow, to make the buffer fill. */
@@ -73,8 +72,7 @@ class OutputPumpTest {
         CountDownLatch never = new CountDownLatch(1);
         OutputStream stuck = new OutputStream() {
             @Override
-            public void write(int b) {
-            }
+            public void write(int b) {}
 
             @Override
             public void write(byte[] b, int off, int len) {

@@ -1,7 +1,6 @@
 package dev.jvmm.devices.legacy;
 
 import dev.jvmm.core.irq.IrqLine;
-
 import java.util.ArrayList;
 import java.util.List;
 

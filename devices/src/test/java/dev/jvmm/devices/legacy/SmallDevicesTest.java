@@ -1,15 +1,14 @@
 package dev.jvmm.devices.legacy;
 
-import dev.jvmm.core.ExitStatus;
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import dev.jvmm.core.ExitStatus;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
+import org.junit.jupiter.api.Test;
 
 /** debugcon, isa-debug-exit and the POST-code port. */
 class SmallDevicesTest {

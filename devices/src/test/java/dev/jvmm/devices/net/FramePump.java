@@ -16,13 +16,17 @@ public final class FramePump implements AutoCloseable {
         this.a = a;
         this.b = b;
         // Each side may send the other exactly what the other accepts from its guest.
-        Set<NetOffload> toA = intersect(a.capabilities().toGuest(), b.capabilities().fromGuest());
-        Set<NetOffload> toB = intersect(b.capabilities().toGuest(), a.capabilities().fromGuest());
+        Set<NetOffload> toA =
+                intersect(a.capabilities().toGuest(), b.capabilities().fromGuest());
+        Set<NetOffload> toB =
+                intersect(b.capabilities().toGuest(), a.capabilities().fromGuest());
         GuestPort portA = new GuestPort() {
             @Override
             public boolean deliver(MemorySegment frame) {
                 NetQueue q = qb;
-                return q == null || q.transmit(frame) != TxResult.BUSY; // before both sides run: dropped, like a link still coming up
+                return q == null
+                        || q.transmit(frame)
+                                != TxResult.BUSY; // before both sides run: dropped, like a link still coming up
             }
 
             @Override
@@ -44,8 +48,10 @@ public final class FramePump implements AutoCloseable {
                 if (q != null) q.rxReady();
             }
         };
-        qa = a.activate(new NetLinkConfig(VirtioNetHeader.LENGTH_V1, toA), List.of(portA)).get(0);
-        qb = b.activate(new NetLinkConfig(VirtioNetHeader.LENGTH_V1, toB), List.of(portB)).get(0);
+        qa = a.activate(new NetLinkConfig(VirtioNetHeader.LENGTH_V1, toA), List.of(portA))
+                .get(0);
+        qb = b.activate(new NetLinkConfig(VirtioNetHeader.LENGTH_V1, toB), List.of(portB))
+                .get(0);
     }
 
     private static Set<NetOffload> intersect(Set<NetOffload> x, Set<NetOffload> y) {

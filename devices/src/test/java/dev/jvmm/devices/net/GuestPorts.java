@@ -25,8 +25,7 @@ public final class GuestPorts {
             }
 
             @Override
-            public void txReady() {
-            }
+            public void txReady() {}
         };
     }
 }

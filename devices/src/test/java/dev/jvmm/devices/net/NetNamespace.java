@@ -1,9 +1,6 @@
 package dev.jvmm.devices.net;
 
 import dev.jvmm.kvm.Libc;
-import org.junit.jupiter.api.Assertions;
-import org.junit.jupiter.api.Assumptions;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -13,6 +10,8 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assertions;
+import org.junit.jupiter.api.Assumptions;
 
 /**
  * A network namespace made for one test (deleted on close), and a way to run Java code inside it: a fresh
@@ -47,7 +46,9 @@ public final class NetNamespace implements AutoCloseable {
     }
 
     private static boolean onPath(String tool) {
-        for (String dir : System.getenv().getOrDefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
+        for (String dir : System.getenv()
+                .getOrDefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .split(":")) {
             if (Files.isExecutable(Path.of(dir, tool))) return true;
         }
         return Files.isExecutable(Path.of("/usr/sbin", tool)) || Files.isExecutable(Path.of("/sbin", tool));
@@ -77,13 +78,17 @@ public final class NetNamespace implements AutoCloseable {
         try {
             // Output goes to a file: no reader thread that a busy common pool could starve.
             output = Files.createTempFile("netns-cmd", ".out");
-            Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(output.toFile()).start();
+            Process p = new ProcessBuilder(command)
+                    .redirectErrorStream(true)
+                    .redirectOutput(output.toFile())
+                    .start();
             if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
                 throw new AssertionError(String.join(" ", command) + " did not finish within " + timeoutSeconds + " s");
             }
             String text = Files.readString(output, StandardCharsets.UTF_8);
-            if (p.exitValue() != 0) throw new AssertionError(String.join(" ", command) + " exited " + p.exitValue() + ": " + text);
+            if (p.exitValue() != 0)
+                throw new AssertionError(String.join(" ", command) + " exited " + p.exitValue() + ": " + text);
             return text;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -104,13 +109,15 @@ public final class NetNamespace implements AutoCloseable {
     /** Runs {@code task} on a thread of its own (never the common pool, which blocking socket code would starve). */
     public static <T> CompletableFuture<T> async(Callable<T> task) {
         CompletableFuture<T> result = new CompletableFuture<>();
-        Thread t = new Thread(() -> {
-            try {
-                result.complete(task.call());
-            } catch (Throwable e) {
-                result.completeExceptionally(e);
-            }
-        }, "netns-test-peer");
+        Thread t = new Thread(
+                () -> {
+                    try {
+                        result.complete(task.call());
+                    } catch (Throwable e) {
+                        result.completeExceptionally(e);
+                    }
+                },
+                "netns-test-peer");
         t.setDaemon(true);
         t.start();
         return result;
@@ -119,14 +126,16 @@ public final class NetNamespace implements AutoCloseable {
     /** Runs {@code task} on a new thread that has entered this namespace. */
     public <T> T call(Callable<T> task) throws Exception {
         CompletableFuture<T> result = new CompletableFuture<>();
-        Thread t = new Thread(() -> {
-            try {
-                Libc.setns("/var/run/netns/" + name, Libc.CLONE_NEWNET);
-                result.complete(task.call());
-            } catch (Throwable e) {
-                result.completeExceptionally(e);
-            }
-        }, "in-netns-" + name);
+        Thread t = new Thread(
+                () -> {
+                    try {
+                        Libc.setns("/var/run/netns/" + name, Libc.CLONE_NEWNET);
+                        result.complete(task.call());
+                    } catch (Throwable e) {
+                        result.completeExceptionally(e);
+                    }
+                },
+                "in-netns-" + name);
         t.setDaemon(true);
         t.start();
         try {

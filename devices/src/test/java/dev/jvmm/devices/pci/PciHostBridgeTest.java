@@ -1,20 +1,18 @@
 package dev.jvmm.devices.pci;
 
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.core.bus.Bus;
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.MsiRoute;
 import dev.jvmm.devices.virtio.FakeInterruptController;
 import dev.jvmm.devices.virtio.RecordingIrqLine;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-import java.util.concurrent.atomic.AtomicLong;
-
-import static org.junit.jupiter.api.Assertions.*;
-
 class PciHostBridgeTest {
     static final long ECAM = 0xb000_0000L, WIN32 = 0xc000_0000L, WIN64 = 0x80_0000_0000L;
-
     Bus mmio, pio;
     PciHostBridge host;
     TestFunction fn;
@@ -38,11 +36,13 @@ class PciHostBridgeTest {
                     lastWrite.set(value);
                 }
             });
-            addCapability(0x09, new byte[]{4, 0x42});
+            addCapability(0x09, new byte[] {4, 0x42});
             msix = new MsixCapability(this, 4, 2, 0, 0x800, irqs::msiRoute);
             addMemoryBar(2, 0x1000, false, false, new BusDevice() {
                 public long read(long offset, int size) {
-                    return offset < 0x800 ? msix.table().read(offset, size) : msix.pba().read(offset - 0x800, size);
+                    return offset < 0x800
+                            ? msix.table().read(offset, size)
+                            : msix.pba().read(offset - 0x800, size);
                 }
 
                 public void write(long offset, int size, long value) {
@@ -244,8 +244,10 @@ class PciHostBridgeTest {
 
     @Test
     void aFullBusIsReportedAsSuch() {
-        for (int i = 2; i < PciHostBridge.MAX_DEVICES; i++) host.attach(new PciHostBridge.HostBridgeFunction(), "filler " + i);
-        assertThrows(PciBusFullException.class, () -> host.attach(new PciHostBridge.HostBridgeFunction(), "one too many"));
+        for (int i = 2; i < PciHostBridge.MAX_DEVICES; i++)
+            host.attach(new PciHostBridge.HostBridgeFunction(), "filler " + i);
+        assertThrows(
+                PciBusFullException.class, () -> host.attach(new PciHostBridge.HostBridgeFunction(), "one too many"));
         // A 16 KiB BAR in a 4 KiB window with no 64-bit window: no room either.
         PciHostBridge small = new PciHostBridge(new Bus("small"), WIN32, 0x1000, 0, 0);
         assertThrows(PciBusFullException.class, () -> small.attach(new TestFunction(), "too big"));

@@ -5,7 +5,6 @@ import dev.jvmm.core.irq.InterruptEvent;
 import dev.jvmm.core.irq.IrqLine;
 import dev.jvmm.core.irq.MsiRoute;
 import dev.jvmm.core.irq.Trigger;
-
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -33,7 +32,7 @@ public final class FakeInterruptController implements InterruptController {
 
         @Override
         public synchronized void trigger() {
-            delivered.add(new long[]{address, data});
+            delivered.add(new long[] {address, data});
             notifyAll();
         }
 

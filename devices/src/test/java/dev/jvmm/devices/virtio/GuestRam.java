@@ -2,7 +2,6 @@ package dev.jvmm.devices.virtio;
 
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.memory.MemoryRegion;
-
 import java.lang.foreign.Arena;
 import java.util.List;
 

@@ -116,7 +116,8 @@ public final class MmioTestDriver implements TestDriver {
 
     @Override
     public long readConfig(int offset, int size) {
-        if (size == 8) return (bus.read(base + 0x100 + offset, 4) & 0xffffffffL) | bus.read(base + 0x104 + offset, 4) << 32;
+        if (size == 8)
+            return (bus.read(base + 0x100 + offset, 4) & 0xffffffffL) | bus.read(base + 0x104 + offset, 4) << 32;
         return bus.read(base + 0x100 + offset, size);
     }
 

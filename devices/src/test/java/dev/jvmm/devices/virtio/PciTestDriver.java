@@ -24,7 +24,8 @@ public final class PciTestDriver implements TestDriver {
     private int configAcked;
     private final int[] queueAcked = new int[64];
 
-    public PciTestDriver(Bus mmio, Bus pio, FakeInterruptController irqs, int slot, int intxGsi, boolean msix, AutoCloseable owner) {
+    public PciTestDriver(
+            Bus mmio, Bus pio, FakeInterruptController irqs, int slot, int intxGsi, boolean msix, AutoCloseable owner) {
         this.mmio = mmio;
         this.pio = pio;
         this.irqs = irqs;
@@ -54,11 +55,24 @@ public final class PciTestDriver implements TestDriver {
             int type = cfg(cap + 3, 1) & 0xff;
             int offset = cfg(cap + 8, 4);
             switch (type) {
-                case 1 -> { if (common < 0) common = offset; }
-                case 2 -> { if (notify < 0) { notify = offset; notifyMultiplier = cfg(cap + 16, 4); } }
-                case 3 -> { if (isr < 0) isr = offset; }
-                case 4 -> { if (device < 0) device = offset; }
-                case 5 -> { if (pciCfg < 0) pciCfg = cap; }
+                case 1 -> {
+                    if (common < 0) common = offset;
+                }
+                case 2 -> {
+                    if (notify < 0) {
+                        notify = offset;
+                        notifyMultiplier = cfg(cap + 16, 4);
+                    }
+                }
+                case 3 -> {
+                    if (isr < 0) isr = offset;
+                }
+                case 4 -> {
+                    if (device < 0) device = offset;
+                }
+                case 5 -> {
+                    if (pciCfg < 0) pciCfg = cap;
+                }
                 default -> {}
             }
         }
@@ -201,7 +215,9 @@ public final class PciTestDriver implements TestDriver {
 
     @Override
     public long readConfig(int offset, int size) {
-        if (size == 8) return (mmio.read(bar0 + device + offset, 4) & 0xffffffffL) | mmio.read(bar0 + device + offset + 4, 4) << 32;
+        if (size == 8)
+            return (mmio.read(bar0 + device + offset, 4) & 0xffffffffL)
+                    | mmio.read(bar0 + device + offset + 4, 4) << 32;
         return mmio.read(bar0 + device + offset, size);
     }
 

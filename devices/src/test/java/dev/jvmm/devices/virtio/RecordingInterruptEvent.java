@@ -2,7 +2,6 @@ package dev.jvmm.devices.virtio;
 
 import dev.jvmm.core.irq.InterruptEvent;
 import dev.jvmm.core.irq.Trigger;
-
 import java.util.function.BooleanSupplier;
 
 /**

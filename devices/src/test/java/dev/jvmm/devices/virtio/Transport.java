@@ -30,13 +30,13 @@ public enum Transport {
             return pci(ram, device, false);
         }
     };
-
     public static final long ECAM_BASE = 0xb000_0000L, MMIO32_BASE = 0xc000_0000L, MMIO64_BASE = 0x80_0000_0000L;
 
     static PciTestDriver pci(GuestRam ram, VirtioDevice device, boolean msix) {
         Bus mmio = new Bus("mmio"), pio = new Bus("pio");
         PciHostBridge host = new PciHostBridge(mmio, MMIO32_BASE, 0x1000_0000L, MMIO64_BASE, 1L << 32);
-        pio.register("pci-config", PciHostBridge.CONFIG_ADDRESS_PORT, PciHostBridge.CONFIG_PORTS_LENGTH, host.configPorts());
+        pio.register(
+                "pci-config", PciHostBridge.CONFIG_ADDRESS_PORT, PciHostBridge.CONFIG_PORTS_LENGTH, host.configPorts());
         mmio.register("pci-ecam", ECAM_BASE, PciHostBridge.ECAM_BUS_SIZE, host.ecam());
         FakeInterruptController irqs = new FakeInterruptController();
         VirtioPciTransport t = new VirtioPciTransport("dev", device, ram.memory, irqs, 11, null);

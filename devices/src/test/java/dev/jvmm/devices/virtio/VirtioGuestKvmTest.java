@@ -1,5 +1,7 @@
 package dev.jvmm.devices.virtio;
 
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.VirtualMachine;
 import dev.jvmm.core.bus.BusDevice;
@@ -14,9 +16,6 @@ import dev.jvmm.devices.pci.PciHostBridge;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.mmio.VirtioMmioTransport;
 import dev.jvmm.devices.virtio.pci.VirtioPciTransport;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -24,8 +23,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
-
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The guest driver suite (src/test/guest/virtio_suite.c) on the real /dev/kvm: a multiboot guest with its
@@ -82,7 +81,10 @@ class VirtioGuestKvmTest {
         for (int i = 0; i < phnum; i++) {
             int ph = phoff + i * phentsize;
             if (b.getInt(ph) != 1) continue;
-            int offset = b.getInt(ph + 4), paddr = b.getInt(ph + 12), filesz = b.getInt(ph + 16), memsz = b.getInt(ph + 20);
+            int offset = b.getInt(ph + 4),
+                    paddr = b.getInt(ph + 12),
+                    filesz = b.getInt(ph + 16),
+                    memsz = b.getInt(ph + 20);
             memory.fill(paddr, memsz, (byte) 0);
             memory.write(paddr, elf, offset, filesz);
         }
@@ -128,23 +130,46 @@ class VirtioGuestKvmTest {
 
             // virtio-mmio: bus claim, ioeventfd on QueueNotify, an irqfd on an IOAPIC pin each (level: the guest
             // programs its pins level-triggered).
-            VirtioMmioTransport vda = new VirtioMmioTransport("vda", new VirtioBlock(RawFileBackend.open(vdaFile, false),
-                    VirtioBlock.Options.DEFAULT.withSerial("jvmm-vda")), vm.memory(), vm.interrupts(), VDA_GSI, Trigger.LEVEL);
+            VirtioMmioTransport vda = new VirtioMmioTransport(
+                    "vda",
+                    new VirtioBlock(
+                            RawFileBackend.open(vdaFile, false), VirtioBlock.Options.DEFAULT.withSerial("jvmm-vda")),
+                    vm.memory(),
+                    vm.interrupts(),
+                    VDA_GSI,
+                    Trigger.LEVEL);
             vm.mmioBus().register("virtio-mmio vda", VDA_BASE, VirtioMmioTransport.WINDOW_SIZE, vda);
             vda.registerIoEvent(vm.ioEvents(), VDA_BASE);
             vm.own(vda);
-            VirtioMmioTransport vdb = new VirtioMmioTransport("vdb", new VirtioBlock(RawFileBackend.open(vdbFile, true),
-                    VirtioBlock.Options.DEFAULT.withSerial("jvmm-vdb")), vm.memory(), vm.interrupts(), VDB_GSI, Trigger.LEVEL);
+            VirtioMmioTransport vdb = new VirtioMmioTransport(
+                    "vdb",
+                    new VirtioBlock(
+                            RawFileBackend.open(vdbFile, true), VirtioBlock.Options.DEFAULT.withSerial("jvmm-vdb")),
+                    vm.memory(),
+                    vm.interrupts(),
+                    VDB_GSI,
+                    Trigger.LEVEL);
             vm.mmioBus().register("virtio-mmio vdb", VDB_BASE, VirtioMmioTransport.WINDOW_SIZE, vdb);
             vdb.registerIoEvent(vm.ioEvents(), VDB_BASE);
             vm.own(vdb);
 
             // PCI: host bridge on 0xCF8 and ECAM, BARs below 4 GiB (the guest runs without paging).
             PciHostBridge pci = new PciHostBridge(vm.mmioBus(), PCI_MMIO_BASE, PCI_MMIO_SIZE, 0, 0);
-            vm.ioBus().register("pci-config", PciHostBridge.CONFIG_ADDRESS_PORT, PciHostBridge.CONFIG_PORTS_LENGTH, pci.configPorts());
+            vm.ioBus()
+                    .register(
+                            "pci-config",
+                            PciHostBridge.CONFIG_ADDRESS_PORT,
+                            PciHostBridge.CONFIG_PORTS_LENGTH,
+                            pci.configPorts());
             vm.mmioBus().register("pci-ecam", ECAM_BASE, PciHostBridge.ECAM_BUS_SIZE, pci.ecam());
-            VirtioPciTransport vdc = new VirtioPciTransport("vdc", new VirtioBlock(RawFileBackend.open(vdcFile, false),
-                    VirtioBlock.Options.DEFAULT.withSerial("jvmm-vdc")), vm.memory(), vm.interrupts(), VDC_GSI, vm.ioEvents());
+            VirtioPciTransport vdc = new VirtioPciTransport(
+                    "vdc",
+                    new VirtioBlock(
+                            RawFileBackend.open(vdcFile, false), VirtioBlock.Options.DEFAULT.withSerial("jvmm-vdc")),
+                    vm.memory(),
+                    vm.interrupts(),
+                    VDC_GSI,
+                    vm.ioEvents());
             pci.attach(vdc.pciFunction(), "virtio-pci vdc");
             vm.own(vdc);
 
@@ -155,7 +180,8 @@ class VirtioGuestKvmTest {
             vm.memory().writeInt(MULTIBOOT_INFO, 1 << 2);
             vm.memory().writeInt(MULTIBOOT_INFO + 16, (int) MULTIBOOT_CMDLINE);
             long entry = loadElf(vm.memory(), Guests.load("virtio_suite.elf"));
-            vm.setEntry(0, EntryState.protectedMode(entry).withRax(MULTIBOOT_MAGIC).withRbx(MULTIBOOT_INFO));
+            vm.setEntry(
+                    0, EntryState.protectedMode(entry).withRax(MULTIBOOT_MAGIC).withRbx(MULTIBOOT_INFO));
             vm.start();
             status = vm.awaitExit(Duration.ofMinutes(3)).orElse(null);
             vm.stop();
@@ -167,7 +193,10 @@ class VirtioGuestKvmTest {
         assertEquals(new ExitStatus.GuestExit(0), status, "guest output:\n" + out);
         assertTrue(out.contains("virtio-mmio") && out.contains("virtio-pci") && out.contains(", 0 failed"), out);
         assertFalse(out.contains("FAIL"), out);
-        assertEquals(0, busNotifications, "every queue notification completed in the kernel (ioeventfd), none exited to the VMM");
+        assertEquals(
+                0,
+                busNotifications,
+                "every queue notification completed in the kernel (ioeventfd), none exited to the VMM");
 
         // The bytes the guest wrote are in the files, where it was told they are.
         assertPattern(vdaFile, 0x11111111L, 64, 64);

@@ -1,20 +1,20 @@
 package dev.jvmm.devices.virtio;
 
-import dev.jvmm.core.memory.GuestMemory;
-import dev.jvmm.devices.virtio.VirtqueueException.Kind;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-
-import java.util.List;
-
 import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
 import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
 import static dev.jvmm.devices.virtio.VirtqueueException.Kind.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.devices.virtio.VirtqueueException.Kind;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
 class VirtqueueTest {
-    static final long FEATURES = VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC);
+    static final long FEATURES =
+            VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC);
     static final long FEATURES_EVENT_IDX = FEATURES | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX);
 
     GuestRam ram;
@@ -130,7 +130,8 @@ class VirtqueueTest {
     void indirectOnlyChain() {
         activate(FEATURES);
         long table = ram.alloc(48, 16);
-        int head = dq.indirectChain(table, in(ram.alloc(16, 8), 16), out(ram.alloc(4096, 8), 4096), out(ram.alloc(1, 1), 1));
+        int head = dq.indirectChain(
+                table, in(ram.alloc(16, 8), 16), out(ram.alloc(4096, 8), 4096), out(ram.alloc(1, 1), 1));
         dq.publish(head);
         assertTrue(q.pop(chain));
         assertEquals(16, chain.readableLength());
@@ -316,7 +317,8 @@ class VirtqueueTest {
 
     @Test
     void chainOfMoreThan4GiB() {
-        try (GuestMemory big = GuestMemory.allocate(List.of(new GuestMemory.Layout(0, 5L << 30)), GuestMemory.Options.DEFAULT)) {
+        try (GuestMemory big =
+                GuestMemory.allocate(List.of(new GuestMemory.Layout(0, 5L << 30)), GuestMemory.Options.DEFAULT)) {
             DriverQueue d = new DriverQueue(big, 16, 0x1000, 0x2000, 0x3000);
             q.setDescAddress(d.desc);
             q.setDriverAddress(d.avail);

@@ -1,14 +1,13 @@
 package dev.jvmm.core.bus;
 
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.LongAdder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * An address space (port I/O or MMIO) in which devices claim ranges. Overlapping claims are refused when they
@@ -46,10 +45,12 @@ public final class Bus {
     /** Claims [base, base+length) for a device; refused if it overlaps an existing claim. */
     public synchronized Claim register(String deviceName, long base, long length, BusDevice device) {
         if (length <= 0 || base < 0 || base + length < base)
-            throw new IllegalArgumentException(String.format("%s: bad range 0x%x+0x%x for %s", name, base, length, deviceName));
+            throw new IllegalArgumentException(
+                    String.format("%s: bad range 0x%x+0x%x for %s", name, base, length, deviceName));
         for (Claim c : claims) {
             if (base < c.end() && c.base() < base + length)
-                throw new IllegalArgumentException(String.format("%s: %s at 0x%x-0x%x overlaps %s at 0x%x-0x%x",
+                throw new IllegalArgumentException(String.format(
+                        "%s: %s at 0x%x-0x%x overlaps %s at 0x%x-0x%x",
                         name, deviceName, base, base + length - 1, c.name(), c.base(), c.end() - 1));
         }
         Claim claim = new Claim(deviceName, base, length, device);
@@ -109,7 +110,12 @@ public final class Bus {
     private void unclaimed(long address, int size, boolean write) {
         unclaimedAccesses.increment();
         if (loggedAddresses.size() < MAX_LOGGED_ADDRESSES && loggedAddresses.add(address))
-            LOG.debug("{}: unclaimed {}-byte {} at 0x{}", name, size, write ? "write" : "read", Long.toHexString(address));
+            LOG.debug(
+                    "{}: unclaimed {}-byte {} at 0x{}",
+                    name,
+                    size,
+                    write ? "write" : "read",
+                    Long.toHexString(address));
     }
 
     public long unclaimedAccesses() {

@@ -4,7 +4,6 @@ import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.Libc;
 import dev.jvmm.kvm.OwnedFd;
 import dev.jvmm.kvm.SyscallException;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -6,7 +6,10 @@ package dev.jvmm.core.event;
  * eventfd from a bus write instead.
  */
 public interface IoEventRegistry {
-    enum Space { PIO, MMIO }
+    enum Space {
+        PIO,
+        MMIO
+    }
 
     /** A guest write of {@code length} bytes (0: any length) to address signals {@code event}. */
     Registration register(Space space, long address, int length, EventFd event);

@@ -1,7 +1,6 @@
 package dev.jvmm.core.memory;
 
 import dev.jvmm.kvm.Libc;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -49,7 +48,8 @@ public final class GuestMemory implements AutoCloseable {
         for (int i = 0; i < sorted.size(); i++) {
             Layout l = sorted.get(i);
             if (l.size() <= 0 || (l.size() & 0xfff) != 0 || (l.guestBase() & 0xfff) != 0 || l.guestBase() < 0)
-                throw new IllegalArgumentException("memory region " + l + " must have a page-aligned base and a positive page-aligned size");
+                throw new IllegalArgumentException(
+                        "memory region " + l + " must have a page-aligned base and a positive page-aligned size");
             if (i > 0 && sorted.get(i - 1).guestBase() + sorted.get(i - 1).size() > l.guestBase())
                 throw new IllegalArgumentException("memory regions " + sorted.get(i - 1) + " and " + l + " overlap");
         }
@@ -57,8 +57,13 @@ public final class GuestMemory implements AutoCloseable {
         try {
             for (int i = 0; i < regions.length; i++) {
                 Layout l = sorted.get(i);
-                MemorySegment host = Libc.mmap(MemorySegment.NULL, l.size(), Libc.PROT_READ | Libc.PROT_WRITE,
-                        Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE, -1, 0);
+                MemorySegment host = Libc.mmap(
+                        MemorySegment.NULL,
+                        l.size(),
+                        Libc.PROT_READ | Libc.PROT_WRITE,
+                        Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE,
+                        -1,
+                        0);
                 regions[i] = new MemoryRegion(l.guestBase(), host);
                 // Advice is best effort: a host without THP or KSM still runs the guest.
                 if (options.hugePages()) adviseQuietly(host, Libc.MADV_HUGEPAGE);
@@ -82,7 +87,8 @@ public final class GuestMemory implements AutoCloseable {
         try {
             Libc.madvise(host, advice);
         } catch (RuntimeException e) {
-            org.slf4j.LoggerFactory.getLogger(GuestMemory.class).warn("madvise({}) not available: {}", advice, e.getMessage());
+            org.slf4j.LoggerFactory.getLogger(GuestMemory.class)
+                    .warn("madvise({}) not available: {}", advice, e.getMessage());
         }
     }
 

@@ -7,7 +7,6 @@ import dev.jvmm.kvm.gen.kvm_fpu;
 import dev.jvmm.kvm.gen.kvm_regs;
 import dev.jvmm.kvm.gen.kvm_segment;
 import dev.jvmm.kvm.gen.kvm_sregs;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
@@ -28,6 +27,7 @@ public final class X86Cpu {
     public static final int CODE64_SELECTOR = 0x08;
     /** Linux's __BOOT_CS and __BOOT_DS are 0x10 and 0x18; multiboot kernels take any flat selectors. */
     public static final int CODE_SELECTOR = 0x10;
+
     public static final int DATA_SELECTOR = 0x18;
     public static final int TSS_SELECTOR = 0x20;
 
@@ -86,8 +86,9 @@ public final class X86Cpu {
     }
 
     private static MemorySegment[] dataSegments(MemorySegment sregs) {
-        return new MemorySegment[] {kvm_sregs.ds(sregs), kvm_sregs.es(sregs), kvm_sregs.fs(sregs),
-                kvm_sregs.gs(sregs), kvm_sregs.ss(sregs)};
+        return new MemorySegment[] {
+            kvm_sregs.ds(sregs), kvm_sregs.es(sregs), kvm_sregs.fs(sregs), kvm_sregs.gs(sregs), kvm_sregs.ss(sregs)
+        };
     }
 
     private static void flatSegments(MemorySegment sregs, boolean longMode) {
@@ -130,8 +131,12 @@ public final class X86Cpu {
 
     /** Encodes a segment descriptor (base, limit, flags as bits 52-55 and access byte). */
     static long descriptor(long base, long limit, int flags, int access) {
-        return ((base & 0xff000000L) << 32) | ((long) (flags & 0xf) << 52) | ((limit & 0xf0000L) << 32)
-                | ((long) (access & 0xff) << 40) | ((base & 0x00ffffffL) << 16) | (limit & 0xffffL);
+        return ((base & 0xff000000L) << 32)
+                | ((long) (flags & 0xf) << 52)
+                | ((limit & 0xf0000L) << 32)
+                | ((long) (access & 0xff) << 40)
+                | ((base & 0x00ffffffL) << 16)
+                | (limit & 0xffffL);
     }
 
     private static void writeGdt(GuestMemory memory, boolean longMode) {

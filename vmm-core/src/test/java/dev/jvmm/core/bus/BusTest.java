@@ -1,13 +1,12 @@
 package dev.jvmm.core.bus;
 
-import org.junit.jupiter.api.Test;
-
-import java.util.ArrayList;
-import java.util.List;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
 
 class BusTest {
     private static final class Echo implements BusDevice {
@@ -39,8 +38,8 @@ class BusTest {
     void overlappingClaimsAreRefusedWithBothNames() {
         Bus bus = new Bus("port I/O");
         bus.register("serial", 0x3f8, 8, new Echo());
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> bus.register("other", 0x3ff, 2, new Echo()));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> bus.register("other", 0x3ff, 2, new Echo()));
         assertTrue(e.getMessage().contains("other") && e.getMessage().contains("serial"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> bus.register("inside", 0x3f9, 1, new Echo()));
         assertThrows(IllegalArgumentException.class, () -> bus.register("around", 0x3f0, 0x20, new Echo()));

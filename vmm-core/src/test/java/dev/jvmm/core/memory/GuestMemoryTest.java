@@ -1,19 +1,19 @@
 package dev.jvmm.core.memory;
 
-import org.junit.jupiter.api.Test;
-
-import java.util.List;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
 class GuestMemoryTest {
     private static GuestMemory twoRegions() {
         // [0, 64 KiB) and [1 MiB, 1 MiB + 64 KiB) with a hole between them
-        return GuestMemory.allocate(List.of(new GuestMemory.Layout(0x100000, 0x10000), new GuestMemory.Layout(0, 0x10000)),
+        return GuestMemory.allocate(
+                List.of(new GuestMemory.Layout(0x100000, 0x10000), new GuestMemory.Layout(0, 0x10000)),
                 GuestMemory.Options.DEFAULT);
     }
 
@@ -67,19 +67,24 @@ class GuestMemoryTest {
 
     @Test
     void overlappingOrUnalignedRegionsAreRefused() {
-        assertThrows(IllegalArgumentException.class, () -> GuestMemory.allocate(
-                List.of(new GuestMemory.Layout(0, 0x2000), new GuestMemory.Layout(0x1000, 0x1000)), GuestMemory.Options.DEFAULT));
-        assertThrows(IllegalArgumentException.class, () -> GuestMemory.allocate(
-                List.of(new GuestMemory.Layout(0x10, 0x1000)), GuestMemory.Options.DEFAULT));
-        assertThrows(IllegalArgumentException.class, () -> GuestMemory.allocate(
-                List.of(new GuestMemory.Layout(0, 0)), GuestMemory.Options.DEFAULT));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> GuestMemory.allocate(
+                        List.of(new GuestMemory.Layout(0, 0x2000), new GuestMemory.Layout(0x1000, 0x1000)),
+                        GuestMemory.Options.DEFAULT));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> GuestMemory.allocate(List.of(new GuestMemory.Layout(0x10, 0x1000)), GuestMemory.Options.DEFAULT));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> GuestMemory.allocate(List.of(new GuestMemory.Layout(0, 0)), GuestMemory.Options.DEFAULT));
     }
 
     @Test
     void memoryIsCommittedOnlyWhenTouched() throws Exception {
         long before = rssKiB();
-        try (GuestMemory m = GuestMemory.allocate(List.of(new GuestMemory.Layout(0, 1L << 30)),
-                new GuestMemory.Options(true, true))) {
+        try (GuestMemory m = GuestMemory.allocate(
+                List.of(new GuestMemory.Layout(0, 1L << 30)), new GuestMemory.Options(true, true))) {
             long mapped = rssKiB();
             assertTrue(mapped - before < 64 * 1024, "1 GiB mapped raised RSS by " + (mapped - before) + " KiB");
             m.fill(0, 16 << 20, (byte) 1);

@@ -10,7 +10,8 @@ public final class Guests {
 
     public static byte[] load(String name) {
         try (InputStream in = Guests.class.getResourceAsStream("/guests/" + name)) {
-            if (in == null) throw new IllegalStateException("test guest " + name + " was not built (see src/test/guest)");
+            if (in == null)
+                throw new IllegalStateException("test guest " + name + " was not built (see src/test/guest)");
             return in.readAllBytes();
         } catch (IOException e) {
             throw new UncheckedIOException(e);

@@ -19,8 +19,10 @@ public final class KvmHost {
 
     /** One line for a test's output naming the outcome it checked on this host. */
     public static void checked(String test, String outcome) {
-        System.out.println(test + ": checked " + outcome + (emulatesGuestKernel()
-                ? " (kvm_pvm host: guest kernel mode is emulated, Linux stops in early boot)"
-                : " (hardware-virtualisation KVM" + (System.getenv("JVMM_EMULATED") != null ? ", inside the emulated machine)" : ")")));
+        System.out.println(test + ": checked " + outcome
+                + (emulatesGuestKernel()
+                        ? " (kvm_pvm host: guest kernel mode is emulated, Linux stops in early boot)"
+                        : " (hardware-virtualisation KVM"
+                                + (System.getenv("JVMM_EMULATED") != null ? ", inside the emulated machine)" : ")")));
     }
 }

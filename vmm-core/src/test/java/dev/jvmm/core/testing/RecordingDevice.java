@@ -1,7 +1,6 @@
 package dev.jvmm.core.testing;
 
 import dev.jvmm.core.bus.BusDevice;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.LongSupplier;

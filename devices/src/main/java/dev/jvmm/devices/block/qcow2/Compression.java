@@ -1,7 +1,6 @@
 package dev.jvmm.devices.block.qcow2;
 
 import com.github.luben.zstd.Zstd;
-
 import java.util.zip.DataFormatException;
 import java.util.zip.Deflater;
 import java.util.zip.Inflater;
@@ -40,7 +39,8 @@ final class Compression {
                 throw new Qcow2Exception(where + ": corrupt deflate data: " + e.getMessage());
             }
             if (n != clusterSize) {
-                throw new Qcow2Exception(where + ": compressed cluster inflates to " + n + " bytes, not " + clusterSize);
+                throw new Qcow2Exception(
+                        where + ": compressed cluster inflates to " + n + " bytes, not " + clusterSize);
             }
         } else if (type == ZSTD) {
             long frame;
@@ -56,7 +56,8 @@ final class Compression {
             }
             if (Zstd.isError(n)) throw new Qcow2Exception(where + ": corrupt zstd data: " + Zstd.getErrorName(n));
             if (n != clusterSize) {
-                throw new Qcow2Exception(where + ": compressed cluster decompresses to " + n + " bytes, not " + clusterSize);
+                throw new Qcow2Exception(
+                        where + ": compressed cluster decompresses to " + n + " bytes, not " + clusterSize);
             }
         } else {
             throw new Qcow2Exception(where + ": unknown compression type " + type);

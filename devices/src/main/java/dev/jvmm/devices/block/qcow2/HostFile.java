@@ -1,7 +1,6 @@
 package dev.jvmm.devices.block.qcow2;
 
 import dev.jvmm.devices.block.ImageFile;
-
 import java.io.Closeable;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;

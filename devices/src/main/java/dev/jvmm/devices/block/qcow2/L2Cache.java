@@ -12,7 +12,11 @@ final class L2Cache {
     private static final class Slot {
         final long[] table;
         volatile long lastUse;
-        Slot(long[] table, long now) { this.table = table; this.lastUse = now; }
+
+        Slot(long[] table, long now) {
+            this.table = table;
+            this.lastUse = now;
+        }
     }
 
     private final ConcurrentHashMap<Long, Slot> map = new ConcurrentHashMap<>();

@@ -16,8 +16,12 @@ import java.util.TreeMap;
  */
 final class MetadataRanges {
     enum Kind {
-        HEADER("the header"), L1("the L1 table"), REFCOUNT_TABLE("the refcount table"),
-        REFCOUNT_BLOCK("a refcount block"), L2("an active L2 table"), SNAPSHOT_TABLE("the snapshot table"),
+        HEADER("the header"),
+        L1("the L1 table"),
+        REFCOUNT_TABLE("the refcount table"),
+        REFCOUNT_BLOCK("a refcount block"),
+        L2("an active L2 table"),
+        SNAPSHOT_TABLE("the snapshot table"),
         SNAPSHOT_L1("a snapshot's L1 table");
 
         final String description;

@@ -13,11 +13,23 @@ import java.util.List;
  * bounded by the file's size.
  */
 public final class Qcow2Checker {
-    public enum Repair { NONE, LEAKS, ALL }
+    public enum Repair {
+        NONE,
+        LEAKS,
+        ALL
+    }
 
-    public record Result(long leaks, long corruptions, long leaksFixed, long corruptionsFixed, List<String> messages,
-                         long guestClusters, long allocatedClusters, long fragmentedClusters,
-                         long compressedClusters, long imageEndOffset) { }
+    public record Result(
+            long leaks,
+            long corruptions,
+            long leaksFixed,
+            long corruptionsFixed,
+            List<String> messages,
+            long guestClusters,
+            long allocatedClusters,
+            long fragmentedClusters,
+            long compressedClusters,
+            long imageEndOffset) {}
 
     private static final long MAX_CHECK_CLUSTERS = 1L << 25;
     private final Qcow2Image img;
@@ -69,7 +81,8 @@ public final class Qcow2Checker {
         }
         nbClusters = (file.length() + cs - 1) >>> clusterBits;
         if (nbClusters > MAX_CHECK_CLUSTERS) {
-            throw new Qcow2Exception(img.name + ": image has " + nbClusters + " clusters, more than the checker handles");
+            throw new Qcow2Exception(
+                    img.name + ": image has " + nbClusters + " clusters, more than the checker handles");
         }
         refs = new int[(int) nbClusters];
         readBudget = 16 * file.length() + (256L << 20);
@@ -126,7 +139,8 @@ public final class Qcow2Checker {
                 long stored = rc.get(c);
                 if (stored == 0) continue;
                 leaks++;
-                if (messages.size() < 1000) messages.add("Leaked cluster " + c + " refcount=" + stored + " reference=0");
+                if (messages.size() < 1000)
+                    messages.add("Leaked cluster " + c + " refcount=" + stored + " reference=0");
                 if (repair != Repair.NONE) {
                     rc.set(c, 0);
                     leaksFixed++;
@@ -135,8 +149,17 @@ public final class Qcow2Checker {
         }
         if (repair == Repair.NONE) checkCopiedFlags();
         long guestClusters = (img.size() + cs - 1) >>> clusterBits;
-        return new Result(leaks, corruptions, leaksFixed, fixedErrors, List.copyOf(messages), guestClusters,
-                allocated, fragmented, compressed, file.length());
+        return new Result(
+                leaks,
+                corruptions,
+                leaksFixed,
+                fixedErrors,
+                List.copyOf(messages),
+                guestClusters,
+                allocated,
+                fragmented,
+                compressed,
+                file.length());
     }
 
     private void walkL1(long[] l1, boolean active) throws IOException {
@@ -154,7 +177,8 @@ public final class Qcow2Checker {
             ref(l2Off, cs, "L2 table");
             readBudget -= cs;
             if (readBudget < 0) {
-                throw new Qcow2Exception(img.name + ": L1 tables reference far more L2 data than the file holds; the image is corrupt");
+                throw new Qcow2Exception(
+                        img.name + ": L1 tables reference far more L2 data than the file holds; the image is corrupt");
             }
             long[] l2 = Qcow2Image.readTable(file, l2Off, cs / 8);
             int step = img.extL2 ? 2 : 1;
@@ -167,16 +191,21 @@ public final class Qcow2Checker {
                         continue;
                     }
                     ref(ext[0], Math.min(ext[1], file.length() - ext[0]), "compressed cluster");
-                    if (active) { allocated++; compressed++; }
+                    if (active) {
+                        allocated++;
+                        compressed++;
+                    }
                     continue;
                 }
                 long host = e & Qcow2Image.L2_OFFSET_MASK;
                 if (img.extL2) {
                     long bm = l2[j + 1];
-                    if (((int) bm & (int) (bm >>> 32)) != 0) corrupt("L2 entry " + j / 2 + " of table 0x"
-                            + Long.toHexString(l2Off) + " has subclusters both allocated and zero");
-                    if ((int) bm != 0 && host == 0) corrupt("L2 entry " + j / 2 + " of table 0x"
-                            + Long.toHexString(l2Off) + " has allocated subclusters but no host cluster");
+                    if (((int) bm & (int) (bm >>> 32)) != 0)
+                        corrupt("L2 entry " + j / 2 + " of table 0x" + Long.toHexString(l2Off)
+                                + " has subclusters both allocated and zero");
+                    if ((int) bm != 0 && host == 0)
+                        corrupt("L2 entry " + j / 2 + " of table 0x" + Long.toHexString(l2Off)
+                                + " has allocated subclusters but no host cluster");
                 }
                 if (host == 0) continue;
                 if ((host & (cs - 1)) != 0 || host >= file.length()) {
@@ -202,7 +231,8 @@ public final class Qcow2Checker {
             long r = rc.get(l2Off >>> clusterBits);
             readBudget -= cs;
             if (readBudget < 0) {
-                throw new Qcow2Exception(img.name + ": L1 table references far more L2 data than the file holds; the image is corrupt");
+                throw new Qcow2Exception(
+                        img.name + ": L1 table references far more L2 data than the file holds; the image is corrupt");
             }
             if ((r == 1) != ((img.l1[i] & Qcow2Image.COPIED) != 0)) {
                 corrupt("OFLAG_COPIED L2 cluster: l1_index=" + i + " l1_entry=" + Long.toHexString(img.l1[i])

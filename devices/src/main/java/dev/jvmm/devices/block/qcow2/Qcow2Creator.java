@@ -2,7 +2,6 @@ package dev.jvmm.devices.block.qcow2;
 
 import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.block.DiskImage;
-
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -15,20 +14,132 @@ public final class Qcow2Creator {
     private Qcow2Creator() {}
 
     /** What to create; size 0 with a backing file takes the backing file's size. */
-    public record Options(long size, int clusterSize, int version, int refcountBits, boolean extendedL2,
-                          String compression, String backingFile, String backingFormat, boolean lazyRefcounts,
-                          boolean preallocateMetadata) {
+    public record Options(
+            long size,
+            int clusterSize,
+            int version,
+            int refcountBits,
+            boolean extendedL2,
+            String compression,
+            String backingFile,
+            String backingFormat,
+            boolean lazyRefcounts,
+            boolean preallocateMetadata) {
         public static Options of(long size) {
             return new Options(size, 65536, 3, 16, false, "zlib", null, null, false, false);
         }
-        public Options withClusterSize(int v) { return new Options(size, v, version, refcountBits, extendedL2, compression, backingFile, backingFormat, lazyRefcounts, preallocateMetadata); }
-        public Options withVersion(int v) { return new Options(size, clusterSize, v, refcountBits, extendedL2, compression, backingFile, backingFormat, lazyRefcounts, preallocateMetadata); }
-        public Options withRefcountBits(int v) { return new Options(size, clusterSize, version, v, extendedL2, compression, backingFile, backingFormat, lazyRefcounts, preallocateMetadata); }
-        public Options withExtendedL2(boolean v) { return new Options(size, clusterSize, version, refcountBits, v, compression, backingFile, backingFormat, lazyRefcounts, preallocateMetadata); }
-        public Options withCompression(String v) { return new Options(size, clusterSize, version, refcountBits, extendedL2, v, backingFile, backingFormat, lazyRefcounts, preallocateMetadata); }
-        public Options withBacking(String file, String format) { return new Options(size, clusterSize, version, refcountBits, extendedL2, compression, file, format, lazyRefcounts, preallocateMetadata); }
-        public Options withLazyRefcounts(boolean v) { return new Options(size, clusterSize, version, refcountBits, extendedL2, compression, backingFile, backingFormat, v, preallocateMetadata); }
-        public Options withPreallocateMetadata(boolean v) { return new Options(size, clusterSize, version, refcountBits, extendedL2, compression, backingFile, backingFormat, lazyRefcounts, v); }
+
+        public Options withClusterSize(int v) {
+            return new Options(
+                    size,
+                    v,
+                    version,
+                    refcountBits,
+                    extendedL2,
+                    compression,
+                    backingFile,
+                    backingFormat,
+                    lazyRefcounts,
+                    preallocateMetadata);
+        }
+
+        public Options withVersion(int v) {
+            return new Options(
+                    size,
+                    clusterSize,
+                    v,
+                    refcountBits,
+                    extendedL2,
+                    compression,
+                    backingFile,
+                    backingFormat,
+                    lazyRefcounts,
+                    preallocateMetadata);
+        }
+
+        public Options withRefcountBits(int v) {
+            return new Options(
+                    size,
+                    clusterSize,
+                    version,
+                    v,
+                    extendedL2,
+                    compression,
+                    backingFile,
+                    backingFormat,
+                    lazyRefcounts,
+                    preallocateMetadata);
+        }
+
+        public Options withExtendedL2(boolean v) {
+            return new Options(
+                    size,
+                    clusterSize,
+                    version,
+                    refcountBits,
+                    v,
+                    compression,
+                    backingFile,
+                    backingFormat,
+                    lazyRefcounts,
+                    preallocateMetadata);
+        }
+
+        public Options withCompression(String v) {
+            return new Options(
+                    size,
+                    clusterSize,
+                    version,
+                    refcountBits,
+                    extendedL2,
+                    v,
+                    backingFile,
+                    backingFormat,
+                    lazyRefcounts,
+                    preallocateMetadata);
+        }
+
+        public Options withBacking(String file, String format) {
+            return new Options(
+                    size,
+                    clusterSize,
+                    version,
+                    refcountBits,
+                    extendedL2,
+                    compression,
+                    file,
+                    format,
+                    lazyRefcounts,
+                    preallocateMetadata);
+        }
+
+        public Options withLazyRefcounts(boolean v) {
+            return new Options(
+                    size,
+                    clusterSize,
+                    version,
+                    refcountBits,
+                    extendedL2,
+                    compression,
+                    backingFile,
+                    backingFormat,
+                    v,
+                    preallocateMetadata);
+        }
+
+        public Options withPreallocateMetadata(boolean v) {
+            return new Options(
+                    size,
+                    clusterSize,
+                    version,
+                    refcountBits,
+                    extendedL2,
+                    compression,
+                    backingFile,
+                    backingFormat,
+                    lazyRefcounts,
+                    v);
+        }
     }
 
     public static void create(Path path, Options o) throws IOException {
@@ -36,18 +147,23 @@ public final class Qcow2Creator {
         if (Integer.bitCount(cs) != 1 || cs < 512 || cs > (2 << 20)) {
             throw new IllegalArgumentException("cluster size " + cs + " must be a power of two from 512 to 2097152");
         }
-        if (o.version() != 2 && o.version() != 3) throw new IllegalArgumentException("version must be 2 or 3 (compat 0.10 or 1.1)");
+        if (o.version() != 2 && o.version() != 3)
+            throw new IllegalArgumentException("version must be 2 or 3 (compat 0.10 or 1.1)");
         int rb = o.refcountBits();
-        if (Integer.bitCount(rb) != 1 || rb > 64) throw new IllegalArgumentException("refcount bits " + rb + " must be a power of two from 1 to 64");
+        if (Integer.bitCount(rb) != 1 || rb > 64)
+            throw new IllegalArgumentException("refcount bits " + rb + " must be a power of two from 1 to 64");
         int compression = switch (o.compression() == null ? "zlib" : o.compression()) {
             case "zlib" -> 0;
             case "zstd" -> 1;
-            default -> throw new IllegalArgumentException("compression type '" + o.compression() + "' unknown (zlib or zstd)");
+            default ->
+                throw new IllegalArgumentException("compression type '" + o.compression() + "' unknown (zlib or zstd)");
         };
         if (o.version() == 2 && (rb != 16 || o.extendedL2() || o.lazyRefcounts() || compression != 0)) {
-            throw new IllegalArgumentException("version 2 (compat 0.10) images support only 16-bit refcounts, zlib, no extended L2 and no lazy refcounts");
+            throw new IllegalArgumentException(
+                    "version 2 (compat 0.10) images support only 16-bit refcounts, zlib, no extended L2 and no lazy refcounts");
         }
-        if (o.extendedL2() && cs < 16384) throw new IllegalArgumentException("extended L2 entries need a cluster size of at least 16384");
+        if (o.extendedL2() && cs < 16384)
+            throw new IllegalArgumentException("extended L2 entries need a cluster size of at least 16384");
         if (o.preallocateMetadata() && o.backingFile() != null) {
             throw new IllegalArgumentException("metadata preallocation cannot be combined with a backing file");
         }
@@ -56,9 +172,11 @@ public final class Qcow2Creator {
             Path b = Path.of(o.backingFile());
             Path dir = path.toAbsolutePath().getParent();
             if (!b.isAbsolute() && dir != null) b = dir.resolve(b);
-            if (!Files.exists(b)) throw new java.nio.file.NoSuchFileException(b.toString(), null, "backing file not found");
+            if (!Files.exists(b))
+                throw new java.nio.file.NoSuchFileException(b.toString(), null, "backing file not found");
             if (size <= 0) {
-                DiskImage.Format format = "raw".equals(o.backingFormat()) ? DiskImage.Format.RAW : DiskImage.Format.AUTO;
+                DiskImage.Format format =
+                        "raw".equals(o.backingFormat()) ? DiskImage.Format.RAW : DiskImage.Format.AUTO;
                 try (BlockBackend bb = DiskImage.open(b, DiskImage.Options.SOURCE.withFormat(format))) {
                     size = bb.size();
                 }
@@ -69,7 +187,8 @@ public final class Qcow2Creator {
         int bits = Integer.numberOfTrailingZeros(cs);
         int order = Integer.numberOfTrailingZeros(rb);
         long l1Entries = Qcow2Header.l1EntriesFor(size, bits, o.extendedL2());
-        if (l1Entries * 8 > Qcow2Header.MAX_L1_BYTES) throw new IllegalArgumentException("size " + size + " too large for cluster size " + cs);
+        if (l1Entries * 8 > Qcow2Header.MAX_L1_BYTES)
+            throw new IllegalArgumentException("size " + size + " too large for cluster size " + cs);
         long entriesPerBlock = (long) cs * 8 / rb;
         long l1Clusters = Math.max(1, (l1Entries * 8 + cs - 1) / cs);
         long blocks = 1, tableClusters = 1;
@@ -109,8 +228,8 @@ public final class Qcow2Creator {
             Refcounts.setEntry(blockBytes[(int) (c / entriesPerBlock)], (int) (c % entriesPerBlock), order, 1);
         }
         for (int i = 0; i < blocks; i++) image.put((int) ((1 + tableClusters + i) * cs), blockBytes[i]);
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
+        try (FileChannel ch = FileChannel.open(
+                path, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
             image.position(0);
             while (image.hasRemaining()) ch.write(image);
             ch.force(true);

@@ -15,17 +15,25 @@ public final class Qcow2Header {
     public static final int V2_HEADER_LENGTH = 72;
     public static final int V3_HEADER_LENGTH = 112; // through compression_type, padded to 8
 
-    static final long INCOMPAT_DIRTY = 1, INCOMPAT_CORRUPT = 2, INCOMPAT_DATA_FILE = 4,
-            INCOMPAT_COMPRESSION = 8, INCOMPAT_EXTL2 = 16;
-    static final long KNOWN_INCOMPAT = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE
-            | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
+    static final long INCOMPAT_DIRTY = 1,
+            INCOMPAT_CORRUPT = 2,
+            INCOMPAT_DATA_FILE = 4,
+            INCOMPAT_COMPRESSION = 8,
+            INCOMPAT_EXTL2 = 16;
+    static final long KNOWN_INCOMPAT =
+            INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
     static final long COMPAT_LAZY_REFCOUNTS = 1;
 
-    static final int EXT_END = 0, EXT_BACKING_FORMAT = 0xe2792aca, EXT_FEATURE_TABLE = 0x6803f857,
-            EXT_BITMAPS = 0x23852875, EXT_CRYPTO = 0x0537be77, EXT_DATA_FILE = 0x44415441;
+    static final int EXT_END = 0,
+            EXT_BACKING_FORMAT = 0xe2792aca,
+            EXT_FEATURE_TABLE = 0x6803f857,
+            EXT_BITMAPS = 0x23852875,
+            EXT_CRYPTO = 0x0537be77,
+            EXT_DATA_FILE = 0x44415441;
 
     /** QEMU's limits, which keep memory bounded for hostile headers. */
     static final int MAX_CLUSTER_BITS = 21, MIN_CLUSTER_BITS = 9;
+
     static final long MAX_L1_BYTES = 32L << 20, MAX_REFTABLE_BYTES = 8L << 20;
     static final int MAX_SNAPSHOTS = 65536;
     static final int MAX_BACKING_NAME = 1023;
@@ -49,22 +57,46 @@ public final class Qcow2Header {
     public int headerLength = V2_HEADER_LENGTH;
     public int compressionType;
 
-    public String backingFile;       // null if none
-    public String backingFormat;     // null if not recorded
+    public String backingFile; // null if none
+    public String backingFormat; // null if not recorded
     /** Feature names from the feature name table: key = type << 8 | bit. */
     public final java.util.Map<Integer, String> featureNames = new java.util.HashMap<>();
     /** Header extensions jvmm does not interpret, kept to be written back unchanged. */
     public final List<byte[]> unknownExtensions = new ArrayList<>();
+
     public boolean hasBitmapsExtension;
 
-    public int clusterSize() { return 1 << clusterBits; }
-    public boolean extendedL2() { return (incompatibleFeatures & INCOMPAT_EXTL2) != 0; }
-    public int l2EntryBytes() { return extendedL2() ? 16 : 8; }
-    public int l2Entries() { return clusterSize() / l2EntryBytes(); }
-    public int refcountBits() { return 1 << refcountOrder; }
-    public boolean dirty() { return (incompatibleFeatures & INCOMPAT_DIRTY) != 0; }
-    public boolean corrupt() { return (incompatibleFeatures & INCOMPAT_CORRUPT) != 0; }
-    public boolean lazyRefcounts() { return (compatibleFeatures & COMPAT_LAZY_REFCOUNTS) != 0; }
+    public int clusterSize() {
+        return 1 << clusterBits;
+    }
+
+    public boolean extendedL2() {
+        return (incompatibleFeatures & INCOMPAT_EXTL2) != 0;
+    }
+
+    public int l2EntryBytes() {
+        return extendedL2() ? 16 : 8;
+    }
+
+    public int l2Entries() {
+        return clusterSize() / l2EntryBytes();
+    }
+
+    public int refcountBits() {
+        return 1 << refcountOrder;
+    }
+
+    public boolean dirty() {
+        return (incompatibleFeatures & INCOMPAT_DIRTY) != 0;
+    }
+
+    public boolean corrupt() {
+        return (incompatibleFeatures & INCOMPAT_CORRUPT) != 0;
+    }
+
+    public boolean lazyRefcounts() {
+        return (compatibleFeatures & COMPAT_LAZY_REFCOUNTS) != 0;
+    }
 
     /** L1 entries needed to map {@code size} bytes. */
     public static long l1EntriesFor(long size, int clusterBits, boolean extendedL2) {
@@ -115,7 +147,9 @@ public final class Qcow2Header {
             h.autoclearFeatures = b.getLong(88);
             h.refcountOrder = b.getInt(96);
             h.headerLength = b.getInt(100);
-            if (h.headerLength < 104 || (h.headerLength & 7) != 0 || h.headerLength > cs
+            if (h.headerLength < 104
+                    || (h.headerLength & 7) != 0
+                    || h.headerLength > cs
                     || h.headerLength > first.length) {
                 throw new Qcow2Exception(name + ": header_length " + Integer.toUnsignedString(h.headerLength)
                         + " invalid (must be >= 104, a multiple of 8 and within the first cluster)");
@@ -133,8 +167,8 @@ public final class Qcow2Header {
             throw new Qcow2Exception(name + ": unsupported incompatible feature(s): " + h.describeFeatures(0, unknown));
         }
         if ((h.incompatibleFeatures & INCOMPAT_DATA_FILE) != 0) {
-            throw new Qcow2Exception(name + ": unsupported incompatible feature(s): "
-                    + h.describeFeatures(0, INCOMPAT_DATA_FILE));
+            throw new Qcow2Exception(
+                    name + ": unsupported incompatible feature(s): " + h.describeFeatures(0, INCOMPAT_DATA_FILE));
         }
         if (h.cryptMethod != 0) {
             throw new Qcow2Exception(name + ": encrypted images are not supported (crypt_method "
@@ -142,8 +176,8 @@ public final class Qcow2Header {
         }
         boolean compressionBit = (h.incompatibleFeatures & INCOMPAT_COMPRESSION) != 0;
         if (compressionBit != (h.compressionType != 0)) {
-            throw new Qcow2Exception(name + ": compression type bit and compression_type field "
-                    + h.compressionType + " disagree");
+            throw new Qcow2Exception(
+                    name + ": compression type bit and compression_type field " + h.compressionType + " disagree");
         }
         if (h.compressionType > 1) {
             throw new Qcow2Exception(name + ": unknown compression_type " + h.compressionType + " (0 zlib, 1 zstd)");
@@ -156,8 +190,8 @@ public final class Qcow2Header {
         }
         long neededL1 = l1EntriesFor(h.size, h.clusterBits, h.extendedL2());
         if (Integer.toUnsignedLong(h.l1Size) * 8 > MAX_L1_BYTES) {
-            throw new Qcow2Exception(name + ": L1 table of " + Integer.toUnsignedString(h.l1Size)
-                    + " entries exceeds the 32 MiB limit");
+            throw new Qcow2Exception(
+                    name + ": L1 table of " + Integer.toUnsignedString(h.l1Size) + " entries exceeds the 32 MiB limit");
         }
         if (h.l1Size < neededL1) {
             throw new Qcow2Exception(name + ": L1 table of " + h.l1Size + " entries is too small for virtual size "
@@ -165,17 +199,23 @@ public final class Qcow2Header {
         }
         checkTable(name, "L1 table", h.l1TableOffset, (long) h.l1Size * 8, cs, fileLength, h.l1Size > 0);
         if (h.refcountTableClusters <= 0 || (long) h.refcountTableClusters * cs > MAX_REFTABLE_BYTES) {
-            throw new Qcow2Exception(name + ": refcount_table_clusters " + Integer.toUnsignedString(h.refcountTableClusters)
-                    + " out of range (1..8 MiB of table)");
+            throw new Qcow2Exception(name + ": refcount_table_clusters "
+                    + Integer.toUnsignedString(h.refcountTableClusters) + " out of range (1..8 MiB of table)");
         }
-        checkTable(name, "refcount table", h.refcountTableOffset, (long) h.refcountTableClusters * cs, cs,
-                fileLength, true);
+        checkTable(
+                name,
+                "refcount table",
+                h.refcountTableOffset,
+                (long) h.refcountTableClusters * cs,
+                cs,
+                fileLength,
+                true);
         if (Integer.compareUnsigned(h.nbSnapshots, MAX_SNAPSHOTS) > 0) {
             throw new Qcow2Exception(name + ": " + Integer.toUnsignedString(h.nbSnapshots)
                     + " snapshots exceed the limit of " + MAX_SNAPSHOTS);
         }
-        if (h.nbSnapshots > 0) checkTable(name, "snapshot table", h.snapshotsOffset, 40L * h.nbSnapshots, cs,
-                fileLength, true);
+        if (h.nbSnapshots > 0)
+            checkTable(name, "snapshot table", h.snapshotsOffset, 40L * h.nbSnapshots, cs, fileLength, true);
         if (h.backingFileOffset != 0) {
             if (Integer.compareUnsigned(h.backingFileSize, MAX_BACKING_NAME) > 0 || h.backingFileSize == 0) {
                 throw new Qcow2Exception(name + ": backing file name length "
@@ -191,8 +231,9 @@ public final class Qcow2Header {
         return h;
     }
 
-    private static void checkTable(String name, String what, long offset, long bytes, int cs, long fileLength,
-                                   boolean present) throws Qcow2Exception {
+    private static void checkTable(
+            String name, String what, long offset, long bytes, int cs, long fileLength, boolean present)
+            throws Qcow2Exception {
         if (!present) return;
         if (offset <= 0 || (offset & (cs - 1)) != 0) {
             throw new Qcow2Exception(name + ": " + what + " offset 0x" + Long.toHexString(offset)
@@ -231,7 +272,9 @@ public final class Qcow2Header {
                     }
                 }
                 case EXT_BITMAPS -> hasBitmapsExtension = true;
-                case EXT_CRYPTO, EXT_DATA_FILE -> { /* refused by crypt_method / incompatible bits */ }
+                case EXT_CRYPTO, EXT_DATA_FILE -> {
+                    /* refused by crypt_method / incompatible bits */
+                }
                 default -> {
                     byte[] raw = new byte[8 + n];
                     System.arraycopy(first, pos, raw, 0, 8 + n);
@@ -248,14 +291,16 @@ public final class Qcow2Header {
         for (int bit = 0; bit < 64; bit++) {
             if ((bits & (1L << bit)) == 0) continue;
             if (!sb.isEmpty()) sb.append(", ");
-            String known = type == 0 ? switch (bit) {
-                case 0 -> "dirty bit";
-                case 1 -> "corrupt bit";
-                case 2 -> "external data file";
-                case 3 -> "compression type";
-                case 4 -> "extended L2 entries";
-                default -> null;
-            } : null;
+            String known = type == 0
+                    ? switch (bit) {
+                        case 0 -> "dirty bit";
+                        case 1 -> "corrupt bit";
+                        case 2 -> "external data file";
+                        case 3 -> "compression type";
+                        case 4 -> "extended L2 entries";
+                        default -> null;
+                    }
+                    : null;
             String n = featureNames.getOrDefault(type << 8 | bit, known);
             sb.append(n != null ? "'" + n + "' (bit " + bit + ")" : "unnamed bit " + bit);
         }
@@ -267,25 +312,42 @@ public final class Qcow2Header {
         int cs = clusterSize();
         ByteBuffer b = ByteBuffer.allocate(cs);
         b.putInt(0, MAGIC).putInt(4, version);
-        b.putInt(20, clusterBits).putLong(24, size).putInt(32, cryptMethod).putInt(36, l1Size)
-                .putLong(40, l1TableOffset).putLong(48, refcountTableOffset).putInt(56, refcountTableClusters)
-                .putInt(60, nbSnapshots).putLong(64, snapshotsOffset);
+        b.putInt(20, clusterBits)
+                .putLong(24, size)
+                .putInt(32, cryptMethod)
+                .putInt(36, l1Size)
+                .putLong(40, l1TableOffset)
+                .putLong(48, refcountTableOffset)
+                .putInt(56, refcountTableClusters)
+                .putInt(60, nbSnapshots)
+                .putLong(64, snapshotsOffset);
         int pos;
         if (version >= 3) {
             headerLength = Math.max(headerLength, V3_HEADER_LENGTH);
-            b.putLong(72, incompatibleFeatures).putLong(80, compatibleFeatures).putLong(88, autoclearFeatures)
-                    .putInt(96, refcountOrder).putInt(100, headerLength);
+            b.putLong(72, incompatibleFeatures)
+                    .putLong(80, compatibleFeatures)
+                    .putLong(88, autoclearFeatures)
+                    .putInt(96, refcountOrder)
+                    .putInt(100, headerLength);
             b.put(104, (byte) compressionType);
             pos = headerLength;
         } else {
             pos = V2_HEADER_LENGTH;
         }
         b.position(pos);
-        if (backingFormat != null) pos = putExtension(b, EXT_BACKING_FORMAT, backingFormat.getBytes(StandardCharsets.UTF_8));
+        if (backingFormat != null)
+            pos = putExtension(b, EXT_BACKING_FORMAT, backingFormat.getBytes(StandardCharsets.UTF_8));
         if (version >= 3) {
-            String[][] names = {{"0", "0", "dirty bit"}, {"0", "1", "corrupt bit"}, {"0", "2", "external data file"},
-                    {"0", "3", "compression type"}, {"0", "4", "extended L2 entries"}, {"1", "0", "lazy refcounts"},
-                    {"2", "0", "bitmaps"}, {"2", "1", "raw external data"}};
+            String[][] names = {
+                {"0", "0", "dirty bit"},
+                {"0", "1", "corrupt bit"},
+                {"0", "2", "external data file"},
+                {"0", "3", "compression type"},
+                {"0", "4", "extended L2 entries"},
+                {"1", "0", "lazy refcounts"},
+                {"2", "0", "bitmaps"},
+                {"2", "1", "raw external data"}
+            };
             byte[] table = new byte[48 * names.length];
             for (int i = 0; i < names.length; i++) {
                 table[48 * i] = (byte) Integer.parseInt(names[i][0]);
@@ -295,10 +357,12 @@ public final class Qcow2Header {
             }
             int backingLen = backingFile == null ? 0 : backingFile.getBytes(StandardCharsets.UTF_8).length;
             // The name table is optional; with 512-byte clusters it does not fit and is left out.
-            if (b.position() + 8 + table.length + 16 + backingLen <= cs) pos = putExtension(b, EXT_FEATURE_TABLE, table);
+            if (b.position() + 8 + table.length + 16 + backingLen <= cs)
+                pos = putExtension(b, EXT_FEATURE_TABLE, table);
         }
         for (byte[] raw : unknownExtensions) {
-            if (b.position() + raw.length + 8 > cs) throw new Qcow2Exception("header extensions do not fit in a cluster");
+            if (b.position() + raw.length + 8 > cs)
+                throw new Qcow2Exception("header extensions do not fit in a cluster");
             b.put(raw);
             while ((b.position() & 7) != 0) b.put((byte) 0);
             pos = b.position();

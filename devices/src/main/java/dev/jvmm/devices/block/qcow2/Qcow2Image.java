@@ -3,7 +3,6 @@ package dev.jvmm.devices.block.qcow2;
 import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.block.DiskImage;
 import dev.jvmm.devices.block.SegmentList;
-
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -75,18 +74,30 @@ public final class Qcow2Image implements BlockBackend {
     private static final class DecompressBuffer {
         final byte[] out, in;
         long entry = -1, generation = -1;
-        DecompressBuffer(int cs) { out = new byte[cs]; in = new byte[2 * cs + 1024]; }
+
+        DecompressBuffer(int cs) {
+            out = new byte[cs];
+            in = new byte[2 * cs + 1024];
+        }
     }
 
     /** Where a guest range maps: filled by {@link #classify}. */
     private static final class Mapping {
         int type;
-        long host;   // for TYPE_DATA: host offset of the guest offset; for TYPE_COMPRESSED: the L2 entry
+        long host; // for TYPE_DATA: host offset of the guest offset; for TYPE_COMPRESSED: the L2 entry
         int length;
     }
 
-    private Qcow2Image(HostFile file, Qcow2Header header, String name, boolean readOnly, long[] l1, long size,
-                       List<Snapshot> snapshots, BlockBackend backing) throws IOException {
+    private Qcow2Image(
+            HostFile file,
+            Qcow2Header header,
+            String name,
+            boolean readOnly,
+            long[] l1,
+            long size,
+            List<Snapshot> snapshots,
+            BlockBackend backing)
+            throws IOException {
         this.file = file;
         this.header = header;
         this.name = name;
@@ -153,17 +164,19 @@ public final class Qcow2Image implements BlockBackend {
      * is asked for the backing file, if the header names one, before anything but the header is read.
      * {@link DiskImage#open} is the way to open a disk: it probes the format and chooses {@code backing}.
      */
-    public static Qcow2Image open(Path path, boolean readOnly, String snapshot, BackingOpener backing) throws IOException {
+    public static Qcow2Image open(Path path, boolean readOnly, String snapshot, BackingOpener backing)
+            throws IOException {
         String name = path.toString();
         if (!Files.exists(path)) throw new java.nio.file.NoSuchFileException(name, null, "no such file");
         HostFile file = new HostFile(path, readOnly);
         BlockBackend backingFile = null;
         try {
-            Qcow2Header h = Qcow2Header.parse(file.readBytes(0, (int) Math.min(file.length(), 2 << 20)),
-                    file.length(), name);
+            Qcow2Header h =
+                    Qcow2Header.parse(file.readBytes(0, (int) Math.min(file.length(), 2 << 20)), file.length(), name);
             if (h.backingFile != null) backingFile = backing.open(path, h);
             if (!readOnly && h.corrupt()) {
-                throw new Qcow2Exception(name + ": image is marked corrupt; open it read-only or repair it with 'qemu-img check -r all'");
+                throw new Qcow2Exception(name
+                        + ": image is marked corrupt; open it read-only or repair it with 'qemu-img check -r all'");
             }
             List<Snapshot> snaps = readSnapshots(file, h, name);
             long[] l1;
@@ -171,8 +184,12 @@ public final class Qcow2Image implements BlockBackend {
             if (snapshot == null) {
                 l1 = readTable(file, h.l1TableOffset, h.l1Size);
             } else {
-                Snapshot s = snaps.stream().filter(x -> x.id().equals(snapshot)).findFirst()
-                        .or(() -> snaps.stream().filter(x -> x.name().equals(snapshot)).findFirst())
+                Snapshot s = snaps.stream()
+                        .filter(x -> x.id().equals(snapshot))
+                        .findFirst()
+                        .or(() -> snaps.stream()
+                                .filter(x -> x.name().equals(snapshot))
+                                .findFirst())
                         .orElseThrow(() -> new Qcow2Exception(name + ": no snapshot '" + snapshot + "'"));
                 l1 = readTable(file, s.l1TableOffset(), s.l1Size());
                 if (s.diskSize() > 0) size = s.diskSize();
@@ -184,7 +201,11 @@ public final class Qcow2Image implements BlockBackend {
             if (!readOnly) img.prepareForWriting();
             return img;
         } catch (IOException | RuntimeException e) {
-            if (backingFile != null) try { backingFile.close(); } catch (IOException ignored) { }
+            if (backingFile != null)
+                try {
+                    backingFile.close();
+                } catch (IOException ignored) {
+                }
             file.close();
             throw e;
         }
@@ -203,7 +224,8 @@ public final class Qcow2Image implements BlockBackend {
         long pos = h.snapshotsOffset;
         long limit = Math.min(file.length(), pos + (64L << 20));
         for (int i = 0; i < h.nbSnapshots; i++) {
-            if (pos + 40 > limit) throw new Qcow2Exception(name + ": snapshot table entry " + i + " past the end of the file");
+            if (pos + 40 > limit)
+                throw new Qcow2Exception(name + ": snapshot table entry " + i + " past the end of the file");
             ByteBuffer e = ByteBuffer.wrap(file.readBytes(pos, 40));
             long l1Off = e.getLong(0);
             int l1Size = e.getInt(8);
@@ -212,9 +234,11 @@ public final class Qcow2Image implements BlockBackend {
             long vmClock = e.getLong(24);
             long vmState = e.getInt(32) & 0xffff_ffffL;
             int extra = e.getInt(36);
-            if (extra < 0 || extra > 1024) throw new Qcow2Exception(name + ": snapshot " + i + " extra data size " + extra + " too large");
+            if (extra < 0 || extra > 1024)
+                throw new Qcow2Exception(name + ": snapshot " + i + " extra data size " + extra + " too large");
             long total = 40L + extra + idLen + nameLen;
-            if (pos + total > limit) throw new Qcow2Exception(name + ": snapshot table entry " + i + " past the end of the file");
+            if (pos + total > limit)
+                throw new Qcow2Exception(name + ": snapshot table entry " + i + " past the end of the file");
             byte[] rest = file.readBytes(pos + 40, (int) (total - 40));
             ByteBuffer x = ByteBuffer.wrap(rest);
             long diskSize = 0, icount = -1;
@@ -223,13 +247,15 @@ public final class Qcow2Image implements BlockBackend {
             if (extra >= 24) icount = x.getLong(16);
             String id = new String(rest, extra, idLen, StandardCharsets.UTF_8);
             String nm = new String(rest, extra + idLen, nameLen, StandardCharsets.UTF_8);
-            if ((l1Off & (h.clusterSize() - 1)) != 0 || l1Size < 0 || (long) l1Size * 8 > Qcow2Header.MAX_L1_BYTES
+            if ((l1Off & (h.clusterSize() - 1)) != 0
+                    || l1Size < 0
+                    || (long) l1Size * 8 > Qcow2Header.MAX_L1_BYTES
                     || (l1Size > 0 && (l1Off <= 0 || l1Off + l1Size * 8L > file.length()))) {
                 throw new Qcow2Exception(name + ": snapshot '" + nm + "' has an invalid L1 table (offset 0x"
                         + Long.toHexString(l1Off) + ", " + l1Size + " entries)");
             }
-            out.add(new Snapshot(id, nm, l1Off, l1Size, vmState, diskSize, sec, nsec, vmClock, icount,
-                    (int) ((total + 7) & ~7L)));
+            out.add(new Snapshot(
+                    id, nm, l1Off, l1Size, vmState, diskSize, sec, nsec, vmClock, icount, (int) ((total + 7) & ~7L)));
             pos += (total + 7) & ~7L;
         }
         return out;
@@ -243,9 +269,13 @@ public final class Qcow2Image implements BlockBackend {
         long end = file.length();
         metadata.add(MetadataRanges.Kind.HEADER, 0, cs);
         metadata.add(MetadataRanges.Kind.L1, header.l1TableOffset, header.l1Size * 8L);
-        metadata.add(MetadataRanges.Kind.REFCOUNT_TABLE, header.refcountTableOffset, (long) header.refcountTableClusters * cs);
+        metadata.add(
+                MetadataRanges.Kind.REFCOUNT_TABLE,
+                header.refcountTableOffset,
+                (long) header.refcountTableClusters * cs);
         for (long off : refcounts.table) {
-            if (off != 0 && plausibleCluster(off & Refcounts.OFFSET_MASK, end)) metadata.add(MetadataRanges.Kind.REFCOUNT_BLOCK, off & Refcounts.OFFSET_MASK, cs);
+            if (off != 0 && plausibleCluster(off & Refcounts.OFFSET_MASK, end))
+                metadata.add(MetadataRanges.Kind.REFCOUNT_BLOCK, off & Refcounts.OFFSET_MASK, cs);
         }
         for (long e : l1) {
             long off = e & L1_OFFSET_MASK;
@@ -304,7 +334,8 @@ public final class Qcow2Image implements BlockBackend {
         if (header.dirty()) {
             Qcow2Checker.Result r = new Qcow2Checker(this).run(Qcow2Checker.Repair.ALL);
             if (r.corruptions() > r.corruptionsFixed()) {
-                throw new Qcow2Exception(name + ": dirty image could not be repaired: " + (r.corruptions() - r.corruptionsFixed()) + " errors remain");
+                throw new Qcow2Exception(name + ": dirty image could not be repaired: "
+                        + (r.corruptions() - r.corruptionsFixed()) + " errors remain");
             }
             file.sync();
             file.writeLong(72, header.incompatibleFeatures & ~Qcow2Header.INCOMPAT_DIRTY);
@@ -344,7 +375,8 @@ public final class Qcow2Image implements BlockBackend {
     private void checkRange(long offset, long length) throws IOException {
         if (closed) throw new IOException(name + ": image is closed");
         if (offset < 0 || length < 0 || offset + length > size || offset + length < 0) {
-            throw new IOException(name + ": request [" + offset + ", +" + length + ") outside the virtual size " + size);
+            throw new IOException(
+                    name + ": request [" + offset + ", +" + length + ") outside the virtual size " + size);
         }
     }
 
@@ -427,7 +459,7 @@ public final class Qcow2Image implements BlockBackend {
         long host = entry & ((1L << x) - 1);
         long sectors = (entry >>> x) & ((1L << (62 - x)) - 1);
         long len = (sectors + 1) * 512 - (host & 511);
-        return new long[]{host, len};
+        return new long[] {host, len};
     }
 
     private void decompressCluster(long entry, DecompressBuffer buf) throws IOException {
@@ -440,7 +472,12 @@ public final class Qcow2Image implements BlockBackend {
         int len = (int) Math.min(Math.min(ext[1], buf.in.length), file.length() - host);
         file.read(host, buf.in, 0, len);
         buf.entry = -1;
-        Compression.decompress(header.compressionType, buf.in, len, buf.out, cs,
+        Compression.decompress(
+                header.compressionType,
+                buf.in,
+                len,
+                buf.out,
+                cs,
                 name + ": compressed cluster at 0x" + Long.toHexString(host));
     }
 
@@ -450,8 +487,8 @@ public final class Qcow2Image implements BlockBackend {
         if (t != null) return t;
         if ((l2Offset & (cs - 1)) != 0 || l2Offset >= file.length()) {
             throw new Qcow2Exception(name + ": L1 entry " + l1Index + " points to L2 table at 0x"
-                    + Long.toHexString(l2Offset) + (l2Offset >= file.length() ? ", past the end of the file"
-                    : ", not aligned to a cluster"));
+                    + Long.toHexString(l2Offset)
+                    + (l2Offset >= file.length() ? ", past the end of the file" : ", not aligned to a cluster"));
         }
         return l2Cache.put(l2Offset, readTable(file, l2Offset, cs / 8));
     }
@@ -532,8 +569,10 @@ public final class Qcow2Image implements BlockBackend {
         if (c != null) throw new Qcow2Exception(name + ": image is corrupt (" + c + "); writes refused");
         IOException f = file.failure();
         if (f != null) {
-            throw new IOException(name + ": takes no more writes since a write of its metadata or a flush failed ("
-                    + f.getMessage() + ")", f);
+            throw new IOException(
+                    name + ": takes no more writes since a write of its metadata or a flush failed (" + f.getMessage()
+                            + ")",
+                    f);
         }
     }
 
@@ -722,7 +761,9 @@ public final class Qcow2Image implements BlockBackend {
     private void setL2(long l1Index, long[] l2, int l2Index, long entry, long bitmap) throws IOException {
         long l2Offset = l1[(int) l1Index] & L1_OFFSET_MASK;
         if (extL2) {
-            file.write(l2Offset + 16L * l2Index, ByteBuffer.allocate(16).putLong(0, entry).putLong(8, bitmap));
+            file.write(
+                    l2Offset + 16L * l2Index,
+                    ByteBuffer.allocate(16).putLong(0, entry).putLong(8, bitmap));
             l2[2 * l2Index] = entry;
             l2[2 * l2Index + 1] = bitmap;
         } else {
@@ -921,8 +962,10 @@ public final class Qcow2Image implements BlockBackend {
         IOException failure = file.failure();
         if (failure != null) {
             // The file may hold half of a metadata update: no flush may call that durable.
-            throw new IOException(name + ": cannot flush: a write of its metadata or an earlier flush failed ("
-                    + failure.getMessage() + ")", failure);
+            throw new IOException(
+                    name + ": cannot flush: a write of its metadata or an earlier flush failed (" + failure.getMessage()
+                            + ")",
+                    failure);
         }
         List<Long> frees;
         lock.writeLock().lock();
@@ -984,7 +1027,8 @@ public final class Qcow2Image implements BlockBackend {
         try {
             long needed = Qcow2Header.l1EntriesFor(newSize, clusterBits, extL2);
             if (needed * 8 > Qcow2Header.MAX_L1_BYTES) {
-                throw new IOException(name + ": size " + newSize + " needs an L1 table over 32 MiB; use larger clusters");
+                throw new IOException(
+                        name + ": size " + newSize + " needs an L1 table over 32 MiB; use larger clusters");
             }
             if (needed > l1.length) {
                 long[] grown = java.util.Arrays.copyOf(l1, (int) needed);
@@ -1061,7 +1105,8 @@ public final class Qcow2Image implements BlockBackend {
         lock.writeLock().lock();
         try {
             if (n < 0) {
-                writeAllocating(guestOffset, SegmentList.of(MemorySegment.ofArray(in)), 0, Math.min(cs, size - guestOffset));
+                writeAllocating(
+                        guestOffset, SegmentList.of(MemorySegment.ofArray(in)), 0, Math.min(cs, size - guestOffset));
                 return;
             }
             long cluster = guestOffset >>> clusterBits;

@@ -105,10 +105,22 @@ final class Refcounts {
                 blk[bit >>> 3] = (byte) ((blk[bit >>> 3] & ~(mask << shift)) | ((int) value & mask) << shift);
                 return bit >>> 3;
             }
-            case 3 -> { blk[i] = (byte) value; return i; }
-            case 4 -> { b.putShort(i * 2, (short) value); return i * 2; }
-            case 5 -> { b.putInt(i * 4, (int) value); return i * 4; }
-            default -> { b.putLong(i * 8, value); return i * 8; }
+            case 3 -> {
+                blk[i] = (byte) value;
+                return i;
+            }
+            case 4 -> {
+                b.putShort(i * 2, (short) value);
+                return i * 2;
+            }
+            case 5 -> {
+                b.putInt(i * 4, (int) value);
+                return i * 4;
+            }
+            default -> {
+                b.putLong(i * 8, value);
+                return i * 8;
+            }
         }
     }
 
@@ -140,7 +152,8 @@ final class Refcounts {
 
     /** Allocates n contiguous free clusters with refcount 1 (not yet synced); returns the first cluster index. */
     long allocate(long n) throws IOException {
-        if (n >= entriesPerBlock) throw new IllegalArgumentException("run of " + n + " clusters cannot fit between refcount blocks");
+        if (n >= entriesPerBlock)
+            throw new IllegalArgumentException("run of " + n + " clusters cannot fit between refcount blocks");
         // A sane image has free clusters at the latest just past the end of the file (plus a reservation cut
         // short by a crash); refcounts that claim everything beyond are corrupt, and scanning on would not end.
         outer:
@@ -153,8 +166,14 @@ final class Refcounts {
                             + " (the file ends at cluster " + file.length() / cs + "); refcounts are corrupt");
                 }
                 long idx = c / entriesPerBlock;
-                if (idx >= table.length) { growTable(idx); continue outer; }
-                if (table[(int) idx] == 0) { ensureBlock(idx); continue outer; }
+                if (idx >= table.length) {
+                    growTable(idx);
+                    continue outer;
+                }
+                if (table[(int) idx] == 0) {
+                    ensureBlock(idx);
+                    continue outer;
+                }
                 if (get(c) == 0) {
                     run++;
                 } else {
@@ -176,7 +195,8 @@ final class Refcounts {
         // entry there means the image is corrupt, and a block would overwrite metadata).
         long off = cluster << clusterBits;
         if (idx == 0 || ranges.overlap(off, cs) != null) {
-            throw guard.corrupt("refcount table entry " + idx + " is empty although cluster " + cluster + " holds metadata");
+            throw guard.corrupt(
+                    "refcount table entry " + idx + " is empty although cluster " + cluster + " holds metadata");
         }
         guard.checkFresh(off, cs, "a new refcount block");
         byte[] blk = new byte[cs];

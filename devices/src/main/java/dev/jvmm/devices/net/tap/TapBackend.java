@@ -15,18 +15,16 @@ import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.Libc;
 import dev.jvmm.kvm.SyscallException;
 import dev.jvmm.kvm.Tun;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A TAP interface (/dev/net/tun, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR), one fd per queue pair. The kernel does the
@@ -40,6 +38,7 @@ public final class TapBackend implements NetBackend {
     private static final int TAP_HDR = VirtioNetHeader.LENGTH_V1;
     /** A GSO frame is at most 64 KiB of IP plus Ethernet and header; reads must never truncate. */
     private static final int FRAME_BUFFER = 128 * 1024;
+
     private static final int MAX_FRAME = 65535 + 14 + TAP_HDR;
     /** Frames read per queue per poll round, so one busy queue cannot starve the others. */
     private static final int READ_BURST = 64;
@@ -72,7 +71,8 @@ public final class TapBackend implements NetBackend {
                 fds[opened] = openQueue(a, config.ifname(), config.queues() > 1);
             }
             name = config.ifname();
-            if (config.bridge().isPresent()) addToBridge(a, name, config.bridge().get());
+            if (config.bridge().isPresent())
+                addToBridge(a, name, config.bridge().get());
             if (!existed || config.bridge().isPresent()) bringUp(a, name);
         } catch (RuntimeException e) {
             for (int i = 0; i < opened; i++) Libc.close(fds[i]);
@@ -87,20 +87,24 @@ public final class TapBackend implements NetBackend {
         try {
             fd = Libc.open("/dev/net/tun", Libc.O_RDWR | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
         } catch (SyscallException e) {
-            throw new NetBackendException("tap " + ifname + ": cannot open /dev/net/tun (" + e.errnoName()
-                    + "); load the tun module (modprobe tun) and check its permissions", e);
+            throw new NetBackendException(
+                    "tap " + ifname + ": cannot open /dev/net/tun (" + e.errnoName()
+                            + "); load the tun module (modprobe tun) and check its permissions",
+                    e);
         }
         try {
             MemorySegment ifr = Tun.ifreq(a, ifname);
             Tun.setFlags(ifr, Tun.IFF_TAP | Tun.IFF_NO_PI | Tun.IFF_VNET_HDR | (multiQueue ? Tun.IFF_MULTI_QUEUE : 0));
             int r = Libc.ioctlRaw(fd, Tun.TUNSETIFF, ifr);
             if (r == -Errno.EPERM || r == -Errno.EACCES) {
-                throw new NetBackendException("tap " + ifname + ": not permitted to create or attach it; run with CAP_NET_ADMIN or create it first with 'ip tuntap add "
+                throw new NetBackendException("tap " + ifname
+                        + ": not permitted to create or attach it; run with CAP_NET_ADMIN or create it first with 'ip tuntap add "
                         + ifname + " mode tap user $USER" + (multiQueue ? " multi_queue" : "") + "'");
             }
             if (r == -Errno.EBUSY || r == -Errno.EINVAL) {
-                throw new NetBackendException("tap " + ifname + ": the interface exists but is not a free TAP with these flags ("
-                        + Errno.name(-r) + "); pick another ifname or check its mode" + (multiQueue ? " and multi_queue" : ""));
+                throw new NetBackendException("tap " + ifname
+                        + ": the interface exists but is not a free TAP with these flags (" + Errno.name(-r)
+                        + "); pick another ifname or check its mode" + (multiQueue ? " and multi_queue" : ""));
             }
             if (r < 0) throw new NetBackendException("tap " + ifname + ": TUNSETIFF failed: " + Errno.name(-r));
             try (Arena h = Arena.ofConfined()) {
@@ -126,10 +130,11 @@ public final class TapBackend implements NetBackend {
             if (r == -Errno.EBUSY) {
                 LOG.warn("tap {}: already a port of a bridge; leaving it where it is (wanted {})", ifname, bridge);
             } else if (r == -Errno.ENODEV || r == -Errno.EOPNOTSUPP || r == -Errno.EINVAL) {
-                throw new NetBackendException("tap " + ifname + ": bridge=" + bridge + " is not a bridge here (" + Errno.name(-r)
-                        + "); create it with 'ip link add " + bridge + " type bridge'");
+                throw new NetBackendException("tap " + ifname + ": bridge=" + bridge + " is not a bridge here ("
+                        + Errno.name(-r) + "); create it with 'ip link add " + bridge + " type bridge'");
             } else if (r < 0) {
-                throw new NetBackendException("tap " + ifname + ": cannot add it to bridge " + bridge + ": " + Errno.name(-r));
+                throw new NetBackendException(
+                        "tap " + ifname + ": cannot add it to bridge " + bridge + ": " + Errno.name(-r));
             }
         } finally {
             Libc.close(sock);
@@ -163,7 +168,8 @@ public final class TapBackend implements NetBackend {
         int f = Tun.TUN_F_CSUM;
         if (toGuest.contains(NetOffload.TSO4)) f |= Tun.TUN_F_TSO4;
         if (toGuest.contains(NetOffload.TSO6)) f |= Tun.TUN_F_TSO6;
-        if (toGuest.contains(NetOffload.TSO_ECN) && (f & (Tun.TUN_F_TSO4 | Tun.TUN_F_TSO6)) != 0) f |= Tun.TUN_F_TSO_ECN;
+        if (toGuest.contains(NetOffload.TSO_ECN) && (f & (Tun.TUN_F_TSO4 | Tun.TUN_F_TSO6)) != 0)
+            f |= Tun.TUN_F_TSO_ECN;
         if (toGuest.contains(NetOffload.USO)) f |= Tun.TUN_F_USO4 | Tun.TUN_F_USO6;
         return f;
     }
@@ -173,7 +179,8 @@ public final class TapBackend implements NetBackend {
         synchronized (lifecycle) {
             if (closed) throw new IllegalStateException("tap " + ifname + " is closed");
             if (ports.isEmpty() || ports.size() > fds.length) {
-                throw new IllegalArgumentException("tap " + ifname + ": " + ports.size() + " queue pairs asked, 1.." + fds.length + " available");
+                throw new IllegalArgumentException(
+                        "tap " + ifname + ": " + ports.size() + " queue pairs asked, 1.." + fds.length + " available");
             }
             deactivate();
             int offload = tunOffloadFlags(config.toGuest());
@@ -183,10 +190,13 @@ public final class TapBackend implements NetBackend {
                     // Kernels before 6.2 lack USO; the device offered it only on our word, so fall back quietly.
                     r = Libc.ioctlRaw(fds[i], Tun.TUNSETOFFLOAD, offload & ~(Tun.TUN_F_USO4 | Tun.TUN_F_USO6));
                 }
-                if (r < 0) throw new NetBackendException("tap " + ifname + ": TUNSETOFFLOAD " + Integer.toHexString(offload) + " failed: " + Errno.name(-r));
+                if (r < 0)
+                    throw new NetBackendException("tap " + ifname + ": TUNSETOFFLOAD " + Integer.toHexString(offload)
+                            + " failed: " + Errno.name(-r));
             }
             Queue[] queues = new Queue[ports.size()];
-            for (int i = 0; i < queues.length; i++) queues[i] = new Queue(fds[i], config.vnetHeaderLength(), ports.get(i));
+            for (int i = 0; i < queues.length; i++)
+                queues[i] = new Queue(fds[i], config.vnetHeaderLength(), ports.get(i));
             drainWake();
             active = queues;
             running = true;
@@ -289,6 +299,7 @@ public final class TapBackend implements NetBackend {
         final AtomicBoolean txBlocked = new AtomicBoolean();
         /** Length of the frame in rxBuffer the guest has not taken yet; 0 if none. I/O thread only. */
         int pendingLength;
+
         boolean rxPaused;
         volatile boolean stopped;
 

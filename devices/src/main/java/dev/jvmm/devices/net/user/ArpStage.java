@@ -14,8 +14,11 @@ final class ArpStage {
     void receive(Packet p) {
         ByteBuf b = p.buf;
         int o = b.readerIndex();
-        if (b.readableBytes() < LENGTH || b.getUnsignedShort(o) != 1 || b.getUnsignedShort(o + 2) != EthernetStage.TYPE_IPV4
-                || b.getUnsignedByte(o + 4) != 6 || b.getUnsignedByte(o + 5) != 4) {
+        if (b.readableBytes() < LENGTH
+                || b.getUnsignedShort(o) != 1
+                || b.getUnsignedShort(o + 2) != EthernetStage.TYPE_IPV4
+                || b.getUnsignedByte(o + 4) != 6
+                || b.getUnsignedByte(o + 5) != 4) {
             stack.drop("malformed ARP");
             return;
         }
@@ -44,7 +47,11 @@ final class ArpStage {
     }
 
     private static void write(ByteBuf r, int op, long senderMac, int senderIp, long targetMac, int targetIp) {
-        r.writeShort(1).writeShort(EthernetStage.TYPE_IPV4).writeByte(6).writeByte(4).writeShort(op);
+        r.writeShort(1)
+                .writeShort(EthernetStage.TYPE_IPV4)
+                .writeByte(6)
+                .writeByte(4)
+                .writeShort(op);
         r.writeShort((int) (senderMac >>> 32)).writeInt((int) senderMac).writeInt(senderIp);
         r.writeShort((int) (targetMac >>> 32)).writeInt((int) targetMac).writeInt(targetIp);
     }

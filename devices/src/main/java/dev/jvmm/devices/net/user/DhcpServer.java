@@ -9,14 +9,22 @@ final class DhcpServer {
     static final int LEASE_SECONDS = 86400;
     static final int DISCOVER = 1, OFFER = 2, REQUEST = 3, DECLINE = 4, ACK = 5, NAK = 6, RELEASE = 7, INFORM = 8;
     private static final int FIXED = 236, COOKIE = 0x63825363, MIN_REQUEST = FIXED + 4;
-    private static final int OPT_PAD = 0, OPT_END = 255, OPT_MASK = 1, OPT_ROUTER = 3, OPT_DNS = 6,
-            OPT_REQUESTED_IP = 50, OPT_LEASE = 51, OPT_MESSAGE_TYPE = 53, OPT_SERVER_ID = 54;
+    private static final int OPT_PAD = 0,
+            OPT_END = 255,
+            OPT_MASK = 1,
+            OPT_ROUTER = 3,
+            OPT_DNS = 6,
+            OPT_REQUESTED_IP = 50,
+            OPT_LEASE = 51,
+            OPT_MESSAGE_TYPE = 53,
+            OPT_SERVER_ID = 54;
 
     private DhcpServer() {}
 
     /** The reply to a BOOTP request, or null if none is due (not a request, malformed, RELEASE, another server's). */
     static byte[] reply(byte[] req) {
-        if (req.length < MIN_REQUEST || req[0] != 1 || req[1] != 1 || req[2] != 6 || getInt(req, FIXED) != COOKIE) return null;
+        if (req.length < MIN_REQUEST || req[0] != 1 || req[1] != 1 || req[2] != 6 || getInt(req, FIXED) != COOKIE)
+            return null;
         int type = -1, requested = 0, serverId = 0;
         int i = MIN_REQUEST;
         while (i < req.length) {
@@ -31,10 +39,19 @@ final class DhcpServer {
             int v = i + 2;
             if (v + len > req.length) return null;
             switch (code) {
-                case OPT_MESSAGE_TYPE -> { if (len != 1) return null; type = req[v] & 0xff; }
-                case OPT_REQUESTED_IP -> { if (len != 4) return null; requested = getInt(req, v); }
-                case OPT_SERVER_ID -> { if (len != 4) return null; serverId = getInt(req, v); }
-                default -> { }
+                case OPT_MESSAGE_TYPE -> {
+                    if (len != 1) return null;
+                    type = req[v] & 0xff;
+                }
+                case OPT_REQUESTED_IP -> {
+                    if (len != 4) return null;
+                    requested = getInt(req, v);
+                }
+                case OPT_SERVER_ID -> {
+                    if (len != 4) return null;
+                    serverId = getInt(req, v);
+                }
+                default -> {}
             }
             i = v + len;
         }
@@ -48,7 +65,9 @@ final class DhcpServer {
                 answer = wanted == 0 || wanted == Inet.GUEST ? ACK : NAK;
             }
             case INFORM -> answer = ACK;
-            default -> { return null; }
+            default -> {
+                return null;
+            }
         }
         byte[] r = new byte[FIXED + 4 + 3 + 6 + 6 + 6 + 6 + 6 + 1];
         r[0] = 2;

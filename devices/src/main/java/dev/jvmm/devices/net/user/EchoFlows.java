@@ -46,6 +46,7 @@ final class EchoFlows {
     private final Consumer<Flow> onRemove;
     /** Access-ordered: the first entry is the least recently used. */
     private final LinkedHashMap<Long, Flow> byGuest = new LinkedHashMap<>(16, 0.75f, true);
+
     private final Map<Long, Flow> bySocket = new HashMap<>();
 
     /** {@code onRemove} runs for every flow that leaves the table (evicted, expired, cleared): it closes the socket. */

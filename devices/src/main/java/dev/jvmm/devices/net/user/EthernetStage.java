@@ -6,7 +6,6 @@ import dev.jvmm.devices.net.NetOffload;
 import dev.jvmm.devices.net.VirtioNetHeader;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
-
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 
@@ -79,7 +78,9 @@ final class EthernetStage {
         if (hdrLen > 0) {
             int flags = f.getUnsignedByte(base + VirtioNetHeader.OFF_FLAGS);
             int gso = f.getUnsignedByte(base + VirtioNetHeader.OFF_GSO_TYPE) & ~VirtioNetHeader.GSO_ECN;
-            if (gso != VirtioNetHeader.GSO_NONE && gso != VirtioNetHeader.GSO_TCPV4 && gso != VirtioNetHeader.GSO_UDP_L4) {
+            if (gso != VirtioNetHeader.GSO_NONE
+                    && gso != VirtioNetHeader.GSO_TCPV4
+                    && gso != VirtioNetHeader.GSO_UDP_L4) {
                 stack.drop("gso type " + gso);
                 return;
             }
@@ -103,7 +104,7 @@ final class EthernetStage {
         switch (type) {
             case TYPE_IPV4 -> stack.ipv4.receive(p);
             case TYPE_ARP -> stack.arp.receive(p);
-            default -> { } // IPv6 and the rest: this network has none
+            default -> {} // IPv6 and the rest: this network has none
         }
     }
 
@@ -130,7 +131,15 @@ final class EthernetStage {
      * {@code csumStart}/{@code csumOffset} (relative to the Ethernet header; csumStart 0 = complete checksums)
      * go into the vnet header.
      */
-    void send(ByteBuf b, int type, long dstMac, int gsoType, int gsoSize, int headerLength, int csumStart, int csumOffset) {
+    void send(
+            ByteBuf b,
+            int type,
+            long dstMac,
+            int gsoType,
+            int gsoSize,
+            int headerLength,
+            int csumStart,
+            int csumOffset) {
         if (port == null) {
             b.release();
             return;

@@ -1,13 +1,12 @@
 package dev.jvmm.devices.net.user;
 
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.net.NetworkInterface;
 import java.net.SocketException;
 import java.util.Arrays;
 import java.util.function.IntPredicate;
 import java.util.function.LongSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Whether an IPv4 address is one of this host's interfaces': a guest flow there reaches the host as surely as
@@ -32,7 +31,8 @@ final class HostAddresses implements IntPredicate {
     HostAddresses(Source source, LongSupplier clock) {
         this.source = source;
         this.clock = clock;
-        refresh(clock.getAsLong()); // the first read is slow (tens of ms): done by the caller, not on the stack's thread
+        refresh(clock.getAsLong()); // the first read is slow (tens of ms): done by the caller, not on the stack's
+        // thread
     }
 
     /** This host's interfaces, through {@link NetworkInterface}. */
@@ -41,7 +41,11 @@ final class HostAddresses implements IntPredicate {
     }
 
     static int[] interfaces() throws SocketException {
-        return NetworkInterface.networkInterfaces().flatMap(NetworkInterface::inetAddresses).mapToInt(Inet::ip).filter(ip -> ip != 0).toArray();
+        return NetworkInterface.networkInterfaces()
+                .flatMap(NetworkInterface::inetAddresses)
+                .mapToInt(Inet::ip)
+                .filter(ip -> ip != 0)
+                .toArray();
     }
 
     @Override
@@ -62,7 +66,9 @@ final class HostAddresses implements IntPredicate {
             if (sorted == null) sorted = new int[0];
             if (!failureLogged) {
                 failureLogged = true;
-                LOG.warn("user network: cannot list this host's addresses ({}); the guest may reach the host through them", e.toString());
+                LOG.warn(
+                        "user network: cannot list this host's addresses ({}); the guest may reach the host through them",
+                        e.toString());
             }
         }
     }

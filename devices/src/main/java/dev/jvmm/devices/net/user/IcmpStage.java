@@ -2,11 +2,10 @@ package dev.jvmm.devices.net.user;
 
 import dev.jvmm.kvm.Errno;
 import io.netty.buffer.ByteBuf;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * ICMP: echo requests to the gateway and DNS addresses are answered here; echo to other allowed hosts leaves
@@ -18,12 +17,17 @@ final class IcmpStage {
     private static final Logger LOG = LoggerFactory.getLogger(IcmpStage.class);
     /** One line per process, however many NICs meet a host without ping sockets. */
     private static final AtomicBoolean UNAVAILABLE_LOGGED = new AtomicBoolean();
+
     static final int ECHO_REPLY = 0, UNREACHABLE = 3, ECHO_REQUEST = 8;
-    static final int CODE_NET_UNREACHABLE = 0, CODE_HOST_UNREACHABLE = 1, CODE_PORT_UNREACHABLE = 3, CODE_ADMIN_PROHIBITED = 13;
+    static final int CODE_NET_UNREACHABLE = 0,
+            CODE_HOST_UNREACHABLE = 1,
+            CODE_PORT_UNREACHABLE = 3,
+            CODE_ADMIN_PROHIBITED = 13;
     static final int MAX_FLOWS = 32, MAX_PEERS_PER_FLOW = 16;
     static final long IDLE_NANOS = 30_000_000_000L;
     /** After the host refused a ping socket, how long to answer "prohibited" before asking it again. */
     static final long RETRY_NANOS = 10_000_000_000L;
+
     private static final int MAX_QUOTE = 28;
     /** An echo reply must fit the guest's 1500-byte MTU: nothing on this link fragments. */
     private static final int MAX_REPLY = 1500 - Ipv4Stage.HEADER;
@@ -71,7 +75,8 @@ final class IcmpStage {
             return;
         }
         if (b.getUnsignedByte(p.l4Offset + 1) != 0) {
-            stack.drop("ICMP echo with code " + b.getUnsignedByte(p.l4Offset + 1)); // the host's ping socket takes only code 0
+            stack.drop("ICMP echo with code "
+                    + b.getUnsignedByte(p.l4Offset + 1)); // the host's ping socket takes only code 0
             return;
         }
         long now = stack.now();
@@ -101,8 +106,11 @@ final class IcmpStage {
         switch (-r) {
             case Errno.ENETUNREACH -> unreachable(p, CODE_NET_UNREACHABLE);
             case Errno.EHOSTUNREACH -> unreachable(p, CODE_HOST_UNREACHABLE);
-            case Errno.EACCES, Errno.EPERM -> unreachable(p, CODE_ADMIN_PROHIBITED); // e.g. a broadcast address, a firewall
-            default -> stack.drop("ICMP echo to " + Inet.text(p.dst) + ": " + Errno.name(-r)); // EAGAIN and the like: lost, as on a busy link
+            case Errno.EACCES, Errno.EPERM ->
+                unreachable(p, CODE_ADMIN_PROHIBITED); // e.g. a broadcast address, a firewall
+            default ->
+                stack.drop("ICMP echo to " + Inet.text(p.dst) + ": "
+                        + Errno.name(-r)); // EAGAIN and the like: lost, as on a busy link
         }
     }
 
@@ -111,16 +119,24 @@ final class IcmpStage {
         refusedUntil = now + RETRY_NANOS;
         if (UNAVAILABLE_LOGGED.compareAndSet(false, true)) {
             String why = errno == Errno.EACCES
-                    ? "this process's group is outside net.ipv4.ping_group_range (" + pingGroupRange() + "); to allow it: sysctl -w net.ipv4.ping_group_range='0 2147483647'"
+                    ? "this process's group is outside net.ipv4.ping_group_range (" + pingGroupRange()
+                            + "); to allow it: sysctl -w net.ipv4.ping_group_range='0 2147483647'"
                     : "socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) failed with " + Errno.name(errno);
-            LOG.info("user network: the guest's ping reaches only 10.0.2.2 and 10.0.2.3: the host refuses unprivileged ping sockets ({})", why);
+            LOG.info(
+                    "user network: the guest's ping reaches only 10.0.2.2 and 10.0.2.3: the host refuses unprivileged ping sockets ({})",
+                    why);
         }
     }
 
     private static String pingGroupRange() {
         try {
             // Read line-wise: Files.readString trusts the size /proc reports and stops early.
-            return String.join(" ", java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/sys/net/ipv4/ping_group_range"))).trim().replace('\t', ' ');
+            return String.join(
+                            " ",
+                            java.nio.file.Files.readAllLines(
+                                    java.nio.file.Path.of("/proc/sys/net/ipv4/ping_group_range")))
+                    .trim()
+                    .replace('\t', ' ');
         } catch (java.io.IOException | RuntimeException e) {
             return "unreadable";
         }
@@ -157,7 +173,9 @@ final class IcmpStage {
             ByteBuf r = stack.ipv4.newPacket(n);
             int l4 = r.writerIndex();
             r.writeBytes(icmp, o, n);
-            r.setShort(l4 + 4, flow.guestId); // the host's socket had its own identifier; sequence and data pass as they are
+            r.setShort(
+                    l4 + 4,
+                    flow.guestId); // the host's socket had its own identifier; sequence and data pass as they are
             stack.ipv4.sendIcmp(r, src, flow.guestIp);
         } finally {
             icmp.release();

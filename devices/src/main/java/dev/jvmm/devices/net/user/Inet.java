@@ -1,7 +1,6 @@
 package dev.jvmm.devices.net.user;
 
 import io.netty.buffer.ByteBuf;
-
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
@@ -25,7 +24,8 @@ final class Inet {
 
     static InetAddress address(int ip) {
         try {
-            return InetAddress.getByAddress(new byte[] {(byte) (ip >>> 24), (byte) (ip >>> 16), (byte) (ip >>> 8), (byte) ip});
+            return InetAddress.getByAddress(
+                    new byte[] {(byte) (ip >>> 24), (byte) (ip >>> 16), (byte) (ip >>> 8), (byte) ip});
         } catch (UnknownHostException e) {
             throw new AssertionError(e);
         }

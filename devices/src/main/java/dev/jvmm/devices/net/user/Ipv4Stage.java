@@ -44,7 +44,11 @@ final class Ipv4Stage {
         p.l4Offset = o + ihl;
         p.l4Length = total - ihl;
         boolean dhcp = p.src == 0 && p.protocol == Inet.PROTO_UDP;
-        if (!dhcp && (!Inet.inNetwork(p.src) || stack.isVirtualHost(p.src) || p.src == Inet.NETWORK || p.src == Inet.BROADCAST)) {
+        if (!dhcp
+                && (!Inet.inNetwork(p.src)
+                        || stack.isVirtualHost(p.src)
+                        || p.src == Inet.NETWORK
+                        || p.src == Inet.BROADCAST)) {
             stack.drop("source " + Inet.text(p.src) + " outside the guest network");
             return;
         }

@@ -2,7 +2,6 @@ package dev.jvmm.devices.net.user;
 
 import dev.jvmm.devices.net.NetBackendException;
 import dev.jvmm.devices.net.NetConfig;
-
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -50,6 +49,7 @@ final class NatPolicy {
     private final IntPredicate hostAddress;
     /** guestfwd by guest address and port ({@link #key}). */
     private final Map<Long, InetSocketAddress> guestForwards = new HashMap<>();
+
     private final int[] guestForwardAddresses;
 
     /** {@code hostAddress} tells whether an address belongs to this host ({@link HostAddresses} outside tests). */
@@ -60,9 +60,14 @@ final class NatPolicy {
         this.hostAddress = hostAddress;
         List<NetConfig.GuestForward> forwards = config.guestForwards();
         for (NetConfig.GuestForward g : forwards) {
-            guestForwards.put(key(Inet.ip(g.guestAddress()), g.guestPort()), new InetSocketAddress(g.hostAddress(), g.hostPort()));
+            guestForwards.put(
+                    key(Inet.ip(g.guestAddress()), g.guestPort()),
+                    new InetSocketAddress(g.hostAddress(), g.hostPort()));
         }
-        this.guestForwardAddresses = forwards.stream().mapToInt(g -> Inet.ip(g.guestAddress())).distinct().toArray();
+        this.guestForwardAddresses = forwards.stream()
+                .mapToInt(g -> Inet.ip(g.guestAddress()))
+                .distinct()
+                .toArray();
     }
 
     private static long key(int ip, int port) {
@@ -133,10 +138,14 @@ final class NatPolicy {
         String flow = "user network: guest " + (tcp ? "connection" : "datagram") + " to " + Inet.text(dst) + ":" + port;
         String guestfwd = " or guestfwd=tcp:" + SUGGESTED_FORWARD_ADDRESS + ":" + port + "-";
         return switch (why) {
-            case HOST_LOOPBACK -> flow + " refused; hostloopback=on" + (tcp ? guestfwd + "127.0.0.1:" + port : "") + " allows it";
-            case HOST_ADDRESS -> flow + " (an address of this host) refused; hostloopback=on"
-                    + (tcp ? guestfwd + Inet.text(dst) + ":" + port : "") + " allows it";
-            case METADATA -> flow + " refused: link-local and cloud metadata addresses stay closed to the guest whatever the options";
+            case HOST_LOOPBACK ->
+                flow + " refused; hostloopback=on" + (tcp ? guestfwd + "127.0.0.1:" + port : "") + " allows it";
+            case HOST_ADDRESS ->
+                flow + " (an address of this host) refused; hostloopback=on"
+                        + (tcp ? guestfwd + Inet.text(dst) + ":" + port : "") + " allows it";
+            case METADATA ->
+                flow
+                        + " refused: link-local and cloud metadata addresses stay closed to the guest whatever the options";
             case RESTRICTED, UNROUTABLE -> null;
         };
     }
@@ -147,9 +156,11 @@ final class NatPolicy {
         try {
             lines = Files.readAllLines(resolvConf);
         } catch (NoSuchFileException e) {
-            throw new NetBackendException("user network: " + resolvConf + " does not exist; give the DNS server with resolver=IP");
+            throw new NetBackendException(
+                    "user network: " + resolvConf + " does not exist; give the DNS server with resolver=IP");
         } catch (IOException e) {
-            throw new NetBackendException("user network: cannot read " + resolvConf + " (" + e.getMessage() + "); give the DNS server with resolver=IP");
+            throw new NetBackendException("user network: cannot read " + resolvConf + " (" + e.getMessage()
+                    + "); give the DNS server with resolver=IP");
         }
         for (String line : lines) {
             String[] f = line.trim().split("\\s+");
@@ -157,6 +168,7 @@ final class NatPolicy {
                 return new InetSocketAddress(f[1], 53);
             }
         }
-        throw new NetBackendException("user network: " + resolvConf + " names no IPv4 nameserver; give the DNS server with resolver=IP");
+        throw new NetBackendException(
+                "user network: " + resolvConf + " names no IPv4 nameserver; give the DNS server with resolver=IP");
     }
 }

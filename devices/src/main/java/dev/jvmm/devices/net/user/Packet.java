@@ -10,6 +10,7 @@ final class Packet {
     ByteBuf buf;
     /** From the vnet header: the L4 checksum is partial (NEEDS_CSUM) or already checked (DATA_VALID). */
     boolean checksumTrusted;
+
     int gsoType;
     int gsoSize;
     long srcMac;

@@ -1,12 +1,13 @@
 package dev.jvmm.devices.net.user;
 
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
 import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.Libc;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -14,10 +15,8 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.function.IntSupplier;
-
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
-import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Echo through unprivileged ping sockets (socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)): the kernel gives each
@@ -29,12 +28,14 @@ final class PingSocketHost implements EchoHost {
     private static final Logger LOG = LoggerFactory.getLogger(PingSocketHost.class);
     /** More than the stack keeps ({@link IcmpStage}); a guard against a caller that leaks. */
     static final int MAX_SOCKETS = 256;
+
     private static final int BUFFER = 65536, READS_PER_WAKE = 64;
     private static final java.lang.foreign.ValueLayout.OfInt NET_INT = JAVA_INT.withOrder(ByteOrder.BIG_ENDIAN);
 
     /** Opens a non-blocking ping socket in the calling thread's network namespace: its fd, or -errno. */
     static int openInCurrentNamespace() {
-        return Libc.socketRaw(Libc.AF_INET, Libc.SOCK_DGRAM | Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC, Libc.IPPROTO_ICMP);
+        return Libc.socketRaw(
+                Libc.AF_INET, Libc.SOCK_DGRAM | Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC, Libc.IPPROTO_ICMP);
     }
 
     static EchoHost.Factory factory(ByteBufAllocator alloc, IntSupplier opener) {
@@ -51,6 +52,7 @@ final class PingSocketHost implements EchoHost {
     private final Arena arena = Arena.ofShared();
     /** Used by the sending thread only (the stack's), so one of each suffices. */
     private final MemorySegment sendBuffer = arena.allocate(BUFFER), sendAddress = arena.allocate(Libc.SOCKADDR_IN);
+
     private final MemorySegment one = arena.allocate(JAVA_LONG);
     private final int wakeFd;
     private final Thread poller;
@@ -128,7 +130,9 @@ final class PingSocketHost implements EchoHost {
         int count = 0;
         try (Arena local = Arena.ofConfined()) {
             MemorySegment pollFds = local.allocate(Libc.POLLFD, MAX_SOCKETS + 1);
-            MemorySegment buffer = local.allocate(BUFFER), from = local.allocate(Libc.SOCKADDR_IN), fromLength = local.allocate(JAVA_INT);
+            MemorySegment buffer = local.allocate(BUFFER),
+                    from = local.allocate(Libc.SOCKADDR_IN),
+                    fromLength = local.allocate(JAVA_INT);
             MemorySegment drain = local.allocate(JAVA_LONG);
             long stride = Libc.POLLFD.byteSize();
             while (true) {
@@ -161,7 +165,8 @@ final class PingSocketHost implements EchoHost {
                 }
                 if (pollFds.get(JAVA_SHORT, 6) != 0) Libc.readRaw(wakeFd, drain, 8);
                 for (int i = 0; i < count; i++) {
-                    if (pollFds.get(JAVA_SHORT, (i + 1) * stride + 6) != 0) read(sockets[i], polled[i], buffer, from, fromLength);
+                    if (pollFds.get(JAVA_SHORT, (i + 1) * stride + 6) != 0)
+                        read(sockets[i], polled[i], buffer, from, fromLength);
                 }
             }
         } catch (RuntimeException | Error e) {
@@ -177,7 +182,9 @@ final class PingSocketHost implements EchoHost {
         for (int k = 0; k < READS_PER_WAKE; k++) {
             long r = Libc.recvfromRaw(fd, buffer, BUFFER, Libc.MSG_DONTWAIT, from, fromLength);
             if (r == -Errno.EINTR) continue;
-            if (r < 0) return; // EAGAIN: drained; any other error (an ICMP error for an earlier echo) is consumed by reading it
+            if (r < 0)
+                return; // EAGAIN: drained; any other error (an ICMP error for an earlier echo) is consumed by reading
+            // it
             if (from.get(JAVA_SHORT, 0) != Libc.AF_INET) continue;
             ByteBuf b = alloc.buffer((int) r);
             b.writeBytes(buffer.asSlice(0, r).asByteBuffer());

@@ -1,5 +1,11 @@
 package dev.jvmm.devices.net.user;
 
+import static dev.jvmm.devices.net.user.TcpStage.ACK;
+import static dev.jvmm.devices.net.user.TcpStage.FIN;
+import static dev.jvmm.devices.net.user.TcpStage.PSH;
+import static dev.jvmm.devices.net.user.TcpStage.RST;
+import static dev.jvmm.devices.net.user.TcpStage.SYN;
+
 import dev.jvmm.devices.net.VirtioNetHeader;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
@@ -14,16 +20,9 @@ import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.util.concurrent.ScheduledFuture;
-
 import java.net.InetSocketAddress;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-
-import static dev.jvmm.devices.net.user.TcpStage.ACK;
-import static dev.jvmm.devices.net.user.TcpStage.FIN;
-import static dev.jvmm.devices.net.user.TcpStage.PSH;
-import static dev.jvmm.devices.net.user.TcpStage.RST;
-import static dev.jvmm.devices.net.user.TcpStage.SYN;
 
 /**
  * One TCP connection, terminated here: the guest side is a TCP state machine (handshake, windows, retransmission,
@@ -32,7 +31,14 @@ import static dev.jvmm.devices.net.user.TcpStage.SYN;
  * and the window offered to the guest is what the host channel can still buffer.
  */
 final class TcpConnection extends ChannelInboundHandlerAdapter {
-    enum State { CONNECTING, SYN_SENT, SYN_RCVD, ESTABLISHED, TIME_WAIT, CLOSED }
+    enum State {
+        CONNECTING,
+        SYN_SENT,
+        SYN_RCVD,
+        ESTABLISHED,
+        TIME_WAIT,
+        CLOSED
+    }
 
     static final int MSS = 1460, RCV_WSCALE = 7;
     private static final int SEND_LIMIT = 4 << 20;
@@ -40,6 +46,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private static final long RTO_NANOS = 200_000_000L, TIME_WAIT_NANOS = 2_000_000_000L;
     /** How long a closed connection's last guest bytes may wait for a host peer that does not read. */
     private static final long HOST_DRAIN_SECONDS = 60;
+
     private static final int MAX_BACKOFF = 10, MAX_SYN_RETRIES = 6;
     private static final int GSO_PAYLOAD = 64000;
 
@@ -59,6 +66,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private CompositeByteBuf unacked;
     /** Sequence number of unacked's first readable byte. */
     private int bufSeq;
+
     private boolean finQueued, finAcked;
     // From the guest.
     private int rcvNxt, rcvAdvEdge, rcvWscale;
@@ -98,12 +106,16 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         takeSynOptions(s, true);
         rcvNxt = s.seq + 1;
         sndWnd = s.window;
-        Bootstrap b = new Bootstrap().group(stack.loop).channel(stack.transport.stream())
+        Bootstrap b = new Bootstrap()
+                .group(stack.loop)
+                .channel(stack.transport.stream())
                 .option(ChannelOption.AUTO_READ, false)
                 .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
                 .option(ChannelOption.TCP_NODELAY, true)
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 10_000)
-                .option(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(HOST_LOW_WATER, HOST_HIGH_WATER))
+                .option(
+                        ChannelOption.WRITE_BUFFER_WATER_MARK,
+                        new WriteBufferWaterMark(HOST_LOW_WATER, HOST_HIGH_WATER))
                 .handler(this);
         ChannelFuture f = b.connect(target);
         channel = f.channel();
@@ -144,7 +156,15 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         boolean synAck = state == State.SYN_RCVD;
         ByteBuf b = stack.ipv4.newPacket(TcpStage.HEADER + 8);
         int window = synAck ? Math.min(receiveWindow(), 65535) : 65535;
-        TcpStage.writeHeader(b, remotePort, guestPort, iss, synAck ? rcvNxt : 0, synAck ? SYN | ACK : SYN, window, TcpStage.HEADER + 8);
+        TcpStage.writeHeader(
+                b,
+                remotePort,
+                guestPort,
+                iss,
+                synAck ? rcvNxt : 0,
+                synAck ? SYN | ACK : SYN,
+                window,
+                TcpStage.HEADER + 8);
         b.writeByte(2).writeByte(4).writeShort(MSS);
         if (windowScaling) b.writeByte(1).writeByte(3).writeByte(3).writeByte(RCV_WSCALE);
         else b.writeInt(0x01010101);
@@ -174,7 +194,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             case CLOSED -> {
                 return;
             }
-            default -> { }
+            default -> {}
         }
         if (state == State.SYN_RCVD && (s.flags & (SYN | ACK)) == SYN) {
             if (s.seq + 1 == rcvNxt) sendSyn(); // our SYN-ACK was lost
@@ -204,7 +224,11 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         long window = windowScaling ? (long) s.window << sndWscale : s.window;
         if (lt(sndUna, s.ack)) {
             acked(s.ack);
-        } else if (s.ack == sndUna && s.payloadLength == 0 && (s.flags & FIN) == 0 && sndUna != sndMax && window == sndWnd) {
+        } else if (s.ack == sndUna
+                && s.payloadLength == 0
+                && (s.flags & FIN) == 0
+                && sndUna != sndMax
+                && window == sndWnd) {
             if (++dupAcks == 3) retransmit();
         }
         sndWnd = window;
@@ -240,7 +264,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
      */
     private void established() {
         state = State.ESTABLISHED;
-        if (!finQueued && unacked.readableBytes() <= SEND_LIMIT) channel.config().setAutoRead(true);
+        if (!finQueued && unacked.readableBytes() <= SEND_LIMIT)
+            channel.config().setAutoRead(true);
     }
 
     private void acked(int ack) {
@@ -258,7 +283,10 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         backoff = 0;
         if (sndUna == sndMax) disarmRto();
         else armRto();
-        if (!finQueued && channel != null && !channel.config().isAutoRead() && unacked.readableBytes() < SEND_LIMIT / 2) {
+        if (!finQueued
+                && channel != null
+                && !channel.config().isAutoRead()
+                && unacked.readableBytes() < SEND_LIMIT / 2) {
             channel.config().setAutoRead(true);
         }
     }
@@ -337,10 +365,18 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private void sendData(int seq, int len, boolean fin) {
         ByteBuf b = stack.ipv4.newPacket(TcpStage.HEADER + len);
         int window = advertise();
-        TcpStage.writeHeader(b, remotePort, guestPort, seq, rcvNxt, ACK | PSH | (fin ? FIN : 0), window, TcpStage.HEADER);
+        TcpStage.writeHeader(
+                b, remotePort, guestPort, seq, rcvNxt, ACK | PSH | (fin ? FIN : 0), window, TcpStage.HEADER);
         b.writeBytes(unacked, unacked.readerIndex() + (seq - bufSeq), len);
         boolean gso = len > mss;
-        stack.ipv4.sendL4(b, Inet.PROTO_TCP, remoteIp, guestIp, gso ? VirtioNetHeader.GSO_TCPV4 : 0, gso ? mss : 0, TcpStage.HEADER);
+        stack.ipv4.sendL4(
+                b,
+                Inet.PROTO_TCP,
+                remoteIp,
+                guestIp,
+                gso ? VirtioNetHeader.GSO_TCPV4 : 0,
+                gso ? mss : 0,
+                TcpStage.HEADER);
     }
 
     private void sendSegment(int seq, int flags) {
@@ -383,7 +419,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             if (closeDeadline != 0 && now - closeDeadline >= 0) finish();
             return;
         }
-        if (state == State.ESTABLISHED && windowWasSmall && receiveWindow() >= HOST_HIGH_WATER / 2) sendAck(); // window update
+        if (state == State.ESTABLISHED && windowWasSmall && receiveWindow() >= HOST_HIGH_WATER / 2)
+            sendAck(); // window update
         if (rtoDeadline == 0 || now - rtoDeadline < 0) return;
         switch (state) {
             case SYN_SENT, SYN_RCVD -> {
@@ -413,7 +450,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
                 retransmit();
                 armRto();
             }
-            default -> { }
+            default -> {}
         }
     }
 
@@ -468,7 +505,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
 
     private void resetGuestAndFinish() {
         if (state == State.CLOSED || state == State.TIME_WAIT || state == State.CONNECTING) return;
-        if (state != State.SYN_SENT) tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, sndNxt, rcvNxt, RST | ACK, 0);
+        if (state != State.SYN_SENT)
+            tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, sndNxt, rcvNxt, RST | ACK, 0);
         else tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, sndNxt, 0, RST, 0);
         closeHost(true);
         finish();
@@ -492,7 +530,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
      */
     private void closeHostAfterFlush() {
         Channel ch = channel;
-        ScheduledFuture<?> giveUp = ch.eventLoop().schedule(() -> resetAndClose(ch), HOST_DRAIN_SECONDS, TimeUnit.SECONDS);
+        ScheduledFuture<?> giveUp =
+                ch.eventLoop().schedule(() -> resetAndClose(ch), HOST_DRAIN_SECONDS, TimeUnit.SECONDS);
         ch.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
             giveUp.cancel(false);
             ch.close();

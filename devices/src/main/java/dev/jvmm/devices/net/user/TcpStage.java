@@ -3,7 +3,6 @@ package dev.jvmm.devices.net.user;
 import dev.jvmm.devices.net.NetConfig;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
-
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -136,9 +135,14 @@ final class TcpStage {
         stack.ipv4.sendL4(b, Inet.PROTO_TCP, src, dst, 0, 0, HEADER);
     }
 
-    static void writeHeader(ByteBuf b, int srcPort, int dstPort, int seq, int ack, int flags, int window, int headerLength) {
+    static void writeHeader(
+            ByteBuf b, int srcPort, int dstPort, int seq, int ack, int flags, int window, int headerLength) {
         b.writeShort(srcPort).writeShort(dstPort).writeInt(seq).writeInt(ack);
-        b.writeByte((headerLength / 4) << 4).writeByte(flags).writeShort(window).writeShort(0).writeShort(0);
+        b.writeByte((headerLength / 4) << 4)
+                .writeByte(flags)
+                .writeShort(window)
+                .writeShort(0)
+                .writeShort(0);
     }
 
     void remove(TcpConnection c) {
@@ -176,7 +180,8 @@ final class TcpStage {
             return;
         }
         int guestIp = forward.guestAddress().map(Inet::ip).orElse(Inet.GUEST);
-        TcpConnection c = new TcpConnection(this, key(Inet.GATEWAY, forward.guestPort(), port), guestIp, forward.guestPort(), Inet.GATEWAY, port);
+        TcpConnection c = new TcpConnection(
+                this, key(Inet.GATEWAY, forward.guestPort(), port), guestIp, forward.guestPort(), Inet.GATEWAY, port);
         c.gatewayPort = port;
         connections.put(c.key, c);
         c.connectToGuest(child);

@@ -13,16 +13,19 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioDatagramChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
-
 import java.util.concurrent.ThreadFactory;
 
 /** Netty's epoll transport where its native library loads, NIO elsewhere. */
-record Transport(String name, Class<? extends SocketChannel> stream, Class<? extends ServerSocketChannel> server,
-                 Class<? extends DatagramChannel> datagram) {
+record Transport(
+        String name,
+        Class<? extends SocketChannel> stream,
+        Class<? extends ServerSocketChannel> server,
+        Class<? extends DatagramChannel> datagram) {
 
     static Transport best() {
         if (Epoll.isAvailable()) {
-            return new Transport("epoll", EpollSocketChannel.class, EpollServerSocketChannel.class, EpollDatagramChannel.class);
+            return new Transport(
+                    "epoll", EpollSocketChannel.class, EpollServerSocketChannel.class, EpollDatagramChannel.class);
         }
         return new Transport("nio", NioSocketChannel.class, NioServerSocketChannel.class, NioDatagramChannel.class);
     }

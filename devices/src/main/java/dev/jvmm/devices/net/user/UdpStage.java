@@ -8,7 +8,6 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.DatagramPacket;
-
 import java.net.InetSocketAddress;
 import java.util.ArrayDeque;
 import java.util.HashMap;
@@ -31,6 +30,7 @@ final class UdpStage {
     private final Map<Long, Flow> flows = new HashMap<>();
     /** Gateway-side port -> the forward and remote host it stands for. */
     private final Map<Integer, ForwardPeer> forwardPeers = new HashMap<>();
+
     private final Map<InetSocketAddress, ForwardPeer> forwardPeersByRemote = new HashMap<>();
 
     UdpStage(UserNetStack stack) {
@@ -59,7 +59,8 @@ final class UdpStage {
             return;
         }
         int srcPort = b.getUnsignedShort(o), dstPort = b.getUnsignedShort(o + 2);
-        if (dstPort == DhcpServer.SERVER_PORT && (p.dst == Inet.LIMITED_BROADCAST || p.dst == Inet.BROADCAST || p.dst == Inet.GATEWAY)) {
+        if (dstPort == DhcpServer.SERVER_PORT
+                && (p.dst == Inet.LIMITED_BROADCAST || p.dst == Inet.BROADCAST || p.dst == Inet.GATEWAY)) {
             dhcp(p, o + HEADER, length - HEADER);
             return;
         }
@@ -120,7 +121,13 @@ final class UdpStage {
         if (reply == null) return;
         // The client has no address yet: the reply goes to the broadcast address, at the client's MAC.
         stack.link.guestMac = p.srcMac;
-        toGuest(Inet.GATEWAY, DhcpServer.SERVER_PORT, Inet.LIMITED_BROADCAST, DhcpServer.CLIENT_PORT, io.netty.buffer.Unpooled.wrappedBuffer(reply), p.srcMac);
+        toGuest(
+                Inet.GATEWAY,
+                DhcpServer.SERVER_PORT,
+                Inet.LIMITED_BROADCAST,
+                DhcpServer.CLIENT_PORT,
+                io.netty.buffer.Unpooled.wrappedBuffer(reply),
+                p.srcMac);
     }
 
     /** Sends a datagram to the guest (releases {@code data}); {@code mac} overrides the guest's MAC if not -1. */
@@ -188,7 +195,13 @@ final class UdpStage {
                 forwardPeersByRemote.put(remote, peer);
             }
             peer.lastUsed = stack.now();
-            toGuest(Inet.GATEWAY, peer.gatewayPort, peer.guestIp, peer.guestPort, packet.content().retain(), -1);
+            toGuest(
+                    Inet.GATEWAY,
+                    peer.gatewayPort,
+                    peer.guestIp,
+                    peer.guestPort,
+                    packet.content().retain(),
+                    -1);
         } finally {
             packet.release();
         }
@@ -226,7 +239,10 @@ final class UdpStage {
         }
 
         void open() {
-            Bootstrap b = new Bootstrap().group(stack.loop).channel(stack.transport.datagram()).handler(this);
+            Bootstrap b = new Bootstrap()
+                    .group(stack.loop)
+                    .channel(stack.transport.datagram())
+                    .handler(this);
             b.bind(new InetSocketAddress(0)).addListener(f -> {
                 if (!f.isSuccess()) {
                     close();

@@ -22,22 +22,20 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.socket.DatagramPacket;
 import io.netty.util.concurrent.DefaultThreadFactory;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.lang.foreign.MemorySegment;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * User-mode networking, addressed as QEMU's {@code -netdev user}: the guest is 10.0.2.15 (by DHCP), 10.0.2.2 is
@@ -48,6 +46,7 @@ public final class UserNetBackend implements NetBackend {
     private static final Logger LOG = LoggerFactory.getLogger(UserNetBackend.class);
     /** Guest frames waiting for the stack's thread; above this transmit answers BUSY. */
     private static final int TX_LIMIT = 512;
+
     private static final int DRAIN_BATCH = 64;
     private static final int MAX_FRAME = 65535 + 14;
 
@@ -63,7 +62,11 @@ public final class UserNetBackend implements NetBackend {
         this.config = config;
         Transport transport = Transport.best();
         this.group = transport.newGroup(new DefaultThreadFactory("jvmm-usernet", true));
-        this.stack = new UserNetStack(group.next(), transport, PooledByteBufAllocator.DEFAULT, new NatPolicy(config, resolver, HostAddresses.live()),
+        this.stack = new UserNetStack(
+                group.next(),
+                transport,
+                PooledByteBufAllocator.DEFAULT,
+                new NatPolicy(config, resolver, HostAddresses.live()),
                 echoHosts);
         stack.loop.scheduleAtFixedRate(stack::tick, 50, 50, TimeUnit.MILLISECONDS);
         LOG.debug("user network on Netty {} transport, resolver {}", transport.name(), resolver);
@@ -71,12 +74,14 @@ public final class UserNetBackend implements NetBackend {
 
     /** Starts the stack and listens on every forwarded port; a port that cannot be bound fails the start. */
     public static UserNetBackend start(NetConfig.User config) {
-        return start(config, PingSocketHost.factory(PooledByteBufAllocator.DEFAULT, PingSocketHost::openInCurrentNamespace));
+        return start(
+                config, PingSocketHost.factory(PooledByteBufAllocator.DEFAULT, PingSocketHost::openInCurrentNamespace));
     }
 
     /** As {@link #start(NetConfig.User)}, with the guest's ICMP echo sent through {@code echoHosts} (tests: a namespace, a fake). */
     static UserNetBackend start(NetConfig.User config, EchoHost.Factory echoHosts) {
-        InetSocketAddress resolver = config.resolver().orElseGet(() -> NatPolicy.hostResolver(Path.of("/etc/resolv.conf")));
+        InetSocketAddress resolver =
+                config.resolver().orElseGet(() -> NatPolicy.hostResolver(Path.of("/etc/resolv.conf")));
         UserNetBackend b = new UserNetBackend(config, resolver, echoHosts);
         try {
             for (NetConfig.HostForward f : config.forwards()) b.listen(f);
@@ -91,7 +96,9 @@ public final class UserNetBackend implements NetBackend {
         InetSocketAddress at = new InetSocketAddress(f.hostAddress(), f.hostPort());
         ChannelFuture bound;
         if (f.protocol() == NetConfig.Protocol.TCP) {
-            bound = new ServerBootstrap().group(group).channel(stack.transport.server())
+            bound = new ServerBootstrap()
+                    .group(group)
+                    .channel(stack.transport.server())
                     .option(ChannelOption.SO_REUSEADDR, true)
                     .childOption(ChannelOption.AUTO_READ, false)
                     .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
@@ -99,7 +106,9 @@ public final class UserNetBackend implements NetBackend {
                     .childHandler(new Accept(f))
                     .bind(at);
         } else {
-            bound = new Bootstrap().group(group).channel(stack.transport.datagram())
+            bound = new Bootstrap()
+                    .group(group)
+                    .channel(stack.transport.datagram())
                     .handler(new ChannelInboundHandlerAdapter() {
                         @Override
                         public void channelRead(ChannelHandlerContext ctx, Object msg) {
@@ -115,8 +124,9 @@ public final class UserNetBackend implements NetBackend {
         }
         if (!bound.isSuccess()) {
             String why = bound.cause() == null ? "timed out" : bound.cause().getMessage();
-            throw new NetBackendException("hostfwd=" + f.protocol().name().toLowerCase() + ":" + f.hostAddress().getHostAddress() + ":"
-                    + f.hostPort() + ": cannot listen there (" + why + "); pick another host address or port");
+            throw new NetBackendException("hostfwd=" + f.protocol().name().toLowerCase() + ":"
+                    + f.hostAddress().getHostAddress() + ":" + f.hostPort() + ": cannot listen there (" + why
+                    + "); pick another host address or port");
         }
         forwardChannels.add(bound.channel());
         forwardAddresses.add((InetSocketAddress) bound.channel().localAddress());
@@ -150,8 +160,10 @@ public final class UserNetBackend implements NetBackend {
      * From the guest: segments of any size are just bytes to a terminating stack. To the guest: TSO4 lets one
      * frame carry up to 64 KB of a connection. A constant, so a device can be built before the stack starts.
      */
-    public static final NetCapabilities CAPABILITIES = new NetCapabilities(EnumSet.of(NetOffload.CSUM, NetOffload.TSO4, NetOffload.USO),
-            EnumSet.of(NetOffload.CSUM, NetOffload.TSO4), 1);
+    public static final NetCapabilities CAPABILITIES = new NetCapabilities(
+            EnumSet.of(NetOffload.CSUM, NetOffload.TSO4, NetOffload.USO),
+            EnumSet.of(NetOffload.CSUM, NetOffload.TSO4),
+            1);
 
     @Override
     public NetCapabilities capabilities() {
@@ -161,9 +173,11 @@ public final class UserNetBackend implements NetBackend {
     @Override
     public synchronized List<NetQueue> activate(NetLinkConfig config, List<? extends GuestPort> ports) {
         if (closed) throw new IllegalStateException("user network is closed");
-        if (ports.size() != 1) throw new IllegalArgumentException("user network serves 1 queue pair, " + ports.size() + " asked");
+        if (ports.size() != 1)
+            throw new IllegalArgumentException("user network serves 1 queue pair, " + ports.size() + " asked");
         if (!capabilities().toGuest().containsAll(config.toGuest())) {
-            throw new IllegalArgumentException("offloads " + config.toGuest() + " exceed " + capabilities().toGuest());
+            throw new IllegalArgumentException(
+                    "offloads " + config.toGuest() + " exceed " + capabilities().toGuest());
         }
         deactivate();
         Queue q = new Queue(config.vnetHeaderLength(), ports.get(0));

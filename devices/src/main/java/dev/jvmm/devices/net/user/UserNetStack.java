@@ -4,12 +4,11 @@ import dev.jvmm.devices.net.NetConfig;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import io.netty.channel.EventLoop;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The user-mode network as stages (Ethernet, ARP, IPv4, ICMP/UDP/TCP), all confined to one Netty event loop:
@@ -35,7 +34,8 @@ final class UserNetStack {
     private final RefusalLog refusals = new RefusalLog(LOG::warn);
     private int nextPort;
 
-    UserNetStack(EventLoop loop, Transport transport, ByteBufAllocator alloc, NatPolicy policy, EchoHost.Factory echoHosts) {
+    UserNetStack(
+            EventLoop loop, Transport transport, ByteBufAllocator alloc, NatPolicy policy, EchoHost.Factory echoHosts) {
         this.loop = loop;
         this.transport = transport;
         this.alloc = alloc;

@@ -1,13 +1,13 @@
 package dev.jvmm.devices.virtio.blk;
 
+import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
+
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
-
-import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 
 /**
  * virtio-blk's device configuration space (virtio 1.2, 5.2.4): {@link #LAYOUT} names every field at its
@@ -27,9 +27,19 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  * @param maxWriteZeroesSeg      most write-zeroes segments per request
  * @param writeZeroesMayUnmap    whether write-zeroes with unmap may deallocate
  */
-public record BlockConfig(long capacity, int sizeMax, int segMax, int blkSize, int physicalBlockExp, int numQueues,
-                          int maxDiscardSectors, int maxDiscardSeg, int discardSectorAlignment,
-                          int maxWriteZeroesSectors, int maxWriteZeroesSeg, boolean writeZeroesMayUnmap) {
+public record BlockConfig(
+        long capacity,
+        int sizeMax,
+        int segMax,
+        int blkSize,
+        int physicalBlockExp,
+        int numQueues,
+        int maxDiscardSectors,
+        int maxDiscardSeg,
+        int discardSectorAlignment,
+        int maxWriteZeroesSectors,
+        int maxWriteZeroesSeg,
+        boolean writeZeroesMayUnmap) {
     private static final ValueLayout.OfByte U8 = ValueLayout.JAVA_BYTE;
     private static final ValueLayout.OfShort LE16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt LE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -37,25 +47,27 @@ public record BlockConfig(long capacity, int sizeMax, int segMax, int blkSize, i
 
     /** struct virtio_blk_config, up to write_zeroes_may_unmap and its padding (the fields jvmm's features reach). */
     public static final StructLayout LAYOUT = MemoryLayout.structLayout(
-            LE64.withName("capacity"),
-            LE32.withName("size_max"),
-            LE32.withName("seg_max"),
-            MemoryLayout.structLayout(
-                    LE16.withName("cylinders"), U8.withName("heads"), U8.withName("sectors")).withName("geometry"),
-            LE32.withName("blk_size"),
-            MemoryLayout.structLayout(
-                    U8.withName("physical_block_exp"), U8.withName("alignment_offset"),
-                    LE16.withName("min_io_size"), LE32.withName("opt_io_size")).withName("topology"),
-            U8.withName("writeback"),
-            U8.withName("unused0"),
-            LE16.withName("num_queues"),
-            LE32.withName("max_discard_sectors"),
-            LE32.withName("max_discard_seg"),
-            LE32.withName("discard_sector_alignment"),
-            LE32.withName("max_write_zeroes_sectors"),
-            LE32.withName("max_write_zeroes_seg"),
-            U8.withName("write_zeroes_may_unmap"),
-            MemoryLayout.sequenceLayout(3, U8).withName("unused1")).withName("virtio_blk_config");
+                    LE64.withName("capacity"),
+                    LE32.withName("size_max"),
+                    LE32.withName("seg_max"),
+                    MemoryLayout.structLayout(LE16.withName("cylinders"), U8.withName("heads"), U8.withName("sectors"))
+                            .withName("geometry"),
+                    LE32.withName("blk_size"),
+                    MemoryLayout.structLayout(
+                                    U8.withName("physical_block_exp"), U8.withName("alignment_offset"),
+                                    LE16.withName("min_io_size"), LE32.withName("opt_io_size"))
+                            .withName("topology"),
+                    U8.withName("writeback"),
+                    U8.withName("unused0"),
+                    LE16.withName("num_queues"),
+                    LE32.withName("max_discard_sectors"),
+                    LE32.withName("max_discard_seg"),
+                    LE32.withName("discard_sector_alignment"),
+                    LE32.withName("max_write_zeroes_sectors"),
+                    LE32.withName("max_write_zeroes_seg"),
+                    U8.withName("write_zeroes_may_unmap"),
+                    MemoryLayout.sequenceLayout(3, U8).withName("unused1"))
+            .withName("virtio_blk_config");
 
     public static final int SIZE = (int) LAYOUT.byteSize();
 

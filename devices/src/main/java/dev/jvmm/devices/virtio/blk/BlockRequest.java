@@ -65,7 +65,8 @@ public sealed interface BlockRequest {
     /** A request the device will not run, and why; the disk is not touched. */
     record Refused(Rejection reason, MemorySegment status) implements BlockRequest {
         public Refused {
-            if (reason.answerable() && status == null) throw new IllegalArgumentException(reason + " needs a status byte");
+            if (reason.answerable() && status == null)
+                throw new IllegalArgumentException(reason + " needs a status byte");
         }
     }
 

@@ -1,16 +1,15 @@
 package dev.jvmm.devices.virtio.blk;
 
+import static dev.jvmm.devices.virtio.blk.VirtioBlock.SECTOR;
+
 import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.block.SegmentList;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.concurrent.atomic.LongAdder;
-
-import static dev.jvmm.devices.virtio.blk.VirtioBlock.SECTOR;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Runs a parsed {@link BlockRequest} against the backend and writes its status byte. The request's checks are
@@ -48,7 +47,8 @@ public final class BlockRequestExecutor {
      */
     public int execute(BlockRequest request) {
         if (request instanceof BlockRequest.Refused refused && !refused.reason().answerable())
-            throw new IllegalArgumentException("a request refused as " + refused.reason() + " has no status byte to answer with");
+            throw new IllegalArgumentException(
+                    "a request refused as " + refused.reason() + " has no status byte to answer with");
         long written = 0;
         int status = VirtioBlock.S_OK;
         try {

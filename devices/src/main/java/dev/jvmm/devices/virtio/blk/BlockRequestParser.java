@@ -1,16 +1,15 @@
 package dev.jvmm.devices.virtio.blk;
 
-import dev.jvmm.devices.virtio.DescriptorChain;
-
-import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
-import java.util.List;
-
 import static dev.jvmm.devices.virtio.blk.VirtioBlock.HEADER;
 import static dev.jvmm.devices.virtio.blk.VirtioBlock.MAX_DISCARD_SECTORS;
 import static dev.jvmm.devices.virtio.blk.VirtioBlock.MAX_DISCARD_SEG;
 import static dev.jvmm.devices.virtio.blk.VirtioBlock.SECTOR;
 import static dev.jvmm.devices.virtio.blk.VirtioBlock.SEGMENT;
+
+import dev.jvmm.devices.virtio.DescriptorChain;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Turns a descriptor chain into a {@link BlockRequest}: the guest's side of the checks, all of them, before
@@ -52,12 +51,14 @@ public final class BlockRequestParser {
             case VirtioBlock.T_IN -> {
                 long len = c.writableLength() - 1;
                 Rejection r = checkRange(sector, len);
-                yield r != null ? new BlockRequest.Refused(r, status)
+                yield r != null
+                        ? new BlockRequest.Refused(r, status)
                         : new BlockRequest.Read(sector, writablePrefix(c, len), status);
             }
             case VirtioBlock.T_OUT -> {
                 Rejection r = limits.readOnly() ? Rejection.READ_ONLY : checkRange(sector, c.readableLength() - HEADER);
-                yield r != null ? new BlockRequest.Refused(r, status)
+                yield r != null
+                        ? new BlockRequest.Refused(r, status)
                         : new BlockRequest.Write(sector, readableAfter(c, HEADER), status);
             }
             case VirtioBlock.T_FLUSH -> new BlockRequest.Flush(status);

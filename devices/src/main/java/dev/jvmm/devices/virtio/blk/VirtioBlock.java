@@ -7,7 +7,6 @@ import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.Virtqueue;
 import dev.jvmm.devices.virtio.VirtqueueException;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
@@ -31,16 +30,32 @@ import java.util.concurrent.atomic.LongAdder;
  * configuration space ({@link BlockConfig}) and the queue loop.
  */
 public final class VirtioBlock implements VirtioDevice {
-    public static final int F_SIZE_MAX = 1, F_SEG_MAX = 2, F_GEOMETRY = 4, F_RO = 5, F_BLK_SIZE = 6, F_FLUSH = 9,
-            F_TOPOLOGY = 10, F_CONFIG_WCE = 11, F_MQ = 12, F_DISCARD = 13, F_WRITE_ZEROES = 14;
-    public static final int T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_GET_LIFETIME = 10, T_DISCARD = 11,
-            T_WRITE_ZEROES = 13, T_SECURE_ERASE = 14;
+    public static final int F_SIZE_MAX = 1,
+            F_SEG_MAX = 2,
+            F_GEOMETRY = 4,
+            F_RO = 5,
+            F_BLK_SIZE = 6,
+            F_FLUSH = 9,
+            F_TOPOLOGY = 10,
+            F_CONFIG_WCE = 11,
+            F_MQ = 12,
+            F_DISCARD = 13,
+            F_WRITE_ZEROES = 14;
+    public static final int T_IN = 0,
+            T_OUT = 1,
+            T_FLUSH = 4,
+            T_GET_ID = 8,
+            T_GET_LIFETIME = 10,
+            T_DISCARD = 11,
+            T_WRITE_ZEROES = 13,
+            T_SECURE_ERASE = 14;
     public static final int S_OK = 0, S_IOERR = 1, S_UNSUPP = 2;
     public static final int SECTOR = 512;
     public static final int ID_BYTES = 20;
     static final int HEADER = 16, SEGMENT = 16;
     /** Limits advertised for discard and write-zeroes. */
     static final int MAX_DISCARD_SECTORS = 1 << 21, MAX_DISCARD_SEG = 32;
+
     public static final int CONFIG_SIZE = BlockConfig.SIZE;
 
     /**
@@ -57,13 +72,18 @@ public final class VirtioBlock implements VirtioDevice {
 
         public Options {
             if (serial == null) serial = "";
-            if (serial.length() > ID_BYTES || !StandardCharsets.US_ASCII.newEncoder().canEncode(serial))
-                throw new IllegalArgumentException("disk serial '" + serial + "' must be at most " + ID_BYTES + " ASCII characters");
-            if (queues < 1 || queues > 64) throw new IllegalArgumentException("virtio-blk queues " + queues + " must be 1 to 64");
+            if (serial.length() > ID_BYTES
+                    || !StandardCharsets.US_ASCII.newEncoder().canEncode(serial))
+                throw new IllegalArgumentException(
+                        "disk serial '" + serial + "' must be at most " + ID_BYTES + " ASCII characters");
+            if (queues < 1 || queues > 64)
+                throw new IllegalArgumentException("virtio-blk queues " + queues + " must be 1 to 64");
             if (queueSize < 4 || queueSize > Virtqueue.MAX_SIZE || Integer.bitCount(queueSize) != 1)
-                throw new IllegalArgumentException("virtio-blk queue size " + queueSize + " must be a power of two from 4 to 32768");
+                throw new IllegalArgumentException(
+                        "virtio-blk queue size " + queueSize + " must be a power of two from 4 to 32768");
             if (blockSize < SECTOR || blockSize > 65536 || Integer.bitCount(blockSize) != 1)
-                throw new IllegalArgumentException("block size " + blockSize + " must be a power of two from 512 to 65536");
+                throw new IllegalArgumentException(
+                        "block size " + blockSize + " must be a power of two from 512 to 65536");
         }
 
         public Options withReadOnly(boolean ro) {
@@ -107,20 +127,32 @@ public final class VirtioBlock implements VirtioDevice {
         this.options = options;
         this.readOnly = options.readOnly() || backend.readOnly();
         this.capacitySectors = backend.size() / SECTOR;
-        long f = VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
+        long f = VirtioFeatures.bit(VirtioFeatures.VERSION_1)
+                | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
                 | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC)
-                | bit(F_SEG_MAX) | bit(F_BLK_SIZE) | bit(F_FLUSH);
+                | bit(F_SEG_MAX)
+                | bit(F_BLK_SIZE)
+                | bit(F_FLUSH);
         if (readOnly) f |= bit(F_RO);
         else f |= bit(F_DISCARD) | bit(F_WRITE_ZEROES);
         if (options.queues() > 1) f |= bit(F_MQ);
         this.features = f;
 
         int sectorsPerBlock = options.blockSize() / SECTOR;
-        this.config = new BlockConfig(capacitySectors, 0,
-                options.queueSize() - 2, // seg_max: the header and status take two descriptors
-                options.blockSize(), Integer.numberOfTrailingZeros(sectorsPerBlock), options.queues(),
-                MAX_DISCARD_SECTORS, MAX_DISCARD_SEG, sectorsPerBlock, MAX_DISCARD_SECTORS, MAX_DISCARD_SEG,
-                true).toSegment();
+        this.config = new BlockConfig(
+                        capacitySectors,
+                        0,
+                        options.queueSize() - 2, // seg_max: the header and status take two descriptors
+                        options.blockSize(),
+                        Integer.numberOfTrailingZeros(sectorsPerBlock),
+                        options.queues(),
+                        MAX_DISCARD_SECTORS,
+                        MAX_DISCARD_SEG,
+                        sectorsPerBlock,
+                        MAX_DISCARD_SECTORS,
+                        MAX_DISCARD_SEG,
+                        true)
+                .toSegment();
         byte[] serial = options.serial().getBytes(StandardCharsets.US_ASCII);
         MemorySegment.copy(serial, 0, id, ValueLayout.JAVA_BYTE, 0, serial.length);
     }
@@ -180,7 +212,8 @@ public final class VirtioBlock implements VirtioDevice {
     public void activate(GuestMemory memory, long negotiatedFeatures, List<Virtqueue> queues, Context context) {
         BlockRequestParser.Limits limits = new BlockRequestParser.Limits(capacitySectors, readOnly, negotiatedFeatures);
         QueueState[] s = new QueueState[queues.size()];
-        for (int i = 0; i < s.length; i++) s[i] = new QueueState(queues.get(i).maxSize(), new BlockRequestParser(limits));
+        for (int i = 0; i < s.length; i++)
+            s[i] = new QueueState(queues.get(i).maxSize(), new BlockRequestParser(limits));
         // Without VIRTIO_BLK_F_FLUSH the driver expects every write stable on completion (the spec's write-through).
         executor = new BlockRequestExecutor(backend, id, (negotiatedFeatures & bit(F_FLUSH)) == 0, ioErrors);
         states = s;
@@ -199,11 +232,14 @@ public final class VirtioBlock implements VirtioDevice {
         DescriptorChain chain = st.chain;
         while (queue.pop(chain)) {
             BlockRequest request = st.parser.parse(chain);
-            if (request instanceof BlockRequest.Refused refused && !refused.reason().answerable()) {
-                throw new VirtqueueException(VirtqueueException.Kind.CHAIN_TOO_SHORT, "virtio-blk request " + chain.head()
-                        + " cannot be answered: " + refused.reason()
-                        + " (" + chain.readableLength() + " device-readable bytes, " + chain.writableLength()
-                        + " device-writable; a request needs a 16-byte header and a status byte)");
+            if (request instanceof BlockRequest.Refused refused
+                    && !refused.reason().answerable()) {
+                throw new VirtqueueException(
+                        VirtqueueException.Kind.CHAIN_TOO_SHORT,
+                        "virtio-blk request " + chain.head()
+                                + " cannot be answered: " + refused.reason()
+                                + " (" + chain.readableLength() + " device-readable bytes, " + chain.writableLength()
+                                + " device-writable; a request needs a 16-byte header and a status byte)");
             }
             queue.addUsed(chain.head(), ex.execute(request));
         }

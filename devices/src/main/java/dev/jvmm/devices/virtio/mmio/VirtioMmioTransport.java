@@ -6,9 +6,9 @@ import dev.jvmm.core.irq.InterruptController;
 import dev.jvmm.core.irq.InterruptEvent;
 import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.core.memory.GuestMemory;
-import dev.jvmm.devices.virtio.Virtqueue;
 import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.VirtioTransport;
+import dev.jvmm.devices.virtio.Virtqueue;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,14 +28,36 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
     /** "JVMM", little-endian: the subsystem vendor ID. */
     public static final int VENDOR_ID = 0x4d4d564a;
 
-    static final int MAGIC_VALUE = 0x000, VERSION_REG = 0x004, DEVICE_ID = 0x008, VENDOR_ID_REG = 0x00c,
-            DEVICE_FEATURES = 0x010, DEVICE_FEATURES_SEL = 0x014, DRIVER_FEATURES = 0x020,
-            DRIVER_FEATURES_SEL = 0x024, QUEUE_SEL = 0x030, QUEUE_NUM_MAX = 0x034, QUEUE_NUM = 0x038,
-            QUEUE_READY = 0x044, QUEUE_NOTIFY = 0x050, INTERRUPT_STATUS = 0x060, INTERRUPT_ACK = 0x064,
-            STATUS = 0x070, QUEUE_DESC_LOW = 0x080, QUEUE_DESC_HIGH = 0x084, QUEUE_DRIVER_LOW = 0x090,
-            QUEUE_DRIVER_HIGH = 0x094, QUEUE_DEVICE_LOW = 0x0a0, QUEUE_DEVICE_HIGH = 0x0a4, SHM_SEL = 0x0ac,
-            SHM_LEN_LOW = 0x0b0, SHM_LEN_HIGH = 0x0b4, SHM_BASE_LOW = 0x0b8, SHM_BASE_HIGH = 0x0bc,
-            QUEUE_RESET = 0x0c0, CONFIG_GENERATION = 0x0fc, CONFIG = 0x100;
+    static final int MAGIC_VALUE = 0x000,
+            VERSION_REG = 0x004,
+            DEVICE_ID = 0x008,
+            VENDOR_ID_REG = 0x00c,
+            DEVICE_FEATURES = 0x010,
+            DEVICE_FEATURES_SEL = 0x014,
+            DRIVER_FEATURES = 0x020,
+            DRIVER_FEATURES_SEL = 0x024,
+            QUEUE_SEL = 0x030,
+            QUEUE_NUM_MAX = 0x034,
+            QUEUE_NUM = 0x038,
+            QUEUE_READY = 0x044,
+            QUEUE_NOTIFY = 0x050,
+            INTERRUPT_STATUS = 0x060,
+            INTERRUPT_ACK = 0x064,
+            STATUS = 0x070,
+            QUEUE_DESC_LOW = 0x080,
+            QUEUE_DESC_HIGH = 0x084,
+            QUEUE_DRIVER_LOW = 0x090,
+            QUEUE_DRIVER_HIGH = 0x094,
+            QUEUE_DEVICE_LOW = 0x0a0,
+            QUEUE_DEVICE_HIGH = 0x0a4,
+            SHM_SEL = 0x0ac,
+            SHM_LEN_LOW = 0x0b0,
+            SHM_LEN_HIGH = 0x0b4,
+            SHM_BASE_LOW = 0x0b8,
+            SHM_BASE_HIGH = 0x0bc,
+            QUEUE_RESET = 0x0c0,
+            CONFIG_GENERATION = 0x0fc,
+            CONFIG = 0x100;
     public static final int INT_USED_BUFFER = 1, INT_CONFIG_CHANGE = 2;
 
     private final InterruptEvent irq;
@@ -45,7 +67,8 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
     private IoEventRegistry.Registration ioEvent;
 
     /** A transport interrupting on IOAPIC pin {@code gsi}, described to the guest as {@code trigger}. */
-    public VirtioMmioTransport(String name, VirtioDevice device, GuestMemory memory, InterruptController irqs, int gsi, Trigger trigger) {
+    public VirtioMmioTransport(
+            String name, VirtioDevice device, GuestMemory memory, InterruptController irqs, int gsi, Trigger trigger) {
         super(name, device, memory);
         InterruptEvent event;
         try {
@@ -96,7 +119,8 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
             return readDeviceConfig((int) (offset - CONFIG), size);
         }
         if (size != 4 || (offset & 3) != 0) {
-            LOG.debug("{}: {}-byte read at 0x{} ignored (registers are 32-bit)", name(), size, Long.toHexString(offset));
+            LOG.debug(
+                    "{}: {}-byte read at 0x{} ignored (registers are 32-bit)", name(), size, Long.toHexString(offset));
             return 0;
         }
         return readRegister((int) offset) & 0xffffffffL;
@@ -128,7 +152,8 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
             return;
         }
         if (size != 4 || (offset & 3) != 0) {
-            LOG.debug("{}: {}-byte write at 0x{} ignored (registers are 32-bit)", name(), size, Long.toHexString(offset));
+            LOG.debug(
+                    "{}: {}-byte write at 0x{} ignored (registers are 32-bit)", name(), size, Long.toHexString(offset));
             return;
         }
         int v = (int) value;
@@ -151,19 +176,38 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
             case DRIVER_FEATURES -> setDriverFeatureWord(driverFeaturesSel, v);
             case DRIVER_FEATURES_SEL -> driverFeaturesSel = v;
             case QUEUE_SEL -> queueSel = v;
-            case QUEUE_NUM -> { if (qw) q.setSize(v); }
+            case QUEUE_NUM -> {
+                if (qw) q.setSize(v);
+            }
             case QUEUE_READY -> {
                 // Ready may be set before DRIVER_OK; clearing it is only meaningful before activation too.
                 if (q != null && (status() & dev.jvmm.devices.virtio.DeviceStatus.DRIVER_OK) == 0) q.setReady(v == 1);
             }
-            case QUEUE_DESC_LOW -> { if (qw) q.setDescAddress(low(q.descAddress(), v)); }
-            case QUEUE_DESC_HIGH -> { if (qw) q.setDescAddress(high(q.descAddress(), v)); }
-            case QUEUE_DRIVER_LOW -> { if (qw) q.setDriverAddress(low(q.driverAddress(), v)); }
-            case QUEUE_DRIVER_HIGH -> { if (qw) q.setDriverAddress(high(q.driverAddress(), v)); }
-            case QUEUE_DEVICE_LOW -> { if (qw) q.setDeviceAddress(low(q.deviceAddress(), v)); }
-            case QUEUE_DEVICE_HIGH -> { if (qw) q.setDeviceAddress(high(q.deviceAddress(), v)); }
+            case QUEUE_DESC_LOW -> {
+                if (qw) q.setDescAddress(low(q.descAddress(), v));
+            }
+            case QUEUE_DESC_HIGH -> {
+                if (qw) q.setDescAddress(high(q.descAddress(), v));
+            }
+            case QUEUE_DRIVER_LOW -> {
+                if (qw) q.setDriverAddress(low(q.driverAddress(), v));
+            }
+            case QUEUE_DRIVER_HIGH -> {
+                if (qw) q.setDriverAddress(high(q.driverAddress(), v));
+            }
+            case QUEUE_DEVICE_LOW -> {
+                if (qw) q.setDeviceAddress(low(q.deviceAddress(), v));
+            }
+            case QUEUE_DEVICE_HIGH -> {
+                if (qw) q.setDeviceAddress(high(q.deviceAddress(), v));
+            }
             case STATUS -> writeStatus(v);
-            default -> LOG.debug("{}: write 0x{} to register 0x{} ignored", name(), Integer.toHexString(v), Integer.toHexString(offset));
+            default ->
+                LOG.debug(
+                        "{}: write 0x{} to register 0x{} ignored",
+                        name(),
+                        Integer.toHexString(v),
+                        Integer.toHexString(offset));
         }
     }
 

@@ -12,28 +12,114 @@ import java.lang.foreign.ValueLayout;
  * @param unicastOverflow   the driver gave more unicast addresses than fit: accept every unicast frame
  * @param multicastOverflow the same for multicast
  */
-record RxFilter(boolean promiscuous, boolean allMulticast, boolean allUnicast, boolean noMulticast, boolean noUnicast,
-                boolean noBroadcast, long[] unicast, long[] multicast, boolean unicastOverflow, boolean multicastOverflow) {
+record RxFilter(
+        boolean promiscuous,
+        boolean allMulticast,
+        boolean allUnicast,
+        boolean noMulticast,
+        boolean noUnicast,
+        boolean noBroadcast,
+        long[] unicast,
+        long[] multicast,
+        boolean unicastOverflow,
+        boolean multicastOverflow) {
     static final int TABLE_ENTRIES = 64;
     static final long BROADCAST = 0xffff_ffff_ffffL;
 
     /** After reset: promiscuous, as drivers that never send CTRL_RX expect (and as QEMU does). */
-    static final RxFilter DEFAULT = new RxFilter(true, false, false, false, false, false, new long[0], new long[0], false, false);
+    static final RxFilter DEFAULT =
+            new RxFilter(true, false, false, false, false, false, new long[0], new long[0], false, false);
 
     RxFilter withRxMode(int command, boolean on) {
         return switch (command) {
-            case VirtioNet.CTRL_RX_PROMISC -> new RxFilter(on, allMulticast, allUnicast, noMulticast, noUnicast, noBroadcast, unicast, multicast, unicastOverflow, multicastOverflow);
-            case VirtioNet.CTRL_RX_ALLMULTI -> new RxFilter(promiscuous, on, allUnicast, noMulticast, noUnicast, noBroadcast, unicast, multicast, unicastOverflow, multicastOverflow);
-            case VirtioNet.CTRL_RX_ALLUNI -> new RxFilter(promiscuous, allMulticast, on, noMulticast, noUnicast, noBroadcast, unicast, multicast, unicastOverflow, multicastOverflow);
-            case VirtioNet.CTRL_RX_NOMULTI -> new RxFilter(promiscuous, allMulticast, allUnicast, on, noUnicast, noBroadcast, unicast, multicast, unicastOverflow, multicastOverflow);
-            case VirtioNet.CTRL_RX_NOUNI -> new RxFilter(promiscuous, allMulticast, allUnicast, noMulticast, on, noBroadcast, unicast, multicast, unicastOverflow, multicastOverflow);
-            case VirtioNet.CTRL_RX_NOBCAST -> new RxFilter(promiscuous, allMulticast, allUnicast, noMulticast, noUnicast, on, unicast, multicast, unicastOverflow, multicastOverflow);
+            case VirtioNet.CTRL_RX_PROMISC ->
+                new RxFilter(
+                        on,
+                        allMulticast,
+                        allUnicast,
+                        noMulticast,
+                        noUnicast,
+                        noBroadcast,
+                        unicast,
+                        multicast,
+                        unicastOverflow,
+                        multicastOverflow);
+            case VirtioNet.CTRL_RX_ALLMULTI ->
+                new RxFilter(
+                        promiscuous,
+                        on,
+                        allUnicast,
+                        noMulticast,
+                        noUnicast,
+                        noBroadcast,
+                        unicast,
+                        multicast,
+                        unicastOverflow,
+                        multicastOverflow);
+            case VirtioNet.CTRL_RX_ALLUNI ->
+                new RxFilter(
+                        promiscuous,
+                        allMulticast,
+                        on,
+                        noMulticast,
+                        noUnicast,
+                        noBroadcast,
+                        unicast,
+                        multicast,
+                        unicastOverflow,
+                        multicastOverflow);
+            case VirtioNet.CTRL_RX_NOMULTI ->
+                new RxFilter(
+                        promiscuous,
+                        allMulticast,
+                        allUnicast,
+                        on,
+                        noUnicast,
+                        noBroadcast,
+                        unicast,
+                        multicast,
+                        unicastOverflow,
+                        multicastOverflow);
+            case VirtioNet.CTRL_RX_NOUNI ->
+                new RxFilter(
+                        promiscuous,
+                        allMulticast,
+                        allUnicast,
+                        noMulticast,
+                        on,
+                        noBroadcast,
+                        unicast,
+                        multicast,
+                        unicastOverflow,
+                        multicastOverflow);
+            case VirtioNet.CTRL_RX_NOBCAST ->
+                new RxFilter(
+                        promiscuous,
+                        allMulticast,
+                        allUnicast,
+                        noMulticast,
+                        noUnicast,
+                        on,
+                        unicast,
+                        multicast,
+                        unicastOverflow,
+                        multicastOverflow);
             default -> throw new IllegalArgumentException("rx mode command " + command);
         };
     }
 
     RxFilter withTables(long[] uni, boolean uniOverflow, long[] multi, boolean multiOverflow) {
-        return new RxFilter(promiscuous, allMulticast, allUnicast, noMulticast, noUnicast, noBroadcast, uni, multi, uniOverflow, multiOverflow);
+        return new RxFilter(
+                promiscuous,
+                allMulticast,
+                allUnicast,
+                noMulticast,
+                noUnicast,
+                noBroadcast,
+                uni,
+                multi,
+                uniOverflow,
+                multiOverflow);
     }
 
     /** The destination address of the Ethernet frame at {@code offset} of {@code frame}. */

@@ -15,9 +15,6 @@ import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.Virtqueue;
 import dev.jvmm.devices.virtio.VirtqueueException;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -29,6 +26,8 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * virtio-net (virtio 1.2, 5.1) over a {@link NetBackend}: MAC address and link status in configuration space,
@@ -50,20 +49,40 @@ import java.util.concurrent.atomic.LongAdder;
 public final class VirtioNet implements VirtioDevice {
     private static final Logger LOG = LoggerFactory.getLogger(VirtioNet.class);
 
-    public static final int F_CSUM = 0, F_GUEST_CSUM = 1, F_MAC = 5, F_GUEST_TSO4 = 7, F_GUEST_TSO6 = 8,
-            F_GUEST_ECN = 9, F_HOST_TSO4 = 11, F_HOST_TSO6 = 12, F_HOST_ECN = 13, F_MRG_RXBUF = 15, F_STATUS = 16,
-            F_CTRL_VQ = 17, F_CTRL_RX = 18, F_CTRL_RX_EXTRA = 20, F_MQ = 22, F_CTRL_MAC_ADDR = 23,
-            F_GUEST_USO4 = 54, F_GUEST_USO6 = 55, F_HOST_USO = 56;
+    public static final int F_CSUM = 0,
+            F_GUEST_CSUM = 1,
+            F_MAC = 5,
+            F_GUEST_TSO4 = 7,
+            F_GUEST_TSO6 = 8,
+            F_GUEST_ECN = 9,
+            F_HOST_TSO4 = 11,
+            F_HOST_TSO6 = 12,
+            F_HOST_ECN = 13,
+            F_MRG_RXBUF = 15,
+            F_STATUS = 16,
+            F_CTRL_VQ = 17,
+            F_CTRL_RX = 18,
+            F_CTRL_RX_EXTRA = 20,
+            F_MQ = 22,
+            F_CTRL_MAC_ADDR = 23,
+            F_GUEST_USO4 = 54,
+            F_GUEST_USO6 = 55,
+            F_HOST_USO = 56;
     public static final int S_LINK_UP = 1;
     public static final int CTRL_RX = 0, CTRL_MAC = 1, CTRL_MQ = 4;
-    public static final int CTRL_RX_PROMISC = 0, CTRL_RX_ALLMULTI = 1, CTRL_RX_ALLUNI = 2, CTRL_RX_NOMULTI = 3,
-            CTRL_RX_NOUNI = 4, CTRL_RX_NOBCAST = 5;
+    public static final int CTRL_RX_PROMISC = 0,
+            CTRL_RX_ALLMULTI = 1,
+            CTRL_RX_ALLUNI = 2,
+            CTRL_RX_NOMULTI = 3,
+            CTRL_RX_NOUNI = 4,
+            CTRL_RX_NOBCAST = 5;
     public static final int CTRL_MAC_TABLE_SET = 0, CTRL_MAC_ADDR_SET = 1, CTRL_MQ_VQ_PAIRS_SET = 0;
     public static final int CTRL_OK = 0, CTRL_ERR = 1;
     /** mac[6], status u16, max_virtqueue_pairs u16. */
     public static final int CONFIG_SIZE = 10;
     /** With VIRTIO_F_VERSION_1 every frame carries struct virtio_net_hdr_v1, with or without MRG_RXBUF. */
     public static final int HEADER = VirtioNetHeader.LENGTH_V1;
+
     static final int ETH_HEADER = 14;
     /** The largest frame either way: a 64 KiB IP packet (a GSO frame) behind an Ethernet header and a VLAN tag. */
     public static final int MAX_FRAME = 65535 + ETH_HEADER + 4;
@@ -81,11 +100,14 @@ public final class VirtioNet implements VirtioDevice {
      */
     public record Options(MacAddress mac, int queueSize, int maxQueuePairs) {
         public Options {
-            if (mac.isMulticast() || mac.value() == 0) throw new IllegalArgumentException("MAC address " + mac + " is multicast or zero");
+            if (mac.isMulticast() || mac.value() == 0)
+                throw new IllegalArgumentException("MAC address " + mac + " is multicast or zero");
             if (queueSize < 4 || queueSize > Virtqueue.MAX_SIZE || Integer.bitCount(queueSize) != 1)
-                throw new IllegalArgumentException("virtio-net queue size " + queueSize + " must be a power of two from 4 to 32768");
+                throw new IllegalArgumentException(
+                        "virtio-net queue size " + queueSize + " must be a power of two from 4 to 32768");
             if (maxQueuePairs < 1 || maxQueuePairs > MAX_QUEUE_PAIRS)
-                throw new IllegalArgumentException("virtio-net queue pairs " + maxQueuePairs + " must be 1 to " + MAX_QUEUE_PAIRS);
+                throw new IllegalArgumentException(
+                        "virtio-net queue pairs " + maxQueuePairs + " must be 1 to " + MAX_QUEUE_PAIRS);
         }
 
         public static Options of(MacAddress mac) {
@@ -115,9 +137,15 @@ public final class VirtioNet implements VirtioDevice {
 
     /** The features offered: the fixed ones, plus offloads only where the backend honours them. */
     static long features(NetCapabilities caps, int maxPairs) {
-        long f = VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
+        long f = VirtioFeatures.bit(VirtioFeatures.VERSION_1)
+                | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
                 | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC)
-                | bit(F_MAC) | bit(F_STATUS) | bit(F_MRG_RXBUF) | bit(F_CTRL_VQ) | bit(F_CTRL_RX) | bit(F_CTRL_RX_EXTRA)
+                | bit(F_MAC)
+                | bit(F_STATUS)
+                | bit(F_MRG_RXBUF)
+                | bit(F_CTRL_VQ)
+                | bit(F_CTRL_RX)
+                | bit(F_CTRL_RX_EXTRA)
                 | bit(F_CTRL_MAC_ADDR);
         Set<NetOffload> in = caps.fromGuest(), out = caps.toGuest();
         // Every segmentation offload rests on partial checksums (the spec's feature dependencies).
@@ -125,14 +153,16 @@ public final class VirtioNet implements VirtioDevice {
             f |= bit(F_CSUM);
             if (in.contains(NetOffload.TSO4)) f |= bit(F_HOST_TSO4);
             if (in.contains(NetOffload.TSO6)) f |= bit(F_HOST_TSO6);
-            if (in.contains(NetOffload.TSO_ECN) && (f & (bit(F_HOST_TSO4) | bit(F_HOST_TSO6))) != 0) f |= bit(F_HOST_ECN);
+            if (in.contains(NetOffload.TSO_ECN) && (f & (bit(F_HOST_TSO4) | bit(F_HOST_TSO6))) != 0)
+                f |= bit(F_HOST_ECN);
             if (in.contains(NetOffload.USO)) f |= bit(F_HOST_USO);
         }
         if (out.contains(NetOffload.CSUM)) {
             f |= bit(F_GUEST_CSUM);
             if (out.contains(NetOffload.TSO4)) f |= bit(F_GUEST_TSO4);
             if (out.contains(NetOffload.TSO6)) f |= bit(F_GUEST_TSO6);
-            if (out.contains(NetOffload.TSO_ECN) && (f & (bit(F_GUEST_TSO4) | bit(F_GUEST_TSO6))) != 0) f |= bit(F_GUEST_ECN);
+            if (out.contains(NetOffload.TSO_ECN) && (f & (bit(F_GUEST_TSO4) | bit(F_GUEST_TSO6))) != 0)
+                f |= bit(F_GUEST_ECN);
             if (out.contains(NetOffload.USO)) f |= bit(F_GUEST_USO4) | bit(F_GUEST_USO6);
         }
         if (maxPairs > 1) f |= bit(F_MQ);
@@ -146,7 +176,8 @@ public final class VirtioNet implements VirtioDevice {
         s.add(NetOffload.CSUM);
         if (has(negotiated, F_GUEST_TSO4)) s.add(NetOffload.TSO4);
         if (has(negotiated, F_GUEST_TSO6)) s.add(NetOffload.TSO6);
-        if (has(negotiated, F_GUEST_ECN) && (s.contains(NetOffload.TSO4) || s.contains(NetOffload.TSO6))) s.add(NetOffload.TSO_ECN);
+        if (has(negotiated, F_GUEST_ECN) && (s.contains(NetOffload.TSO4) || s.contains(NetOffload.TSO6)))
+            s.add(NetOffload.TSO_ECN);
         if (has(negotiated, F_GUEST_USO4) && has(negotiated, F_GUEST_USO6)) s.add(NetOffload.USO);
         return s;
     }
@@ -295,8 +326,11 @@ public final class VirtioNet implements VirtioDevice {
             this.controlIndex = has(negotiated, F_CTRL_VQ) ? 2 * pairs : -1;
             this.link = new NetLinkConfig(HEADER, toGuest(negotiated));
             this.tx = new TxState[pairs];
-            for (int i = 0; i < pairs; i++) tx[i] = new TxState(queues.get(2 * i + 1).maxSize());
-            this.controlChain = controlIndex >= 0 ? new DescriptorChain(queues.get(controlIndex).maxSize()) : null;
+            for (int i = 0; i < pairs; i++)
+                tx[i] = new TxState(queues.get(2 * i + 1).maxSize());
+            this.controlChain = controlIndex >= 0
+                    ? new DescriptorChain(queues.get(controlIndex).maxSize())
+                    : null;
             this.filter = RxFilter.DEFAULT;
         }
     }
@@ -316,7 +350,8 @@ public final class VirtioNet implements VirtioDevice {
         a.ports = ports;
         a.pairsInUse = pairs;
         List<NetQueue> q = backend.activate(a.link, List.of(ports));
-        if (q.size() != pairs) throw new IllegalStateException("backend gave " + q.size() + " queues for " + pairs + " pairs");
+        if (q.size() != pairs)
+            throw new IllegalStateException("backend gave " + q.size() + " queues for " + pairs + " pairs");
         a.netQueues = q;
         // Transmit queues parked on the old backend queues retry on the new ones.
         for (TxState t : a.tx) t.readyEpoch.incrementAndGet();
@@ -369,6 +404,7 @@ public final class VirtioNet implements VirtioDevice {
         final MemorySegment staging = Arena.ofAuto().allocate(HEADER + MAX_FRAME, 64);
         /** Bumped by the backend's txReady; a parked queue waits for it to move past {@link #parkedAt}. */
         final AtomicInteger readyEpoch = new AtomicInteger();
+
         volatile int parkedAt;
         /** The chain in {@link #chain} was popped but not sent (BUSY). I/O thread only. */
         boolean held;
@@ -465,6 +501,7 @@ public final class VirtioNet implements VirtioDevice {
         final MemorySegment numBuffers = MemorySegment.ofArray(new byte[2]);
         /** deliver answered false: the backend waits for rxReady. Guarded by rx's monitor. */
         boolean wanted;
+
         volatile boolean stopped;
 
         Port(Active a, int pair, Virtqueue rx) {
@@ -547,8 +584,10 @@ public final class VirtioNet implements VirtioDevice {
                 }
                 long room = c.writableLength();
                 if (room < HEADER) {
-                    throw new VirtqueueException(VirtqueueException.Kind.CHAIN_TOO_SHORT, "receive buffer " + c.head() + " holds " + room
-                            + " bytes, less than the " + HEADER + "-byte header VIRTIO_NET_F_MRG_RXBUF requires");
+                    throw new VirtqueueException(
+                            VirtqueueException.Kind.CHAIN_TOO_SHORT,
+                            "receive buffer " + c.head() + " holds " + room + " bytes, less than the " + HEADER
+                                    + "-byte header VIRTIO_NET_F_MRG_RXBUF requires");
                 }
                 int chunk = (int) Math.min(room, len - offset);
                 c.writeTo(0, frame, offset, chunk);
@@ -589,7 +628,9 @@ public final class VirtioNet implements VirtioDevice {
         DescriptorChain c = a.controlChain;
         while (q.pop(c)) {
             if (c.readableLength() < 2 || c.writableLength() < 1)
-                throw new VirtqueueException(VirtqueueException.Kind.CHAIN_TOO_SHORT, "control command " + c.head() + " lacks its class and command or its ack byte");
+                throw new VirtqueueException(
+                        VirtqueueException.Kind.CHAIN_TOO_SHORT,
+                        "control command " + c.head() + " lacks its class and command or its ack byte");
             int ack = command(a, c);
             c.writeByte(0, (byte) ack);
             q.addUsed(c.head(), 1);
@@ -605,7 +646,10 @@ public final class VirtioNet implements VirtioDevice {
         switch (cls) {
             case CTRL_RX -> {
                 boolean extra = cmd >= CTRL_RX_ALLUNI && cmd <= CTRL_RX_NOBCAST;
-                if (!has(n, F_CTRL_RX) || cmd > CTRL_RX_NOBCAST || (extra && !has(n, F_CTRL_RX_EXTRA)) || dataLength != 1) return CTRL_ERR;
+                if (!has(n, F_CTRL_RX)
+                        || cmd > CTRL_RX_NOBCAST
+                        || (extra && !has(n, F_CTRL_RX_EXTRA))
+                        || dataLength != 1) return CTRL_ERR;
                 c.readFrom(2, s, 0, 1);
                 a.filter = a.filter.withRxMode(cmd, s.get(ValueLayout.JAVA_BYTE, 0) != 0);
                 return CTRL_OK;

@@ -10,12 +10,11 @@ import dev.jvmm.devices.virtio.DeviceStatus;
 import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.VirtioTransport;
 import dev.jvmm.devices.virtio.Virtqueue;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Modern (non-transitional) virtio-pci (virtio 1.2, 4.1): PCI device ID 0x1040 + device type, revision 1,
@@ -32,8 +31,12 @@ public final class VirtioPciTransport extends VirtioTransport {
 
     public static final int VENDOR = 0x1af4, DEVICE_ID_BASE = 0x1040, PCI_REVISION = 1, PCI_SUBSYSTEM_ID = 0x40;
     public static final long BAR_SIZE = 0x8000;
-    public static final int COMMON_OFFSET = 0x0000, ISR_OFFSET = 0x1000, DEVICE_OFFSET = 0x2000, NOTIFY_OFFSET = 0x3000,
-            MSIX_TABLE_OFFSET = 0x4000, MSIX_PBA_OFFSET = 0x5000;
+    public static final int COMMON_OFFSET = 0x0000,
+            ISR_OFFSET = 0x1000,
+            DEVICE_OFFSET = 0x2000,
+            NOTIFY_OFFSET = 0x3000,
+            MSIX_TABLE_OFFSET = 0x4000,
+            MSIX_PBA_OFFSET = 0x5000;
     public static final int NOTIFY_MULTIPLIER = 4;
     public static final int COMMON_LENGTH = 0x38;
     public static final int NO_VECTOR = 0xffff;
@@ -42,10 +45,22 @@ public final class VirtioPciTransport extends VirtioTransport {
     static final int ISR_QUEUE = 1, ISR_CONFIG = 2;
 
     // Common configuration structure offsets.
-    static final int DEVICE_FEATURE_SELECT = 0x00, DEVICE_FEATURE = 0x04, DRIVER_FEATURE_SELECT = 0x08,
-            DRIVER_FEATURE = 0x0c, CONFIG_MSIX_VECTOR = 0x10, NUM_QUEUES = 0x12, DEVICE_STATUS = 0x14,
-            CONFIG_GENERATION = 0x15, QUEUE_SELECT = 0x16, QUEUE_SIZE = 0x18, QUEUE_MSIX_VECTOR = 0x1a,
-            QUEUE_ENABLE = 0x1c, QUEUE_NOTIFY_OFF = 0x1e, QUEUE_DESC = 0x20, QUEUE_DRIVER = 0x28, QUEUE_DEVICE = 0x30;
+    static final int DEVICE_FEATURE_SELECT = 0x00,
+            DEVICE_FEATURE = 0x04,
+            DRIVER_FEATURE_SELECT = 0x08,
+            DRIVER_FEATURE = 0x0c,
+            CONFIG_MSIX_VECTOR = 0x10,
+            NUM_QUEUES = 0x12,
+            DEVICE_STATUS = 0x14,
+            CONFIG_GENERATION = 0x15,
+            QUEUE_SELECT = 0x16,
+            QUEUE_SIZE = 0x18,
+            QUEUE_MSIX_VECTOR = 0x1a,
+            QUEUE_ENABLE = 0x1c,
+            QUEUE_NOTIFY_OFF = 0x1e,
+            QUEUE_DESC = 0x20,
+            QUEUE_DRIVER = 0x28,
+            QUEUE_DEVICE = 0x30;
 
     private final Function function;
     private final MsixCapability msix;
@@ -66,8 +81,13 @@ public final class VirtioPciTransport extends VirtioTransport {
      * @param intxGsi  the GSI INTA# is wired to (written to the Interrupt Line register)
      * @param ioEvents ioeventfd registration, or null to take notifications through the bus
      */
-    public VirtioPciTransport(String name, VirtioDevice device, GuestMemory memory, InterruptController irqs, int intxGsi,
-                              IoEventRegistry ioEvents) {
+    public VirtioPciTransport(
+            String name,
+            VirtioDevice device,
+            GuestMemory memory,
+            InterruptController irqs,
+            int intxGsi,
+            IoEventRegistry ioEvents) {
         super(name, device, memory);
         this.ioEvents = ioEvents;
         this.queueVectors = new int[queues.length];
@@ -76,17 +96,19 @@ public final class VirtioPciTransport extends VirtioTransport {
         function.addBar();
         int cfgLen = device.configSize();
         function.addVirtioCap(CFG_COMMON, COMMON_OFFSET, COMMON_LENGTH, null);
-        function.addVirtioCap(CFG_NOTIFY, NOTIFY_OFFSET, Math.max(2, NOTIFY_MULTIPLIER * queues.length), le32(NOTIFY_MULTIPLIER));
+        function.addVirtioCap(
+                CFG_NOTIFY, NOTIFY_OFFSET, Math.max(2, NOTIFY_MULTIPLIER * queues.length), le32(NOTIFY_MULTIPLIER));
         function.addVirtioCap(CFG_ISR, ISR_OFFSET, 1, null);
         if (cfgLen > 0) function.addVirtioCap(CFG_DEVICE, DEVICE_OFFSET, cfgLen, null);
         this.pciCfgCap = function.addVirtioCap(CFG_PCI, 0, 0, new byte[4]);
         function.makePciCfgCapWritable(pciCfgCap);
-        this.msix = new MsixCapability(function, queues.length + 1, 0, MSIX_TABLE_OFFSET, MSIX_PBA_OFFSET, irqs::msiRoute);
+        this.msix =
+                new MsixCapability(function, queues.length + 1, 0, MSIX_TABLE_OFFSET, MSIX_PBA_OFFSET, irqs::msiRoute);
         function.setIntx(irqs.line(intxGsi), intxGsi);
     }
 
     private static byte[] le32(int v) {
-        return new byte[]{(byte) v, (byte) (v >> 8), (byte) (v >> 16), (byte) (v >> 24)};
+        return new byte[] {(byte) v, (byte) (v >> 8), (byte) (v >> 16), (byte) (v >> 24)};
     }
 
     /** The PCI function to attach to the host bridge. */
@@ -108,12 +130,17 @@ public final class VirtioPciTransport extends VirtioTransport {
     private final class Function extends PciFunction {
         Function(int deviceType) {
             // The class QEMU reports: 01:00 (SCSI storage) for virtio-blk, 02:00 (Ethernet) for virtio-net, else ff:00.
-            super(VENDOR, DEVICE_ID_BASE + deviceType, switch (deviceType) {
+            super(
+                    VENDOR,
+                    DEVICE_ID_BASE + deviceType,
+                    switch (deviceType) {
                         case VirtioDevice.TYPE_BLOCK -> 0x010000;
                         case VirtioDevice.TYPE_NET -> 0x020000;
                         default -> 0xff0000;
                     },
-                    VirtioPciTransport.PCI_REVISION, VENDOR, VirtioPciTransport.PCI_SUBSYSTEM_ID);
+                    VirtioPciTransport.PCI_REVISION,
+                    VENDOR,
+                    VirtioPciTransport.PCI_SUBSYSTEM_ID);
         }
 
         void addBar() {
@@ -134,8 +161,8 @@ public final class VirtioPciTransport extends VirtioTransport {
         }
 
         void makePciCfgCapWritable(int cap) {
-            setWritable(cap + 4, 1, 0xff);  // bar
-            setWritable(cap + 8, 4, 0xff);  // offset
+            setWritable(cap + 4, 1, 0xff); // bar
+            setWritable(cap + 8, 4, 0xff); // offset
             setWritable(cap + 12, 4, 0xff); // length
             setWritable(cap + 16, 4, 0xff); // pci_cfg_data
         }
@@ -239,11 +266,13 @@ public final class VirtioPciTransport extends VirtioTransport {
         long value;
         if (offset >= QUEUE_DESC) {
             fieldOffset = (offset - QUEUE_DESC) / 8 * 8 + QUEUE_DESC;
-            value = q == null ? 0 : switch (fieldOffset) {
-                case QUEUE_DESC -> q.descAddress();
-                case QUEUE_DRIVER -> q.driverAddress();
-                default -> q.deviceAddress();
-            };
+            value = q == null
+                    ? 0
+                    : switch (fieldOffset) {
+                        case QUEUE_DESC -> q.descAddress();
+                        case QUEUE_DRIVER -> q.driverAddress();
+                        default -> q.deviceAddress();
+                    };
         } else {
             fieldOffset = switch (offset) {
                 case 0, 1, 2, 3 -> DEVICE_FEATURE_SELECT;
@@ -280,19 +309,44 @@ public final class VirtioPciTransport extends VirtioTransport {
         boolean qw = queueConfigWritable(q);
         int v = (int) value;
         switch (offset) {
-            case DEVICE_FEATURE_SELECT -> { if (size == 4) deviceFeatureSelect = v; }
-            case DRIVER_FEATURE_SELECT -> { if (size == 4) driverFeatureSelect = v; }
-            case DRIVER_FEATURE -> { if (size == 4) setDriverFeatureWord(driverFeatureSelect, v); }
-            case CONFIG_MSIX_VECTOR -> { if (size == 2) configVector = validVector(v & 0xffff); }
-            case DEVICE_STATUS -> { if (size == 1) writeStatus(v & 0xff); }
-            case QUEUE_SELECT -> { if (size == 2) queueSelect = v & 0xffff; }
-            case QUEUE_SIZE -> { if (size == 2 && qw) q.setSize(v & 0xffff); }
-            case QUEUE_MSIX_VECTOR -> { if (size == 2 && q != null) queueVectors[queueSelect] = validVector(v & 0xffff); }
-            case QUEUE_ENABLE -> { if (size == 2 && qw && (v & 0xffff) == 1) q.setReady(true); }
-            case QUEUE_DESC, QUEUE_DESC + 4 -> { if (qw) q.setDescAddress(merge(q.descAddress(), offset - QUEUE_DESC, size, value)); }
-            case QUEUE_DRIVER, QUEUE_DRIVER + 4 -> { if (qw) q.setDriverAddress(merge(q.driverAddress(), offset - QUEUE_DRIVER, size, value)); }
-            case QUEUE_DEVICE, QUEUE_DEVICE + 4 -> { if (qw) q.setDeviceAddress(merge(q.deviceAddress(), offset - QUEUE_DEVICE, size, value)); }
-            default -> LOG.debug("{}: {}-byte write to common config 0x{} ignored", name(), size, Integer.toHexString(offset));
+            case DEVICE_FEATURE_SELECT -> {
+                if (size == 4) deviceFeatureSelect = v;
+            }
+            case DRIVER_FEATURE_SELECT -> {
+                if (size == 4) driverFeatureSelect = v;
+            }
+            case DRIVER_FEATURE -> {
+                if (size == 4) setDriverFeatureWord(driverFeatureSelect, v);
+            }
+            case CONFIG_MSIX_VECTOR -> {
+                if (size == 2) configVector = validVector(v & 0xffff);
+            }
+            case DEVICE_STATUS -> {
+                if (size == 1) writeStatus(v & 0xff);
+            }
+            case QUEUE_SELECT -> {
+                if (size == 2) queueSelect = v & 0xffff;
+            }
+            case QUEUE_SIZE -> {
+                if (size == 2 && qw) q.setSize(v & 0xffff);
+            }
+            case QUEUE_MSIX_VECTOR -> {
+                if (size == 2 && q != null) queueVectors[queueSelect] = validVector(v & 0xffff);
+            }
+            case QUEUE_ENABLE -> {
+                if (size == 2 && qw && (v & 0xffff) == 1) q.setReady(true);
+            }
+            case QUEUE_DESC, QUEUE_DESC + 4 -> {
+                if (qw) q.setDescAddress(merge(q.descAddress(), offset - QUEUE_DESC, size, value));
+            }
+            case QUEUE_DRIVER, QUEUE_DRIVER + 4 -> {
+                if (qw) q.setDriverAddress(merge(q.driverAddress(), offset - QUEUE_DRIVER, size, value));
+            }
+            case QUEUE_DEVICE, QUEUE_DEVICE + 4 -> {
+                if (qw) q.setDeviceAddress(merge(q.deviceAddress(), offset - QUEUE_DEVICE, size, value));
+            }
+            default ->
+                LOG.debug("{}: {}-byte write to common config 0x{} ignored", name(), size, Integer.toHexString(offset));
         }
     }
 

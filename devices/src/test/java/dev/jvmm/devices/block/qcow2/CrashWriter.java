@@ -14,7 +14,7 @@ public final class CrashWriter {
     static final int FLUSH_EVERY = 8;
 
     /** One operation: kind 0 = data write, 1 = write zeroes, 2 = discard; offsets and lengths in sectors. */
-    record Op(int kind, long sector, int sectors) { }
+    record Op(int kind, long sector, int sectors) {}
 
     static Op op(Random r, long sizeSectors) {
         int kind = r.nextInt(10) < 7 ? 0 : 1 + r.nextInt(2);
@@ -28,7 +28,9 @@ public final class CrashWriter {
         ByteBuffer b = ByteBuffer.wrap(buf, off, 512);
         long x = opIndex * 0x9E3779B97F4A7C15L ^ sector * 0xC2B2AE3D27D4EB4FL;
         for (int i = 0; i < 64; i++) {
-            x ^= x << 13; x ^= x >>> 7; x ^= x << 17;
+            x ^= x << 13;
+            x ^= x >>> 7;
+            x ^= x << 17;
             b.putLong(off + i * 8, i == 0 ? opIndex : i == 1 ? sector : x);
         }
     }

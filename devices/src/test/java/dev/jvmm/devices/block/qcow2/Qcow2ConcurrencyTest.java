@@ -1,7 +1,6 @@
 package dev.jvmm.devices.block.qcow2;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.*;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -9,12 +8,13 @@ import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Reads of allocated clusters and overwrites in place share the lock; only mapping changes take it alone. */
 class Qcow2ConcurrencyTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void readsAndInPlaceWritesRunWhileAnotherReaderHoldsTheLock() throws Exception {

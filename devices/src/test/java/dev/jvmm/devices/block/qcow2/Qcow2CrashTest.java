@@ -1,8 +1,7 @@
 package dev.jvmm.devices.block.qcow2;
 
-import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static dev.jvmm.devices.block.qcow2.QemuTools.*;
+import static org.junit.jupiter.api.Assertions.*;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -13,9 +12,9 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicLong;
-
-import static dev.jvmm.devices.block.qcow2.QemuTools.*;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Kills a writing child JVM at random moments; every image must pass `qemu-img check` (clean or leaks only)
@@ -24,7 +23,9 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 @Tag("slow")
 class Qcow2CrashTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     static final long SIZE = 8L << 20;
     static final int RUNS = 24;
 
@@ -52,7 +53,8 @@ class Qcow2CrashTest {
             long killAfterMs = 150 + master.nextInt(1200);
             long acked = runAndKill(img, seed, killAfterMs);
             Result check = run("qemu-img", "check", img.toString());
-            assertTrue(check.exit() == 0 || check.exit() == 3,
+            assertTrue(
+                    check.exit() == 0 || check.exit() == 3,
                     "run " + run + " (" + o + "): qemu-img check exit " + check.exit() + ":\n" + check.out());
             if (check.exit() == 3) {
                 assertFalse(check.out().contains("ERROR"), check.out());
@@ -65,9 +67,15 @@ class Qcow2CrashTest {
 
     private long runAndKill(Path img, long seed, long killAfterMs) throws Exception {
         String java = ProcessHandle.current().info().command().orElse("java");
-        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
-                CrashWriter.class.getName(), img.toString(), Long.toString(seed))
-                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        Process p = new ProcessBuilder(
+                        java,
+                        "-cp",
+                        System.getProperty("java.class.path"),
+                        CrashWriter.class.getName(),
+                        img.toString(),
+                        Long.toString(seed))
+                .redirectError(ProcessBuilder.Redirect.INHERIT)
+                .start();
         AtomicLong acked = new AtomicLong();
         Thread reader = new Thread(() -> {
             try (BufferedReader br = new BufferedReader(new InputStreamReader(p.getInputStream()))) {
@@ -98,7 +106,8 @@ class Qcow2CrashTest {
         long sizeSectors = SIZE / 512;
         byte[] sector = new byte[512];
         for (long i = 1; i <= acked; i++) apply(state, CrashWriter.op(r, sizeSectors), i, sector);
-        // Ops after the acknowledgement (at most two flush intervals ran before the kill was noticed... bound generously).
+        // Ops after the acknowledgement (at most two flush intervals ran before the kill was noticed... bound
+        // generously).
         List<CrashWriter.Op> later = new ArrayList<>();
         for (int j = 0; j < 64 * CrashWriter.FLUSH_EVERY; j++) later.add(CrashWriter.op(r, sizeSectors));
         for (long s = 0; s < sizeSectors; s++) {
@@ -115,8 +124,10 @@ class Qcow2CrashTest {
                 }
                 explained = Arrays.equals(actual, at, at + 512, sector, 0, 512);
             }
-            assertTrue(explained, "run " + run + ": sector " + s + " holds content that is neither the acknowledged"
-                    + " state (ack " + acked + ") nor a later write");
+            assertTrue(
+                    explained,
+                    "run " + run + ": sector " + s + " holds content that is neither the acknowledged" + " state (ack "
+                            + acked + ") nor a later write");
         }
     }
 

@@ -1,9 +1,9 @@
 package dev.jvmm.devices.block.qcow2;
 
-import dev.jvmm.devices.block.ImageFile;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static dev.jvmm.devices.block.qcow2.QemuTools.*;
+import static org.junit.jupiter.api.Assertions.*;
 
+import dev.jvmm.devices.block.ImageFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -16,9 +16,8 @@ import java.util.List;
 import java.util.Random;
 import java.util.Set;
 import java.util.function.LongPredicate;
-
-import static dev.jvmm.devices.block.qcow2.QemuTools.*;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Host failures under a qcow2 image: chosen writes and syncs fail, and a failed sync drops what it did not
@@ -27,7 +26,9 @@ import static org.junit.jupiter.api.Assertions.*;
  * no write a successful flush acknowledged is ever lost.
  */
 class Qcow2FaultInjectionTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     static final int CS = 65536;
 
     /**
@@ -162,7 +163,7 @@ class Qcow2FaultInjectionTest {
     }
 
     /** One operation of the random workload, as CrashWriter makes them: kind 0 data, 1 write zeroes, 2 discard. */
-    record Op(int kind, long sector, int sectors) { }
+    record Op(int kind, long sector, int sectors) {}
 
     @Test
     void randomFaultsNeverLoseAnAcknowledgedWrite() throws Exception {
@@ -187,7 +188,8 @@ class Qcow2FaultInjectionTest {
             Qcow2Creator.create(p, o);
             Random r = new Random(master.nextLong());
             boolean failASync = r.nextBoolean();
-            LosingDisk disk = new LosingDisk(p, failASync ? -1 : 1 + r.nextInt(300), failASync ? 1 + r.nextInt(40) : -1);
+            LosingDisk disk =
+                    new LosingDisk(p, failASync ? -1 : 1 + r.nextInt(300), failASync ? 1 + r.nextInt(40) : -1);
 
             // Per sector: what a successful flush acknowledged (a set: a failed write may or may not have landed)
             // and what was written since; tag 0 is zeroes, -1 the initial content, n > 0 operation n's data.
@@ -261,8 +263,10 @@ class Qcow2FaultInjectionTest {
                 Set<Long> allowed = new HashSet<>(acked.get(s));
                 allowed.addAll(since.get(s));
                 long tag = tagOf(actual, s, baseData, sectorBuf);
-                assertTrue(allowed.contains(tag), "run " + run + " (" + o + "): sector " + s + " holds " + tag
-                        + ", but only " + allowed + " may be there (acknowledged: " + acked.get(s) + ")");
+                assertTrue(
+                        allowed.contains(tag),
+                        "run " + run + " (" + o + "): sector " + s + " holds " + tag + ", but only " + allowed
+                                + " may be there (acknowledged: " + acked.get(s) + ")");
             }
         }
         assertTrue(surfaced >= 12, "most runs hit their fault: " + surfaced);

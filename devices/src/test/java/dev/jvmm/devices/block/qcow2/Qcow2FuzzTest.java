@@ -1,14 +1,13 @@
 package dev.jvmm.devices.block.qcow2;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import org.junit.jupiter.api.Test;
-
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
+import org.junit.jupiter.api.Test;
 
 /**
  * Fuzzes header and table parsing: a small valid image (snapshot, compressed and zero clusters, 512-byte
@@ -24,7 +23,8 @@ class Qcow2FuzzTest {
         if (template != null) return template;
         Path dir = Files.createTempDirectory("qcow2fuzz");
         Path p = dir.resolve("t.qcow2");
-        Qcow2Creator.create(p, Qcow2Creator.Options.of(64 * 1024).withClusterSize(512).withRefcountBits(8));
+        Qcow2Creator.create(
+                p, Qcow2Creator.Options.of(64 * 1024).withClusterSize(512).withRefcountBits(8));
         try (Qcow2Image q = Qcow2Image.open(p, false)) {
             byte[] text = new byte[512];
             for (int i = 0; i < text.length; i++) text[i] = (byte) ('a' + i % 3);
@@ -67,7 +67,9 @@ class Qcow2FuzzTest {
             long t0 = System.nanoTime();
             patchedImagesFailCleanly(input);
             long ms = (System.nanoTime() - t0) / 1_000_000;
-            if (ms > 2000) System.out.println("slow input (" + ms + " ms): " + java.util.HexFormat.of().formatHex(input));
+            if (ms > 2000)
+                System.out.println("slow input (" + ms + " ms): "
+                        + java.util.HexFormat.of().formatHex(input));
         }
     }
 

@@ -1,19 +1,20 @@
 package dev.jvmm.devices.block.qcow2;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.*;
 
 import java.io.RandomAccessFile;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Corrupt and hostile images fail with a message that names what is wrong; nothing hangs or escapes. */
 class Qcow2HostileImageTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     static final int CS = 65536;
 
     /** A jvmm-made image (64 KiB clusters) with data in its first two clusters; returns its path. */
@@ -47,13 +48,15 @@ class Qcow2HostileImageTest {
     }
 
     static String openError(Path p) {
-        Exception e = assertThrows(Qcow2Exception.class, () -> Qcow2Image.open(p, true).close());
+        Exception e = assertThrows(
+                Qcow2Exception.class, () -> Qcow2Image.open(p, true).close());
         return e.getMessage();
     }
 
     static String readError(Path p, long offset) throws Exception {
         try (Qcow2Image q = Qcow2Image.open(p, true)) {
-            return assertThrows(Qcow2Exception.class, () -> q.read(offset, MemorySegment.ofArray(new byte[4096]))).getMessage();
+            return assertThrows(Qcow2Exception.class, () -> q.read(offset, MemorySegment.ofArray(new byte[4096])))
+                    .getMessage();
         }
     }
 
@@ -67,23 +70,23 @@ class Qcow2HostileImageTest {
         Path p = image("h.qcow2");
         byte[] good = Files.readAllBytes(p);
         Object[][] cases = {
-                {0L, 0x12345678L, 4, "bad magic"},
-                {4L, 4L, 4, "unsupported qcow2 version 4"},
-                {20L, 30L, 4, "cluster_bits 30 out of range"},
-                {20L, 8L, 4, "cluster_bits 8 out of range"},
-                {36L, 0x7fffffffL, 4, "exceeds the 32 MiB limit"},
-                {36L, 0L, 4, "L1 table of 0 entries is too small"},
-                {40L, 0x7000_0000L, 8, "L1 table at 0x70000000"},
-                {40L, 0x10001L, 8, "L1 table offset 0x10001 is not"},
-                {48L, 1L << 40, 8, "refcount table at"},
-                {56L, 100000L, 4, "refcount_table_clusters"},
-                {60L, 1_000_000L, 4, "snapshots exceed the limit"},
-                {96L, 7L, 4, "refcount_order 7"},
-                {100L, 100L, 4, "header_length 100 invalid"},
-                {24L, -1L, 8, "virtual size"},
-                {32L, 1L, 4, "encrypted images are not supported"},
-                {72L, 1L << 2, 8, "'external data file' (bit 2)"},
-                {72L, 1L << 40, 8, "unsupported incompatible feature(s): unnamed bit 40"},
+            {0L, 0x12345678L, 4, "bad magic"},
+            {4L, 4L, 4, "unsupported qcow2 version 4"},
+            {20L, 30L, 4, "cluster_bits 30 out of range"},
+            {20L, 8L, 4, "cluster_bits 8 out of range"},
+            {36L, 0x7fffffffL, 4, "exceeds the 32 MiB limit"},
+            {36L, 0L, 4, "L1 table of 0 entries is too small"},
+            {40L, 0x7000_0000L, 8, "L1 table at 0x70000000"},
+            {40L, 0x10001L, 8, "L1 table offset 0x10001 is not"},
+            {48L, 1L << 40, 8, "refcount table at"},
+            {56L, 100000L, 4, "refcount_table_clusters"},
+            {60L, 1_000_000L, 4, "snapshots exceed the limit"},
+            {96L, 7L, 4, "refcount_order 7"},
+            {100L, 100L, 4, "header_length 100 invalid"},
+            {24L, -1L, 8, "virtual size"},
+            {32L, 1L, 4, "encrypted images are not supported"},
+            {72L, 1L << 2, 8, "'external data file' (bit 2)"},
+            {72L, 1L << 40, 8, "unsupported incompatible feature(s): unnamed bit 40"},
         };
         for (Object[] c : cases) {
             Files.write(p, good);
@@ -134,7 +137,7 @@ class Qcow2HostileImageTest {
         Path p = image("t.qcow2");
         byte[] good = Files.readAllBytes(p);
         long l2 = l2Offset(p);
-        for (int len : new int[]{0, 3, 50, 100, 104, 4096, CS, 3 * CS + 4}) {
+        for (int len : new int[] {0, 3, 50, 100, 104, 4096, CS, 3 * CS + 4}) {
             Files.write(p, Arrays.copyOf(good, len));
             assertThrows(Qcow2Exception.class, () -> Qcow2Image.open(p, true).close(), "length " + len);
         }
@@ -173,7 +176,8 @@ class Qcow2HostileImageTest {
         Files.write(p, good);
         poke(p, h.refcountTableOffset, 1L << 45, 8);
         try (Qcow2Image q = Qcow2Image.open(p, false)) {
-            Exception e = assertThrows(Qcow2Exception.class, () -> q.write(3 << 20, MemorySegment.ofArray(new byte[512])));
+            Exception e =
+                    assertThrows(Qcow2Exception.class, () -> q.write(3 << 20, MemorySegment.ofArray(new byte[512])));
             assertTrue(e.getMessage().contains("refcount table entry 0"), e.getMessage());
         }
     }
@@ -185,7 +189,8 @@ class Qcow2HostileImageTest {
         poke(p, h.refcountTableOffset, 0, 8);
         byte[] before = Arrays.copyOf(Files.readAllBytes(p), CS);
         try (Qcow2Image q = Qcow2Image.open(p, false)) {
-            Exception e = assertThrows(Qcow2Exception.class, () -> q.write(3 << 20, MemorySegment.ofArray(new byte[512])));
+            Exception e =
+                    assertThrows(Qcow2Exception.class, () -> q.write(3 << 20, MemorySegment.ofArray(new byte[512])));
             assertTrue(e.getMessage().contains("refcount table entry 0 is empty"), e.getMessage());
         } catch (Qcow2Exception closing) {
             // close may report the same corruption
@@ -204,7 +209,8 @@ class Qcow2HostileImageTest {
         Path c = dir.resolve("c.qcow2");
         Files.copy(a, c);
         // b now names a as its backing file (same length name, patched in place): a -> b -> a.
-        Qcow2Creator.create(dir.resolve("tmp.qcow2"), Qcow2Creator.Options.of(1 << 20).withBacking("a.qcow2", "qcow2"));
+        Qcow2Creator.create(
+                dir.resolve("tmp.qcow2"), Qcow2Creator.Options.of(1 << 20).withBacking("a.qcow2", "qcow2"));
         Files.copy(dir.resolve("tmp.qcow2"), b, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         String msg = openError(a);
         assertTrue(msg.contains("backing chain loop"), msg);

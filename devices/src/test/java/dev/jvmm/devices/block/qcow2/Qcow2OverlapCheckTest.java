@@ -1,7 +1,8 @@
 package dev.jvmm.devices.block.qcow2;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static dev.jvmm.devices.block.qcow2.Qcow2HostileImageTest.peekLong;
+import static dev.jvmm.devices.block.qcow2.Qcow2HostileImageTest.poke;
+import static org.junit.jupiter.api.Assertions.*;
 
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -9,10 +10,8 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-
-import static dev.jvmm.devices.block.qcow2.Qcow2HostileImageTest.peekLong;
-import static dev.jvmm.devices.block.qcow2.Qcow2HostileImageTest.poke;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Refcounts and L2 entries that lie about metadata never let a write land on it: every write of guest data or
@@ -20,7 +19,9 @@ import static org.junit.jupiter.api.Assertions.*;
  * marks the image corrupt and refuses later writes; cluster 0 is never allocated.
  */
 class Qcow2OverlapCheckTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     static final int CS = 65536;
 
     Path image(String name) throws Exception {
@@ -58,16 +59,17 @@ class Qcow2OverlapCheckTest {
             IOException e = assertThrows(IOException.class, () -> q.write(guestOffset, sector(0xee)));
             assertTrue(e.getMessage().contains("corrupt"), e.getMessage());
             assertEquals(1, e.getMessage().lines().count(), e.getMessage());
-            IOException again = assertThrows(IOException.class, () -> q.write(4 << 20, sector(0xdd)),
-                    "later writes are refused too");
+            IOException again = assertThrows(
+                    IOException.class, () -> q.write(4 << 20, sector(0xdd)), "later writes are refused too");
             assertTrue(again.getMessage().contains("corrupt"), again.getMessage());
         } catch (Qcow2Exception closing) {
             // closing a corrupt image may report it again
         }
-        assertArrayEquals(before, cluster(p, guarded),
-                "metadata at 0x" + Long.toHexString(guarded) + " must be untouched");
+        assertArrayEquals(
+                before, cluster(p, guarded), "metadata at 0x" + Long.toHexString(guarded) + " must be untouched");
         assertTrue(Qcow2Image.readHeader(p).corrupt(), "the header's corrupt bit is set");
-        Exception reopen = assertThrows(Qcow2Exception.class, () -> Qcow2Image.open(p, false).close());
+        Exception reopen = assertThrows(
+                Qcow2Exception.class, () -> Qcow2Image.open(p, false).close());
         assertTrue(reopen.getMessage().contains("marked corrupt"), reopen.getMessage());
         try (Qcow2Image q = Qcow2Image.open(p, true)) {
             byte[] b = new byte[512];
@@ -160,8 +162,8 @@ class Qcow2OverlapCheckTest {
         MetadataRanges m = new MetadataRanges(CS);
         m.add(MetadataRanges.Kind.HEADER, 0, CS);
         m.add(MetadataRanges.Kind.L1, 3 * CS, 3 * CS);
-        m.add(MetadataRanges.Kind.L2, 4 * CS, 8);      // overlapping the L1 table (a corrupt image)
-        m.add(MetadataRanges.Kind.L2, 4 * CS, CS);     // named twice
+        m.add(MetadataRanges.Kind.L2, 4 * CS, 8); // overlapping the L1 table (a corrupt image)
+        m.add(MetadataRanges.Kind.L2, 4 * CS, CS); // named twice
         assertEquals(MetadataRanges.Kind.HEADER, m.overlap(0, 1));
         assertNull(m.overlap(CS, 2 * CS));
         assertEquals(MetadataRanges.Kind.L1, m.overlap(2 * CS, CS + 1));

@@ -1,11 +1,7 @@
 package dev.jvmm.devices.block.qcow2;
 
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.MethodSource;
+import static dev.jvmm.devices.block.qcow2.QemuTools.*;
+import static org.junit.jupiter.api.Assertions.*;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
@@ -14,13 +10,18 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.stream.Stream;
-
-import static dev.jvmm.devices.block.qcow2.QemuTools.*;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /** Images made by qemu-img and qemu-io read through jvmm exactly as `qemu-img convert -O raw` reads them. */
 class Qcow2ReadOracleTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     static final long SIZE = 6L << 20;
 
     @BeforeEach
@@ -49,8 +50,15 @@ class Qcow2ReadOracleTest {
     void writtenByQemuIo(String options) throws Exception {
         Path img = dir.resolve("a.qcow2");
         ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", options, img.toString(), String.valueOf(SIZE));
-        qemuIo(img, "write -P 0xa1 0 100k", "write -P 0xb2 777k 3000", "write -P 0xc3 1m 1m",
-                "write -z 1200k 300k", "write -z -u 1600k 64k", "discard 1800k 128k", "write -P 0xd4 5m 4k",
+        qemuIo(
+                img,
+                "write -P 0xa1 0 100k",
+                "write -P 0xb2 777k 3000",
+                "write -P 0xc3 1m 1m",
+                "write -z 1200k 300k",
+                "write -z -u 1600k 64k",
+                "discard 1800k 128k",
+                "write -P 0xd4 5m 4k",
                 "write -P 0xe5 6141k 3k");
         assertSameAsQemu(img);
     }
@@ -65,12 +73,23 @@ class Qcow2ReadOracleTest {
         Path mid = dir.resolve("sub/mid.qcow2");
         Files.createDirectories(mid.getParent());
         // Relative names resolve against the image's own directory.
-        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", options, "-b", "../base.raw", "-F", "raw",
-                mid.toString(), String.valueOf(SIZE));
+        ok(
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-o",
+                options,
+                "-b",
+                "../base.raw",
+                "-F",
+                "raw",
+                mid.toString(),
+                String.valueOf(SIZE));
         qemuIo(mid, "write -P 0x11 64k 64k", "write -z 300k 100k", "write -P 0x12 2001k 5k");
         Path top = dir.resolve("sub/top.qcow2");
-        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", options, "-b", "mid.qcow2", "-F", "qcow2",
-                top.toString());
+        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", options, "-b", "mid.qcow2", "-F", "qcow2", top.toString());
         qemuIo(top, "write -P 0x21 100k 50k", "discard 2m 128k", "write -z 4m 8k", "write -P 0x22 6100k 44k");
         assertSameAsQemu(top);
         assertSameAsQemu(mid);
@@ -90,7 +109,8 @@ class Qcow2ReadOracleTest {
     }
 
     static Stream<Arguments> compression() {
-        return Stream.of(Arguments.of("compression_type=zlib,cluster_size=65536"),
+        return Stream.of(
+                Arguments.of("compression_type=zlib,cluster_size=65536"),
                 Arguments.of("compression_type=zlib,cluster_size=4096"),
                 Arguments.of("compression_type=zlib,cluster_size=2097152"),
                 Arguments.of("compat=0.10,cluster_size=65536"),
@@ -113,7 +133,7 @@ class Qcow2ReadOracleTest {
             assertEquals("first", q.snapshots().get(0).name());
             assertEquals("second", q.snapshots().get(1).name());
         }
-        for (String snap : new String[]{"first", "second"}) {
+        for (String snap : new String[] {"first", "second"}) {
             Path raw = dir.resolve(snap + ".raw");
             ok("qemu-img", "convert", "-l", "snapshot.name=" + snap, "-O", "raw", img.toString(), raw.toString());
             try (Qcow2Image q = Qcow2Image.openSnapshot(img, snap)) {

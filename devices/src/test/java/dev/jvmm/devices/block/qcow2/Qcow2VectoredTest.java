@@ -1,9 +1,7 @@
 package dev.jvmm.devices.block.qcow2;
 
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import static dev.jvmm.devices.block.qcow2.QemuTools.*;
+import static org.junit.jupiter.api.Assertions.*;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -14,16 +12,19 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-
-import static dev.jvmm.devices.block.qcow2.QemuTools.*;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Scatter-gather reads and writes of a qcow2 image whose clusters are of every kind (data, zero, compressed,
  * unallocated over a raw backing file, unallocated past the backing file's end), with qemu-img as the oracle.
  */
 class Qcow2VectoredTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     static final long SIZE = 1L << 20;
     static final int BACKING = (int) SIZE - 96 * 1024; // shorter than the overlay: its last clusters read zero
 
@@ -38,10 +39,28 @@ class Qcow2VectoredTest {
         new Random(7).nextBytes(pattern);
         Files.write(base, pattern);
         Path img = dir.resolve("top.qcow2");
-        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", options, "-b", "base.raw", "-F", "raw",
-                img.toString(), String.valueOf(SIZE));
-        qemuIo(img, "write -P 0xa1 64k 20k", "write -P 0xa2 88k 8k", "write -z 128k 16k",
-                "write -c -P 0xc3 192k 64k", "write -P 0xa4 300k 2k", "write -P 0xa5 940k 12k");
+        ok(
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-o",
+                options,
+                "-b",
+                "base.raw",
+                "-F",
+                "raw",
+                img.toString(),
+                String.valueOf(SIZE));
+        qemuIo(
+                img,
+                "write -P 0xa1 64k 20k",
+                "write -P 0xa2 88k 8k",
+                "write -z 128k 16k",
+                "write -c -P 0xc3 192k 64k",
+                "write -P 0xa4 300k 2k",
+                "write -P 0xa5 940k 12k");
         return img;
     }
 
@@ -58,29 +77,42 @@ class Qcow2VectoredTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"cluster_size=4096", "cluster_size=65536", "compat=0.10,cluster_size=4096",
-            "cluster_size=65536,extended_l2=on"})
+    @ValueSource(
+            strings = {
+                "cluster_size=4096",
+                "cluster_size=65536",
+                "compat=0.10,cluster_size=4096",
+                "cluster_size=65536,extended_l2=on"
+            })
     void scatterReadSpanningClustersOfEveryKind(String options) throws Exception {
         Path img = image(options);
         byte[] expected = qemuRaw(img, dir);
-        try (Qcow2Image q = Qcow2Image.open(img, true); Arena arena = Arena.ofConfined()) {
+        try (Qcow2Image q = Qcow2Image.open(img, true);
+                Arena arena = Arena.ofConfined()) {
             long from = 60 * 1024 + 511, len = SIZE - from - 3;
             MemorySegment dst = arena.allocate(len).fill((byte) 0x5a);
             q.readv(from, scatter(dst, 1));
-            assertArrayEquals(Arrays.copyOfRange(expected, (int) from, (int) (from + len)), dst.toArray(ValueLayout.JAVA_BYTE));
+            assertArrayEquals(
+                    Arrays.copyOfRange(expected, (int) from, (int) (from + len)), dst.toArray(ValueLayout.JAVA_BYTE));
         }
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"cluster_size=4096", "cluster_size=65536", "compat=0.10,cluster_size=4096",
-            "cluster_size=65536,extended_l2=on"})
+    @ValueSource(
+            strings = {
+                "cluster_size=4096",
+                "cluster_size=65536",
+                "compat=0.10,cluster_size=4096",
+                "cluster_size=65536,extended_l2=on"
+            })
     void gatherWriteSpanningClustersOfEveryKind(String options) throws Exception {
         Path img = image(options);
         byte[] expected = qemuRaw(img, dir);
         byte[] data = new byte[700 * 1024 + 123];
         new Random(3).nextBytes(data);
         long at = 50 * 1024 + 7; // starts mid-cluster over backing data, ends mid-cluster in the unallocated tail
-        try (Qcow2Image q = Qcow2Image.open(img, false); Arena arena = Arena.ofConfined()) {
+        try (Qcow2Image q = Qcow2Image.open(img, false);
+                Arena arena = Arena.ofConfined()) {
             MemorySegment src = arena.allocate(data.length);
             MemorySegment.copy(data, 0, src, ValueLayout.JAVA_BYTE, 0, data.length);
             q.writev(at, scatter(src, 2));

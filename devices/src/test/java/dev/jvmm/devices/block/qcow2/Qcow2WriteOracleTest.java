@@ -1,11 +1,7 @@
 package dev.jvmm.devices.block.qcow2;
 
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.MethodSource;
+import static dev.jvmm.devices.block.qcow2.QemuTools.*;
+import static org.junit.jupiter.api.Assertions.*;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -18,13 +14,18 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.stream.Stream;
-
-import static dev.jvmm.devices.block.qcow2.QemuTools.*;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /** Images jvmm writes: `qemu-img check` finds them clean and `qemu-img compare` matches the expected bytes. */
 class Qcow2WriteOracleTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     static final long SIZE = 6L << 20;
 
     @BeforeEach
@@ -41,7 +42,8 @@ class Qcow2WriteOracleTest {
                 Arguments.of(Qcow2Creator.Options.of(SIZE).withClusterSize(4096).withRefcountBits(4)),
                 Arguments.of(Qcow2Creator.Options.of(SIZE).withClusterSize(2 << 20)),
                 Arguments.of(Qcow2Creator.Options.of(SIZE).withExtendedL2(true)),
-                Arguments.of(Qcow2Creator.Options.of(SIZE).withClusterSize(16384).withExtendedL2(true)));
+                Arguments.of(
+                        Qcow2Creator.Options.of(SIZE).withClusterSize(16384).withExtendedL2(true)));
     }
 
     @ParameterizedTest
@@ -91,13 +93,22 @@ class Qcow2WriteOracleTest {
     @Test
     void dirtyLazyRefcountImageLeftByACrashedQemuIsRepairedOnOpen() throws Exception {
         Path img = dir.resolve("lazy.qcow2");
-        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on,cluster_size=4096", img.toString(),
+        ok(
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-o",
+                "lazy_refcounts=on,cluster_size=4096",
+                img.toString(),
                 String.valueOf(SIZE));
         // qemu-io's abort leaves the image as a crash would: dirty bit set, refcounts not yet written.
         run("qemu-io", "-c", "write -P 0x42 0 1m", "-c", "write -P 0x43 3m 20k", "-c", "abort", img.toString());
         assertEquals(1, Qcow2Image.readHeader(img).incompatibleFeatures & 1, "qemu-io should have left it dirty");
         Result before = run("qemu-img", "check", img.toString());
-        assertNotEquals(0, before.exit(), "a dirty lazy-refcount image is inconsistent until repaired:\n" + before.out());
+        assertNotEquals(
+                0, before.exit(), "a dirty lazy-refcount image is inconsistent until repaired:\n" + before.out());
         byte[] expected = new byte[(int) SIZE];
         Arrays.fill(expected, 0, 1 << 20, (byte) 0x42);
         Arrays.fill(expected, 3 << 20, (3 << 20) + 20 * 1024, (byte) 0x43);
@@ -109,7 +120,8 @@ class Qcow2WriteOracleTest {
     @Test
     void refcountTableGrowsAndImageGrowsByResize() throws Exception {
         Path img = dir.resolve("grow.qcow2");
-        Qcow2Creator.create(img, Qcow2Creator.Options.of(1 << 20).withClusterSize(512).withRefcountBits(64));
+        Qcow2Creator.create(
+                img, Qcow2Creator.Options.of(1 << 20).withClusterSize(512).withRefcountBits(64));
         long table0 = Qcow2Image.readHeader(img).refcountTableOffset;
         long newSize = 12L << 20;
         try (Qcow2Image q = Qcow2Image.open(img, false)) {
@@ -134,10 +146,12 @@ class Qcow2WriteOracleTest {
         byte[] expected = new byte[(int) SIZE];
         new Random(9).nextBytes(expected);
         Files.write(base, expected);
-        Qcow2Creator.create(img, Qcow2Creator.Options.of(SIZE).withClusterSize(4096).withBacking("mtbase.raw", "raw"));
+        Qcow2Creator.create(
+                img, Qcow2Creator.Options.of(SIZE).withClusterSize(4096).withBacking("mtbase.raw", "raw"));
         int threads = 4;
         long stripe = SIZE / threads;
-        try (Qcow2Image q = Qcow2Image.open(img, false); ExecutorService pool = Executors.newFixedThreadPool(threads)) {
+        try (Qcow2Image q = Qcow2Image.open(img, false);
+                ExecutorService pool = Executors.newFixedThreadPool(threads)) {
             List<Future<?>> fs = new ArrayList<>();
             for (int t = 0; t < threads; t++) {
                 int id = t;
@@ -196,7 +210,8 @@ class Qcow2WriteOracleTest {
                 if (i % 37 == 0) {
                     byte[] back = new byte[len];
                     q.read(off, MemorySegment.ofArray(back));
-                    assertArrayEquals(Arrays.copyOfRange(expected, (int) off, (int) off + len), back, "read-back at " + off);
+                    assertArrayEquals(
+                            Arrays.copyOfRange(expected, (int) off, (int) off + len), back, "read-back at " + off);
                 }
             }
         }

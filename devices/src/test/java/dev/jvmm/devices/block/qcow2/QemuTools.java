@@ -1,8 +1,5 @@
 package dev.jvmm.devices.block.qcow2;
 
-import org.junit.jupiter.api.Assertions;
-import org.junit.jupiter.api.Assumptions;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -10,16 +7,19 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assertions;
+import org.junit.jupiter.api.Assumptions;
 
 /** qemu-img / qemu-io as test oracles: a missing tool fails the test under CI=true, else skips it visibly. */
 final class QemuTools {
-    record Result(int exit, String out) { }
+    record Result(int exit, String out) {}
 
     private QemuTools() {}
 
     static void requireQemu() {
-        boolean present = Files.isExecutable(Path.of("/usr/bin/qemu-img")) && Files.isExecutable(Path.of("/usr/bin/qemu-io"))
-                || onPath("qemu-img") && onPath("qemu-io");
+        boolean present =
+                Files.isExecutable(Path.of("/usr/bin/qemu-img")) && Files.isExecutable(Path.of("/usr/bin/qemu-io"))
+                        || onPath("qemu-img") && onPath("qemu-io");
         if (!present) {
             String why = "qemu-img/qemu-io not installed (Debian package qemu-utils)";
             if ("true".equals(System.getenv("CI"))) Assertions.fail(why);
@@ -53,7 +53,10 @@ final class QemuTools {
 
     static String qemuIo(Path image, String... commands) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>(List.of("qemu-io", "-f", "qcow2"));
-        for (String c : commands) { cmd.add("-c"); cmd.add(c); }
+        for (String c : commands) {
+            cmd.add("-c");
+            cmd.add(c);
+        }
         cmd.add(image.toString());
         String out = ok(cmd.toArray(String[]::new));
         Assertions.assertFalse(out.contains("error") || out.contains("failed"), () -> "qemu-io: " + out);

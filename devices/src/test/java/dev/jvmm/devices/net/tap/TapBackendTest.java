@@ -1,5 +1,10 @@
 package dev.jvmm.devices.net.tap;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.devices.net.GuestPort;
 import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetBackendException;
@@ -9,10 +14,6 @@ import dev.jvmm.devices.net.NetNamespace;
 import dev.jvmm.devices.net.NetOffload;
 import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
-import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
-
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.util.EnumSet;
@@ -21,11 +22,9 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /**
  * The TAP backend on a bridge inside a namespace, with a peer namespace on the same bridge answering ARP and
@@ -40,7 +39,8 @@ class TapBackendTest {
     @Test
     void framesCrossABridgeToAPeerNamespaceAndBack() throws Exception {
         NetNamespace.requireTools();
-        try (NetNamespace host = NetNamespace.create("jvmm-tap"); NetNamespace peer = NetNamespace.create("jvmm-peer")) {
+        try (NetNamespace host = NetNamespace.create("jvmm-tap");
+                NetNamespace peer = NetNamespace.create("jvmm-peer")) {
             host.exec(10, "ip", "link", "add", "br0", "type", "bridge");
             host.exec(10, "ip", "link", "set", "br0", "up");
             host.exec(10, "ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", peer.name());
@@ -48,20 +48,26 @@ class TapBackendTest {
             peer.exec(10, "ip", "addr", "add", "192.168.77.2/24", "dev", "veth1");
             peer.exec(10, "ip", "link", "set", "veth1", "up");
 
-            NetBackendException noBridge = assertThrows(NetBackendException.class, () -> host.call(() ->
-                    TapBackend.open(new NetConfig.Tap("jtap1", Optional.of("nosuchbr"), Optional.empty(), 1))));
+            NetBackendException noBridge = assertThrows(
+                    NetBackendException.class,
+                    () -> host.call(() ->
+                            TapBackend.open(new NetConfig.Tap("jtap1", Optional.of("nosuchbr"), Optional.empty(), 1))));
             assertTrue(noBridge.getMessage().contains("bridge=nosuchbr"), noBridge.getMessage());
 
-            try (TapBackend tap = host.call(() -> TapBackend.open(new NetConfig.Tap("jtap0", Optional.of("br0"), Optional.empty(), 1)))) {
+            try (TapBackend tap = host.call(
+                    () -> TapBackend.open(new NetConfig.Tap("jtap0", Optional.of("br0"), Optional.empty(), 1)))) {
                 assertEquals("jtap0", tap.ifname());
                 String link = host.exec(10, "ip", "link", "show", "jtap0");
                 assertTrue(link.contains("master br0") && link.contains("UP"), link);
                 assertEquals(EnumSet.allOf(NetOffload.class), tap.capabilities().fromGuest());
 
                 LinkedBlockingQueue<byte[]> received = new LinkedBlockingQueue<>();
-                NetQueue q = tap.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(received))).get(0);
+                NetQueue q = tap.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(received)))
+                        .get(0);
                 byte[] reply = null;
-                for (int attempt = 0; attempt < 20 && reply == null; attempt++) { // the bridge port may still be coming up
+                for (int attempt = 0;
+                        attempt < 20 && reply == null;
+                        attempt++) { // the bridge port may still be coming up
                     assertEquals(TxResult.SENT, q.transmit(MemorySegment.ofArray(arpRequest())));
                     reply = next(received, f -> type(f) == 0x0806 && f[21] == 2, 500);
                 }
@@ -79,18 +85,20 @@ class TapBackendTest {
                 tap.deactivate();
                 assertEquals(TxResult.DROPPED, q.transmit(MemorySegment.ofArray(arpRequest())), "after deactivate");
                 // Offloads the guest accepts reach TUNSETOFFLOAD; a second activation with them works.
-                tap.activate(new NetLinkConfig(12, Set.of(NetOffload.CSUM, NetOffload.TSO4, NetOffload.USO)), List.of(new GuestPort() {
-                    @Override
-                    public boolean deliver(MemorySegment frame) {
-                        return true;
-                    }
+                tap.activate(
+                        new NetLinkConfig(12, Set.of(NetOffload.CSUM, NetOffload.TSO4, NetOffload.USO)),
+                        List.of(new GuestPort() {
+                            @Override
+                            public boolean deliver(MemorySegment frame) {
+                                return true;
+                            }
 
-                    @Override
-                    public void txReady() {
-                    }
-                }));
+                            @Override
+                            public void txReady() {}
+                        }));
             }
-            assertTrue(!host.exec(10, "ip", "link", "show").contains("jtap0"), "the tap we created goes away with its fd");
+            assertTrue(
+                    !host.exec(10, "ip", "link", "show").contains("jtap0"), "the tap we created goes away with its fd");
         }
     }
 
@@ -98,7 +106,8 @@ class TapBackendTest {
         return f.length < 14 ? -1 : ((f[12] & 0xff) << 8) | (f[13] & 0xff);
     }
 
-    static byte[] next(LinkedBlockingQueue<byte[]> q, java.util.function.Predicate<byte[]> p, long millis) throws InterruptedException {
+    static byte[] next(LinkedBlockingQueue<byte[]> q, java.util.function.Predicate<byte[]> p, long millis)
+            throws InterruptedException {
         long end = System.currentTimeMillis() + millis;
         for (long left = millis; left > 0; left = end - System.currentTimeMillis()) {
             byte[] f = q.poll(left, TimeUnit.MILLISECONDS);
@@ -110,8 +119,16 @@ class TapBackendTest {
 
     static byte[] arpRequest() {
         ByteBuffer b = ByteBuffer.allocate(42);
-        b.putShort((short) 0xffff).putInt(-1).putShort((short) (GUEST_MAC >>> 32)).putInt((int) GUEST_MAC).putShort((short) 0x0806);
-        b.putShort((short) 1).putShort((short) 0x0800).put((byte) 6).put((byte) 4).putShort((short) 1);
+        b.putShort((short) 0xffff)
+                .putInt(-1)
+                .putShort((short) (GUEST_MAC >>> 32))
+                .putInt((int) GUEST_MAC)
+                .putShort((short) 0x0806);
+        b.putShort((short) 1)
+                .putShort((short) 0x0800)
+                .put((byte) 6)
+                .put((byte) 4)
+                .putShort((short) 1);
         b.putShort((short) (GUEST_MAC >>> 32)).putInt((int) GUEST_MAC).putInt(GUEST_IP);
         b.putShort((short) 0).putInt(0).putInt(PEER_IP);
         return b.array();
@@ -119,9 +136,26 @@ class TapBackendTest {
 
     static byte[] echo(long dstMac) {
         ByteBuffer b = ByteBuffer.allocate(14 + 20 + 16);
-        b.putShort((short) (dstMac >>> 32)).putInt((int) dstMac).putShort((short) (GUEST_MAC >>> 32)).putInt((int) GUEST_MAC).putShort((short) 0x0800);
-        b.put((byte) 0x45).put((byte) 0).putShort((short) 36).putInt(0).put((byte) 64).put((byte) 1).putShort((short) 0).putInt(GUEST_IP).putInt(PEER_IP);
-        b.put((byte) 8).put((byte) 0).putShort((short) 0).putShort((short) 9).putShort((short) 1).putLong(42);
+        b.putShort((short) (dstMac >>> 32))
+                .putInt((int) dstMac)
+                .putShort((short) (GUEST_MAC >>> 32))
+                .putInt((int) GUEST_MAC)
+                .putShort((short) 0x0800);
+        b.put((byte) 0x45)
+                .put((byte) 0)
+                .putShort((short) 36)
+                .putInt(0)
+                .put((byte) 64)
+                .put((byte) 1)
+                .putShort((short) 0)
+                .putInt(GUEST_IP)
+                .putInt(PEER_IP);
+        b.put((byte) 8)
+                .put((byte) 0)
+                .putShort((short) 0)
+                .putShort((short) 9)
+                .putShort((short) 1)
+                .putLong(42);
         byte[] f = b.array();
         int ipSum = sum(f, 14, 20), icmpSum = sum(f, 34, 16);
         f[24] = (byte) (ipSum >>> 8);

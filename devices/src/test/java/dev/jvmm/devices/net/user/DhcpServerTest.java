@@ -1,15 +1,14 @@
 package dev.jvmm.devices.net.user;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Random;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
+import org.junit.jupiter.api.Test;
 
 class DhcpServerTest {
     static byte[] request(int type, int... options) {
@@ -17,12 +16,20 @@ class DhcpServerTest {
         b[0] = 1;
         b[1] = 1;
         b[2] = 6;
-        b[4] = 0x11; b[5] = 0x22; b[6] = 0x33; b[7] = 0x44; // xid
+        b[4] = 0x11;
+        b[5] = 0x22;
+        b[6] = 0x33;
+        b[7] = 0x44; // xid
         b[10] = (byte) 0x80; // broadcast flag
         for (int i = 0; i < 6; i++) b[28 + i] = (byte) (0x52 + i);
-        b[236] = 0x63; b[237] = (byte) 0x82; b[238] = 0x53; b[239] = 0x63;
+        b[236] = 0x63;
+        b[237] = (byte) 0x82;
+        b[238] = 0x53;
+        b[239] = 0x63;
         int o = 240;
-        b[o++] = 53; b[o++] = 1; b[o++] = (byte) type;
+        b[o++] = 53;
+        b[o++] = 1;
+        b[o++] = (byte) type;
         for (int v : options) b[o++] = (byte) v;
         b[o] = (byte) 255;
         return b;

@@ -26,7 +26,11 @@ final class Frames {
 
     static byte[] arpRequest(int senderIp, int targetIp) {
         ByteBuffer b = ByteBuffer.allocate(28);
-        b.putShort((short) 1).putShort((short) 0x0800).put((byte) 6).put((byte) 4).putShort((short) 1);
+        b.putShort((short) 1)
+                .putShort((short) 0x0800)
+                .put((byte) 6)
+                .put((byte) 4)
+                .putShort((short) 1);
         b.putShort((short) (GUEST_MAC >>> 32)).putInt((int) GUEST_MAC).putInt(senderIp);
         b.putShort((short) 0).putInt(0).putInt(targetIp);
         return ethernet(EthernetStage.BROADCAST_MAC, 0x0806, b.array());
@@ -35,8 +39,17 @@ final class Frames {
     static byte[] ipv4(int src, int dst, int protocol, byte[] l4) {
         byte[] p = new byte[20 + l4.length];
         ByteBuffer b = ByteBuffer.wrap(p);
-        b.put((byte) 0x45).put((byte) 0).putShort((short) p.length).putShort((short) 1).putShort((short) 0x4000);
-        b.put((byte) 64).put((byte) protocol).putShort((short) 0).putInt(src).putInt(dst).put(l4);
+        b.put((byte) 0x45)
+                .put((byte) 0)
+                .putShort((short) p.length)
+                .putShort((short) 1)
+                .putShort((short) 0x4000);
+        b.put((byte) 64)
+                .put((byte) protocol)
+                .putShort((short) 0)
+                .putInt(src)
+                .putInt(dst)
+                .put(l4);
         int c = checksum(p, 0, 20, 0);
         p[10] = (byte) (c >>> 8);
         p[11] = (byte) c;
@@ -47,12 +60,26 @@ final class Frames {
         return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + proto + len;
     }
 
-    static byte[] tcp(int src, int dst, int srcPort, int dstPort, int seq, int ack, int flags, int window, byte[] options, byte[] data) {
+    static byte[] tcp(
+            int src,
+            int dst,
+            int srcPort,
+            int dstPort,
+            int seq,
+            int ack,
+            int flags,
+            int window,
+            byte[] options,
+            byte[] data) {
         int hl = 20 + options.length;
         byte[] t = new byte[hl + data.length];
         ByteBuffer b = ByteBuffer.wrap(t);
         b.putShort((short) srcPort).putShort((short) dstPort).putInt(seq).putInt(ack);
-        b.put((byte) ((hl / 4) << 4)).put((byte) flags).putShort((short) window).putShort((short) 0).putShort((short) 0);
+        b.put((byte) ((hl / 4) << 4))
+                .put((byte) flags)
+                .putShort((short) window)
+                .putShort((short) 0)
+                .putShort((short) 0);
         b.put(options).put(data);
         int c = checksum(t, 0, t.length, pseudo(src, dst, 6, t.length));
         t[16] = (byte) (c >>> 8);
@@ -63,7 +90,11 @@ final class Frames {
     static byte[] udp(int src, int dst, int srcPort, int dstPort, byte[] data) {
         byte[] u = new byte[8 + data.length];
         ByteBuffer b = ByteBuffer.wrap(u);
-        b.putShort((short) srcPort).putShort((short) dstPort).putShort((short) u.length).putShort((short) 0).put(data);
+        b.putShort((short) srcPort)
+                .putShort((short) dstPort)
+                .putShort((short) u.length)
+                .putShort((short) 0)
+                .put(data);
         int c = checksum(u, 0, u.length, pseudo(src, dst, 17, u.length));
         u[6] = (byte) (c >>> 8);
         u[7] = (byte) c;
@@ -73,7 +104,12 @@ final class Frames {
     static byte[] icmpEcho(int src, int dst, int id, int seq) {
         byte[] m = new byte[16];
         ByteBuffer b = ByteBuffer.wrap(m);
-        b.put((byte) 8).put((byte) 0).putShort((short) 0).putShort((short) id).putShort((short) seq).putLong(0x0102030405060708L);
+        b.put((byte) 8)
+                .put((byte) 0)
+                .putShort((short) 0)
+                .putShort((short) id)
+                .putShort((short) seq)
+                .putLong(0x0102030405060708L);
         int c = checksum(m, 0, m.length, 0);
         m[2] = (byte) (c >>> 8);
         m[3] = (byte) c;
@@ -81,7 +117,19 @@ final class Frames {
     }
 
     /** A parsed frame for the guest: Ethernet type, IP protocol, ports, TCP fields, payload. */
-    record Out(byte[] raw, int type, int protocol, int src, int dst, int srcPort, int dstPort, int seq, int ack, int flags, int window, byte[] payload) {
+    record Out(
+            byte[] raw,
+            int type,
+            int protocol,
+            int src,
+            int dst,
+            int srcPort,
+            int dstPort,
+            int seq,
+            int ack,
+            int flags,
+            int window,
+            byte[] payload) {
         static Out parse(byte[] f) {
             ByteBuffer b = ByteBuffer.wrap(f);
             int type = b.getShort(12) & 0xffff;
@@ -92,11 +140,33 @@ final class Frames {
             if (proto == 6) {
                 int hl = ((f[l4 + 12] & 0xff) >>> 4) * 4;
                 byte[] data = java.util.Arrays.copyOfRange(f, l4 + hl, ip + total);
-                return new Out(f, type, proto, src, dst, b.getShort(l4) & 0xffff, b.getShort(l4 + 2) & 0xffff, b.getInt(l4 + 4),
-                        b.getInt(l4 + 8), f[l4 + 13] & 0xff, b.getShort(l4 + 14) & 0xffff, data);
+                return new Out(
+                        f,
+                        type,
+                        proto,
+                        src,
+                        dst,
+                        b.getShort(l4) & 0xffff,
+                        b.getShort(l4 + 2) & 0xffff,
+                        b.getInt(l4 + 4),
+                        b.getInt(l4 + 8),
+                        f[l4 + 13] & 0xff,
+                        b.getShort(l4 + 14) & 0xffff,
+                        data);
             }
             if (proto == 17) {
-                return new Out(f, type, proto, src, dst, b.getShort(l4) & 0xffff, b.getShort(l4 + 2) & 0xffff, 0, 0, 0, 0,
+                return new Out(
+                        f,
+                        type,
+                        proto,
+                        src,
+                        dst,
+                        b.getShort(l4) & 0xffff,
+                        b.getShort(l4 + 2) & 0xffff,
+                        0,
+                        0,
+                        0,
+                        0,
                         java.util.Arrays.copyOfRange(f, l4 + 8, ip + total));
             }
             return new Out(f, type, proto, src, dst, 0, 0, 0, 0, 0, 0, java.util.Arrays.copyOfRange(f, l4, ip + total));

@@ -1,14 +1,13 @@
 package dev.jvmm.devices.net.user;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.net.SocketException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 class HostAddressesTest {
     @Test
@@ -24,11 +23,13 @@ class HostAddressesTest {
         AtomicLong now = new AtomicLong();
         AtomicInteger reads = new AtomicInteger();
         int a = Inet.ip(192, 168, 1, 5), b = Inet.ip(172, 17, 0, 1);
-        HostAddresses h = new HostAddresses(() -> switch (reads.incrementAndGet()) {
-            case 1 -> new int[] {a};
-            case 2 -> new int[] {b, a};
-            default -> throw new SocketException("no netlink");
-        }, now::get);
+        HostAddresses h = new HostAddresses(
+                () -> switch (reads.incrementAndGet()) {
+                    case 1 -> new int[] {a};
+                    case 2 -> new int[] {b, a};
+                    default -> throw new SocketException("no netlink");
+                },
+                now::get);
         assertTrue(h.test(a));
         assertFalse(h.test(b));
         now.addAndGet(HostAddresses.REFRESH_NANOS - 1);

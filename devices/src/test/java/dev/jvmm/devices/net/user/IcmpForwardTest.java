@@ -1,5 +1,13 @@
 package dev.jvmm.devices.net.user;
 
+import static dev.jvmm.devices.net.user.Inet.GUEST;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetLinkConfig;
@@ -8,10 +16,6 @@ import dev.jvmm.devices.net.TxResult;
 import dev.jvmm.kvm.Errno;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
-
 import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -23,14 +27,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-
-import static dev.jvmm.devices.net.user.Inet.GUEST;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /** Echo forwarding through the stack, against a fake host: what is sent where, and how replies come back. */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
@@ -83,13 +82,21 @@ class IcmpForwardTest {
     }
 
     void start(boolean restrict) {
-        user = UserNetBackend.start(new NetConfig.User(List.of(), List.of(), restrict, false, Optional.empty(),
-                Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))), replies -> {
-            FakeHost h = new FakeHost(replies);
-            hosts.add(h);
-            return h;
-        });
-        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest))).get(0);
+        user = UserNetBackend.start(
+                new NetConfig.User(
+                        List.of(),
+                        List.of(),
+                        restrict,
+                        false,
+                        Optional.empty(),
+                        Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))),
+                replies -> {
+                    FakeHost h = new FakeHost(replies);
+                    hosts.add(h);
+                    return h;
+                });
+        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest)))
+                .get(0);
     }
 
     @AfterEach
@@ -113,8 +120,14 @@ class IcmpForwardTest {
     }
 
     static byte[] echoReply(int hostId, int seq, long data) {
-        return ByteBuffer.allocate(16).put((byte) 0).put((byte) 0).putShort((short) 0x1234).putShort((short) hostId)
-                .putShort((short) seq).putLong(data).array();
+        return ByteBuffer.allocate(16)
+                .put((byte) 0)
+                .put((byte) 0)
+                .putShort((short) 0x1234)
+                .putShort((short) hostId)
+                .putShort((short) seq)
+                .putLong(data)
+                .array();
     }
 
     /** The one echo host, made by the stack's thread when the first echo arrived there. */
@@ -145,7 +158,8 @@ class IcmpForwardTest {
         assertEquals(FAR, s.dst());
         assertEquals(8, s.icmp()[0]);
         assertEquals(7, u16(s.icmp(), 6));
-        assertEquals(0x0102030405060708L, ByteBuffer.wrap(s.icmp()).getLong(8), "the data goes out as the guest wrote it");
+        assertEquals(
+                0x0102030405060708L, ByteBuffer.wrap(s.icmp()).getLong(8), "the data goes out as the guest wrote it");
 
         host().replies.reply(s.socket(), FAR, Unpooled.wrappedBuffer(echoReply(0x9999, 7, 0x0102030405060708L)));
         Frames.Out r = nextIcmp(5000);
@@ -166,7 +180,9 @@ class IcmpForwardTest {
         send(Frames.icmpEcho(GUEST, FAR, 1, 1));
         send(Frames.icmpEcho(GUEST, FAR2, 1, 2));
         send(Frames.icmpEcho(GUEST, FAR, 2, 1));
-        Sent a = host().sent.poll(5, TimeUnit.SECONDS), b = host().sent.poll(5, TimeUnit.SECONDS), c = host().sent.poll(5, TimeUnit.SECONDS);
+        Sent a = host().sent.poll(5, TimeUnit.SECONDS),
+                b = host().sent.poll(5, TimeUnit.SECONDS),
+                c = host().sent.poll(5, TimeUnit.SECONDS);
         assertNotNull(c);
         assertEquals(a.socket(), b.socket(), "one identifier, one socket, whatever the destination");
         assertNotEquals(a.socket(), c.socket());
@@ -194,7 +210,13 @@ class IcmpForwardTest {
     @Test
     void refusedDestinationsAreProhibitedWithoutTouchingTheHost() throws Exception {
         start(false);
-        for (int dst : new int[] {Inet.LOOPBACK, Inet.ip(10, 0, 2, 77), Inet.ip(169, 254, 169, 254), Inet.ip(224, 0, 0, 1), Inet.LIMITED_BROADCAST}) {
+        for (int dst : new int[] {
+            Inet.LOOPBACK,
+            Inet.ip(10, 0, 2, 77),
+            Inet.ip(169, 254, 169, 254),
+            Inet.ip(224, 0, 0, 1),
+            Inet.LIMITED_BROADCAST
+        }) {
             send(Frames.icmpEcho(GUEST, dst, 5, 1));
             assertUnreachable(nextIcmp(5000), IcmpStage.CODE_ADMIN_PROHIBITED, dst);
         }
@@ -274,8 +296,10 @@ class IcmpForwardTest {
     @Test
     void tooManyDestinationsForOneIdentifierAreDropped() throws Exception {
         start(false);
-        for (int i = 0; i < IcmpStage.MAX_PEERS_PER_FLOW + 1; i++) send(Frames.icmpEcho(GUEST, Inet.ip(192, 0, 2, 10 + i), 5, i));
-        for (int i = 0; i < IcmpStage.MAX_PEERS_PER_FLOW; i++) assertNotNull(host().sent.poll(5, TimeUnit.SECONDS));
+        for (int i = 0; i < IcmpStage.MAX_PEERS_PER_FLOW + 1; i++)
+            send(Frames.icmpEcho(GUEST, Inet.ip(192, 0, 2, 10 + i), 5, i));
+        for (int i = 0; i < IcmpStage.MAX_PEERS_PER_FLOW; i++)
+            assertNotNull(host().sent.poll(5, TimeUnit.SECONDS));
         assertNull(host().sent.poll(300, TimeUnit.MILLISECONDS));
         assertArrayEquals(new int[] {0, 0, 1}, user.flowCounts());
     }

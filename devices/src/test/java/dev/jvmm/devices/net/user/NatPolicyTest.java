@@ -1,10 +1,5 @@
 package dev.jvmm.devices.net.user;
 
-import dev.jvmm.devices.net.NetConfig;
-import org.junit.jupiter.api.Test;
-
-import java.net.InetSocketAddress;
-
 import static dev.jvmm.devices.net.NetConfig.Protocol.TCP;
 import static dev.jvmm.devices.net.NetConfig.Protocol.UDP;
 import static dev.jvmm.devices.net.user.NatPolicy.Refusal.HOST_ADDRESS;
@@ -16,6 +11,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jvmm.devices.net.NetConfig;
+import java.net.InetSocketAddress;
+import org.junit.jupiter.api.Test;
 
 /** Each rule of the user network's policy, on --net user options as a user writes them. */
 class NatPolicyTest {
@@ -56,7 +55,10 @@ class NatPolicyTest {
     void theDnsForwarderReachesTheConfiguredResolverWhereverItIs() {
         for (String options : new String[] {"", "hostloopback=on"}) {
             NatPolicy p = policy(options);
-            assertEquals(RESOLVER, p.translate(UDP, Inet.DNS, 53), "systemd-resolved's 127.0.0.53: the user's resolver, not the guest's pick");
+            assertEquals(
+                    RESOLVER,
+                    p.translate(UDP, Inet.DNS, 53),
+                    "systemd-resolved's 127.0.0.53: the user's resolver, not the guest's pick");
             assertEquals(RESOLVER, p.translate(TCP, Inet.DNS, 53));
             assertNull(p.translate(TCP, Inet.DNS, 80), "10.0.2.3 serves DNS only");
             assertEquals(UNROUTABLE, p.refusal(Inet.DNS, 80));
@@ -83,14 +85,22 @@ class NatPolicyTest {
         assertEquals(at("93.184.216.34", 443), p.translate(TCP, ELSEWHERE, 443));
         assertEquals(at("93.184.216.34", 123), p.translate(UDP, ELSEWHERE, 123));
         assertTrue(p.echoAllowed(ELSEWHERE));
-        assertEquals(at("100.100.100.201", 80), p.translate(TCP, Inet.ip(100, 100, 100, 201), 80), "only the metadata address itself");
+        assertEquals(
+                at("100.100.100.201", 80),
+                p.translate(TCP, Inet.ip(100, 100, 100, 201), 80),
+                "only the metadata address itself");
         assertEquals(at("168.63.129.17", 80), p.translate(TCP, Inet.ip(168, 63, 129, 17), 80));
     }
 
     @Test
     void linkLocalAndCloudMetadataStayClosedEvenWithHostLoopback() {
-        int[] metadata = {Inet.ip(169, 254, 169, 254), Inet.ip(169, 254, 0, 1), Inet.ip(169, 254, 255, 255),
-                NatPolicy.ALIBABA_METADATA, NatPolicy.AZURE_WIRESERVER};
+        int[] metadata = {
+            Inet.ip(169, 254, 169, 254),
+            Inet.ip(169, 254, 0, 1),
+            Inet.ip(169, 254, 255, 255),
+            NatPolicy.ALIBABA_METADATA,
+            NatPolicy.AZURE_WIRESERVER
+        };
         for (String options : new String[] {"", "hostloopback=on"}) {
             NatPolicy p = policy(options);
             for (int ip : metadata) {
@@ -104,8 +114,19 @@ class NatPolicyTest {
 
     @Test
     void loopbackTheVirtualNetworkMulticastBroadcastAndPortZeroAreUnroutable() {
-        int[] nowhere = {Inet.ip(127, 0, 0, 1), Inet.ip(127, 1, 2, 3), 0, Inet.ip(0, 1, 2, 3), Inet.GUEST, Inet.ip(10, 0, 2, 100),
-                Inet.BROADCAST, Inet.ip(224, 0, 0, 251), Inet.ip(239, 1, 1, 1), Inet.ip(240, 0, 0, 1), Inet.LIMITED_BROADCAST};
+        int[] nowhere = {
+            Inet.ip(127, 0, 0, 1),
+            Inet.ip(127, 1, 2, 3),
+            0,
+            Inet.ip(0, 1, 2, 3),
+            Inet.GUEST,
+            Inet.ip(10, 0, 2, 100),
+            Inet.BROADCAST,
+            Inet.ip(224, 0, 0, 251),
+            Inet.ip(239, 1, 1, 1),
+            Inet.ip(240, 0, 0, 1),
+            Inet.LIMITED_BROADCAST
+        };
         for (String options : new String[] {"", "hostloopback=on"}) {
             NatPolicy p = policy(options);
             for (int ip : nowhere) {
@@ -120,7 +141,9 @@ class NatPolicyTest {
 
     @Test
     void guestfwdOpensOneTcpServiceAtItsAddressEvenUnderRestrict() {
-        for (String options : new String[] {"guestfwd=tcp:10.0.2.100:8080-127.0.0.1:9090", "restrict=on,guestfwd=tcp:10.0.2.100:8080-127.0.0.1:9090"}) {
+        for (String options : new String[] {
+            "guestfwd=tcp:10.0.2.100:8080-127.0.0.1:9090", "restrict=on,guestfwd=tcp:10.0.2.100:8080-127.0.0.1:9090"
+        }) {
             NatPolicy p = policy(options);
             int forward = Inet.ip(10, 0, 2, 100);
             assertEquals(at("127.0.0.1", 9090), p.translate(TCP, forward, 8080), options);
@@ -131,7 +154,10 @@ class NatPolicyTest {
             assertFalse(p.isGuestForwardAddress(Inet.ip(10, 0, 2, 101)));
         }
         NatPolicy chosen = policy("guestfwd=tcp:10.0.2.4:80-169.254.169.254:80");
-        assertEquals(at("169.254.169.254", 80), chosen.translate(TCP, Inet.ip(10, 0, 2, 4), 80), "a target the user names is the user's choice");
+        assertEquals(
+                at("169.254.169.254", 80),
+                chosen.translate(TCP, Inet.ip(10, 0, 2, 4), 80),
+                "a target the user names is the user's choice");
     }
 
     @Test
@@ -148,11 +174,14 @@ class NatPolicyTest {
 
     @Test
     void theLogLineNamesTheOptionThatWouldAllowTheFlow() {
-        assertEquals("user network: guest connection to 10.0.2.2:8080 refused; hostloopback=on or guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080 allows it",
+        assertEquals(
+                "user network: guest connection to 10.0.2.2:8080 refused; hostloopback=on or guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080 allows it",
                 NatPolicy.message(HOST_LOOPBACK, TCP, Inet.GATEWAY, 8080));
-        assertEquals("user network: guest datagram to 10.0.2.2:5353 refused; hostloopback=on allows it",
+        assertEquals(
+                "user network: guest datagram to 10.0.2.2:5353 refused; hostloopback=on allows it",
                 NatPolicy.message(HOST_LOOPBACK, UDP, Inet.GATEWAY, 5353));
-        assertEquals("user network: guest connection to 192.168.1.5:5432 (an address of this host) refused;"
+        assertEquals(
+                "user network: guest connection to 192.168.1.5:5432 (an address of this host) refused;"
                         + " hostloopback=on or guestfwd=tcp:10.0.2.100:5432-192.168.1.5:5432 allows it",
                 NatPolicy.message(HOST_ADDRESS, TCP, HOST_LAN, 5432));
         String metadata = NatPolicy.message(METADATA, TCP, Inet.ip(169, 254, 169, 254), 80);

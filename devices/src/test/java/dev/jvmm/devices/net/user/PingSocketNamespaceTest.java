@@ -1,5 +1,10 @@
 package dev.jvmm.devices.net.user;
 
+import static dev.jvmm.devices.net.user.Inet.GUEST;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.devices.net.FramePump;
 import dev.jvmm.devices.net.GuestPort;
 import dev.jvmm.devices.net.NetConfig;
@@ -10,12 +15,6 @@ import dev.jvmm.devices.net.TxResult;
 import dev.jvmm.devices.net.tap.TapBackend;
 import dev.jvmm.kvm.Errno;
 import io.netty.buffer.PooledByteBufAllocator;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.net.InetAddress;
@@ -26,11 +25,11 @@ import java.util.Optional;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.IntSupplier;
-
-import static dev.jvmm.devices.net.user.Inet.GUEST;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /**
  * Echo through real ping sockets. The sockets are opened in a namespace this test makes ("far"), where
@@ -71,7 +70,13 @@ class PingSocketNamespaceTest {
     };
 
     static UserNetBackend start() {
-        return UserNetBackend.start(new NetConfig.User(List.of(), List.of(), false, false, Optional.empty(),
+        return UserNetBackend.start(
+                new NetConfig.User(
+                        List.of(),
+                        List.of(),
+                        false,
+                        false,
+                        Optional.empty(),
                         Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 9))),
                 PingSocketHost.factory(PooledByteBufAllocator.DEFAULT, OPEN_IN_FAR));
     }
@@ -86,8 +91,7 @@ class PingSocketNamespaceTest {
         }
 
         @Override
-        public void txReady() {
-        }
+        public void txReady() {}
 
         Frames.Out nextIcmp() throws InterruptedException {
             for (byte[] f; (f = frames.poll(5, TimeUnit.SECONDS)) != null; ) {
@@ -105,7 +109,10 @@ class PingSocketNamespaceTest {
     @Test
     void echoThroughAPingSocketIsAnsweredWithTheGuestsIdentifierAndRefusedWhereTheSysctlSaysNo() throws Exception {
         pingGroupRange("1 0");
-        assertEquals(-Errno.EACCES, (int) far.call(PingSocketHost::openInCurrentNamespace), "no ping sockets for gid 0 with the range 1 0");
+        assertEquals(
+                -Errno.EACCES,
+                (int) far.call(PingSocketHost::openInCurrentNamespace),
+                "no ping sockets for gid 0 with the range 1 0");
         try (UserNetBackend user = start()) {
             Guest guest = new Guest();
             NetQueue q = user.activate(NetLinkConfig.plain(), List.of(guest)).get(0);
@@ -121,7 +128,8 @@ class PingSocketNamespaceTest {
             Guest guest = new Guest();
             NetQueue q = user.activate(NetLinkConfig.plain(), List.of(guest)).get(0);
             for (int seq = 1; seq <= 3; seq++) {
-                assertEquals(TxResult.SENT, q.transmit(MemorySegment.ofArray(Frames.icmpEcho(GUEST, FAR, 0x4242, seq))));
+                assertEquals(
+                        TxResult.SENT, q.transmit(MemorySegment.ofArray(Frames.icmpEcho(GUEST, FAR, 0x4242, seq))));
                 Frames.Out r = guest.nextIcmp();
                 assertNotNull(r, "echo reply " + seq);
                 assertEquals(0, r.payload()[0], "an echo reply");
@@ -140,9 +148,10 @@ class PingSocketNamespaceTest {
     void linuxAsTheGuestPingsAHostBeyondTheGateway() throws Exception {
         pingGroupRange("0 2147483647");
         try (NetNamespace guestNs = NetNamespace.create("jvmm-pingg");
-             TapBackend tap = guestNs.call(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
-             UserNetBackend user = start();
-             FramePump pump = new FramePump(tap, user)) {
+                TapBackend tap = guestNs.call(
+                        () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
+                UserNetBackend user = start();
+                FramePump pump = new FramePump(tap, user)) {
             guestNs.exec(10, "ip", "link", "set", "tap0", "up");
             guestNs.exec(10, "ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");
             guestNs.exec(10, "ip", "route", "add", "default", "via", "10.0.2.2");

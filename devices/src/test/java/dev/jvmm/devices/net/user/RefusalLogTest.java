@@ -1,11 +1,10 @@
 package dev.jvmm.devices.net.user;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.ArrayList;
 import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
+import org.junit.jupiter.api.Test;
 
 class RefusalLogTest {
     static final long SECOND = 1_000_000_000L;

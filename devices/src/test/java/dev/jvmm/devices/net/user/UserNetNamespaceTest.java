@@ -1,16 +1,15 @@
 package dev.jvmm.devices.net.user;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.core.testing.FakeDnsServer;
 import dev.jvmm.devices.net.FramePump;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetNamespace;
 import dev.jvmm.devices.net.tap.TapBackend;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
-
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -35,11 +34,11 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /**
  * The user-mode stack against Linux's own TCP/IP: a namespace holds a TAP interface whose other end is the
@@ -67,8 +66,12 @@ class UserNetNamespaceTest {
         try {
             tap = ns.call(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
             user = UserNetBackend.start(new NetConfig.User(
-                    List.of(new NetConfig.HostForward(NetConfig.Protocol.TCP, InetAddress.getLoopbackAddress(), 0, Optional.empty(), GUEST_PORT)),
-                    List.of(), false, true, Optional.empty(),
+                    List.of(new NetConfig.HostForward(
+                            NetConfig.Protocol.TCP, InetAddress.getLoopbackAddress(), 0, Optional.empty(), GUEST_PORT)),
+                    List.of(),
+                    false,
+                    true,
+                    Optional.empty(),
                     Optional.of(fakeResolver.address())));
             pump = new FramePump(tap, user);
             dhcpResult = Files.createTempFile("udhcpc", ".env");
@@ -85,7 +88,21 @@ class UserNetNamespaceTest {
                     esac
                     """.formatted(dhcpResult));
             Files.setPosixFilePermissions(script, PosixFilePermissions.fromString("rwx------"));
-            ns.exec(30, "busybox", "udhcpc", "-i", "tap0", "-f", "-q", "-n", "-t", "5", "-T", "2", "-s", script.toString());
+            ns.exec(
+                    30,
+                    "busybox",
+                    "udhcpc",
+                    "-i",
+                    "tap0",
+                    "-f",
+                    "-q",
+                    "-n",
+                    "-t",
+                    "5",
+                    "-T",
+                    "2",
+                    "-s",
+                    script.toString());
             Files.delete(script);
             hostServer = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
         } catch (Throwable e) {
@@ -132,7 +149,9 @@ class UserNetNamespaceTest {
 
     @Test
     void dnsQueryThroughTheForwarder() throws Exception {
-        byte[] query = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 'j', 'v', 'm', 'm', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+        byte[] query = {
+            0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 'j', 'v', 'm', 'm', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1
+        };
         byte[] reply = ns.call(() -> {
             try (DatagramSocket s = new DatagramSocket()) {
                 s.setSoTimeout(5000);
@@ -176,22 +195,32 @@ class UserNetNamespaceTest {
      */
     @Test
     void byDefaultTheHostIsClosedButDnsAndGuestfwdAnswer() throws Exception {
-        int lan = Arrays.stream(HostAddresses.interfaces()).filter(ip -> (ip >>> 24) != 127).findFirst().orElse(0);
+        int lan = Arrays.stream(HostAddresses.interfaces())
+                .filter(ip -> (ip >>> 24) != 127)
+                .findFirst()
+                .orElse(0);
         try (ServerSocket service = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-             ServerSocket onLan = lan == 0 ? null : new ServerSocket(0, 50, Inet.address(lan));
-             NetNamespace closedNs = NetNamespace.create("jvmm-closed");
-             TapBackend closedTap = closedNs.call(() -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
-             UserNetBackend closed = UserNetBackend.start((NetConfig.User) NetConfig.parse("user,guestfwd=tcp:10.0.2.100:8080-127.0.0.1:"
-                     + service.getLocalPort() + ",resolver=127.0.0.1:" + fakeResolver.address().getPort()));
-             FramePump closedPump = new FramePump(closedTap, closed)) {
+                ServerSocket onLan = lan == 0 ? null : new ServerSocket(0, 50, Inet.address(lan));
+                NetNamespace closedNs = NetNamespace.create("jvmm-closed");
+                TapBackend closedTap = closedNs.call(
+                        () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
+                UserNetBackend closed = UserNetBackend.start((NetConfig.User) NetConfig.parse(
+                        "user,guestfwd=tcp:10.0.2.100:8080-127.0.0.1:" + service.getLocalPort() + ",resolver=127.0.0.1:"
+                                + fakeResolver.address().getPort()));
+                FramePump closedPump = new FramePump(closedTap, closed)) {
             closedNs.exec(10, "ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");
             closedNs.exec(10, "ip", "route", "add", "default", "via", "10.0.2.2");
-            Exception e = closedNs.call(() -> connectFails(new InetSocketAddress("10.0.2.2", hostServer.getLocalPort())));
-            assertTrue(e instanceof ConnectException && e.getMessage().contains("refused"), "10.0.2.2 without hostloopback: " + e);
+            Exception e =
+                    closedNs.call(() -> connectFails(new InetSocketAddress("10.0.2.2", hostServer.getLocalPort())));
+            assertTrue(
+                    e instanceof ConnectException && e.getMessage().contains("refused"),
+                    "10.0.2.2 without hostloopback: " + e);
             if (onLan != null) {
                 InetSocketAddress host = new InetSocketAddress(onLan.getInetAddress(), onLan.getLocalPort());
                 e = closedNs.call(() -> connectFails(host));
-                assertTrue(e instanceof ConnectException && e.getMessage().contains("refused"), host + " without hostloopback: " + e);
+                assertTrue(
+                        e instanceof ConnectException && e.getMessage().contains("refused"),
+                        host + " without hostloopback: " + e);
                 assertEquals(null, ns.call(() -> connectFails(host)), host + " with hostloopback=on");
                 onLan.accept().close();
             }
@@ -314,7 +343,8 @@ class UserNetNamespaceTest {
                 s.connect(new InetSocketAddress("10.0.2.2", hostServer.getLocalPort()), 5000);
                 s.setSoTimeout(10_000);
                 s.getOutputStream().write("hello".getBytes(StandardCharsets.US_ASCII));
-                return assertThrows(SocketException.class, () -> s.getInputStream().read());
+                return assertThrows(
+                        SocketException.class, () -> s.getInputStream().read());
             }
         });
         serverSide.get(10, TimeUnit.SECONDS);
@@ -327,7 +357,8 @@ class UserNetNamespaceTest {
             try (Socket c = hostServer.accept()) {
                 c.setSoTimeout(10_000);
                 c.getOutputStream().write(1);
-                return assertThrows(SocketException.class, () -> c.getInputStream().read());
+                return assertThrows(
+                        SocketException.class, () -> c.getInputStream().read());
             } catch (IOException e) {
                 throw new RuntimeException(e);
             }

@@ -1,14 +1,19 @@
 package dev.jvmm.devices.net.user;
 
+import static dev.jvmm.devices.net.user.Frames.GUEST_MAC;
+import static dev.jvmm.devices.net.user.Inet.GATEWAY;
+import static dev.jvmm.devices.net.user.Inet.GUEST;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetLinkConfig;
 import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
-
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
@@ -26,16 +31,9 @@ import java.util.Random;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
-
-import static dev.jvmm.devices.net.user.Frames.GUEST_MAC;
-import static dev.jvmm.devices.net.user.Inet.GATEWAY;
-import static dev.jvmm.devices.net.user.Inet.GUEST;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /** The user-mode stack driven frame by frame, as a hostile guest would, without root or namespaces. */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
@@ -52,7 +50,8 @@ class UserNetStackTest {
 
     void start(String options) {
         user = UserNetBackend.start(config(options));
-        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest))).get(0);
+        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest)))
+                .get(0);
     }
 
     @AfterEach
@@ -63,7 +62,8 @@ class UserNetStackTest {
     /** Transmits as a device would: BUSY means try again once the backend has room. */
     void send(byte[] frame) throws InterruptedException {
         TxResult r;
-        for (int i = 0; (r = queue.transmit(MemorySegment.ofArray(frame))) == TxResult.BUSY && i < 500; i++) Thread.sleep(10);
+        for (int i = 0; (r = queue.transmit(MemorySegment.ofArray(frame))) == TxResult.BUSY && i < 500; i++)
+            Thread.sleep(10);
         assertEquals(TxResult.SENT, r);
     }
 
@@ -115,17 +115,34 @@ class UserNetStackTest {
         byte[] syn = Frames.tcp(GUEST, GATEWAY, 40000, 1, 1000, 0, SYN, 65535, new byte[0], new byte[0]);
         List<byte[]> bad = new java.util.ArrayList<>();
         bad.add(Arrays.copyOf(syn, 20)); // IP header cut short
-        byte[] ihl = syn.clone(); ihl[14] = 0x44; bad.add(ihl); // IHL below 5
-        byte[] total = syn.clone(); total[16] = (byte) 0xff; bad.add(total); // total length beyond the frame
-        byte[] ipsum = syn.clone(); ipsum[24] ^= 1; bad.add(ipsum); // bad header checksum
-        byte[] frag = syn.clone(); frag[20] = 0x20; bad.add(fixIpChecksum(frag)); // more fragments
-        byte[] tcpsum = syn.clone(); tcpsum[syn.length - 1] ^= 1; bad.add(tcpsum); // bad TCP checksum
-        byte[] doff = syn.clone(); doff[14 + 20 + 12] = (byte) 0xf0; bad.add(doff); // data offset beyond the segment
+        byte[] ihl = syn.clone();
+        ihl[14] = 0x44;
+        bad.add(ihl); // IHL below 5
+        byte[] total = syn.clone();
+        total[16] = (byte) 0xff;
+        bad.add(total); // total length beyond the frame
+        byte[] ipsum = syn.clone();
+        ipsum[24] ^= 1;
+        bad.add(ipsum); // bad header checksum
+        byte[] frag = syn.clone();
+        frag[20] = 0x20;
+        bad.add(fixIpChecksum(frag)); // more fragments
+        byte[] tcpsum = syn.clone();
+        tcpsum[syn.length - 1] ^= 1;
+        bad.add(tcpsum); // bad TCP checksum
+        byte[] doff = syn.clone();
+        doff[14 + 20 + 12] = (byte) 0xf0;
+        bad.add(doff); // data offset beyond the segment
         byte[] udp = Frames.udp(GUEST, GATEWAY, 5000, 9, new byte[10]);
-        byte[] udplen = udp.clone(); udplen[14 + 20 + 4] = 0x7f; bad.add(udplen); // UDP length beyond the packet
-        byte[] udpsum = udp.clone(); udpsum[udp.length - 1] ^= 1; bad.add(udpsum);
+        byte[] udplen = udp.clone();
+        udplen[14 + 20 + 4] = 0x7f;
+        bad.add(udplen); // UDP length beyond the packet
+        byte[] udpsum = udp.clone();
+        udpsum[udp.length - 1] ^= 1;
+        bad.add(udpsum);
         bad.add(Arrays.copyOf(Frames.arpRequest(GUEST, GATEWAY), 30)); // truncated ARP
-        byte[] spoof = Frames.icmpEcho(Inet.ip(192, 168, 1, 1), GATEWAY, 1, 1); bad.add(spoof); // source outside the network
+        byte[] spoof = Frames.icmpEcho(Inet.ip(192, 168, 1, 1), GATEWAY, 1, 1);
+        bad.add(spoof); // source outside the network
         byte[] badOpt = Frames.tcp(GUEST, GATEWAY, 40001, 1, 1, 0, SYN, 100, new byte[] {2, 9, 0, 0}, new byte[0]);
         bad.add(badOpt); // MSS option whose length runs off the header
         long before = user.droppedFrames();
@@ -140,7 +157,9 @@ class UserNetStackTest {
         send(Frames.arpRequest(GUEST, GATEWAY));
         assertNotNull(next(o -> o.type() == 0x0806, 5000), "the stack still answers after the garbage");
         assertTrue(user.droppedFrames() - before >= bad.size() + 1, "dropped " + (user.droppedFrames() - before));
-        assertNull(next(o -> o.protocol() == 6 && o.srcPort() == 1 && (o.flags() & SYN) != 0, 300), "no SYN-ACK for a malformed SYN");
+        assertNull(
+                next(o -> o.protocol() == 6 && o.srcPort() == 1 && (o.flags() & SYN) != 0, 300),
+                "no SYN-ACK for a malformed SYN");
     }
 
     static byte[] fixIpChecksum(byte[] f) {
@@ -187,12 +206,13 @@ class UserNetStackTest {
     void byDefaultTheGatewaysPortsAreClosedToTheGuest() throws Exception {
         start("");
         try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-             DatagramSocket udpServer = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+                DatagramSocket udpServer = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
             send(Frames.tcp(GUEST, GATEWAY, 40000, server.getLocalPort(), 1, 0, SYN, 65535, new byte[0], new byte[0]));
             Frames.Out r = tcpTo(40000, 2000);
             assertNotNull(r);
             assertEquals(RST | ACK, r.flags(), "refused as a closed port is");
-            send(Frames.udp(GUEST, GATEWAY, 5555, udpServer.getLocalPort(), "ping".getBytes(StandardCharsets.US_ASCII)));
+            send(Frames.udp(
+                    GUEST, GATEWAY, 5555, udpServer.getLocalPort(), "ping".getBytes(StandardCharsets.US_ASCII)));
             Frames.Out u = next(o -> o.protocol() == 1, 2000);
             assertNotNull(u);
             assertEquals(3, u.payload()[0]);
@@ -200,7 +220,9 @@ class UserNetStackTest {
             server.setSoTimeout(200);
             assertThrows(java.net.SocketTimeoutException.class, server::accept, "nothing reached the host's loopback");
             udpServer.setSoTimeout(200);
-            assertThrows(java.net.SocketTimeoutException.class, () -> udpServer.receive(new DatagramPacket(new byte[10], 10)));
+            assertThrows(
+                    java.net.SocketTimeoutException.class,
+                    () -> udpServer.receive(new DatagramPacket(new byte[10], 10)));
         }
     }
 
@@ -212,7 +234,8 @@ class UserNetStackTest {
             send(Frames.arpRequest(GUEST, forward));
             Frames.Out arp = next(o -> o.type() == 0x0806, 2000);
             assertNotNull(arp, "the guest finds 10.0.2.100 on its link");
-            assertEquals(forward, java.nio.ByteBuffer.wrap(arp.raw()).getInt(14 + 14), "the reply says who has 10.0.2.100");
+            assertEquals(
+                    forward, java.nio.ByteBuffer.wrap(arp.raw()).getInt(14 + 14), "the reply says who has 10.0.2.100");
             send(Frames.tcp(GUEST, forward, 40000, 8080, 1, 0, SYN, 65535, new byte[0], new byte[0]));
             Frames.Out synAck = tcpTo(40000, 3000);
             assertNotNull(synAck);
@@ -258,7 +281,17 @@ class UserNetStackTest {
             server.setSoTimeout(5000);
             int port = server.getLocalPort();
             int iss = 1_000_000;
-            send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss, 0, SYN, 65535, new byte[] {2, 4, 0x05, (byte) 0xb4}, new byte[0]));
+            send(Frames.tcp(
+                    GUEST,
+                    GATEWAY,
+                    40000,
+                    port,
+                    iss,
+                    0,
+                    SYN,
+                    65535,
+                    new byte[] {2, 4, 0x05, (byte) 0xb4},
+                    new byte[0]));
             Frames.Out synAck = tcpTo(40000, 3000);
             assertNotNull(synAck);
             assertEquals(SYN | ACK, synAck.flags());
@@ -279,19 +312,41 @@ class UserNetStackTest {
                 assertEquals(ours, again.seq());
                 assertEquals("abc", new String(again.payload(), StandardCharsets.US_ASCII));
                 // Guest data, acknowledging ours; then data out of order, which must not reach the host.
-                send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 1, ours + 3, ACK | PSH, 65535, new byte[0], "xyz".getBytes(StandardCharsets.US_ASCII)));
+                send(Frames.tcp(
+                        GUEST,
+                        GATEWAY,
+                        40000,
+                        port,
+                        iss + 1,
+                        ours + 3,
+                        ACK | PSH,
+                        65535,
+                        new byte[0],
+                        "xyz".getBytes(StandardCharsets.US_ASCII)));
                 Frames.Out ack = next(o -> o.protocol() == 6 && o.ack() == iss + 4, 3000);
                 assertNotNull(ack);
                 InputStream in = host.getInputStream();
                 assertEquals("xyz", new String(in.readNBytes(3), StandardCharsets.US_ASCII));
-                send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 10, ours + 3, ACK | PSH, 65535, new byte[0], "zzz".getBytes(StandardCharsets.US_ASCII)));
+                send(Frames.tcp(
+                        GUEST,
+                        GATEWAY,
+                        40000,
+                        port,
+                        iss + 10,
+                        ours + 3,
+                        ACK | PSH,
+                        65535,
+                        new byte[0],
+                        "zzz".getBytes(StandardCharsets.US_ASCII)));
                 Frames.Out dup = next(o -> o.protocol() == 6 && o.payload().length == 0, 3000);
                 assertNotNull(dup);
                 assertEquals(iss + 4, dup.ack(), "a duplicate ACK for the hole");
                 // A reset outside the window is ignored; one at rcv.nxt resets the host's side.
                 send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 4 + (1 << 30), 0, RST, 0, new byte[0], new byte[0]));
                 host.getOutputStream().write('!');
-                assertNotNull(next(o -> o.protocol() == 6 && o.payload().length == 1, 3000), "connection survived a blind reset");
+                assertNotNull(
+                        next(o -> o.protocol() == 6 && o.payload().length == 1, 3000),
+                        "connection survived a blind reset");
                 send(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 4, 0, RST, 0, new byte[0], new byte[0]));
                 SocketException e = assertThrows(SocketException.class, () -> {
                     int b = in.read();
@@ -307,7 +362,7 @@ class UserNetStackTest {
     String receiveUntilFin(int port, int expectedSeq) throws InterruptedException {
         StringBuilder got = new StringBuilder();
         int seq = expectedSeq;
-        for (;;) {
+        for (; ; ) {
             Frames.Out o = tcpTo(port, 3000);
             if (o == null) return null;
             if (o.seq() != seq) continue; // a retransmission
@@ -331,7 +386,8 @@ class UserNetStackTest {
                 host.getOutputStream().write("banner".getBytes(StandardCharsets.US_ASCII));
                 host.shutdownOutput();
                 Thread.sleep(300);
-                send(Frames.tcp(GUEST, GATEWAY, 40000, port, 2, synAck.seq() + 1, ACK, 65535, new byte[0], new byte[0]));
+                send(Frames.tcp(
+                        GUEST, GATEWAY, 40000, port, 2, synAck.seq() + 1, ACK, 65535, new byte[0], new byte[0]));
                 assertEquals("banner", receiveUntilFin(40000, synAck.seq() + 1));
             }
         }
@@ -350,7 +406,17 @@ class UserNetStackTest {
             assertNotNull(syn);
             assertEquals(SYN, syn.flags());
             Thread.sleep(300); // the client's bytes and FIN reach the stack before the guest answers
-            send(Frames.tcp(GUEST, GATEWAY, 8080, syn.srcPort(), 5000, syn.seq() + 1, SYN | ACK, 65535, new byte[0], new byte[0]));
+            send(Frames.tcp(
+                    GUEST,
+                    GATEWAY,
+                    8080,
+                    syn.srcPort(),
+                    5000,
+                    syn.seq() + 1,
+                    SYN | ACK,
+                    65535,
+                    new byte[0],
+                    new byte[0]));
             assertEquals("hello guest", receiveUntilFin(8080, syn.seq() + 1));
         }
     }
@@ -359,7 +425,8 @@ class UserNetStackTest {
     void guestBytesQueuedForASlowHostReaderOutliveTimeWait() throws Exception {
         start("hostloopback=on");
         try (ServerSocket server = new ServerSocket()) {
-            server.setReceiveBufferSize(4096); // the accepted socket takes little, so the stack's channel holds the rest
+            server.setReceiveBufferSize(
+                    4096); // the accepted socket takes little, so the stack's channel holds the rest
             server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 1);
             server.setSoTimeout(5000);
             int port = server.getLocalPort();
@@ -375,7 +442,8 @@ class UserNetStackTest {
                 while (stalls < 2 && next - 1 < (16 << 20)) {
                     for (int i = 0; i < chunk.length; i++) chunk[i] = (byte) ((next - 1 + i) % 251);
                     send(Frames.tcp(GUEST, GATEWAY, 40000, port, next, ours, ACK, 65535, new byte[0], chunk));
-                    Frames.Out a = next(o -> o.protocol() == 6 && o.dstPort() == 40000 && o.payload().length == 0, 1000);
+                    Frames.Out a =
+                            next(o -> o.protocol() == 6 && o.dstPort() == 40000 && o.payload().length == 0, 1000);
                     int acked = a == null ? next : a.ack();
                     stalls = acked - next < chunk.length ? stalls + 1 : 0;
                     if (acked - next > 0) next = acked;
@@ -385,7 +453,8 @@ class UserNetStackTest {
                 host.shutdownOutput();
                 Frames.Out fin = next(o -> o.protocol() == 6 && o.dstPort() == 40000 && (o.flags() & FIN) != 0, 3000);
                 assertNotNull(fin);
-                send(Frames.tcp(GUEST, GATEWAY, 40000, port, next, ours + 1, FIN | ACK, 65535, new byte[0], new byte[0]));
+                send(Frames.tcp(
+                        GUEST, GATEWAY, 40000, port, next, ours + 1, FIN | ACK, 65535, new byte[0], new byte[0]));
                 Thread.sleep(3000); // TIME_WAIT runs out while most bytes still wait for the host to read them
                 host.setSoTimeout(10_000);
                 byte[] got = host.getInputStream().readAllBytes();
@@ -402,7 +471,8 @@ class UserNetStackTest {
     void aGuestThatTakesNoFramesMakesTheStackStopReadingTheHost() throws Exception {
         user = UserNetBackend.start(config("hostloopback=on"));
         java.util.concurrent.atomic.AtomicBoolean accepting = new java.util.concurrent.atomic.AtomicBoolean(true);
-        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest, accepting::get))).get(0);
+        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest, accepting::get)))
+                .get(0);
         try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             int port = server.getLocalPort();
             send(Frames.tcp(GUEST, GATEWAY, 40000, port, 1, 0, SYN, 65535, new byte[] {3, 3, 14, 0}, new byte[0]));

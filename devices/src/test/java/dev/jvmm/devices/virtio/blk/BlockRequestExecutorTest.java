@@ -1,23 +1,23 @@
 package dev.jvmm.devices.virtio.blk;
 
-import dev.jvmm.devices.block.MemoryBackend;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.*;
 
+import dev.jvmm.devices.block.MemoryBackend;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.atomic.LongAdder;
-
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
 
 /** The executor on hand-made requests: no ring, no parser, only the backend and the status byte. */
 class BlockRequestExecutorTest {
     final MemoryBackend disk = new MemoryBackend(1 << 20, false);
     final LongAdder errors = new LongAdder();
-    final MemorySegment status = MemorySegment.ofArray(new byte[]{0x7f});
-    final MemorySegment id = MemorySegment.ofArray(java.util.Arrays.copyOf("serial-1".getBytes(StandardCharsets.US_ASCII), 20));
+    final MemorySegment status = MemorySegment.ofArray(new byte[] {0x7f});
+    final MemorySegment id =
+            MemorySegment.ofArray(java.util.Arrays.copyOf("serial-1".getBytes(StandardCharsets.US_ASCII), 20));
 
     @AfterEach
     void tearDown() {
@@ -67,7 +67,9 @@ class BlockRequestExecutorTest {
         assertEquals(1, executor(false).execute(new BlockRequest.Refused(Rejection.OUT_OF_RANGE, status)));
         assertEquals(VirtioBlock.S_IOERR, status.get(ValueLayout.JAVA_BYTE, 0));
         assertEquals(0, disk.writes.get());
-        assertThrows(IllegalArgumentException.class, () -> executor(false).execute(new BlockRequest.Refused(Rejection.NO_STATUS, null)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> executor(false).execute(new BlockRequest.Refused(Rejection.NO_STATUS, null)));
         assertThrows(IllegalArgumentException.class, () -> new BlockRequest.Refused(Rejection.OUT_OF_RANGE, null));
     }
 

@@ -1,5 +1,9 @@
 package dev.jvmm.devices.virtio.blk;
 
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.devices.block.MemoryBackend;
 import dev.jvmm.devices.virtio.DeviceStatus;
 import dev.jvmm.devices.virtio.DriverQueue;
@@ -8,27 +12,25 @@ import dev.jvmm.devices.virtio.GuestRam;
 import dev.jvmm.devices.virtio.TestDriver;
 import dev.jvmm.devices.virtio.Transport;
 import dev.jvmm.devices.virtio.VirtioFeatures;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
-
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** virtio-blk driven through each transport by a mock guest driver. */
 class VirtioBlockTest {
     static final long DISK = 1 << 20;
     static final long BASE_FEATURES = VirtioFeatures.bit(VirtioFeatures.VERSION_1)
-            | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX) | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC)
-            | bit(VirtioBlock.F_FLUSH) | bit(VirtioBlock.F_BLK_SIZE) | bit(VirtioBlock.F_SEG_MAX);
+            | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
+            | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC)
+            | bit(VirtioBlock.F_FLUSH)
+            | bit(VirtioBlock.F_BLK_SIZE)
+            | bit(VirtioBlock.F_SEG_MAX);
     static final long ALL = BASE_FEATURES | bit(VirtioBlock.F_DISCARD) | bit(VirtioBlock.F_WRITE_ZEROES);
 
     GuestRam ram = new GuestRam();
@@ -162,14 +164,18 @@ class VirtioBlockTest {
         ram.memory.writeLong(buf + 8, 7);
         ram.memory.write(buf + 16, data);
         long s = ram.alloc(1, 1);
-        assertEquals(VirtioBlock.S_OK, submit(0, s, in(buf, 100), in(buf + 100, 1000), in(buf + 1100, 16 + data.length - 1100), out(s, 1)).status());
+        assertEquals(
+                VirtioBlock.S_OK,
+                submit(0, s, in(buf, 100), in(buf + 100, 1000), in(buf + 1100, 16 + data.length - 1100), out(s, 1))
+                        .status());
         assertArrayEquals(data, diskBytes(7 * 512, data.length));
 
         // Read back through an indirect table, into three pieces.
         long d1 = ram.alloc(1000, 8), d2 = ram.alloc(3000, 8), d3 = ram.alloc(96, 8);
         long table = ram.alloc(16 * 5, 16);
         DriverQueue q = queues[0];
-        int head = q.indirectChain(table, in(header(VirtioBlock.T_IN, 7), 16), out(d1, 1000), out(d2, 3000), out(d3, 96), out(s, 1));
+        int head = q.indirectChain(
+                table, in(header(VirtioBlock.T_IN, 7), 16), out(d1, 1000), out(d2, 3000), out(d3, 96), out(s, 1));
         q.publish(head);
         drv.notifyQueue(0);
         assertTrue(TestDriver.awaitUsed(q, 1, 5000));
@@ -218,7 +224,9 @@ class VirtioBlockTest {
     void flushReachesTheBackend(Transport t) throws Exception {
         start(t);
         long s = ram.alloc(1, 1);
-        assertEquals(VirtioBlock.S_OK, submit(0, s, in(header(VirtioBlock.T_FLUSH, 0), 16), out(s, 1)).status());
+        assertEquals(
+                VirtioBlock.S_OK,
+                submit(0, s, in(header(VirtioBlock.T_FLUSH, 0), 16), out(s, 1)).status());
         assertEquals(1, disk.flushes.get());
         long src = ram.alloc(512, 512);
         write(0, src, 512);
@@ -254,16 +262,23 @@ class VirtioBlockTest {
     void discardAndWriteZeroes(Transport t) throws Exception {
         start(t);
         disk.data.fill((byte) 0xaa);
-        assertEquals(VirtioBlock.S_OK, segments(VirtioBlock.T_DISCARD, new long[][]{{10, 2, 0}, {20, 1, 0}}).status());
+        assertEquals(
+                VirtioBlock.S_OK,
+                segments(VirtioBlock.T_DISCARD, new long[][] {{10, 2, 0}, {20, 1, 0}})
+                        .status());
         assertEquals(2, disk.discards.get());
         assertArrayEquals(new byte[1024], diskBytes(10 * 512, 1024));
         assertEquals((byte) 0xaa, diskBytes(12 * 512, 1)[0]);
         assertArrayEquals(new byte[512], diskBytes(20 * 512, 512));
 
-        assertEquals(VirtioBlock.S_OK, segments(VirtioBlock.T_WRITE_ZEROES, new long[][]{{30, 4, 1}}).status());
+        assertEquals(
+                VirtioBlock.S_OK,
+                segments(VirtioBlock.T_WRITE_ZEROES, new long[][] {{30, 4, 1}}).status());
         assertTrue(disk.lastZeroUnmap);
         assertArrayEquals(new byte[2048], diskBytes(30 * 512, 2048));
-        assertEquals(VirtioBlock.S_OK, segments(VirtioBlock.T_WRITE_ZEROES, new long[][]{{40, 1, 0}}).status());
+        assertEquals(
+                VirtioBlock.S_OK,
+                segments(VirtioBlock.T_WRITE_ZEROES, new long[][] {{40, 1, 0}}).status());
         assertFalse(disk.lastZeroUnmap);
     }
 
@@ -272,15 +287,33 @@ class VirtioBlockTest {
     void badDiscardsAreRefusedWithoutTouchingTheDisk(Transport t) throws Exception {
         start(t);
         long cap = DISK / 512;
-        assertEquals(VirtioBlock.S_UNSUPP, segments(VirtioBlock.T_DISCARD, new long[][]{{1, 1, 1}}).status(), "unmap on discard");
-        assertEquals(VirtioBlock.S_UNSUPP, segments(VirtioBlock.T_WRITE_ZEROES, new long[][]{{1, 1, 2}}).status(), "unknown flag");
-        assertEquals(VirtioBlock.S_IOERR, segments(VirtioBlock.T_DISCARD, new long[][]{{1, 1, 0}, {cap - 1, 2, 0}}).status(), "beyond capacity");
-        assertEquals(VirtioBlock.S_IOERR, segments(VirtioBlock.T_DISCARD, new long[][]{{-1L, 1, 0}}).status(), "sector 2^64-1");
+        assertEquals(
+                VirtioBlock.S_UNSUPP,
+                segments(VirtioBlock.T_DISCARD, new long[][] {{1, 1, 1}}).status(),
+                "unmap on discard");
+        assertEquals(
+                VirtioBlock.S_UNSUPP,
+                segments(VirtioBlock.T_WRITE_ZEROES, new long[][] {{1, 1, 2}}).status(),
+                "unknown flag");
+        assertEquals(
+                VirtioBlock.S_IOERR,
+                segments(VirtioBlock.T_DISCARD, new long[][] {{1, 1, 0}, {cap - 1, 2, 0}})
+                        .status(),
+                "beyond capacity");
+        assertEquals(
+                VirtioBlock.S_IOERR,
+                segments(VirtioBlock.T_DISCARD, new long[][] {{-1L, 1, 0}}).status(),
+                "sector 2^64-1");
         long[][] tooMany = new long[VirtioBlock.MAX_DISCARD_SEG + 1][];
-        Arrays.fill(tooMany, new long[]{0, 1, 0});
-        assertEquals(VirtioBlock.S_IOERR, segments(VirtioBlock.T_DISCARD, tooMany).status(), "more than max_discard_seg");
+        Arrays.fill(tooMany, new long[] {0, 1, 0});
+        assertEquals(
+                VirtioBlock.S_IOERR, segments(VirtioBlock.T_DISCARD, tooMany).status(), "more than max_discard_seg");
         long s = ram.alloc(1, 1), odd = ram.alloc(8, 8);
-        assertEquals(VirtioBlock.S_IOERR, submit(0, s, in(header(VirtioBlock.T_DISCARD, 0), 16), in(odd, 8), out(s, 1)).status(), "partial segment");
+        assertEquals(
+                VirtioBlock.S_IOERR,
+                submit(0, s, in(header(VirtioBlock.T_DISCARD, 0), 16), in(odd, 8), out(s, 1))
+                        .status(),
+                "partial segment");
         assertEquals(0, disk.discards.get());
         assertEquals(0, disk.zeroes.get());
     }
@@ -289,7 +322,9 @@ class VirtioBlockTest {
     @EnumSource(Transport.class)
     void discardWithoutTheFeatureIsUnsupported(Transport t) throws Exception {
         start(t, VirtioBlock.Options.DEFAULT, false, BASE_FEATURES);
-        assertEquals(VirtioBlock.S_UNSUPP, segments(VirtioBlock.T_DISCARD, new long[][]{{1, 1, 0}}).status());
+        assertEquals(
+                VirtioBlock.S_UNSUPP,
+                segments(VirtioBlock.T_DISCARD, new long[][] {{1, 1, 0}}).status());
         assertEquals(0, disk.discards.get());
     }
 
@@ -305,7 +340,9 @@ class VirtioBlockTest {
         assertEquals(VirtioBlock.S_IOERR, write(0, src, 512).status());
         assertEquals(0, disk.writes.get());
         assertEquals((byte) 0x11, diskBytes(0, 1)[0]);
-        assertEquals(VirtioBlock.S_UNSUPP, segments(VirtioBlock.T_WRITE_ZEROES, new long[][]{{0, 1, 0}}).status());
+        assertEquals(
+                VirtioBlock.S_UNSUPP,
+                segments(VirtioBlock.T_WRITE_ZEROES, new long[][] {{0, 1, 0}}).status());
         long dst = ram.alloc(512, 512);
         assertEquals(VirtioBlock.S_OK, read(0, dst, 512).status(), "reads still work");
     }
@@ -338,9 +375,12 @@ class VirtioBlockTest {
     @EnumSource(Transport.class)
     void unknownRequestTypesAreUnsupported(Transport t) throws Exception {
         start(t);
-        for (int type : new int[]{VirtioBlock.T_GET_LIFETIME, VirtioBlock.T_SECURE_ERASE, 2, 99, -1}) {
+        for (int type : new int[] {VirtioBlock.T_GET_LIFETIME, VirtioBlock.T_SECURE_ERASE, 2, 99, -1}) {
             long s = ram.alloc(1, 1), d = ram.alloc(16, 8);
-            assertEquals(VirtioBlock.S_UNSUPP, submit(0, s, in(header(type, 0), 16), out(d, 16), out(s, 1)).status(), "type " + type);
+            assertEquals(
+                    VirtioBlock.S_UNSUPP,
+                    submit(0, s, in(header(type, 0), 16), out(d, 16), out(s, 1)).status(),
+                    "type " + type);
         }
     }
 
@@ -357,7 +397,9 @@ class VirtioBlockTest {
         disk.failReads = false;
         disk.failFlush = true;
         long s = ram.alloc(1, 1);
-        assertEquals(VirtioBlock.S_IOERR, submit(0, s, in(header(VirtioBlock.T_FLUSH, 0), 16), out(s, 1)).status());
+        assertEquals(
+                VirtioBlock.S_IOERR,
+                submit(0, s, in(header(VirtioBlock.T_FLUSH, 0), 16), out(s, 1)).status());
         disk.failFlush = false;
         assertEquals(VirtioBlock.S_OK, write(0, buf, 512).status());
         assertEquals(0, drv.status() & DeviceStatus.DEVICE_NEEDS_RESET);
@@ -394,7 +436,7 @@ class VirtioBlockTest {
             ram.memory.fill(src, 512, (byte) (qi + 1));
             queues[qi].add(in(header(VirtioBlock.T_OUT, 50 + qi), 16), in(src, 512), out(s, 1));
             drv.notifyQueue(qi);
-            pending.add(new long[]{qi, s});
+            pending.add(new long[] {qi, s});
         }
         for (long[] p : pending) {
             assertTrue(TestDriver.awaitUsed(queues[(int) p[0]], 1, 5000), "queue " + p[0]);

@@ -1,5 +1,9 @@
 package dev.jvmm.devices.virtio.mmio;
 
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.core.bus.Bus;
 import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.devices.block.MemoryBackend;
@@ -16,10 +20,6 @@ import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
-import static org.junit.jupiter.api.Assertions.*;
 
 class VirtioMmioTransportTest {
     static final long BASE = 0xd000_0000L;
@@ -39,7 +39,8 @@ class VirtioMmioTransportTest {
         bus = new Bus("mmio");
         disk = new MemoryBackend(1 << 20, false);
         irqs = new FakeInterruptController();
-        transport = new VirtioMmioTransport("vda", new VirtioBlock(disk, VirtioBlock.Options.DEFAULT), ram.memory, irqs, 5, Trigger.LEVEL);
+        transport = new VirtioMmioTransport(
+                "vda", new VirtioBlock(disk, VirtioBlock.Options.DEFAULT), ram.memory, irqs, 5, Trigger.LEVEL);
         irq = irqs.events.get(5);
         bus.register("vda", BASE, VirtioMmioTransport.WINDOW_SIZE, transport);
         drv = new MmioTestDriver(bus, BASE, irq, transport);
@@ -84,10 +85,13 @@ class VirtioMmioTransportTest {
         assertTrue(VirtioFeatures.has(offered, VirtioFeatures.VERSION_1));
         assertTrue(VirtioFeatures.has(offered, VirtioBlock.F_FLUSH));
         drv.writeStatus(DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER);
-        assertFalse(drv.negotiate(FEATURES | VirtioFeatures.bit(VirtioFeatures.RING_PACKED)), "an unoffered feature is refused");
+        assertFalse(
+                drv.negotiate(FEATURES | VirtioFeatures.bit(VirtioFeatures.RING_PACKED)),
+                "an unoffered feature is refused");
         drv.reset();
         drv.writeStatus(DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER);
-        assertFalse(drv.negotiate(VirtioFeatures.bit(VirtioBlock.F_FLUSH)), "a legacy driver (no VERSION_1) is refused");
+        assertFalse(
+                drv.negotiate(VirtioFeatures.bit(VirtioBlock.F_FLUSH)), "a legacy driver (no VERSION_1) is refused");
         drv.reset();
         drv.writeStatus(DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER);
         assertTrue(drv.negotiate(FEATURES | VirtioFeatures.bit(VirtioBlock.F_FLUSH)));
@@ -128,7 +132,8 @@ class VirtioMmioTransportTest {
     void everyEventIsOneTriggerOnAnEdgePin() throws Exception {
         FakeInterruptController edgeIrqs = new FakeInterruptController();
         MemoryBackend disk2 = new MemoryBackend(1 << 20, false);
-        VirtioMmioTransport t2 = new VirtioMmioTransport("vdb", new VirtioBlock(disk2, VirtioBlock.Options.DEFAULT), ram.memory, edgeIrqs, 6, Trigger.EDGE);
+        VirtioMmioTransport t2 = new VirtioMmioTransport(
+                "vdb", new VirtioBlock(disk2, VirtioBlock.Options.DEFAULT), ram.memory, edgeIrqs, 6, Trigger.EDGE);
         bus.register("vdb", BASE + 0x1000, VirtioMmioTransport.WINDOW_SIZE, t2);
         RecordingInterruptEvent edge = edgeIrqs.events.get(6);
         try (MmioTestDriver drv2 = new MmioTestDriver(bus, BASE + 0x1000, edge, t2)) {
@@ -217,7 +222,8 @@ class VirtioMmioTransportTest {
     void malformedChainMeansNeedsResetWhileOtherDevicesKeepRunning() throws Exception {
         // A second device on the same bus, with its own disk.
         MemoryBackend disk2 = new MemoryBackend(1 << 20, false);
-        VirtioMmioTransport t2 = new VirtioMmioTransport("vdb", new VirtioBlock(disk2, VirtioBlock.Options.DEFAULT), ram.memory, irqs, 6, Trigger.LEVEL);
+        VirtioMmioTransport t2 = new VirtioMmioTransport(
+                "vdb", new VirtioBlock(disk2, VirtioBlock.Options.DEFAULT), ram.memory, irqs, 6, Trigger.LEVEL);
         bus.register("vdb", BASE + 0x1000, VirtioMmioTransport.WINDOW_SIZE, t2);
         try (MmioTestDriver drv2 = new MmioTestDriver(bus, BASE + 0x1000, irqs.events.get(6), t2)) {
             DriverQueue q = new DriverQueue(ram, 16), q2 = new DriverQueue(ram, 16);

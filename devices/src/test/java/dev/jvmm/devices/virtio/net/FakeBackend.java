@@ -6,7 +6,6 @@ import dev.jvmm.devices.net.NetCapabilities;
 import dev.jvmm.devices.net.NetLinkConfig;
 import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -40,7 +39,8 @@ final class FakeBackend implements NetBackend {
     @Override
     public synchronized List<NetQueue> activate(NetLinkConfig config, List<? extends GuestPort> ports) {
         if (ports.size() > caps.maxQueuePairs()) throw new IllegalArgumentException(ports.size() + " pairs");
-        if (!caps.toGuest().containsAll(config.toGuest())) throw new IllegalArgumentException("offloads " + config.toGuest());
+        if (!caps.toGuest().containsAll(config.toGuest()))
+            throw new IllegalArgumentException("offloads " + config.toGuest());
         activations.add(config);
         this.ports = List.copyOf(ports);
         List<NetQueue> queues = new ArrayList<>();

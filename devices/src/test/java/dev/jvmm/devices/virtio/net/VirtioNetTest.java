@@ -1,5 +1,10 @@
 package dev.jvmm.devices.virtio.net;
 
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
+import static dev.jvmm.devices.virtio.net.VirtioNet.*;
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.devices.net.MacAddress;
 import dev.jvmm.devices.net.NetCapabilities;
 import dev.jvmm.devices.net.NetOffload;
@@ -11,11 +16,6 @@ import dev.jvmm.devices.virtio.TestDriver;
 import dev.jvmm.devices.virtio.Transport;
 import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.Virtqueue;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
-
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -24,20 +24,26 @@ import java.util.EnumSet;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
-
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
-import static dev.jvmm.devices.virtio.net.VirtioNet.*;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** virtio-net driven by a mock guest driver over each transport, against a fake backend. */
 class VirtioNetTest {
     static final long MAC = 0x525400123456L, OTHER = 0x525400abcdefL, BCAST = 0xffffffffffffL, MCAST = 0x01005e000001L;
-    static final NetCapabilities ALL = new NetCapabilities(EnumSet.allOf(NetOffload.class), EnumSet.allOf(NetOffload.class), 1);
+    static final NetCapabilities ALL =
+            new NetCapabilities(EnumSet.allOf(NetOffload.class), EnumSet.allOf(NetOffload.class), 1);
     static final NetCapabilities NONE = new NetCapabilities(Set.of(), Set.of(), 1);
-    static final long BASE = VirtioFeatures.bit(VirtioFeatures.VERSION_1) | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC)
-            | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX) | bit(F_MAC) | bit(F_STATUS) | bit(F_CTRL_VQ)
-            | bit(F_CTRL_RX) | bit(F_CTRL_RX_EXTRA) | bit(F_CTRL_MAC_ADDR);
+    static final long BASE = VirtioFeatures.bit(VirtioFeatures.VERSION_1)
+            | VirtioFeatures.bit(VirtioFeatures.INDIRECT_DESC)
+            | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
+            | bit(F_MAC)
+            | bit(F_STATUS)
+            | bit(F_CTRL_VQ)
+            | bit(F_CTRL_RX)
+            | bit(F_CTRL_RX_EXTRA)
+            | bit(F_CTRL_MAC_ADDR);
 
     GuestRam ram = new GuestRam(0x10000, 8 << 20);
     FakeBackend backend;
@@ -158,21 +164,46 @@ class VirtioNetTest {
     @Test
     void offloadsAreOfferedOnlyWhenTheBackendHonoursThem() {
         long none = VirtioNet.features(NONE, 1);
-        for (int f : new int[] {F_CSUM, F_GUEST_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_HOST_ECN, F_HOST_USO, F_GUEST_TSO4,
-                F_GUEST_TSO6, F_GUEST_ECN, F_GUEST_USO4, F_GUEST_USO6, F_MQ})
-            assertFalse(has(none, f), "feature " + f + " without backend support");
+        for (int f : new int[] {
+            F_CSUM,
+            F_GUEST_CSUM,
+            F_HOST_TSO4,
+            F_HOST_TSO6,
+            F_HOST_ECN,
+            F_HOST_USO,
+            F_GUEST_TSO4,
+            F_GUEST_TSO6,
+            F_GUEST_ECN,
+            F_GUEST_USO4,
+            F_GUEST_USO6,
+            F_MQ
+        }) assertFalse(has(none, f), "feature " + f + " without backend support");
         assertTrue(has(none, F_MRG_RXBUF) && has(none, F_CTRL_VQ) && has(none, F_MAC) && has(none, F_STATUS));
 
         long all = VirtioNet.features(ALL, 1);
-        for (int f : new int[] {F_CSUM, F_GUEST_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_HOST_ECN, F_HOST_USO, F_GUEST_TSO4,
-                F_GUEST_TSO6, F_GUEST_ECN, F_GUEST_USO4, F_GUEST_USO6})
-            assertTrue(has(all, f), "feature " + f);
+        for (int f : new int[] {
+            F_CSUM,
+            F_GUEST_CSUM,
+            F_HOST_TSO4,
+            F_HOST_TSO6,
+            F_HOST_ECN,
+            F_HOST_USO,
+            F_GUEST_TSO4,
+            F_GUEST_TSO6,
+            F_GUEST_ECN,
+            F_GUEST_USO4,
+            F_GUEST_USO6
+        }) assertTrue(has(all, f), "feature " + f);
 
         // Segmentation without partial checksums is not offered (the spec's dependencies).
-        NetCapabilities tsoOnly = new NetCapabilities(EnumSet.of(NetOffload.TSO4), EnumSet.of(NetOffload.TSO4, NetOffload.TSO_ECN), 1);
+        NetCapabilities tsoOnly =
+                new NetCapabilities(EnumSet.of(NetOffload.TSO4), EnumSet.of(NetOffload.TSO4, NetOffload.TSO_ECN), 1);
         long f = VirtioNet.features(tsoOnly, 1);
         assertFalse(has(f, F_HOST_TSO4) || has(f, F_GUEST_TSO4) || has(f, F_GUEST_ECN));
-        NetCapabilities user = new NetCapabilities(EnumSet.of(NetOffload.CSUM, NetOffload.TSO4, NetOffload.USO), EnumSet.of(NetOffload.CSUM, NetOffload.TSO4), 1);
+        NetCapabilities user = new NetCapabilities(
+                EnumSet.of(NetOffload.CSUM, NetOffload.TSO4, NetOffload.USO),
+                EnumSet.of(NetOffload.CSUM, NetOffload.TSO4),
+                1);
         f = VirtioNet.features(user, 1);
         assertTrue(has(f, F_HOST_USO) && has(f, F_GUEST_TSO4));
         assertFalse(has(f, F_GUEST_TSO6) || has(f, F_GUEST_USO4) || has(f, F_HOST_TSO6));
@@ -182,10 +213,17 @@ class VirtioNetTest {
     @Test
     void backendIsToldOnlyTheOffloadsTheGuestAcceptedWithTheirDependencies() {
         start(Transport.MMIO, BASE | bit(F_GUEST_CSUM) | bit(F_GUEST_TSO4) | bit(F_GUEST_ECN) | bit(F_GUEST_USO4));
-        assertEquals(EnumSet.of(NetOffload.CSUM, NetOffload.TSO4, NetOffload.TSO_ECN), backend.activations.get(0).toGuest());
+        assertEquals(
+                EnumSet.of(NetOffload.CSUM, NetOffload.TSO4, NetOffload.TSO_ECN),
+                backend.activations.get(0).toGuest());
         assertEquals(HEADER, backend.activations.get(0).vnetHeaderLength());
-        assertEquals(Set.of(), VirtioNet.toGuest(bit(F_GUEST_TSO4) | bit(F_GUEST_TSO6)), "TSO without GUEST_CSUM is not used");
-        assertEquals(EnumSet.of(NetOffload.CSUM, NetOffload.USO), VirtioNet.toGuest(bit(F_GUEST_CSUM) | bit(F_GUEST_USO4) | bit(F_GUEST_USO6)));
+        assertEquals(
+                Set.of(),
+                VirtioNet.toGuest(bit(F_GUEST_TSO4) | bit(F_GUEST_TSO6)),
+                "TSO without GUEST_CSUM is not used");
+        assertEquals(
+                EnumSet.of(NetOffload.CSUM, NetOffload.USO),
+                VirtioNet.toGuest(bit(F_GUEST_CSUM) | bit(F_GUEST_USO4) | bit(F_GUEST_USO6)));
     }
 
     // ---- transmit ----
@@ -197,8 +235,9 @@ class VirtioNetTest {
         byte[] a = frame(OTHER, 60, 1), b = frame(OTHER, 1514, 2), c = frame(BCAST, 400, 3);
         long pa = put(a), pb = put(b), pc = put(c);
         long table = ram.alloc(16 * 3, 16);
-        transmit(new DriverQueue.Buf[] {in(pa, a.length)},
-                new DriverQueue.Buf[] {in(pb, HEADER), in(pb + HEADER, 100), in(pb + HEADER + 100, b.length - HEADER - 100)});
+        transmit(new DriverQueue.Buf[] {in(pa, a.length)}, new DriverQueue.Buf[] {
+            in(pb, HEADER), in(pb + HEADER, 100), in(pb + HEADER + 100, b.length - HEADER - 100)
+        });
         tx().publish(tx().indirectChain(table, in(pc, 10), in(pc + 10, 200), in(pc + 210, c.length - 210)));
         drv.notifyQueue(1);
         assertTrue(TestDriver.awaitUsed(tx(), 1, 5000));
@@ -216,27 +255,27 @@ class VirtioNetTest {
         start(Transport.MMIO, BASE | bit(F_CSUM) | bit(F_HOST_TSO4)); // HOST_TSO6, USO, ECN not accepted
         byte[] good = frame(OTHER, 100, 9);
         java.util.List<byte[]> bad = new java.util.ArrayList<>();
-        bad.add(Arrays.copyOf(good, HEADER + 13));                 // shorter than an Ethernet header
-        bad.add(new byte[HEADER + VirtioNet.MAX_FRAME + 1]);       // longer than any frame
+        bad.add(Arrays.copyOf(good, HEADER + 13)); // shorter than an Ethernet header
+        bad.add(new byte[HEADER + VirtioNet.MAX_FRAME + 1]); // longer than any frame
         byte[] dataValid = good.clone();
-        dataValid[0] = VirtioNetHeader.F_DATA_VALID;               // an rx-only flag on tx
+        dataValid[0] = VirtioNetHeader.F_DATA_VALID; // an rx-only flag on tx
         bad.add(dataValid);
         byte[] csumBeyond = good.clone();
         csumBeyond[0] = VirtioNetHeader.F_NEEDS_CSUM;
-        csumBeyond[6] = 90;                                        // csum_start 90 + csum_offset 16 + 2 > 100
+        csumBeyond[6] = 90; // csum_start 90 + csum_offset 16 + 2 > 100
         csumBeyond[8] = 16;
         bad.add(csumBeyond);
         byte[] tso6 = good.clone();
         tso6[0] = VirtioNetHeader.F_NEEDS_CSUM;
-        tso6[1] = VirtioNetHeader.GSO_TCPV6;                       // not negotiated
+        tso6[1] = VirtioNetHeader.GSO_TCPV6; // not negotiated
         tso6[4] = (byte) 200;
         bad.add(tso6);
         byte[] ufo = tso6.clone();
-        ufo[1] = VirtioNetHeader.GSO_UDP;                          // never offered
+        ufo[1] = VirtioNetHeader.GSO_UDP; // never offered
         bad.add(ufo);
         byte[] tso4NoSize = tso6.clone();
         tso4NoSize[1] = VirtioNetHeader.GSO_TCPV4;
-        tso4NoSize[4] = 0;                                         // gso_size 0
+        tso4NoSize[4] = 0; // gso_size 0
         bad.add(tso4NoSize);
         byte[] tso4Ecn = tso6.clone();
         tso4Ecn[1] = (byte) (VirtioNetHeader.GSO_TCPV4 | VirtioNetHeader.GSO_ECN); // ECN not negotiated
@@ -252,7 +291,8 @@ class VirtioNetTest {
         // Now good frames, one of them a valid TSO4 frame with a partial checksum.
         byte[] tso4 = tso6.clone();
         tso4[1] = VirtioNetHeader.GSO_TCPV4;
-        transmit(new DriverQueue.Buf[] {in(put(good), good.length)}, new DriverQueue.Buf[] {in(put(tso4), tso4.length)});
+        transmit(
+                new DriverQueue.Buf[] {in(put(good), good.length)}, new DriverQueue.Buf[] {in(put(tso4), tso4.length)});
         assertEquals(bad.size() + 1, net.txMalformed());
         assertEquals(2, backend.sent.get(0).size(), "only the good frames were passed on");
         assertArrayEquals(good, backend.sent.get(0).get(0));
@@ -274,7 +314,9 @@ class VirtioNetTest {
         drv.notifyQueue(1); // more notifications while parked change nothing
         Thread.sleep(100);
         assertEquals(0, tx().pendingUsed(), "nothing completed while the backend is full");
-        assertTrue(backend.transmitCalls.get() <= 3, "the parked queue was retried " + backend.transmitCalls.get() + " times (a busy loop?)");
+        assertTrue(
+                backend.transmitCalls.get() <= 3,
+                "the parked queue was retried " + backend.transmitCalls.get() + " times (a busy loop?)");
         backend.txReady();
         assertTrue(TestDriver.awaitUsed(tx(), 5, 5000), "all completed after txReady");
         List<byte[]> sent = backend.sent.get(0);
@@ -308,7 +350,8 @@ class VirtioNetTest {
         assertEquals(1, rx().pendingUsed());
         assertEquals(small.length, rx().takeUsed()[1]);
         byte[] second = read(bufs[1], small.length);
-        assertArrayEquals(Arrays.copyOfRange(small, HEADER, small.length), Arrays.copyOfRange(second, HEADER, small.length));
+        assertArrayEquals(
+                Arrays.copyOfRange(small, HEADER, small.length), Arrays.copyOfRange(second, HEADER, small.length));
     }
 
     @ParameterizedTest
@@ -435,7 +478,9 @@ class VirtioNetTest {
         assertEquals(before + 2, rx().pendingUsed(), "own address and broadcast pass");
 
         long extraUni = 0x02000000beefL;
-        assertEquals(CTRL_OK, ctrlCommand(CTRL_MAC, CTRL_MAC_TABLE_SET, macTables(new long[] {extraUni}, new long[] {MCAST})));
+        assertEquals(
+                CTRL_OK,
+                ctrlCommand(CTRL_MAC, CTRL_MAC_TABLE_SET, macTables(new long[] {extraUni}, new long[] {MCAST})));
         backend.deliver(0, frame(extraUni, 60, 6));
         backend.deliver(0, frame(MCAST, 60, 7));
         backend.deliver(0, frame(0x01005e000002L, 60, 8));
@@ -463,12 +508,21 @@ class VirtioNetTest {
         assertEquals(CTRL_ERR, ctrlCommand(CTRL_RX, CTRL_RX_PROMISC, new byte[] {1, 1}), "rx mode with two data bytes");
         assertEquals(CTRL_ERR, ctrlCommand(CTRL_RX, CTRL_RX_PROMISC, new byte[0]), "rx mode without data");
         byte[] table = macTables(new long[] {OTHER}, new long[0]);
-        assertEquals(CTRL_ERR, ctrlCommand(CTRL_MAC, CTRL_MAC_TABLE_SET, Arrays.copyOf(table, table.length - 1)), "table one byte short");
+        assertEquals(
+                CTRL_ERR,
+                ctrlCommand(CTRL_MAC, CTRL_MAC_TABLE_SET, Arrays.copyOf(table, table.length - 1)),
+                "table one byte short");
         byte[] huge = macTables(new long[0], new long[0]);
-        huge[0] = (byte) 0xff; huge[1] = (byte) 0xff; huge[2] = (byte) 0xff; huge[3] = (byte) 0x7f;
+        huge[0] = (byte) 0xff;
+        huge[1] = (byte) 0xff;
+        huge[2] = (byte) 0xff;
+        huge[3] = (byte) 0x7f;
         assertEquals(CTRL_ERR, ctrlCommand(CTRL_MAC, CTRL_MAC_TABLE_SET, huge), "an entry count beyond the data");
         assertEquals(CTRL_ERR, ctrlCommand(CTRL_MQ, CTRL_MQ_VQ_PAIRS_SET, new byte[] {2, 0}), "MQ not negotiated");
-        assertEquals(CTRL_ERR, ctrlCommand(CTRL_MAC, CTRL_MAC_ADDR_SET, new byte[] {1, 0, 0x5e, 0, 0, 1}), "a multicast address for the NIC");
+        assertEquals(
+                CTRL_ERR,
+                ctrlCommand(CTRL_MAC, CTRL_MAC_ADDR_SET, new byte[] {1, 0, 0x5e, 0, 0, 1}),
+                "a multicast address for the NIC");
         assertEquals(CTRL_OK, ctrlCommand(CTRL_MAC, CTRL_MAC_ADDR_SET, new byte[] {0x52, 0x54, 0, 1, 2, 3}));
         assertEquals(0x01, drv.readConfig(3, 1));
         assertEquals(0x03, drv.readConfig(5, 1));

@@ -1,5 +1,9 @@
 package dev.jvmm.devices.virtio.pci;
 
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
+import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
+import static org.junit.jupiter.api.Assertions.*;
+
 import dev.jvmm.core.bus.Bus;
 import dev.jvmm.core.event.EventFd;
 import dev.jvmm.core.event.IoEventRegistry;
@@ -16,15 +20,10 @@ import dev.jvmm.devices.virtio.Transport;
 import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.Virtqueue;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Test;
-
 import java.util.ArrayList;
 import java.util.List;
-
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.in;
-import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
-import static org.junit.jupiter.api.Assertions.*;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
 
 class VirtioPciTransportTest {
     static final long FEATURES = VirtioFeatures.bit(VirtioFeatures.VERSION_1);
@@ -61,8 +60,13 @@ class VirtioPciTransportTest {
 
     PciTestDriver attach(boolean msix, int queues) {
         pio.register("pci", PciHostBridge.CONFIG_ADDRESS_PORT, PciHostBridge.CONFIG_PORTS_LENGTH, host.configPorts());
-        transport = new VirtioPciTransport("vda", new VirtioBlock(disk, VirtioBlock.Options.DEFAULT.withQueues(queues)),
-                ram.memory, irqs, 17, ioEvents);
+        transport = new VirtioPciTransport(
+                "vda",
+                new VirtioBlock(disk, VirtioBlock.Options.DEFAULT.withQueues(queues)),
+                ram.memory,
+                irqs,
+                17,
+                ioEvents);
         int slot = host.attach(transport.pciFunction(), "vda");
         drv = new PciTestDriver(mmio, pio, irqs, slot, 17, msix, transport);
         return drv;
@@ -192,8 +196,8 @@ class VirtioPciTransportTest {
     void pciCfgCapabilityIsAWindowIntoBar0() {
         attach(true, 1);
         int cap = drv.pciCfg;
-        drv.cfg(cap + 4, 1, 0);    // bar
-        drv.cfg(cap + 12, 4, 4);   // length
+        drv.cfg(cap + 4, 1, 0); // bar
+        drv.cfg(cap + 12, 4, 4); // length
         drv.cfg(cap + 8, 4, 0x12); // offset: num_queues (a 16-bit field within the dword at 0x10)
         drv.cfg(cap + 8, 4, 0x10);
         assertEquals(1, drv.cfg(cap + 16, 4) >>> 16, "num_queues read through the window");
