@@ -105,6 +105,15 @@ public final class Report {
         }
 
         Config with(boolean exits, boolean jmh, boolean qemu, boolean launch) {
+            return with(exits, jmh, qemu, launch, debian);
+        }
+
+        /** With the time-to-login rows for the Debian guest in {@code image} (scripts/debian-image.sh's folder). */
+        Config withDebian(Path image) {
+            return with(exits, jmh, qemu, launch, Optional.of(image));
+        }
+
+        private Config with(boolean exits, boolean jmh, boolean qemu, boolean launch, Optional<Path> debian) {
             return new Config(
                     quick,
                     out,
@@ -123,29 +132,6 @@ public final class Report {
                     qemu,
                     launch,
                     debian,
-                    loginRounds);
-        }
-
-        /** With the time-to-login rows for the Debian guest in {@code image} (scripts/debian-image.sh's folder). */
-        Config withDebian(Path image) {
-            return new Config(
-                    quick,
-                    out,
-                    exitsPerBatch,
-                    batches,
-                    rounds,
-                    warmupExits,
-                    jmhWarmups,
-                    jmhIterations,
-                    jmhIterationMs,
-                    jmhForks,
-                    launchRuns,
-                    everyJvmSetting,
-                    exits,
-                    jmh,
-                    qemu,
-                    launch,
-                    Optional.of(image),
                     loginRounds);
         }
     }
