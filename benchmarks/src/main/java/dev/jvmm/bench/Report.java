@@ -39,7 +39,8 @@ import org.openjdk.jmh.runner.options.VerboseMode;
  * microvm on the same guest, JMH runs of jvmm's exit path with the gc profiler, latency distributions, launch
  * time and memory. Writes report.md, PNG charts and the raw JMH JSON into the output directory.
  *
- * <p>Usage: {@code Report [--quick] [--out DIR] [--no-exits] [--no-jmh] [--no-qemu] [--no-launch] [--debian DIR]};
+ * <p>Usage: {@code Report [--quick] [--out DIR] [--no-exits] [--no-jmh] [--no-qemu] [--no-launch] [--debian DIR
+ * [--login-rounds N]]};
  * {@code --debian} adds a Debian guest's time to its login prompt under jvmm and under QEMU.
  * Ratios compare runs made back to back in this one run (see HOST.md: absolute times drift with load).
  */
@@ -105,15 +106,16 @@ public final class Report {
         }
 
         Config with(boolean exits, boolean jmh, boolean qemu, boolean launch) {
-            return with(exits, jmh, qemu, launch, debian);
+            return with(exits, jmh, qemu, launch, debian, loginRounds);
         }
 
         /** With the time-to-login rows for the Debian guest in {@code image} (scripts/debian-image.sh's folder). */
-        Config withDebian(Path image) {
-            return with(exits, jmh, qemu, launch, Optional.of(image));
+        Config withDebian(Path image, int loginRounds) {
+            return with(exits, jmh, qemu, launch, Optional.of(image), loginRounds);
         }
 
-        private Config with(boolean exits, boolean jmh, boolean qemu, boolean launch, Optional<Path> debian) {
+        private Config with(
+                boolean exits, boolean jmh, boolean qemu, boolean launch, Optional<Path> debian, int loginRounds) {
             return new Config(
                     quick,
                     out,
@@ -203,6 +205,7 @@ public final class Report {
         Path out = Path.of("target", "bench-report");
         boolean quick = false, exits = true, jmh = true, qemu = true, launch = true;
         Path debian = null;
+        int loginRounds = 0;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--quick" -> quick = true;
@@ -212,9 +215,10 @@ public final class Report {
                 case "--no-launch" -> launch = false;
                 case "--no-exits" -> exits = false;
                 case "--debian" -> debian = Path.of(args[++i]);
+                case "--login-rounds" -> loginRounds = Integer.parseInt(args[++i]);
                 case "-h", "--help" -> {
                     System.out.println(
-                            "usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] [--no-exits] [--debian DIR]");
+                            "usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] [--no-exits] [--debian DIR [--login-rounds N]]");
                     System.out.println("  --debian DIR  also time a Debian guest to its login prompt, jvmm against QEMU"
                             + " (DIR: what scripts/debian-image.sh prints)");
                     return;
@@ -226,7 +230,7 @@ public final class Report {
             }
         }
         Config c = (quick ? Config.quick(out) : Config.standard(out)).with(exits, jmh, qemu, launch);
-        if (debian != null) c = c.withDebian(debian);
+        if (debian != null) c = c.withDebian(debian, loginRounds > 0 ? loginRounds : c.loginRounds());
         Path md = new Report(c).run();
         System.out.println("report: " + md.toAbsolutePath());
     }
