@@ -34,6 +34,7 @@ final class Detach {
         if (dir.running(name)) dir.claim(name).close(); // refuses in the claim's words
         Path log = dir.log(name);
         Files.deleteIfExists(log);
+        Files.deleteIfExists(CappedLog.previous(log));
         Files.createFile(log, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
         ProcessBuilder pb = new ProcessBuilder(command(args))
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))

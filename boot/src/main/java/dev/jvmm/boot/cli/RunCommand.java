@@ -310,7 +310,10 @@ public final class RunCommand implements Callable<Integer> {
         }
         if (detached) Detach.ignoreHangup();
         AtomicReference<Instance> self = new AtomicReference<>();
-        OutputStream stdout = new FileOutputStream(FileDescriptor.out);
+        // A detached VM's stdout is its log, which a guest that prints without end must not grow without end.
+        OutputStream stdout = detached && dir != null
+                ? new CappedLog(dir.log(name), CappedLog.DEFAULT_LIMIT)
+                : new FileOutputStream(FileDescriptor.out);
         ConsoleHub hub = consoleAt == null
                 ? null
                 : new ConsoleHub(
