@@ -116,11 +116,21 @@ public final class ApiServer implements AutoCloseable {
         return socket.path();
     }
 
+    /**
+     * Stops listening, lets a change in progress finish for a moment (a Stop that ended the run is answered), then
+     * closes every connection.
+     */
     @Override
     public void close() {
         socket.close();
-        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        worker.shutdown();
+        try {
+            worker.awaitTermination(1, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         worker.shutdownNow();
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly(); // runs the answers queued
     }
 
     private static String tooManyConnections() {

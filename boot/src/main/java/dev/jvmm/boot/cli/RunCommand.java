@@ -321,7 +321,8 @@ public final class RunCommand implements Callable<Integer> {
                         () -> self.get().current(),
                         () -> self.get().ended().isPresent());
         OutputStream console = hub != null ? hub : stdout;
-        UnaryOperator<MachineConfig.Builder> hostOptions = hostOptions(console);
+        // The options' machine has its host options (debugcon's file is opened once); the API's gets them here.
+        UnaryOperator<MachineConfig.Builder> hostOptions = fromOptions ? b -> b : hostOptions(console);
         AtomicReference<SigtermShutdown> sigterm = new AtomicReference<>();
         Instance instance = new Instance(new Instance.Host(
                 id,

@@ -48,6 +48,9 @@ import picocli.CommandLine.Spec;
 final class VmCommands {
     private VmCommands() {}
 
+    private static final String STOP = "{\"action_type\": \"Stop\"}";
+    private static final String POWER_BUTTON = "{\"action_type\": \"SendCtrlAltDel\"}";
+
     /** How long destroy waits for the VM's process to end after the stop. */
     static final Duration DESTROY_WAIT = Duration.ofSeconds(30);
 
@@ -139,6 +142,24 @@ final class VmCommands {
                     Kind.NO_SUCH_VM,
                     "no VM named '" + name
                             + "' is running: it ended without removing its socket, which is removed now");
+        }
+
+        /**
+         * A request after which the caller waits for the VM to end (Stop, the power button): a VM that ends before
+         * its answer reaches us (the connection closes) did what was asked, and {@link #awaitEnd} tells whether it
+         * ended; a refusal is a one-line failure.
+         */
+        void askThenAwait(String path, String json) {
+            ApiClient.Response r;
+            try {
+                r = api.send("PUT", path, json);
+            } catch (ApiClient.Unreachable e) {
+                if (!dir.running(name)) throw gone(e); // it was gone before we asked
+                return;
+            } catch (IOException e) {
+                return;
+            }
+            if (!r.ok()) throw new BootException(Kind.VM_REQUEST_FAILED, name + ": " + r.fault());
         }
 
         /** Waits for the VM's process to end (its lock to drop); false if it still runs after {@code timeout}. */
@@ -351,13 +372,16 @@ final class VmCommands {
             Vm vm = vm();
             String state = vm.json("/jvmm/vm").path("state").asText();
             switch (state) {
-                case "Not started" -> vm.call("PUT", "/jvmm/actions", "{\"action_type\": \"Stop\"}"); // no OS to ask
+                case "Not started" -> vm.askThenAwait("/jvmm/actions", STOP); // no OS to ask
                 case "Paused" ->
                     throw new BootException(
                             Kind.VM_REQUEST_FAILED,
                             name + " is paused and cannot act on its power button: 'jvmm resume " + name
                                     + "' first, or 'jvmm destroy " + name + "'");
-                default -> vm.call("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+                default -> {
+                    if (timeout == 0) vm.call("PUT", "/actions", POWER_BUTTON);
+                    else vm.askThenAwait("/actions", POWER_BUTTON);
+                }
             }
             if (timeout == 0) {
                 out().println(name + " is shutting down");
@@ -401,12 +425,7 @@ final class VmCommands {
         @Override
         public Integer call() throws InterruptedException {
             Vm vm = vm();
-            try {
-                vm.call("PUT", "/jvmm/actions", "{\"action_type\": \"Stop\"}");
-            } catch (BootException e) {
-                // It may have ended before it answered: what counts is that it is gone.
-                if (vm.dir().running(name)) throw e;
-            }
+            vm.askThenAwait("/jvmm/actions", STOP);
             if (!vm.awaitEnd(DESTROY_WAIT)) {
                 err().println("jvmm: " + name + " was stopped but its process has not ended within "
                         + DESTROY_WAIT.toSeconds() + " s (pid "

@@ -188,6 +188,10 @@ class VmCommandsTest {
                 "jvmm: no VM named 'old' is running: it ended without removing its socket, which is removed now",
                 r.errLine());
         assertFalse(Files.exists(dir.socket("old")));
+        stale("old");
+        assertEquals(
+                "jvmm: no VM named 'old' is running: it ended without removing its socket, which is removed now",
+                jvmm("destroy", "old").errLine());
         assertTrue(jvmm("info", "a_b").errLine().startsWith("jvmm: NAME must be 1 to 64 letters"));
     }
 
