@@ -61,7 +61,15 @@ public class BootException extends RuntimeException {
         /** The API socket cannot be made: its path exists (a stale socket is refused, as Firecracker does) or its folder cannot. */
         API_SOCKET_UNAVAILABLE,
         /** A --config-file that cannot be read or that the API refuses. */
-        BAD_CONFIG_FILE
+        BAD_CONFIG_FILE,
+        /** The runtime directory of named VMs cannot be made or is not this user's alone. */
+        RUNTIME_DIR_UNUSABLE,
+        /** A VM of that name is running already. */
+        NAME_IN_USE,
+        /** No VM of that name is running (any stale socket it left has been removed). */
+        NO_SUCH_VM,
+        /** A running VM that did not answer, or refused what was asked of it through its API. */
+        VM_REQUEST_FAILED
     }
 
     private final Kind kind;

@@ -19,6 +19,7 @@ import dev.jvmm.devices.legacy.DebugExit;
 import dev.jvmm.devices.legacy.I8042;
 import dev.jvmm.devices.legacy.PostCodePort;
 import dev.jvmm.devices.legacy.Serial16550;
+import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.net.VirtioNet;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -52,6 +53,7 @@ public final class Machine implements AutoCloseable {
     private final LoadedKernel kernel;
     private final String cmdline;
     private final List<VirtioNet> nics;
+    private final List<VirtioBlock> disks;
     private final AcpiPm acpiPm;
 
     private Machine(
@@ -62,6 +64,7 @@ public final class Machine implements AutoCloseable {
             LoadedKernel kernel,
             String cmdline,
             List<VirtioNet> nics,
+            List<VirtioBlock> disks,
             AcpiPm acpiPm) {
         this.config = config;
         this.vm = vm;
@@ -70,6 +73,7 @@ public final class Machine implements AutoCloseable {
         this.kernel = kernel;
         this.cmdline = cmdline;
         this.nics = nics;
+        this.disks = disks;
         this.acpiPm = acpiPm;
     }
 
@@ -134,7 +138,7 @@ public final class Machine implements AutoCloseable {
             }
 
             VirtioSlots slots = new VirtioSlots(vm);
-            VirtioDisks.attach(slots, config.disks(), disks);
+            List<VirtioBlock> blocks = VirtioDisks.attach(slots, config.disks(), disks);
             List<VirtioNet> nics = VirtioNets.attach(
                     vm,
                     slots,
@@ -157,7 +161,7 @@ public final class Machine implements AutoCloseable {
                 VcpuSetup.lapic(cpu);
             }
             vm.setEntry(0, kernel.entry());
-            return new Machine(config, vm, serial, debugcon, kernel, cmdline, nics, acpiPm);
+            return new Machine(config, vm, serial, debugcon, kernel, cmdline, nics, blocks, acpiPm);
         } catch (RuntimeException e) {
             vm.close();
             throw e;
@@ -275,6 +279,11 @@ public final class Machine implements AutoCloseable {
     /** The NICs, in the order configured (for statistics and link control). */
     public List<VirtioNet> nics() {
         return nics;
+    }
+
+    /** The disks, in the order configured (vda, vdb, ...), for statistics. */
+    public List<VirtioBlock> disks() {
+        return disks;
     }
 
     @Override

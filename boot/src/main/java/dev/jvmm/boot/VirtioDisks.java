@@ -83,8 +83,10 @@ final class VirtioDisks {
         }
     }
 
-    /** Attaches the opened disks (the VM owns them already) as vda, vdb, ... */
-    static void attach(VirtioSlots slots, List<MachineConfig.DiskConfig> disks, List<BlockBackend> backends) {
+    /** Attaches the opened disks (the VM owns them already) as vda, vdb, ...; returns the devices in that order. */
+    static List<VirtioBlock> attach(
+            VirtioSlots slots, List<MachineConfig.DiskConfig> disks, List<BlockBackend> backends) {
+        List<VirtioBlock> devices = new java.util.ArrayList<>();
         for (int i = 0; i < disks.size(); i++) {
             MachineConfig.DiskConfig d = disks.get(i);
             String name = "vd" + (char) ('a' + Math.min(i, 25));
@@ -96,7 +98,10 @@ final class VirtioDisks {
             } catch (IllegalArgumentException e) {
                 throw new BootException(Kind.BAD_OPTION, "--disk " + d.path() + ": " + e.getMessage());
             }
-            slots.attach(name, new VirtioBlock(backends.get(i), options), d.transport(), "--disk " + d.path());
+            VirtioBlock device = new VirtioBlock(backends.get(i), options);
+            slots.attach(name, device, d.transport(), "--disk " + d.path());
+            devices.add(device);
         }
+        return List.copyOf(devices);
     }
 }

@@ -70,6 +70,8 @@ public final class Api {
                     }
                 }
                 if (p.equals(List.of("vm", "config"))) return ApiResponse.ok(instance.vmConfig());
+                if (p.equals(List.of("jvmm", "vm"))) return ApiResponse.ok(instance.details());
+                if (p.equals(List.of("jvmm", "metrics"))) return ApiResponse.ok(instance.metrics());
             }
             case "PUT" -> {
                 if (!r.hasBody()) throw new ApiException(Kind.BAD_BODY, "Empty PUT request.");
@@ -119,6 +121,10 @@ public final class Api {
                         instance.putMetrics(Json.read(r.body(), Bodies.Metrics.class));
                         return ApiResponse.noContent();
                     }
+                    case "jvmm" -> {
+                        if (!p.equals(List.of("jvmm", "actions"))) return invalid(r);
+                        return jvmmAction(Json.read(r.body(), Bodies.JvmmAction.class));
+                    }
                     default -> {}
                 }
             }
@@ -149,6 +155,17 @@ public final class Api {
             case "InstanceStart" -> instance.start();
             case "SendCtrlAltDel" -> instance.sendCtrlAltDel();
             default -> instance.flushMetrics();
+        }
+        return ApiResponse.noContent();
+    }
+
+    /** PUT /jvmm/actions: what the verbs need that Firecracker's actions do not offer. */
+    private ApiResponse jvmmAction(Bodies.JvmmAction a) {
+        if (a.actionType() == null) throw new ApiException(Kind.BAD_JSON, "missing field `action_type`");
+        switch (Resources.variant(a.actionType(), "action_type", "Reboot", "Reset", "Stop")) {
+            case "Reboot" -> instance.reboot();
+            case "Reset" -> instance.reset();
+            default -> instance.stop();
         }
         return ApiResponse.noContent();
     }

@@ -3,7 +3,6 @@ package dev.jvmm.boot.api;
 import dev.jvmm.boot.BootException;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.Unpooled;
-import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
@@ -13,7 +12,6 @@ import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollEventLoopGroup;
 import io.netty.channel.epoll.EpollServerDomainSocketChannel;
-import io.netty.channel.unix.DomainSocketAddress;
 import io.netty.channel.unix.DomainSocketChannel;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
@@ -29,18 +27,11 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.concurrent.DefaultThreadFactory;
-import java.io.IOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayDeque;
-import java.util.Objects;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
@@ -64,24 +55,14 @@ public final class ApiServer implements AutoCloseable {
 
     public static final int MAX_CONNECTIONS = 64;
     public static final Duration IDLE_TIMEOUT = Duration.ofMinutes(5);
-    /** sun_path's size on Linux, with its terminating NUL. */
-    private static final int MAX_SOCKET_PATH = 107;
-
-    private final Path socket;
-    private final Object fileKey;
+    private final PrivateSocket socket;
     private final EventLoopGroup group;
-    private final Channel server;
     private final ExecutorService worker;
-    private final Thread removeAtExit;
 
-    private ApiServer(Path socket, Object fileKey, EventLoopGroup group, Channel server, ExecutorService worker) {
+    private ApiServer(PrivateSocket socket, EventLoopGroup group, ExecutorService worker) {
         this.socket = socket;
-        this.fileKey = fileKey;
         this.group = group;
-        this.server = server;
         this.worker = worker;
-        this.removeAtExit = new Thread(this::removeSocket, "jvmm-api-socket-removal");
-        Runtime.getRuntime().addShutdownHook(removeAtExit);
     }
 
     /**
@@ -89,15 +70,15 @@ public final class ApiServer implements AutoCloseable {
      * refused (Firecracker refuses it too; the caller removes a stale one).
      */
     public static ApiServer bind(Path socket, Api api) {
+        return bind(socket, api, "--api-sock");
+    }
+
+    /** As {@link #bind(Path, Api)}; a refusal names the socket as {@code label} (the option that chose it). */
+    public static ApiServer bind(Path socket, Api api, String label) {
         if (!Epoll.isAvailable())
             throw new BootException(
                     BootException.Kind.API_SOCKET_UNAVAILABLE,
                     "the API needs Netty's epoll transport: " + Epoll.unavailabilityCause());
-        if (Files.exists(socket, LinkOption.NOFOLLOW_LINKS))
-            throw new BootException(
-                    BootException.Kind.API_SOCKET_UNAVAILABLE,
-                    "--api-sock " + socket
-                            + " exists: remove it if it is a stale socket of a jvmm that is gone, or choose another path");
         EventLoopGroup group = new EpollEventLoopGroup(1, new DefaultThreadFactory("jvmm-api-io", true));
         ExecutorService worker = Executors.newSingleThreadExecutor(
                 Thread.ofPlatform().daemon().name("jvmm-api").factory());
@@ -123,93 +104,33 @@ public final class ApiServer implements AutoCloseable {
                     }
                 });
         try {
-            Channel server = bindPrivately(b, socket);
-            Object key = Files.readAttributes(socket, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS)
-                    .fileKey();
-            return new ApiServer(socket, key, group, server, worker);
-        } catch (IOException | RuntimeException e) {
+            return new ApiServer(PrivateSocket.bind(b, socket, label), group, worker);
+        } catch (RuntimeException e) {
             group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
             worker.shutdownNow();
-            if (e instanceof BootException be) throw be;
-            throw new BootException(
-                    BootException.Kind.API_SOCKET_UNAVAILABLE,
-                    "--api-sock " + socket + ": cannot create the socket: "
-                            + (e.getMessage() != null ? e.getMessage() : e.toString()));
+            throw e;
         }
-    }
-
-    /**
-     * Binds in a fresh folder only this user can enter, makes the socket 0600, then hard-links it to its path (the
-     * kernel finds a socket by its inode): no one else can connect in between, and link(2) refuses an existing path
-     * atomically. Where that folder's longer path does not fit in sun_path, binds in place and sets the mode after.
-     */
-    private static Channel bindPrivately(ServerBootstrap b, Path socket) throws IOException {
-        Path parent = socket.toAbsolutePath().getParent();
-        if (parent == null || !Files.isDirectory(parent))
-            throw new IOException("its folder " + parent + " does not exist");
-        var owner = PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------"));
-        var socketMode = PosixFilePermissions.fromString("rw-------");
-        if (socket.toString().getBytes(StandardCharsets.UTF_8).length > MAX_SOCKET_PATH)
-            throw new IOException("the path is longer than a Unix socket's " + MAX_SOCKET_PATH + " bytes");
-        Path dir = Files.createTempDirectory(parent, ".jvmm-api", owner);
-        Path tmp = dir.resolve("s");
-        try {
-            if (tmp.toString().getBytes(StandardCharsets.UTF_8).length > MAX_SOCKET_PATH) {
-                Channel ch = bind(b, socket);
-                Files.setPosixFilePermissions(socket, socketMode);
-                return ch;
-            }
-            Channel ch = bind(b, tmp);
-            try {
-                Files.setPosixFilePermissions(tmp, socketMode);
-                Files.createLink(socket, tmp);
-                return ch;
-            } catch (IOException | RuntimeException e) {
-                ch.close().syncUninterruptibly();
-                if (e instanceof FileAlreadyExistsException)
-                    throw new BootException(
-                            BootException.Kind.API_SOCKET_UNAVAILABLE,
-                            "--api-sock " + socket + " exists (created just now by another program)");
-                throw e;
-            }
-        } finally {
-            Files.deleteIfExists(tmp);
-            Files.deleteIfExists(dir);
-        }
-    }
-
-    private static Channel bind(ServerBootstrap b, Path at) throws IOException {
-        var f = b.bind(new DomainSocketAddress(at.toString())).awaitUninterruptibly();
-        if (!f.isSuccess()) throw new IOException(f.cause().getMessage(), f.cause());
-        return f.channel();
     }
 
     public Path socket() {
-        return socket;
+        return socket.path();
     }
 
+    /**
+     * Stops listening, lets a change in progress finish for a moment (a Stop that ended the run is answered), then
+     * closes every connection.
+     */
     @Override
     public void close() {
-        server.close().syncUninterruptibly();
-        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly();
+        socket.close();
+        worker.shutdown();
+        try {
+            worker.awaitTermination(1, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         worker.shutdownNow();
-        removeSocket();
-        try {
-            Runtime.getRuntime().removeShutdownHook(removeAtExit);
-        } catch (IllegalStateException shuttingDown) {
-            // the hook runs anyway
-        }
-    }
-
-    /** Removes the socket file if it is still ours (not one another process made there since). */
-    private void removeSocket() {
-        try {
-            Object key = Files.readAttributes(socket, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS)
-                    .fileKey();
-            if (Objects.equals(key, fileKey)) Files.deleteIfExists(socket);
-        } catch (IOException e) {
-            // gone already
-        }
+        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly(); // runs the answers queued
     }
 
     private static String tooManyConnections() {

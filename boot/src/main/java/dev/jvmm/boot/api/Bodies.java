@@ -92,4 +92,44 @@ public final class Bodies {
             @JsonProperty("network-interfaces") List<NetworkInterface> networkInterfaces,
             @JsonProperty("logger") Logger logger,
             @JsonProperty("metrics") Metrics metrics) {}
+
+    // jvmm's extensions, under /jvmm/ (Firecracker has none of these).
+
+    /** {@code PUT /jvmm/actions}: {@code Stop} (at once, as destroy), {@code Reset} (the reset button), {@code Reboot}. */
+    public record JvmmAction(@JsonProperty("action_type") String actionType) {}
+
+    /** A disk of {@code GET /jvmm/vm}: its name (the drive_id, or vda, vdb, ...), file and how it is attached. */
+    public record JvmmDisk(
+            @JsonProperty("id") String id,
+            @JsonProperty("path") String path,
+            @JsonProperty("read_only") boolean readOnly,
+            @JsonProperty("transport") String transport,
+            @JsonProperty("serial") String serial) {}
+
+    /** A NIC of {@code GET /jvmm/vm}: its name (the iface_id, or net0, net1, ...), MAC address and backend. */
+    public record JvmmNic(
+            @JsonProperty("id") String id,
+            @JsonProperty("mac") String mac,
+            @JsonProperty("backend") String backend,
+            @JsonProperty("transport") String transport) {}
+
+    /**
+     * {@code GET /jvmm/vm}: the VM as jvmm's verbs show it. Before the start, only the state, the process and the
+     * configured size; {@code uptime_ms} counts from the start (reboots included).
+     */
+    public record JvmmVm(
+            @JsonProperty("id") String id,
+            @JsonProperty("state") String state,
+            @JsonProperty("pid") long pid,
+            @JsonProperty("vcpu_count") Integer vcpuCount,
+            @JsonProperty("mem_size_mib") Long memSizeMib,
+            @JsonProperty("started_at") String startedAt,
+            @JsonProperty("uptime_ms") Long uptimeMs,
+            @JsonProperty("reboots") long reboots,
+            @JsonProperty("kernel") String kernel,
+            @JsonProperty("cmdline") String cmdline,
+            @JsonProperty("disks") List<JvmmDisk> disks,
+            @JsonProperty("nics") List<JvmmNic> nics,
+            @JsonProperty("console_socket") String consoleSocket,
+            @JsonProperty("log_path") String logPath) {}
 }

@@ -7,10 +7,14 @@ import dev.jvmm.boot.MachineConfigException;
 import dev.jvmm.boot.api.ApiException.Kind;
 import dev.jvmm.core.ExitStats;
 import dev.jvmm.core.ExitStatus;
+import dev.jvmm.devices.virtio.blk.BlockStats;
+import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.net.VirtioNet;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -69,10 +73,25 @@ public final class Instance implements AutoCloseable {
             UnaryOperator<MachineConfig.Builder> machine,
             BooleanSupplier rebootAllowed,
             Logs logs,
-            Duration pauseTimeout) {
+            Duration pauseTimeout,
+            Optional<Path> consoleSocket,
+            Optional<Path> log) {
         public static final String DEFAULT_ID = "anonymous-instance";
         public static final Duration DEFAULT_PAUSE_TIMEOUT = Duration.ofSeconds(10);
+
+        /** Without a console socket or a log file to tell clients of. */
+        public Host(
+                String id,
+                UnaryOperator<MachineConfig.Builder> machine,
+                BooleanSupplier rebootAllowed,
+                Logs logs,
+                Duration pauseTimeout) {
+            this(id, machine, rebootAllowed, logs, pauseTimeout, Optional.empty(), Optional.empty());
+        }
     }
+
+    /** What was started: its configuration, the names of its disks and NICs (in order), and the time. */
+    private record Started(MachineConfig config, List<String> disks, List<String> nics, Instant at, long nanos) {}
 
     /** How the run ended, and the last machine's exit counts (null when it never started). */
     public record End(ExitStatus status, ExitStats stats) {}
@@ -86,6 +105,10 @@ public final class Instance implements AutoCloseable {
     private volatile Resources resources = Resources.DEFAULT;
     private volatile State state = State.NOT_STARTED;
     private volatile boolean stopRequested;
+    /** The host asked for a reboot: a reset boots again whatever --no-reboot says; so does a power-off, for Reboot. */
+    private volatile boolean hostReset, rebootOnPowerOff;
+    /** Set at the start: what was built, the names its disks and NICs go by, and when. */
+    private volatile Started launched;
     // Guarded by lock.
     private boolean started;
     private MetricsFile metrics;
@@ -241,20 +264,47 @@ public final class Instance implements AutoCloseable {
         synchronized (lock) {
             requireNotStarted();
             if (stopRequested) throw new ApiException(Kind.VM_UNAVAILABLE, "The microVM is being stopped.");
-            MachineConfig config = resources.toMachineConfig(host.machine());
+            Resources r = resources;
+            MachineConfig config = r.toMachineConfig(host.machine());
             Machine m = create(config);
-            try {
-                m.start();
-            } catch (RuntimeException e) {
-                m.close();
-                throw new ApiException(Kind.START_FAILED, "Start microvm error: " + e.getMessage());
-            }
-            current.set(m);
-            started = true;
-            state = State.RUNNING;
-            if (metrics != null) metrics.startPeriodic();
-            runner = Thread.ofPlatform().name("jvmm-run").start(() -> run(m, config));
+            launch(
+                    m,
+                    config,
+                    r.drives().stream().map(Bodies.Drive::driveId).toList(),
+                    r.nics().stream().map(n -> n.body().ifaceId()).toList());
         }
+    }
+
+    /**
+     * Starts a machine configured elsewhere (jvmm run's options) instead of by the API: its disks are named vda,
+     * vdb, ... and its NICs net0, net1, ... The library's own exceptions say what is wrong ({@link
+     * MachineConfigException}, {@link BootException}), for the caller to word as its options.
+     */
+    public void start(MachineConfig config) {
+        synchronized (lock) {
+            requireNotStarted();
+            if (stopRequested) throw new ApiException(Kind.VM_UNAVAILABLE, "The microVM is being stopped.");
+            Machine m = Machine.create(config);
+            List<String> disks = new ArrayList<>(), nics = new ArrayList<>();
+            for (int i = 0; i < m.disks().size(); i++) disks.add("vd" + (char) ('a' + Math.min(i, 25)));
+            for (int i = 0; i < m.nics().size(); i++) nics.add("net" + i);
+            launch(m, config, disks, nics);
+        }
+    }
+
+    private void launch(Machine m, MachineConfig config, List<String> disks, List<String> nics) {
+        try {
+            m.start();
+        } catch (RuntimeException e) {
+            m.close();
+            throw new ApiException(Kind.START_FAILED, "Start microvm error: " + e.getMessage());
+        }
+        current.set(m);
+        started = true;
+        launched = new Started(config, List.copyOf(disks), List.copyOf(nics), Instant.now(), System.nanoTime());
+        state = State.RUNNING;
+        if (metrics != null) metrics.startPeriodic();
+        runner = Thread.ofPlatform().name("jvmm-run").start(() -> run(m, config));
     }
 
     private static Machine create(MachineConfig config) {
@@ -294,9 +344,14 @@ public final class Instance implements AutoCloseable {
                     current.set(null);
                     m.close();
                     m = null;
-                    if (!(status instanceof ExitStatus.Reset)
-                            || stopRequested
-                            || !host.rebootAllowed().getAsBoolean()) break;
+                    boolean again = !stopRequested
+                            && (status instanceof ExitStatus.Reset
+                                            && (hostReset
+                                                    || host.rebootAllowed().getAsBoolean())
+                                    || status instanceof ExitStatus.PowerOff && rebootOnPowerOff);
+                    hostReset = false;
+                    rebootOnPowerOff = false;
+                    if (!again) break;
                     try {
                         m = Machine.create(config);
                         m.start();
@@ -326,6 +381,31 @@ public final class Instance implements AutoCloseable {
     /** SendCtrlAltDel: the ACPI power button, which asks the guest OS for a clean shutdown (see README). */
     public void sendCtrlAltDel() {
         runningMachine().pressPowerButton();
+    }
+
+    /**
+     * A jvmm extension: the reset button. The machine ends at once, as a guest's reset ends it, and boots again
+     * from the same configuration (also with --no-reboot: the host asked).
+     */
+    public void reset() {
+        synchronized (lock) {
+            Machine m = runningMachine();
+            hostReset = true;
+            m.vm().requestExit(new ExitStatus.Reset());
+        }
+    }
+
+    /**
+     * A jvmm extension: a clean reboot, as libvirt does one for guests without an agent. The power button is
+     * pressed, and when the guest has powered off it boots again instead of ending the run. A guest that ignores
+     * the button keeps running.
+     */
+    public void reboot() {
+        synchronized (lock) {
+            Machine m = runningMachine();
+            rebootOnPowerOff = true;
+            m.pressPowerButton();
+        }
     }
 
     /** PATCH /vm Paused: every vCPU held at its next exit; a vCPU that does not come within the timeout fails it. */
@@ -395,40 +475,120 @@ public final class Instance implements AutoCloseable {
         line.put("utc_timestamp_ms", System.currentTimeMillis());
         if (Boolean.TRUE.equals(m.emitId())) line.put("id", host.id());
         if (m.properties() != null && !m.properties().isEmpty()) line.put("properties", m.properties());
-        line.put("api_server", Map.of("requests", requests.sum(), "refused", refused.sum()));
-        line.put("vmm", Map.of("state", state.text(), "reboots", reboots.sum()));
-        Machine machine = current.get();
-        if (machine != null) {
-            Map<String, Object> exits = new LinkedHashMap<>();
-            machine.stats()
-                    .snapshot()
-                    .forEach((reason, row) ->
-                            exits.put(reason, Map.of("count", row.count(), "mean_ns", Math.round(row.meanNanos()))));
-            line.put("vcpu_exits", exits);
-            Map<String, Object> nets = new LinkedHashMap<>();
-            List<VirtioNet> nics = machine.nics();
-            List<Resources.Nic> configured = resources.nics();
-            for (int i = 0; i < nics.size() && i < configured.size(); i++) {
-                VirtioNet n = nics.get(i);
-                nets.put(
-                        configured.get(i).body().ifaceId(),
-                        Map.of(
-                                "tx_frames",
-                                n.txFrames(),
-                                "tx_dropped",
-                                n.txDropped(),
-                                "tx_malformed",
-                                n.txMalformed(),
-                                "rx_frames",
-                                n.rxFrames(),
-                                "rx_dropped",
-                                n.rxDropped(),
-                                "rx_filtered",
-                                n.rxFiltered()));
-            }
-            line.put("net", nets);
-        }
+        line.putAll(metrics());
         return Json.write(line);
+    }
+
+    /**
+     * jvmm's counters (GET /jvmm/metrics, and the metrics file's lines): the API's requests, the VMM's state and
+     * reboots and, while a machine runs, its vCPU exits by reason and each disk's and NIC's requests and bytes. A
+     * machine's counters start at its boot (a reboot starts them again); the others at the start of the run.
+     */
+    public Map<String, Object> metrics() {
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("api_server", Map.of("requests", requests.sum(), "refused", refused.sum()));
+        out.put("vmm", Map.of("state", state.text(), "reboots", reboots.sum()));
+        Machine machine = current.get();
+        Started s = launched;
+        if (machine == null || s == null) return out;
+        Map<String, Object> exits = new LinkedHashMap<>();
+        machine.stats()
+                .snapshot()
+                .forEach((reason, row) ->
+                        exits.put(reason, Map.of("count", row.count(), "mean_ns", Math.round(row.meanNanos()))));
+        out.put("vcpu_exits", exits);
+        Map<String, Object> blocks = new LinkedHashMap<>();
+        List<VirtioBlock> disks = machine.disks();
+        for (int i = 0; i < disks.size() && i < s.disks().size(); i++) {
+            BlockStats.Snapshot b = disks.get(i).stats().snapshot();
+            Map<String, Object> d = new LinkedHashMap<>();
+            d.put("requests", b.requests());
+            d.put("reads", b.reads());
+            d.put("read_bytes", b.readBytes());
+            d.put("writes", b.writes());
+            d.put("write_bytes", b.writtenBytes());
+            d.put("flushes", b.flushes());
+            d.put("discards", b.discards());
+            d.put("write_zeroes", b.writeZeroes());
+            d.put("other", b.others());
+            d.put("refused", b.refused());
+            d.put("errors", b.errors());
+            blocks.put(s.disks().get(i), d);
+        }
+        out.put("block", blocks);
+        Map<String, Object> nets = new LinkedHashMap<>();
+        List<VirtioNet> nics = machine.nics();
+        for (int i = 0; i < nics.size() && i < s.nics().size(); i++) {
+            VirtioNet n = nics.get(i);
+            Map<String, Object> d = new LinkedHashMap<>();
+            d.put("tx_frames", n.txFrames());
+            d.put("tx_bytes", n.txBytes());
+            d.put("tx_dropped", n.txDropped());
+            d.put("tx_malformed", n.txMalformed());
+            d.put("rx_frames", n.rxFrames());
+            d.put("rx_bytes", n.rxBytes());
+            d.put("rx_dropped", n.rxDropped());
+            d.put("rx_filtered", n.rxFiltered());
+            nets.put(s.nics().get(i), d);
+        }
+        out.put("net", nets);
+        return out;
+    }
+
+    /**
+     * What jvmm's verbs show of the VM (GET /jvmm/vm): its state and process, its size, and, once started, the
+     * machine as built (from the API's configuration or jvmm run's options), its disks and NICs and its uptime.
+     */
+    public Bodies.JvmmVm details() {
+        Started s = launched;
+        Bodies.MachineConfiguration pre = resources.machine();
+        Machine machine = current.get();
+        Long uptime = s == null ? null : (System.nanoTime() - s.nanos()) / 1_000_000;
+        List<Bodies.JvmmDisk> disks = new ArrayList<>();
+        List<Bodies.JvmmNic> nics = new ArrayList<>();
+        if (s != null) {
+            List<MachineConfig.DiskConfig> dc = s.config().disks();
+            for (int i = 0; i < dc.size() && i < s.disks().size(); i++) {
+                MachineConfig.DiskConfig d = dc.get(i);
+                disks.add(new Bodies.JvmmDisk(
+                        s.disks().get(i),
+                        d.path().toString(),
+                        d.readOnly(),
+                        d.transport().name().toLowerCase(Locale.ROOT),
+                        d.serial().orElse(null)));
+            }
+            List<VirtioNet> live = machine == null ? List.of() : machine.nics();
+            List<MachineConfig.NicConfig> nc = s.config()
+                    .nics()
+                    .orElseGet(() -> live.isEmpty() ? List.of() : List.of(MachineConfig.NicConfig.DEFAULT));
+            for (int i = 0; i < nc.size() && i < s.nics().size(); i++) {
+                MachineConfig.NicConfig n = nc.get(i);
+                String mac = i < live.size()
+                        ? live.get(i).mac().toString()
+                        : n.backend().mac().map(Object::toString).orElse(null);
+                String backend = switch (n.backend()) {
+                    case dev.jvmm.devices.net.NetConfig.User u -> "user";
+                    case dev.jvmm.devices.net.NetConfig.Tap t -> "tap:" + t.ifname();
+                };
+                nics.add(new Bodies.JvmmNic(
+                        s.nics().get(i), mac, backend, n.transport().name().toLowerCase(Locale.ROOT)));
+            }
+        }
+        return new Bodies.JvmmVm(
+                host.id(),
+                state.text(),
+                ProcessHandle.current().pid(),
+                s != null ? s.config().cpus() : pre.vcpuCount(),
+                s != null ? s.config().memoryBytes() >> 20 : pre.memSizeMib(),
+                s != null ? s.at().toString() : null,
+                uptime,
+                reboots.sum(),
+                s != null ? s.config().kernel().toString() : null,
+                machine != null ? machine.cmdline() : null,
+                disks,
+                nics,
+                host.consoleSocket().map(Path::toString).orElse(null),
+                host.log().map(Path::toString).orElse(null));
     }
 
     private static String reason(Exception e) {

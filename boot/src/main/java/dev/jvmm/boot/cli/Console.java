@@ -47,18 +47,11 @@ final class Console implements AutoCloseable {
 
     /** As above, with what Ctrl-] does: an API-configured run ends also before its machine exists. */
     static Console attach(Supplier<Machine> machine, Runnable onEscape, InputStream in, PrintWriter err) {
-        boolean interactive =
-                System.console() != null && System.console().isTerminal() && new File("/dev/tty").canRead();
-        String saved = null;
+        String saved = rawTerminal();
+        boolean interactive = saved != null;
         if (interactive) {
-            saved = stty("-g");
-            if (saved != null && stty("raw", "-echo") != null) {
-                err.print("jvmm: serial console attached; press Ctrl-] to quit\r\n");
-                err.flush();
-            } else {
-                interactive = false;
-                saved = null;
-            }
+            err.print("jvmm: serial console attached; press Ctrl-] to quit\r\n");
+            err.flush();
         }
         boolean raw = interactive;
         Thread t = Thread.ofPlatform().daemon().name("console-input").start(() -> {
@@ -93,6 +86,21 @@ final class Console implements AutoCloseable {
         return m;
     }
 
+    /**
+     * Puts the terminal into raw mode (keys as typed, no echo) when this process runs on one; returns what {@link
+     * #restoreTerminal} needs to undo it, or null when there is no terminal (input is piped).
+     */
+    static String rawTerminal() {
+        if (System.console() == null || !System.console().isTerminal() || !new File("/dev/tty").canRead()) return null;
+        String saved = stty("-g");
+        if (saved == null || stty("raw", "-echo") == null) return null;
+        return saved;
+    }
+
+    static void restoreTerminal(String saved) {
+        if (saved != null) stty(saved);
+    }
+
     private static String stty(String... args) {
         try {
             String[] cmd = new String[args.length + 1];
@@ -116,7 +124,7 @@ final class Console implements AutoCloseable {
 
     @Override
     public void close() {
-        if (savedTty != null) stty(savedTty);
+        restoreTerminal(savedTty);
         reader.interrupt();
     }
 }

@@ -10,6 +10,7 @@ import java.io.InputStream;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -23,9 +24,23 @@ import picocli.CommandLine.Command;
             "A virtual machine monitor on /dev/kvm, in Java.",
             "",
             "With no command, boots a small bundled demo guest that greets you on the serial console and ends the run.",
-            "The ./jvmm launcher also runs the benchmark suite: ./jvmm bench [--quick]."
+            "The ./jvmm launcher also runs the benchmark suite: ./jvmm bench [--quick].",
+            "",
+            "Named VMs (jvmm run --name NAME [--detach]) are reached by name: list, info, console, suspend, resume,"
+                    + " shutdown, reboot, destroy."
         },
-        subcommands = {RunCommand.class, ImgCommand.class})
+        subcommands = {
+            RunCommand.class,
+            ImgCommand.class,
+            VmCommands.ListCommand.class,
+            VmCommands.InfoCommand.class,
+            VmCommands.ConsoleCommand.class,
+            VmCommands.SuspendCommand.class,
+            VmCommands.ResumeCommand.class,
+            VmCommands.ShutdownCommand.class,
+            VmCommands.RebootCommand.class,
+            VmCommands.DestroyCommand.class
+        })
 public final class Main implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -43,6 +58,11 @@ public final class Main implements Callable<Integer> {
 
     /** Runs a command with the guest console's input from in and messages going to out and err (tests, embedding). */
     public static int execute(InputStream in, PrintWriter out, PrintWriter err, String... args) {
+        return execute(in, out, err, System.getenv(), args);
+    }
+
+    /** As above, with the environment the command sees (where named VMs live: see {@link RuntimeDir}). */
+    static int execute(InputStream in, PrintWriter out, PrintWriter err, Map<String, String> env, String... args) {
         // picocli builds its model by reflection over every option of every command it is given, and its classes
         // (old bytecode) cannot go into the JDK's AOT cache: a command that is named first gets only its own model,
         // which keeps the launch of `jvmm run` short. Help, version and unknown commands get the whole tree.
@@ -56,7 +76,15 @@ public final class Main implements Callable<Integer> {
             case "run" -> {
                 RunCommand run = new RunCommand();
                 run.input = in;
+                run.env = env;
                 cl = new CommandLine(run).setCommandName("jvmm run");
+                args = rest;
+            }
+            case "list", "info", "console", "suspend", "resume", "shutdown", "reboot", "destroy" -> {
+                VmCommands.Verb verb = verb(first);
+                verb.env = env;
+                if (verb instanceof VmCommands.ConsoleCommand c) c.input = in;
+                cl = new CommandLine(verb).setCommandName("jvmm " + first);
                 args = rest;
             }
             case "img" -> {
@@ -67,7 +95,14 @@ public final class Main implements Callable<Integer> {
                 Main main = new Main();
                 main.input = in;
                 cl = new CommandLine(main);
-                ((RunCommand) cl.getSubcommands().get("run").getCommand()).input = in;
+                RunCommand run = (RunCommand) cl.getSubcommands().get("run").getCommand();
+                run.input = in;
+                run.env = env;
+                for (CommandLine sub : cl.getSubcommands().values())
+                    if (sub.getCommand() instanceof VmCommands.Verb v) {
+                        v.env = env;
+                        if (v instanceof VmCommands.ConsoleCommand c) c.input = in;
+                    }
             }
         }
         cl.setOut(out);
@@ -87,6 +122,19 @@ public final class Main implements Callable<Integer> {
             return 1;
         });
         return cl.execute(args);
+    }
+
+    private static VmCommands.Verb verb(String name) {
+        return switch (name) {
+            case "list" -> new VmCommands.ListCommand();
+            case "info" -> new VmCommands.InfoCommand();
+            case "console" -> new VmCommands.ConsoleCommand();
+            case "suspend" -> new VmCommands.SuspendCommand();
+            case "resume" -> new VmCommands.ResumeCommand();
+            case "shutdown" -> new VmCommands.ShutdownCommand();
+            case "reboot" -> new VmCommands.RebootCommand();
+            default -> new VmCommands.DestroyCommand();
+        };
     }
 
     static String userMessage(Exception ex) {

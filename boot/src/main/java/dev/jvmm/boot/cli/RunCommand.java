@@ -9,6 +9,8 @@ import dev.jvmm.boot.api.Api;
 import dev.jvmm.boot.api.ApiException;
 import dev.jvmm.boot.api.ApiServer;
 import dev.jvmm.boot.api.Bodies;
+import dev.jvmm.boot.api.ConsoleHub;
+import dev.jvmm.boot.api.ConsoleServer;
 import dev.jvmm.boot.api.Instance;
 import dev.jvmm.boot.loader.KernelLoader;
 import dev.jvmm.core.ExitStats;
@@ -51,13 +53,42 @@ public final class RunCommand implements Callable<Integer> {
     CommandSpec spec;
     /** The guest console's input: standard input, unless an embedding program or test gives another. */
     java.io.InputStream input = System.in;
+    /** The environment: where named VMs live ({@link RuntimeDir}). */
+    java.util.Map<String, String> env = System.getenv();
 
     @Option(
             names = "--kernel",
             paramLabel = "PATH",
             description = "Kernel image: bzImage, vmlinux (ELF) or multiboot (required"
-                    + " unless --api-sock or --config-file configures the VM).")
+                    + " unless --api-sock, --config-file or --name's API configures the VM).")
     Path kernel;
+
+    @Option(
+            names = "--name",
+            paramLabel = "NAME",
+            description = "Run as a named VM (also its instance id): its API socket NAME.sock and console socket"
+                    + " NAME.console in jvmm's runtime folder ($XDG_RUNTIME_DIR/jvmm; /run/jvmm for root; $"
+                    + RuntimeDir.ENV + " when set), where jvmm list, info, console, suspend, resume, shutdown,"
+                    + " reboot and destroy find it. A name is unique among running VMs. Without --kernel or"
+                    + " --config-file the VM waits to be configured through its API socket.")
+    String name;
+
+    @Option(
+            names = "--detach",
+            description = "With --name: run the VM in the background and return once it runs (its console through"
+                    + " 'jvmm console NAME'; its output, the console's included, in the runtime folder's NAME.log).")
+    boolean detach;
+
+    /** Set by --detach on the process it starts: the VM runs in the background, its output in NAME.log. */
+    @Option(names = "--detached", hidden = true)
+    boolean detached;
+
+    @Option(
+            names = "--console-sock",
+            paramLabel = "PATH",
+            description = "With --api-sock: serve the serial console on this Unix socket too (raw bytes both ways;"
+                    + " created 0600; one client at a time, the newest wins). --name makes one of its own.")
+    Path consoleSock;
 
     @Option(
             names = "--api-sock",
@@ -203,8 +234,22 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (apiSock != null || configFile != null)
+        if (detach) {
+            if (name == null)
+                throw new BootException(
+                        Kind.BAD_OPTION,
+                        "--detach needs --name: a VM in the background is reached by its name (jvmm console NAME)");
+            return Detach.start(
+                    RuntimeDir.locate(env, RuntimeDir.uid()),
+                    RuntimeDir.checkName(name, "--name"),
+                    spec.commandLine().getParseResult().originalArgs(),
+                    kernel == null && configFile == null,
+                    spec.commandLine().getOut(),
+                    spec.commandLine().getErr());
+        }
+        if (apiSock != null || configFile != null || name != null)
             return runInstance(spec.commandLine().getErr());
+        if (consoleSock != null) throw new BootException(Kind.BAD_OPTION, "--console-sock needs --api-sock");
         if (kernel == null)
             throw new BootException(
                     Kind.BAD_OPTION,
@@ -221,28 +266,73 @@ public final class RunCommand implements Callable<Integer> {
      * InstanceStart; this run ends when that machine does, and SIGTERM and the console work as in a plain run.
      */
     int runInstance(PrintWriter err) throws Exception {
+        if (name != null) {
+            RuntimeDir.checkName(name, "--name");
+            if (apiSock != null || consoleSock != null)
+                throw new BootException(
+                        Kind.BAD_OPTION,
+                        (apiSock != null ? "--api-sock" : "--console-sock")
+                                + " cannot be combined with --name: a named VM's sockets are in the runtime folder");
+            if (kernel != null && configFile != null)
+                throw new BootException(
+                        Kind.BAD_OPTION, "--kernel and --config-file both describe the machine: give one of them");
+        } else if (consoleSock != null && apiSock == null)
+            throw new BootException(Kind.BAD_OPTION, "--console-sock needs --api-sock");
+        boolean fromOptions = name != null && kernel != null;
         for (String o : MACHINE_OPTIONS) {
+            if (fromOptions) break;
             if (spec.commandLine().getParseResult() != null
                     && spec.commandLine().getParseResult().hasMatchedOption(o))
                 throw new BootException(
                         Kind.BAD_OPTION,
-                        o + " cannot be combined with --api-sock or --config-file: the API configures"
-                                + " the machine (boot-source, machine-config, drives, network-interfaces)");
+                        o
+                                + (name != null && configFile == null
+                                        ? " needs --kernel: without it, a named VM waits to be configured through its API"
+                                        : " cannot be combined with --api-sock or --config-file: the API configures"
+                                                + " the machine (boot-source, machine-config, drives, network-interfaces)"));
         }
+        if (name != null
+                && (spec.commandLine().getParseResult() == null
+                        || !spec.commandLine().getParseResult().hasMatchedOption("--id"))) id = name;
         if (!id.matches("[A-Za-z0-9-]{1,64}"))
             throw new BootException(Kind.BAD_OPTION, "--id must be 1 to 64 letters, digits and '-', not '" + id + "'");
         if (shutdownTimeout < 0)
             throw new BootException(
                     Kind.BAD_OPTION, "--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
         Bodies.VmConfig fileConfig = configFile == null ? null : readConfigFile(configFile);
-        UnaryOperator<MachineConfig.Builder> hostOptions = hostOptions();
+        MachineConfig options = fromOptions ? configure(null) : null; // its mistakes before anything is made
+        RuntimeDir dir = null;
+        Path api = apiSock, consoleAt = consoleSock;
+        if (name != null) {
+            dir = RuntimeDir.locate(env, RuntimeDir.uid()).ensure();
+            api = dir.socket(name);
+            consoleAt = dir.console(name);
+        }
+        if (detached) Detach.ignoreHangup();
+        AtomicReference<Instance> self = new AtomicReference<>();
+        // A detached VM's stdout is its log, which a guest that prints without end must not grow without end.
+        OutputStream stdout = detached && dir != null
+                ? new CappedLog(dir.log(name), CappedLog.DEFAULT_LIMIT)
+                : new FileOutputStream(FileDescriptor.out);
+        ConsoleHub hub = consoleAt == null
+                ? null
+                : new ConsoleHub(
+                        stdout,
+                        () -> self.get().current(),
+                        () -> self.get().ended().isPresent());
+        OutputStream console = hub != null ? hub : stdout;
+        // The options' machine has its host options (debugcon's file is opened once); the API's gets them here.
+        UnaryOperator<MachineConfig.Builder> hostOptions = fromOptions ? b -> b : hostOptions(console);
         AtomicReference<SigtermShutdown> sigterm = new AtomicReference<>();
         Instance instance = new Instance(new Instance.Host(
                 id,
                 hostOptions,
                 () -> !noReboot && (sigterm.get() == null || !sigterm.get().received()),
                 Logging::configure,
-                Instance.Host.DEFAULT_PAUSE_TIMEOUT));
+                Instance.Host.DEFAULT_PAUSE_TIMEOUT,
+                java.util.Optional.ofNullable(consoleAt),
+                detached && dir != null ? java.util.Optional.of(dir.log(name)) : java.util.Optional.empty()));
+        self.set(instance);
         SigtermShutdown.Target target = new SigtermShutdown.Target() {
             public void pressPowerButton() {
                 instance.pressPowerButtonOrStop();
@@ -255,12 +345,22 @@ public final class RunCommand implements Callable<Integer> {
         Thread hook = new Thread(instance::stop, "jvmm-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
         ApiServer server = null;
-        try (Console console = Console.attach(instance::current, instance::stop, input, err);
+        ConsoleServer consoleServer = null;
+        RuntimeDir.Lock lock = null;
+        try (Console terminal = Console.attach(instance::current, instance::stop, input, err);
                 SigtermShutdown s = SigtermShutdown.install(target, Duration.ofSeconds(shutdownTimeout), err)) {
             sigterm.set(s);
             try {
-                // The socket first, as Firecracker binds it first: a path in use must not leave a VM booted behind.
-                if (apiSock != null) server = ApiServer.bind(apiSock, new Api(instance));
+                // The name first (it removes a dead VM's stale sockets), then the sockets, as Firecracker binds its
+                // socket first: a path in use must not leave a VM booted behind.
+                if (name != null) lock = dir.claim(name);
+                String label = name != null ? "--name " + name + ":" : null;
+                if (api != null)
+                    server = ApiServer.bind(
+                            api, new Api(instance), label != null ? label + " its API socket" : "--api-sock");
+                if (hub != null)
+                    consoleServer = ConsoleServer.bind(
+                            consoleAt, hub, label != null ? label + " its console socket" : "--console-sock");
                 if (fileConfig != null) {
                     try {
                         instance.configure(fileConfig);
@@ -269,12 +369,20 @@ public final class RunCommand implements Callable<Integer> {
                         throw new BootException(
                                 Kind.BAD_CONFIG_FILE, "--config-file " + configFile + ": " + e.getMessage());
                     }
+                } else if (options != null) {
+                    try {
+                        instance.start(withConsole(options, console));
+                    } catch (ApiException e) {
+                        throw new BootException(Kind.MACHINE_CONFIG, e.getMessage());
+                    }
                 }
                 Instance.End end = instance.awaitEnd();
                 return report(end.status(), end.stats(), err);
             } finally {
                 if (server != null) server.close();
+                if (consoleServer != null) consoleServer.close();
                 instance.close();
+                if (lock != null) lock.close();
             }
         } finally {
             try {
@@ -286,14 +394,12 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     /** What every machine of an API-configured run gets besides the API's configuration. */
-    private UnaryOperator<MachineConfig.Builder> hostOptions() {
+    private UnaryOperator<MachineConfig.Builder> hostOptions(OutputStream console) {
         KernelLoader.BootPath path = bootPath();
         java.util.Optional<OutputStream> dcon =
                 debugcon == null ? java.util.Optional.empty() : java.util.Optional.of(debugconStream(debugcon));
         return b -> {
-            b.console(new FileOutputStream(FileDescriptor.out))
-                    .cpuFeatures(cpuFeatures)
-                    .bootPath(path);
+            b.console(console).cpuFeatures(cpuFeatures).bootPath(path);
             dcon.ifPresent(b::debugcon);
             if (debugExit != null) b.debugExit(debugExit);
             return b;
@@ -317,7 +423,30 @@ public final class RunCommand implements Callable<Integer> {
         }
     }
 
+    /** The machine the options describe, its console on standard output. */
     MachineConfig configure() {
+        return configure(new FileOutputStream(FileDescriptor.out));
+    }
+
+    /** The same config with another console stream. */
+    private static MachineConfig withConsole(MachineConfig c, OutputStream console) {
+        return new MachineConfig(
+                c.kernel(),
+                c.initrd(),
+                c.cmdline(),
+                c.memoryBytes(),
+                c.cpus(),
+                c.cpuFeatures(),
+                c.bootPath(),
+                console,
+                c.debugcon(),
+                c.debugExitPort(),
+                c.disks(),
+                c.nics());
+    }
+
+    /** The machine the options describe, its console going to {@code console} (null: standard output). */
+    private MachineConfig configure(OutputStream console) {
         if (shutdownTimeout < 0)
             throw new BootException(
                     Kind.BAD_OPTION, "--shutdown-timeout must be 0 or more seconds, not " + shutdownTimeout);
@@ -327,7 +456,7 @@ public final class RunCommand implements Callable<Integer> {
                 .cpus(cpus)
                 .cpuFeatures(cpuFeatures)
                 .bootPath(path)
-                .console(new FileOutputStream(FileDescriptor.out));
+                .console(console != null ? console : new FileOutputStream(FileDescriptor.out));
         if (initrd != null) b.initrd(initrd);
         if (cmdline != null) b.cmdline(cmdline);
         if (debugcon != null) b.debugcon(debugconStream(debugcon));

@@ -158,6 +158,49 @@ class ApiKvmTest {
             assertTrue(line.get("vcpu_exits").get("IO").get("count").asLong() > 0, line.toString());
             assertTrue(line.get("net").has("net1"), line.toString());
             assertTrue(line.get("api_server").get("refused").asLong() >= 4, line.toString());
+            JsonNode blk = line.get("block").get("rootfs");
+            assertEquals(0, blk.get("requests").asLong(), "the guest has no virtio driver: " + blk);
+            assertTrue(line.get("net").get("net1").has("rx_bytes"), line.toString());
+
+            // jvmm's extensions: the VM as the verbs show it, its counters, the reset button and a clean reboot.
+            JsonNode vm = new ObjectMapper()
+                    .readTree(call(api, "GET", "/jvmm/vm", null).body().orElseThrow());
+            assertEquals("kvm-test", vm.get("id").asText());
+            assertEquals(ProcessHandle.current().pid(), vm.get("pid").asLong());
+            assertEquals(1, vm.get("vcpu_count").asInt());
+            assertEquals(64, vm.get("mem_size_mib").asInt());
+            assertEquals(disk.toString(), vm.get("disks").get(0).get("path").asText(), vm.toString());
+            assertEquals("rootfs", vm.get("disks").get(0).get("id").asText());
+            assertEquals(
+                    "06:00:ac:10:00:02",
+                    vm.get("nics").get(0).get("mac").asText().toLowerCase(),
+                    vm.toString());
+            assertEquals("user", vm.get("nics").get(0).get("backend").asText());
+            assertTrue(vm.get("uptime_ms").asLong() >= 0
+                    && vm.get("cmdline").asText().startsWith("api test"));
+            JsonNode counters = new ObjectMapper()
+                    .readTree(call(api, "GET", "/jvmm/metrics", null).body().orElseThrow());
+            assertTrue(counters.get("vcpu_exits").get("IO").get("count").asLong() > 0, counters.toString());
+            debugcon.reset();
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/jvmm/actions", "{\"action_type\": \"Reset\"}")
+                            .status());
+            await(() -> debugcon.toString().contains("api guest: booted"), "the guest to boot again after a reset");
+            debugcon.reset();
+            assertEquals(
+                    204,
+                    call(api, "PUT", "/jvmm/actions", "{\"action_type\": \"Reboot\"}")
+                            .status());
+            await(
+                    () -> debugcon.toString().contains("api guest: power button")
+                            && debugcon.toString().contains("api guest: booted"),
+                    "the guest to power off and boot again");
+            await(
+                    () -> instance.current() != null
+                            && "Running".equals(instance.info().state()),
+                    "the new machine");
+            assertEquals(2, instance.details().reboots());
 
             assertEquals(
                     204,

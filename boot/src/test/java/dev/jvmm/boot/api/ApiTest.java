@@ -357,6 +357,38 @@ class ApiTest {
     }
 
     @Test
+    void jvmmExtensionsBeforeStart() throws Exception {
+        JsonNode vm = json(call("GET", "/jvmm/vm", null));
+        assertEquals("test-vm", vm.get("id").asText());
+        assertEquals("Not started", vm.get("state").asText());
+        assertEquals(ProcessHandle.current().pid(), vm.get("pid").asLong());
+        assertEquals(1, vm.get("vcpu_count").asInt(), "Firecracker's default size");
+        assertEquals(128, vm.get("mem_size_mib").asInt());
+        assertFalse(vm.has("uptime_ms") || vm.has("kernel") || vm.has("console_socket"), vm.toString());
+        assertTrue(vm.get("disks").isEmpty() && vm.get("nics").isEmpty());
+        JsonNode metrics = json(call("GET", "/jvmm/metrics", null));
+        assertEquals(1, metrics.get("api_server").get("requests").asLong(), metrics.toString());
+        assertFalse(metrics.has("vcpu_exits"), "no machine, no exits");
+
+        assertFault(
+                call("PUT", "/jvmm/actions", "{\"action_type\": \"Reset\"}"),
+                "not supported before starting the microVM");
+        assertFault(
+                call("PUT", "/jvmm/actions", "{\"action_type\": \"Reboot\"}"),
+                "not supported before starting the microVM");
+        assertFault(
+                call("PUT", "/jvmm/actions", "{\"action_type\": \"Halt\"}"),
+                "unknown variant `Halt`",
+                "`Reboot`, `Reset`, `Stop`");
+        assertFault(call("PUT", "/jvmm/actions", "{}"), "missing field `action_type`");
+        assertFault(call("PUT", "/jvmm/nope", "{}"), "Invalid request method and/or path: PUT /jvmm/nope.");
+        assertFault(call("GET", "/jvmm", null), "Invalid request method and/or path");
+        assertTrue(api.instance().ended().isEmpty());
+        assertNoContent(call("PUT", "/jvmm/actions", "{\"action_type\": \"Stop\"}"));
+        assertTrue(api.instance().ended().isPresent(), "a stop before the start ends the run");
+    }
+
+    @Test
     void pathsMethodsAndBodies() throws Exception {
         assertFault(call("GET", "/nowhere", null), "Invalid request method and/or path: GET /nowhere.");
         assertFault(

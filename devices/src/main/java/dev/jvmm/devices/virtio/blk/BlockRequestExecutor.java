@@ -7,7 +7,6 @@ import dev.jvmm.devices.block.SegmentList;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,18 +24,18 @@ public final class BlockRequestExecutor {
     private final BlockBackend backend;
     private final MemorySegment id;
     private final boolean writeThrough;
-    private final LongAdder backendErrors;
+    private final BlockStats stats;
 
     /**
      * @param id            the get-id answer, NUL-padded to 20 bytes
      * @param writeThrough  flush after every write, discard and write-zeroes
-     * @param backendErrors counts the requests failed by the backend
+     * @param stats         counts the requests, their bytes and those failed by the backend
      */
-    public BlockRequestExecutor(BlockBackend backend, MemorySegment id, boolean writeThrough, LongAdder backendErrors) {
+    public BlockRequestExecutor(BlockBackend backend, MemorySegment id, boolean writeThrough, BlockStats stats) {
         this.backend = backend;
         this.id = id;
         this.writeThrough = writeThrough;
-        this.backendErrors = backendErrors;
+        this.stats = stats;
     }
 
     /**
@@ -79,8 +78,9 @@ public final class BlockRequestExecutor {
                 }
                 case BlockRequest.Refused x -> status = x.reason().status();
             }
+            stats.served(request);
         } catch (IOException e) {
-            backendErrors.increment();
+            stats.failed(); // counted as an error, not as an operation of its kind
             LOG.warn("virtio-blk: {} failed: {}", describe(request), e.getMessage());
             status = VirtioBlock.S_IOERR;
             written = 0;

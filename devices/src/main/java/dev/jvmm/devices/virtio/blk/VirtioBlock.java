@@ -11,7 +11,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
-import java.util.concurrent.atomic.LongAdder;
 
 /**
  * virtio-blk (virtio 1.2, 5.2): read, write, flush, get-id, discard, write-zeroes, read-only disks and
@@ -106,7 +105,7 @@ public final class VirtioBlock implements VirtioDevice {
     private final long features;
     private final MemorySegment config;
     private final MemorySegment id = MemorySegment.ofArray(new byte[ID_BYTES]);
-    private final LongAdder ioErrors = new LongAdder();
+    private final BlockStats stats = new BlockStats();
 
     // Set by activate, read on the I/O threads.
     private volatile QueueState[] states;
@@ -171,7 +170,12 @@ public final class VirtioBlock implements VirtioDevice {
 
     /** Requests completed with S_IOERR because the backend failed. */
     public long backendErrors() {
-        return ioErrors.sum();
+        return stats.errors();
+    }
+
+    /** The request counters: operations and bytes by kind, refusals and backend failures. */
+    public BlockStats stats() {
+        return stats;
     }
 
     @Override
@@ -215,7 +219,7 @@ public final class VirtioBlock implements VirtioDevice {
         for (int i = 0; i < s.length; i++)
             s[i] = new QueueState(queues.get(i).maxSize(), new BlockRequestParser(limits));
         // Without VIRTIO_BLK_F_FLUSH the driver expects every write stable on completion (the spec's write-through).
-        executor = new BlockRequestExecutor(backend, id, (negotiatedFeatures & bit(F_FLUSH)) == 0, ioErrors);
+        executor = new BlockRequestExecutor(backend, id, (negotiatedFeatures & bit(F_FLUSH)) == 0, stats);
         states = s;
     }
 

@@ -125,6 +125,7 @@ public final class VirtioNet implements VirtioDevice {
 
     private final LongAdder txFrames = new LongAdder(), txDropped = new LongAdder(), txMalformed = new LongAdder();
     private final LongAdder rxFrames = new LongAdder(), rxDropped = new LongAdder(), rxFiltered = new LongAdder();
+    private final LongAdder txBytes = new LongAdder(), rxBytes = new LongAdder();
 
     public VirtioNet(NetBackend backend, Options options) {
         this.backend = backend;
@@ -208,6 +209,11 @@ public final class VirtioNet implements VirtioDevice {
         return txFrames.sum();
     }
 
+    /** Bytes of the Ethernet frames counted by {@link #txFrames()} (without virtio-net's header). */
+    public long txBytes() {
+        return txBytes.sum();
+    }
+
     /** Frames the guest sent that were dropped: malformed here, or refused by the backend. */
     public long txDropped() {
         return txDropped.sum() + txMalformed.sum();
@@ -221,6 +227,11 @@ public final class VirtioNet implements VirtioDevice {
     /** Frames placed in the guest's receive buffers. */
     public long rxFrames() {
         return rxFrames.sum();
+    }
+
+    /** Bytes of the Ethernet frames counted by {@link #rxFrames()} (without virtio-net's header). */
+    public long rxBytes() {
+        return rxBytes.sum();
     }
 
     /** Frames for the guest that could not be placed (too big for its buffers, link down). */
@@ -440,8 +451,10 @@ public final class VirtioNet implements VirtioDevice {
                     st.held = true;
                     break;
                 }
-                if (r == TxResult.SENT) txFrames.increment();
-                else txDropped.increment();
+                if (r == TxResult.SENT) {
+                    txFrames.increment();
+                    txBytes.add(frame.byteSize() - HEADER);
+                } else txDropped.increment();
             }
             q.putUsed(st.chain.head(), 0);
             if (++done % 64 == 0) q.publishUsed(); // let the driver reclaim buffers during a long burst
@@ -562,6 +575,7 @@ public final class VirtioNet implements VirtioDevice {
             first.writeTo(VirtioNetHeader.OFF_NUM_BUFFERS, numBuffers, 0, 2);
             rx.addUsed(first.head(), len);
             rxFrames.increment();
+            rxBytes.add(len - HEADER);
             a.context.signalUsed(rxIndex);
             return true;
         }
@@ -602,6 +616,7 @@ public final class VirtioNet implements VirtioDevice {
             for (int i = 0; i < n; i++) rx.putUsed(heads[i], lengths[i]);
             rx.publishUsed();
             rxFrames.increment();
+            rxBytes.add(len - HEADER);
             a.context.signalUsed(rxIndex);
             return true;
         }

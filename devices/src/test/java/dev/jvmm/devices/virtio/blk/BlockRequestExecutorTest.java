@@ -7,14 +7,13 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
-import java.util.concurrent.atomic.LongAdder;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /** The executor on hand-made requests: no ring, no parser, only the backend and the status byte. */
 class BlockRequestExecutorTest {
     final MemoryBackend disk = new MemoryBackend(1 << 20, false);
-    final LongAdder errors = new LongAdder();
+    final BlockStats stats = new BlockStats();
     final MemorySegment status = MemorySegment.ofArray(new byte[] {0x7f});
     final MemorySegment id =
             MemorySegment.ofArray(java.util.Arrays.copyOf("serial-1".getBytes(StandardCharsets.US_ASCII), 20));
@@ -25,7 +24,7 @@ class BlockRequestExecutorTest {
     }
 
     BlockRequestExecutor executor(boolean writeThrough) {
-        return new BlockRequestExecutor(disk, id, writeThrough, errors);
+        return new BlockRequestExecutor(disk, id, writeThrough, stats);
     }
 
     static MemorySegment bytes(int n, int value) {
@@ -81,6 +80,24 @@ class BlockRequestExecutorTest {
         disk.failFlush = true;
         executor(false).execute(new BlockRequest.Flush(status));
         assertEquals(VirtioBlock.S_IOERR, status.get(ValueLayout.JAVA_BYTE, 0));
-        assertEquals(2, errors.sum());
+        assertEquals(2, stats.errors());
+        assertEquals(
+                new BlockStats.Snapshot(0, 0, 0, 0, 0, 0, 0, 0, 0, 2),
+                stats.snapshot(),
+                "failures count only as errors");
+    }
+
+    @Test
+    void requestsAndTheirBytesAreCountedByKind() {
+        BlockRequestExecutor ex = executor(false);
+        ex.execute(new BlockRequest.Read(0, List.of(bytes(512, 0), bytes(1024, 0)), status));
+        ex.execute(new BlockRequest.Write(2, List.of(bytes(4096, 1)), status));
+        ex.execute(new BlockRequest.Write(10, List.of(bytes(512, 1)), status));
+        ex.execute(new BlockRequest.Flush(status));
+        ex.execute(new BlockRequest.GetId(List.of(bytes(20, 0)), status));
+        ex.execute(new BlockRequest.Refused(Rejection.UNSUPPORTED_TYPE, status));
+        BlockStats.Snapshot s = stats.snapshot();
+        assertEquals(new BlockStats.Snapshot(1, 1536, 2, 4608, 1, 0, 0, 1, 1, 0), s);
+        assertEquals(6, s.requests());
     }
 }

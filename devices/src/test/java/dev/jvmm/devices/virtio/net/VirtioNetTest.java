@@ -247,6 +247,7 @@ class VirtioNetTest {
         assertArrayEquals(b, sent.get(1));
         assertArrayEquals(c, sent.get(2));
         assertEquals(3, net.txFrames());
+        assertEquals(a.length + b.length + c.length - 3L * HEADER, net.txBytes(), "Ethernet bytes, no headers");
         assertEquals(0, net.txDropped());
     }
 
@@ -379,6 +380,7 @@ class VirtioNetTest {
         g[10] = g[11] = 0;
         assertArrayEquals(f, g);
         assertEquals(1, net.rxFrames());
+        assertEquals(f.length - HEADER, net.rxBytes());
     }
 
     @Test
