@@ -65,9 +65,12 @@ final class VirtioSlots {
                                 + " virtio-mmio devices; attach more with transport=pci");
             long base = VIRTIO_MMIO_BASE + mmioCount * VirtioMmioTransport.WINDOW_SIZE;
             int irq = MMIO_IRQS[mmioCount++];
-            // ISA IRQs are edge-triggered in the MP table and the MADT (no override), so Linux programs them so.
+            // ISA IRQs are edge-triggered in the MP table and the MADT (no override) and Linux programs them so,
+            // but a guest may program its pin level-triggered: a pulse is then lost while the IOAPIC awaits the
+            // EOI of the last one (the emulated-AMD-V runs of the C suites showed it). A resampling irqfd holds the
+            // pin until EOI and re-asserts it while InterruptStatus is set, which serves both.
             VirtioMmioTransport t =
-                    new VirtioMmioTransport(name, device, vm.memory(), vm.interrupts(), irq, Trigger.EDGE);
+                    new VirtioMmioTransport(name, device, vm.memory(), vm.interrupts(), irq, Trigger.LEVEL);
             vm.own(t);
             vm.mmioBus().register("virtio-mmio " + name, base, VirtioMmioTransport.WINDOW_SIZE, t);
             t.registerIoEvent(vm.ioEvents(), base);
