@@ -213,8 +213,8 @@ public final class Report {
                 case "--no-exits" -> exits = false;
                 case "--debian" -> debian = Path.of(args[++i]);
                 case "-h", "--help" -> {
-                    System.out.println(
-                            "usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] [--no-exits] [--debian DIR]");
+                    System.out.println("usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] "
+                            + "[--no-exits] [--debian DIR]");
                     System.out.println("  --debian DIR  also time a Debian guest to its login prompt, jvmm against QEMU"
                             + " (DIR: what scripts/debian-image.sh prints)");
                     return;

@@ -1095,7 +1095,10 @@ public final class Qcow2Image implements BlockBackend {
         }
     }
 
-    /** Maps every guest cluster to a host cluster (reads zero: the file is sparse), as qemu-img's preallocation=metadata. */
+    /**
+     * Maps every guest cluster to a host cluster (reads zero: the file is sparse), as qemu-img's
+     * preallocation=metadata.
+     */
     void preallocateMetadata() throws IOException {
         checkWritable();
         lock.writeLock().lock();
