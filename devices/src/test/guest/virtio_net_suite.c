@@ -13,6 +13,7 @@
  * used rings (the blk suite covers interrupts). Results go to debugcon; the exit code is 0 when all checks pass.
  */
 #include "guest.h"
+#include "virtio_transport.h"
 
 #define QSZ 16
 #define RXBUFS 8
@@ -32,8 +33,8 @@ struct desc { u64 addr; u32 len; u16 flags; u16 next; } __attribute__((packed));
 
 struct nic {
     const char *name;
-    int pci;
-    uptr base, common, devcfg, notify[2];
+    struct vtransport t;
+    uptr notify[2];
     u8 *q[2];                 /* per queue: desc at 0, avail at 256, used at 512 */
     u16 avail_idx[2], used_seen[2];
     u8 mac[6];
@@ -45,8 +46,8 @@ static u8 qmem[2][2][4096] __attribute__((aligned(4096)));
 static u8 rxmem[2][RXBUFS][BUFSZ] __attribute__((aligned(64)));
 static u8 txbuf[BUFSZ] __attribute__((aligned(64)));
 static struct nic nics[2] = {
-    { "net-mmio", 0, 0, 0, 0, {0, 0}, {qmem[0][0], qmem[0][1]}, {0, 0}, {0, 0}, {0}, rxmem[0], 0 },
-    { "net-pci", 1, 0, 0, 0, {0, 0}, {qmem[1][0], qmem[1][1]}, {0, 0}, {0, 0}, {0}, rxmem[1], 1 },
+    { "net-mmio", {0, 0, 0, 0}, {0, 0}, {qmem[0][0], qmem[0][1]}, {0, 0}, {0, 0}, {0}, rxmem[0], 0 },
+    { "net-pci", {1, 0, 0, 0}, {0, 0}, {qmem[1][0], qmem[1][1]}, {0, 0}, {0, 0}, {0}, rxmem[1], 1 },
 };
 
 static const u8 GATEWAY_MAC[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
@@ -55,30 +56,16 @@ static int tap_peer;
 
 /* --- transport access -------------------------------------------------------------------------------- */
 
-static u32 mr(struct nic *n, u32 off) { return mmio_read32(n->base + off); }
-static void mw(struct nic *n, u32 off, u32 v) { mmio_write32(n->base + off, v); }
-static u8 get_status(struct nic *n) { return n->pci ? mmio_read8(n->common + 0x14) : (u8)mr(n, 0x70); }
-static void set_status(struct nic *n, u8 s) { if (n->pci) mmio_write8(n->common + 0x14, s); else mw(n, 0x70, s); }
-static u8 cfg8(struct nic *n, u32 off) { return n->pci ? mmio_read8(n->devcfg + off) : mmio_read8(n->base + 0x100 + off); }
-
-static u32 device_features(struct nic *n, u32 sel)
+static u8 cfg8(struct nic *n, u32 off)
 {
-    if (n->pci) { mmio_write32(n->common + 0x00, sel); return mmio_read32(n->common + 0x04); }
-    mw(n, 0x14, sel);
-    return mr(n, 0x10);
+    return n->t.pci ? mmio_read8(n->t.devcfg + off) : mmio_read8(n->t.base + 0x100 + off);
 }
 
-static void driver_features(struct nic *n, u32 sel, u32 v)
-{
-    if (n->pci) { mmio_write32(n->common + 0x08, sel); mmio_write32(n->common + 0x0c, v); return; }
-    mw(n, 0x24, sel);
-    mw(n, 0x20, v);
-}
 
 static void kick(struct nic *n, int qi)
 {
     barrier();
-    if (n->pci) mmio_write16(n->notify[qi], (u16)qi); else mw(n, 0x50, (u32)qi);
+    if (n->t.pci) mmio_write16(n->notify[qi], (u16)qi); else mw(&n->t, 0x50, (u32)qi);
 }
 
 static u32 notify_base, notify_multiplier;
@@ -88,21 +75,21 @@ static void setup_queue(struct nic *n, int qi)
     u32 desc = (u32)(uptr)n->q[qi], avail = desc + 256, used = desc + 512;
     memset(n->q[qi], 0, 4096);
     n->avail_idx[qi] = n->used_seen[qi] = 0;
-    if (n->pci) {
-        mmio_write16(n->common + 0x16, (u16)qi);
-        mmio_write16(n->common + 0x18, QSZ);
-        mmio_write32(n->common + 0x20, desc); mmio_write32(n->common + 0x24, 0);
-        mmio_write32(n->common + 0x28, avail); mmio_write32(n->common + 0x2c, 0);
-        mmio_write32(n->common + 0x30, used); mmio_write32(n->common + 0x34, 0);
-        n->notify[qi] = notify_base + mmio_read16(n->common + 0x1e) * notify_multiplier;
-        mmio_write16(n->common + 0x1c, 1);
+    if (n->t.pci) {
+        mmio_write16(n->t.common + 0x16, (u16)qi);
+        mmio_write16(n->t.common + 0x18, QSZ);
+        mmio_write32(n->t.common + 0x20, desc); mmio_write32(n->t.common + 0x24, 0);
+        mmio_write32(n->t.common + 0x28, avail); mmio_write32(n->t.common + 0x2c, 0);
+        mmio_write32(n->t.common + 0x30, used); mmio_write32(n->t.common + 0x34, 0);
+        n->notify[qi] = notify_base + mmio_read16(n->t.common + 0x1e) * notify_multiplier;
+        mmio_write16(n->t.common + 0x1c, 1);
     } else {
-        mw(n, 0x30, (u32)qi);
-        mw(n, 0x38, QSZ);
-        mw(n, 0x80, desc); mw(n, 0x84, 0);
-        mw(n, 0x90, avail); mw(n, 0x94, 0);
-        mw(n, 0xa0, used); mw(n, 0xa4, 0);
-        mw(n, 0x44, 1);
+        mw(&n->t, 0x30, (u32)qi);
+        mw(&n->t, 0x38, QSZ);
+        mw(&n->t, 0x80, desc); mw(&n->t, 0x84, 0);
+        mw(&n->t, 0x90, avail); mw(&n->t, 0x94, 0);
+        mw(&n->t, 0xa0, used); mw(&n->t, 0xa4, 0);
+        mw(&n->t, 0x44, 1);
     }
 }
 
@@ -121,26 +108,26 @@ static void post_rx(struct nic *n, u16 id)
 
 static int nic_init(struct nic *n)
 {
-    set_status(n, 0);
-    CHECK(get_status(n) == 0, "%s: status 0 after reset\n", n->name);
-    set_status(n, ST_ACK);
-    set_status(n, ST_ACK | ST_DRIVER);
-    u32 f0 = device_features(n, 0), f1 = device_features(n, 1);
+    set_status(&n->t, 0);
+    CHECK(get_status(&n->t) == 0, "%s: status 0 after reset\n", n->name);
+    set_status(&n->t, ST_ACK);
+    set_status(&n->t, ST_ACK | ST_DRIVER);
+    u32 f0 = device_features(&n->t, 0), f1 = device_features(&n->t, 1);
     u32 want = (1u << F_MAC) | (1u << F_STATUS) | (n->mergeable ? 1u << F_MRG_RXBUF : 0);
     CHECK((f1 & 1) && (f0 & want) == want, "%s: features %x %x offered\n", n->name, f1, f0);
-    driver_features(n, 0, f0 & want);
-    driver_features(n, 1, 1);
-    set_status(n, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-    CHECK(get_status(n) & ST_FEATURES_OK, "%s: FEATURES_OK kept\n", n->name);
+    driver_features(&n->t, 0, f0 & want);
+    driver_features(&n->t, 1, 1);
+    set_status(&n->t, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
+    CHECK(get_status(&n->t) & ST_FEATURES_OK, "%s: FEATURES_OK kept\n", n->name);
     setup_queue(n, 0);
     setup_queue(n, 1);
     for (u16 i = 0; i < RXBUFS; i++) post_rx(n, i);
-    set_status(n, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-    CHECK(get_status(n) == (ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK), "%s: DRIVER_OK (status %x)\n", n->name, get_status(n));
+    set_status(&n->t, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+    CHECK(get_status(&n->t) == (ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK), "%s: DRIVER_OK (status %x)\n", n->name, get_status(&n->t));
     kick(n, 0);
     for (int i = 0; i < 6; i++) n->mac[i] = cfg8(n, (u32)i);
     CHECK((cfg8(n, 6) & 1) == 1, "%s: link up\n", n->name);
-    return get_status(n) & ST_DRIVER_OK;
+    return get_status(&n->t) & ST_DRIVER_OK;
 }
 
 /* --- frames ---------------------------------------------------------------------------------------------- */
@@ -292,7 +279,7 @@ static void nic_suite(struct nic *n, const u8 *expected_mac)
     CHECK(send(n, runt, sizeof runt), "%s: a runt frame is completed, not left hanging\n", n->name);
     if (!tap_peer) dhcp(n);
     arp(n);
-    CHECK(!(get_status(n) & ST_NEEDS_RESET), "%s: no NEEDS_RESET\n", n->name);
+    CHECK(!(get_status(&n->t) & ST_NEEDS_RESET), "%s: no NEEDS_RESET\n", n->name);
 }
 
 /* --- discovery --------------------------------------------------------------------------------------------- */
@@ -344,18 +331,18 @@ static int find_pci_nic(struct nic *n)
     if (slot < 0) return 0;
     CHECK(pci_read16(0, (u8)slot, 0, 0x0a) == 0x0200, "class 02:00 (Ethernet)\n");
     u32 lo = pci_read32(0, (u8)slot, 0, 0x10);
-    n->base = lo & ~0xfu;
+    n->t.base = lo & ~0xfu;
     for (u8 cap = pci_read8(0, (u8)slot, 0, 0x34); cap; cap = pci_read8(0, (u8)slot, 0, cap + 1)) {
         if (pci_read8(0, (u8)slot, 0, cap) != 0x09 || pci_read8(0, (u8)slot, 0, cap + 4) != 0) continue;
         u8 type = pci_read8(0, (u8)slot, 0, cap + 3);
         u32 off = pci_read32(0, (u8)slot, 0, cap + 8);
-        if (type == 1 && !n->common) n->common = n->base + off;
-        if (type == 4 && !n->devcfg) n->devcfg = n->base + off;
-        if (type == 2 && !notify_base) { notify_base = n->base + off; notify_multiplier = pci_read32(0, (u8)slot, 0, cap + 16); }
+        if (type == 1 && !n->t.common) n->t.common = n->t.base + off;
+        if (type == 4 && !n->t.devcfg) n->t.devcfg = n->t.base + off;
+        if (type == 2 && !notify_base) { notify_base = n->t.base + off; notify_multiplier = pci_read32(0, (u8)slot, 0, cap + 16); }
     }
-    CHECK(n->common && n->devcfg && notify_base, "common, device and notify capabilities\n");
+    CHECK(n->t.common && n->t.devcfg && notify_base, "common, device and notify capabilities\n");
     pci_write16(0, (u8)slot, 0, 0x04, pci_read16(0, (u8)slot, 0, 0x04) | 0x6);
-    return n->common && n->devcfg && notify_base;
+    return n->t.common && n->t.devcfg && notify_base;
 }
 
 int guest_main(u32 magic, u32 info)
@@ -371,8 +358,8 @@ int guest_main(u32 magic, u32 info)
     const char *dev = find(cmdline, "virtio_mmio.device=4K@");
     CHECK(dev != 0, "a virtio-mmio device on the command line\n");
     if (!macs || !dev) return guest_result();
-    nics[0].base = parse_hex(&dev);
-    CHECK(mr(&nics[0], 0) == 0x74726976 && mr(&nics[0], 8) == 1, "%s: virtio-mmio magic and device id 1 (net)\n", nics[0].name);
+    nics[0].t.base = parse_hex(&dev);
+    CHECK(mr(&nics[0].t, 0) == 0x74726976 && mr(&nics[0].t, 8) == 1, "%s: virtio-mmio magic and device id 1 (net)\n", nics[0].name);
     nic_suite(&nics[0], mac0);
     if (find_pci_nic(&nics[1])) nic_suite(&nics[1], mac1);
     return guest_result();

@@ -11,6 +11,7 @@
  * checks the disk files' bytes. Interrupts are taken through the LAPIC/IOAPIC (mmio) and MSI-X (pci).
  */
 #include "guest.h"
+#include "virtio_transport.h"
 
 #define VEC_VDA 0x30
 #define VEC_VDB 0x31
@@ -47,9 +48,8 @@ struct desc { u64 addr; u32 len; u16 flags; u16 next; } __attribute__((packed));
 
 struct dev {
     const char *name;
-    int pci;
-    uptr base;                 /* mmio window, or BAR0 */
-    uptr common, notify, isr, devcfg;
+    struct vtransport t;
+    uptr notify, isr;
     u8 *q;                     /* desc at 0, avail at 256, used at 512 */
     u16 avail_idx, used_seen;
     volatile int irqs, config_irqs;
@@ -64,9 +64,9 @@ static u8 segs[32] __attribute__((aligned(16)));
 static char idbuf[20];
 
 static u32 vda_gsi, vdb_gsi;
-static struct dev vda = { "vda", 0, 0, 0, 0, 0, 0, qmem[0], 0, 0, 0, 0, 0x11111111u };
-static struct dev vdb = { "vdb", 0, 0, 0, 0, 0, 0, qmem[1], 0, 0, 0, 0, 0 };
-static struct dev vdc = { "vdc", 1, 0, 0, 0, 0, 0, qmem[2], 0, 0, 0, 0, 0x33333333u };
+static struct dev vda = { "vda", {0, 0, 0, 0}, 0, 0, qmem[0], 0, 0, 0, 0, 0x11111111u };
+static struct dev vdb = { "vdb", {0, 0, 0, 0}, 0, 0, qmem[1], 0, 0, 0, 0, 0 };
+static struct dev vdc = { "vdc", {1, 0, 0, 0}, 0, 0, qmem[2], 0, 0, 0, 0, 0x33333333u };
 
 /* --- interrupts ------------------------------------------------------------------------------------- */
 
@@ -110,8 +110,8 @@ static void ioapic_write(u32 reg, u32 v) { mmio_write32(IOAPIC, reg); mmio_write
 
 static void mmio_irq(struct dev *d)
 {
-    u32 s = mmio_read32(d->base + 0x60);
-    mmio_write32(d->base + 0x64, s);       /* acknowledge: the level line drops */
+    u32 s = mmio_read32(d->t.base + 0x60);
+    mmio_write32(d->t.base + 0x64, s);       /* acknowledge: the level line drops */
     if (s & 1) d->irqs++;
     if (s & 2) d->config_irqs++;
     lapic_eoi();
@@ -169,76 +169,56 @@ static int wait_counter(volatile int *counter, int before)
 
 /* --- transport access -------------------------------------------------------------------------------- */
 
-static u32 mr(struct dev *d, u32 off) { return mmio_read32(d->base + off); }
-static void mw(struct dev *d, u32 off, u32 v) { mmio_write32(d->base + off, v); }
-
-static u8 get_status(struct dev *d) { return d->pci ? mmio_read8(d->common + 0x14) : (u8)mr(d, 0x70); }
-static void set_status(struct dev *d, u8 s) { if (d->pci) mmio_write8(d->common + 0x14, s); else mw(d, 0x70, s); }
-
-static u32 device_features(struct dev *d, u32 sel)
-{
-    if (d->pci) { mmio_write32(d->common + 0x00, sel); return mmio_read32(d->common + 0x04); }
-    mw(d, 0x14, sel);
-    return mr(d, 0x10);
-}
-
-static void driver_features(struct dev *d, u32 sel, u32 v)
-{
-    if (d->pci) { mmio_write32(d->common + 0x08, sel); mmio_write32(d->common + 0x0c, v); return; }
-    mw(d, 0x24, sel);
-    mw(d, 0x20, v);
-}
-
-static u32 cfg32(struct dev *d, u32 off) { return d->pci ? mmio_read32(d->devcfg + off) : mr(d, 0x100 + off); }
+static u32 cfg32(struct dev *d, u32 off) { return d->t.pci ? mmio_read32(d->t.devcfg + off) : mr(&d->t, 0x100 + off); }
 
 static void notify(struct dev *d)
 {
     barrier();
-    if (d->pci) mmio_write16(d->notify, 0); else mw(d, 0x50, 0);
+    if (d->t.pci) mmio_write16(d->notify, 0); else mw(&d->t, 0x50, 0);
 }
 
 /* Reset, acknowledge, negotiate, set up queue 0, DRIVER_OK. Returns the accepted feature word 0. */
 static int dev_init(struct dev *d, u32 want)
 {
-    set_status(d, 0);
-    CHECK(get_status(d) == 0, "%s: status 0 after reset\n", d->name);
-    set_status(d, ST_ACK);
-    set_status(d, ST_ACK | ST_DRIVER);
-    u32 f0 = device_features(d, 0), f1 = device_features(d, 1);
+    set_status(&d->t, 0);
+    CHECK(get_status(&d->t) == 0, "%s: status 0 after reset\n", d->name);
+    set_status(&d->t, ST_ACK);
+    set_status(&d->t, ST_ACK | ST_DRIVER);
+    u32 f0 = device_features(&d->t, 0), f1 = device_features(&d->t, 1);
     CHECK(f1 & 1, "%s: VIRTIO_F_VERSION_1 offered (features %x %x)\n", d->name, f1, f0);
-    driver_features(d, 0, f0 & want);
-    driver_features(d, 1, 1);
-    set_status(d, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-    CHECK(get_status(d) & ST_FEATURES_OK, "%s: FEATURES_OK kept\n", d->name);
+    driver_features(&d->t, 0, f0 & want);
+    driver_features(&d->t, 1, 1);
+    set_status(&d->t, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
+    CHECK(get_status(&d->t) & ST_FEATURES_OK, "%s: FEATURES_OK kept\n", d->name);
     memset(d->q, 0, 4096);
     d->avail_idx = d->used_seen = 0;
     u32 desc = (u32)(uptr)d->q, avail = desc + 256, used = desc + 512;
-    if (d->pci) {
-        mmio_write16(d->common + 0x10, 0);                 /* config vector: MSI-X entry 0 */
-        CHECK(mmio_read16(d->common + 0x10) == 0, "%s: config vector mapped\n", d->name);
-        mmio_write16(d->common + 0x16, 0);
-        u16 max = mmio_read16(d->common + 0x18);
+    if (d->t.pci) {
+        mmio_write16(d->t.common + 0x10, 0);                 /* config vector: MSI-X entry 0 */
+        CHECK(mmio_read16(d->t.common + 0x10) == 0, "%s: config vector mapped\n", d->name);
+        mmio_write16(d->t.common + 0x16, 0);
+        u16 max = mmio_read16(d->t.common + 0x18);
         CHECK(max >= QSZ, "%s: queue size %u\n", d->name, max);
-        mmio_write16(d->common + 0x18, QSZ);
-        mmio_write32(d->common + 0x20, desc); mmio_write32(d->common + 0x24, 0);
-        mmio_write32(d->common + 0x28, avail); mmio_write32(d->common + 0x2c, 0);
-        mmio_write32(d->common + 0x30, used); mmio_write32(d->common + 0x34, 0);
-        mmio_write16(d->common + 0x1a, 1);                 /* queue vector: MSI-X entry 1 */
-        CHECK(mmio_read16(d->common + 0x1a) == 1, "%s: queue vector mapped\n", d->name);
-        mmio_write16(d->common + 0x1c, 1);
+        mmio_write16(d->t.common + 0x18, QSZ);
+        mmio_write32(d->t.common + 0x20, desc); mmio_write32(d->t.common + 0x24, 0);
+        mmio_write32(d->t.common + 0x28, avail); mmio_write32(d->t.common + 0x2c, 0);
+        mmio_write32(d->t.common + 0x30, used); mmio_write32(d->t.common + 0x34, 0);
+        mmio_write16(d->t.common + 0x1a, 1);                 /* queue vector: MSI-X entry 1 */
+        CHECK(mmio_read16(d->t.common + 0x1a) == 1, "%s: queue vector mapped\n", d->name);
+        mmio_write16(d->t.common + 0x1c, 1);
     } else {
-        mw(d, 0x30, 0);
-        CHECK(mr(d, 0x44) == 0, "%s: queue not ready before setup\n", d->name);
-        u32 max = mr(d, 0x34);
+        mw(&d->t, 0x30, 0);
+        CHECK(mr(&d->t, 0x44) == 0, "%s: queue not ready before setup\n", d->name);
+        u32 max = mr(&d->t, 0x34);
         CHECK(max >= QSZ, "%s: QueueNumMax %u\n", d->name, max);
-        mw(d, 0x38, QSZ);
-        mw(d, 0x80, desc); mw(d, 0x84, 0);
-        mw(d, 0x90, avail); mw(d, 0x94, 0);
-        mw(d, 0xa0, used); mw(d, 0xa4, 0);
-        mw(d, 0x44, 1);
+        mw(&d->t, 0x38, QSZ);
+        mw(&d->t, 0x80, desc); mw(&d->t, 0x84, 0);
+        mw(&d->t, 0x90, avail); mw(&d->t, 0x94, 0);
+        mw(&d->t, 0xa0, used); mw(&d->t, 0xa4, 0);
+        mw(&d->t, 0x44, 1);
     }
-    set_status(d, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-    CHECK(get_status(d) == (ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK), "%s: DRIVER_OK, status %x\n", d->name, get_status(d));
+    set_status(&d->t, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+    CHECK(get_status(&d->t) == (ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK), "%s: DRIVER_OK, status %x\n", d->name, get_status(&d->t));
     return (int)(f0 & want);
 }
 
@@ -310,7 +290,7 @@ static void blk_suite(struct dev *d, const char *serial, u32 capacity)
     u32 ulen, f = (u32)dev_init(d, (1u << F_FLUSH) | (1u << F_BLK_SIZE) | (1u << F_DISCARD) | (1u << F_WRITE_ZEROES));
     CHECK(f & (1u << F_DISCARD), "%s: discard offered\n", d->name);
     CHECK(f & (1u << F_WRITE_ZEROES), "%s: write-zeroes offered\n", d->name);
-    CHECK(!(device_features(d, 0) & (1u << F_RO)), "%s: not read-only\n", d->name);
+    CHECK(!(device_features(&d->t, 0) & (1u << F_RO)), "%s: not read-only\n", d->name);
     CHECK(cfg32(d, 0) == capacity && cfg32(d, 4) == 0, "%s: capacity %u sectors\n", d->name, cfg32(d, 0));
     CHECK(cfg32(d, 20) == 512, "%s: blk_size %u\n", d->name, cfg32(d, 20));
 
@@ -356,7 +336,7 @@ static void blk_suite(struct dev *d, const char *serial, u32 capacity)
     CHECK(blk(d, T_IN, 0, buf, 100, 1, &ulen) == S_IOERR, "%s: partial sector -> IOERR\n", d->name);
     CHECK(blk(d, 77, 0, buf, SECTOR, 1, &ulen) == S_UNSUPP, "%s: unknown type -> UNSUPP\n", d->name);
     CHECK(blk(d, T_IN, 64, buf, SECTOR, 1, &ulen) == S_OK && verify(d, 64, 1), "%s: still serving\n", d->name);
-    CHECK(!(get_status(d) & ST_NEEDS_RESET), "%s: no NEEDS_RESET\n", d->name);
+    CHECK(!(get_status(&d->t) & ST_NEEDS_RESET), "%s: no NEEDS_RESET\n", d->name);
 }
 
 /* --- virtio-mmio ----------------------------------------------------------------------------------------- */
@@ -364,17 +344,17 @@ static void blk_suite(struct dev *d, const char *serial, u32 capacity)
 static void mmio_suite(void)
 {
     puts("virtio-mmio\n");
-    CHECK(mr(&vda, 0x000) == 0x74726976, "vda: magic %x\n", mr(&vda, 0x000));
-    CHECK(mr(&vda, 0x004) == 2, "vda: version %u\n", mr(&vda, 0x004));
-    CHECK(mr(&vda, 0x008) == 2, "vda: device id %u (block)\n", mr(&vda, 0x008));
-    CHECK(mr(&vdb, 0x008) == 2, "vdb: device id %u (block)\n", mr(&vdb, 0x008));
+    CHECK(mr(&vda.t, 0x000) == 0x74726976, "vda: magic %x\n", mr(&vda.t, 0x000));
+    CHECK(mr(&vda.t, 0x004) == 2, "vda: version %u\n", mr(&vda.t, 0x004));
+    CHECK(mr(&vda.t, 0x008) == 2, "vda: device id %u (block)\n", mr(&vda.t, 0x008));
+    CHECK(mr(&vdb.t, 0x008) == 2, "vdb: device id %u (block)\n", mr(&vdb.t, 0x008));
     blk_suite(&vda, "jvmm-vda", 8192);
 
     /* vdb: read-only. */
     u32 ulen;
     dev_init(&vdb, 1u << F_FLUSH);
-    CHECK(device_features(&vdb, 0) & (1u << F_RO), "vdb: VIRTIO_BLK_F_RO offered\n");
-    CHECK(!(device_features(&vdb, 0) & (1u << F_DISCARD)), "vdb: no discard on a read-only disk\n");
+    CHECK(device_features(&vdb.t, 0) & (1u << F_RO), "vdb: VIRTIO_BLK_F_RO offered\n");
+    CHECK(!(device_features(&vdb.t, 0) & (1u << F_DISCARD)), "vdb: no discard on a read-only disk\n");
     fill(&vdb, 0, 1);
     CHECK(blk(&vdb, T_OUT, 0, buf, SECTOR, 0, &ulen) == S_IOERR, "vdb: write refused with IOERR\n");
     memset(buf, 0, SECTOR);
@@ -413,7 +393,7 @@ static void pci_suite(void)
     pci_write32(0, slot, 0, 0x10, lo);
     pci_write32(0, slot, 0, 0x14, hi);
     CHECK(hi == 0 && (lo & ~0xfu) != 0, "BAR0 placed below 4 GiB at %x\n", lo & ~0xfu);
-    vdc.base = lo & ~0xfu;
+    vdc.t.base = lo & ~0xfu;
 
     int msix = 0, found = 0;
     for (u8 cap = pci_read8(0, slot, 0, 0x34); cap; cap = pci_read8(0, slot, 0, cap + 1)) {
@@ -424,10 +404,10 @@ static void pci_suite(void)
         u32 off = pci_read32(0, slot, 0, cap + 8);
         if (bar != 0 && type != 5) continue;
         found |= 1 << type;
-        if (type == 1 && !vdc.common) vdc.common = vdc.base + off;
-        if (type == 3 && !vdc.isr) vdc.isr = vdc.base + off;
-        if (type == 4 && !vdc.devcfg) vdc.devcfg = vdc.base + off;
-        if (type == 2 && !vdc.notify) vdc.notify = vdc.base + off; /* queue 0: notify_off 0 */
+        if (type == 1 && !vdc.t.common) vdc.t.common = vdc.t.base + off;
+        if (type == 3 && !vdc.isr) vdc.isr = vdc.t.base + off;
+        if (type == 4 && !vdc.t.devcfg) vdc.t.devcfg = vdc.t.base + off;
+        if (type == 2 && !vdc.notify) vdc.notify = vdc.t.base + off; /* queue 0: notify_off 0 */
     }
     CHECK((found & 0x3e) == 0x3e, "common, notify, ISR, device and PCI_CFG capabilities (%x)\n", found);
     CHECK(msix != 0, "MSI-X capability\n");
@@ -437,7 +417,7 @@ static void pci_suite(void)
     u16 ctrl = pci_read16(0, slot, 0, msix + 2);
     u32 table = pci_read32(0, slot, 0, msix + 4);
     CHECK((table & 7) == 0 && (ctrl & 0x7ff) >= 1, "MSI-X table in BAR0 with %u vectors\n", (ctrl & 0x7ff) + 1);
-    uptr t = vdc.base + (table & ~7u);
+    uptr t = vdc.t.base + (table & ~7u);
     mmio_write32(t + 0, 0xfee00000u); mmio_write32(t + 4, 0); mmio_write32(t + 8, VEC_PCI_CONFIG); mmio_write32(t + 12, 0);
     mmio_write32(t + 16, 0xfee00000u); mmio_write32(t + 20, 0); mmio_write32(t + 24, VEC_PCI_QUEUE); mmio_write32(t + 28, 0);
     pci_write16(0, slot, 0, msix + 2, ctrl | 0x8000);
@@ -454,7 +434,7 @@ static void pci_suite(void)
     avail[1] = ++vdc.avail_idx;
     notify(&vdc);
     CHECK(wait_counter(&vdc.config_irqs, cfg_irqs), "vdc: configuration interrupt after a descriptor loop\n");
-    CHECK(get_status(&vdc) & ST_NEEDS_RESET, "vdc: DEVICE_NEEDS_RESET after a descriptor loop\n");
+    CHECK(get_status(&vdc.t) & ST_NEEDS_RESET, "vdc: DEVICE_NEEDS_RESET after a descriptor loop\n");
     u32 ulen;
     dev_init(&vdc, 1u << F_FLUSH);
     CHECK(blk(&vdc, T_FLUSH, 0, 0, 0, 0, &ulen) == S_OK, "vdc: works again after reset\n");
@@ -504,8 +484,8 @@ int guest_main(u32 magic, u32 info)
     int ok = find_mmio_device(cmdline, 0, &a, &vda_gsi) && find_mmio_device(cmdline, 1, &b, &vdb_gsi);
     CHECK(ok && vda_gsi < 24 && vdb_gsi < 24, "two virtio-mmio devices on the command line\n");
     if (!ok || vda_gsi >= 24 || vdb_gsi >= 24) return guest_result();
-    vda.base = a;
-    vdb.base = b;
+    vda.t.base = a;
+    vdb.t.base = b;
     interrupts_init();
     mmio_suite();
     pci_suite();

@@ -87,26 +87,22 @@ final class LaunchBench {
                 plus(serial, "-XX:SharedArchiveFile=" + jsa, "-XX:+AutoCreateSharedArchive"),
                 List.of()));
         if (Runtime.version().feature() >= 25) {
-            Path aot = work.resolve("jvmm.aot");
-            Files.deleteIfExists(aot);
-            rows.add(jvmm(
-                    java,
-                    cp,
-                    "SerialGC -Xmx64m, AOT cache (JEP 483/514)",
-                    plus(serial, "-XX:AOTCache=" + aot),
-                    plus(serial, "-XX:AOTCacheOutput=" + aot)));
-            Path lean = work.resolve("jvmm-lean.aot");
-            Files.deleteIfExists(lean);
+            rows.add(jvmmWithAotCache(java, cp, "SerialGC -Xmx64m, AOT cache (JEP 483/514)", serial, "jvmm.aot"));
             List<String> leanFlags =
                     plus(serial, "-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=16m", "-Xss512k");
-            rows.add(jvmm(
-                    java,
-                    cp,
-                    "SerialGC -Xmx64m, C1 only, 16 MiB code cache, AOT cache",
-                    plus(leanFlags, "-XX:AOTCache=" + lean),
-                    plus(leanFlags, "-XX:AOTCacheOutput=" + lean)));
+            rows.add(jvmmWithAotCache(
+                    java, cp, "SerialGC -Xmx64m, C1 only, 16 MiB code cache, AOT cache", leanFlags, "jvmm-lean.aot"));
         }
         return rows;
+    }
+
+    /** A jvmm row with an AOT cache (a fresh one in the work folder, made by a training run with the same flags). */
+    private Report.LaunchRow jvmmWithAotCache(
+            String java, String cp, String settings, List<String> flags, String cacheName) throws IOException {
+        Path cache = work.resolve(cacheName);
+        Files.deleteIfExists(cache);
+        return jvmm(
+                java, cp, settings, plus(flags, "-XX:AOTCache=" + cache), plus(flags, "-XX:AOTCacheOutput=" + cache));
     }
 
     /** A jvmm row; training flags, when given, run once first (to create a CDS archive or AOT cache). */

@@ -1,11 +1,16 @@
 package dev.jvmm.bench;
 
+import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.net.user.UserNetBackend;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketAddress;
+import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -30,6 +35,20 @@ final class LoopbackSink implements AutoCloseable {
                 acceptance.completeExceptionally(e);
             }
         });
+    }
+
+    /**
+     * A user-mode network whose guest reaches this host's loopback, and so a sink, at 10.0.2.2 (hostloopback on);
+     * its DNS queries go to 127.0.0.1:53.
+     */
+    static UserNetBackend userNetToLoopback() {
+        return UserNetBackend.start(new NetConfig.User(
+                List.of(),
+                List.of(),
+                false,
+                true,
+                Optional.empty(),
+                Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 53))));
     }
 
     int port() {

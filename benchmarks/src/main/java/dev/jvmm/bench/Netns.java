@@ -1,6 +1,9 @@
 package dev.jvmm.bench;
 
+import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.net.tap.TapBackend;
 import dev.jvmm.kvm.Libc;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -21,6 +24,11 @@ final class Netns {
             }
         });
         return result.get(30, TimeUnit.SECONDS);
+    }
+
+    /** jvmm's TAP backend on an interface tap0 that it creates in the namespace (one queue). */
+    static TapBackend openTap0(String namespace) throws Exception {
+        return call(namespace, () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
     }
 
     /** Runs a command; its output, or an exception with the output when it fails or takes over 20 s. */

@@ -34,7 +34,8 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  * qcow2 I/O of jvmm's engine next to `qemu-img bench` on the same image, in one run: sequential and random
  * 4 KiB / 64 KiB reads and writes at queue depth 1 through the page cache, on a fully allocated image
  * (default 1 GiB, 64 KiB clusters). qemu-img bench has no random pattern, so random results are jvmm's alone.
- * Run: {@code java --enable-native-access=ALL-UNNAMED -cp <benchmarks classpath> dev.jvmm.bench.Qcow2Benchmark [sizeMiB]}
+ * Run: {@code java --enable-native-access=ALL-UNNAMED -cp <benchmarks classpath>
+ * dev.jvmm.bench.Qcow2Benchmark [sizeMiB]}
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)

@@ -217,8 +217,8 @@ public final class Report {
                 case "--debian" -> debian = Path.of(args[++i]);
                 case "--login-rounds" -> loginRounds = Integer.parseInt(args[++i]);
                 case "-h", "--help" -> {
-                    System.out.println(
-                            "usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] [--no-exits] [--debian DIR [--login-rounds N]]");
+                    System.out.println("usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] "
+                            + "[--no-exits] [--debian DIR [--login-rounds N]]");
                     System.out.println("  --debian DIR  also time a Debian guest to its login prompt, jvmm against QEMU"
                             + " (DIR: what scripts/debian-image.sh prints)");
                     return;

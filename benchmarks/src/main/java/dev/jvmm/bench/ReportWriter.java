@@ -56,10 +56,11 @@ final class ReportWriter {
                 loadAfter);
         line("");
         line(
-                "Figures are medians over %d rounds; parentheses give min–max over the rounds. Each round runs one refvmm "
-                        + "process, then the same number of batches on a warm jvmm VM, then one QEMU process, back to back, "
-                        + "and a ratio is taken per round, so host load drifts out of the ratios more than out of absolute times. "
-                        + "A batch is %d exits; time per exit includes the guest's loop (dec/jnz, emulated at CPL0 on this host).",
+                "Figures are medians over %d rounds; parentheses give min–max over the rounds. Each "
+                        + "round runs one refvmm process, then the same number of batches on a warm jvmm VM, "
+                        + "then one QEMU process, back to back, and a ratio is taken per round, so host load "
+                        + "drifts out of the ratios more than out of absolute times. A batch is %d exits; time "
+                        + "per exit includes the guest's loop (dec/jnz, emulated at CPL0 on this host).",
                 config.rounds(), config.exitsPerBatch());
         line("");
         if (rows.isEmpty()) {
@@ -90,8 +91,8 @@ final class ReportWriter {
                 + "(KVM_RUN return to handler done). Alloc: bytes allocated by jvmm's vCPU thread per exit "
                 + "(ThreadMXBean, over all rounds).");
         line("");
-        line(
-                "| exit | CPL | jvmm | C reference | QEMU microvm | jvmm/C | jvmm/C (guest clock) | QEMU/C | jvmm dispatch (ns) | alloc (B/exit) |");
+        line("| exit | CPL | jvmm | C reference | QEMU microvm | jvmm/C | jvmm/C (guest clock) | "
+                + "QEMU/C | jvmm dispatch (ns) | alloc (B/exit) |");
         line("|---|---|---|---|---|---|---|---|---|---|");
         Map<String, Map<String, Double>> bars = new LinkedHashMap<>();
         for (Report.ExitRow r : rows) {
@@ -143,9 +144,10 @@ final class ReportWriter {
             return;
         }
         line(
-                "ExitBenchmark: one operation = one exit (batches of %d, @OperationsPerInvocation). Score ± 99.9%% CI; "
-                        + "iterations min–max; gc.alloc.rate.norm from JMH's gc profiler (all threads of the fork, per exit). "
-                        + "JMH/C divides by the C reference's median from the paired rounds above.",
+                "ExitBenchmark: one operation = one exit (batches of %d, @OperationsPerInvocation). "
+                        + "Score ± 99.9%% CI; iterations min–max; gc.alloc.rate.norm from JMH's gc profiler "
+                        + "(all threads of the fork, per exit). JMH/C divides by the C reference's median from "
+                        + "the paired rounds above.",
                 ExitBenchmark.BATCH);
         line("");
         line("| benchmark | score (ns/exit) | iterations (ns) | JMH/C | gc.alloc.rate.norm (B/exit) |");
@@ -182,10 +184,10 @@ final class ReportWriter {
     private void histogramTable() {
         line("## Latency distributions (exit-to-exit, µs)");
         line("");
-        line(
-                "One batch per VMM after warm-up, one clock read per exit in both (HdrHistogram, 3 significant digits). "
-                        + "The median difference is jvmm's own share of a typical exit, the steadiest figure on a loaded host; "
-                        + "the tails (ms-scale stalls) come and go with host load and hit both VMMs, and they dominate batch means.");
+        line("One batch per VMM after warm-up, one clock read per exit in both (HdrHistogram, 3 "
+                + "significant digits). The median difference is jvmm's own share of a typical exit, "
+                + "the steadiest figure on a loaded host; the tails (ms-scale stalls) come and go with "
+                + "host load and hit both VMMs, and they dominate batch means.");
         line("");
         line("| exit | CPL | VMM | count | p50 | p90 | p99 | p99.9 | max | p50 jvmm − C (ns) |");
         line("|---|---|---|---|---|---|---|---|---|---|");
@@ -225,14 +227,16 @@ final class ReportWriter {
             return;
         }
         line(
-                "First output: process spawn to the guest's first debugcon byte on the VMM's stdout. Exit: spawn to "
-                        + "process exit after the guest's debug-exit. RSS: VmRSS with the guest idle (halted); beyond guest RAM "
-                        + "= RSS minus the resident part of the guest-RAM mapping. For jvmm, main() and VM built: spawn to "
-                        + "LaunchMain's main() and to the VM being built (KVM VM, memory, vCPU, devices). %d launch(es) each.",
+                "First output: process spawn to the guest's first debugcon byte on the VMM's stdout. "
+                        + "Exit: spawn to process exit after the guest's debug-exit. RSS: VmRSS with the guest "
+                        + "idle (halted); beyond guest RAM = RSS minus the resident part of the guest-RAM "
+                        + "mapping. For jvmm, main() and VM built: spawn to LaunchMain's main() and to the VM "
+                        + "being built (KVM VM, memory, vCPU, devices). %d launch(es) each.",
                 config.launchRuns());
         line("");
-        line(
-                "| VMM | settings | first output (ms) | exit (ms) | main() (ms) | VM built (ms) | RSS (kB) | beyond guest RAM (kB) | guest RAM resident (kB) | RssAnon / RssFile / RssShmem (kB) | PSS (kB) | note |");
+        line("| VMM | settings | first output (ms) | exit (ms) | main() (ms) | VM built (ms) | RSS "
+                + "(kB) | beyond guest RAM (kB) | guest RAM resident (kB) | RssAnon / RssFile / "
+                + "RssShmem (kB) | PSS (kB) | note |");
         line("|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (Report.LaunchRow l : launches) {
             Footprint.Memory m = l.memory();
@@ -267,10 +271,11 @@ final class ReportWriter {
             return;
         }
         line(
-                "Process spawn to the serial console's `login:` prompt, the same kernel, initramfs and image (a fresh qcow2 "
-                        + "overlay per boot, so each is a first boot): `jvmm run` with its default devices and user-mode network, "
-                        + "against QEMU with KVM (`-M q35 -cpu host`, virtio disk and NIC). %d round(s), the two alternating; "
-                        + "the ratio is taken per round.",
+                "Process spawn to the serial console's `login:` prompt, the same kernel, initramfs "
+                        + "and image (a fresh qcow2 overlay per boot, so each is a first boot): `jvmm run` with "
+                        + "its default devices and user-mode network, against QEMU with KVM (`-M q35 -cpu "
+                        + "host`, virtio disk and NIC). %d round(s), the two alternating; the ratio is taken "
+                        + "per round.",
                 config.loginRounds());
         line("");
         line("| jvmm (s) | QEMU (s) | ratio jvmm / QEMU | note |");

@@ -2,7 +2,6 @@ package dev.jvmm.bench;
 
 import dev.jvmm.devices.net.GuestPort;
 import dev.jvmm.devices.net.NetBackend;
-import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetLinkConfig;
 import dev.jvmm.devices.net.NetOffload;
 import dev.jvmm.devices.net.NetQueue;
@@ -11,13 +10,11 @@ import dev.jvmm.devices.net.tap.TapBackend;
 import dev.jvmm.devices.net.user.UserNetBackend;
 import java.io.OutputStream;
 import java.lang.foreign.MemorySegment;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.util.Collection;
 import java.util.EnumSet;
 import java.util.List;
-import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -71,15 +68,8 @@ public class UserNetTcpBenchmark {
             namespace = "jvmm-bench-" + ProcessHandle.current().pid();
             Netns.run("ip", "netns", "add", namespace);
             Netns.run("ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up");
-            tap = Netns.call(
-                    namespace, () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
-            user = UserNetBackend.start(new NetConfig.User(
-                    List.of(),
-                    List.of(),
-                    false,
-                    true,
-                    Optional.empty(),
-                    Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 53))));
+            tap = Netns.openTap0(namespace);
+            user = LoopbackSink.userNetToLoopback();
             pump(tap, user);
             Netns.run("ip", "netns", "exec", namespace, "ip", "addr", "add", "10.0.2.15/24", "dev", "tap0");
             Netns.run("ip", "netns", "exec", namespace, "ip", "route", "add", "default", "via", "10.0.2.2");
@@ -115,22 +105,15 @@ public class UserNetTcpBenchmark {
     private static void pump(NetBackend a, NetBackend b) {
         NetQueue[] q = new NetQueue[2];
         GuestPort toB = port(q, 1), toA = port(q, 0);
-        q[0] = a.activate(
-                        new NetLinkConfig(
-                                12,
-                                intersect(
-                                        a.capabilities().toGuest(),
-                                        b.capabilities().fromGuest())),
-                        List.of(toB))
-                .get(0);
-        q[1] = b.activate(
-                        new NetLinkConfig(
-                                12,
-                                intersect(
-                                        b.capabilities().toGuest(),
-                                        a.capabilities().fromGuest())),
-                        List.of(toA))
-                .get(0);
+        q[0] = activate(a, b, toB);
+        q[1] = activate(b, a, toA);
+    }
+
+    /** One queue of {@code backend} whose frames go to {@code port}, with the offloads {@code peer} takes. */
+    private static NetQueue activate(NetBackend backend, NetBackend peer, GuestPort port) {
+        Set<NetOffload> offloads =
+                intersect(backend.capabilities().toGuest(), peer.capabilities().fromGuest());
+        return backend.activate(new NetLinkConfig(12, offloads), List.of(port)).get(0);
     }
 
     private static GuestPort port(NetQueue[] q, int target) {

@@ -4,7 +4,6 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
-import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.tap.TapBackend;
 import dev.jvmm.devices.net.user.UserNetBackend;
 import dev.jvmm.devices.virtio.net.VirtioNet;
@@ -13,8 +12,6 @@ import dev.jvmm.kvm.Tun;
 import java.io.OutputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -23,7 +20,6 @@ import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -58,7 +54,8 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  *     Needs root and /dev/net/tun; without them the tap rows are skipped.</li>
  * </ul>
  * One benchmark operation is one frame (1460 bytes of TCP payload for user and user-ref).
- * Run: {@code java --enable-native-access=ALL-UNNAMED -cp <benchmarks classpath> dev.jvmm.bench.VirtioNetBenchmark [--no-tap] [--quick]}
+ * Run: {@code java --enable-native-access=ALL-UNNAMED -cp <benchmarks classpath>
+ * dev.jvmm.bench.VirtioNetBenchmark [--no-tap] [--quick]}
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.Throughput)
@@ -95,13 +92,7 @@ public class VirtioNetBenchmark {
             case "user", "user-ref" -> {
                 sink = new LoopbackSink();
                 if (path.equals("user")) {
-                    user = UserNetBackend.start(new NetConfig.User(
-                            List.of(),
-                            List.of(),
-                            false,
-                            true,
-                            Optional.empty(),
-                            Optional.of(new InetSocketAddress(InetAddress.getLoopbackAddress(), 53))));
+                    user = LoopbackSink.userNetToLoopback();
                     guest = new NetGuest(user, (1L << VirtioNet.F_MAC) | (1L << VirtioNet.F_CSUM));
                     tcp = new GuestTcp(guest, sink.port());
                     tcp.connect();
@@ -117,9 +108,7 @@ public class VirtioNetBenchmark {
                 namespace = "jvmm-bench-net-" + ProcessHandle.current().pid();
                 Netns.run("ip", "netns", "add", namespace);
                 if (path.equals("tap")) {
-                    tap = Netns.call(
-                            namespace,
-                            () -> TapBackend.open(new NetConfig.Tap("tap0", Optional.empty(), Optional.empty(), 1)));
+                    tap = Netns.openTap0(namespace);
                     guest = new NetGuest(tap, (1L << VirtioNet.F_MAC));
                     for (int id = 0; id < NetGuest.QUEUE; id++) writeTestFrame(guest.tx.bytes(id));
                 } else {

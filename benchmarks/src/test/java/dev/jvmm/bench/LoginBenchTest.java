@@ -19,7 +19,8 @@ class LoginBenchTest {
                 List.of(
                         "sh",
                         "-c",
-                        "echo booting; sleep 0.5; printf 'Debian GNU/Linux 12 jvmm-debian ttyS0\\n\\njvmm-debian login: '; sleep 60"),
+                        "echo booting; sleep 0.5; printf 'Debian GNU/Linux 12 jvmm-debian "
+                                + "ttyS0\\n\\njvmm-debian login: '; sleep 60"),
                 work,
                 "fake",
                 Duration.ofSeconds(30));

@@ -16,13 +16,20 @@ public class BootException extends RuntimeException {
         // The kernel image.
         /** Not a Linux bzImage, an ELF vmlinux or a multiboot kernel (or an ELF file that is not ELF). */
         NOT_A_KERNEL,
-        /** A kernel jvmm cannot boot by its protocol: boot protocol before 2.06, a zImage, multiboot features jvmm lacks. */
+        /**
+         * A kernel jvmm cannot boot by its protocol: boot protocol before 2.06, a zImage, multiboot features jvmm
+         * lacks.
+         */
         UNSUPPORTED_PROTOCOL,
         /** A kernel without a 64-bit entry: not an x86-64 kernel. */
         NOT_X86_64,
-        /** A header that points past the end of the file: setup code, payload, ELF headers or segments, a load range. */
+        /**
+         * A header that points past the end of the file: setup code, payload, ELF headers or segments, a load range.
+         */
         TRUNCATED,
-        /** Header fields that make no sense: an unknown ELF class, big-endian, no program headers, a bad segment size. */
+        /**
+         * Header fields that make no sense: an unknown ELF class, big-endian, no program headers, a bad segment size.
+         */
         MALFORMED_KERNEL,
         /** The boot path asked for (or the automatic one) cannot boot this kernel; another one may. */
         BOOT_PATH_UNSUPPORTED,
@@ -58,7 +65,10 @@ public class BootException extends RuntimeException {
         MACHINE_CONFIG,
 
         // The control plane.
-        /** The API socket cannot be made: its path exists (a stale socket is refused, as Firecracker does) or its folder cannot. */
+        /**
+         * The API socket cannot be made: its path exists (a stale socket is refused, as Firecracker does) or its folder
+         * cannot.
+         */
         API_SOCKET_UNAVAILABLE,
         /** A --config-file that cannot be read or that the API refuses. */
         BAD_CONFIG_FILE,

@@ -29,7 +29,9 @@ public record MachineConfig(
         List<DiskConfig> disks,
         Optional<List<NicConfig>> nics) {
     public static final long DEFAULT_MEMORY = 512L << 20;
-    /** What Linux guests get unless told otherwise: the serial console, keyboard-controller reboot, no pause on panic. */
+    /**
+     * What Linux guests get unless told otherwise: the serial console, keyboard-controller reboot, no pause on panic.
+     */
     public static final String DEFAULT_LINUX_CMDLINE = "console=ttyS0 reboot=k panic=1";
 
     public MachineConfig {

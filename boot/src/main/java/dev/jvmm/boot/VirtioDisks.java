@@ -42,8 +42,9 @@ final class VirtioDisks {
                     switch (e.reason()) {
                         case FORMAT_PROBED ->
                             "--disk " + d.path() + " looks like a qcow2 image with a backing file: if it is a raw disk,"
-                                    + " add format=raw; if it is a qcow2 image, add format=qcow2 (its backing files must then lie in its"
-                                    + " directory or below, or add backing=any)";
+                                    + " add format=raw; if it is a qcow2 image, add format=qcow2"
+                                    + " (its backing files must then lie in its directory or below,"
+                                    + " or add backing=any)";
                         case OUTSIDE_IMAGE_DIRECTORY ->
                             "--disk " + d.path() + ": " + e.image().getFileName() + " names backing file "
                                     + e.backingFile() + ", outside "

@@ -61,18 +61,7 @@ class DebianGuestKvmTest {
 
     @Test
     void bootsToLoginServesSshTakesAConsoleLoginAndShutsDownOnSigterm(@TempDir Path dir) throws Exception {
-        Path overlay = dir.resolve("debian.qcow2");
-        run(List.of(
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-F",
-                "qcow2",
-                "-b",
-                image.resolve("debian.qcow2").toString(),
-                overlay.toString()));
+        Path overlay = overlay(dir.resolve("debian.qcow2"));
         if (KvmHost.emulatesGuestKernel()) {
             earlyBootOnly(overlay);
             return;
@@ -329,20 +318,12 @@ class DebianGuestKvmTest {
         return out;
     }
 
-    /** QEMU with KVM, q35, the host's CPU model: the same kernel, initramfs and image (an overlay of its own) to login. */
+    /**
+     * QEMU with KVM, q35, the host's CPU model: the same kernel, initramfs and image (an overlay of its own) to
+     * login.
+     */
     private static String qemuBootToLogin(Path dir) throws IOException, InterruptedException {
-        Path overlay = dir.resolve("qemu.qcow2"), log = dir.resolve("qemu-console.log");
-        run(List.of(
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-F",
-                "qcow2",
-                "-b",
-                image.resolve("debian.qcow2").toString(),
-                overlay.toString()));
+        Path overlay = overlay(dir.resolve("qemu.qcow2")), log = dir.resolve("qemu-console.log");
         Process q = new ProcessBuilder(
                         "qemu-system-x86_64",
                         "-accel",
@@ -435,6 +416,22 @@ class DebianGuestKvmTest {
 
     private static String ssh(int port, String command) throws IOException, InterruptedException {
         return run(sshCommand(port, command));
+    }
+
+    /** A fresh qcow2 overlay at {@code overlay} over the cached Debian image; returns its path. */
+    private static Path overlay(Path overlay) throws IOException, InterruptedException {
+        run(List.of(
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "qcow2",
+                "-b",
+                image.resolve("debian.qcow2").toString(),
+                overlay.toString()));
+        return overlay;
     }
 
     private static String run(List<String> command) throws IOException, InterruptedException {

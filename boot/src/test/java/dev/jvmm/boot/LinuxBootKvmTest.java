@@ -162,7 +162,8 @@ class LinuxBootKvmTest {
                 /bin/busybox insmod /button.ko
                 /bin/busybox mount -t proc proc /proc
                 /bin/busybox mount -t sysfs sysfs /sys
-                /bin/busybox echo %1$s cpus=$(/bin/busybox nproc) online=$(/bin/busybox cat /sys/devices/system/cpu/online)
+                /bin/busybox echo %1$s cpus=$(/bin/busybox nproc) \
+                online=$(/bin/busybox cat /sys/devices/system/cpu/online)
                 i=0
                 while [ $i -lt 900 ]; do
                   if /bin/busybox awk '{ exit !($1 > 0) }' /sys/firmware/acpi/interrupts/ff_pwr_btn; then

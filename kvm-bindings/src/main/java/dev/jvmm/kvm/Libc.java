@@ -566,7 +566,10 @@ public final class Libc {
         }
     }
 
-    /** sendto(2) of {@code count} bytes of {@code buf} to {@code addr} (e.g. a {@link #SOCKADDR_IN}): bytes sent, or -errno. */
+    /**
+     * sendto(2) of {@code count} bytes of {@code buf} to {@code addr} (e.g. a {@link #SOCKADDR_IN}): bytes sent, or
+     * -errno.
+     */
     public static long sendtoRaw(int fd, MemorySegment buf, long count, int flags, MemorySegment addr) {
         try {
             return (long) SendtoCall.H.invokeExact(fd, buf, count, flags, addr, (int) addr.byteSize());
@@ -618,7 +621,9 @@ public final class Libc {
         }
     }
 
-    /** setns(2) by the namespace's file (such as /var/run/netns/NAME, where iproute2 keeps named network namespaces). */
+    /**
+     * setns(2) by the namespace's file (such as /var/run/netns/NAME, where iproute2 keeps named network namespaces).
+     */
     public static void setns(String path, int nstype) {
         int fd = open(path, O_RDONLY | O_CLOEXEC, 0);
         try {

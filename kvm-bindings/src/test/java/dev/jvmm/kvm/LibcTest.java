@@ -80,20 +80,16 @@ class LibcTest {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment a = arena.allocateFrom("abc"), b = arena.allocateFrom("defgh");
             MemorySegment iov = arena.allocate(Libc.IOVEC, 2);
-            iov.set(ValueLayout.ADDRESS, 0, a);
-            iov.set(ValueLayout.JAVA_LONG, 8, 3);
-            iov.set(ValueLayout.ADDRESS, Libc.IOVEC.byteSize(), b);
-            iov.set(ValueLayout.JAVA_LONG, Libc.IOVEC.byteSize() + 8, 5);
+            setIovec(iov, 0, a, 3);
+            setIovec(iov, 1, b, 5);
             assertEquals(8, Libc.pwritevRaw(fd, iov, 2, 10));
             assertEquals(
                     "abcdefgh",
                     new String(java.nio.file.Files.readAllBytes(f), 10, 8, java.nio.charset.StandardCharsets.US_ASCII));
 
             // Read back into the buffers the other way round (5 then 3 bytes), and past the end: a short read.
-            iov.set(ValueLayout.ADDRESS, 0, b);
-            iov.set(ValueLayout.JAVA_LONG, 8, 5);
-            iov.set(ValueLayout.ADDRESS, Libc.IOVEC.byteSize(), a);
-            iov.set(ValueLayout.JAVA_LONG, Libc.IOVEC.byteSize() + 8, 3);
+            setIovec(iov, 0, b, 5);
+            setIovec(iov, 1, a, 3);
             assertEquals(8, Libc.preadvRaw(fd, iov, 2, 10));
             assertEquals(
                     "abcde",
@@ -107,5 +103,12 @@ class LibcTest {
             Libc.close(fd);
             java.nio.file.Files.delete(f);
         }
+    }
+
+    /** Entry {@code index} of an iovec array: {@code length} bytes at {@code base}. */
+    private static void setIovec(MemorySegment iov, int index, MemorySegment base, long length) {
+        long at = index * Libc.IOVEC.byteSize();
+        iov.set(ValueLayout.ADDRESS, at, base);
+        iov.set(ValueLayout.JAVA_LONG, at + 8, length);
     }
 }

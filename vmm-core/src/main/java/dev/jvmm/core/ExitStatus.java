@@ -41,7 +41,9 @@ public sealed interface ExitStatus {
         }
     }
 
-    /** The guest crashed (triple fault, an instruction KVM cannot emulate, a failed entry); report has the registers. */
+    /**
+     * The guest crashed (triple fault, an instruction KVM cannot emulate, a failed entry); report has the registers.
+     */
     record Crash(String reason, String report) implements ExitStatus {
         public int exitCode() {
             return 2;

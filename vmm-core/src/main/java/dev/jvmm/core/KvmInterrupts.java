@@ -102,6 +102,15 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
         for (PinEvent e : new ArrayList<>(events)) e.close();
     }
 
+    /** Detaches an irqfd; a failure is ignored: the VM is going away, and closing the eventfd releases it anyway. */
+    private void deassignQuietly(EventFd event, int gsi) {
+        try {
+            vm.irqfdDeassign(event, gsi);
+        } catch (RuntimeException ignored) {
+            // the VM is going away; closing the eventfd releases the irqfd anyway
+        }
+    }
+
     /**
      * An irqfd on an IOAPIC pin. Why no event is lost (a device sets its status register before it triggers, and the
      * guest's handler reads that register and acknowledges only what it read):
@@ -173,11 +182,7 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
             synchronized (KvmInterrupts.this) {
                 if (closed) return;
                 closed = true;
-                try {
-                    vm.irqfdDeassign(trigger, gsi); // a resampler drops the pin if it was the last on it
-                } catch (RuntimeException ignored) {
-                    // the VM is going away; closing the eventfd below releases the irqfd anyway
-                }
+                deassignQuietly(trigger, gsi); // a resampler drops the pin if it was the last on it
                 if (listener != null) {
                     resample.signal(); // wakes the listener, which sees closed
                     boolean interrupted = false;
@@ -232,11 +237,7 @@ final class KvmInterrupts implements InterruptController, AutoCloseable {
             synchronized (KvmInterrupts.this) {
                 if (closed) return;
                 closed = true;
-                try {
-                    vm.irqfdDeassign(event, gsi);
-                } catch (RuntimeException ignored) {
-                    // the VM is going away; closing the eventfd below releases the irqfd anyway
-                }
+                deassignQuietly(event, gsi);
                 event.close();
                 routes.remove(this);
                 usedGsis.clear(gsi);

@@ -18,7 +18,8 @@ public final class KvmUnavailableException extends SyscallException {
         String remedy = switch (e.errno()) {
             case Errno.ENOENT, Errno.ENODEV, Errno.ENXIO ->
                 path + " does not exist: turn on the CPU's virtualisation"
-                        + " (vmx or svm must appear in /proc/cpuinfo; check the firmware settings) and load the kvm module"
+                        + " (vmx or svm must appear in /proc/cpuinfo; check the firmware settings) and load the "
+                        + "kvm module"
                         + " (modprobe kvm_intel or kvm_amd)";
             case Errno.EACCES, Errno.EPERM ->
                 "no permission to open " + path + ": add the user to the kvm group"

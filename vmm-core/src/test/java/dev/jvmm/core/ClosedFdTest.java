@@ -54,6 +54,17 @@ class ClosedFdTest {
         return new OwnedFd(Libc.eventfd(0, Libc.EFD_CLOEXEC), owner);
     }
 
+    /** A page standing in for a vCPU's kvm_run area (the Vcpu unmaps it on close). */
+    private static MemorySegment runArea() {
+        return Libc.mmap(
+                MemorySegment.NULL,
+                4096,
+                Libc.PROT_READ | Libc.PROT_WRITE,
+                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS,
+                -1,
+                0);
+    }
+
     /** Takes the lowest free fd numbers, which are the ones just closed, so a stray ioctl would land on these. */
     private void recycleFreedNumbers() {
         for (int i = 0; i < 4; i++) eventFd();
@@ -100,18 +111,17 @@ class ClosedFdTest {
         return checked;
     }
 
+    private void assertEveryCallFailsClearly(Kvm kvm, Vm vm, Vcpu vcpu) throws Exception {
+        assertEquals(7, assertEveryCallFailsClearly(kvm, "Kvm (/dev/kvm)"));
+        assertEquals(16, assertEveryCallFailsClearly(vm, "Vm"));
+        assertEquals(19, assertEveryCallFailsClearly(vcpu, "Vcpu 0"));
+    }
+
     @Test
     void everyWrapperOnClosedObjectsFailsNamingThemWithoutAnIoctl() throws Exception {
         Kvm kvm = new Kvm(plainFd("Kvm (/dev/kvm)"));
         Vm vm = new Vm(kvm, plainFd("Vm"));
-        MemorySegment runArea = Libc.mmap(
-                MemorySegment.NULL,
-                4096,
-                Libc.PROT_READ | Libc.PROT_WRITE,
-                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS,
-                -1,
-                0);
-        Vcpu vcpu = new Vcpu(0, plainFd("Vcpu 0"), runArea);
+        Vcpu vcpu = new Vcpu(0, plainFd("Vcpu 0"), runArea());
         EventFd event = new EventFd(true);
         vcpu.close();
         vm.close();
@@ -119,22 +129,13 @@ class ClosedFdTest {
         event.close();
         recycleFreedNumbers();
 
-        assertEquals(7, assertEveryCallFailsClearly(kvm, "Kvm (/dev/kvm)"));
-        assertEquals(16, assertEveryCallFailsClearly(vm, "Vm"));
-        assertEquals(19, assertEveryCallFailsClearly(vcpu, "Vcpu 0"));
+        assertEveryCallFailsClearly(kvm, vm, vcpu);
         assertEquals(3, assertEveryCallFailsClearly(event, "EventFd"));
     }
 
     @Test
     void closingTwiceIsHarmless() {
-        MemorySegment runArea = Libc.mmap(
-                MemorySegment.NULL,
-                4096,
-                Libc.PROT_READ | Libc.PROT_WRITE,
-                Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS,
-                -1,
-                0);
-        Vcpu vcpu = new Vcpu(1, plainFd("Vcpu 1"), runArea);
+        Vcpu vcpu = new Vcpu(1, plainFd("Vcpu 1"), runArea());
         vcpu.close();
         recycleFreedNumbers();
         vcpu.close(); // neither a second munmap nor a close of the recycled number
@@ -155,9 +156,7 @@ class ClosedFdTest {
         kvm.close();
         recycleFreedNumbers();
 
-        assertEquals(7, assertEveryCallFailsClearly(kvm, "Kvm (/dev/kvm)"));
-        assertEquals(16, assertEveryCallFailsClearly(vm, "Vm"));
-        assertEquals(19, assertEveryCallFailsClearly(vcpu, "Vcpu 0"));
+        assertEveryCallFailsClearly(kvm, vm, vcpu);
     }
 
     @Test

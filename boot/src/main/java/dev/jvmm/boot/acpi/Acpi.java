@@ -35,7 +35,9 @@ public final class Acpi {
 
     public static final int PCI_BUS_CONFIG_PORT = 0xcf8;
     static final int RTC_PORT = 0x70;
-    /** ACPI processor UIDs are 32-bit in x2APIC entries; Local APIC entries hold APIC ids up to 254 (255 is broadcast). */
+    /**
+     * ACPI processor UIDs are 32-bit in x2APIC entries; Local APIC entries hold APIC ids up to 254 (255 is broadcast).
+     */
     static final int MAX_XAPIC_ID = 254;
 
     static final byte[] OEM_ID = "JVMM  ".getBytes(StandardCharsets.US_ASCII);
@@ -176,7 +178,8 @@ public final class Acpi {
      *   Device(RTC)  { Name(_HID, EisaId("PNP0B00")) Name(_CRS, { IO 0x70-0x71 }) }
      *   Device(PCI0) {                                      (with PCI only)
      *     Name(_HID, EisaId("PNP0A03"))  Name(_UID, 0)  Name(_BBN, 0)
-     *     Name(_CRS, ResourceTemplate() { bus 0; config ports 0xcf8-0xcff; I/O 0-0xcf7 and 0xd00-0xffff; the memory window })
+     *     Name(_CRS, ResourceTemplate() { bus 0; config ports 0xcf8-0xcff; I/O 0-0xcf7 and 0xd00-0xffff;
+     *                                     the memory window })
      *     Name(_PRT, Package() { Package() { slot << 16 | 0xffff, 0 (INTA), 0, GSI } ... })
      *   }
      * }

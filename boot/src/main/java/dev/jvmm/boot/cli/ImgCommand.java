@@ -152,9 +152,9 @@ public final class ImgCommand implements Callable<Integer> {
                 case "backing_file" -> backing = v;
                 case "backing_fmt" -> backingFmt = v;
                 default ->
-                    throw new IllegalArgumentException(
-                            "unknown qcow2 option '" + k
-                                    + "' (cluster_size, compat, refcount_bits, extended_l2, lazy_refcounts, compression_type, preallocation, backing_file, backing_fmt)");
+                    throw new IllegalArgumentException("unknown qcow2 option '" + k
+                            + "' (cluster_size, compat, refcount_bits, extended_l2, lazy_refcounts, "
+                            + "compression_type, preallocation, backing_file, backing_fmt)");
             }
         }
         if (backing != null) c = c.withBacking(backing, backingFmt);
@@ -162,15 +162,40 @@ public final class ImgCommand implements Callable<Integer> {
     }
 
     static BlockBackend openSource(Path p, String format) throws IOException {
-        if (!Files.exists(p)) throw new NoSuchFileException(p.toString());
-        DiskImage.Format f = format == null
-                ? DiskImage.Format.AUTO
-                : switch (format) {
-                    case "qcow2" -> DiskImage.Format.QCOW2;
-                    case "raw" -> DiskImage.Format.RAW;
-                    default -> throw new IllegalArgumentException("unknown format '" + format + "' (qcow2 or raw)");
-                };
+        requireExists(p);
+        DiskImage.Format f = format == null ? DiskImage.Format.AUTO : parseFormat(format);
         return DiskImage.open(p, DiskImage.Options.SOURCE.withFormat(f));
+    }
+
+    /** -f qcow2 or -f raw. */
+    static DiskImage.Format parseFormat(String format) {
+        return switch (format) {
+            case "qcow2" -> DiskImage.Format.QCOW2;
+            case "raw" -> DiskImage.Format.RAW;
+            default -> throw new IllegalArgumentException("unknown format '" + format + "' (qcow2 or raw)");
+        };
+    }
+
+    static void requireExists(Path file) throws NoSuchFileException {
+        if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
+    }
+
+    /** Refuses a file that is not a qcow2 image; {@code rawHas} says what a raw image lacks for the command. */
+    static void requireQcow2(Path file, String rawHas) throws IOException {
+        requireExists(file);
+        if (DiskImage.probe(file) != DiskImage.Format.QCOW2)
+            throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have " + rawHas);
+    }
+
+    /** A new, empty file where {@code file} is (an existing one is truncated). */
+    static FileChannel createFile(Path file) throws IOException {
+        return FileChannel.open(
+                file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+    }
+
+    /** Makes the file {@code size} bytes long, the new part a hole, by writing its last byte. */
+    static void extendSparse(FileChannel ch, long size) throws IOException {
+        ch.write(ByteBuffer.allocate(1), size - 1);
     }
 
     static String humanSize(long bytes) {
@@ -196,8 +221,8 @@ public final class ImgCommand implements Callable<Integer> {
 
         @Option(
                 names = "-o",
-                description =
-                        "options: cluster_size, compat, refcount_bits, extended_l2, lazy_refcounts, compression_type, preallocation=off|metadata, backing_file, backing_fmt")
+                description = "options: cluster_size, compat, refcount_bits, extended_l2, lazy_refcounts, "
+                        + "compression_type, preallocation=off|metadata, backing_file, backing_fmt")
         List<String> options = new ArrayList<>();
 
         @Option(names = "-b", description = "backing file (relative names are relative to the new image)")
@@ -225,8 +250,8 @@ public final class ImgCommand implements Callable<Integer> {
             if (size == null && backing == null && !parseOptions(options).containsKey("backing_file")) {
                 throw new IllegalArgumentException("create: a size is needed unless a backing file gives it");
             }
-            switch (format) {
-                case "qcow2" -> {
+            switch (parseFormat(format)) {
+                case QCOW2 -> {
                     Qcow2Creator.Options o = qcow2Options(bytes, parseOptions(options), backing, backingFormat);
                     Qcow2Creator.create(file, o);
                     if (!quiet) {
@@ -239,19 +264,14 @@ public final class ImgCommand implements Callable<Integer> {
                                 + o.refcountBits());
                     }
                 }
-                case "raw" -> {
+                default -> {
                     if (backing != null) throw new IllegalArgumentException("raw images have no backing file");
-                    try (FileChannel ch = FileChannel.open(
-                            file,
-                            StandardOpenOption.CREATE,
-                            StandardOpenOption.WRITE,
-                            StandardOpenOption.TRUNCATE_EXISTING)) {
+                    try (FileChannel ch = createFile(file)) {
                         ch.truncate(0);
-                        if (bytes > 0) ch.write(ByteBuffer.allocate(1), ((bytes + 511) & ~511L) - 1);
+                        if (bytes > 0) extendSparse(ch, (bytes + 511) & ~511L);
                     }
                     if (!quiet) out().println("Formatting '" + file + "', fmt=raw size=" + bytes);
                 }
-                default -> throw new IllegalArgumentException("unknown format '" + format + "' (qcow2 or raw)");
             }
             return EXIT_OK;
         }
@@ -275,7 +295,7 @@ public final class ImgCommand implements Callable<Integer> {
             if (!output.equals("human") && !output.equals("json")) {
                 throw new IllegalArgumentException("--output=" + output + ": expected human or json");
             }
-            if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
+            requireExists(file);
             Map<String, Object> info = new LinkedHashMap<>();
             boolean qcow2 = format != null ? format.equals("qcow2") : DiskImage.probe(file) == DiskImage.Format.QCOW2;
             long actual = actualSize(file);
@@ -309,19 +329,19 @@ public final class ImgCommand implements Callable<Integer> {
             if (h != null) info.put("cluster-size", h.clusterSize());
             info.put("format", qcow2 ? "qcow2" : "raw");
             info.put("actual-size", actual);
+            Map<String, Object> formatSpecific = new LinkedHashMap<>();
             if (h != null) {
-                Map<String, Object> data = new LinkedHashMap<>();
-                data.put("compat", h.version >= 3 ? "1.1" : "0.10");
+                formatSpecific.put("compat", h.version >= 3 ? "1.1" : "0.10");
                 if (h.version >= 3) {
-                    data.put("compression-type", h.compressionType == 1 ? "zstd" : "zlib");
-                    data.put("lazy-refcounts", h.lazyRefcounts());
+                    formatSpecific.put("compression-type", h.compressionType == 1 ? "zstd" : "zlib");
+                    formatSpecific.put("lazy-refcounts", h.lazyRefcounts());
                 }
-                data.put("refcount-bits", h.refcountBits());
+                formatSpecific.put("refcount-bits", h.refcountBits());
                 if (h.version >= 3) {
-                    data.put("corrupt", h.corrupt());
-                    data.put("extended-l2", h.extendedL2());
+                    formatSpecific.put("corrupt", h.corrupt());
+                    formatSpecific.put("extended-l2", h.extendedL2());
                 }
-                info.put("format-specific", Map.of("type", "qcow2", "data", data));
+                info.put("format-specific", Map.of("type", "qcow2", "data", formatSpecific));
                 if (h.backingFile != null) {
                     Path full = Path.of(h.backingFile);
                     Path dir = file.toAbsolutePath().getParent();
@@ -356,16 +376,8 @@ public final class ImgCommand implements Callable<Integer> {
                 }
                 if (!snaps.isEmpty()) printSnapshots(o, snaps);
                 o.println("Format specific information:");
-                o.println("    compat: " + (h.version >= 3 ? "1.1" : "0.10"));
-                if (h.version >= 3) {
-                    o.println("    compression type: " + (h.compressionType == 1 ? "zstd" : "zlib"));
-                    o.println("    lazy refcounts: " + h.lazyRefcounts());
-                }
-                o.println("    refcount bits: " + h.refcountBits());
-                if (h.version >= 3) {
-                    o.println("    corrupt: " + h.corrupt());
-                    o.println("    extended l2: " + h.extendedL2());
-                }
+                // The JSON names with spaces for dashes, as qemu-img prints them.
+                formatSpecific.forEach((key, value) -> o.println("    " + key.replace('-', ' ') + ": " + value));
             }
             return EXIT_OK;
         }
@@ -494,11 +506,7 @@ public final class ImgCommand implements Callable<Integer> {
         private void convertToRaw(BlockBackend src, long size, boolean showProgress) throws IOException {
             int chunk = 1 << 20;
             byte[] buf = new byte[chunk];
-            try (FileChannel ch = FileChannel.open(
-                    output,
-                    StandardOpenOption.CREATE,
-                    StandardOpenOption.WRITE,
-                    StandardOpenOption.TRUNCATE_EXISTING)) {
+            try (FileChannel ch = createFile(output)) {
                 for (long off = 0; off < size; off += chunk) {
                     int n = (int) Math.min(chunk, size - off);
                     src.read(off, MemorySegment.ofArray(buf).asSlice(0, n));
@@ -514,7 +522,7 @@ public final class ImgCommand implements Callable<Integer> {
                     progress(showProgress, off + n, size);
                 }
                 ch.truncate(size);
-                if (ch.size() < size) ch.write(ByteBuffer.allocate(1), size - 1);
+                if (ch.size() < size) extendSparse(ch, size);
                 ch.force(true);
             }
         }
@@ -597,9 +605,7 @@ public final class ImgCommand implements Callable<Integer> {
                         case "all" -> Qcow2Checker.Repair.ALL;
                         default -> throw new IllegalArgumentException("-r " + repair + ": expected leaks or all");
                     };
-            if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
-            if (DiskImage.probe(file) != DiskImage.Format.QCOW2)
-                throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have nothing to check");
+            requireQcow2(file, "nothing to check");
             Qcow2Checker.Result r;
             try (Qcow2Image img = Qcow2Image.open(file, mode == Qcow2Checker.Repair.NONE)) {
                 r = new Qcow2Checker(img).run(mode);
@@ -659,7 +665,7 @@ public final class ImgCommand implements Callable<Integer> {
 
         @Override
         int run() throws IOException {
-            if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
+            requireExists(file);
             if (size.startsWith("-")) throw new IllegalArgumentException("shrinking is not supported");
             boolean relative = size.startsWith("+");
             long n = parseSize(relative ? size.substring(1) : size);
@@ -673,7 +679,7 @@ public final class ImgCommand implements Callable<Integer> {
                 if (target < cur)
                     throw new IllegalArgumentException("shrinking is not supported (current size " + cur + ")");
                 try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
-                    if (target > cur) ch.write(ByteBuffer.allocate(1), target - 1);
+                    if (target > cur) extendSparse(ch, target);
                 }
             }
             if (!quiet) out().println("Image resized.");
@@ -693,9 +699,7 @@ public final class ImgCommand implements Callable<Integer> {
 
         @Override
         int run() throws IOException {
-            if (!Files.exists(file)) throw new NoSuchFileException(file.toString());
-            if (DiskImage.probe(file) != DiskImage.Format.QCOW2)
-                throw new IllegalArgumentException(file + ": not a qcow2 image; raw images have no snapshots");
+            requireQcow2(file, "no snapshots");
             try (Qcow2Image img = Qcow2Image.open(file, true)) {
                 if (!img.snapshots().isEmpty()) printSnapshots(out(), img.snapshots());
             }

@@ -21,7 +21,10 @@ public final class MpTable {
 
     private MpTable() {}
 
-    /** Writes the floating pointer and configuration table; pciIrqs maps PCI device slot to IOAPIC pin (empty: no PCI bus). */
+    /**
+     * Writes the floating pointer and configuration table; pciIrqs maps PCI device slot to IOAPIC pin (empty: no PCI
+     * bus).
+     */
     public static void write(GuestMemory memory, int cpus, java.util.Map<Integer, Integer> pciIrqs) {
         boolean pci = !pciIrqs.isEmpty();
         int ioapicId = cpus; // after the processors' ids

@@ -201,18 +201,17 @@ class AcpiTest {
                 .replace(" )", ")");
         assertTrue(asl.contains("Name (\\_S5, Package (0x04) { 0x05, 0x05, Zero, Zero })"), asl);
         assertTrue(
-                asl.contains(
-                        "Device (COM1) { Name (_HID, EisaId (\"PNP0501\")) Name (_UID, One) Name (_CRS, ResourceTemplate () "
-                                + "{ IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08,) IRQNoFlags () {4} })"),
+                asl.contains("Device (COM1) { Name (_HID, EisaId (\"PNP0501\")) Name (_UID, One) Name (_CRS, "
+                        + "ResourceTemplate () { IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08,) IRQNoFlags () {4} })"),
                 asl);
         assertTrue(
-                asl.contains(
-                        "Device (KBD) { Name (_HID, EisaId (\"PNP0303\")) Name (_CRS, ResourceTemplate () "
-                                + "{ IO (Decode16, 0x0060, 0x0060, 0x01, 0x01,) IO (Decode16, 0x0064, 0x0064, 0x01, 0x01,) IRQNoFlags () {1} })"),
+                asl.contains("Device (KBD) { Name (_HID, EisaId (\"PNP0303\")) Name (_CRS, ResourceTemplate () { "
+                        + "IO (Decode16, 0x0060, 0x0060, 0x01, 0x01,) IO (Decode16, 0x0064, 0x0064, 0x01, "
+                        + "0x01,) IRQNoFlags () {1} })"),
                 asl);
         assertTrue(
-                asl.contains(
-                        "Device (MOU) { Name (_HID, EisaId (\"PNP0F13\")) Name (_CRS, ResourceTemplate () { IRQNoFlags () {12} })"),
+                asl.contains("Device (MOU) { Name (_HID, EisaId (\"PNP0F13\")) Name (_CRS, ResourceTemplate () { "
+                        + "IRQNoFlags () {12} })"),
                 asl);
         assertTrue(
                 asl.contains("Device (RTC) { Name (_HID, EisaId (\"PNP0B00\")) Name (_CRS, ResourceTemplate () "

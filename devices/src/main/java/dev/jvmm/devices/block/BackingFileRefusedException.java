@@ -11,7 +11,9 @@ public final class BackingFileRefusedException extends IOException {
     public enum Reason {
         /** The image's format was probed ({@link DiskImage.BackingFiles#ONLY_IF_FORMAT_NAMED}). */
         FORMAT_PROBED,
-        /** The backing file lies outside the opened image's directory ({@link DiskImage.BackingPaths#IMAGE_DIRECTORY}). */
+        /**
+         * The backing file lies outside the opened image's directory ({@link DiskImage.BackingPaths#IMAGE_DIRECTORY}).
+         */
         OUTSIDE_IMAGE_DIRECTORY
     }
 

@@ -78,7 +78,8 @@ final class ImageLock {
         if (!warned) {
             warned = true;
             LOG.warn(
-                    "disk image {}: file locks are not available here ({}); another process could open it at the same time",
+                    "disk image {}: file locks are not available here ({}); another process could open it "
+                            + "at the same time",
                     path,
                     Errno.name(-r));
         }

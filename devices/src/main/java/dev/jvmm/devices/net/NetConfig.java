@@ -66,7 +66,10 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
         }
     }
 
-    /** A TAP interface, created if missing, optionally added to {@code bridge}; {@code queues} fds (IFF_MULTI_QUEUE if above 1). */
+    /**
+     * A TAP interface, created if missing, optionally added to {@code bridge}; {@code queues} fds (IFF_MULTI_QUEUE if
+     * above 1).
+     */
     record Tap(String ifname, Optional<String> bridge, Optional<MacAddress> mac, int queues) implements NetConfig {}
 
     Pattern FORWARD = Pattern.compile("(?:(tcp|udp)?:)?([^:]*):(\\d+)-([^:]*):(\\d+)");
@@ -213,9 +216,9 @@ public sealed interface NetConfig permits NetConfig.User, NetConfig.Tap {
     private static HostForward parseForward(String f) {
         Matcher m = FORWARD.matcher(f);
         if (!m.matches()) {
-            throw new NetConfigException(
-                    "--net user: hostfwd=" + f
-                            + " is not [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, e.g. hostfwd=tcp:127.0.0.1:2222-:22");
+            throw new NetConfigException("--net user: hostfwd=" + f
+                    + " is not [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, e.g. "
+                    + "hostfwd=tcp:127.0.0.1:2222-:22");
         }
         Protocol proto = "udp".equals(m.group(1)) ? Protocol.UDP : Protocol.TCP;
         String what = "hostfwd=" + f;

@@ -141,30 +141,9 @@ public final class Virtqueue {
         checkArea("descriptor table", descAddress, descLen, 16, memory);
         checkArea("available ring", driverAddress, availLen, 2, memory);
         checkArea("used ring", deviceAddress, usedLen, 4, memory);
-        if (overlaps(descAddress, descLen, driverAddress, availLen))
-            throw fail(
-                    RINGS_OVERLAP,
-                    "descriptor table 0x%x+%d overlaps available ring 0x%x+%d",
-                    descAddress,
-                    descLen,
-                    driverAddress,
-                    availLen);
-        if (overlaps(deviceAddress, usedLen, descAddress, descLen))
-            throw fail(
-                    RINGS_OVERLAP,
-                    "used ring 0x%x+%d overlaps descriptor table 0x%x+%d",
-                    deviceAddress,
-                    usedLen,
-                    descAddress,
-                    descLen);
-        if (overlaps(deviceAddress, usedLen, driverAddress, availLen))
-            throw fail(
-                    RINGS_OVERLAP,
-                    "used ring 0x%x+%d overlaps available ring 0x%x+%d",
-                    deviceAddress,
-                    usedLen,
-                    driverAddress,
-                    availLen);
+        checkApart("descriptor table", descAddress, descLen, "available ring", driverAddress, availLen);
+        checkApart("used ring", deviceAddress, usedLen, "descriptor table", descAddress, descLen);
+        checkApart("used ring", deviceAddress, usedLen, "available ring", driverAddress, availLen);
         this.memory = memory;
         this.descTable = memory.slice(descAddress, descLen);
         this.availRing = memory.slice(driverAddress, availLen);
@@ -187,8 +166,9 @@ public final class Virtqueue {
             throw fail(RING_OUTSIDE_MEMORY, "%s at 0x%x+%d is outside guest RAM", what, gpa, len);
     }
 
-    private static boolean overlaps(long a, long aLen, long b, long bLen) {
-        return a < b + bLen && b < a + aLen;
+    private static void checkApart(String what, long gpa, long len, String other, long otherGpa, long otherLen) {
+        if (gpa < otherGpa + otherLen && otherGpa < gpa + len)
+            throw fail(RINGS_OVERLAP, "%s 0x%x+%d overlaps %s 0x%x+%d", what, gpa, len, other, otherGpa, otherLen);
     }
 
     private static VirtqueueException fail(Kind kind, String format, Object... args) {

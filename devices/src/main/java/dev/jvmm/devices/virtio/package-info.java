@@ -18,7 +18,8 @@
  *
  * // virtio-pci: one host bridge per machine, then a function per disk (BARs placed from the bridge's windows)
  * PciHostBridge pci = new PciHostBridge(vm.mmioBus(), mmio32Base, mmio32Size, mmio64Base, mmio64Size);
- * vm.ioBus().register("pci-config", PciHostBridge.CONFIG_ADDRESS_PORT, PciHostBridge.CONFIG_PORTS_LENGTH, pci.configPorts());
+ * vm.ioBus().register(
+ *         "pci-config", PciHostBridge.CONFIG_ADDRESS_PORT, PciHostBridge.CONFIG_PORTS_LENGTH, pci.configPorts());
  * vm.mmioBus().register("pci-ecam", ecamBase, PciHostBridge.ECAM_BUS_SIZE, pci.ecam()); // announce in ACPI MCFG
  * VirtioPciTransport p = new VirtioPciTransport("vdb", blk, vm.memory(), vm.interrupts(), intxGsi, vm.ioEvents());
  * int slot = pci.attach(p.pciFunction(), "virtio-pci vdb");

@@ -208,7 +208,9 @@ class RawFileBackendTest {
         }
     }
 
-    /** Cuts {@code total} bytes of {@code buf} into pieces of 1 to 700 bytes, with some empty ones and some on the heap. */
+    /**
+     * Cuts {@code total} bytes of {@code buf} into pieces of 1 to 700 bytes, with some empty ones and some on the heap.
+     */
     static List<MemorySegment> scatter(MemorySegment buf, long seed) {
         Random r = new Random(seed);
         List<MemorySegment> out = new ArrayList<>();

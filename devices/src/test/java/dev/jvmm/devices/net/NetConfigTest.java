@@ -51,9 +51,9 @@ class NetConfigTest {
 
     @Test
     void guestForwardsInQemuSyntax() throws Exception {
-        NetConfig.User u = (NetConfig.User)
-                NetConfig.parse(
-                        "user,guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080,guestfwd=:10.0.2.101:5432-tcp:192.168.1.5:5433,guestfwd=tcp::25-127.0.0.1:2525");
+        NetConfig.User u = (NetConfig.User) NetConfig.parse("user,guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080,"
+                + "guestfwd=:10.0.2.101:5432-tcp:192.168.1.5:5433,"
+                + "guestfwd=tcp::25-127.0.0.1:2525");
         assertEquals(
                 List.of(
                         new NetConfig.GuestForward(

@@ -160,7 +160,8 @@ public final class Qcow2Creator {
         };
         if (o.version() == 2 && (rb != 16 || o.extendedL2() || o.lazyRefcounts() || compression != 0)) {
             throw new IllegalArgumentException(
-                    "version 2 (compat 0.10) images support only 16-bit refcounts, zlib, no extended L2 and no lazy refcounts");
+                    "version 2 (compat 0.10) images support only 16-bit refcounts, zlib, no extended L2 "
+                            + "and no lazy refcounts");
         }
         if (o.extendedL2() && cs < 16384)
             throw new IllegalArgumentException("extended L2 entries need a cluster size of at least 16384");

@@ -8,6 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -51,6 +52,9 @@ public final class Qcow2Image implements BlockBackend {
     private final boolean readOnly;
     final int clusterBits, cs, l2Entries, subclusterSize;
     final boolean extL2;
+    /** A compressed cluster's L2 entry holds its host offset below this bit and its extra sectors from it up. */
+    private final int compressedOffsetBits;
+
     long[] l1;
     private volatile long size;
     private volatile long freeGeneration;
@@ -107,6 +111,7 @@ public final class Qcow2Image implements BlockBackend {
         this.extL2 = header.extendedL2();
         this.l2Entries = header.l2Entries();
         this.subclusterSize = extL2 ? cs / 32 : cs;
+        this.compressedOffsetBits = 62 - (clusterBits - 8);
         this.l1 = l1;
         this.size = size;
         this.snapshots = snapshots;
@@ -153,10 +158,19 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Reads only the header of a qcow2 file (for info; {@link DiskImage#probe} tells the format). */
     public static Qcow2Header readHeader(Path path) throws IOException {
-        if (!Files.exists(path)) throw new java.nio.file.NoSuchFileException(path.toString(), null, "no such file");
-        try (HostFile f = new HostFile(path, true, false)) { // a header peek takes no image locks
-            return Qcow2Header.parse(f.readBytes(0, (int) Math.min(f.length(), 2 << 20)), f.length(), path.toString());
+        requireExists(path);
+        try (HostFile headerFile = new HostFile(path, true, false)) { // a header peek takes no image locks
+            return parseHeader(headerFile, path.toString());
         }
+    }
+
+    private static void requireExists(Path path) throws NoSuchFileException {
+        if (!Files.exists(path)) throw new NoSuchFileException(path.toString(), null, "no such file");
+    }
+
+    /** The header, parsed from the first 2 MiB of the file at most. */
+    private static Qcow2Header parseHeader(HostFile file, String name) throws IOException {
+        return Qcow2Header.parse(file.readBytes(0, (int) Math.min(file.length(), 2 << 20)), file.length(), name);
     }
 
     /**
@@ -167,37 +181,36 @@ public final class Qcow2Image implements BlockBackend {
     public static Qcow2Image open(Path path, boolean readOnly, String snapshot, BackingOpener backing)
             throws IOException {
         String name = path.toString();
-        if (!Files.exists(path)) throw new java.nio.file.NoSuchFileException(name, null, "no such file");
+        requireExists(path);
         HostFile file = new HostFile(path, readOnly);
         BlockBackend backingFile = null;
         try {
-            Qcow2Header h =
-                    Qcow2Header.parse(file.readBytes(0, (int) Math.min(file.length(), 2 << 20)), file.length(), name);
-            if (h.backingFile != null) backingFile = backing.open(path, h);
-            if (!readOnly && h.corrupt()) {
+            Qcow2Header header = parseHeader(file, name);
+            if (header.backingFile != null) backingFile = backing.open(path, header);
+            if (!readOnly && header.corrupt()) {
                 throw new Qcow2Exception(name
                         + ": image is marked corrupt; open it read-only or repair it with 'qemu-img check -r all'");
             }
-            List<Snapshot> snaps = readSnapshots(file, h, name);
+            List<Snapshot> snaps = readSnapshots(file, header, name);
             long[] l1;
-            long size = h.size;
+            long size = header.size;
             if (snapshot == null) {
-                l1 = readTable(file, h.l1TableOffset, h.l1Size);
+                l1 = readTable(file, header.l1TableOffset, header.l1Size);
             } else {
-                Snapshot s = snaps.stream()
-                        .filter(x -> x.id().equals(snapshot))
+                Snapshot chosen = snaps.stream()
+                        .filter(candidate -> candidate.id().equals(snapshot))
                         .findFirst()
                         .or(() -> snaps.stream()
-                                .filter(x -> x.name().equals(snapshot))
+                                .filter(candidate -> candidate.name().equals(snapshot))
                                 .findFirst())
                         .orElseThrow(() -> new Qcow2Exception(name + ": no snapshot '" + snapshot + "'"));
-                l1 = readTable(file, s.l1TableOffset(), s.l1Size());
-                if (s.diskSize() > 0) size = s.diskSize();
-                if (Qcow2Header.l1EntriesFor(size, h.clusterBits, h.extendedL2()) > l1.length) {
+                l1 = readTable(file, chosen.l1TableOffset(), chosen.l1Size());
+                if (chosen.diskSize() > 0) size = chosen.diskSize();
+                if (Qcow2Header.l1EntriesFor(size, header.clusterBits, header.extendedL2()) > l1.length) {
                     throw new Qcow2Exception(name + ": snapshot '" + snapshot + "' L1 table too small for its size");
                 }
             }
-            Qcow2Image img = new Qcow2Image(file, h, name, readOnly, l1, size, snaps, backingFile);
+            Qcow2Image img = new Qcow2Image(file, header, name, readOnly, l1, size, snaps, backingFile);
             if (!readOnly) img.prepareForWriting();
             return img;
         } catch (IOException | RuntimeException e) {
@@ -212,50 +225,50 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     static long[] readTable(HostFile file, long offset, int entries) throws IOException {
-        ByteBuffer b = ByteBuffer.wrap(file.readBytes(offset, entries * 8));
-        long[] t = new long[entries];
-        for (int i = 0; i < entries; i++) t[i] = b.getLong(i * 8);
-        return t;
+        ByteBuffer bytes = ByteBuffer.wrap(file.readBytes(offset, entries * 8));
+        long[] table = new long[entries];
+        for (int i = 0; i < entries; i++) table[i] = bytes.getLong(i * 8);
+        return table;
     }
 
-    static List<Snapshot> readSnapshots(HostFile file, Qcow2Header h, String name) throws IOException {
+    static List<Snapshot> readSnapshots(HostFile file, Qcow2Header header, String name) throws IOException {
         List<Snapshot> out = new ArrayList<>();
-        if (h.nbSnapshots == 0) return out;
-        long pos = h.snapshotsOffset;
+        if (header.nbSnapshots == 0) return out;
+        long pos = header.snapshotsOffset;
         long limit = Math.min(file.length(), pos + (64L << 20));
-        for (int i = 0; i < h.nbSnapshots; i++) {
+        for (int i = 0; i < header.nbSnapshots; i++) {
             if (pos + 40 > limit)
                 throw new Qcow2Exception(name + ": snapshot table entry " + i + " past the end of the file");
-            ByteBuffer e = ByteBuffer.wrap(file.readBytes(pos, 40));
-            long l1Off = e.getLong(0);
-            int l1Size = e.getInt(8);
-            int idLen = e.getShort(12) & 0xffff, nameLen = e.getShort(14) & 0xffff;
-            long sec = e.getInt(16) & 0xffff_ffffL, nsec = e.getInt(20) & 0xffff_ffffL;
-            long vmClock = e.getLong(24);
-            long vmState = e.getInt(32) & 0xffff_ffffL;
-            int extra = e.getInt(36);
+            ByteBuffer entry = ByteBuffer.wrap(file.readBytes(pos, 40));
+            long l1Off = entry.getLong(0);
+            int l1Size = entry.getInt(8);
+            int idLen = entry.getShort(12) & 0xffff, nameLen = entry.getShort(14) & 0xffff;
+            long sec = entry.getInt(16) & 0xffff_ffffL, nsec = entry.getInt(20) & 0xffff_ffffL;
+            long vmClock = entry.getLong(24);
+            long vmState = entry.getInt(32) & 0xffff_ffffL;
+            int extra = entry.getInt(36);
             if (extra < 0 || extra > 1024)
                 throw new Qcow2Exception(name + ": snapshot " + i + " extra data size " + extra + " too large");
             long total = 40L + extra + idLen + nameLen;
             if (pos + total > limit)
                 throw new Qcow2Exception(name + ": snapshot table entry " + i + " past the end of the file");
             byte[] rest = file.readBytes(pos + 40, (int) (total - 40));
-            ByteBuffer x = ByteBuffer.wrap(rest);
+            ByteBuffer extraData = ByteBuffer.wrap(rest);
             long diskSize = 0, icount = -1;
-            if (extra >= 8) vmState = x.getLong(0);
-            if (extra >= 16) diskSize = x.getLong(8);
-            if (extra >= 24) icount = x.getLong(16);
+            if (extra >= 8) vmState = extraData.getLong(0);
+            if (extra >= 16) diskSize = extraData.getLong(8);
+            if (extra >= 24) icount = extraData.getLong(16);
             String id = new String(rest, extra, idLen, StandardCharsets.UTF_8);
-            String nm = new String(rest, extra + idLen, nameLen, StandardCharsets.UTF_8);
-            if ((l1Off & (h.clusterSize() - 1)) != 0
+            String snapshotName = new String(rest, extra + idLen, nameLen, StandardCharsets.UTF_8);
+            if ((l1Off & (header.clusterSize() - 1)) != 0
                     || l1Size < 0
                     || (long) l1Size * 8 > Qcow2Header.MAX_L1_BYTES
                     || (l1Size > 0 && (l1Off <= 0 || l1Off + l1Size * 8L > file.length()))) {
-                throw new Qcow2Exception(name + ": snapshot '" + nm + "' has an invalid L1 table (offset 0x"
+                throw new Qcow2Exception(name + ": snapshot '" + snapshotName + "' has an invalid L1 table (offset 0x"
                         + Long.toHexString(l1Off) + ", " + l1Size + " entries)");
             }
-            out.add(new Snapshot(
-                    id, nm, l1Off, l1Size, vmState, diskSize, sec, nsec, vmClock, icount, (int) ((total + 7) & ~7L)));
+            out.add(new Snapshot(id, snapshotName, l1Off, l1Size, vmState, diskSize, sec, nsec, vmClock, icount, (int)
+                    ((total + 7) & ~7L)));
             pos += (total + 7) & ~7L;
         }
         return out;
@@ -277,14 +290,14 @@ public final class Qcow2Image implements BlockBackend {
             if (off != 0 && plausibleCluster(off & Refcounts.OFFSET_MASK, end))
                 metadata.add(MetadataRanges.Kind.REFCOUNT_BLOCK, off & Refcounts.OFFSET_MASK, cs);
         }
-        for (long e : l1) {
-            long off = e & L1_OFFSET_MASK;
+        for (long l1Entry : l1) {
+            long off = l1Entry & L1_OFFSET_MASK;
             if (off != 0 && plausibleCluster(off, end)) metadata.add(MetadataRanges.Kind.L2, off, cs);
         }
         long snapshotTable = 0;
-        for (Snapshot s : snapshots) {
-            snapshotTable += s.tableEntryBytes();
-            metadata.add(MetadataRanges.Kind.SNAPSHOT_L1, s.l1TableOffset(), s.l1Size() * 8L);
+        for (Snapshot snapshot : snapshots) {
+            snapshotTable += snapshot.tableEntryBytes();
+            metadata.add(MetadataRanges.Kind.SNAPSHOT_L1, snapshot.l1TableOffset(), snapshot.l1Size() * 8L);
         }
         if (snapshotTable > 0) metadata.add(MetadataRanges.Kind.SNAPSHOT_TABLE, header.snapshotsOffset, snapshotTable);
     }
@@ -312,10 +325,10 @@ public final class Qcow2Image implements BlockBackend {
      * corrupt bit so no one opens it for writing before it is repaired (as QEMU does). Returns the error to throw.
      */
     private synchronized Qcow2Exception markCorrupt(String problem) {
-        Qcow2Exception e = new Qcow2Exception(name + ": " + problem + "; the image is corrupt: writes refused"
+        Qcow2Exception error = new Qcow2Exception(name + ": " + problem + "; the image is corrupt: writes refused"
                 + (header.version >= 3 && !readOnly ? " and the image marked corrupt" : "")
                 + " (repair it with 'qemu-img check -r all')");
-        if (corruption != null) return e;
+        if (corruption != null) return error;
         corruption = problem;
         if (!readOnly && header.version >= 3) {
             try {
@@ -323,19 +336,19 @@ public final class Qcow2Image implements BlockBackend {
                 file.sync();
                 header.incompatibleFeatures |= Qcow2Header.INCOMPAT_CORRUPT;
             } catch (IOException failed) {
-                e.addSuppressed(failed);
+                error.addSuppressed(failed);
             }
         }
-        return e;
+        return error;
     }
 
     /** Dirty images get their refcounts rebuilt (as QEMU does); unknown autoclear bits are cleared. */
     private void prepareForWriting() throws IOException {
         if (header.dirty()) {
-            Qcow2Checker.Result r = new Qcow2Checker(this).run(Qcow2Checker.Repair.ALL);
-            if (r.corruptions() > r.corruptionsFixed()) {
+            Qcow2Checker.Result repair = new Qcow2Checker(this).run(Qcow2Checker.Repair.ALL);
+            if (repair.corruptions() > repair.corruptionsFixed()) {
                 throw new Qcow2Exception(name + ": dirty image could not be repaired: "
-                        + (r.corruptions() - r.corruptionsFixed()) + " errors remain");
+                        + (repair.corruptions() - repair.corruptionsFixed()) + " errors remain");
             }
             file.sync();
             file.writeLong(72, header.incompatibleFeatures & ~Qcow2Header.INCOMPAT_DIRTY);
@@ -408,38 +421,38 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     private void readUnlocked(long offset, SegmentList dst) throws IOException {
-        Mapping m = new Mapping();
+        Mapping mapping = new Mapping();
         long len = dst.byteSize(), pos = 0;
         while (pos < len) {
-            classify(offset + pos, len - pos, m);
-            long n = m.length;
-            if (m.type == TYPE_DATA) {
+            classify(offset + pos, len - pos, mapping);
+            long runLength = mapping.length;
+            if (mapping.type == TYPE_DATA) {
                 // Coalesce host-contiguous data so sequential reads become one pread.
                 Mapping next = new Mapping();
-                while (pos + n < len && n < MAX_RUN) {
-                    classify(offset + pos + n, len - pos - n, next);
-                    if (next.type != TYPE_DATA || next.host != m.host + n) break;
-                    n += next.length;
+                while (pos + runLength < len && runLength < MAX_RUN) {
+                    classify(offset + pos + runLength, len - pos - runLength, next);
+                    if (next.type != TYPE_DATA || next.host != mapping.host + runLength) break;
+                    runLength += next.length;
                 }
             }
-            SegmentList part = dst.slice(pos, n);
-            switch (m.type) {
-                case TYPE_DATA -> file.readv(m.host, part.segments());
+            SegmentList part = dst.slice(pos, runLength);
+            switch (mapping.type) {
+                case TYPE_DATA -> file.readv(mapping.host, part.segments());
                 case TYPE_ZERO -> part.fill((byte) 0);
                 case TYPE_UNALLOCATED -> readBacking(offset + pos, part);
-                default -> readCompressed(m.host, (int) ((offset + pos) & (cs - 1)), part);
+                default -> readCompressed(mapping.host, (int) ((offset + pos) & (cs - 1)), part);
             }
-            pos += n;
+            pos += runLength;
         }
     }
 
     private void readBacking(long guestOffset, SegmentList part) throws IOException {
-        long n = 0;
+        long fromBacking = 0;
         if (backing != null && guestOffset < backingSize) {
-            n = Math.min(part.byteSize(), backingSize - guestOffset);
-            backing.readv(guestOffset, part.slice(0, n).segments());
+            fromBacking = Math.min(part.byteSize(), backingSize - guestOffset);
+            backing.readv(guestOffset, part.slice(0, fromBacking).segments());
         }
-        if (n < part.byteSize()) part.slice(n).fill((byte) 0);
+        if (fromBacking < part.byteSize()) part.slice(fromBacking).fill((byte) 0);
     }
 
     private void readCompressed(long entry, int inCluster, SegmentList part) throws IOException {
@@ -455,9 +468,8 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Host byte offset and length of a compressed cluster's data. */
     long[] compressedExtent(long entry) {
-        int x = 62 - (clusterBits - 8);
-        long host = entry & ((1L << x) - 1);
-        long sectors = (entry >>> x) & ((1L << (62 - x)) - 1);
+        long host = entry & ((1L << compressedOffsetBits) - 1);
+        long sectors = (entry >>> compressedOffsetBits) & ((1L << (62 - compressedOffsetBits)) - 1);
         long len = (sectors + 1) * 512 - (host & 511);
         return new long[] {host, len};
     }
@@ -483,8 +495,8 @@ public final class Qcow2Image implements BlockBackend {
 
     private long[] l2Table(long l1Index) throws IOException {
         long l2Offset = l1[(int) l1Index] & L1_OFFSET_MASK;
-        long[] t = l2Cache.get(l2Offset);
-        if (t != null) return t;
+        long[] cached = l2Cache.get(l2Offset);
+        if (cached != null) return cached;
         if ((l2Offset & (cs - 1)) != 0 || l2Offset >= file.length()) {
             throw new Qcow2Exception(name + ": L1 entry " + l1Index + " points to L2 table at 0x"
                     + Long.toHexString(l2Offset)
@@ -494,33 +506,33 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     /** Classifies the mapping of the guest range starting at guestOffset (at most len bytes, one cluster). */
-    private void classify(long guestOffset, long len, Mapping m) throws IOException {
+    private void classify(long guestOffset, long len, Mapping mapping) throws IOException {
         long cluster = guestOffset >>> clusterBits;
         int inCluster = (int) (guestOffset & (cs - 1));
         long l1Index = cluster / l2Entries;
         int l2Index = (int) (cluster % l2Entries);
         int avail = (int) Math.min(len, cs - inCluster);
-        m.length = avail;
+        mapping.length = avail;
         if (l1Index >= l1.length || (l1[(int) l1Index] & L1_OFFSET_MASK) == 0) {
-            m.type = TYPE_UNALLOCATED;
+            mapping.type = TYPE_UNALLOCATED;
             return;
         }
         long[] l2 = l2Table(l1Index);
-        long e = l2[extL2 ? 2 * l2Index : l2Index];
-        if ((e & COMPRESSED) != 0) {
-            m.type = TYPE_COMPRESSED;
-            m.host = e;
+        long entry = l2[entryIndex(l2Index)];
+        if ((entry & COMPRESSED) != 0) {
+            mapping.type = TYPE_COMPRESSED;
+            mapping.host = entry;
             return;
         }
-        long host = e & L2_OFFSET_MASK;
+        long host = entry & L2_OFFSET_MASK;
         if (!extL2) {
-            if (header.version >= 3 && (e & ZERO) != 0) {
-                m.type = TYPE_ZERO;
+            if (header.version >= 3 && (entry & ZERO) != 0) {
+                mapping.type = TYPE_ZERO;
             } else if (host == 0) {
-                m.type = TYPE_UNALLOCATED;
+                mapping.type = TYPE_UNALLOCATED;
             } else {
-                m.type = TYPE_DATA;
-                m.host = checkedHost(host, guestOffset) + inCluster;
+                mapping.type = TYPE_DATA;
+                mapping.host = checkedHost(host, guestOffset) + inCluster;
             }
             return;
         }
@@ -530,23 +542,38 @@ public final class Qcow2Image implements BlockBackend {
             throw new Qcow2Exception(name + ": L2 entry for guest offset 0x" + Long.toHexString(guestOffset)
                     + " marks subclusters both allocated and zero");
         }
-        int sc = inCluster / subclusterSize;
-        int type = (alloc >>> sc & 1) != 0 ? TYPE_DATA : (zero >>> sc & 1) != 0 ? TYPE_ZERO : TYPE_UNALLOCATED;
-        int run = (sc + 1) * subclusterSize - inCluster;
-        for (int s = sc + 1; s < 32 && run < avail; s++) {
-            int t = (alloc >>> s & 1) != 0 ? TYPE_DATA : (zero >>> s & 1) != 0 ? TYPE_ZERO : TYPE_UNALLOCATED;
-            if (t != type) break;
+        int subcluster = inCluster / subclusterSize;
+        int type = subclusterType(alloc, zero, subcluster);
+        int run = (subcluster + 1) * subclusterSize - inCluster;
+        for (int next = subcluster + 1; next < 32 && run < avail; next++) {
+            if (subclusterType(alloc, zero, next) != type) break;
             run += subclusterSize;
         }
-        m.type = type;
-        m.length = Math.min(run, avail);
+        mapping.type = type;
+        mapping.length = Math.min(run, avail);
         if (type == TYPE_DATA) {
             if (host == 0) {
                 throw new Qcow2Exception(name + ": L2 entry for guest offset 0x" + Long.toHexString(guestOffset)
                         + " has allocated subclusters but no host offset");
             }
-            m.host = checkedHost(host, guestOffset) + inCluster;
+            mapping.host = checkedHost(host, guestOffset) + inCluster;
         }
+    }
+
+    /** The type of one subcluster of an extended L2 entry, from its allocation and zero bitmaps. */
+    private static int subclusterType(int allocBitmap, int zeroBitmap, int subcluster) {
+        if ((allocBitmap >>> subcluster & 1) != 0) return TYPE_DATA;
+        return (zeroBitmap >>> subcluster & 1) != 0 ? TYPE_ZERO : TYPE_UNALLOCATED;
+    }
+
+    /** Where the entry for L2 index {@code l2Index} sits in a cached table (extended entries take two longs). */
+    private int entryIndex(int l2Index) {
+        return extL2 ? 2 * l2Index : l2Index;
+    }
+
+    /** Subclusters {@code first} to {@code last} (inclusive) as a bitmap mask. */
+    private static long subclusterMask(int first, int last) {
+        return ((1L << (last + 1)) - 1) & ~((1L << first) - 1);
     }
 
     private long checkedHost(long host, long guestOffset) throws Qcow2Exception {
@@ -565,14 +592,14 @@ public final class Qcow2Image implements BlockBackend {
 
     private void checkWritable() throws IOException {
         if (readOnly) throw new IOException(name + ": image is open read-only");
-        String c = corruption;
-        if (c != null) throw new Qcow2Exception(name + ": image is corrupt (" + c + "); writes refused");
-        IOException f = file.failure();
-        if (f != null) {
+        String problem = corruption;
+        if (problem != null) throw new Qcow2Exception(name + ": image is corrupt (" + problem + "); writes refused");
+        IOException failure = file.failure();
+        if (failure != null) {
             throw new IOException(
-                    name + ": takes no more writes since a write of its metadata or a flush failed (" + f.getMessage()
-                            + ")",
-                    f);
+                    name + ": takes no more writes since a write of its metadata or a flush failed ("
+                            + failure.getMessage() + ")",
+                    failure);
         }
     }
 
@@ -603,99 +630,96 @@ public final class Qcow2Image implements BlockBackend {
         checkWritable();
         long len = src.byteSize(), pos = 0;
         while (pos < len) {
-            long n = 0;
+            long runLength = 0;
             lock.readLock().lock();
             try {
-                long host = -1;
-                while (pos + n < len && n < MAX_RUN) {
-                    long g = offset + pos + n;
-                    int piece = (int) Math.min(len - pos - n, cs - (g & (cs - 1)));
-                    long h = ownedHost(g, piece);
-                    if (h < 0 || (host >= 0 && h != host + n)) break;
-                    if (host < 0) host = h;
-                    n += piece;
+                long runHost = -1;
+                while (pos + runLength < len && runLength < MAX_RUN) {
+                    long guestOffset = offset + pos + runLength;
+                    int piece = (int) Math.min(len - pos - runLength, cs - (guestOffset & (cs - 1)));
+                    long host = ownedHost(guestOffset, piece);
+                    if (host < 0 || (runHost >= 0 && host != runHost + runLength)) break;
+                    if (runHost < 0) runHost = host;
+                    runLength += piece;
                 }
-                if (n > 0) writeData(host, src.slice(pos, n));
+                if (runLength > 0) writeData(runHost, src.slice(pos, runLength));
             } finally {
                 lock.readLock().unlock();
             }
-            if (n == 0) {
+            if (runLength == 0) {
                 lock.writeLock().lock();
                 try {
-                    n = writeAllocating(offset + pos, src, pos, len - pos);
+                    runLength = writeAllocating(offset + pos, src, pos, len - pos);
                 } finally {
                     lock.writeLock().unlock();
                 }
             }
-            pos += n;
+            pos += runLength;
         }
     }
 
     /**
-     * The host offset for guest range [g, g+len) within one cluster if this image owns that cluster
-     * (refcount 1, allocated, every touched subcluster allocated) so the data may be written in place; else -1.
+     * The host offset for guest range [guestOffset, guestOffset + len) within one cluster if this image owns that
+     * cluster (refcount 1, allocated, every touched subcluster allocated) so the data may be written in place;
+     * else -1.
      */
-    private long ownedHost(long g, int len) throws IOException {
-        long cluster = g >>> clusterBits;
+    private long ownedHost(long guestOffset, int len) throws IOException {
+        long cluster = guestOffset >>> clusterBits;
         long l1Index = cluster / l2Entries;
-        long l1e = l1[(int) l1Index];
-        if ((l1e & COPIED) == 0 || (l1e & L1_OFFSET_MASK) == 0) return -1;
+        long l1Entry = l1[(int) l1Index];
+        if ((l1Entry & COPIED) == 0 || (l1Entry & L1_OFFSET_MASK) == 0) return -1;
         long[] l2 = l2Table(l1Index);
         int l2Index = (int) (cluster % l2Entries);
-        long e = l2[extL2 ? 2 * l2Index : l2Index];
-        if ((e & COPIED) == 0 || (e & COMPRESSED) != 0) return -1;
-        long host = e & L2_OFFSET_MASK;
+        long entry = l2[entryIndex(l2Index)];
+        if ((entry & COPIED) == 0 || (entry & COMPRESSED) != 0) return -1;
+        long host = entry & L2_OFFSET_MASK;
         if (host == 0) return -1;
-        int inCluster = (int) (g & (cs - 1));
+        int inCluster = (int) (guestOffset & (cs - 1));
         if (extL2) {
             int alloc = (int) l2[2 * l2Index + 1];
             int first = inCluster / subclusterSize, last = (inCluster + len - 1) / subclusterSize;
-            int mask = (int) (((1L << (last + 1)) - 1) & ~((1L << first) - 1));
+            int mask = (int) subclusterMask(first, last);
             if ((alloc & mask) != mask) return -1;
-        } else if ((e & ZERO) != 0 && header.version >= 3) {
+        } else if ((entry & ZERO) != 0 && header.version >= 3) {
             return -1;
         }
-        checkedHost(host, g);
+        checkedHost(host, guestOffset);
         return host + inCluster;
     }
 
     /**
-     * Slow path under the write lock: writes from src[srcPos..] starting at guest offset g, for the first
+     * Slow path under the write lock: writes from src[srcPos..] starting at {@code guestOffset}, for the first
      * cluster and any following whole clusters that need a fresh allocation (allocated as one contiguous run).
      * Returns the number of bytes written.
      */
-    private long writeAllocating(long g, SegmentList src, long srcPos, long remaining) throws IOException {
-        int inCluster = (int) (g & (cs - 1));
+    private long writeAllocating(long guestOffset, SegmentList src, long srcPos, long remaining) throws IOException {
+        int inCluster = (int) (guestOffset & (cs - 1));
         int piece = (int) Math.min(remaining, cs - inCluster);
-        long cluster = g >>> clusterBits;
+        long cluster = guestOffset >>> clusterBits;
         long l1Index = cluster / l2Entries;
         long[] l2 = writableL2(l1Index);
         int l2Index = (int) (cluster % l2Entries);
-        int ei = extL2 ? 2 * l2Index : l2Index;
-        long e = l2[ei];
-        long host = e & L2_OFFSET_MASK;
-        boolean compressed = (e & COMPRESSED) != 0;
-        if (!compressed && host != 0 && (e & COPIED) == 0 && refcounts.get(host >>> clusterBits) == 1) {
-            e |= COPIED; // the flag was merely stale: the cluster is ours
+        int entryIndex = entryIndex(l2Index);
+        long entry = l2[entryIndex];
+        long host = entry & L2_OFFSET_MASK;
+        boolean compressed = (entry & COMPRESSED) != 0;
+        if (!compressed && host != 0 && (entry & COPIED) == 0 && refcounts.get(host >>> clusterBits) == 1) {
+            entry |= COPIED; // the flag was merely stale: the cluster is ours
         }
-        boolean owned = !compressed && host != 0 && (e & COPIED) != 0;
+        boolean owned = !compressed && host != 0 && (entry & COPIED) != 0;
         if (owned) {
-            checkedHost(host, g);
+            checkedHost(host, guestOffset);
             if (extL2) {
-                long bitmap = l2[ei + 1];
-                int first = inCluster / subclusterSize, last = (inCluster + piece - 1) / subclusterSize;
-                writeSubclusters(g, src, srcPos, piece, host, first, last);
-                long mask = ((1L << (last + 1)) - 1) & ~((1L << first) - 1);
-                setL2(l1Index, l2, l2Index, e, (bitmap | mask) & ~(mask << 32));
+                writeSubclusters(guestOffset, src, srcPos, piece, host, l1Index, l2, l2Index, entry);
             } else {
-                if ((e & ZERO) != 0 && header.version >= 3) {
+                if ((entry & ZERO) != 0 && header.version >= 3) {
                     byte[] buf = new byte[cs];
                     src.copyTo(srcPos, MemorySegment.ofArray(buf), inCluster, piece);
                     writeData(host, buf, cs);
-                    setL2(l1Index, l2, l2Index, e & ~ZERO, 0);
+                    setL2(l1Index, l2, l2Index, entry & ~ZERO, 0);
                 } else {
                     writeData(host + inCluster, src.slice(srcPos, piece));
-                    if (e != l2[ei]) setL2(l1Index, l2, l2Index, e, 0);
+                    if (entry != l2[entryIndex]) setL2(l1Index, l2, l2Index, entry, 0);
                 }
             }
             return piece;
@@ -719,11 +743,7 @@ public final class Qcow2Image implements BlockBackend {
         long clusterStart = cluster << clusterBits;
         if (extL2 && host == 0 && !compressed) {
             // Only the touched subclusters are allocated; the others keep reading from backing / zero.
-            long bitmap = l2[ei + 1];
-            int first = inCluster / subclusterSize, last = (inCluster + piece - 1) / subclusterSize;
-            writeSubclusters(g, src, srcPos, piece, newHost, first, last);
-            long mask = ((1L << (last + 1)) - 1) & ~((1L << first) - 1);
-            setL2(l1Index, l2, l2Index, newHost | COPIED, (bitmap | mask) & ~(mask << 32));
+            writeSubclusters(guestOffset, src, srcPos, piece, newHost, l1Index, l2, l2Index, newHost | COPIED);
             return piece;
         }
         byte[] buf = new byte[cs];
@@ -735,26 +755,42 @@ public final class Qcow2Image implements BlockBackend {
         src.copyTo(srcPos, whole, inCluster, piece);
         writeData(newHost, buf, cs);
         setL2(l1Index, l2, l2Index, newHost | COPIED, extL2 ? 0xffff_ffffL : 0);
-        releaseOld(e);
+        releaseOld(entry);
         return piece;
     }
 
-    /** Writes subclusters [first, last] of a cluster at host: guest data plus, at the edges, the current content. */
-    private void writeSubclusters(long g, SegmentList src, long srcPos, int piece, long host, int first, int last)
+    /**
+     * Writes the subclusters a piece of guest data touches, in a cluster at {@code host}: the data plus, at the
+     * edges, the current content; then maps them with {@code entry}, marked allocated in the L2 bitmap.
+     */
+    private void writeSubclusters(
+            long guestOffset,
+            SegmentList src,
+            long srcPos,
+            int piece,
+            long host,
+            long l1Index,
+            long[] l2,
+            int l2Index,
+            long entry)
             throws IOException {
-        long clusterStart = g & ~(long) (cs - 1);
-        int inCluster = (int) (g - clusterStart);
+        long bitmap = l2[2 * l2Index + 1];
+        long clusterStart = guestOffset & ~(long) (cs - 1);
+        int inCluster = (int) (guestOffset - clusterStart);
+        int first = inCluster / subclusterSize, last = (inCluster + piece - 1) / subclusterSize;
         int spanStart = first * subclusterSize, spanLen = (last + 1 - first) * subclusterSize;
         if (spanStart == inCluster && spanLen == piece) {
             writeData(host + spanStart, src.slice(srcPos, piece));
-            return;
+        } else {
+            byte[] buf = new byte[spanLen];
+            MemorySegment span = MemorySegment.ofArray(buf);
+            long visible = Math.min(spanLen, size - clusterStart - spanStart);
+            if (visible > 0) readUnlocked(clusterStart + spanStart, span.asSlice(0, visible));
+            src.copyTo(srcPos, span, inCluster - spanStart, piece);
+            writeData(host + spanStart, buf, spanLen);
         }
-        byte[] buf = new byte[spanLen];
-        MemorySegment span = MemorySegment.ofArray(buf);
-        long visible = Math.min(spanLen, size - clusterStart - spanStart);
-        if (visible > 0) readUnlocked(clusterStart + spanStart, span.asSlice(0, visible));
-        src.copyTo(srcPos, span, inCluster - spanStart, piece);
-        writeData(host + spanStart, buf, spanLen);
+        long mask = subclusterMask(first, last);
+        setL2(l1Index, l2, l2Index, entry, (bitmap | mask) & ~(mask << 32));
     }
 
     /** Updates an L2 entry in the file and then, once that succeeded, in the cache. */
@@ -777,7 +813,7 @@ public final class Qcow2Image implements BlockBackend {
         if ((entry & COMPRESSED) != 0) {
             long[] ext = compressedExtent(entry);
             long firstCluster = ext[0] >>> clusterBits, lastCluster = (ext[0] + ext[1] - 1) >>> clusterBits;
-            for (long c = firstCluster; c <= lastCluster; c++) pendingFrees.add(c);
+            for (long cluster = firstCluster; cluster <= lastCluster; cluster++) pendingFrees.add(cluster);
         } else if ((entry & L2_OFFSET_MASK) != 0) {
             pendingFrees.add((entry & L2_OFFSET_MASK) >>> clusterBits);
         }
@@ -785,9 +821,9 @@ public final class Qcow2Image implements BlockBackend {
 
     /** The L2 table for l1Index, made exclusively ours: allocated if absent, copied if shared with a snapshot. */
     private long[] writableL2(long l1Index) throws IOException {
-        long l1e = l1[(int) l1Index];
-        long old = l1e & L1_OFFSET_MASK;
-        if (old != 0 && (l1e & COPIED) != 0) return l2Table(l1Index);
+        long l1Entry = l1[(int) l1Index];
+        long old = l1Entry & L1_OFFSET_MASK;
+        if (old != 0 && (l1Entry & COPIED) != 0) return l2Table(l1Index);
         if (old != 0 && refcounts.get(old >>> clusterBits) == 1) {
             setL1(l1Index, old | COPIED);
             return l2Table(l1Index);
@@ -798,9 +834,9 @@ public final class Qcow2Image implements BlockBackend {
             for (int i = 0; i < content.length; i += extL2 ? 2 : 1) content[i] &= ~COPIED;
         }
         long fresh = allocate(1);
-        ByteBuffer b = ByteBuffer.allocate(cs);
-        for (int i = 0; i < content.length; i++) b.putLong(i * 8, content[i]);
-        file.write(fresh, b);
+        ByteBuffer table = ByteBuffer.allocate(cs);
+        for (int i = 0; i < content.length; i++) table.putLong(i * 8, content[i]);
+        file.write(fresh, table);
         file.sync();
         setL1(l1Index, fresh | COPIED);
         if (old != 0) pendingFrees.add(old >>> clusterBits);
@@ -818,15 +854,15 @@ public final class Qcow2Image implements BlockBackend {
         }
     }
 
-    /** n contiguous clusters whose refcount 1 is already durable; returns the host offset. */
-    private long allocate(int n) throws IOException {
-        if (n > maxRun) {
-            throw new Qcow2Exception(name + ": cannot allocate " + n + " contiguous clusters with this cluster size"
+    /** {@code count} contiguous clusters whose refcount 1 is already durable; returns the host offset. */
+    private long allocate(int count) throws IOException {
+        if (count > maxRun) {
+            throw new Qcow2Exception(name + ": cannot allocate " + count + " contiguous clusters with this cluster size"
                     + " and refcount width (at most " + maxRun + "); use larger clusters");
         }
-        if (poolNext + n > poolEnd) {
+        if (poolNext + count > poolEnd) {
             releasePool();
-            long want = Math.max(n, poolBatch);
+            long want = Math.max(count, poolBatch);
             long first = refcounts.allocate(want);
             file.sync();
             // Clusters whose refcounts say free but that hold metadata: the refcounts are corrupt.
@@ -834,14 +870,14 @@ public final class Qcow2Image implements BlockBackend {
             poolNext = first;
             poolEnd = first + want;
         }
-        long c = poolNext;
-        checkOverlap(c << clusterBits, (long) n * cs, "a newly allocated cluster");
-        poolNext += n;
-        return c << clusterBits;
+        long cluster = poolNext;
+        checkOverlap(cluster << clusterBits, (long) count * cs, "a newly allocated cluster");
+        poolNext += count;
+        return cluster << clusterBits;
     }
 
     private void releasePool() throws IOException {
-        for (long c = poolNext; c < poolEnd; c++) refcounts.set(c, 0);
+        for (long cluster = poolNext; cluster < poolEnd; cluster++) refcounts.set(cluster, 0);
         poolNext = poolEnd = 0;
     }
 
@@ -851,14 +887,14 @@ public final class Qcow2Image implements BlockBackend {
         checkWritable();
         long pos = 0;
         while (pos < length) {
-            long g = offset + pos;
-            int inCluster = (int) (g & (cs - 1));
+            long guestOffset = offset + pos;
+            int inCluster = (int) (guestOffset & (cs - 1));
             int piece = (int) Math.min(length - pos, cs - inCluster);
-            boolean wholeCluster = piece == cs || (inCluster == 0 && g + piece == size);
+            boolean wholeCluster = piece == cs || (inCluster == 0 && guestOffset + piece == size);
             lock.writeLock().lock();
             try {
-                if (wholeCluster) zeroCluster(g >>> clusterBits, mayUnmap);
-                else zeroPartial(g, piece);
+                if (wholeCluster) zeroCluster(guestOffset >>> clusterBits, mayUnmap);
+                else zeroPartial(guestOffset, piece);
             } finally {
                 lock.writeLock().unlock();
             }
@@ -878,79 +914,80 @@ public final class Qcow2Image implements BlockBackend {
     private void zeroCluster(long cluster, boolean mayUnmap) throws IOException {
         long l1Index = cluster / l2Entries;
         int l2Index = (int) (cluster % l2Entries);
-        long g = cluster << clusterBits;
+        long guestOffset = cluster << clusterBits;
         boolean l2Exists = (l1[(int) l1Index] & L1_OFFSET_MASK) != 0;
-        if (!l2Exists && !backingCovers(g)) return; // already reads as zeroes
+        if (!l2Exists && !backingCovers(guestOffset)) return; // already reads as zeroes
         if (header.version < 3) {
             if (l2Exists) {
                 long[] l2 = writableL2(l1Index);
-                long e = l2[l2Index];
-                if ((e & (L2_OFFSET_MASK | COMPRESSED)) == 0 && !backingCovers(g)) return;
-                if (mayUnmap && !backingCovers(g)) {
+                long entry = l2[l2Index];
+                if ((entry & (L2_OFFSET_MASK | COMPRESSED)) == 0 && !backingCovers(guestOffset)) return;
+                if (mayUnmap && !backingCovers(guestOffset)) {
                     setL2(l1Index, l2, l2Index, 0, 0);
-                    releaseOld(e);
+                    releaseOld(entry);
                     return;
                 }
             }
-            writeZeroData(g, cs);
+            writeZeroData(guestOffset, cs);
             return;
         }
         long[] l2 = writableL2(l1Index);
-        int ei = extL2 ? 2 * l2Index : l2Index;
-        long e = l2[ei];
-        long host = e & L2_OFFSET_MASK;
-        boolean compressed = (e & COMPRESSED) != 0;
-        boolean owned = !compressed && host != 0 && (e & COPIED) != 0;
+        long entry = l2[entryIndex(l2Index)];
+        long host = entry & L2_OFFSET_MASK;
+        boolean compressed = (entry & COMPRESSED) != 0;
+        boolean owned = !compressed && host != 0 && (entry & COPIED) != 0;
         boolean keep = owned && !mayUnmap;
         if (extL2) {
-            setL2(l1Index, l2, l2Index, keep ? e : 0, 0xffff_ffffL << 32);
+            setL2(l1Index, l2, l2Index, keep ? entry : 0, 0xffff_ffffL << 32);
         } else {
             setL2(l1Index, l2, l2Index, keep ? (host | COPIED | ZERO) : ZERO, 0);
         }
-        if (!keep) releaseOld(e);
+        if (!keep) releaseOld(entry);
     }
 
-    private void zeroPartial(long g, int piece) throws IOException {
+    private void zeroPartial(long guestOffset, int piece) throws IOException {
         if (extL2) {
             // Whole subclusters become zero subclusters; the ragged edges get zero data.
-            long clusterStart = g & ~(long) (cs - 1);
-            int in = (int) (g - clusterStart);
-            int first = (in + subclusterSize - 1) / subclusterSize, end = (in + piece) / subclusterSize;
+            long clusterStart = guestOffset & ~(long) (cs - 1);
+            int inCluster = (int) (guestOffset - clusterStart);
+            int first = (inCluster + subclusterSize - 1) / subclusterSize, end = (inCluster + piece) / subclusterSize;
             if (first < end) {
-                long cluster = g >>> clusterBits;
+                long cluster = guestOffset >>> clusterBits;
                 long l1Index = cluster / l2Entries;
                 int l2Index = (int) (cluster % l2Entries);
                 long[] l2 = writableL2(l1Index);
-                long e = l2[2 * l2Index];
-                if ((e & COMPRESSED) == 0) {
-                    long mask = ((1L << end) - 1) & ~((1L << first) - 1);
+                long entry = l2[2 * l2Index];
+                if ((entry & COMPRESSED) == 0) {
+                    long mask = subclusterMask(first, end - 1);
                     long bitmap = l2[2 * l2Index + 1];
-                    setL2(l1Index, l2, l2Index, e, (bitmap & ~mask) | (mask << 32));
-                    int headLen = first * subclusterSize - in;
-                    if (headLen > 0) writeZeroData(g, headLen);
+                    setL2(l1Index, l2, l2Index, entry, (bitmap & ~mask) | (mask << 32));
+                    int headLen = first * subclusterSize - inCluster;
+                    if (headLen > 0) writeZeroData(guestOffset, headLen);
                     int tailStart = end * subclusterSize;
-                    if (in + piece > tailStart) writeZeroData(clusterStart + tailStart, in + piece - tailStart);
+                    if (inCluster + piece > tailStart)
+                        writeZeroData(clusterStart + tailStart, inCluster + piece - tailStart);
                     return;
                 }
             }
         }
-        writeZeroData(g, piece);
+        writeZeroData(guestOffset, piece);
     }
 
-    private void writeZeroData(long g, int len) throws IOException {
+    private void writeZeroData(long guestOffset, int len) throws IOException {
         SegmentList zeros = SegmentList.of(MemorySegment.ofArray(new byte[len]));
         long pos = 0;
-        while (pos < len) pos += writeAllocatingOrOwned(g + pos, zeros, pos, len - pos);
+        while (pos < len) pos += writeAllocatingOrOwned(guestOffset + pos, zeros, pos, len - pos);
     }
 
-    private long writeAllocatingOrOwned(long g, SegmentList src, long srcPos, long remaining) throws IOException {
-        int piece = (int) Math.min(remaining, cs - (g & (cs - 1)));
-        long host = ownedHost(g, piece);
+    private long writeAllocatingOrOwned(long guestOffset, SegmentList src, long srcPos, long remaining)
+            throws IOException {
+        int piece = (int) Math.min(remaining, cs - (guestOffset & (cs - 1)));
+        long host = ownedHost(guestOffset, piece);
         if (host >= 0) {
             writeData(host, src.slice(srcPos, piece));
             return piece;
         }
-        return writeAllocating(g, src, srcPos, piece);
+        return writeAllocating(guestOffset, src, srcPos, piece);
     }
 
     // ---------------------------------------------------------------- flush / close
@@ -980,7 +1017,7 @@ public final class Qcow2Image implements BlockBackend {
         if (!frees.isEmpty() && corruption == null) {
             lock.writeLock().lock();
             try {
-                for (long c : frees) refcounts.adjust(c, -1);
+                for (long cluster : frees) refcounts.adjust(cluster, -1);
                 freeGeneration++;
             } finally {
                 lock.writeLock().unlock();
@@ -1034,9 +1071,9 @@ public final class Qcow2Image implements BlockBackend {
                 long[] grown = java.util.Arrays.copyOf(l1, (int) needed);
                 int clusters = (int) ((needed * 8 + cs - 1) / cs);
                 long off = allocate(clusters);
-                ByteBuffer b = ByteBuffer.allocate(clusters * cs);
-                for (int i = 0; i < grown.length; i++) b.putLong(i * 8, grown[i]);
-                file.write(off, b);
+                ByteBuffer table = ByteBuffer.allocate(clusters * cs);
+                for (int i = 0; i < grown.length; i++) table.putLong(i * 8, grown[i]);
+                file.write(off, table);
                 file.sync();
                 file.write(36, ByteBuffer.allocate(12).putInt(0, (int) needed).putLong(4, off));
                 file.sync();
@@ -1058,23 +1095,26 @@ public final class Qcow2Image implements BlockBackend {
         }
     }
 
-    /** Maps every guest cluster to a host cluster (reads zero: the file is sparse), as qemu-img's preallocation=metadata. */
+    /**
+     * Maps every guest cluster to a host cluster (reads zero: the file is sparse), as qemu-img's
+     * preallocation=metadata.
+     */
     void preallocateMetadata() throws IOException {
         checkWritable();
         lock.writeLock().lock();
         try {
             long clusters = (size + cs - 1) >>> clusterBits;
-            for (long c = 0; c < clusters; ) {
-                long l1Index = c / l2Entries;
-                int l2Index = (int) (c % l2Entries);
+            for (long cluster = 0; cluster < clusters; ) {
+                long l1Index = cluster / l2Entries;
+                int l2Index = (int) (cluster % l2Entries);
                 long[] l2 = writableL2(l1Index);
-                int n = (int) Math.min(Math.min(clusters - c, l2Entries - l2Index), maxRun);
-                long host = allocate(n);
-                for (int i = 0; i < n; i++) {
+                int count = (int) Math.min(Math.min(clusters - cluster, l2Entries - l2Index), maxRun);
+                long host = allocate(count);
+                for (int i = 0; i < count; i++) {
                     setL2(l1Index, l2, l2Index + i, (host + (long) i * cs) | COPIED, extL2 ? 0xffff_ffffL : 0);
                 }
-                c += n;
-                file.truncate(Math.max(file.length(), host + (long) n * cs));
+                cluster += count;
+                file.truncate(Math.max(file.length(), host + (long) count * cs));
             }
         } finally {
             lock.writeLock().unlock();
@@ -1101,10 +1141,10 @@ public final class Qcow2Image implements BlockBackend {
             System.arraycopy(data, 0, in, 0, length);
         }
         byte[] out = new byte[cs];
-        int n = Compression.compress(header.compressionType, in, cs, out);
+        int compressedLength = Compression.compress(header.compressionType, in, cs, out);
         lock.writeLock().lock();
         try {
-            if (n < 0) {
+            if (compressedLength < 0) {
                 writeAllocating(
                         guestOffset, SegmentList.of(MemorySegment.ofArray(in)), 0, Math.min(cs, size - guestOffset));
                 return;
@@ -1113,19 +1153,18 @@ public final class Qcow2Image implements BlockBackend {
             long l1Index = cluster / l2Entries;
             int l2Index = (int) (cluster % l2Entries);
             long[] l2 = writableL2(l1Index);
-            long old = l2[extL2 ? 2 * l2Index : l2Index];
-            if (compressedCursor == 0 || compressedCursor + n > compressedEnd) {
+            long old = l2[entryIndex(l2Index)];
+            if (compressedCursor == 0 || compressedCursor + compressedLength > compressedEnd) {
                 compressedCursor = allocate(1);
                 compressedEnd = compressedCursor + cs;
             } else {
                 refcounts.adjust(compressedCursor >>> clusterBits, 1);
             }
             long host = compressedCursor;
-            writeData(host, out, n);
-            compressedCursor += n;
-            int x = 62 - (clusterBits - 8);
-            long extraSectors = ((host + n - 1) >>> 9) - (host >>> 9);
-            setL2(l1Index, l2, l2Index, COMPRESSED | extraSectors << x | host, 0);
+            writeData(host, out, compressedLength);
+            compressedCursor += compressedLength;
+            long extraSectors = ((host + compressedLength - 1) >>> 9) - (host >>> 9);
+            setL2(l1Index, l2, l2Index, COMPRESSED | extraSectors << compressedOffsetBits | host, 0);
             releaseOld(old);
         } finally {
             lock.writeLock().unlock();

@@ -98,7 +98,8 @@ public final class TapBackend implements NetBackend {
             int r = Libc.ioctlRaw(fd, Tun.TUNSETIFF, ifr);
             if (r == -Errno.EPERM || r == -Errno.EACCES) {
                 throw new NetBackendException("tap " + ifname
-                        + ": not permitted to create or attach it; run with CAP_NET_ADMIN or create it first with 'ip tuntap add "
+                        + ": not permitted to create or attach it; run with CAP_NET_ADMIN or create it first "
+                        + "with 'ip tuntap add "
                         + ifname + " mode tap user $USER" + (multiQueue ? " multi_queue" : "") + "'");
             }
             if (r == -Errno.EBUSY || r == -Errno.EINVAL) {

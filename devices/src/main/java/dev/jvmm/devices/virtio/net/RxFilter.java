@@ -31,81 +31,28 @@ record RxFilter(
             new RxFilter(true, false, false, false, false, false, new long[0], new long[0], false, false);
 
     RxFilter withRxMode(int command, boolean on) {
-        return switch (command) {
-            case VirtioNet.CTRL_RX_PROMISC ->
-                new RxFilter(
-                        on,
-                        allMulticast,
-                        allUnicast,
-                        noMulticast,
-                        noUnicast,
-                        noBroadcast,
-                        unicast,
-                        multicast,
-                        unicastOverflow,
-                        multicastOverflow);
-            case VirtioNet.CTRL_RX_ALLMULTI ->
-                new RxFilter(
-                        promiscuous,
-                        on,
-                        allUnicast,
-                        noMulticast,
-                        noUnicast,
-                        noBroadcast,
-                        unicast,
-                        multicast,
-                        unicastOverflow,
-                        multicastOverflow);
-            case VirtioNet.CTRL_RX_ALLUNI ->
-                new RxFilter(
-                        promiscuous,
-                        allMulticast,
-                        on,
-                        noMulticast,
-                        noUnicast,
-                        noBroadcast,
-                        unicast,
-                        multicast,
-                        unicastOverflow,
-                        multicastOverflow);
-            case VirtioNet.CTRL_RX_NOMULTI ->
-                new RxFilter(
-                        promiscuous,
-                        allMulticast,
-                        allUnicast,
-                        on,
-                        noUnicast,
-                        noBroadcast,
-                        unicast,
-                        multicast,
-                        unicastOverflow,
-                        multicastOverflow);
-            case VirtioNet.CTRL_RX_NOUNI ->
-                new RxFilter(
-                        promiscuous,
-                        allMulticast,
-                        allUnicast,
-                        noMulticast,
-                        on,
-                        noBroadcast,
-                        unicast,
-                        multicast,
-                        unicastOverflow,
-                        multicastOverflow);
-            case VirtioNet.CTRL_RX_NOBCAST ->
-                new RxFilter(
-                        promiscuous,
-                        allMulticast,
-                        allUnicast,
-                        noMulticast,
-                        noUnicast,
-                        on,
-                        unicast,
-                        multicast,
-                        unicastOverflow,
-                        multicastOverflow);
+        boolean promisc = promiscuous, allMulti = allMulticast, allUni = allUnicast;
+        boolean noMulti = noMulticast, noUni = noUnicast, noBcast = noBroadcast;
+        switch (command) {
+            case VirtioNet.CTRL_RX_PROMISC -> promisc = on;
+            case VirtioNet.CTRL_RX_ALLMULTI -> allMulti = on;
+            case VirtioNet.CTRL_RX_ALLUNI -> allUni = on;
+            case VirtioNet.CTRL_RX_NOMULTI -> noMulti = on;
+            case VirtioNet.CTRL_RX_NOUNI -> noUni = on;
+            case VirtioNet.CTRL_RX_NOBCAST -> noBcast = on;
             default -> throw new IllegalArgumentException("rx mode command " + command);
-        };
+        }
+        return new RxFilter(
+                promisc,
+                allMulti,
+                allUni,
+                noMulti,
+                noUni,
+                noBcast,
+                unicast,
+                multicast,
+                unicastOverflow,
+                multicastOverflow);
     }
 
     RxFilter withTables(long[] uni, boolean uniOverflow, long[] multi, boolean multiOverflow) {

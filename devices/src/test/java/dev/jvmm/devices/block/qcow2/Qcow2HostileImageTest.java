@@ -17,10 +17,13 @@ class Qcow2HostileImageTest {
 
     static final int CS = 65536;
 
-    /** A jvmm-made image (64 KiB clusters) with data in its first two clusters; returns its path. */
     Path image(String name) throws Exception {
-        Path p = dir.resolve(name);
-        Qcow2Creator.create(p, Qcow2Creator.Options.of(4 << 20));
+        return imageWithData(dir.resolve(name), 4 << 20);
+    }
+
+    /** A jvmm-made image (64 KiB clusters) with 0x5a bytes in its first two clusters; returns its path. */
+    static Path imageWithData(Path p, long virtualSize) throws Exception {
+        Qcow2Creator.create(p, Qcow2Creator.Options.of(virtualSize));
         try (Qcow2Image q = Qcow2Image.open(p, false)) {
             byte[] b = new byte[2 * CS];
             Arrays.fill(b, (byte) 0x5a);

@@ -1,5 +1,7 @@
 package dev.jvmm.devices.block.qcow2;
 
+import static dev.jvmm.devices.block.qcow2.Qcow2HostileImageTest.CS;
+import static dev.jvmm.devices.block.qcow2.Qcow2HostileImageTest.imageWithData;
 import static dev.jvmm.devices.block.qcow2.Qcow2HostileImageTest.peekLong;
 import static dev.jvmm.devices.block.qcow2.Qcow2HostileImageTest.poke;
 import static org.junit.jupiter.api.Assertions.*;
@@ -22,17 +24,8 @@ class Qcow2OverlapCheckTest {
     @TempDir
     Path dir;
 
-    static final int CS = 65536;
-
     Path image(String name) throws Exception {
-        Path p = dir.resolve(name);
-        Qcow2Creator.create(p, Qcow2Creator.Options.of(8 << 20));
-        try (Qcow2Image q = Qcow2Image.open(p, false)) {
-            byte[] b = new byte[2 * CS];
-            Arrays.fill(b, (byte) 0x5a);
-            q.write(0, MemorySegment.ofArray(b));
-        }
-        return p;
+        return imageWithData(dir.resolve(name), 8 << 20);
     }
 
     static byte[] head(Path p, int n) throws IOException {

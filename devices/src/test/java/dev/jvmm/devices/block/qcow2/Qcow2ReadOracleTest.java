@@ -10,24 +10,14 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /** Images made by qemu-img and qemu-io read through jvmm exactly as `qemu-img convert -O raw` reads them. */
-class Qcow2ReadOracleTest {
-    @TempDir
-    Path dir;
-
+class Qcow2ReadOracleTest extends QemuOracleTestBase {
     static final long SIZE = 6L << 20;
-
-    @BeforeEach
-    void tools() {
-        requireQemu();
-    }
 
     static Stream<Arguments> formats() {
         return Stream.of(
@@ -49,7 +39,7 @@ class Qcow2ReadOracleTest {
     @MethodSource("formats")
     void writtenByQemuIo(String options) throws Exception {
         Path img = dir.resolve("a.qcow2");
-        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", options, img.toString(), String.valueOf(SIZE));
+        createQcow2(img, SIZE, "-o", options);
         qemuIo(
                 img,
                 "write -P 0xa1 0 100k",
@@ -73,23 +63,10 @@ class Qcow2ReadOracleTest {
         Path mid = dir.resolve("sub/mid.qcow2");
         Files.createDirectories(mid.getParent());
         // Relative names resolve against the image's own directory.
-        ok(
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-o",
-                options,
-                "-b",
-                "../base.raw",
-                "-F",
-                "raw",
-                mid.toString(),
-                String.valueOf(SIZE));
+        createQcow2(mid, SIZE, "-o", options, "-b", "../base.raw", "-F", "raw");
         qemuIo(mid, "write -P 0x11 64k 64k", "write -z 300k 100k", "write -P 0x12 2001k 5k");
         Path top = dir.resolve("sub/top.qcow2");
-        ok("qemu-img", "create", "-q", "-f", "qcow2", "-o", options, "-b", "mid.qcow2", "-F", "qcow2", top.toString());
+        createQcow2(top, 0, "-o", options, "-b", "mid.qcow2", "-F", "qcow2");
         qemuIo(top, "write -P 0x21 100k 50k", "discard 2m 128k", "write -z 4m 8k", "write -P 0x22 6100k 44k");
         assertSameAsQemu(top);
         assertSameAsQemu(mid);
@@ -122,7 +99,7 @@ class Qcow2ReadOracleTest {
     @Test
     void internalSnapshotsListedAndReadable() throws Exception {
         Path img = dir.resolve("s.qcow2");
-        ok("qemu-img", "create", "-q", "-f", "qcow2", img.toString(), String.valueOf(SIZE));
+        createQcow2(img, SIZE);
         qemuIo(img, "write -P 0x01 0 1m");
         ok("qemu-img", "snapshot", "-c", "first", img.toString());
         qemuIo(img, "write -P 0x02 512k 1m");

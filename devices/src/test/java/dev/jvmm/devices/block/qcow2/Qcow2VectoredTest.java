@@ -12,25 +12,23 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Scatter-gather reads and writes of a qcow2 image whose clusters are of every kind (data, zero, compressed,
  * unallocated over a raw backing file, unallocated past the backing file's end), with qemu-img as the oracle.
  */
-class Qcow2VectoredTest {
-    @TempDir
-    Path dir;
-
+class Qcow2VectoredTest extends QemuOracleTestBase {
     static final long SIZE = 1L << 20;
     static final int BACKING = (int) SIZE - 96 * 1024; // shorter than the overlay: its last clusters read zero
 
-    @BeforeEach
-    void tools() {
-        requireQemu();
+    static List<String> layouts() {
+        return List.of(
+                "cluster_size=4096",
+                "cluster_size=65536",
+                "compat=0.10,cluster_size=4096",
+                "cluster_size=65536,extended_l2=on");
     }
 
     Path image(String options) throws Exception {
@@ -39,20 +37,7 @@ class Qcow2VectoredTest {
         new Random(7).nextBytes(pattern);
         Files.write(base, pattern);
         Path img = dir.resolve("top.qcow2");
-        ok(
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-o",
-                options,
-                "-b",
-                "base.raw",
-                "-F",
-                "raw",
-                img.toString(),
-                String.valueOf(SIZE));
+        createQcow2(img, SIZE, "-o", options, "-b", "base.raw", "-F", "raw");
         qemuIo(
                 img,
                 "write -P 0xa1 64k 20k",
@@ -77,13 +62,7 @@ class Qcow2VectoredTest {
     }
 
     @ParameterizedTest
-    @ValueSource(
-            strings = {
-                "cluster_size=4096",
-                "cluster_size=65536",
-                "compat=0.10,cluster_size=4096",
-                "cluster_size=65536,extended_l2=on"
-            })
+    @MethodSource("layouts")
     void scatterReadSpanningClustersOfEveryKind(String options) throws Exception {
         Path img = image(options);
         byte[] expected = qemuRaw(img, dir);
@@ -98,13 +77,7 @@ class Qcow2VectoredTest {
     }
 
     @ParameterizedTest
-    @ValueSource(
-            strings = {
-                "cluster_size=4096",
-                "cluster_size=65536",
-                "compat=0.10,cluster_size=4096",
-                "cluster_size=65536,extended_l2=on"
-            })
+    @MethodSource("layouts")
     void gatherWriteSpanningClustersOfEveryKind(String options) throws Exception {
         Path img = image(options);
         byte[] expected = qemuRaw(img, dir);

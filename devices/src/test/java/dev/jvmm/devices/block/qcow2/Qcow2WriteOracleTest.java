@@ -14,24 +14,14 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /** Images jvmm writes: `qemu-img check` finds them clean and `qemu-img compare` matches the expected bytes. */
-class Qcow2WriteOracleTest {
-    @TempDir
-    Path dir;
-
+class Qcow2WriteOracleTest extends QemuOracleTestBase {
     static final long SIZE = 6L << 20;
-
-    @BeforeEach
-    void tools() {
-        requireQemu();
-    }
 
     static Stream<Arguments> layouts() {
         return Stream.of(
@@ -93,16 +83,7 @@ class Qcow2WriteOracleTest {
     @Test
     void dirtyLazyRefcountImageLeftByACrashedQemuIsRepairedOnOpen() throws Exception {
         Path img = dir.resolve("lazy.qcow2");
-        ok(
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-o",
-                "lazy_refcounts=on,cluster_size=4096",
-                img.toString(),
-                String.valueOf(SIZE));
+        createQcow2(img, SIZE, "-o", "lazy_refcounts=on,cluster_size=4096");
         // qemu-io's abort leaves the image as a crash would: dirty bit set, refcounts not yet written.
         run("qemu-io", "-c", "write -P 0x42 0 1m", "-c", "write -P 0x43 3m 20k", "-c", "abort", img.toString());
         assertEquals(1, Qcow2Image.readHeader(img).incompatibleFeatures & 1, "qemu-io should have left it dirty");

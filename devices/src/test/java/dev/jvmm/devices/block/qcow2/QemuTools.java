@@ -63,6 +63,18 @@ final class QemuTools {
         return out;
     }
 
+    /**
+     * {@code qemu-img create -q -f qcow2 FLAGS... IMAGE SIZE}, with flags such as {@code -o options},
+     * {@code -b backing -F format}; a size of 0 is left out, so the backing file's is taken.
+     */
+    static void createQcow2(Path image, long size, String... flags) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of("qemu-img", "create", "-q", "-f", "qcow2"));
+        cmd.addAll(List.of(flags));
+        cmd.add(image.toString());
+        if (size > 0) cmd.add(String.valueOf(size));
+        ok(cmd.toArray(String[]::new));
+    }
+
     /** The image's content as qemu-img converts it to raw. */
     static byte[] qemuRaw(Path image, Path dir) throws IOException, InterruptedException {
         Path raw = Files.createTempFile(dir, "expected", ".raw");
