@@ -81,7 +81,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
                 cpu.setCpuid(b.cpuid.apply(id, Cpuids.withApicId(supported, id, b.cpus)));
             }
             irq = b.irqchip ? new KvmInterrupts(v) : null;
-        } catch (RuntimeException e) {
+        } catch (Throwable e) { // an Error too (from the cpuid callback, say): nothing opened here may leak
             for (Vcpu c : cpus) c.close();
             if (m != null) m.close();
             if (v != null) v.close();
