@@ -270,6 +270,11 @@ public final class Machine implements AutoCloseable {
         }
     }
 
+    /** The devices (vda, net0, ...) that broke during the run and wait for the guest to reset them; empty if none. */
+    public List<String> brokenDevices() {
+        return vm.brokenDevices();
+    }
+
     public ExitStats stats() {
         return vm.stats();
     }

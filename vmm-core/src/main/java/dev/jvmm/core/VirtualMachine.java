@@ -50,6 +50,8 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     private final CountDownLatch exited = new CountDownLatch(1);
     private final List<AutoCloseable> resources = new ArrayList<>();
     private final boolean[] entrySet;
+    private final java.util.concurrent.CopyOnWriteArrayList<String> brokenDevices =
+            new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile boolean started;
     private volatile boolean closed;
 
@@ -137,6 +139,19 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
 
     public ExitStats stats() {
         return stats;
+    }
+
+    /**
+     * A device failed in a way the guest did not cause (a bug, an OutOfMemoryError on its I/O thread) and serves
+     * nothing until the guest resets it. The device logs the failure; the VM keeps its name for whoever runs it.
+     */
+    public void deviceBroken(String name) {
+        brokenDevices.addIfAbsent(name);
+    }
+
+    /** The devices that broke during this run ({@link #deviceBroken}), in the order they did; empty if none. */
+    public List<String> brokenDevices() {
+        return List.copyOf(brokenDevices);
     }
 
     /** Closes this resource with the VM (device threads, backends, eventfds). */

@@ -53,6 +53,10 @@ final class EthernetStage {
         return port != null;
     }
 
+    void backendFailed(String where, Throwable cause) {
+        if (port != null) port.backendFailed(where, cause);
+    }
+
     boolean partialChecksums() {
         return csumToGuest;
     }

@@ -119,18 +119,20 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
                 .handler(this);
         ChannelFuture f = b.connect(target);
         channel = f.channel();
-        f.addListener(done -> {
-            if (state != State.CONNECTING) {
-                return;
-            }
-            if (!done.isSuccess()) {
-                tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, 0, rcvNxt, RST | ACK, 0);
-                finish();
-                return;
-            }
-            state = State.SYN_RCVD;
-            sendSyn();
-        });
+        f.addListener(done -> stack.guarded("a TCP connect", () -> connected(done.isSuccess())));
+    }
+
+    private void connected(boolean success) {
+        if (state != State.CONNECTING) {
+            return;
+        }
+        if (!success) {
+            tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, 0, rcvNxt, RST | ACK, 0);
+            finish();
+            return;
+        }
+        state = State.SYN_RCVD;
+        sendSyn();
     }
 
     /** A host client reached a forwarded port: SYN the guest; the host channel is read once the guest answers. */
@@ -493,8 +495,10 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        // Netty routes here what this connection's own handlers threw as well as the socket's errors.
+        if (!(cause instanceof java.io.IOException)) stack.failed("a TCP connection", cause);
         // Connection reset or similar on the host side: the guest sees a reset too.
-        resetGuestAndFinish();
+        stack.guarded("a TCP connection", this::resetGuestAndFinish);
     }
 
     @Override

@@ -243,16 +243,18 @@ final class UdpStage {
                     .group(stack.loop)
                     .channel(stack.transport.datagram())
                     .handler(this);
-            b.bind(new InetSocketAddress(0)).addListener(f -> {
-                if (!f.isSuccess()) {
-                    close();
-                    flows.remove(key, this);
-                    return;
-                }
-                ready = true;
-                while (!pending.isEmpty()) channel.write(pending.poll());
-                channel.flush();
-            });
+            b.bind(new InetSocketAddress(0)).addListener(f -> stack.guarded("a UDP flow", () -> bound(f.isSuccess())));
+        }
+
+        private void bound(boolean success) {
+            if (!success) {
+                close();
+                flows.remove(key, this);
+                return;
+            }
+            ready = true;
+            while (!pending.isEmpty()) channel.write(pending.poll());
+            channel.flush();
         }
 
         @Override
@@ -286,7 +288,9 @@ final class UdpStage {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            // ICMP errors for earlier datagrams surface here; UDP carries on.
+            // ICMP errors for earlier datagrams surface here as IOExceptions; UDP carries on. Anything else is
+            // what channelRead threw.
+            if (!(cause instanceof java.io.IOException)) stack.failed("a UDP flow", cause);
         }
 
         void close() {

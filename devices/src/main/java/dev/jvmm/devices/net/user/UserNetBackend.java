@@ -114,6 +114,12 @@ public final class UserNetBackend implements NetBackend {
                         public void channelRead(ChannelHandlerContext ctx, Object msg) {
                             stack.udp.forwarded(ctx.channel(), f, (DatagramPacket) msg);
                         }
+
+                        @Override
+                        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                            // ICMP errors for earlier datagrams surface as IOExceptions: the socket carries on
+                            if (!(cause instanceof java.io.IOException)) stack.failed("a forwarded UDP port", cause);
+                        }
                     })
                     .bind(at);
         }
@@ -152,7 +158,7 @@ public final class UserNetBackend implements NetBackend {
         @Override
         public void channelActive(ChannelHandlerContext ctx) {
             ctx.pipeline().remove(this);
-            stack.tcp.acceptForwarded(ctx.channel(), forward);
+            stack.guarded("a forwarded TCP port", () -> stack.tcp.acceptForwarded(ctx.channel(), forward));
         }
     }
 
@@ -290,7 +296,7 @@ public final class UserNetBackend implements NetBackend {
 
         private void rxDrain() {
             rxKick.set(false);
-            if (!stopped) stack.link.rxReady();
+            if (!stopped) stack.guarded("the guest's receive buffers", stack.link::rxReady);
         }
     }
 }
