@@ -42,7 +42,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
 
     static final int MSS = 1460, RCV_WSCALE = 7;
     private static final int SEND_LIMIT = 4 << 20;
-    private static final int HOST_HIGH_WATER = 4 << 20, HOST_LOW_WATER = 1 << 20;
+    static final int HOST_HIGH_WATER = 4 << 20, HOST_LOW_WATER = 1 << 20;
     private static final long RTO_NANOS = 200_000_000L, TIME_WAIT_NANOS = 2_000_000_000L;
     /** How long a closed connection's last guest bytes may wait for a host peer that does not read. */
     private static final long HOST_DRAIN_SECONDS = 60;
@@ -319,7 +319,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             fin = false;
         }
         if (len > 0 && channel.isActive()) {
-            channel.write(p.buf.retainedSlice(off, len));
+            channel.write(p.payload(off, len, stack.alloc));
         }
         rcvNxt += len;
         if (fin) {

@@ -69,7 +69,7 @@ final class UdpStage {
         int segment = p.gsoType == VirtioNetHeader.GSO_UDP_L4 && p.gsoSize > 0 ? p.gsoSize : Math.max(payloadLength, 1);
         for (int off = 0; off < payloadLength || off == 0; off += segment) {
             int n = Math.min(segment, payloadLength - off);
-            datagram(p, srcPort, dstPort, b.retainedSlice(payload + off, n));
+            datagram(p, srcPort, dstPort, p.payload(payload + off, n, stack.alloc));
             if (payloadLength == 0) break;
         }
     }

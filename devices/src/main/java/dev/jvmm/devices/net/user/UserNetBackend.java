@@ -58,16 +58,13 @@ public final class UserNetBackend implements NetBackend {
     private volatile Queue active;
     private boolean closed;
 
-    private UserNetBackend(NetConfig.User config, InetSocketAddress resolver, EchoHost.Factory echoHosts) {
+    private UserNetBackend(
+            NetConfig.User config, InetSocketAddress resolver, EchoHost.Factory echoHosts, Tuning tuning) {
         this.config = config;
-        Transport transport = Transport.best();
+        Transport transport = tuning.transport();
         this.group = transport.newGroup(new DefaultThreadFactory("jvmm-usernet", true));
         this.stack = new UserNetStack(
-                group.next(),
-                transport,
-                PooledByteBufAllocator.DEFAULT,
-                new NatPolicy(config, resolver, HostAddresses.live()),
-                echoHosts);
+                group.next(), tuning, new NatPolicy(config, resolver, HostAddresses.live()), echoHosts);
         stack.loop.scheduleAtFixedRate(stack::tick, 50, 50, TimeUnit.MILLISECONDS);
         LOG.debug("user network on Netty {} transport, resolver {}", transport.name(), resolver);
     }
@@ -80,9 +77,14 @@ public final class UserNetBackend implements NetBackend {
 
     /** As {@link #start(NetConfig.User)}, with the guest's ICMP echo sent through {@code echoHosts} (tests: a namespace, a fake). */
     static UserNetBackend start(NetConfig.User config, EchoHost.Factory echoHosts) {
+        return start(config, echoHosts, Tuning.defaults());
+    }
+
+    /** As {@link #start(NetConfig.User, EchoHost.Factory)}, with the stack's internal limits changed (tests). */
+    static UserNetBackend start(NetConfig.User config, EchoHost.Factory echoHosts, Tuning tuning) {
         InetSocketAddress resolver =
                 config.resolver().orElseGet(() -> NatPolicy.hostResolver(Path.of("/etc/resolv.conf")));
-        UserNetBackend b = new UserNetBackend(config, resolver, echoHosts);
+        UserNetBackend b = new UserNetBackend(config, resolver, echoHosts, tuning);
         try {
             for (NetConfig.HostForward f : config.forwards()) b.listen(f);
         } catch (RuntimeException e) {
@@ -265,8 +267,9 @@ public final class UserNetBackend implements NetBackend {
                 txWanted = true;
                 if (inboxCount.get() >= TX_LIMIT) return TxResult.BUSY; // else the loop drained meanwhile
             }
-            ByteBuf b = stack.alloc.directBuffer((int) len);
-            b.writeBytes(frame.asByteBuffer());
+            int keep = EthernetStage.usefulLength(frame, hdrLen);
+            ByteBuf b = stack.alloc.directBuffer(keep, keep);
+            b.writeBytes(frame.asSlice(0, keep).asByteBuffer());
             inbox.add(b);
             if (inboxCount.getAndIncrement() == 0) stack.loop.execute(drain);
             return TxResult.SENT;

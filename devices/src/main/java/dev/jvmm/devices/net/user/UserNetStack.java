@@ -21,6 +21,7 @@ final class UserNetStack {
     final EventLoop loop;
     final Transport transport;
     final ByteBufAllocator alloc;
+    final Tuning tuning;
     final NatPolicy policy;
     final EthernetStage link;
     final ArpStage arp = new ArpStage(this);
@@ -35,11 +36,11 @@ final class UserNetStack {
     private int nextPort;
     private boolean failureReported;
 
-    UserNetStack(
-            EventLoop loop, Transport transport, ByteBufAllocator alloc, NatPolicy policy, EchoHost.Factory echoHosts) {
+    UserNetStack(EventLoop loop, Tuning tuning, NatPolicy policy, EchoHost.Factory echoHosts) {
         this.loop = loop;
-        this.transport = transport;
-        this.alloc = alloc;
+        this.tuning = tuning;
+        this.transport = tuning.transport();
+        this.alloc = tuning.alloc();
         this.policy = policy;
         this.link = new EthernetStage(this, alloc);
         this.icmp = new IcmpStage(this, echoHosts);

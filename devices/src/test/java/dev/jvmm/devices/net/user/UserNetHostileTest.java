@@ -1,0 +1,154 @@
+package dev.jvmm.devices.net.user;
+
+import static dev.jvmm.devices.net.user.Inet.GATEWAY;
+import static dev.jvmm.devices.net.user.Inet.GUEST;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jvmm.devices.net.GuestPorts;
+import dev.jvmm.devices.net.NetLinkConfig;
+import dev.jvmm.devices.net.NetQueue;
+import dev.jvmm.devices.net.TxResult;
+import io.netty.buffer.UnpooledByteBufAllocator;
+import java.lang.foreign.MemorySegment;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * What a hostile guest can make the user network hold on the host. Direct memory is measured on an unpooled
+ * allocator of the test's own, which counts every byte the stack keeps alive.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class UserNetHostileTest {
+    static final int SYN = 0x02, RST = 0x04, ACK = 0x10;
+    static final int GUEST_PORT = 40000;
+    final LinkedBlockingQueue<byte[]> toGuest = new LinkedBlockingQueue<>();
+    final UnpooledByteBufAllocator alloc = new UnpooledByteBufAllocator(true);
+    UserNetBackend user;
+    NetQueue queue;
+
+    void start(Tuning tuning) {
+        user = UserNetBackend.start(
+                UserNetStackTest.config("hostloopback=on"),
+                PingSocketHost.factory(alloc, PingSocketHost::openInCurrentNamespace),
+                tuning.withAlloc(alloc));
+        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest)))
+                .get(0);
+    }
+
+    @AfterEach
+    void stop() {
+        if (user != null) user.close();
+    }
+
+    long directBytes() {
+        return alloc.metric().usedDirectMemory();
+    }
+
+    void send(byte[] frame) throws InterruptedException {
+        TxResult r;
+        for (int i = 0; (r = queue.transmit(MemorySegment.ofArray(frame))) == TxResult.BUSY && i < 500; i++)
+            Thread.sleep(10);
+        assertEquals(TxResult.SENT, r);
+    }
+
+    Frames.Out next(Predicate<Frames.Out> what, long millis) throws InterruptedException {
+        long end = System.currentTimeMillis() + millis;
+        for (long left = millis; left > 0; left = end - System.currentTimeMillis()) {
+            byte[] f = toGuest.poll(left, TimeUnit.MILLISECONDS);
+            if (f == null) return null;
+            Frames.Out o = Frames.Out.parse(f);
+            if (what.test(o)) return o;
+        }
+        return null;
+    }
+
+    /** A guest connection to a host server that never reads; the guest's sequence numbers and the last ACK seen. */
+    final class Connection {
+        final int port;
+        final int ours;
+        int next = 1;
+        Frames.Out lastAck;
+
+        Connection(int port) throws InterruptedException {
+            this.port = port;
+            // Window scaling 7 from the guest: the stack scales its window by 7 as well.
+            send(Frames.tcp(GUEST, GATEWAY, GUEST_PORT, port, 0, 0, SYN, 65535, new byte[] {1, 3, 3, 7}, new byte[0]));
+            Frames.Out synAck = next(o -> o.protocol() == 6 && o.dstPort() == GUEST_PORT, 3000);
+            assertNotNull(synAck);
+            ours = synAck.seq() + 1;
+            send(segment(next, new byte[0]));
+        }
+
+        byte[] segment(int seq, byte[] data) {
+            return Frames.tcp(GUEST, GATEWAY, GUEST_PORT, port, seq, ours, ACK, 65535, new byte[0], data);
+        }
+
+        /** The window the stack offers now, in bytes. */
+        long window() {
+            return lastAck == null ? Long.MAX_VALUE : (long) lastAck.window() << TcpConnection.RCV_WSCALE;
+        }
+
+        /** Waits for the stack to acknowledge everything up to {@code seq}; false if it did not within a second. */
+        boolean awaitAck(int seq) throws InterruptedException {
+            for (; ; ) {
+                Frames.Out a = next(o -> o.protocol() == 6 && o.dstPort() == GUEST_PORT, 1000);
+                if (a == null) return false;
+                lastAck = a;
+                if (a.ack() - seq >= 0) return true;
+            }
+        }
+
+        /**
+         * Sends 60,000-byte segments until the stack holds {@code pending} bytes for the host itself (the host
+         * socket's kernel buffers are full): its offered window shrinks by what it holds. Returns false if the
+         * window closed first.
+         */
+        boolean fillUntilTheStackHolds(long pending) throws InterruptedException {
+            byte[] chunk = new byte[60000];
+            for (int stalls = 0; stalls < 3; ) {
+                if (window() < TcpConnection.HOST_HIGH_WATER - pending) return true;
+                send(segment(next, chunk));
+                if (awaitAck(next + chunk.length)) {
+                    next += chunk.length;
+                    stalls = 0;
+                } else {
+                    if (lastAck != null && lastAck.ack() - next > 0) next = lastAck.ack();
+                    stalls++;
+                }
+            }
+            return false;
+        }
+    }
+
+    @Test
+    void aOneByteSegmentInAPaddedFrameKeepsOnlyItsByte() throws Exception {
+        start(Tuning.defaults());
+        try (ServerSocket server = new ServerSocket()) {
+            server.setReceiveBufferSize(4096);
+            server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 1);
+            server.setSoTimeout(5000);
+            Connection c = new Connection(server.getLocalPort());
+            try (Socket host = server.accept()) {
+                assertTrue(c.fillUntilTheStackHolds(512 << 10), "the host socket's buffers never filled");
+                long before = directBytes();
+                // 1500 one-byte segments, each at the start of a 65,000-byte frame whose IP total length says 41.
+                for (int i = 0; i < 1500; i++) send(Arrays.copyOf(c.segment(c.next + i, new byte[] {'x'}), 65000));
+                assertTrue(c.awaitAck(c.next + 1500), "the stack took the 1500 bytes");
+                long pinned = directBytes() - before;
+                assertTrue(pinned < 64 << 10, "1500 bytes of data pin " + (pinned >> 10) + " KiB of direct memory");
+            }
+        }
+    }
+}
