@@ -75,6 +75,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private long rtoDeadline, closeDeadline;
     private int backoff, dupAcks;
     private boolean windowWasSmall;
+    /** When a segment from the guest or bytes from the host last came (System.nanoTime): idle expiry. */
+    private long lastActivity;
 
     TcpConnection(TcpStage tcp, long key, int guestIp, int guestPort, int remoteIp, int remotePort) {
         this.tcp = tcp;
@@ -88,6 +90,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         this.sndUna = sndNxt = sndMax = iss;
         this.bufSeq = iss + 1;
         this.unacked = stack.alloc.compositeDirectBuffer(1024);
+        this.lastActivity = stack.now();
     }
 
     private static boolean lt(int a, int b) {
@@ -179,6 +182,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     // ---- segments from the guest ----
 
     void segment(Packet p, TcpStage.Segment s) {
+        lastActivity = stack.now();
         switch (state) {
             case CONNECTING -> {
                 if ((s.flags & RST) != 0) abortHost();
@@ -421,6 +425,11 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             if (closeDeadline != 0 && now - closeDeadline >= 0) finish();
             return;
         }
+        if (state == State.ESTABLISHED && now - lastActivity > tcp.idleNanos) {
+            // A NAT would forget it; here both ends hear of it at once and its memory and socket are freed.
+            abortBoth();
+            return;
+        }
         if (state == State.ESTABLISHED && windowWasSmall && receiveWindow() >= HOST_HIGH_WATER / 2)
             sendAck(); // window update
         if (rtoDeadline == 0 || now - rtoDeadline < 0) return;
@@ -473,6 +482,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             data.release();
             return;
         }
+        lastActivity = stack.now();
         unacked.addComponent(true, data);
         if (unacked.readableBytes() > SEND_LIMIT) ctx.channel().config().setAutoRead(false);
         output();

@@ -22,7 +22,6 @@ import java.util.Map;
 final class UdpStage {
     static final int HEADER = 8;
     private static final int MAX_FLOWS = 512, MAX_PEERS_PER_FLOW = 64, MAX_PENDING = 16;
-    private static final long IDLE_NANOS = 60_000_000_000L;
     /** A datagram for the guest must fit its 1500-byte MTU: no fragments on this link. */
     private static final int MAX_PAYLOAD = 1500 - Ipv4Stage.HEADER - HEADER;
 
@@ -33,8 +32,11 @@ final class UdpStage {
 
     private final Map<InetSocketAddress, ForwardPeer> forwardPeersByRemote = new HashMap<>();
 
+    private final long idleNanos;
+
     UdpStage(UserNetStack stack) {
         this.stack = stack;
+        this.idleNanos = stack.tuning.udpIdle().toNanos();
     }
 
     int flowCount() {
@@ -157,14 +159,14 @@ final class UdpStage {
     void tick(long now) {
         for (Iterator<Flow> it = flows.values().iterator(); it.hasNext(); ) {
             Flow f = it.next();
-            if (now - f.lastUsed > IDLE_NANOS) {
+            if (now - f.lastUsed > idleNanos) {
                 it.remove();
                 f.close();
             }
         }
         for (Iterator<ForwardPeer> it = forwardPeers.values().iterator(); it.hasNext(); ) {
             ForwardPeer peer = it.next();
-            if (now - peer.lastUsed > IDLE_NANOS) {
+            if (now - peer.lastUsed > idleNanos) {
                 it.remove();
                 forwardPeersByRemote.remove(peer.remote);
                 stack.releasePort(peer.gatewayPort);

@@ -27,8 +27,8 @@ final class UserNetStack {
     final ArpStage arp = new ArpStage(this);
     final Ipv4Stage ipv4 = new Ipv4Stage(this);
     final IcmpStage icmp;
-    final UdpStage udp = new UdpStage(this);
-    final TcpStage tcp = new TcpStage(this);
+    final UdpStage udp;
+    final TcpStage tcp;
     private final Packet packet = new Packet();
     private final AtomicLong dropped = new AtomicLong();
     private final Set<Integer> portsInUse = new HashSet<>();
@@ -43,6 +43,8 @@ final class UserNetStack {
         this.alloc = tuning.alloc();
         this.policy = policy;
         this.link = new EthernetStage(this, alloc);
+        this.udp = new UdpStage(this);
+        this.tcp = new TcpStage(this);
         this.icmp = new IcmpStage(this, echoHosts);
     }
 

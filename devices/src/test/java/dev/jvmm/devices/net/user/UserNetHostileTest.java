@@ -2,8 +2,10 @@ package dev.jvmm.devices.net.user;
 
 import static dev.jvmm.devices.net.user.Inet.GATEWAY;
 import static dev.jvmm.devices.net.user.Inet.GUEST;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.devices.net.GuestPorts;
@@ -12,10 +14,13 @@ import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import java.lang.foreign.MemorySegment;
+import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketException;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -35,6 +40,7 @@ class UserNetHostileTest {
     static final int GUEST_PORT = 40000;
     final LinkedBlockingQueue<byte[]> toGuest = new LinkedBlockingQueue<>();
     final UnpooledByteBufAllocator alloc = new UnpooledByteBufAllocator(true);
+    final List<Throwable> failures = new java.util.concurrent.CopyOnWriteArrayList<>();
     UserNetBackend user;
     NetQueue queue;
 
@@ -43,13 +49,14 @@ class UserNetHostileTest {
                 UserNetStackTest.config("hostloopback=on"),
                 PingSocketHost.factory(alloc, PingSocketHost::openInCurrentNamespace),
                 tuning.withAlloc(alloc));
-        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest)))
+        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest, () -> true, failures)))
                 .get(0);
     }
 
     @AfterEach
     void stop() {
         if (user != null) user.close();
+        assertEquals(List.of(), failures, "failures the stack reported");
     }
 
     long directBytes() {
@@ -76,23 +83,24 @@ class UserNetHostileTest {
 
     /** A guest connection to a host server that never reads; the guest's sequence numbers and the last ACK seen. */
     final class Connection {
-        final int port;
+        final int guestPort, port;
         final int ours;
         int next = 1;
         Frames.Out lastAck;
 
-        Connection(int port) throws InterruptedException {
+        Connection(int guestPort, int port) throws InterruptedException {
+            this.guestPort = guestPort;
             this.port = port;
             // Window scaling 7 from the guest: the stack scales its window by 7 as well.
-            send(Frames.tcp(GUEST, GATEWAY, GUEST_PORT, port, 0, 0, SYN, 65535, new byte[] {1, 3, 3, 7}, new byte[0]));
-            Frames.Out synAck = next(o -> o.protocol() == 6 && o.dstPort() == GUEST_PORT, 3000);
+            send(Frames.tcp(GUEST, GATEWAY, guestPort, port, 0, 0, SYN, 65535, new byte[] {1, 3, 3, 7}, new byte[0]));
+            Frames.Out synAck = next(o -> o.protocol() == 6 && o.dstPort() == guestPort, 3000);
             assertNotNull(synAck);
             ours = synAck.seq() + 1;
             send(segment(next, new byte[0]));
         }
 
         byte[] segment(int seq, byte[] data) {
-            return Frames.tcp(GUEST, GATEWAY, GUEST_PORT, port, seq, ours, ACK, 65535, new byte[0], data);
+            return Frames.tcp(GUEST, GATEWAY, guestPort, port, seq, ours, ACK, 65535, new byte[0], data);
         }
 
         /** The window the stack offers now, in bytes. */
@@ -100,10 +108,10 @@ class UserNetHostileTest {
             return lastAck == null ? Long.MAX_VALUE : (long) lastAck.window() << TcpConnection.RCV_WSCALE;
         }
 
-        /** Waits for the stack to acknowledge everything up to {@code seq}; false if it did not within a second. */
+        /** Waits for the stack to acknowledge everything up to {@code seq}; false if it did not within half a second. */
         boolean awaitAck(int seq) throws InterruptedException {
             for (; ; ) {
-                Frames.Out a = next(o -> o.protocol() == 6 && o.dstPort() == GUEST_PORT, 1000);
+                Frames.Out a = next(o -> o.protocol() == 6 && o.dstPort() == guestPort, 500);
                 if (a == null) return false;
                 lastAck = a;
                 if (a.ack() - seq >= 0) return true;
@@ -116,9 +124,14 @@ class UserNetHostileTest {
          * window closed first.
          */
         boolean fillUntilTheStackHolds(long pending) throws InterruptedException {
+            return fill(() -> window() < TcpConnection.HOST_HIGH_WATER - pending);
+        }
+
+        /** Sends 60,000-byte segments until the stack's window stays shut; true if {@code enough} said stop first. */
+        boolean fill(java.util.function.BooleanSupplier enough) throws InterruptedException {
             byte[] chunk = new byte[60000];
             for (int stalls = 0; stalls < 3; ) {
-                if (window() < TcpConnection.HOST_HIGH_WATER - pending) return true;
+                if (enough.getAsBoolean()) return true;
                 send(segment(next, chunk));
                 if (awaitAck(next + chunk.length)) {
                     next += chunk.length;
@@ -139,7 +152,7 @@ class UserNetHostileTest {
             server.setReceiveBufferSize(4096);
             server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 1);
             server.setSoTimeout(5000);
-            Connection c = new Connection(server.getLocalPort());
+            Connection c = new Connection(GUEST_PORT, server.getLocalPort());
             try (Socket host = server.accept()) {
                 assertTrue(c.fillUntilTheStackHolds(512 << 10), "the host socket's buffers never filled");
                 long before = directBytes();
@@ -148,6 +161,38 @@ class UserNetHostileTest {
                 assertTrue(c.awaitAck(c.next + 1500), "the stack took the 1500 bytes");
                 long pinned = directBytes() - before;
                 assertTrue(pinned < 64 << 10, "1500 bytes of data pin " + (pinned >> 10) + " KiB of direct memory");
+            }
+        }
+    }
+
+    /** A loopback server whose accepted sockets take little (4 KiB receive buffer) and are never read here. */
+    static ServerSocket slowServer() throws java.io.IOException {
+        ServerSocket server = new ServerSocket();
+        server.setReceiveBufferSize(4096);
+        server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 4);
+        server.setSoTimeout(5000);
+        return server;
+    }
+
+    @Test
+    void idleFlowsEndAfterTheirIdleTime() throws Exception {
+        start(Tuning.defaults().withIdle(Duration.ofMillis(300), Duration.ofMillis(300)));
+        try (ServerSocket server = slowServer();
+                DatagramSocket udpServer = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            send(Frames.udp(GUEST, GATEWAY, 5555, udpServer.getLocalPort(), new byte[] {1}));
+            Connection c = new Connection(GUEST_PORT, server.getLocalPort());
+            try (Socket host = server.accept()) {
+                send(c.segment(c.next, new byte[] {'x'}));
+                assertTrue(c.awaitAck(c.next + 1));
+                assertEquals('x', host.getInputStream().read());
+                int[] flows = user.flowCounts();
+                assertTrue(flows[0] == 1 && flows[1] == 1, Arrays.toString(flows));
+                Frames.Out rst = next(o -> o.protocol() == 6 && (o.flags() & RST) != 0, 3000);
+                assertNotNull(rst, "the guest hears that the idle connection is gone");
+                host.setSoTimeout(3000);
+                assertThrows(SocketException.class, () -> host.getInputStream().read(), "so does the host's peer");
+                for (int i = 0; i < 100 && user.flowCounts()[1] > 0; i++) Thread.sleep(20);
+                assertArrayEquals(new int[] {0, 0, 0}, user.flowCounts());
             }
         }
     }
