@@ -323,7 +323,13 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             fin = false;
         }
         if (len > 0 && channel.isActive()) {
-            channel.write(p.payload(off, len, stack.alloc));
+            int cost = p.holds(len) + GuestDataBudget.ENTRY_COST;
+            if (stack.budget.tryTake(cost)) {
+                channel.write(p.payload(off, len, stack.alloc)).addListener(stack.budget.releaseWhenDone(cost));
+            } else { // the network's budget is spent: not taken, not acknowledged; the guest sends it again later
+                len = 0;
+                fin = false;
+            }
         }
         rcvNxt += len;
         if (fin) {
@@ -398,14 +404,20 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         int field = Math.min(receiveWindow() >>> rcvWscale, 65535);
         int edge = rcvNxt + (field << rcvWscale);
         if (lt(rcvAdvEdge, edge)) rcvAdvEdge = edge;
-        windowWasSmall = (field << rcvWscale) < HOST_HIGH_WATER / 4;
+        windowWasSmall = (field << rcvWscale) < smallWindow();
         return field;
     }
 
-    /** What the host channel can still take before it counts as unwritable. */
+    /** A window below this is worth an update once it has doubled (a host socket drained, the budget freed). */
+    private long smallWindow() {
+        return Math.min(HOST_HIGH_WATER / 4, stack.budget.limit() / 8);
+    }
+
+    /** What the host channel can still take before it counts as unwritable, and the network's budget still has. */
     private int receiveWindow() {
         if (channel == null || !channel.isActive()) return 65535;
-        return (int) Math.min(channel.bytesBeforeUnwritable(), (long) 65535 << rcvWscale);
+        long room = Math.min(channel.bytesBeforeUnwritable(), stack.budget.room());
+        return (int) Math.min(room, (long) 65535 << rcvWscale);
     }
 
     // ---- timers ----
@@ -430,7 +442,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             abortBoth();
             return;
         }
-        if (state == State.ESTABLISHED && windowWasSmall && receiveWindow() >= HOST_HIGH_WATER / 2)
+        if (state == State.ESTABLISHED && windowWasSmall && receiveWindow() >= 2 * smallWindow())
             sendAck(); // window update
         if (rtoDeadline == 0 || now - rtoDeadline < 0) return;
         switch (state) {

@@ -110,7 +110,7 @@ public final class UserNetBackend implements NetBackend {
         } else {
             bound = new Bootstrap()
                     .group(group)
-                    .channel(stack.transport.datagram())
+                    .channelFactory(stack.transport.datagram())
                     .handler(new ChannelInboundHandlerAdapter() {
                         @Override
                         public void channelRead(ChannelHandlerContext ctx, Object msg) {

@@ -22,6 +22,7 @@ final class UserNetStack {
     final Transport transport;
     final ByteBufAllocator alloc;
     final Tuning tuning;
+    final GuestDataBudget budget;
     final NatPolicy policy;
     final EthernetStage link;
     final ArpStage arp = new ArpStage(this);
@@ -41,6 +42,7 @@ final class UserNetStack {
         this.tuning = tuning;
         this.transport = tuning.transport();
         this.alloc = tuning.alloc();
+        this.budget = new GuestDataBudget(tuning.budgetBytes());
         this.policy = policy;
         this.link = new EthernetStage(this, alloc);
         this.udp = new UdpStage(this);

@@ -4,6 +4,7 @@ import static dev.jvmm.devices.net.user.Inet.GATEWAY;
 import static dev.jvmm.devices.net.user.Inet.GUEST;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -13,13 +14,18 @@ import dev.jvmm.devices.net.NetLinkConfig;
 import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
 import io.netty.buffer.UnpooledByteBufAllocator;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.nio.NioDatagramChannel;
 import java.lang.foreign.MemorySegment;
+import java.net.DatagramPacket;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketException;
+import java.net.SocketTimeoutException;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
@@ -175,6 +181,28 @@ class UserNetHostileTest {
     }
 
     @Test
+    void theBudgetBoundsWhatTheStackHoldsForHostsThatDoNotReadAcrossConnections() throws Exception {
+        long budget = 1 << 20;
+        start(Tuning.defaults().withBudget(budget));
+        try (ServerSocket server = slowServer()) {
+            Connection a = new Connection(GUEST_PORT, server.getLocalPort());
+            try (Socket hostA = server.accept()) {
+                // The window closes at the budget, long before the host socket's 4 MiB high water mark.
+                assertFalse(a.fill(() -> directBytes() > 2 * budget), "the stack held 2 MiB for one connection");
+                Connection b = new Connection(GUEST_PORT + 1, server.getLocalPort());
+                try (Socket hostB = server.accept()) {
+                    b.fill(() -> false);
+                    long held = directBytes();
+                    assertTrue(
+                            held < budget + (128 << 10),
+                            "two connections hold " + (held >> 10) + " KiB with a budget of " + (budget >> 10));
+                    assertTrue(b.window() < 64 << 10, "the second connection's window is " + b.window());
+                }
+            }
+        }
+    }
+
+    @Test
     void idleFlowsEndAfterTheirIdleTime() throws Exception {
         start(Tuning.defaults().withIdle(Duration.ofMillis(300), Duration.ofMillis(300)));
         try (ServerSocket server = slowServer();
@@ -194,6 +222,34 @@ class UserNetHostileTest {
                 for (int i = 0; i < 100 && user.flowCounts()[1] > 0; i++) Thread.sleep(20);
                 assertArrayEquals(new int[] {0, 0, 0}, user.flowCounts());
             }
+        }
+    }
+
+    /** NIO datagram channels that report themselves backed up: their kernel buffer full, as a slow host link makes it. */
+    static Transport backedUpDatagrams() {
+        Transport nio = Transport.nio();
+        return new Transport(nio.name(), nio.stream(), nio.server(), () -> {
+            NioDatagramChannel ch = new NioDatagramChannel();
+            ch.pipeline().addFirst(new ChannelInboundHandlerAdapter() {
+                @Override
+                public void channelRegistered(ChannelHandlerContext ctx) {
+                    ctx.channel().unsafe().outboundBuffer().setUserDefinedWritability(1, false);
+                    ctx.fireChannelRegistered();
+                }
+            });
+            return ch;
+        });
+    }
+
+    @Test
+    void datagramsForABackedUpHostSocketAreDroppedAndCounted() throws Exception {
+        start(Tuning.defaults().withTransport(backedUpDatagrams()));
+        try (DatagramSocket server = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            long dropped = user.droppedFrames();
+            for (int i = 0; i < 20; i++) send(Frames.udp(GUEST, GATEWAY, 5555, server.getLocalPort(), new byte[100]));
+            server.setSoTimeout(500);
+            assertThrows(SocketTimeoutException.class, () -> server.receive(new DatagramPacket(new byte[200], 200)));
+            assertEquals(20, user.droppedFrames() - dropped);
         }
     }
 }
