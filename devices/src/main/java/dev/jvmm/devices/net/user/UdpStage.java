@@ -22,8 +22,15 @@ import java.util.Map;
 final class UdpStage {
     static final int HEADER = 8;
     private static final int MAX_FLOWS = 512, MAX_PEERS_PER_FLOW = 64;
-    /** Datagrams a flow holds until its socket is bound (they count against the budget). */
-    private static final int MAX_PENDING = 16;
+    /**
+     * The most datagrams one UDP segmentation offload frame may split into, as Linux's UDP_MAX_SEGMENTS
+     * (include/linux/udp.h: 1 << 7 in current kernels, 1 << 6 in older ones), which virtio_net_hdr_to_skb applies
+     * to a guest's frames too: beyond it the frame is dropped whole, so a frame with a tiny gso_size cannot become
+     * tens of thousands of host datagrams.
+     */
+    static final int MAX_GSO_SEGMENTS = 128;
+    /** Datagrams a flow holds until its socket is bound: a whole segmentation frame (they count against the budget). */
+    private static final int MAX_PENDING = MAX_GSO_SEGMENTS;
     /** A datagram for the guest must fit its 1500-byte MTU: no fragments on this link. */
     private static final int MAX_PAYLOAD = 1500 - Ipv4Stage.HEADER - HEADER;
 
@@ -70,7 +77,12 @@ final class UdpStage {
         }
         if (p.src == 0 || p.dst == Inet.LIMITED_BROADCAST || p.dst == Inet.BROADCAST || (p.dst >>> 28) == 0xe) return;
         int payload = o + HEADER, payloadLength = length - HEADER;
-        int segment = p.gsoType == VirtioNetHeader.GSO_UDP_L4 && p.gsoSize > 0 ? p.gsoSize : Math.max(payloadLength, 1);
+        boolean gso = p.gsoType == VirtioNetHeader.GSO_UDP_L4 && p.gsoSize > 0;
+        int segment = gso ? p.gsoSize : Math.max(payloadLength, 1);
+        if (gso && (payloadLength + segment - 1) / segment > MAX_GSO_SEGMENTS) {
+            stack.drop("UDP segmentation into more than " + MAX_GSO_SEGMENTS + " datagrams");
+            return;
+        }
         for (int off = 0; off < payloadLength || off == 0; off += segment) {
             datagram(p, srcPort, dstPort, payload + off, Math.min(segment, payloadLength - off));
             if (payloadLength == 0) break;

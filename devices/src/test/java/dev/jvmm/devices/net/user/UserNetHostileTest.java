@@ -13,6 +13,7 @@ import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetLinkConfig;
 import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
+import dev.jvmm.devices.net.VirtioNetHeader;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -26,6 +27,8 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketException;
 import java.net.SocketTimeoutException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
@@ -250,6 +253,46 @@ class UserNetHostileTest {
             server.setSoTimeout(500);
             assertThrows(SocketTimeoutException.class, () -> server.receive(new DatagramPacket(new byte[200], 200)));
             assertEquals(20, user.droppedFrames() - dropped);
+        }
+    }
+
+    /** A UDP frame with a vnet header asking for segmentation into {@code gsoSize}-byte datagrams. */
+    static byte[] usoFrame(int dstPort, int payload, int gsoSize) {
+        byte[] f = Frames.udp(GUEST, GATEWAY, 5555, dstPort, new byte[payload]);
+        ByteBuffer b = ByteBuffer.allocate(VirtioNetHeader.LENGTH_V1 + f.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(VirtioNetHeader.OFF_GSO_TYPE, (byte) VirtioNetHeader.GSO_UDP_L4);
+        b.putShort(VirtioNetHeader.OFF_GSO_SIZE, (short) gsoSize);
+        b.put(VirtioNetHeader.LENGTH_V1, f);
+        return b.array();
+    }
+
+    @Test
+    void aUdpSegmentationFrameOfMoreThan128DatagramsIsDroppedWhole() throws Exception {
+        user = UserNetBackend.start(
+                UserNetStackTest.config("hostloopback=on"),
+                PingSocketHost.factory(alloc, PingSocketHost::openInCurrentNamespace),
+                Tuning.defaults().withAlloc(alloc));
+        queue = user.activate(
+                        new NetLinkConfig(VirtioNetHeader.LENGTH_V1, java.util.Set.of()),
+                        List.of(GuestPorts.collecting(toGuest, () -> true, failures)))
+                .get(0);
+        try (DatagramSocket server = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
+            server.setReceiveBufferSize(1 << 20);
+            long dropped = user.droppedFrames();
+            send(usoFrame(server.getLocalPort(), 1000, 1)); // 1000 one-byte datagrams: over the limit
+            send(usoFrame(server.getLocalPort(), 1280, 10)); // 128 datagrams of 10 bytes: at the limit
+            server.setSoTimeout(500);
+            int received = 0;
+            try {
+                for (DatagramPacket d = new DatagramPacket(new byte[100], 100); ; received++) {
+                    server.receive(d);
+                    assertEquals(10, d.getLength(), "datagram " + received);
+                }
+            } catch (SocketTimeoutException end) {
+                // all there is
+            }
+            assertEquals(UdpStage.MAX_GSO_SEGMENTS, received);
+            assertEquals(1, user.droppedFrames() - dropped);
         }
     }
 }
