@@ -129,6 +129,11 @@ public class UserNetTcpBenchmark {
                 NetQueue t = q[target];
                 if (t != null) t.rxReady();
             }
+
+            @Override
+            public void backendFailed(String where, Throwable cause) {
+                System.err.println("user network failed in " + where + ": " + cause);
+            }
         };
     }
 

@@ -11,6 +11,7 @@ import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.Kvm;
 import dev.jvmm.core.Vcpu;
 import dev.jvmm.core.VirtualMachine;
+import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.devices.acpi.AcpiPm;
 import dev.jvmm.devices.block.BlockBackend;
 import dev.jvmm.devices.legacy.CmosRtc;
@@ -83,6 +84,20 @@ public final class Machine implements AutoCloseable {
      * host cannot run throws {@link MachineConfigException}.
      */
     public static Machine create(MachineConfig config) {
+        return create(config, KernelLoader::load);
+    }
+
+    /** Places the kernel in the new machine's memory: {@link KernelLoader#load}, or a failing stand-in in tests. */
+    interface KernelPlacement {
+        LoadedKernel load(GuestMemory memory, KernelLoader.KernelImage image, String cmdline);
+    }
+
+    /**
+     * As {@link #create(MachineConfig)}. Whatever goes wrong, an Error included (an OutOfMemoryError while a kernel
+     * decompresses), closes what was opened so far before it propagates: a machine that failed to build holds no
+     * fd, mapping or thread.
+     */
+    static Machine create(MachineConfig config, KernelPlacement placement) {
         checkSizes(config, hostMemoryBytes());
         List<CpuFeatures.Edit> edits = CpuFeatures.parse(config.cpuFeatures());
         KernelLoader.KernelImage kernelImage = KernelLoader.read(config.kernel(), config.initrd(), config.bootPath());
@@ -93,7 +108,7 @@ public final class Machine implements AutoCloseable {
             Kvm kvm = Kvm.open(); // once: asked about its limits, then the VM's
             try {
                 checkVcpuLimit(config, kvm.maxVcpus());
-            } catch (RuntimeException e) {
+            } catch (Throwable e) {
                 kvm.close();
                 throw e;
             }
@@ -103,7 +118,7 @@ public final class Machine implements AutoCloseable {
                     .cpus(cpus)
                     .cpuid((id, entries) -> VcpuSetup.topology(CpuFeatures.apply(entries, edits), id, cpus))
                     .build();
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
             VirtioDisks.closeAll(disks);
             throw e;
         }
@@ -148,7 +163,7 @@ public final class Machine implements AutoCloseable {
                                     : List.of(MachineConfig.NicConfig.DEFAULT)));
             VirtioSlots.Attached virtio = slots.attached();
             String cmdline = virtio.appendTo(config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE));
-            LoadedKernel kernel = KernelLoader.load(vm.memory(), kernelImage, cmdline);
+            LoadedKernel kernel = placement.load(vm.memory(), kernelImage, cmdline);
             Acpi.write(
                     vm.memory(),
                     cpus,
@@ -162,8 +177,12 @@ public final class Machine implements AutoCloseable {
             }
             vm.setEntry(0, kernel.entry());
             return new Machine(config, vm, serial, debugcon, kernel, cmdline, nics, blocks, acpiPm);
-        } catch (RuntimeException e) {
-            vm.close();
+        } catch (Throwable e) {
+            try {
+                vm.close();
+            } catch (Throwable closing) {
+                e.addSuppressed(closing);
+            }
             throw e;
         }
     }
@@ -253,6 +272,11 @@ public final class Machine implements AutoCloseable {
             if (off < data.length && vm.exitStatus().isEmpty()) serial.awaitInputRoom(1, 100);
             else if (off < data.length) return;
         }
+    }
+
+    /** The devices (vda, net0, ...) that broke during the run and wait for the guest to reset them; empty if none. */
+    public List<String> brokenDevices() {
+        return vm.brokenDevices();
     }
 
     public ExitStats stats() {

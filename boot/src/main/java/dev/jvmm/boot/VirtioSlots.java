@@ -72,6 +72,7 @@ final class VirtioSlots {
             VirtioMmioTransport t =
                     new VirtioMmioTransport(name, device, vm.memory(), vm.interrupts(), irq, Trigger.LEVEL);
             vm.own(t);
+            t.onBroken(vm::deviceBroken);
             vm.mmioBus().register("virtio-mmio " + name, base, VirtioMmioTransport.WINDOW_SIZE, t);
             t.registerIoEvent(vm.ioEvents(), base);
             fragments.add(VirtioMmioTransport.cmdlineFragment(base, irq));
@@ -90,6 +91,7 @@ final class VirtioSlots {
             VirtioPciTransport t =
                     new VirtioPciTransport(name, device, vm.memory(), vm.interrupts(), gsi, vm.ioEvents());
             vm.own(t);
+            t.onBroken(vm::deviceBroken);
             int slot;
             try {
                 slot = pci.attach(t.pciFunction(), "virtio-pci " + name);

@@ -3,6 +3,7 @@ package dev.jvmm.boot;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.core.ExitStatus;
@@ -18,6 +19,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -150,5 +152,26 @@ class MachineKvmTest {
             assertEquals((int) (off * 2654435761L) ^ 0x33333333, c.getInt(off), "vdc at " + off);
         }
         assertArrayEquals(vdbBefore, Files.readAllBytes(vdb), "the read-only disk is unchanged");
+    }
+
+    private static long openFds() throws java.io.IOException {
+        try (java.util.stream.Stream<Path> s = Files.list(Path.of("/proc/self/fd"))) {
+            return s.count();
+        }
+    }
+
+    @Test
+    void anErrorWhileTheMachineIsAssembledClosesWhatWasOpened() throws Exception {
+        TestGuest guest = new TestGuest("smp.elf", dir);
+        MachineConfig config = guest.config.build();
+        Machine.KernelPlacement outOfMemory = (memory, image, cmdline) -> {
+            throw new OutOfMemoryError("test: the kernel's payload does not fit the heap");
+        };
+        assertThrows(OutOfMemoryError.class, () -> Machine.create(config, outOfMemory)); // classes load, JIT maps
+        long fds = openFds();
+        int threads = Thread.activeCount();
+        for (int i = 0; i < 3; i++) assertThrows(OutOfMemoryError.class, () -> Machine.create(config, outOfMemory));
+        assertEquals(fds, openFds(), "open file descriptors after three failed builds");
+        assertTrue(Thread.activeCount() <= threads, "threads grew from " + threads + " to " + Thread.activeCount());
     }
 }

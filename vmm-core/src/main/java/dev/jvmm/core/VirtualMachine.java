@@ -50,6 +50,8 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     private final CountDownLatch exited = new CountDownLatch(1);
     private final List<AutoCloseable> resources = new ArrayList<>();
     private final boolean[] entrySet;
+    private final java.util.concurrent.CopyOnWriteArrayList<String> brokenDevices =
+            new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile boolean started;
     private volatile boolean closed;
 
@@ -81,7 +83,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
                 cpu.setCpuid(b.cpuid.apply(id, Cpuids.withApicId(supported, id, b.cpus)));
             }
             irq = b.irqchip ? new KvmInterrupts(v) : null;
-        } catch (RuntimeException e) {
+        } catch (Throwable e) { // an Error too (from the cpuid callback, say): nothing opened here may leak
             for (Vcpu c : cpus) c.close();
             if (m != null) m.close();
             if (v != null) v.close();
@@ -137,6 +139,19 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
 
     public ExitStats stats() {
         return stats;
+    }
+
+    /**
+     * A device failed in a way the guest did not cause (a bug, an OutOfMemoryError on its I/O thread) and serves
+     * nothing until the guest resets it. The device logs the failure; the VM keeps its name for whoever runs it.
+     */
+    public void deviceBroken(String name) {
+        brokenDevices.addIfAbsent(name);
+    }
+
+    /** The devices that broke during this run ({@link #deviceBroken}), in the order they did; empty if none. */
+    public List<String> brokenDevices() {
+        return List.copyOf(brokenDevices);
     }
 
     /** Closes this resource with the VM (device threads, backends, eventfds). */

@@ -51,7 +51,8 @@ public final class Elf {
         int phnum = b.getShort(is64 ? 56 : 44) & 0xffff;
         int minEntry = is64 ? 56 : 32;
         if (phnum == 0) throw new BootException(Kind.MALFORMED_KERNEL, what + ": ELF file has no program headers");
-        if (phentsize < minEntry || phoff < 0 || phoff + (long) phentsize * phnum > image.length)
+        // Compared as "phoff > room" so that a huge phoff cannot overflow the sum past the check.
+        if (phentsize < minEntry || phoff < 0 || phoff > image.length - (long) phentsize * phnum)
             throw new BootException(Kind.TRUNCATED, what + ": ELF program headers lie outside the file");
         List<Segment> segs = new ArrayList<>();
         for (int i = 0; i < phnum; i++) {
@@ -67,10 +68,7 @@ public final class Elf {
                     : new Segment(
                             b.getInt(p), u32(b, p + 4), u32(b, p + 8), u32(b, p + 12), u32(b, p + 16), u32(b, p + 20));
             if (s.type() == PT_LOAD || s.type() == PT_NOTE) {
-                if (s.offset() < 0
-                        || s.fileSize() < 0
-                        || s.offset() + s.fileSize() > image.length
-                        || s.offset() + s.fileSize() < 0)
+                if (s.offset() < 0 || s.fileSize() < 0 || s.offset() > image.length - s.fileSize())
                     throw new BootException(Kind.TRUNCATED, what + ": ELF segment " + i + " lies outside the file");
                 if (s.type() == PT_LOAD && (s.memSize() < s.fileSize() || s.memSize() > (1L << 40)))
                     throw new BootException(

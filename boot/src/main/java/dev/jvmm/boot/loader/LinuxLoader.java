@@ -130,7 +130,7 @@ public final class LinuxLoader {
                     Kind.TRUNCATED, "bzImage is truncated: its compressed payload runs past the end of the file");
         byte[] payload = java.util.Arrays.copyOfRange(image, (int) start, (int) (start + h.payloadLength()));
         PayloadDecompressor.Format format = PayloadDecompressor.detect(payload);
-        byte[] vmlinux = PayloadDecompressor.decompress(payload);
+        byte[] vmlinux = PayloadDecompressor.decompress(payload, memory.size());
         if (!Elf.isElf(vmlinux))
             throw new BootException(
                     Kind.BOOT_PATH_UNSUPPORTED,

@@ -4,7 +4,6 @@ import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.BootException.Kind;
 import io.airlift.compress.zstd.ZstdInputStream;
 import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -18,7 +17,7 @@ import org.tukaani.xz.SingleXZInputStream;
 /**
  * Decompresses a bzImage's payload on the host, whatever format the kernel was built with (the formats
  * Linux's arch/x86/boot/compressed supports). The output is bounded: a payload cannot make jvmm allocate
- * more than {@link #MAX_OUTPUT}.
+ * much more than the size its trailer claims, which is at most the guest's memory and {@link #MAX_OUTPUT}.
  */
 public final class PayloadDecompressor {
     static final long MAX_OUTPUT = 1L << 30;
@@ -57,11 +56,18 @@ public final class PayloadDecompressor {
                 Kind.UNKNOWN_COMPRESSION, "the bzImage's payload is in a compression format jvmm does not know");
     }
 
+    /** As {@link #decompress(byte[], long)} with no guest memory to fit: at most {@link #MAX_OUTPUT}. */
+    public static byte[] decompress(byte[] payload) {
+        return decompress(payload, MAX_OUTPUT);
+    }
+
     /**
      * Decompresses a payload as Linux lays it out: the compressed stream followed by the decompressed size as
-     * a little-endian u32 (arch/x86/boot/compressed's "_with_size" rules); the size is checked.
+     * a little-endian u32 (arch/x86/boot/compressed's "_with_size" rules). That size must fit {@code guestMemory}
+     * (the vmlinux is loaded there) and is checked while the stream inflates: a stream that runs past it is
+     * stopped there, so a payload can make jvmm hold no more heap than what it claims and the guest could take.
      */
-    public static byte[] decompress(byte[] payload) {
+    public static byte[] decompress(byte[] payload, long guestMemory) {
         Format f = detect(payload);
         if (payload.length < 8) throw new BootException(Kind.BAD_COMPRESSION, "the bzImage's payload is truncated");
         long expected = ByteBuffer.wrap(payload, payload.length - 4, 4)
@@ -71,76 +77,108 @@ public final class PayloadDecompressor {
         if (expected > MAX_OUTPUT)
             throw new BootException(
                     Kind.BAD_COMPRESSION, "the bzImage's payload claims to decompress to more than 1 GiB");
+        if (expected > guestMemory)
+            throw new BootException(
+                    Kind.KERNEL_DOES_NOT_FIT,
+                    "the bzImage's payload decompresses to " + mib(expected) + " MiB, more than the guest's "
+                            + mib(guestMemory) + " MiB of memory; give the guest more --memory");
         ByteArrayInputStream stream = new ByteArrayInputStream(payload, 0, payload.length - 4);
-        byte[] out;
+        Output out = new Output((int) expected, payload.length, f);
         try {
-            out = switch (f) {
-                case GZIP -> readAll(new GZIPInputStream(stream, 1 << 16));
-                case BZIP2 -> readAll(new BZip2CompressorInputStream(stream));
-                case XZ -> readAll(new SingleXZInputStream(stream));
-                case LZMA -> readAll(new LZMAInputStream(stream, -1));
-                case ZSTD -> readAll(new ZstdInputStream(stream));
-                case LZ4 -> lz4Legacy(java.util.Arrays.copyOf(payload, payload.length - 4));
+            switch (f) {
+                case GZIP -> out.readAll(new GZIPInputStream(stream, 1 << 16));
+                case BZIP2 -> out.readAll(new BZip2CompressorInputStream(stream));
+                case XZ -> out.readAll(new SingleXZInputStream(stream));
+                case LZMA -> out.readAll(new LZMAInputStream(stream, -1));
+                case ZSTD -> out.readAll(new ZstdInputStream(stream));
+                case LZ4 -> lz4Legacy(java.util.Arrays.copyOf(payload, payload.length - 4), out);
                 case LZO ->
                     throw new BootException(
                             Kind.BOOT_PATH_UNSUPPORTED,
                             "the bzImage's payload is LZO-compressed, which jvmm cannot decompress on the host;"
                                     + " boot it with --boot-path=decompressor");
-            };
+            }
         } catch (IOException | RuntimeException e) {
             if (e instanceof BootException b) throw b;
             throw new BootException(
                     Kind.BAD_COMPRESSION, "the bzImage's " + f + " payload is corrupt: " + e.getMessage(), e);
         }
-        if (out.length != expected)
-            throw new BootException(
-                    Kind.BAD_COMPRESSION,
-                    "the bzImage's " + f + " payload decompressed to " + out.length + " bytes, not the " + expected
-                            + " its trailer says");
-        return out;
+        return out.finish();
     }
 
-    private static byte[] readAll(InputStream in) throws IOException {
-        try (in) {
-            ByteArrayOutputStream out = new ByteArrayOutputStream(1 << 24);
-            byte[] buf = new byte[1 << 16];
-            long total = 0;
-            while (true) {
-                int n = in.read(buf);
-                if (n < 0) break;
-                total += n;
-                if (total > MAX_OUTPUT)
-                    throw new BootException(
-                            Kind.BAD_COMPRESSION, "the bzImage's payload decompresses to more than 1 GiB");
-                out.write(buf, 0, n);
+    private static long mib(long bytes) {
+        return (bytes + (1 << 20) - 1) >> 20;
+    }
+
+    /**
+     * The decompressed bytes, never more than the trailer's size: the array grows as output arrives (doubling,
+     * from a guess at the compression ratio), so a payload that claims much and yields little costs little, and
+     * one that yields more than it claims is stopped at the claim.
+     */
+    private static final class Output {
+        /** Kernels compress 3-5x; a first array of 8x the payload usually holds the whole vmlinux. */
+        private static final int FIRST_GUESS_RATIO = 8;
+
+        private final int expected;
+        private final Format format;
+        private byte[] buf;
+        private int size;
+
+        Output(int expected, int payloadLength, Format format) {
+            this.expected = expected;
+            this.format = format;
+            this.buf = new byte[(int) Math.min(expected, Math.max(1 << 20, (long) payloadLength * FIRST_GUESS_RATIO))];
+        }
+
+        void readAll(InputStream in) throws IOException {
+            try (in) {
+                while (true) {
+                    if (size == buf.length && !grow()) {
+                        if (in.read() >= 0) throw tooLong();
+                        return;
+                    }
+                    int n = in.read(buf, size, buf.length - size);
+                    if (n < 0) return;
+                    size += n;
+                }
             }
-            return out.toByteArray();
+        }
+
+        /** Room for more, up to the claimed size; false when the array already holds that much. */
+        private boolean grow() {
+            if (buf.length == expected) return false;
+            buf = java.util.Arrays.copyOf(buf, (int) Math.min(expected, 2L * buf.length));
+            return true;
+        }
+
+        private BootException tooLong() {
+            return new BootException(
+                    Kind.BAD_COMPRESSION,
+                    "the bzImage's " + format + " payload decompresses to more than the " + expected
+                            + " bytes its trailer says");
+        }
+
+        byte[] finish() {
+            if (size != expected)
+                throw new BootException(
+                        Kind.BAD_COMPRESSION,
+                        "the bzImage's " + format + " payload decompressed to " + size + " bytes, not the " + expected
+                                + " its trailer says");
+            return buf.length == size ? buf : java.util.Arrays.copyOf(buf, size);
         }
     }
 
     /** The lz4 "legacy" frame Linux uses: magic, then blocks of (u32 compressed size, data) until the size field is absent. */
-    private static byte[] lz4Legacy(byte[] payload) throws IOException {
+    private static void lz4Legacy(byte[] payload, Output out) throws IOException {
         ByteBuffer b = ByteBuffer.wrap(payload).order(ByteOrder.LITTLE_ENDIAN);
         b.position(4);
-        ByteArrayOutputStream out = new ByteArrayOutputStream(1 << 24);
-        byte[] buf = new byte[1 << 16];
         while (b.remaining() >= 4) {
             int size = b.getInt();
             if (size == 0x184c2102) continue; // a second magic starts a new legacy stream
             if (size < 0 || size > b.remaining())
                 throw new IOException("lz4 block of " + size + " bytes runs past the payload");
-            try (InputStream block =
-                    new BlockLZ4CompressorInputStream(new ByteArrayInputStream(payload, b.position(), size))) {
-                int n;
-                while ((n = block.read(buf)) > 0) {
-                    out.write(buf, 0, n);
-                    if (out.size() > MAX_OUTPUT)
-                        throw new BootException(
-                                Kind.BAD_COMPRESSION, "the bzImage's payload decompresses to more than 1 GiB");
-                }
-            }
+            out.readAll(new BlockLZ4CompressorInputStream(new ByteArrayInputStream(payload, b.position(), size)));
             b.position(b.position() + size);
         }
-        return out.toByteArray();
     }
 }

@@ -3,6 +3,7 @@ package dev.jvmm.boot.loader;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.boot.BootException;
 import dev.jvmm.boot.BootException.Kind;
@@ -119,5 +120,46 @@ class PayloadDecompressorTest {
                 BootException.class,
                 () -> PayloadDecompressor.decompress(new byte[] {(byte) 0x89, 'L', 'Z', 'O', 0, 0, 0, 0, 0, 0}));
         assertEquals(Kind.BOOT_PATH_UNSUPPORTED, lzo.kind(), lzo.getMessage());
+    }
+
+    /** A gzip stream of {@code zeros} zero bytes followed by a trailer that claims {@code claimed}. */
+    private static byte[] zerosClaiming(int zeros, int claimed) throws IOException {
+        ByteArrayOutputStream bos = new ByteArrayOutputStream();
+        try (OutputStream o = new GZIPOutputStream(bos, 1 << 16)) {
+            byte[] chunk = new byte[1 << 20];
+            for (int i = 0; i < zeros; i += chunk.length) o.write(chunk, 0, Math.min(chunk.length, zeros - i));
+        }
+        bos.writeBytes(ByteBuffer.allocate(4)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(claimed)
+                .array());
+        return bos.toByteArray();
+    }
+
+    private static long allocatedBytes() {
+        return ((com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean())
+                .getCurrentThreadAllocatedBytes();
+    }
+
+    @Test
+    void aStreamLongerThanItsTrailerSaysStopsAtTheClaimedSize() throws IOException {
+        byte[] bomb = zerosClaiming(64 << 20, 1 << 20); // 64 KiB that inflate to 64 MiB, claiming 1 MiB
+        long before = allocatedBytes();
+        BootException e = assertThrows(BootException.class, () -> PayloadDecompressor.decompress(bomb));
+        long allocated = allocatedBytes() - before;
+        assertEquals(Kind.BAD_COMPRESSION, e.kind(), e.getMessage());
+        // The heap it took is about the claimed size, not the 64 MiB the stream would have produced.
+        assertTrue(allocated < 8 << 20, "allocated " + (allocated >> 20) + " MiB");
+    }
+
+    @Test
+    void aPayloadLargerThanGuestMemoryIsRefusedBeforeDecompressing() throws IOException {
+        byte[] big = zerosClaiming(8 << 20, 8 << 20);
+        assertEquals(8 << 20, PayloadDecompressor.decompress(big, 8 << 20).length);
+        long before = allocatedBytes();
+        BootException e = assertThrows(BootException.class, () -> PayloadDecompressor.decompress(big, 4 << 20));
+        long allocated = allocatedBytes() - before;
+        assertEquals(Kind.KERNEL_DOES_NOT_FIT, e.kind(), e.getMessage());
+        assertTrue(allocated < 1 << 20, "allocated " + (allocated >> 10) + " KiB");
     }
 }

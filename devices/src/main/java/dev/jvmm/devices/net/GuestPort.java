@@ -17,4 +17,12 @@ public interface GuestPort {
 
     /** After {@link NetQueue#transmit} answered {@link TxResult#BUSY}: the backend has room again. */
     void txReady();
+
+    /**
+     * The backend failed in a way the guest did not cause (a bug, an OutOfMemoryError on its own thread) and may
+     * have lost frames or state: the device marks itself broken (DEVICE_NEEDS_RESET) and the VM hears of it; a
+     * reset of the device deactivates and activates the backend afresh. {@code where} names the backend's part
+     * that failed. Any thread; must not block.
+     */
+    void backendFailed(String where, Throwable cause);
 }

@@ -41,8 +41,8 @@ public interface VirtioDevice {
 
     /**
      * Handles a notification of queue {@code index}: pops and completes what is available. Runs on the
-     * device's I/O thread. A {@link VirtqueueException} (or any other exception) thrown from here puts the
-     * device into DEVICE_NEEDS_RESET.
+     * device's I/O thread. A {@link VirtqueueException} thrown from here puts the device into DEVICE_NEEDS_RESET;
+     * any other exception or Error does too, and marks the device broken (see {@link Context#broken}).
      */
     void processQueue(int index, Virtqueue queue);
 
@@ -70,6 +70,12 @@ public interface VirtioDevice {
 
         /** Puts the device into DEVICE_NEEDS_RESET; no queue is processed until the driver resets it. */
         void fail(String reason);
+
+        /**
+         * As {@link #fail}, for a failure the guest did not cause: a bug or an Error in the device's backend on a
+         * thread of its own (a network backend's event loop). Logged as an error and reported to the VM.
+         */
+        void broken(String where, Throwable cause);
 
         /** Wakes the I/O thread to service every queue again, as a notification would. Any thread. */
         void kick();

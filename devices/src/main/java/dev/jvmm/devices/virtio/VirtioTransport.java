@@ -6,6 +6,7 @@ import dev.jvmm.devices.Threads;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -38,6 +39,7 @@ public abstract class VirtioTransport implements AutoCloseable {
     private volatile boolean running;
     private volatile boolean closed;
     private final java.util.concurrent.atomic.LongAdder busNotifications = new java.util.concurrent.atomic.LongAdder();
+    private volatile Consumer<String> brokenListener = name -> {};
 
     private final VirtioDevice.Context context = new VirtioDevice.Context() {
         @Override
@@ -55,6 +57,11 @@ public abstract class VirtioTransport implements AutoCloseable {
         @Override
         public void fail(String reason) {
             VirtioTransport.this.fail(reason);
+        }
+
+        @Override
+        public void broken(String where, Throwable cause) {
+            VirtioTransport.this.broken(where, cause);
         }
 
         @Override
@@ -183,6 +190,9 @@ public abstract class VirtioTransport implements AutoCloseable {
         } catch (RuntimeException e) {
             fail("activation failed: " + e.getMessage());
             return;
+        } catch (Error e) { // not on the vCPU thread that wrote DRIVER_OK: the device breaks, the VM runs on
+            broken("activation", e);
+            return;
         }
         running = true;
         ioThread = new Thread(this::runIoThread, name + "-io");
@@ -217,10 +227,38 @@ public abstract class VirtioTransport implements AutoCloseable {
                         if (q.needsNotification()) raiseQueueInterrupt(i);
                     } while (running && device.canProcess(i) && q.enableNotification());
                 }
-            } catch (RuntimeException e) {
+            } catch (VirtqueueException e) {
                 fail("queue " + i + ": " + e.getMessage());
-                if (!(e instanceof VirtqueueException)) LOG.debug("{}: queue {} failed", name, i, e);
+            } catch (RuntimeException | Error e) { // a bug, or an OutOfMemoryError: the thread must live on
+                broken("queue " + i, e);
             }
+        }
+    }
+
+    /** Who hears of a device that broke (the VM, for its {@code brokenDevices()}); called with this transport's name. */
+    public void onBroken(Consumer<String> listener) {
+        this.brokenListener = listener;
+    }
+
+    /**
+     * The device or its backend failed in a way the guest did not cause: a bug (a RuntimeException) or an Error
+     * (OutOfMemoryError, StackOverflowError) on its I/O thread or its backend's. It enters DEVICE_NEEDS_RESET as for
+     * a virtqueue violation, with one ERROR line and a report to the {@link #onBroken} listener; the thread lives
+     * on, and a reset by the driver starts the device afresh.
+     */
+    protected void broken(String where, Throwable cause) {
+        int old = status.getAndUpdate(s -> s | DeviceStatus.DEVICE_NEEDS_RESET);
+        if ((old & DeviceStatus.DEVICE_NEEDS_RESET) != 0) return; // already stopped: reported then
+        LOG.error(
+                "{}: device broken ({}: {}); it serves nothing until the guest resets it",
+                name,
+                where,
+                cause.toString());
+        LOG.debug("{}: the failure in {}", name, where, cause);
+        brokenListener.accept(name);
+        if ((old & DeviceStatus.DRIVER_OK) != 0) {
+            configGeneration.incrementAndGet();
+            raiseConfigInterrupt();
         }
     }
 

@@ -16,6 +16,8 @@ public final class MemoryBackend implements BlockBackend {
     public final AtomicInteger discards = new AtomicInteger();
     public final AtomicInteger zeroes = new AtomicInteger();
     public volatile boolean lastZeroUnmap;
+    /** Thrown by the next flush, once: a bug or an Error (OutOfMemoryError) in the backend rather than a host failure. */
+    public volatile Error errorOnFlush;
 
     public MemoryBackend(long size, boolean readOnly) {
         this.data = arena.allocate(size, 4096);
@@ -48,6 +50,9 @@ public final class MemoryBackend implements BlockBackend {
 
     @Override
     public void flush() throws IOException {
+        Error e = errorOnFlush;
+        errorOnFlush = null;
+        if (e != null) throw e;
         if (failFlush) throw new IOException("EIO on fsync (injected)");
         flushes.incrementAndGet();
     }

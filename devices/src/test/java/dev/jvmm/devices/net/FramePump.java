@@ -34,6 +34,11 @@ public final class FramePump implements AutoCloseable {
                 NetQueue q = qb;
                 if (q != null) q.rxReady();
             }
+
+            @Override
+            public void backendFailed(String where, Throwable cause) {
+                System.err.println("backend failed in " + where + ": " + cause);
+            }
         };
         GuestPort portB = new GuestPort() {
             @Override
@@ -46,6 +51,11 @@ public final class FramePump implements AutoCloseable {
             public void txReady() {
                 NetQueue q = qa;
                 if (q != null) q.rxReady();
+            }
+
+            @Override
+            public void backendFailed(String where, Throwable cause) {
+                System.err.println("backend failed in " + where + ": " + cause);
             }
         };
         qa = a.activate(new NetLinkConfig(VirtioNetHeader.LENGTH_V1, toA), List.of(portA))

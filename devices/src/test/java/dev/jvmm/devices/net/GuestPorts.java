@@ -16,6 +16,12 @@ public final class GuestPorts {
 
     /** A guest that takes frames into {@code frames} while {@code accepting} says so, and has no buffer otherwise. */
     public static GuestPort collecting(Collection<byte[]> frames, BooleanSupplier accepting) {
+        return collecting(frames, accepting, new java.util.ArrayList<>());
+    }
+
+    /** As {@link #collecting(Collection, BooleanSupplier)}, adding what the backend reports as its failures to {@code failures}. */
+    public static GuestPort collecting(
+            Collection<byte[]> frames, BooleanSupplier accepting, Collection<Throwable> failures) {
         return new GuestPort() {
             @Override
             public boolean deliver(MemorySegment frame) {
@@ -26,6 +32,11 @@ public final class GuestPorts {
 
             @Override
             public void txReady() {}
+
+            @Override
+            public void backendFailed(String where, Throwable cause) {
+                failures.add(cause);
+            }
         };
     }
 }

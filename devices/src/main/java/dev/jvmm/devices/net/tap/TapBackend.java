@@ -285,7 +285,9 @@ public final class TapBackend implements NetBackend {
                 }
             }
         } catch (RuntimeException | Error e) {
-            LOG.error("tap {}: I/O thread failed; the interface stops passing frames", ifname, e);
+            LOG.debug("tap {}: I/O thread failed", ifname, e);
+            // The device logs it, enters NEEDS_RESET and tells the VM; its reset starts a fresh I/O thread.
+            for (Queue q : queues) q.port.backendFailed("tap " + ifname + " I/O thread", e);
         }
     }
 

@@ -7,6 +7,7 @@ import dev.jvmm.devices.net.VirtioNetHeader;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 
 /**
@@ -53,6 +54,10 @@ final class EthernetStage {
         return port != null;
     }
 
+    void backendFailed(String where, Throwable cause) {
+        if (port != null) port.backendFailed(where, cause);
+    }
+
     boolean partialChecksums() {
         return csumToGuest;
     }
@@ -67,6 +72,24 @@ final class EthernetStage {
     }
 
     // ---- from the guest ----
+
+    private static final ValueLayout.OfShort BE_SHORT =
+            ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.BIG_ENDIAN);
+
+    /**
+     * How much of a guest frame ({@code hdrLen} bytes of vnet header first) is worth copying: an IPv4 packet ends
+     * at its total length, and whatever the guest put after it (Ethernet padding, or 64 KB of it) is left behind.
+     * Other frames, and IPv4 whose lengths do not add up (the IPv4 stage drops those), are copied whole.
+     */
+    static int usefulLength(MemorySegment frame, int hdrLen) {
+        long len = frame.byteSize();
+        int ip = hdrLen + ETH_HEADER;
+        if (len >= ip + Ipv4Stage.HEADER && (frame.get(BE_SHORT, hdrLen + 12) & 0xffff) == TYPE_IPV4) {
+            int total = frame.get(BE_SHORT, ip + 2) & 0xffff;
+            if (total >= Ipv4Stage.HEADER && ip + total < len) return ip + total;
+        }
+        return (int) len;
+    }
 
     void receive(ByteBuf f, Packet p) {
         p.reset(f);

@@ -145,7 +145,7 @@ final class IcmpStage {
     /** Called by the echo host on its thread: moves the reply onto the stack's thread. */
     private void fromHostThread(long socket, int src, ByteBuf icmp) {
         try {
-            stack.loop.execute(() -> fromHost(socket, src, icmp));
+            stack.loop.execute(() -> stack.guarded("an ICMP echo reply", () -> fromHost(socket, src, icmp)));
         } catch (RejectedExecutionException e) {
             icmp.release();
         }

@@ -42,7 +42,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
 
     static final int MSS = 1460, RCV_WSCALE = 7;
     private static final int SEND_LIMIT = 4 << 20;
-    private static final int HOST_HIGH_WATER = 4 << 20, HOST_LOW_WATER = 1 << 20;
+    static final int HOST_HIGH_WATER = 4 << 20, HOST_LOW_WATER = 1 << 20;
     private static final long RTO_NANOS = 200_000_000L, TIME_WAIT_NANOS = 2_000_000_000L;
     /** How long a closed connection's last guest bytes may wait for a host peer that does not read. */
     private static final long HOST_DRAIN_SECONDS = 60;
@@ -75,6 +75,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private long rtoDeadline, closeDeadline;
     private int backoff, dupAcks;
     private boolean windowWasSmall;
+    /** When a segment from the guest or bytes from the host last came (System.nanoTime): idle expiry. */
+    private long lastActivity;
 
     TcpConnection(TcpStage tcp, long key, int guestIp, int guestPort, int remoteIp, int remotePort) {
         this.tcp = tcp;
@@ -88,6 +90,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         this.sndUna = sndNxt = sndMax = iss;
         this.bufSeq = iss + 1;
         this.unacked = stack.alloc.compositeDirectBuffer(1024);
+        this.lastActivity = stack.now();
     }
 
     private static boolean lt(int a, int b) {
@@ -119,18 +122,20 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
                 .handler(this);
         ChannelFuture f = b.connect(target);
         channel = f.channel();
-        f.addListener(done -> {
-            if (state != State.CONNECTING) {
-                return;
-            }
-            if (!done.isSuccess()) {
-                tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, 0, rcvNxt, RST | ACK, 0);
-                finish();
-                return;
-            }
-            state = State.SYN_RCVD;
-            sendSyn();
-        });
+        f.addListener(done -> stack.guarded("a TCP connect", () -> connected(done.isSuccess())));
+    }
+
+    private void connected(boolean success) {
+        if (state != State.CONNECTING) {
+            return;
+        }
+        if (!success) {
+            tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, 0, rcvNxt, RST | ACK, 0);
+            finish();
+            return;
+        }
+        state = State.SYN_RCVD;
+        sendSyn();
     }
 
     /** A host client reached a forwarded port: SYN the guest; the host channel is read once the guest answers. */
@@ -177,6 +182,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     // ---- segments from the guest ----
 
     void segment(Packet p, TcpStage.Segment s) {
+        lastActivity = stack.now();
         switch (state) {
             case CONNECTING -> {
                 if ((s.flags & RST) != 0) abortHost();
@@ -317,7 +323,13 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             fin = false;
         }
         if (len > 0 && channel.isActive()) {
-            channel.write(p.buf.retainedSlice(off, len));
+            int cost = p.holds(len) + GuestDataBudget.ENTRY_COST;
+            if (stack.budget.tryTake(cost)) {
+                channel.write(p.payload(off, len, stack.alloc)).addListener(stack.budget.releaseWhenDone(cost));
+            } else { // the network's budget is spent: not taken, not acknowledged; the guest sends it again later
+                len = 0;
+                fin = false;
+            }
         }
         rcvNxt += len;
         if (fin) {
@@ -392,14 +404,20 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         int field = Math.min(receiveWindow() >>> rcvWscale, 65535);
         int edge = rcvNxt + (field << rcvWscale);
         if (lt(rcvAdvEdge, edge)) rcvAdvEdge = edge;
-        windowWasSmall = (field << rcvWscale) < HOST_HIGH_WATER / 4;
+        windowWasSmall = (field << rcvWscale) < smallWindow();
         return field;
     }
 
-    /** What the host channel can still take before it counts as unwritable. */
+    /** A window below this is worth an update once it has doubled (a host socket drained, the budget freed). */
+    private long smallWindow() {
+        return Math.min(HOST_HIGH_WATER / 4, stack.budget.limit() / 8);
+    }
+
+    /** What the host channel can still take before it counts as unwritable, and the network's budget still has. */
     private int receiveWindow() {
         if (channel == null || !channel.isActive()) return 65535;
-        return (int) Math.min(channel.bytesBeforeUnwritable(), (long) 65535 << rcvWscale);
+        long room = Math.min(channel.bytesBeforeUnwritable(), stack.budget.room());
+        return (int) Math.min(room, (long) 65535 << rcvWscale);
     }
 
     // ---- timers ----
@@ -419,7 +437,12 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             if (closeDeadline != 0 && now - closeDeadline >= 0) finish();
             return;
         }
-        if (state == State.ESTABLISHED && windowWasSmall && receiveWindow() >= HOST_HIGH_WATER / 2)
+        if (state == State.ESTABLISHED && now - lastActivity > tcp.idleNanos) {
+            // A NAT would forget it; here both ends hear of it at once and its memory and socket are freed.
+            abortBoth();
+            return;
+        }
+        if (state == State.ESTABLISHED && windowWasSmall && receiveWindow() >= 2 * smallWindow())
             sendAck(); // window update
         if (rtoDeadline == 0 || now - rtoDeadline < 0) return;
         switch (state) {
@@ -471,6 +494,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             data.release();
             return;
         }
+        lastActivity = stack.now();
         unacked.addComponent(true, data);
         if (unacked.readableBytes() > SEND_LIMIT) ctx.channel().config().setAutoRead(false);
         output();
@@ -493,8 +517,10 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        // Netty routes here what this connection's own handlers threw as well as the socket's errors.
+        if (!(cause instanceof java.io.IOException)) stack.failed("a TCP connection", cause);
         // Connection reset or similar on the host side: the guest sees a reset too.
-        resetGuestAndFinish();
+        stack.guarded("a TCP connection", this::resetGuestAndFinish);
     }
 
     @Override

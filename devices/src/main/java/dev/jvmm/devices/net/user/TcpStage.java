@@ -27,8 +27,12 @@ final class TcpStage {
         int mss, wscale; // -1 if absent
     }
 
+    /** How long an established connection may pass no segment either way ({@link Tuning#tcpIdle()}). */
+    final long idleNanos;
+
     TcpStage(UserNetStack stack) {
         this.stack = stack;
+        this.idleNanos = stack.tuning.tcpIdle().toNanos();
     }
 
     static long key(int remoteIp, int guestPort, int remotePort) {

@@ -1,6 +1,8 @@
 package dev.jvmm.devices.net.user;
 
+import io.netty.channel.ChannelFactory;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.ReflectiveChannelFactory;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollDatagramChannel;
 import io.netty.channel.epoll.EpollEventLoopGroup;
@@ -15,19 +17,33 @@ import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import java.util.concurrent.ThreadFactory;
 
-/** Netty's epoll transport where its native library loads, NIO elsewhere. */
+/**
+ * Netty's epoll transport where its native library loads, NIO elsewhere. Datagram channels come from a factory,
+ * so that a test can hand the stack sockets in a state hard to bring about on loopback (backed up).
+ */
 record Transport(
         String name,
         Class<? extends SocketChannel> stream,
         Class<? extends ServerSocketChannel> server,
-        Class<? extends DatagramChannel> datagram) {
+        ChannelFactory<? extends DatagramChannel> datagram) {
 
     static Transport best() {
         if (Epoll.isAvailable()) {
             return new Transport(
-                    "epoll", EpollSocketChannel.class, EpollServerSocketChannel.class, EpollDatagramChannel.class);
+                    "epoll",
+                    EpollSocketChannel.class,
+                    EpollServerSocketChannel.class,
+                    new ReflectiveChannelFactory<>(EpollDatagramChannel.class));
         }
-        return new Transport("nio", NioSocketChannel.class, NioServerSocketChannel.class, NioDatagramChannel.class);
+        return nio();
+    }
+
+    static Transport nio() {
+        return new Transport(
+                "nio",
+                NioSocketChannel.class,
+                NioServerSocketChannel.class,
+                new ReflectiveChannelFactory<>(NioDatagramChannel.class));
     }
 
     @SuppressWarnings("deprecation") // the 4.1 group classes: their replacements arrive with Netty 4.2

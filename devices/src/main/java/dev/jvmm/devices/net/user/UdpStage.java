@@ -21,8 +21,16 @@ import java.util.Map;
  */
 final class UdpStage {
     static final int HEADER = 8;
-    private static final int MAX_FLOWS = 512, MAX_PEERS_PER_FLOW = 64, MAX_PENDING = 16;
-    private static final long IDLE_NANOS = 60_000_000_000L;
+    private static final int MAX_FLOWS = 512, MAX_PEERS_PER_FLOW = 64;
+    /**
+     * The most datagrams one UDP segmentation offload frame may split into, as Linux's UDP_MAX_SEGMENTS
+     * (include/linux/udp.h: 1 << 7 in current kernels, 1 << 6 in older ones), which virtio_net_hdr_to_skb applies
+     * to a guest's frames too: beyond it the frame is dropped whole, so a frame with a tiny gso_size cannot become
+     * tens of thousands of host datagrams.
+     */
+    static final int MAX_GSO_SEGMENTS = 128;
+    /** Datagrams a flow holds until its socket is bound: a whole segmentation frame (they count against the budget). */
+    private static final int MAX_PENDING = MAX_GSO_SEGMENTS;
     /** A datagram for the guest must fit its 1500-byte MTU: no fragments on this link. */
     private static final int MAX_PAYLOAD = 1500 - Ipv4Stage.HEADER - HEADER;
 
@@ -33,8 +41,11 @@ final class UdpStage {
 
     private final Map<InetSocketAddress, ForwardPeer> forwardPeersByRemote = new HashMap<>();
 
+    private final long idleNanos;
+
     UdpStage(UserNetStack stack) {
         this.stack = stack;
+        this.idleNanos = stack.tuning.udpIdle().toNanos();
     }
 
     int flowCount() {
@@ -66,26 +77,32 @@ final class UdpStage {
         }
         if (p.src == 0 || p.dst == Inet.LIMITED_BROADCAST || p.dst == Inet.BROADCAST || (p.dst >>> 28) == 0xe) return;
         int payload = o + HEADER, payloadLength = length - HEADER;
-        int segment = p.gsoType == VirtioNetHeader.GSO_UDP_L4 && p.gsoSize > 0 ? p.gsoSize : Math.max(payloadLength, 1);
+        boolean gso = p.gsoType == VirtioNetHeader.GSO_UDP_L4 && p.gsoSize > 0;
+        int segment = gso ? p.gsoSize : Math.max(payloadLength, 1);
+        if (gso && (payloadLength + segment - 1) / segment > MAX_GSO_SEGMENTS) {
+            stack.drop("UDP segmentation into more than " + MAX_GSO_SEGMENTS + " datagrams");
+            return;
+        }
         for (int off = 0; off < payloadLength || off == 0; off += segment) {
-            int n = Math.min(segment, payloadLength - off);
-            datagram(p, srcPort, dstPort, b.retainedSlice(payload + off, n));
+            datagram(p, srcPort, dstPort, payload + off, Math.min(segment, payloadLength - off));
             if (payloadLength == 0) break;
         }
     }
 
-    private void datagram(Packet p, int srcPort, int dstPort, ByteBuf data) {
+    /** One datagram of the guest's: {@code n} bytes at {@code offset} of its frame. */
+    private void datagram(Packet p, int srcPort, int dstPort, int offset, int n) {
         if (p.dst == Inet.GATEWAY) {
             ForwardPeer peer = forwardPeers.get(dstPort);
             if (peer != null && peer.guestPort == srcPort) {
                 peer.lastUsed = stack.now();
-                peer.channel.writeAndFlush(new DatagramPacket(data, peer.remote));
+                int cost = toHostCost(peer.channel, p, n);
+                if (cost > 0)
+                    write(peer.channel, new DatagramPacket(p.payload(offset, n, stack.alloc), peer.remote), cost);
                 return;
             }
         }
         InetSocketAddress target = stack.policy.translate(NetConfig.Protocol.UDP, p.dst, dstPort);
         if (target == null) {
-            data.release();
             stack.refused(NetConfig.Protocol.UDP, p.dst, dstPort);
             stack.icmp.unreachable(p, IcmpStage.CODE_ADMIN_PROHIBITED);
             return;
@@ -94,7 +111,6 @@ final class UdpStage {
         Flow flow = flows.get(key);
         if (flow == null) {
             if (flows.size() >= MAX_FLOWS) {
-                data.release();
                 stack.drop("too many UDP flows");
                 return;
             }
@@ -104,14 +120,40 @@ final class UdpStage {
         }
         if (!flow.peers.containsKey(target)) {
             if (flow.peers.size() >= MAX_PEERS_PER_FLOW) {
-                data.release();
                 stack.drop("too many UDP peers for one flow");
                 return;
             }
             flow.peers.put(target, new int[] {p.dst, dstPort});
         }
         flow.lastUsed = stack.now();
-        flow.send(new DatagramPacket(data, target));
+        if (flow.ready || flow.pending.size() < MAX_PENDING) {
+            int cost = toHostCost(flow.ready ? flow.channel : null, p, n);
+            if (cost > 0) flow.send(new DatagramPacket(p.payload(offset, n, stack.alloc), target), cost);
+        } else {
+            stack.drop("UDP flow's socket not bound yet");
+        }
+    }
+
+    /**
+     * What a datagram of {@code n} bytes costs the budget, taken; 0 (counted as a drop) if it cannot go: its host
+     * socket is backed up (a NAT drops then too, rather than queue without bound) or the budget is spent.
+     */
+    private int toHostCost(Channel ch, Packet p, int n) {
+        if (ch != null && !ch.isWritable()) {
+            stack.drop("host UDP socket backed up");
+            return 0;
+        }
+        int cost = p.holds(n) + GuestDataBudget.ENTRY_COST;
+        if (!stack.budget.tryTake(cost)) {
+            stack.drop("user network budget spent");
+            return 0;
+        }
+        return cost;
+    }
+
+    /** Writes a datagram whose {@code cost} is taken; the budget gets it back once the socket sent (or dropped) it. */
+    private void write(Channel ch, DatagramPacket packet, int cost) {
+        ch.writeAndFlush(packet).addListener(stack.budget.releaseWhenDone(cost));
     }
 
     private void dhcp(Packet p, int offset, int length) {
@@ -157,14 +199,14 @@ final class UdpStage {
     void tick(long now) {
         for (Iterator<Flow> it = flows.values().iterator(); it.hasNext(); ) {
             Flow f = it.next();
-            if (now - f.lastUsed > IDLE_NANOS) {
+            if (now - f.lastUsed > idleNanos) {
                 it.remove();
                 f.close();
             }
         }
         for (Iterator<ForwardPeer> it = forwardPeers.values().iterator(); it.hasNext(); ) {
             ForwardPeer peer = it.next();
-            if (now - peer.lastUsed > IDLE_NANOS) {
+            if (now - peer.lastUsed > idleNanos) {
                 it.remove();
                 forwardPeersByRemote.remove(peer.remote);
                 stack.releasePort(peer.gatewayPort);
@@ -222,12 +264,21 @@ final class UdpStage {
         }
     }
 
+    private record Queued(DatagramPacket packet, int cost) {}
+
+    private void unqueue(Queued q) {
+        q.packet.release();
+        stack.budget.release(q.cost);
+    }
+
     /** One guest (address, port): a host socket and the destinations it sent to, as the guest named them. */
     private final class Flow extends ChannelInboundHandlerAdapter {
         final long key;
         final int guestIp, guestPort;
         final Map<InetSocketAddress, int[]> peers = new HashMap<>();
-        final ArrayDeque<DatagramPacket> pending = new ArrayDeque<>();
+        /** Datagrams sent before the socket was bound, with the budget each took. */
+        final ArrayDeque<Queued> pending = new ArrayDeque<>();
+
         Channel channel;
         boolean ready, closed;
         long lastUsed;
@@ -241,18 +292,27 @@ final class UdpStage {
         void open() {
             Bootstrap b = new Bootstrap()
                     .group(stack.loop)
-                    .channel(stack.transport.datagram())
+                    .channelFactory(stack.transport.datagram())
                     .handler(this);
-            b.bind(new InetSocketAddress(0)).addListener(f -> {
-                if (!f.isSuccess()) {
-                    close();
-                    flows.remove(key, this);
-                    return;
+            b.bind(new InetSocketAddress(0)).addListener(f -> stack.guarded("a UDP flow", () -> bound(f.isSuccess())));
+        }
+
+        private void bound(boolean success) {
+            if (!success) {
+                close();
+                flows.remove(key, this);
+                return;
+            }
+            ready = true;
+            for (Queued q; (q = pending.poll()) != null; ) {
+                if (channel.isWritable()) {
+                    channel.write(q.packet).addListener(stack.budget.releaseWhenDone(q.cost));
+                } else {
+                    unqueue(q);
+                    stack.drop("host UDP socket backed up");
                 }
-                ready = true;
-                while (!pending.isEmpty()) channel.write(pending.poll());
-                channel.flush();
-            });
+            }
+            channel.flush();
         }
 
         @Override
@@ -261,14 +321,10 @@ final class UdpStage {
             if (closed) channel.close();
         }
 
-        void send(DatagramPacket packet) {
-            if (ready) {
-                channel.writeAndFlush(packet);
-            } else if (pending.size() < MAX_PENDING) {
-                pending.add(packet);
-            } else {
-                packet.release();
-            }
+        /** Sends a datagram whose {@code cost} the budget granted; held until the socket is bound. */
+        void send(DatagramPacket packet, int cost) {
+            if (ready) write(channel, packet, cost);
+            else pending.add(new Queued(packet, cost));
         }
 
         @Override
@@ -286,12 +342,17 @@ final class UdpStage {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            // ICMP errors for earlier datagrams surface here; UDP carries on.
+            // ICMP errors for earlier datagrams surface here as IOExceptions; UDP carries on. Anything else is
+            // what channelRead threw.
+            if (!(cause instanceof java.io.IOException)) stack.failed("a UDP flow", cause);
         }
 
         void close() {
             closed = true;
-            while (!pending.isEmpty()) pending.poll().release();
+            for (Queued q; (q = pending.poll()) != null; ) {
+                unqueue(q);
+                stack.drop("UDP flow closed before its socket was bound");
+            }
             if (channel != null) channel.close();
         }
     }

@@ -58,16 +58,13 @@ public final class UserNetBackend implements NetBackend {
     private volatile Queue active;
     private boolean closed;
 
-    private UserNetBackend(NetConfig.User config, InetSocketAddress resolver, EchoHost.Factory echoHosts) {
+    private UserNetBackend(
+            NetConfig.User config, InetSocketAddress resolver, EchoHost.Factory echoHosts, Tuning tuning) {
         this.config = config;
-        Transport transport = Transport.best();
+        Transport transport = tuning.transport();
         this.group = transport.newGroup(new DefaultThreadFactory("jvmm-usernet", true));
         this.stack = new UserNetStack(
-                group.next(),
-                transport,
-                PooledByteBufAllocator.DEFAULT,
-                new NatPolicy(config, resolver, HostAddresses.live()),
-                echoHosts);
+                group.next(), tuning, new NatPolicy(config, resolver, HostAddresses.live()), echoHosts);
         stack.loop.scheduleAtFixedRate(stack::tick, 50, 50, TimeUnit.MILLISECONDS);
         LOG.debug("user network on Netty {} transport, resolver {}", transport.name(), resolver);
     }
@@ -80,9 +77,14 @@ public final class UserNetBackend implements NetBackend {
 
     /** As {@link #start(NetConfig.User)}, with the guest's ICMP echo sent through {@code echoHosts} (tests: a namespace, a fake). */
     static UserNetBackend start(NetConfig.User config, EchoHost.Factory echoHosts) {
+        return start(config, echoHosts, Tuning.defaults());
+    }
+
+    /** As {@link #start(NetConfig.User, EchoHost.Factory)}, with the stack's internal limits changed (tests). */
+    static UserNetBackend start(NetConfig.User config, EchoHost.Factory echoHosts, Tuning tuning) {
         InetSocketAddress resolver =
                 config.resolver().orElseGet(() -> NatPolicy.hostResolver(Path.of("/etc/resolv.conf")));
-        UserNetBackend b = new UserNetBackend(config, resolver, echoHosts);
+        UserNetBackend b = new UserNetBackend(config, resolver, echoHosts, tuning);
         try {
             for (NetConfig.HostForward f : config.forwards()) b.listen(f);
         } catch (RuntimeException e) {
@@ -108,11 +110,17 @@ public final class UserNetBackend implements NetBackend {
         } else {
             bound = new Bootstrap()
                     .group(group)
-                    .channel(stack.transport.datagram())
+                    .channelFactory(stack.transport.datagram())
                     .handler(new ChannelInboundHandlerAdapter() {
                         @Override
                         public void channelRead(ChannelHandlerContext ctx, Object msg) {
                             stack.udp.forwarded(ctx.channel(), f, (DatagramPacket) msg);
+                        }
+
+                        @Override
+                        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                            // ICMP errors for earlier datagrams surface as IOExceptions: the socket carries on
+                            if (!(cause instanceof java.io.IOException)) stack.failed("a forwarded UDP port", cause);
                         }
                     })
                     .bind(at);
@@ -152,7 +160,7 @@ public final class UserNetBackend implements NetBackend {
         @Override
         public void channelActive(ChannelHandlerContext ctx) {
             ctx.pipeline().remove(this);
-            stack.tcp.acceptForwarded(ctx.channel(), forward);
+            stack.guarded("a forwarded TCP port", () -> stack.tcp.acceptForwarded(ctx.channel(), forward));
         }
     }
 
@@ -259,8 +267,9 @@ public final class UserNetBackend implements NetBackend {
                 txWanted = true;
                 if (inboxCount.get() >= TX_LIMIT) return TxResult.BUSY; // else the loop drained meanwhile
             }
-            ByteBuf b = stack.alloc.directBuffer((int) len);
-            b.writeBytes(frame.asByteBuffer());
+            int keep = EthernetStage.usefulLength(frame, hdrLen);
+            ByteBuf b = stack.alloc.directBuffer(keep, keep);
+            b.writeBytes(frame.asSlice(0, keep).asByteBuffer());
             inbox.add(b);
             if (inboxCount.getAndIncrement() == 0) stack.loop.execute(drain);
             return TxResult.SENT;
@@ -290,7 +299,7 @@ public final class UserNetBackend implements NetBackend {
 
         private void rxDrain() {
             rxKick.set(false);
-            if (!stopped) stack.link.rxReady();
+            if (!stopped) stack.guarded("the guest's receive buffers", stack.link::rxReady);
         }
     }
 }

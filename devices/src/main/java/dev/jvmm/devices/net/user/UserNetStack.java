@@ -21,26 +21,32 @@ final class UserNetStack {
     final EventLoop loop;
     final Transport transport;
     final ByteBufAllocator alloc;
+    final Tuning tuning;
+    final GuestDataBudget budget;
     final NatPolicy policy;
     final EthernetStage link;
     final ArpStage arp = new ArpStage(this);
     final Ipv4Stage ipv4 = new Ipv4Stage(this);
     final IcmpStage icmp;
-    final UdpStage udp = new UdpStage(this);
-    final TcpStage tcp = new TcpStage(this);
+    final UdpStage udp;
+    final TcpStage tcp;
     private final Packet packet = new Packet();
     private final AtomicLong dropped = new AtomicLong();
     private final Set<Integer> portsInUse = new HashSet<>();
     private final RefusalLog refusals = new RefusalLog(LOG::warn);
     private int nextPort;
+    private boolean failureReported;
 
-    UserNetStack(
-            EventLoop loop, Transport transport, ByteBufAllocator alloc, NatPolicy policy, EchoHost.Factory echoHosts) {
+    UserNetStack(EventLoop loop, Tuning tuning, NatPolicy policy, EchoHost.Factory echoHosts) {
         this.loop = loop;
-        this.transport = transport;
-        this.alloc = alloc;
+        this.tuning = tuning;
+        this.transport = tuning.transport();
+        this.alloc = tuning.alloc();
+        this.budget = new GuestDataBudget(tuning.budgetBytes());
         this.policy = policy;
         this.link = new EthernetStage(this, alloc);
+        this.udp = new UdpStage(this);
+        this.tcp = new TcpStage(this);
         this.icmp = new IcmpStage(this, echoHosts);
     }
 
@@ -74,16 +80,43 @@ final class UserNetStack {
             if (link.attached()) link.receive(frame, packet);
         } catch (IndexOutOfBoundsException e) {
             drop("frame shorter than its headers say"); // every length is checked first; this is the backstop
+        } catch (RuntimeException | Error e) {
+            failed("a guest frame", e);
         } finally {
             frame.release();
         }
     }
 
     void tick() {
-        long now = now();
-        tcp.tick(now);
-        udp.tick(now);
-        icmp.tick(now);
+        try {
+            long now = now();
+            tcp.tick(now);
+            udp.tick(now);
+            icmp.tick(now);
+        } catch (RuntimeException | Error e) { // thrown out of a periodic task, it would end every timer for good
+            failed("timers", e);
+        }
+    }
+
+    /**
+     * A bug or an Error (OutOfMemoryError) in the stack's code at one of its entry points (a guest frame, a timer, a
+     * host channel's event): the device hears of it once per activation (it logs it and enters NEEDS_RESET; its
+     * reset starts the stack afresh) instead of Netty logging a warning and the stack going on half-updated.
+     */
+    void failed(String where, Throwable cause) {
+        if (failureReported) return;
+        failureReported = true;
+        if (link.attached()) link.backendFailed("user network: " + where, cause);
+        else LOG.error("user network: {} failed with no guest attached: {}", where, cause.toString(), cause);
+    }
+
+    /** Runs {@code r} as an entry point of the stack's thread (a channel listener, a task): see {@link #failed}. */
+    void guarded(String where, Runnable r) {
+        try {
+            r.run();
+        } catch (RuntimeException | Error e) {
+            failed(where, e);
+        }
     }
 
     /** A free port on 10.0.2.2 for a forwarded flow, or -1 if all are taken. */
@@ -104,5 +137,6 @@ final class UserNetStack {
         udp.closeAll();
         icmp.closeAll();
         link.detach();
+        failureReported = false;
     }
 }

@@ -635,6 +635,11 @@ public final class VirtioNet implements VirtioDevice {
             if (pair < a.tx.length) a.tx[pair].readyEpoch.incrementAndGet();
             a.context.kick();
         }
+
+        @Override
+        public void backendFailed(String where, Throwable cause) {
+            a.context.broken(where, cause);
+        }
     }
 
     // ---- control queue ----

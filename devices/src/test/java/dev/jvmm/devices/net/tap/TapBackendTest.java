@@ -95,6 +95,9 @@ class TapBackendTest {
 
                             @Override
                             public void txReady() {}
+
+                            @Override
+                            public void backendFailed(String where, Throwable cause) {}
                         }));
             }
             assertTrue(

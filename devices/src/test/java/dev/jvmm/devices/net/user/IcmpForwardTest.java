@@ -38,6 +38,10 @@ class IcmpForwardTest {
     final LinkedBlockingQueue<byte[]> toGuest = new LinkedBlockingQueue<>();
     final List<FakeHost> hosts = new CopyOnWriteArrayList<>();
     volatile int refuseOpenWith, failSendWith;
+    /** Thrown by the next send, once: a bug or an Error in the stack's code rather than a host failure. */
+    volatile Error errorOnSend;
+
+    final List<Throwable> failures = new CopyOnWriteArrayList<>();
     final AtomicInteger opens = new AtomicInteger();
     UserNetBackend user;
     NetQueue queue;
@@ -66,6 +70,9 @@ class IcmpForwardTest {
         public int send(long socket, int dst, ByteBuf icmp) {
             byte[] b = new byte[icmp.readableBytes()];
             icmp.getBytes(icmp.readerIndex(), b);
+            Error e = errorOnSend;
+            errorOnSend = null;
+            if (e != null) throw e;
             sent.add(new Sent(socket, dst, b));
             return failSendWith != 0 ? -failSendWith : 0;
         }
@@ -95,7 +102,7 @@ class IcmpForwardTest {
                     hosts.add(h);
                     return h;
                 });
-        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest)))
+        queue = user.activate(NetLinkConfig.plain(), List.of(GuestPorts.collecting(toGuest, () -> true, failures)))
                 .get(0);
     }
 
@@ -302,5 +309,21 @@ class IcmpForwardTest {
             assertNotNull(host().sent.poll(5, TimeUnit.SECONDS));
         assertNull(host().sent.poll(300, TimeUnit.MILLISECONDS));
         assertArrayEquals(new int[] {0, 0, 1}, user.flowCounts());
+    }
+
+    @Test
+    void anErrorInTheStackIsReportedToTheDeviceOnceAndTheStackGoesOn() throws Exception {
+        start(false);
+        errorOnSend = new OutOfMemoryError("test: no heap for this echo");
+        send(Frames.icmpEcho(GUEST, FAR, 1, 1));
+        for (int i = 0; i < 500 && failures.isEmpty(); i++) Thread.sleep(10);
+        assertEquals(1, failures.size(), "the device hears of it");
+        assertTrue(failures.get(0) instanceof OutOfMemoryError);
+        // The frames after it are still taken and answered: the stack's thread and its queue are not wedged.
+        send(Frames.icmpEcho(GUEST, FAR, 1, 2));
+        assertNotNull(host().sent.poll(5, TimeUnit.SECONDS));
+        send(Frames.icmpEcho(GUEST, Inet.GATEWAY, 7, 1));
+        assertNotNull(nextIcmp(5000), "the gateway still answers");
+        assertEquals(1, failures.size(), "one report per activation");
     }
 }

@@ -93,6 +93,11 @@ class PingSocketNamespaceTest {
         @Override
         public void txReady() {}
 
+        @Override
+        public void backendFailed(String where, Throwable cause) {
+            throw new AssertionError("the backend failed in " + where, cause);
+        }
+
         Frames.Out nextIcmp() throws InterruptedException {
             for (byte[] f; (f = frames.poll(5, TimeUnit.SECONDS)) != null; ) {
                 Frames.Out o = Frames.Out.parse(f);

@@ -17,6 +17,8 @@ import dev.jvmm.devices.virtio.TestDriver;
 import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.Virtqueue;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -275,5 +277,26 @@ class VirtioMmioTransportTest {
         assertEquals((1 << 20) / 512, drv.readConfig(0, 8));
         assertEquals(512, drv.readConfig(20, 4));
         assertEquals(0, drv.readConfig(0x1000 - 0x100 - 4, 4), "beyond the device's config reads 0");
+    }
+
+    @Test
+    void anErrorInTheDeviceMeansNeedsResetAConfigInterruptAndOneReport() throws Exception {
+        List<String> broken = new CopyOnWriteArrayList<>();
+        transport.onBroken(broken::add);
+        DriverQueue q = new DriverQueue(ram, 16);
+        drv.init(FEATURES, q);
+        disk.errorOnFlush = new OutOfMemoryError("test: no heap for this request");
+        flush(q);
+        drv.notifyQueue(0);
+        assertTrue(drv.awaitConfigInterrupt(5000), "configuration change interrupt announces NEEDS_RESET");
+        assertNotEquals(0, drv.status() & DeviceStatus.DEVICE_NEEDS_RESET);
+        assertEquals(List.of("vda"), broken);
+        // The I/O thread lived through it: after a reset the device serves again.
+        DriverQueue q2 = new DriverQueue(ram, 16);
+        drv.init(FEATURES, q2);
+        assertEquals(0, drv.status() & DeviceStatus.DEVICE_NEEDS_RESET);
+        flush(q2);
+        drv.notifyQueue(0);
+        assertTrue(TestDriver.awaitUsed(q2, 1, 5000));
     }
 }

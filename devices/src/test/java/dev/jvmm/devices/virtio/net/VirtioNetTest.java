@@ -433,6 +433,19 @@ class VirtioNetTest {
     }
 
     @Test
+    void aBackendThatFailsOnItsOwnThreadBreaksTheDeviceUntilReset() throws Exception {
+        start(Transport.MMIO, BASE);
+        backend.ports.get(0).backendFailed("the event loop", new OutOfMemoryError("test: direct memory"));
+        assertTrue(drv.awaitConfigInterrupt(2000));
+        assertNotEquals(0, drv.status() & DeviceStatus.DEVICE_NEEDS_RESET);
+        drv.reset();
+        q = new DriverQueue[] {new DriverQueue(ram, 64), new DriverQueue(ram, 64), new DriverQueue(ram, 64)};
+        drv.init(BASE, q);
+        assertEquals(0, drv.status() & DeviceStatus.DEVICE_NEEDS_RESET);
+        assertEquals(2, backend.activations.size(), "the reset activated the backend afresh");
+    }
+
+    @Test
     void hostileReceiveRingsFailTheDeviceCleanly() throws Exception {
         start(Transport.MMIO, BASE);
         // A descriptor chain that loops.
