@@ -1,9 +1,37 @@
 package dev.jvmm.devices.net.user;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import dev.jvmm.devices.net.NetQueue;
+import dev.jvmm.devices.net.TxResult;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 
 /** Hand-built Ethernet frames (no vnet header) for feeding the stack, with correct checksums unless told. */
 final class Frames {
+    /** Transmits as a device would: BUSY means try again once the backend has room. */
+    static void transmit(NetQueue queue, byte[] frame) throws InterruptedException {
+        TxResult r;
+        for (int i = 0; (r = queue.transmit(MemorySegment.ofArray(frame))) == TxResult.BUSY && i < 500; i++)
+            Thread.sleep(10);
+        assertEquals(TxResult.SENT, r);
+    }
+
+    /** The next frame to the guest that {@code what} accepts within {@code millis}, or null. */
+    static Out next(BlockingQueue<byte[]> toGuest, Predicate<Out> what, long millis) throws InterruptedException {
+        long end = System.currentTimeMillis() + millis;
+        for (long left = millis; left > 0; left = end - System.currentTimeMillis()) {
+            byte[] f = toGuest.poll(left, TimeUnit.MILLISECONDS);
+            if (f == null) return null;
+            Out o = Out.parse(f);
+            if (what.test(o)) return o;
+        }
+        return null;
+    }
+
     static final long GUEST_MAC = 0x525400123456L;
 
     private Frames() {}

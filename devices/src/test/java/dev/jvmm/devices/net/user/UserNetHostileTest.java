@@ -80,14 +80,7 @@ class UserNetHostileTest {
     }
 
     Frames.Out next(Predicate<Frames.Out> what, long millis) throws InterruptedException {
-        long end = System.currentTimeMillis() + millis;
-        for (long left = millis; left > 0; left = end - System.currentTimeMillis()) {
-            byte[] f = toGuest.poll(left, TimeUnit.MILLISECONDS);
-            if (f == null) return null;
-            Frames.Out o = Frames.Out.parse(f);
-            if (what.test(o)) return o;
-        }
-        return null;
+        return Frames.next(toGuest, what, millis);
     }
 
     /** A guest connection to a host server that never reads; the guest's sequence numbers and the last ACK seen. */

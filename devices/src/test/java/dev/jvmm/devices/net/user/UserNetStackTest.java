@@ -61,21 +61,11 @@ class UserNetStackTest {
 
     /** Transmits as a device would: BUSY means try again once the backend has room. */
     void send(byte[] frame) throws InterruptedException {
-        TxResult r;
-        for (int i = 0; (r = queue.transmit(MemorySegment.ofArray(frame))) == TxResult.BUSY && i < 500; i++)
-            Thread.sleep(10);
-        assertEquals(TxResult.SENT, r);
+        Frames.transmit(queue, frame);
     }
 
     Frames.Out next(Predicate<Frames.Out> what, long millis) throws InterruptedException {
-        long end = System.currentTimeMillis() + millis;
-        for (long left = millis; left > 0; left = end - System.currentTimeMillis()) {
-            byte[] f = toGuest.poll(left, TimeUnit.MILLISECONDS);
-            if (f == null) return null;
-            Frames.Out o = Frames.Out.parse(f);
-            if (what.test(o)) return o;
-        }
-        return null;
+        return Frames.next(toGuest, what, millis);
     }
 
     Frames.Out tcpTo(int port, long millis) throws InterruptedException {
