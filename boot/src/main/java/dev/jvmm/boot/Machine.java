@@ -130,15 +130,13 @@ public final class Machine implements AutoCloseable {
             I8042 i8042 = new I8042(vm, vm.interrupts().line(1), vm.interrupts().line(12));
             vm.ioBus().register("i8042 data", 0x60, 1, i8042.dataPort());
             vm.ioBus().register("i8042 command", 0x64, 1, i8042.commandPort());
-            vm.ioBus()
-                    .register(
-                            "rtc",
-                            0x70,
-                            2,
-                            new CmosRtc(
-                                    Math.min(config.memoryBytes(), VirtualMachine.MMIO_HOLE_START),
-                                    Math.max(0, config.memoryBytes() - VirtualMachine.MMIO_HOLE_START),
-                                    cpus));
+            CmosRtc rtc = new CmosRtc(
+                    vm.interrupts().line(CmosRtc.IRQ),
+                    Math.min(config.memoryBytes(), VirtualMachine.MMIO_HOLE_START),
+                    Math.max(0, config.memoryBytes() - VirtualMachine.MMIO_HOLE_START),
+                    cpus);
+            vm.own(rtc);
+            vm.ioBus().register("rtc", CmosRtc.INDEX_PORT, CmosRtc.PORT_COUNT, rtc);
             vm.ioBus().register("post code", 0x80, 1, new PostCodePort());
             AcpiPm acpiPm = new AcpiPm(vm, vm.interrupts().line(Acpi.SCI_IRQ));
             vm.ioBus().register("acpi pm", Acpi.PM_PORT, AcpiPm.LENGTH, acpiPm);

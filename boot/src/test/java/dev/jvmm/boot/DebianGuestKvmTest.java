@@ -29,6 +29,7 @@ import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
@@ -113,6 +114,14 @@ class DebianGuestKvmTest {
             assertTrue(state.contains("\ncpus=2\n"), state);
             assertTrue(state.contains("inet 10.0.2.15/24"), state);
             assertTrue(state.strip().endsWith("kvm-clock"), state);
+            // A wake alarm two seconds on through rtc-cmos: its interrupt (IRQ 8) arrives and is counted.
+            String rtc = ssh(
+                    sshPort,
+                    "echo +2 > /sys/class/rtc/rtc0/wakealarm && sleep 5 && "
+                            + "awk '/ rtc0$/ { n = 0; for (i = 2; i < NF - 2; i++) n += $i; print \"rtc0-irqs=\" n }' "
+                            + "/proc/interrupts");
+            Matcher irqs = Pattern.compile("rtc0-irqs=(\\d+)").matcher(rtc);
+            assertTrue(irqs.find() && Integer.parseInt(irqs.group(1)) > 0, "the RTC alarm's interrupt: " + rtc);
 
             // A download by name from a server on the host (10.0.2.2 is the host's loopback with hostloopback=on),
             // checked

@@ -5,6 +5,7 @@ import dev.jvmm.boot.Machine;
 import dev.jvmm.boot.x86.MpTable;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.devices.acpi.AcpiPm;
+import dev.jvmm.devices.legacy.CmosRtc;
 import dev.jvmm.devices.legacy.I8042;
 import java.io.ByteArrayOutputStream;
 import java.nio.ByteBuffer;
@@ -175,7 +176,7 @@ public final class Acpi {
      *   Device(COM1) { Name(_HID, EisaId("PNP0501")) Name(_UID, 1) Name(_CRS, { IO 0x3f8-0x3ff, IRQ 4 }) }
      *   Device(KBD)  { Name(_HID, EisaId("PNP0303")) Name(_CRS, { IO 0x60, IO 0x64, IRQ 1 }) }
      *   Device(MOU)  { Name(_HID, EisaId("PNP0F13")) Name(_CRS, { IRQ 12 }) }
-     *   Device(RTC)  { Name(_HID, EisaId("PNP0B00")) Name(_CRS, { IO 0x70-0x71 }) }
+     *   Device(RTC)  { Name(_HID, EisaId("PNP0B00")) Name(_CRS, { IO 0x70-0x71, IRQ 8 }) }
      *   Device(PCI0) {                                      (with PCI only)
      *     Name(_HID, EisaId("PNP0A03"))  Name(_UID, 0)  Name(_BBN, 0)
      *     Name(_CRS, ResourceTemplate() { bus 0; config ports 0xcf8-0xcff; I/O 0-0xcf7 and 0xd00-0xffff;
@@ -184,8 +185,7 @@ public final class Acpi {
      *   }
      * }
      * </pre>
-     * The RTC is described without IRQ 8: {@link dev.jvmm.devices.legacy.CmosRtc} raises no interrupts, and a
-     * driver told of one would wait for it. Linux finds PCI under ACPI only through such a host bridge, and routes
+     * The devices and their resources are QEMU's (its DSDT's COM1, KBD, MOU and RTC). Linux finds PCI under ACPI only through such a host bridge, and routes
      * INTx through _PRT (GSIs from 16 up are level-triggered, active low: the MP table's PCI entries).
      */
     static byte[] dsdt(Map<Integer, Integer> pciIrqs, PciWindow window) {
@@ -220,7 +220,7 @@ public final class Acpi {
         devices.add(Aml.device(
                 "RTC",
                 Aml.name("_HID", Aml.eisaId("PNP0B00")),
-                Aml.name("_CRS", Aml.resourceTemplate(Aml.io(RTC_PORT, 2)))));
+                Aml.name("_CRS", Aml.resourceTemplate(Aml.io(RTC_PORT, 2), Aml.irqNoFlags(CmosRtc.IRQ)))));
         if (!pciIrqs.isEmpty()) {
             byte[][] prt = pciIrqs.entrySet().stream()
                     .map(e -> Aml.packageOf(

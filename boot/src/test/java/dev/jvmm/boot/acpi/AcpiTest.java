@@ -215,7 +215,7 @@ class AcpiTest {
                 asl);
         assertTrue(
                 asl.contains("Device (RTC) { Name (_HID, EisaId (\"PNP0B00\")) Name (_CRS, ResourceTemplate () "
-                        + "{ IO (Decode16, 0x0070, 0x0070, 0x01, 0x02,) })"),
+                        + "{ IO (Decode16, 0x0070, 0x0070, 0x01, 0x02,) IRQNoFlags () {8} })"),
                 asl);
         assertTrue(asl.contains("Device (PCI0) { Name (_HID, EisaId (\"PNP0A03\"))"), asl);
         assertTrue(asl.contains("Package (0x04) { 0x0002FFFF, Zero, Zero, 0x11 }"), "the _PRT entry of slot 2: " + asl);

@@ -46,7 +46,9 @@ class LegacyDevicesKvmTest {
             vm.ioBus().register("debug-exit", DebugExit.DEFAULT_IOBASE, DebugExit.DEFAULT_IOSIZE, new DebugExit(vm));
             vm.ioBus().register("i8042-data", I8042.DATA_PORT, 1, kbc.dataPort());
             vm.ioBus().register("i8042-cmd", I8042.COMMAND_PORT, 1, kbc.commandPort());
-            vm.ioBus().register("rtc", CmosRtc.INDEX_PORT, CmosRtc.PORT_COUNT, new CmosRtc(RAM, 0, 1));
+            CmosRtc rtc = new CmosRtc(vm.interrupts().line(CmosRtc.IRQ), RAM, 0, 1);
+            vm.own(rtc);
+            vm.ioBus().register("rtc", CmosRtc.INDEX_PORT, CmosRtc.PORT_COUNT, rtc);
             vm.ioBus().register("post", PostCodePort.PORT, 1, new PostCodePort());
             long entry = MultibootElf.load(vm.memory(), Guests.load(guest));
             vm.memory().writeInt(MULTIBOOT_INFO, 0); // flags: no optional fields
@@ -161,6 +163,7 @@ class LegacyDevicesKvmTest {
             LocalDateTime guest = LocalDateTime.parse(m.group(1), DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss"));
             assertTrue(!guest.isBefore(before) && !guest.isAfter(after), before + " <= " + guest + " <= " + after);
             assertTrue(console.contains("cmos base=640 ext=15360 ext16=0\n"), console);
+            assertTrue(console.contains("rtc update interrupt seen\n"), console);
         }
     }
 }
