@@ -1,5 +1,6 @@
 package dev.jvmm.bench;
 
+import dev.jvmm.core.testing.DebianGuest;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -22,18 +23,17 @@ import java.util.concurrent.TimeoutException;
 final class LoginBench {
     static final int CPUS = 2;
     static final String MEMORY = "1G";
-    /** The prompt the image's serial getty prints (its hostname is jvmm-debian). */
-    private static final String PROMPT = "jvmm-debian login:";
+    private static final String PROMPT = DebianGuest.LOGIN_PROMPT;
 
     private static final Duration TIMEOUT = Duration.ofMinutes(15);
 
-    private final Path image;
+    private final DebianGuest guest;
     private final Path work;
     private final int rounds;
     private final LaunchBench.Say say;
 
     LoginBench(Path image, Path work, int rounds, LaunchBench.Say say) {
-        this.image = image;
+        this.guest = new DebianGuest(image);
         this.work = work;
         this.rounds = rounds;
         this.say = say;
@@ -44,9 +44,9 @@ final class LoginBench {
         if (Files.isDirectory(Path.of("/sys/module/kvm_pvm")))
             return "kvm_pvm host: guest kernel code is emulated and a distribution kernel stops in early boot";
         if (NativeTools.qemu().isEmpty()) return "qemu-system-x86_64 not installed";
-        for (String f : List.of("vmlinuz", "initrd.img", "debian.qcow2"))
-            if (!Files.isRegularFile(image.resolve(f)))
-                return image.resolve(f) + " missing (scripts/debian-image.sh makes it)";
+        DebianGuest guest = new DebianGuest(image);
+        for (Path f : List.of(guest.kernel(), guest.initrd(), guest.disk()))
+            if (!Files.isRegularFile(f)) return f + " missing (scripts/debian-image.sh makes it)";
         return null;
     }
 
@@ -67,79 +67,20 @@ final class LoginBench {
     private Path overlay(String name) throws IOException, InterruptedException {
         Path overlay = work.resolve(name + ".qcow2");
         Files.deleteIfExists(overlay);
-        Process p = new ProcessBuilder(
-                        "qemu-img",
-                        "create",
-                        "-q",
-                        "-f",
-                        "qcow2",
-                        "-F",
-                        "qcow2",
-                        "-b",
-                        image.resolve("debian.qcow2").toString(),
-                        overlay.toString())
-                .redirectErrorStream(true)
-                .start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (p.waitFor() != 0) throw new IllegalStateException("qemu-img create failed: " + out);
-        return overlay;
+        return guest.overlay(overlay);
     }
 
     private List<String> jvmmCommand(Path overlay) {
-        return List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED",
-                "--sun-misc-unsafe-memory-access=allow",
-                "-cp",
-                System.getProperty("java.class.path"),
-                "dev.jvmm.boot.cli.Main",
-                "run",
-                "--kernel",
-                image.resolve("vmlinuz").toString(),
-                "--initrd",
-                image.resolve("initrd.img").toString(),
-                "--disk",
-                overlay + ",transport=pci,format=qcow2,backing=any",
-                "--cmdline",
-                "console=ttyS0 root=/dev/vda rw",
-                "--cpus",
-                "" + CPUS,
-                "--memory",
-                MEMORY,
-                "--net",
-                "user");
+        return guest.jvmmCommand(overlay, CPUS, MEMORY, "user");
     }
 
     private List<String> qemuCommand(Path overlay) {
-        return List.of(
+        return guest.qemuCommand(
                 NativeTools.qemu().orElseThrow().toString(),
-                "-accel",
-                "kvm",
-                "-M",
-                "q35",
-                "-cpu",
-                "host",
-                "-smp",
-                "" + CPUS,
-                "-m",
+                overlay,
+                CPUS,
                 MEMORY,
-                "-nodefaults",
-                "-display",
-                "none",
-                "-serial",
-                "stdio",
-                "-kernel",
-                image.resolve("vmlinuz").toString(),
-                "-initrd",
-                image.resolve("initrd.img").toString(),
-                "-append",
-                "console=ttyS0 root=/dev/vda rw",
-                "-drive",
-                "file=" + overlay + ",if=virtio,format=qcow2",
-                "-netdev",
-                "user,id=n0",
-                "-device",
-                "virtio-net-pci,netdev=n0");
+                List.of("-nodefaults", "-serial", "stdio"));
     }
 
     /**

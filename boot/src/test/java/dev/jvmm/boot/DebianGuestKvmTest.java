@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.sun.net.httpserver.HttpServer;
+import dev.jvmm.core.testing.DebianGuest;
 import dev.jvmm.core.testing.FakeDnsServer;
 import dev.jvmm.core.testing.KvmHost;
 import dev.jvmm.core.testing.RequiresKvm;
@@ -48,12 +49,12 @@ class DebianGuestKvmTest {
     /** Under the emulated machine Debian reaches login in about two minutes; this is the bound for a wedged boot. */
     private static final Duration BOOT = Duration.ofMinutes(15);
 
-    private static Path image;
+    private static DebianGuest guest;
 
     @BeforeAll
     static void buildImage() throws Exception {
         try {
-            image = debianImage();
+            guest = new DebianGuest(debianImage());
         } catch (Exception e) {
             if ("true".equals(System.getenv("CI"))) throw e;
             Assumptions.abort("the Debian image could not be built: " + e.getMessage());
@@ -62,7 +63,7 @@ class DebianGuestKvmTest {
 
     @Test
     void bootsToLoginServesSshTakesAConsoleLoginAndShutsDownOnSigterm(@TempDir Path dir) throws Exception {
-        Path overlay = overlay(dir.resolve("debian.qcow2"));
+        Path overlay = guest.overlay(dir.resolve("debian.qcow2"));
         if (KvmHost.emulatesGuestKernel()) {
             earlyBootOnly(overlay);
             return;
@@ -72,27 +73,10 @@ class DebianGuestKvmTest {
         // The guest's resolver is 10.0.2.3 (DHCP and the image agree); jvmm forwards its queries to this server.
         FakeDnsServer dns =
                 new FakeDnsServer(Map.of("files.jvmm.test", (Inet4Address) InetAddress.getByName("10.0.2.2")));
-        List<String> jvmm = List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED",
-                "--sun-misc-unsafe-memory-access=allow",
-                "-cp",
-                System.getProperty("java.class.path"),
-                "dev.jvmm.boot.cli.Main",
-                "run",
-                "--kernel",
-                image.resolve("vmlinuz").toString(),
-                "--initrd",
-                image.resolve("initrd.img").toString(),
-                "--disk",
-                overlay + ",transport=pci,format=qcow2,backing=any",
-                "--cmdline",
-                "console=ttyS0 root=/dev/vda rw",
-                "--cpus",
-                "2",
-                "--memory",
+        List<String> jvmm = guest.jvmmCommand(
+                overlay,
+                2,
                 "1G",
-                "--net",
                 "user,hostloopback=on,resolver=" + dns.address().getHostString() + ":"
                         + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
         String jvmmLog;
@@ -100,7 +84,8 @@ class DebianGuestKvmTest {
                 Terminal term = Terminal.start(dir, jvmm)) {
             long t0 = System.nanoTime();
             assertTrue(
-                    term.awaitLog("jvmm-debian login:", BOOT), "no login prompt within " + BOOT + ":\n" + term.log());
+                    term.awaitLog(DebianGuest.LOGIN_PROMPT, BOOT),
+                    "no login prompt within " + BOOT + ":\n" + term.log());
             System.out.println("login prompt after " + (System.nanoTime() - t0) / 1_000_000 + " ms");
 
             // ssh through hostfwd with the image's key: systemd's view, the NIC's DHCP address, the vCPUs.
@@ -162,7 +147,8 @@ class DebianGuestKvmTest {
             assertTrue(
                     term.awaitLog(
                             log -> log.contains("reboot: Restarting system")
-                                    && log.indexOf("jvmm-debian login:", log.indexOf("reboot: Restarting system")) > 0,
+                                    && log.indexOf(DebianGuest.LOGIN_PROMPT, log.indexOf("reboot: Restarting system"))
+                                            > 0,
                             BOOT),
                     "no second login prompt after reboot:\n" + term.log());
             assertFalse(term.log().contains("jvmm-exit="), "jvmm ended on the guest's reboot:\n" + term.log());
@@ -203,8 +189,8 @@ class DebianGuestKvmTest {
      */
     private static void earlyBootOnly(Path overlay) throws Exception {
         WatchedOutput console = new WatchedOutput();
-        MachineConfig config = MachineConfig.builder(image.resolve("vmlinuz"))
-                .initrd(image.resolve("initrd.img"))
+        MachineConfig config = MachineConfig.builder(guest.kernel())
+                .initrd(guest.initrd())
                 .memory(1L << 30)
                 .cpus(2)
                 .cmdline("console=ttyS0 earlyprintk=serial root=/dev/vda rw")
@@ -311,7 +297,7 @@ class DebianGuestKvmTest {
 
     /** The boot, up to the login prompt: what both runs have (QEMU's is not shut down cleanly). */
     private static String untilLogin(String log) {
-        int login = log.indexOf("jvmm-debian login:");
+        int login = log.indexOf(DebianGuest.LOGIN_PROMPT);
         return login < 0 ? log : log.substring(0, login);
     }
 
@@ -332,38 +318,13 @@ class DebianGuestKvmTest {
      * login.
      */
     private static String qemuBootToLogin(Path dir) throws IOException, InterruptedException {
-        Path overlay = overlay(dir.resolve("qemu.qcow2")), log = dir.resolve("qemu-console.log");
-        Process q = new ProcessBuilder(
+        Path overlay = guest.overlay(dir.resolve("qemu.qcow2")), log = dir.resolve("qemu-console.log");
+        Process q = new ProcessBuilder(guest.qemuCommand(
                         "qemu-system-x86_64",
-                        "-accel",
-                        "kvm",
-                        "-M",
-                        "q35",
-                        "-cpu",
-                        "host",
-                        "-smp",
-                        "2",
-                        "-m",
+                        overlay,
+                        2,
                         "1G",
-                        "-kernel",
-                        image.resolve("vmlinuz").toString(),
-                        "-initrd",
-                        image.resolve("initrd.img").toString(),
-                        "-append",
-                        "console=ttyS0 root=/dev/vda rw",
-                        "-drive",
-                        "file=" + overlay + ",if=virtio,format=qcow2",
-                        "-netdev",
-                        "user,id=n0",
-                        "-device",
-                        "virtio-net-pci,netdev=n0",
-                        "-display",
-                        "none",
-                        "-monitor",
-                        "none",
-                        "-serial",
-                        "file:" + log,
-                        "-no-reboot")
+                        List.of("-monitor", "none", "-serial", "file:" + log, "-no-reboot")))
                 .redirectErrorStream(true)
                 .redirectOutput(dir.resolve("qemu.out").toFile())
                 .start();
@@ -371,12 +332,12 @@ class DebianGuestKvmTest {
             long deadline = System.nanoTime() + BOOT.toNanos();
             while (System.nanoTime() < deadline && q.isAlive()) {
                 if (Files.exists(log)
-                        && Files.readString(log, StandardCharsets.ISO_8859_1).contains("jvmm-debian login:")) break;
+                        && Files.readString(log, StandardCharsets.ISO_8859_1).contains(DebianGuest.LOGIN_PROMPT)) break;
                 Thread.sleep(1000);
             }
             String text = Files.exists(log) ? Files.readString(log, StandardCharsets.ISO_8859_1) : "";
             assertTrue(
-                    text.contains("jvmm-debian login:"),
+                    text.contains(DebianGuest.LOGIN_PROMPT),
                     "QEMU did not reach login: " + Files.readString(dir.resolve("qemu.out")) + text);
             return text;
         } finally {
@@ -406,7 +367,7 @@ class DebianGuestKvmTest {
         return List.of(
                 "ssh",
                 "-i",
-                image.resolve("id_ed25519").toString(),
+                guest.sshKey().toString(),
                 "-p",
                 "" + port,
                 "-o",
@@ -425,22 +386,6 @@ class DebianGuestKvmTest {
 
     private static String ssh(int port, String command) throws IOException, InterruptedException {
         return run(sshCommand(port, command));
-    }
-
-    /** A fresh qcow2 overlay at {@code overlay} over the cached Debian image; returns its path. */
-    private static Path overlay(Path overlay) throws IOException, InterruptedException {
-        run(List.of(
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-F",
-                "qcow2",
-                "-b",
-                image.resolve("debian.qcow2").toString(),
-                overlay.toString()));
-        return overlay;
     }
 
     private static String run(List<String> command) throws IOException, InterruptedException {
