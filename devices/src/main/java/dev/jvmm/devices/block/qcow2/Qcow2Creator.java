@@ -8,6 +8,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.function.Consumer;
 
 /** Creates empty qcow2 images: header, refcount table and blocks, L1 table; optionally preallocated metadata. */
 public final class Qcow2Creator {
@@ -30,115 +31,79 @@ public final class Qcow2Creator {
         }
 
         public Options withClusterSize(int v) {
-            return new Options(
-                    size,
-                    v,
-                    version,
-                    refcountBits,
-                    extendedL2,
-                    compression,
-                    backingFile,
-                    backingFormat,
-                    lazyRefcounts,
-                    preallocateMetadata);
+            return edit(b -> b.clusterSize = v);
         }
 
         public Options withVersion(int v) {
-            return new Options(
-                    size,
-                    clusterSize,
-                    v,
-                    refcountBits,
-                    extendedL2,
-                    compression,
-                    backingFile,
-                    backingFormat,
-                    lazyRefcounts,
-                    preallocateMetadata);
+            return edit(b -> b.version = v);
         }
 
         public Options withRefcountBits(int v) {
-            return new Options(
-                    size,
-                    clusterSize,
-                    version,
-                    v,
-                    extendedL2,
-                    compression,
-                    backingFile,
-                    backingFormat,
-                    lazyRefcounts,
-                    preallocateMetadata);
+            return edit(b -> b.refcountBits = v);
         }
 
         public Options withExtendedL2(boolean v) {
-            return new Options(
-                    size,
-                    clusterSize,
-                    version,
-                    refcountBits,
-                    v,
-                    compression,
-                    backingFile,
-                    backingFormat,
-                    lazyRefcounts,
-                    preallocateMetadata);
+            return edit(b -> b.extendedL2 = v);
         }
 
         public Options withCompression(String v) {
-            return new Options(
-                    size,
-                    clusterSize,
-                    version,
-                    refcountBits,
-                    extendedL2,
-                    v,
-                    backingFile,
-                    backingFormat,
-                    lazyRefcounts,
-                    preallocateMetadata);
+            return edit(b -> b.compression = v);
         }
 
         public Options withBacking(String file, String format) {
-            return new Options(
-                    size,
-                    clusterSize,
-                    version,
-                    refcountBits,
-                    extendedL2,
-                    compression,
-                    file,
-                    format,
-                    lazyRefcounts,
-                    preallocateMetadata);
+            return edit(b -> {
+                b.backingFile = file;
+                b.backingFormat = format;
+            });
         }
 
         public Options withLazyRefcounts(boolean v) {
-            return new Options(
-                    size,
-                    clusterSize,
-                    version,
-                    refcountBits,
-                    extendedL2,
-                    compression,
-                    backingFile,
-                    backingFormat,
-                    v,
-                    preallocateMetadata);
+            return edit(b -> b.lazyRefcounts = v);
         }
 
         public Options withPreallocateMetadata(boolean v) {
-            return new Options(
-                    size,
-                    clusterSize,
-                    version,
-                    refcountBits,
-                    extendedL2,
-                    compression,
-                    backingFile,
-                    backingFormat,
-                    lazyRefcounts,
-                    v);
+            return edit(b -> b.preallocateMetadata = v);
+        }
+
+        /** A copy with the fields {@code change} sets: each wither names only its own field. */
+        private Options edit(Consumer<Fields> change) {
+            Fields f = new Fields(this);
+            change.accept(f);
+            return f.options();
+        }
+
+        private static final class Fields {
+            long size;
+            int clusterSize, version, refcountBits;
+            boolean extendedL2, lazyRefcounts, preallocateMetadata;
+            String compression, backingFile, backingFormat;
+
+            Fields(Options o) {
+                size = o.size;
+                clusterSize = o.clusterSize;
+                version = o.version;
+                refcountBits = o.refcountBits;
+                extendedL2 = o.extendedL2;
+                compression = o.compression;
+                backingFile = o.backingFile;
+                backingFormat = o.backingFormat;
+                lazyRefcounts = o.lazyRefcounts;
+                preallocateMetadata = o.preallocateMetadata;
+            }
+
+            Options options() {
+                return new Options(
+                        size,
+                        clusterSize,
+                        version,
+                        refcountBits,
+                        extendedL2,
+                        compression,
+                        backingFile,
+                        backingFormat,
+                        lazyRefcounts,
+                        preallocateMetadata);
+            }
         }
     }
 
