@@ -199,7 +199,9 @@ public final class Machine implements AutoCloseable {
                     MachineConfigException.Problem.MEMORY_EXCEEDS_HOST, c.memoryBytes(), hostMemoryBytes);
     }
 
-    /** The vCPU count against KVM's limit (ACPI's MADT describes any count; the MP table is written only while it fits). */
+    /**
+     * The vCPU count against KVM's limit (ACPI's MADT describes any count; the MP table is written only while it fits).
+     */
     static void checkVcpuLimit(MachineConfig c, int kvmMaxVcpus) {
         if (kvmMaxVcpus > 0 && c.cpus() > kvmMaxVcpus)
             throw new MachineConfigException(MachineConfigException.Problem.TOO_MANY_VCPUS, c.cpus(), kvmMaxVcpus);
@@ -250,7 +252,10 @@ public final class Machine implements AutoCloseable {
         vm.pause();
     }
 
-    /** Pauses, but gives up after {@code timeout} and leaves the machine running: false then (see {@link VirtualMachine#pause(Duration)}). */
+    /**
+     * Pauses, but gives up after {@code timeout} and leaves the machine running: false then
+     * (see {@link VirtualMachine#pause(Duration)}).
+     */
     public boolean pause(Duration timeout) {
         return vm.pause(timeout);
     }

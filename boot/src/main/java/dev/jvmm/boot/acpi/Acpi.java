@@ -185,8 +185,9 @@ public final class Acpi {
      *   }
      * }
      * </pre>
-     * The devices and their resources are QEMU's (its DSDT's COM1, KBD, MOU and RTC). Linux finds PCI under ACPI only through such a host bridge, and routes
-     * INTx through _PRT (GSIs from 16 up are level-triggered, active low: the MP table's PCI entries).
+     * The devices and their resources are QEMU's (its DSDT's COM1, KBD, MOU and RTC). Linux finds PCI under ACPI only
+     * through such a host bridge, and routes INTx through _PRT (GSIs from 16 up are level-triggered, active low: the MP
+     * table's PCI entries).
      */
     static byte[] dsdt(Map<Integer, Integer> pciIrqs, PciWindow window) {
         byte[] s5 = Aml.name(

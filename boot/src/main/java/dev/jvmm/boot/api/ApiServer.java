@@ -138,7 +138,8 @@ public final class ApiServer implements AutoCloseable {
                         ApiResponse.UNAVAILABLE, "too many API connections (" + MAX_CONNECTIONS + "); close some")
                 .body()
                 .orElseThrow();
-        return "HTTP/1.1 503 Service Unavailable\r\nServer: jvmm API\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        return "HTTP/1.1 503 Service Unavailable\r\nServer: jvmm API\r\nConnection: close\r\n"
+                + "Content-Type: application/json\r\n"
                 + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body;
     }
 
@@ -156,7 +157,10 @@ public final class ApiServer implements AutoCloseable {
         return resp;
     }
 
-    /** Bodies over the limit get Firecracker's 400 (not Netty's 413), announced ones before they are sent; then the connection closes. */
+    /**
+     * Bodies over the limit get Firecracker's 400 (not Netty's 413), announced ones before they are sent; then the
+     * connection closes.
+     */
     private static final class BoundedAggregator extends HttpObjectAggregator {
         BoundedAggregator() {
             super(MAX_PAYLOAD_BYTES, true);

@@ -79,7 +79,9 @@ public final class Bodies {
 
     // jvmm's extensions, under /jvmm/ (Firecracker has none of these).
 
-    /** {@code PUT /jvmm/actions}: {@code Stop} (at once, as destroy), {@code Reset} (the reset button), {@code Reboot}. */
+    /**
+     * {@code PUT /jvmm/actions}: {@code Stop} (at once, as destroy), {@code Reset} (the reset button), {@code Reboot}.
+     */
     public record JvmmAction(String actionType) {}
 
     /** A disk of {@code GET /jvmm/vm}: its name (the drive_id, or vda, vdb, ...), file and how it is attached. */

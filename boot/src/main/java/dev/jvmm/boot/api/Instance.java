@@ -259,7 +259,9 @@ public final class Instance implements AutoCloseable {
 
     // Actions.
 
-    /** InstanceStart: builds the machine and starts it; a machine that cannot be built leaves the instance as it was. */
+    /**
+     * InstanceStart: builds the machine and starts it; a machine that cannot be built leaves the instance as it was.
+     */
     public void start() {
         synchronized (lock) {
             requireNotStarted();

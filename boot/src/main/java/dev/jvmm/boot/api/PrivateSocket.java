@@ -45,7 +45,8 @@ final class PrivateSocket implements AutoCloseable {
             throw new BootException(
                     BootException.Kind.API_SOCKET_UNAVAILABLE,
                     label + " " + path
-                            + " exists: remove it if it is a stale socket of a jvmm that is gone, or choose another path");
+                            + " exists: remove it if it is a stale socket of a jvmm that is gone,"
+                            + " or choose another path");
         try {
             Channel ch = bindPrivately(b, path, label);
             try {

@@ -152,8 +152,8 @@ record Resources(
         if (n.hostDevName() == null && n.jvmmNet() == null)
             throw new ApiException(ApiException.Kind.BAD_JSON, "missing field `host_dev_name`");
         if (n.hostDevName() != null && n.jvmmNet() != null)
-            throw ApiException.invalid(
-                    "Network config error: give host_dev_name (a TAP device) or jvmm_net (jvmm run's --net syntax), not both");
+            throw ApiException.invalid("Network config error: give host_dev_name (a TAP device)"
+                    + " or jvmm_net (jvmm run's --net syntax), not both");
         if (n.mtu() != null) throw ApiException.invalid("Network config error: mtu is not supported by jvmm");
         if (present(n.rxRateLimiter()) || present(n.txRateLimiter()))
             throw ApiException.invalid(
@@ -195,7 +195,10 @@ record Resources(
         return new NicConfig(new NetConfig.Tap(name, Optional.empty(), mac, 1), DiskConfig.Transport.PCI);
     }
 
-    /** jvmm_net: what jvmm run --net takes (but none), e.g. "user,hostfwd=tcp::2222-:22" or "tap,ifname=tap0,bridge=br0". */
+    /**
+     * jvmm_net: what jvmm run --net takes (but none), e.g. "user,hostfwd=tcp::2222-:22" or
+     * "tap,ifname=tap0,bridge=br0".
+     */
     private static NicConfig jvmmNet(String spec, Optional<MacAddress> mac) {
         DiskConfig.Transport transport = DiskConfig.Transport.PCI;
         List<String> rest = new ArrayList<>();

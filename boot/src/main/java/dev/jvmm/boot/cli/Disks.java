@@ -6,9 +6,9 @@ import java.util.Optional;
 import picocli.CommandLine;
 
 /**
- * {@code --disk PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]}. Everything after the
- * first comma is an option, so a path with a comma cannot be given. {@code backing=any} lets a qcow2 image's backing
- * files lie anywhere; by default they must be in the image's directory or below.
+ * {@code --disk PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]}. Everything after
+ * the first comma is an option, so a path with a comma cannot be given. {@code backing=any} lets a qcow2 image's
+ * backing files lie anywhere; by default they must be in the image's directory or below.
  */
 public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
     @Override
@@ -55,7 +55,8 @@ public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
                     else
                         throw fail(
                                 value,
-                                "backing must be any (backing files anywhere) or dir (in the image's directory, the default), not '"
+                                "backing must be any (backing files anywhere)"
+                                        + " or dir (in the image's directory, the default), not '"
                                         + val + "'");
                 }
                 default ->

@@ -143,8 +143,8 @@ public final class Main implements Callable<Integer> {
         if (m == null) m = ex.getClass().getSimpleName();
         // The launcher can run jvmm where KVM works after all: inside an emulated machine (scripts/with-kvm).
         if (ex instanceof KvmUnavailableException k && k.deviceMissing())
-            m +=
-                    "; or run jvmm inside an emulated machine with KVM: JVMM_EMULATE=1 ./jvmm ... (20-40x slower; see README)";
+            m += "; or run jvmm inside an emulated machine with KVM:"
+                    + " JVMM_EMULATE=1 ./jvmm ... (20-40x slower; see README)";
         return m;
     }
 

@@ -143,17 +143,17 @@ public final class RunCommand implements Callable<Integer> {
             names = "--cpu-features",
             paramLabel = "LIST",
             defaultValue = "",
-            description =
-                    "CPUID features to hide or show, by /proc/cpuinfo name: e.g. -avx,-xsave,+x2apic (default: as the host's KVM offers).")
+            description = "CPUID features to hide or show, by /proc/cpuinfo name: e.g. -avx,-xsave,+x2apic"
+                    + " (default: as the host's KVM offers).")
     String cpuFeatures;
 
     @Option(
             names = "--boot-path",
             paramLabel = "PATH",
             defaultValue = "auto",
-            description =
-                    "How to enter Linux: auto (a bzImage is decompressed on the host; a vmlinux enters at its PVH entry if it has one), decompressor"
-                            + " (the kernel's own decompressor), linux64, pvh (default: ${DEFAULT-VALUE}).")
+            description = "How to enter Linux: auto (a bzImage is decompressed on the host;"
+                    + " a vmlinux enters at its PVH entry if it has one), decompressor (the kernel's own decompressor),"
+                    + " linux64, pvh (default: ${DEFAULT-VALUE}).")
     String bootPath;
 
     @Option(
@@ -173,26 +173,28 @@ public final class RunCommand implements Callable<Integer> {
             names = "--disk",
             paramLabel = "PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]",
             converter = Disks.class,
-            description =
-                    "A raw or qcow2 disk image as a virtio-blk disk (repeatable): read-only, with a serial id, on virtio-mmio"
-                            + " (default; announced on the kernel command line) or virtio-pci. The format is read from the file"
-                            + " unless given; a qcow2 image with a backing file needs format=qcow2, and its backing files must lie"
-                            + " in its directory or below unless backing=any.")
+            description = "A raw or qcow2 disk image as a virtio-blk disk (repeatable): read-only, with a serial id,"
+                    + " on virtio-mmio (default; announced on the kernel command line) or virtio-pci."
+                    + " The format is read from the file unless given; a qcow2 image with a backing file"
+                    + " needs format=qcow2, and its backing files must lie in its directory or below"
+                    + " unless backing=any.")
     java.util.List<MachineConfig.DiskConfig> disks = new java.util.ArrayList<>();
 
     @Option(
             names = "--net",
-            paramLabel =
-                    "user[,hostfwd=...][,guestfwd=...][,hostloopback=on][,restrict=on]|tap,ifname=NAME[,bridge=BR]|none",
+            paramLabel = "user[,hostfwd=...][,guestfwd=...][,hostloopback=on][,restrict=on]"
+                    + "|tap,ifname=NAME[,bridge=BR]|none",
             converter = Nets.class,
             description =
                     "A virtio-net NIC (repeatable): user-mode networking (guest 10.0.2.15 by DHCP, gateway 10.0.2.2,"
-                            + " DNS 10.0.2.3; hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT forwards a host port to the guest). The host"
-                            + " itself is closed to the guest unless hostloopback=on (QEMU's default: 10.0.2.2 is the host's"
-                            + " 127.0.0.1, and the host's own addresses answer) or guestfwd=tcp:10.0.2.100:PORT-HOSTADDR:HOSTPORT"
-                            + " opens one host service; link-local and cloud metadata addresses stay closed; restrict=on refuses"
-                            + " every outgoing flow but guestfwd. Or a TAP interface (created if missing, added to bridge BR),"
-                            + " or none. Also mac=52:54:00:..., transport=pci|mmio (default pci)."
+                            + " DNS 10.0.2.3; hostfwd=tcp:HOSTADDR:HOSTPORT-:GUESTPORT forwards a host port"
+                            + " to the guest). The host itself is closed to the guest unless hostloopback=on"
+                            + " (QEMU's default: 10.0.2.2 is the host's 127.0.0.1, and the host's own addresses answer)"
+                            + " or guestfwd=tcp:10.0.2.100:PORT-HOSTADDR:HOSTPORT opens one host service;"
+                            + " link-local and cloud metadata addresses stay closed;"
+                            + " restrict=on refuses every outgoing flow but guestfwd."
+                            + " Or a TAP interface (created if missing, added to bridge BR), or none."
+                            + " Also mac=52:54:00:..., transport=pci|mmio (default pci)."
                             + " Default: one user-mode NIC for Linux kernels, none for multiboot kernels.")
     java.util.List<Nets.NetOption> nets = new java.util.ArrayList<>();
 
@@ -222,8 +224,8 @@ public final class RunCommand implements Callable<Integer> {
     @Option(
             names = "--log-level",
             paramLabel = "LEVEL",
-            description =
-                    "How much jvmm says on stderr: error, warn (default), info, debug or trace; from debug on, Netty's too.")
+            description = "How much jvmm says on stderr: error, warn (default), info, debug or trace;"
+                    + " from debug on, Netty's too.")
     void logLevel(String level) {
         try {
             Logging.level(level);
@@ -282,14 +284,13 @@ public final class RunCommand implements Callable<Integer> {
         for (String o : MACHINE_OPTIONS) {
             if (fromOptions) break;
             if (spec.commandLine().getParseResult() != null
-                    && spec.commandLine().getParseResult().hasMatchedOption(o))
-                throw new BootException(
-                        Kind.BAD_OPTION,
-                        o
-                                + (name != null && configFile == null
-                                        ? " needs --kernel: without it, a named VM waits to be configured through its API"
-                                        : " cannot be combined with --api-sock or --config-file: the API configures"
-                                                + " the machine (boot-source, machine-config, drives, network-interfaces)"));
+                    && spec.commandLine().getParseResult().hasMatchedOption(o)) {
+                String why = name != null && configFile == null
+                        ? " needs --kernel: without it, a named VM waits to be configured through its API"
+                        : " cannot be combined with --api-sock or --config-file: the API configures the machine"
+                                + " (boot-source, machine-config, drives, network-interfaces)";
+                throw new BootException(Kind.BAD_OPTION, o + why);
+            }
         }
         if (name != null
                 && (spec.commandLine().getParseResult() == null

@@ -14,7 +14,10 @@ import java.util.Optional;
 public final class KernelLoader {
     /** How to enter a Linux kernel. */
     public enum BootPath {
-        /** A bzImage is decompressed on the host and entered at 64 bits; a vmlinux at its PVH entry if it has one, else at 64 bits. */
+        /**
+         * A bzImage is decompressed on the host and entered at 64 bits; a vmlinux at its PVH entry if it has one, else
+         * at 64 bits.
+         */
         AUTO,
         /** Run the kernel's own decompressor (bzImage only): the faithful, slow path. */
         DECOMPRESSOR,
@@ -53,7 +56,8 @@ public final class KernelLoader {
             throw new BootException(
                     Kind.NOT_A_KERNEL,
                     kernel
-                            + " is not a kernel jvmm can boot (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
+                            + " is not a kernel jvmm can boot"
+                            + " (not a Linux bzImage, an ELF vmlinux or a multiboot kernel)");
         if (format == Format.MULTIBOOT && bootPath != BootPath.AUTO)
             throw new BootException(
                     Kind.BOOT_PATH_UNSUPPORTED,

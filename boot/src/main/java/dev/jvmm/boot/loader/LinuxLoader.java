@@ -123,7 +123,8 @@ public final class LinuxLoader {
         if (h.version() < 0x0208 || h.payloadLength() == 0)
             throw new BootException(
                     Kind.BOOT_PATH_UNSUPPORTED,
-                    "this kernel's header does not locate its payload (protocol < 2.08); boot it with --boot-path=decompressor");
+                    "this kernel's header does not locate its payload (protocol < 2.08);"
+                            + " boot it with --boot-path=decompressor");
         long start = pmOffset + h.payloadOffset();
         if (start + h.payloadLength() > image.length)
             throw new BootException(
@@ -134,7 +135,8 @@ public final class LinuxLoader {
         if (!Elf.isElf(vmlinux))
             throw new BootException(
                     Kind.BOOT_PATH_UNSUPPORTED,
-                    "the bzImage's payload is not an ELF vmlinux (a relocs-only or non-x86 kernel?); boot it with --boot-path=decompressor");
+                    "the bzImage's payload is not an ELF vmlinux (a relocs-only or non-x86 kernel?);"
+                            + " boot it with --boot-path=decompressor");
         Elf elf = Elf.parse(vmlinux, "the bzImage's vmlinux");
         long end = loadElf(memory, elf);
         writeZeroPage(memory, image, h, cmdline, initrd, end, -1);
@@ -279,7 +281,8 @@ public final class LinuxLoader {
             throw new BootException(
                     Kind.INITRD_DOES_NOT_FIT,
                     String.format(
-                            "the initrd (%d MiB) does not fit in guest RAM above the kernel and below 0x%x; give the guest more --memory",
+                            "the initrd (%d MiB) does not fit in guest RAM above the kernel and below 0x%x;"
+                                    + " give the guest more --memory",
                             size >> 20, max));
         return best;
     }

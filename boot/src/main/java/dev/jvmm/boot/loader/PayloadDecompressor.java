@@ -168,7 +168,10 @@ public final class PayloadDecompressor {
         }
     }
 
-    /** The lz4 "legacy" frame Linux uses: magic, then blocks of (u32 compressed size, data) until the size field is absent. */
+    /**
+     * The lz4 "legacy" frame Linux uses: magic, then blocks of (u32 compressed size, data) until the size field is
+     * absent.
+     */
     private static void lz4Legacy(byte[] payload, Output out) throws IOException {
         ByteBuffer b = ByteBuffer.wrap(payload).order(ByteOrder.LITTLE_ENDIAN);
         b.position(4);
