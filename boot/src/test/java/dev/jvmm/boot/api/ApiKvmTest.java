@@ -88,7 +88,8 @@ class ApiKvmTest {
                                     api,
                                     "PUT",
                                     "/network-interfaces/net1",
-                                    "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\", \"jvmm_net\": \"user\"}")
+                                    "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\","
+                                            + " \"jvmm_net\": \"user\"}")
                             .status());
             assertEquals(
                     204,

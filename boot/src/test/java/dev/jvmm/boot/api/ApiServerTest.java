@@ -225,8 +225,8 @@ class ApiServerTest {
             assertEquals(400, r.status());
             assertTrue(
                     r.body()
-                            .contains(
-                                    "Request payload with size 60000 is larger than the limit of 51200 allowed by server."),
+                            .contains("Request payload with size 60000 is larger than the limit of 51200"
+                                    + " allowed by server."),
                     r.body());
             assertTrue(closedByServer(in));
         }

@@ -175,12 +175,12 @@ class ApiTest {
         assertNoContent(call("PUT", "/drives/rootfs", root));
         assertNoContent(call("PUT", "/drives/rootfs", root)); // the same id again updates it
         Path data = Files.write(dir.resolve("data.img"), new byte[4096]);
-        assertNoContent(
-                call(
-                        "PUT",
-                        "/drives/data_1",
-                        "{\"drive_id\": \"data_1\", \"path_on_host\": \"" + data
-                                + "\", \"is_root_device\": false, \"is_read_only\": true, \"cache_type\": \"Writeback\", \"io_engine\": \"Sync\"}"));
+        assertNoContent(call(
+                "PUT",
+                "/drives/data_1",
+                "{\"drive_id\": \"data_1\", \"path_on_host\": \"" + data
+                        + "\", \"is_root_device\": false, \"is_read_only\": true,"
+                        + " \"cache_type\": \"Writeback\", \"io_engine\": \"Sync\"}"));
         assertFault(
                 call(
                         "PUT",
@@ -218,7 +218,8 @@ class ApiTest {
                         "PUT",
                         "/drives/x",
                         "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
-                                + "\", \"is_root_device\": false, \"rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 1}}}"),
+                                + "\", \"is_root_device\": false,"
+                                + " \"rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 1}}}"),
                 "rate_limiter is not supported");
         assertFault(
                 call(

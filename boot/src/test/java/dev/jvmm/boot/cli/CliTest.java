@@ -397,8 +397,8 @@ class CliTest {
         assertOneLineError(
                 jvmm("run", "--kernel", guest.toString(), "--cpus", "100000", "--disk", top.toString()),
                 "--disk " + top + " looks like a qcow2 image with a backing file: if it is a raw disk, add format=raw;"
-                        + " if it is a qcow2 image, add format=qcow2 (its backing files must then lie in its directory or below,"
-                        + " or add backing=any)");
+                        + " if it is a qcow2 image, add format=qcow2"
+                        + " (its backing files must then lie in its directory or below, or add backing=any)");
     }
 
     @Test

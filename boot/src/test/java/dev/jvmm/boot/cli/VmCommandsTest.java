@@ -309,7 +309,8 @@ class VmCommandsTest {
 
         List<String> paused = recordingVm("vm2", "Paused");
         assertEquals(
-                "jvmm: vm2 is paused and cannot act on its power button: 'jvmm resume vm2' first, or 'jvmm destroy vm2'",
+                "jvmm: vm2 is paused and cannot act on its power button:"
+                        + " 'jvmm resume vm2' first, or 'jvmm destroy vm2'",
                 jvmm("shutdown", "vm2").errLine());
         assertEquals(List.of("GET /jvmm/vm"), paused);
     }
