@@ -162,7 +162,8 @@ public abstract class VirtioTransport implements AutoCloseable {
             long offered = device.deviceFeatures();
             if ((driverFeatures & ~offered) != 0 || !VirtioFeatures.has(driverFeatures, VirtioFeatures.VERSION_1)) {
                 LOG.warn(
-                        "{}: driver accepted features 0x{} of 0x{} (needs VERSION_1, nothing unoffered); FEATURES_OK refused",
+                        "{}: driver accepted features 0x{} of 0x{} (needs VERSION_1, nothing unoffered);"
+                                + " FEATURES_OK refused",
                         name,
                         Long.toHexString(driverFeatures),
                         Long.toHexString(offered));
@@ -235,7 +236,9 @@ public abstract class VirtioTransport implements AutoCloseable {
         }
     }
 
-    /** Who hears of a device that broke (the VM, for its {@code brokenDevices()}); called with this transport's name. */
+    /**
+     * Who hears of a device that broke (the VM, for its {@code brokenDevices()}); called with this transport's name.
+     */
     public void onBroken(Consumer<String> listener) {
         this.brokenListener = listener;
     }

@@ -16,7 +16,9 @@ public final class MemoryBackend implements BlockBackend {
     public final AtomicInteger discards = new AtomicInteger();
     public final AtomicInteger zeroes = new AtomicInteger();
     public volatile boolean lastZeroUnmap;
-    /** Thrown by the next flush, once: a bug or an Error (OutOfMemoryError) in the backend rather than a host failure. */
+    /**
+     * Thrown by the next flush, once: a bug or an Error (OutOfMemoryError) in the backend rather than a host failure.
+     */
     public volatile Error errorOnFlush;
 
     public MemoryBackend(long size, boolean readOnly) {

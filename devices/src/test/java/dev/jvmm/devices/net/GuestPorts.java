@@ -19,7 +19,10 @@ public final class GuestPorts {
         return collecting(frames, accepting, new java.util.ArrayList<>());
     }
 
-    /** As {@link #collecting(Collection, BooleanSupplier)}, adding what the backend reports as its failures to {@code failures}. */
+    /**
+     * As {@link #collecting(Collection, BooleanSupplier)}, adding what the backend reports as its failures
+     * to {@code failures}.
+     */
     public static GuestPort collecting(
             Collection<byte[]> frames, BooleanSupplier accepting, Collection<Throwable> failures) {
         return new GuestPort() {

@@ -67,7 +67,8 @@ final class HostAddresses implements IntPredicate {
             if (!failureLogged) {
                 failureLogged = true;
                 LOG.warn(
-                        "user network: cannot list this host's addresses ({}); the guest may reach the host through them",
+                        "user network: cannot list this host's addresses ({});"
+                                + " the guest may reach the host through them",
                         e.toString());
             }
         }

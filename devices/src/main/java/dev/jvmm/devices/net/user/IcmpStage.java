@@ -123,7 +123,8 @@ final class IcmpStage {
                             + "); to allow it: sysctl -w net.ipv4.ping_group_range='0 2147483647'"
                     : "socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) failed with " + Errno.name(errno);
             LOG.info(
-                    "user network: the guest's ping reaches only 10.0.2.2 and 10.0.2.3: the host refuses unprivileged ping sockets ({})",
+                    "user network: the guest's ping reaches only 10.0.2.2 and 10.0.2.3:"
+                            + " the host refuses unprivileged ping sockets ({})",
                     why);
         }
     }

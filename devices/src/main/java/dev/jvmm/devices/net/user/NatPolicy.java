@@ -104,7 +104,9 @@ final class NatPolicy {
         return refusal(dst);
     }
 
-    /** Whether the guest's ICMP echo to {@code dst} may leave through a host ping socket (10.0.2.2/3 answer themselves). */
+    /**
+     * Whether the guest's ICMP echo to {@code dst} may leave through a host ping socket (10.0.2.2/3 answer themselves).
+     */
     boolean echoAllowed(int dst) {
         return !restrict && refusal(dst) == null;
     }
@@ -122,7 +124,9 @@ final class NatPolicy {
         return (dst >>> 16) == ((169 << 8) | 254) || dst == ALIBABA_METADATA || dst == AZURE_WIRESERVER;
     }
 
-    /** Destinations no guest flow goes to: the virtual network itself, 0/8, loopback, multicast and above, broadcast. */
+    /**
+     * Destinations no guest flow goes to: the virtual network itself, 0/8, loopback, multicast and above, broadcast.
+     */
     static boolean unroutable(int dst) {
         int first = dst >>> 24;
         return Inet.inNetwork(dst) || first == 0 || first == 127 || first >= 224;
@@ -145,7 +149,8 @@ final class NatPolicy {
                         + (tcp ? guestfwd + Inet.text(dst) + ":" + port : "") + " allows it";
             case METADATA ->
                 flow
-                        + " refused: link-local and cloud metadata addresses stay closed to the guest whatever the options";
+                        + " refused: link-local and cloud metadata addresses stay closed to the guest"
+                        + " whatever the options";
             case RESTRICTED, UNROUTABLE -> null;
         };
     }

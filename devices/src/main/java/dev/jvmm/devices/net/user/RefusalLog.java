@@ -24,7 +24,10 @@ final class RefusalLog {
         this.sink = sink;
     }
 
-    /** A refused flow to {@code destination} (any key naming protocol, address and port); {@code line} may be null: nothing to say. */
+    /**
+     * A refused flow to {@code destination} (any key naming protocol, address and port); {@code line} may be null:
+     * nothing to say.
+     */
     void refused(long destination, long now, Supplier<String> line) {
         if (logged.contains(destination) || (any && now - lastAt < INTERVAL_NANOS)) return;
         String text = line.get();

@@ -222,7 +222,9 @@ final class UdpStage {
         forwardPeersByRemote.clear();
     }
 
-    /** A datagram arrived at a forwarded host port: pass it to the guest from a gateway port standing for the sender. */
+    /**
+     * A datagram arrived at a forwarded host port: pass it to the guest from a gateway port standing for the sender.
+     */
     void forwarded(Channel channel, NetConfig.HostForward forward, DatagramPacket packet) {
         try {
             if (!stack.link.attached()) return;

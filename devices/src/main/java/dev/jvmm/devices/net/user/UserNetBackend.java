@@ -75,7 +75,10 @@ public final class UserNetBackend implements NetBackend {
                 config, PingSocketHost.factory(PooledByteBufAllocator.DEFAULT, PingSocketHost::openInCurrentNamespace));
     }
 
-    /** As {@link #start(NetConfig.User)}, with the guest's ICMP echo sent through {@code echoHosts} (tests: a namespace, a fake). */
+    /**
+     * As {@link #start(NetConfig.User)}, with the guest's ICMP echo sent through {@code echoHosts} (tests: a namespace,
+     * a fake).
+     */
     static UserNetBackend start(NetConfig.User config, EchoHost.Factory echoHosts) {
         return start(config, echoHosts, Tuning.defaults());
     }

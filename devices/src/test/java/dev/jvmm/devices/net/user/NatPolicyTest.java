@@ -175,7 +175,8 @@ class NatPolicyTest {
     @Test
     void theLogLineNamesTheOptionThatWouldAllowTheFlow() {
         assertEquals(
-                "user network: guest connection to 10.0.2.2:8080 refused; hostloopback=on or guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080 allows it",
+                "user network: guest connection to 10.0.2.2:8080 refused;"
+                        + " hostloopback=on or guestfwd=tcp:10.0.2.100:8080-127.0.0.1:8080 allows it",
                 NatPolicy.message(HOST_LOOPBACK, TCP, Inet.GATEWAY, 8080));
         assertEquals(
                 "user network: guest datagram to 10.0.2.2:5353 refused; hostloopback=on allows it",

@@ -110,7 +110,9 @@ class UserNetHostileTest {
             return lastAck == null ? Long.MAX_VALUE : (long) lastAck.window() << TcpConnection.RCV_WSCALE;
         }
 
-        /** Waits for the stack to acknowledge everything up to {@code seq}; false if it did not within half a second. */
+        /**
+         * Waits for the stack to acknowledge everything up to {@code seq}; false if it did not within half a second.
+         */
         boolean awaitAck(int seq) throws InterruptedException {
             for (; ; ) {
                 Frames.Out a = next(o -> o.protocol() == 6 && o.dstPort() == guestPort, 500);
@@ -221,7 +223,9 @@ class UserNetHostileTest {
         }
     }
 
-    /** NIO datagram channels that report themselves backed up: their kernel buffer full, as a slow host link makes it. */
+    /**
+     * NIO datagram channels that report themselves backed up: their kernel buffer full, as a slow host link makes it.
+     */
     static Transport backedUpDatagrams() {
         Transport nio = Transport.nio();
         return new Transport(nio.name(), nio.stream(), nio.server(), () -> {
