@@ -10,6 +10,7 @@ import dev.jvmm.devices.net.NetOffload;
 import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
 import dev.jvmm.devices.net.VirtioNetHeader;
+import dev.jvmm.devices.ratelimit.RateLimiter;
 import dev.jvmm.devices.virtio.DescriptorChain;
 import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.VirtioFeatures;
@@ -97,8 +98,11 @@ public final class VirtioNet implements VirtioDevice {
      * @param mac           its address (config space, VIRTIO_NET_F_MAC)
      * @param queueSize     entries per queue, a power of two
      * @param maxQueuePairs pairs offered at most (VIRTIO_NET_F_MQ when the backend has more than one too)
+     * @param rxLimit       frames (ops) and bytes (bandwidth) towards the guest, as Firecracker's rx_rate_limiter
+     * @param txLimit       frames and bytes from the guest, as Firecracker's tx_rate_limiter
      */
-    public record Options(MacAddress mac, int queueSize, int maxQueuePairs) {
+    public record Options(
+            MacAddress mac, int queueSize, int maxQueuePairs, RateLimiter.Config rxLimit, RateLimiter.Config txLimit) {
         public Options {
             if (mac.isMulticast() || mac.value() == 0)
                 throw new IllegalArgumentException("MAC address " + mac + " is multicast or zero");
@@ -108,10 +112,21 @@ public final class VirtioNet implements VirtioDevice {
             if (maxQueuePairs < 1 || maxQueuePairs > MAX_QUEUE_PAIRS)
                 throw new IllegalArgumentException(
                         "virtio-net queue pairs " + maxQueuePairs + " must be 1 to " + MAX_QUEUE_PAIRS);
+            if (rxLimit == null) rxLimit = RateLimiter.Config.UNLIMITED;
+            if (txLimit == null) txLimit = RateLimiter.Config.UNLIMITED;
+        }
+
+        /** Without rate limits. */
+        public Options(MacAddress mac, int queueSize, int maxQueuePairs) {
+            this(mac, queueSize, maxQueuePairs, RateLimiter.Config.UNLIMITED, RateLimiter.Config.UNLIMITED);
         }
 
         public static Options of(MacAddress mac) {
             return new Options(mac, 256, MAX_QUEUE_PAIRS);
+        }
+
+        public Options withRateLimits(RateLimiter.Config rx, RateLimiter.Config tx) {
+            return new Options(mac, queueSize, maxQueuePairs, rx, tx);
         }
     }
 
@@ -122,14 +137,27 @@ public final class VirtioNet implements VirtioDevice {
     private volatile long mac;
     private volatile boolean linkUp = true;
     private volatile Active active;
+    /** Null when unlimited; shared by the queue pairs, as Firecracker's are per interface. */
+    private final RateLimiter rxLimiter, txLimiter;
 
     private final LongAdder txFrames = new LongAdder(), txDropped = new LongAdder(), txMalformed = new LongAdder();
     private final LongAdder rxFrames = new LongAdder(), rxDropped = new LongAdder(), rxFiltered = new LongAdder();
     private final LongAdder txBytes = new LongAdder(), rxBytes = new LongAdder();
 
+    /** Frames the receive and transmit limiters held back (each waited for tokens); 0 without limiters. */
+    public long rxThrottled() {
+        return rxLimiter == null ? 0 : rxLimiter.throttledCount();
+    }
+
+    public long txThrottled() {
+        return txLimiter == null ? 0 : txLimiter.throttledCount();
+    }
+
     public VirtioNet(NetBackend backend, Options options) {
         this.backend = backend;
         this.options = options;
+        this.rxLimiter = RateLimiter.of(options.rxLimit());
+        this.txLimiter = RateLimiter.of(options.txLimit());
         this.mac = options.mac().value();
         NetCapabilities caps = backend.capabilities();
         this.maxPairs = Math.min(caps.maxQueuePairs(), options.maxQueuePairs());
@@ -443,6 +471,15 @@ public final class VirtioNet implements VirtioDevice {
                 txMalformed.increment();
             } else if (nq == null || !linkUp) {
                 txDropped.increment(); // a queue the driver did not enable with VQ_PAIRS_SET, or the link is down
+            } else if (txLimiter != null && !txLimiter.tryConsume(frame.byteSize() - HEADER)) {
+                // Held as for BUSY, until the limiter's wake-up moves the epoch on.
+                st.parkedAt = st.readyEpoch.get();
+                st.held = true;
+                txLimiter.wakeAfterRefill(frame.byteSize() - HEADER, () -> {
+                    st.readyEpoch.incrementAndGet();
+                    a.context.kick();
+                });
+                break;
             } else {
                 int epoch = st.readyEpoch.get();
                 TxResult r = nq.transmit(frame);
@@ -544,6 +581,12 @@ public final class VirtioNet implements VirtioDevice {
                     rxFiltered.increment();
                     return true;
                 }
+                if (rxLimiter != null && !rxLimiter.tryConsume(len - HEADER)) {
+                    // The backend keeps the frame (and stops reading its side) until the buckets refill.
+                    wanted = true;
+                    rxLimiter.wakeAfterRefill(len - HEADER, this::limiterRefilled);
+                    return false;
+                }
                 try {
                     return a.mergeable ? deliverMerged(frame, (int) len) : deliverSingle(frame, (int) len);
                 } catch (VirtqueueException e) {
@@ -619,6 +662,16 @@ public final class VirtioNet implements VirtioDevice {
             rxBytes.add(len - HEADER);
             a.context.signalUsed(rxIndex);
             return true;
+        }
+
+        /** The receive limiter has tokens again: the backend, waiting since it was throttled, may go on. */
+        private void limiterRefilled() {
+            synchronized (rx) {
+                if (!wanted || stopped) return;
+                wanted = false;
+            }
+            List<NetQueue> nq = a.netQueues;
+            if (pair < nq.size()) nq.get(pair).rxReady();
         }
 
         /** The driver notified the receive queue: if the backend is waiting for buffers, it may go on. */

@@ -5,6 +5,8 @@ import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.jvmm.devices.block.MemoryBackend;
+import dev.jvmm.devices.ratelimit.RateLimiter;
+import dev.jvmm.devices.ratelimit.TokenBucket;
 import dev.jvmm.devices.virtio.DeviceStatus;
 import dev.jvmm.devices.virtio.DriverQueue;
 import dev.jvmm.devices.virtio.DriverQueue.Buf;
@@ -17,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -443,5 +446,31 @@ class VirtioBlockTest {
             assertEquals(VirtioBlock.S_OK, ram.memory.readByte(p[1]));
             assertEquals((byte) (p[0] + 1), diskBytes((50 + p[0]) * 512, 1)[0]);
         }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void rateLimitedRequestsWaitInTheQueueForTokens(Transport t) throws InterruptedException {
+        // Two requests per 400 ms: six take at least two refills after the first two.
+        var limit = new RateLimiter.Config(Optional.empty(), Optional.of(new TokenBucket.Config(2, 0, 400)));
+        VirtioBlock device =
+                new VirtioBlock(new MemoryBackend(DISK, false), VirtioBlock.Options.DEFAULT.withRateLimit(limit));
+        drv = t.attach(ram, device);
+        queues = new DriverQueue[] {new DriverQueue(ram, 64)};
+        drv.init(ALL & drv.deviceFeatures(), queues);
+        long[] status = new long[6];
+        long t0 = System.nanoTime();
+        for (int i = 0; i < status.length; i++) {
+            status[i] = ram.alloc(1, 1);
+            ram.memory.writeByte(status[i], (byte) 0x7f);
+            queues[0].add(in(header(VirtioBlock.T_IN, i), 16), out(ram.alloc(4096, 8), 4096), out(status[i], 1));
+        }
+        drv.notifyQueue(0);
+        assertTrue(TestDriver.awaitUsed(queues[0], 6, 10_000), "every request completes in the end");
+        long elapsedMs = (System.nanoTime() - t0) / 1_000_000;
+        for (long s : status) assertEquals(VirtioBlock.S_OK, ram.memory.readByte(s));
+        assertTrue(elapsedMs >= 700, "six requests at two per 400 ms took only " + elapsedMs + " ms");
+        assertTrue(device.throttledCount() > 0);
+        assertEquals(6, device.stats().snapshot().reads(), "each request ran once");
     }
 }
