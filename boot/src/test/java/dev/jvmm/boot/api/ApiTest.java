@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jvmm.devices.ratelimit.RateLimiter;
+import dev.jvmm.devices.ratelimit.TokenBucket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -219,8 +221,16 @@ class ApiTest {
                         "/drives/x",
                         "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
                                 + "\", \"is_root_device\": false,"
-                                + " \"rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 1}}}"),
-                "rate_limiter is not supported");
+                                + " \"rate_limiter\": {\"ops\": {\"size\": -1, \"refill_time\": 1}}}"),
+                "rate_limiter: ops: size, one_time_burst and refill_time must not be negative");
+        assertFault(
+                call(
+                        "PUT",
+                        "/drives/x",
+                        "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
+                                + "\", \"is_root_device\": false,"
+                                + " \"rate_limiter\": {\"bandwidth\": {\"size\": 1000}}}"),
+                "missing field `refill_time`");
         assertFault(
                 call(
                         "PUT",
@@ -422,7 +432,9 @@ class ApiTest {
         instance.configure(Api.readConfig(
                 ("{\"boot-source\": {\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"quiet\"},"
                                 + " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
-                                + "\", \"is_root_device\": true, \"is_read_only\": true}],"
+                                + "\", \"is_root_device\": true, \"is_read_only\": true,"
+                                + " \"rate_limiter\": {\"bandwidth\": {\"size\": 1048576, \"refill_time\": 100},"
+                                + " \"ops\": {\"size\": 0, \"refill_time\": 100}}}],"
                                 + " \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 96},"
                                 + " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"jvmm_net\": \"user\"}]}")
                         .getBytes()));
@@ -443,6 +455,10 @@ class ApiTest {
                 "Firecracker names the root drive on the command line");
         assertEquals(96L << 20, machine.memoryBytes());
         assertTrue(machine.disks().getFirst().readOnly());
+        assertEquals(
+                new RateLimiter.Config(Optional.of(new TokenBucket.Config(1 << 20, 0, 100)), Optional.empty()),
+                machine.disks().getFirst().rateLimit(),
+                "1 MiB per 100 ms; an ops bucket of size 0 limits nothing, as in Firecracker");
         assertTrue(machine.nics().orElseThrow().isEmpty(), "no NIC unless configured, as in Firecracker");
         try {
             Api.readConfig("{\"boot-source\": {}, \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/tmp/v\"}}".getBytes());

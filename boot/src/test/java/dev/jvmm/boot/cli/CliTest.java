@@ -5,10 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.core.testing.RequiresKvm;
+import dev.jvmm.devices.ratelimit.RateLimiter;
+import dev.jvmm.devices.ratelimit.TokenBucket;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -272,6 +275,32 @@ class CliTest {
         assertFalse(plain.readOnly());
         assertTrue(plain.serial().isEmpty());
         assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.MMIO, plain.transport());
+        assertTrue(plain.rateLimit().unlimited());
+        var limited = Disks.parse("c.qcow2,bps=10M,iops=500");
+        assertEquals(
+                new RateLimiter.Config(
+                        Optional.of(TokenBucket.Config.perSecond(10L << 20, 0)),
+                        Optional.of(TokenBucket.Config.perSecond(500, 0))),
+                limited.rateLimit());
+    }
+
+    @Test
+    void nicRateLimitsParseAndBadRatesAreOneLine() throws Exception {
+        var nic = Nets.parse("user,rx-bps=1M,tx-pps=100,hostloopback=on").nic().orElseThrow();
+        assertEquals(
+                new RateLimiter.Config(Optional.of(TokenBucket.Config.perSecond(1 << 20, 0)), Optional.empty()),
+                nic.rxLimit());
+        assertEquals(
+                new RateLimiter.Config(Optional.empty(), Optional.of(TokenBucket.Config.perSecond(100, 0))),
+                nic.txLimit());
+        assertTrue(((dev.jvmm.devices.net.NetConfig.User) nic.backend()).hostLoopback(), "the rest is the backend's");
+        Path f = Files.writeString(dir.resolve("k"), "x");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--net", "user,tx-pps=0"), "tx-pps must be a positive");
+        assertOneLineError(
+                jvmm("run", "--kernel", f.toString(), "--disk", "a.raw,iops=many"), "iops must be a positive");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "a.raw,bps=fast"), "is not a size");
+        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", "a.raw,bps"), "bps=SIZE needs a value");
     }
 
     @Test
