@@ -162,6 +162,9 @@ class ApiKvmTest {
             JsonNode blk = line.get("block").get("rootfs");
             assertEquals(0, blk.get("requests").asLong(), "the guest has no virtio driver: " + blk);
             assertTrue(line.get("net").get("net1").has("rx_bytes"), line.toString());
+            assertEquals(0, blk.get("throttled").asLong(), blk.toString());
+            assertEquals(0, line.get("net").get("net1").get("tx_throttled").asLong(), line.toString());
+            assertEquals(0, line.get("broken_devices").size(), "no device broke: " + line);
 
             // jvmm's extensions: the VM as the verbs show it, its counters, the reset button and a clean reboot.
             JsonNode vm = new ObjectMapper()
