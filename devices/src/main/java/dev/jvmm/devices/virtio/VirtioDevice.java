@@ -40,7 +40,9 @@ public interface VirtioDevice {
     void activate(GuestMemory memory, long negotiatedFeatures, List<Virtqueue> queues, Context context);
 
     /**
-     * Handles a notification of queue {@code index}: pops and completes what is available. Runs on the
+     * Handles a notification of queue {@code index}: pops and completes what is available, at most about one
+     * ring's worth ({@link Virtqueue#size()} chains) per call, so that a guest refilling the queue as fast as it is
+     * served cannot keep the I/O thread here; the transport calls again while more is available. Runs on the
      * device's I/O thread. A {@link VirtqueueException} thrown from here puts the device into DEVICE_NEEDS_RESET;
      * any other exception or Error does too, and marks the device broken (see {@link Context#broken}).
      */

@@ -263,7 +263,7 @@ public final class VirtioBlock implements VirtioDevice {
         QueueState st = states[index];
         BlockRequestExecutor ex = executor;
         DescriptorChain chain = st.chain;
-        while (queue.pop(chain)) {
+        for (int budget = queue.size(); budget > 0 && queue.pop(chain); budget--) {
             BlockRequest request = st.parser.parse(chain);
             if (request instanceof BlockRequest.Refused refused
                     && !refused.reason().answerable()) {

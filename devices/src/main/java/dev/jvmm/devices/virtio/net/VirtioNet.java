@@ -463,7 +463,7 @@ public final class VirtioNet implements VirtioDevice {
         boolean inUse = pair < a.pairsInUse;
         NetQueue nq = inUse ? a.netQueues.get(pair) : null;
         int done = 0;
-        while (true) {
+        while (done < q.size()) { // a ring's worth per call: the transport comes back for more
             if (!st.held && !q.pop(st.chain)) break;
             st.held = false;
             MemorySegment frame = gather(a, st);
@@ -699,7 +699,7 @@ public final class VirtioNet implements VirtioDevice {
 
     private void processControl(Active a, Virtqueue q) {
         DescriptorChain c = a.controlChain;
-        while (q.pop(c)) {
+        for (int budget = q.size(); budget > 0 && q.pop(c); budget--) {
             if (c.readableLength() < 2 || c.writableLength() < 1)
                 throw new VirtqueueException(
                         VirtqueueException.Kind.CHAIN_TOO_SHORT,

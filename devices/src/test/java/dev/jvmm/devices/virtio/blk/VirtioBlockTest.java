@@ -473,4 +473,44 @@ class VirtioBlockTest {
         assertTrue(device.throttledCount() > 0);
         assertEquals(6, device.stats().snapshot().reads(), "each request ran once");
     }
+
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void aGuestKeepingOneQueueFullCannotStarveAnother(Transport t) throws Exception {
+        start(t, VirtioBlock.Options.DEFAULT.withQueues(2), false, ALL | bit(VirtioBlock.F_MQ));
+        // Queue 0: one read chain, published again as soon as the ring has room, from another thread; reads take
+        // 0.2 ms, so that the queue never runs empty.
+        disk.readDelayNanos = 200_000;
+        DriverQueue flooded = queues[0];
+        long st = ram.alloc(1, 1);
+        int head = flooded.chain(in(header(VirtioBlock.T_IN, 0), 16), out(ram.alloc(512, 8), 512), out(st, 1));
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicLong published = new java.util.concurrent.atomic.AtomicLong();
+        Thread flood = Thread.ofPlatform().daemon().start(() -> {
+            int avail = 0;
+            while (!stop.get()) {
+                if (((avail - flooded.usedIdx()) & 0xffff) < 48) {
+                    flooded.publish(head);
+                    avail = (avail + 1) & 0xffff;
+                    published.incrementAndGet();
+                    drv.notifyQueue(0);
+                } else Thread.onSpinWait();
+            }
+        });
+        try {
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (published.get() < 10_000 && System.nanoTime() < deadline) Thread.sleep(1);
+            // Queue 1 is served while queue 0 stays full.
+            long data = ram.alloc(512, 8);
+            long s = ram.alloc(1, 1);
+            ram.memory.writeByte(s, (byte) 0x7f);
+            queues[1].add(in(header(VirtioBlock.T_IN, 1), 16), out(data, 512), out(s, 1));
+            drv.notifyQueue(1);
+            assertTrue(TestDriver.awaitUsed(queues[1], 1, 10_000), "queue 1 served while queue 0 is flooded");
+            assertEquals(VirtioBlock.S_OK, ram.memory.readByte(s));
+        } finally {
+            stop.set(true);
+            flood.join();
+        }
+    }
 }
