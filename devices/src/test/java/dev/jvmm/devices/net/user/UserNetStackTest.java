@@ -178,6 +178,20 @@ class UserNetStackTest {
     }
 
     @Test
+    void nothingAnswersForABroadcastOrMulticastAddress() throws Exception {
+        start("");
+        // No reset and no ICMP error may come from such an address (RFC 1122 3.2.2, 4.2.3.10).
+        for (int dst : new int[] {Inet.BROADCAST, Inet.LIMITED_BROADCAST, Inet.ip(224, 0, 0, 1), Inet.ip(0, 1, 2, 3)}) {
+            send(Frames.tcp(GUEST, dst, 40000, 80, 5000, 0, SYN, 65535, new byte[0], new byte[0]));
+            send(Frames.icmpEcho(GUEST, dst, 5, 1));
+            send(Frames.udp(GUEST, dst, 40000, 9, new byte[4]));
+        }
+        assertNull(next(o -> o.type() == 0x0800, 500), "an answer from a broadcast or multicast address");
+        send(Frames.icmpEcho(GUEST, Inet.ip(127, 0, 0, 1), 5, 1));
+        assertNotNull(next(o -> o.protocol() == 1, 2000), "a refused unicast address is still answered");
+    }
+
+    @Test
     void restrictRefusesTcpAndUdpToTheHost() throws Exception {
         start("restrict=on");
         send(Frames.tcp(GUEST, GATEWAY, 40000, 22, 1, 0, SYN, 65535, new byte[0], new byte[0]));
