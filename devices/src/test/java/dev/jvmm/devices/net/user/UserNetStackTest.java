@@ -192,6 +192,24 @@ class UserNetStackTest {
     }
 
     @Test
+    void anEchoWhoseReplyWouldExceedTheMtuGetsNone() throws Exception {
+        start("");
+        for (int size : new int[] {1481, 1480}) { // ICMP message sizes: 1480 fills a 1500-byte IP packet
+            byte[] m = new byte[size];
+            m[0] = 8;
+            m[5] = (byte) size;
+            int c = Frames.checksum(m, 0, m.length, 0);
+            m[2] = (byte) (c >>> 8);
+            m[3] = (byte) c;
+            send(Frames.ethernet(EthernetStage.GATEWAY_MAC, 0x0800, Frames.ipv4(GUEST, GATEWAY, 1, m)));
+        }
+        Frames.Out r = next(o -> o.protocol() == 1, 2000);
+        assertNotNull(r);
+        assertEquals(1480, r.payload().length, "only the echo that fits the MTU is answered");
+        assertNull(next(o -> o.protocol() == 1, 300));
+    }
+
+    @Test
     void restrictRefusesTcpAndUdpToTheHost() throws Exception {
         start("restrict=on");
         send(Frames.tcp(GUEST, GATEWAY, 40000, 22, 1, 0, SYN, 65535, new byte[0], new byte[0]));
