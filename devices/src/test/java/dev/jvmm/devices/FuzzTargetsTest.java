@@ -15,6 +15,7 @@ class FuzzTargetsTest {
     static Stream<String> targets() {
         return Fuzzing.selected(
                 "dev.jvmm.devices.block.qcow2.Qcow2FuzzTest#patchedImagesFailCleanly",
+                "dev.jvmm.devices.net.user.UserNetFuzzTest#guestFrames",
                 "dev.jvmm.devices.net.user.DhcpServerFuzzTest#requests");
     }
 
