@@ -211,9 +211,7 @@ public final class VirtioBlock implements VirtioDevice {
 
     @Override
     public int[] queueMaxSizes() {
-        int[] sizes = new int[options.queues()];
-        java.util.Arrays.fill(sizes, options.queueSize());
-        return sizes;
+        return VirtioDevice.queuesOfSize(options.queues(), options.queueSize());
     }
 
     @Override
@@ -223,9 +221,7 @@ public final class VirtioBlock implements VirtioDevice {
 
     @Override
     public long readConfig(int offset, int size) {
-        long v = 0;
-        for (int i = 0; i < size; i++) v |= (config.get(ValueLayout.JAVA_BYTE, offset + i) & 0xffL) << (8 * i);
-        return v;
+        return VirtioDevice.littleEndian(offset, size, o -> config.get(ValueLayout.JAVA_BYTE, o));
     }
 
     @Override

@@ -21,7 +21,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
@@ -303,9 +302,7 @@ public final class VirtioNet implements VirtioDevice {
     @Override
     public int[] queueMaxSizes() {
         // receiveq1, transmitq1, ... receiveqN, transmitqN, controlq (at index 2 when MQ is not negotiated).
-        int[] sizes = new int[2 * maxPairs + 1];
-        Arrays.fill(sizes, options.queueSize());
-        return sizes;
+        return VirtioDevice.queuesOfSize(2 * maxPairs + 1, options.queueSize());
     }
 
     @Override
@@ -315,9 +312,7 @@ public final class VirtioNet implements VirtioDevice {
 
     @Override
     public long readConfig(int offset, int size) {
-        long v = 0;
-        for (int i = size - 1; i >= 0; i--) v = (v << 8) | configByte(offset + i);
-        return v;
+        return VirtioDevice.littleEndian(offset, size, this::configByte);
     }
 
     private int configByte(int offset) {
