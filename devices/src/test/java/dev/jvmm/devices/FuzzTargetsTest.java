@@ -13,7 +13,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 @Tag("slow")
 class FuzzTargetsTest {
     static Stream<String> targets() {
-        return Fuzzing.selected("dev.jvmm.devices.block.qcow2.Qcow2FuzzTest#patchedImagesFailCleanly");
+        return Fuzzing.selected(
+                "dev.jvmm.devices.block.qcow2.Qcow2FuzzTest#patchedImagesFailCleanly",
+                "dev.jvmm.devices.virtio.VirtqueueFuzzTest#chains");
     }
 
     @ParameterizedTest
