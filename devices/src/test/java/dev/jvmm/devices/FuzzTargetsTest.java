@@ -15,7 +15,8 @@ class FuzzTargetsTest {
     static Stream<String> targets() {
         return Fuzzing.selected(
                 "dev.jvmm.devices.block.qcow2.Qcow2FuzzTest#patchedImagesFailCleanly",
-                "dev.jvmm.devices.virtio.VirtqueueFuzzTest#chains");
+                "dev.jvmm.devices.virtio.VirtqueueFuzzTest#chains",
+                "dev.jvmm.devices.virtio.blk.VirtioBlockFuzzTest#requests");
     }
 
     @ParameterizedTest
