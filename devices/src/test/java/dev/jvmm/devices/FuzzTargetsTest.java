@@ -16,7 +16,9 @@ class FuzzTargetsTest {
         return Fuzzing.selected(
                 "dev.jvmm.devices.block.qcow2.Qcow2FuzzTest#patchedImagesFailCleanly",
                 "dev.jvmm.devices.virtio.VirtqueueFuzzTest#chains",
-                "dev.jvmm.devices.virtio.blk.VirtioBlockFuzzTest#requests");
+                "dev.jvmm.devices.virtio.blk.VirtioBlockFuzzTest#requests",
+                "dev.jvmm.devices.virtio.net.VirtioNetFuzzTest#transmit",
+                "dev.jvmm.devices.virtio.net.VirtioNetFuzzTest#receive");
     }
 
     @ParameterizedTest
