@@ -70,7 +70,10 @@ public final class Qcow2Image implements BlockBackend {
     private final int maxRun;
     private List<Long> pendingFrees = new ArrayList<>();
     private volatile boolean closed;
-    /** Where metadata lies (writable images only): every write of guest data or of a fresh cluster is checked. */
+    /**
+     * Where metadata lies (writable images only): every write of guest data or of a fresh cluster is checked, and
+     * every entry written into a table, against metadata of the other kinds.
+     */
     private final MetadataRanges metadata;
     /** Set when a write would have hit metadata: from then on writes are refused (QEMU's corrupt state). */
     private volatile String corruption;
@@ -318,6 +321,21 @@ public final class Qcow2Image implements BlockBackend {
         long at = Math.max(0, metadata.overlapStart(host, length));
         throw markCorrupt(what + " at host offset 0x" + Long.toHexString(host) + " would overwrite metadata ("
                 + hit.description + " at 0x" + Long.toHexString(at) + ")");
+    }
+
+    /**
+     * An update in place of metadata of kind {@code own} at [host, host + length) (an L2 entry into its table, an L1
+     * entry into the L1 table) must not touch metadata of another kind: an L1 entry that names the refcount table,
+     * the L1 table or a refcount block as its L2 table would otherwise have L2 entries written over it. A hit means
+     * the image's tables lie: it is marked corrupt and the update fails unwritten (QEMU checks its metadata writes
+     * the same way, leaving out the kind being written).
+     */
+    private void checkUpdate(long host, long length, MetadataRanges.Kind own, String what) throws Qcow2Exception {
+        MetadataRanges.Kind hit = metadata.overlapOther(host, length, own);
+        if (hit != null) {
+            throw markCorrupt(what + " at host offset 0x" + Long.toHexString(host) + " would overwrite metadata ("
+                    + hit.description + ")");
+        }
     }
 
     /**
@@ -796,6 +814,7 @@ public final class Qcow2Image implements BlockBackend {
     /** Updates an L2 entry in the file and then, once that succeeded, in the cache. */
     private void setL2(long l1Index, long[] l2, int l2Index, long entry, long bitmap) throws IOException {
         long l2Offset = l1[(int) l1Index] & L1_OFFSET_MASK;
+        checkUpdate(l2Offset + (extL2 ? 16L : 8L) * l2Index, extL2 ? 16 : 8, MetadataRanges.Kind.L2, "an L2 entry");
         if (extL2) {
             file.write(
                     l2Offset + 16L * l2Index,
@@ -845,6 +864,7 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Points an L1 entry elsewhere: in the file first, then in memory and in the overlap check's map. */
     private void setL1(long l1Index, long entry) throws IOException {
+        checkUpdate(header.l1TableOffset + 8 * l1Index, 8, MetadataRanges.Kind.L1, "an L1 entry");
         file.writeLong(header.l1TableOffset + 8 * l1Index, entry);
         long old = l1[(int) l1Index] & L1_OFFSET_MASK, now = entry & L1_OFFSET_MASK;
         l1[(int) l1Index] = entry;
