@@ -125,6 +125,26 @@ class Qcow2OverlapCheckTest {
     }
 
     @Test
+    void anL1EntryNamingAClusterPastTheEndOfTheFileNeverGetsItAsTheFileGrows() throws Exception {
+        // The second L1 entry names the cluster just past the end of the file as its L2 table: the next cluster
+        // allocated (for data under the first entry) would be that table, shared by both entries.
+        Path p = imageWithData(dir.resolve("past.qcow2"), 1L << 30);
+        Qcow2Header h = Qcow2Image.readHeader(p);
+        long end = (Files.size(p) + CS - 1) & -(long) CS;
+        poke(p, h.l1TableOffset + 8, Qcow2Image.COPIED | end, 8);
+        assertRefusedAndMarked(p, 4 << 20, end);
+    }
+
+    @Test
+    void aRefcountTableEntryNamingABlockPastTheEndOfTheFileNeverGetsItAsTheFileGrows() throws Exception {
+        Path p = imageWithData(dir.resolve("rtpast.qcow2"), 1L << 30);
+        Qcow2Header h = Qcow2Image.readHeader(p);
+        long end = (Files.size(p) + CS - 1) & -(long) CS;
+        poke(p, h.refcountTableOffset + 8, end, 8);
+        assertRefusedAndMarked(p, 4 << 20, end);
+    }
+
+    @Test
     void aRefcountTableEntryNamingAnL2TableNeverLetsRefcountsOverwriteIt() throws Exception {
         // The refcount table's second entry (clusters 32768 on, with 16-bit refcounts) names the active L2 table as
         // its block: a refcount of a cluster there would be written into the L2 table.
