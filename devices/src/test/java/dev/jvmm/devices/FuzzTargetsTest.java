@@ -15,6 +15,7 @@ class FuzzTargetsTest {
     static Stream<String> targets() {
         return Fuzzing.selected(
                 "dev.jvmm.devices.block.qcow2.Qcow2FuzzTest#patchedImagesFailCleanly",
+                "dev.jvmm.devices.block.qcow2.Qcow2StructureFuzzTest#mutatedFields",
                 "dev.jvmm.devices.virtio.VirtqueueFuzzTest#chains",
                 "dev.jvmm.devices.virtio.blk.VirtioBlockFuzzTest#requests",
                 "dev.jvmm.devices.virtio.net.VirtioNetFuzzTest#transmit",
