@@ -90,6 +90,11 @@ public final class VirtioBlock implements VirtioDevice {
             if (rateLimit == null) rateLimit = RateLimiter.Config.UNLIMITED;
         }
 
+        /** Without a rate limit. */
+        public Options(boolean readOnly, String serial, int queues, int queueSize, int blockSize) {
+            this(readOnly, serial, queues, queueSize, blockSize, RateLimiter.Config.UNLIMITED);
+        }
+
         public Options withReadOnly(boolean ro) {
             return new Options(ro, serial, queues, queueSize, blockSize, rateLimit);
         }

@@ -623,8 +623,11 @@ public final class VirtioNet implements VirtioDevice {
             long offset = 0;
             while (offset < len) {
                 DescriptorChain c = n == 0 ? first : next;
-                if (n == heads.length) {
-                    // Every entry the ring can hold is not enough: this frame can never fit.
+                if (n == rx.size()) {
+                    // Every entry the driver's ring can hold (its size, at most the device's maximum, which heads
+                    // has room for) is not enough: this frame can never fit. Waiting for more would stall the
+                    // queue, and popping more (a driver moving its available index under us) could give back more
+                    // than unpop takes.
                     rx.unpop(n);
                     rxDropped.increment();
                     return true;

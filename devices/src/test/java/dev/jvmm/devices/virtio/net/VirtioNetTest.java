@@ -419,6 +419,22 @@ class VirtioNetTest {
     }
 
     @Test
+    void aFrameLargerThanARingSmallerThanTheDevicesMaximumIsDroppedToo() throws Exception {
+        // The device offers 256 entries per queue; the driver uses 4: those 4 are all it can ever post.
+        backend = new FakeBackend(ALL);
+        net = new VirtioNet(backend, new VirtioNet.Options(new MacAddress(MAC), 256, 1));
+        drv = Transport.MMIO.attach(ram, net);
+        q = new DriverQueue[] {new DriverQueue(ram, 4), new DriverQueue(ram, 4), new DriverQueue(ram, 4)};
+        drv.init(BASE | bit(F_MRG_RXBUF), q);
+        postRx(4, 100);
+        assertTrue(backend.deliver(0, frame(MAC, 1000, 1)), "cannot ever fit in the ring's four buffers: dropped");
+        assertEquals(1, net.rxDropped());
+        assertEquals(0, rx().pendingUsed());
+        assertTrue(backend.deliver(0, frame(MAC, 300, 2)), "the buffers serve the next frame");
+        assertEquals(4, rx().pendingUsed());
+    }
+
+    @Test
     void aMergeableBufferShorterThanTheHeaderBreaksTheDeviceNotTheBackend() throws Exception {
         start(Transport.MMIO, BASE | bit(F_MRG_RXBUF));
         rx().add(out(ram.alloc(8, 8), 8));
