@@ -317,7 +317,9 @@ class VirtioNetFuzzTest {
             held[pair] = null;
         }
         if (clobbersUsed(seq, rings[i])) return;
-        for (int k = 0; k < completed; k++) {
+        // A chain held back while the driver made a whole ring more available: one service completes more chains
+        // than the used ring has entries, and the later ones overwrite the first.
+        for (int k = Math.max(0, completed - rings[i].size()); k < completed; k++) {
             int[] e = drivers[i].used(usedFrom + k);
             assertEquals(seq.get(k).head(), e[0], "used id");
             assertEquals(0, e[1], "used length of a transmit chain");
