@@ -177,7 +177,7 @@ public final class SnapshotFile {
         }
     }
 
-    private static byte[] sections(MachineState state, List<MemoryImage> images, String creator) {
+    static byte[] sections(MachineState state, List<MemoryImage> images, String creator) {
         StateOutput out = new StateOutput();
         section(out, Tag.META, 1, true, o -> o.string(creator).u64(System.currentTimeMillis()));
         section(out, Tag.MEMORY, 1, true, o -> {
@@ -196,14 +196,14 @@ public final class SnapshotFile {
         return out.toByteArray();
     }
 
-    private static void section(
+    static void section(
             StateOutput out, Tag tag, int version, boolean required, java.util.function.Consumer<StateOutput> body) {
         StateOutput payload = new StateOutput();
         body.accept(payload);
         out.raw(tag.bytes).u16(version).u16(required ? FLAG_REQUIRED : 0).bytes(payload.toByteArray());
     }
 
-    private static ByteBuffer header(byte[] sections, long memoryOffset, long memoryLength) {
+    static ByteBuffer header(byte[] sections, long memoryOffset, long memoryLength) {
         CRC32C crc = new CRC32C();
         crc.update(sections);
         ByteBuffer h = ByteBuffer.allocate(HEADER_SIZE).order(ByteOrder.LITTLE_ENDIAN);
