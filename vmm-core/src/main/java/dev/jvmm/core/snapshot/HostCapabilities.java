@@ -4,6 +4,7 @@ import dev.jvmm.core.CpuidEntry;
 import dev.jvmm.core.Kvm;
 import dev.jvmm.core.Vm;
 import dev.jvmm.kvm.Cap;
+import java.util.Collections;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
@@ -29,7 +30,7 @@ public record HostCapabilities(
         Set<Integer> msrIndices,
         List<CpuidEntry> supportedCpuid) {
     public HostCapabilities {
-        msrIndices = Set.copyOf(msrIndices);
+        msrIndices = Collections.unmodifiableSortedSet(new TreeSet<>(msrIndices)); // read and saved in index order
         supportedCpuid = List.copyOf(supportedCpuid);
     }
 
