@@ -1,8 +1,13 @@
 package dev.jvmm.core;
 
+import dev.jvmm.kvm.Errno;
 import dev.jvmm.kvm.KvmIoctls;
 import dev.jvmm.kvm.Libc;
 import dev.jvmm.kvm.OwnedFd;
+import dev.jvmm.kvm.SyscallException;
+import dev.jvmm.kvm.gen.kvm_cpuid2;
+import dev.jvmm.kvm.gen.kvm_cpuid_entry2;
+import dev.jvmm.kvm.gen.kvm_debugregs;
 import dev.jvmm.kvm.gen.kvm_fpu;
 import dev.jvmm.kvm.gen.kvm_lapic_state;
 import dev.jvmm.kvm.gen.kvm_mp_state;
@@ -12,6 +17,8 @@ import dev.jvmm.kvm.gen.kvm_regs;
 import dev.jvmm.kvm.gen.kvm_sregs;
 import dev.jvmm.kvm.gen.kvm_translation;
 import dev.jvmm.kvm.gen.kvm_vcpu_events;
+import dev.jvmm.kvm.gen.kvm_xcrs;
+import dev.jvmm.kvm.gen.kvm_xsave;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.LinkedHashMap;
@@ -97,6 +104,64 @@ public final class Vcpu implements AutoCloseable {
                 checked(events, kvm_vcpu_events.sizeof()));
     }
 
+    /** KVM_GET_DEBUGREGS (needs KVM_CAP_DEBUGREGS). */
+    public void getDebugRegs(MemorySegment debugRegs) {
+        Libc.ioctl(
+                fd.get(), "KVM_GET_DEBUGREGS", KvmIoctls.KVM_GET_DEBUGREGS, checked(debugRegs, kvm_debugregs.sizeof()));
+    }
+
+    /** KVM_SET_DEBUGREGS (needs KVM_CAP_DEBUGREGS; flags must be 0). */
+    public void setDebugRegs(MemorySegment debugRegs) {
+        Libc.ioctl(
+                fd.get(), "KVM_SET_DEBUGREGS", KvmIoctls.KVM_SET_DEBUGREGS, checked(debugRegs, kvm_debugregs.sizeof()));
+    }
+
+    /** KVM_GET_XSAVE: the first 4 KiB of the XSAVE area (needs KVM_CAP_XSAVE). */
+    public void getXsave(MemorySegment xsave) {
+        Libc.ioctl(fd.get(), "KVM_GET_XSAVE", KvmIoctls.KVM_GET_XSAVE, checked(xsave, kvm_xsave.sizeof()));
+    }
+
+    /**
+     * KVM_GET_XSAVE2: the whole XSAVE area, as many bytes as KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM says
+     * ({@code xsave} must be at least that large: the kernel writes that many bytes whatever the segment's size).
+     */
+    public void getXsave2(MemorySegment xsave, int size) {
+        int f = fd.get(); // a closed Vcpu says so before anything else
+        if (size < kvm_xsave.sizeof())
+            throw new IllegalArgumentException("KVM_CAP_XSAVE2 size " + size + " is below 4096: not from KVM");
+        Libc.ioctl(f, "KVM_GET_XSAVE2", KvmIoctls.KVM_GET_XSAVE2, checked(xsave, size));
+    }
+
+    /** KVM_SET_XSAVE: KVM reads KVM_CAP_XSAVE2's size where offered, else 4 KiB; {@code xsave} must hold that. */
+    public void setXsave(MemorySegment xsave, int size) {
+        Libc.ioctl(fd.get(), "KVM_SET_XSAVE", KvmIoctls.KVM_SET_XSAVE, checked(xsave, Math.max(size, (int)
+                kvm_xsave.sizeof())));
+    }
+
+    /** KVM_GET_XCRS (needs KVM_CAP_XCRS). */
+    public void getXcrs(MemorySegment xcrs) {
+        Libc.ioctl(fd.get(), "KVM_GET_XCRS", KvmIoctls.KVM_GET_XCRS, checked(xcrs, kvm_xcrs.sizeof()));
+    }
+
+    /** KVM_SET_XCRS (needs KVM_CAP_XCRS). */
+    public void setXcrs(MemorySegment xcrs) {
+        Libc.ioctl(fd.get(), "KVM_SET_XCRS", KvmIoctls.KVM_SET_XCRS, checked(xcrs, kvm_xcrs.sizeof()));
+    }
+
+    /** KVM_GET_CPUID2: the leaves set with KVM_SET_CPUID2, as KVM keeps them (runtime bits such as OSXSAVE updated). */
+    public List<CpuidEntry> getCpuid() {
+        for (int nent = 128; ; nent *= 2) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment c = arena.allocate(kvm_cpuid2.sizeof() + nent * kvm_cpuid_entry2.sizeof(), 8);
+                kvm_cpuid2.nent(c, nent);
+                int r = Libc.ioctlRaw(fd.get(), KvmIoctls.KVM_GET_CPUID2, c);
+                if (r == -Errno.E2BIG && nent < 4096) continue;
+                if (r < 0) throw new SyscallException("ioctl(KVM_GET_CPUID2)", -r);
+                return Kvm.Cpuid.read(c);
+            }
+        }
+    }
+
     /** KVM_SET_CPUID2. */
     public void setCpuid(List<CpuidEntry> entries) {
         try (Arena arena = Arena.ofConfined()) {
@@ -123,17 +188,27 @@ public final class Vcpu implements AutoCloseable {
 
     /** KVM_SET_MSRS; every MSR must be accepted, else the call names the first one refused. */
     public void setMsrs(Map<Integer, Long> msrs) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment m = msrBuffer(arena, msrs);
-            int done = Libc.ioctl(fd.get(), "KVM_SET_MSRS", KvmIoctls.KVM_SET_MSRS, m);
-            if (done != msrs.size()) {
-                int refused = kvm_msr_entry.index(kvm_msr_entry.asSlice(m.asSlice(kvm_msrs.entries$offset()), done));
-                throw new IllegalStateException(String.format("KVM_SET_MSRS refused MSR 0x%x", refused));
-            }
+        int done = setMsrsInOrder(msrs);
+        if (done != msrs.size()) {
+            int refused = List.copyOf(msrs.keySet()).get(done);
+            throw new IllegalStateException(String.format("KVM_SET_MSRS refused MSR 0x%x", refused));
         }
     }
 
-    /** KVM_GET_MSRS for the given indices; MSRs KVM does not know are left out of the result. */
+    /**
+     * KVM_SET_MSRS as the kernel does it: sets the MSRs in the map's order and stops at the first it refuses,
+     * returning how many it set (the refused one is the entry at that position).
+     */
+    public int setMsrsInOrder(Map<Integer, Long> msrs) {
+        try (Arena arena = Arena.ofConfined()) {
+            return Libc.ioctl(fd.get(), "KVM_SET_MSRS", KvmIoctls.KVM_SET_MSRS, msrBuffer(arena, msrs));
+        }
+    }
+
+    /**
+     * KVM_GET_MSRS for the given indices, in order; KVM stops at the first it cannot read, so the result holds the
+     * MSRs before that one (its size says where it stopped).
+     */
     public Map<Integer, Long> getMsrs(int... indices) {
         try (Arena arena = Arena.ofConfined()) {
             Map<Integer, Long> query = new LinkedHashMap<>();
@@ -176,6 +251,11 @@ public final class Vcpu implements AutoCloseable {
     /** KVM_GET_TSC_KHZ. */
     public int tscKhz() {
         return Libc.ioctl(fd.get(), "KVM_GET_TSC_KHZ", KvmIoctls.KVM_GET_TSC_KHZ, 0);
+    }
+
+    /** KVM_SET_TSC_KHZ: the rate the guest's TSC runs at (needs KVM_CAP_TSC_CONTROL to differ from the host's). */
+    public void setTscKhz(int khz) {
+        Libc.ioctl(fd.get(), "KVM_SET_TSC_KHZ", KvmIoctls.KVM_SET_TSC_KHZ, khz);
     }
 
     private static MemorySegment checked(MemorySegment s, long size) {

@@ -146,11 +146,7 @@ final class VcpuRunner {
                             null));
                     return;
                 }
-                long t0 = System.nanoTime();
-                exit.decode();
-                ExitStatus end = policy.handle(exit);
-                if (end != null) machine.requestExit(end);
-                stats.record(exit.reason(), System.nanoTime() - t0);
+                handleExit();
             }
         } catch (Throwable t) {
             // A device or VMM bug ends this VM, not the JVM, and is reported with its cause.
@@ -162,7 +158,40 @@ final class VcpuRunner {
         }
     }
 
+    private void handleExit() {
+        long t0 = System.nanoTime();
+        exit.decode();
+        ExitStatus end = policy.handle(exit);
+        if (end != null) machine.requestExit(end);
+        stats.record(exit.reason(), System.nanoTime() - t0);
+    }
+
+    /**
+     * Completes the exit this vCPU last took before it is held: KVM finishes an I/O or MMIO exit (the data of an IN
+     * into its register, the RIP past an OUT) only on the next KVM_RUN, keeping that pending work where no ioctl can
+     * read it, so a snapshot taken before it would replay an OUT or lose an IN. KVM_RUN with immediate_exit set does
+     * that work and returns EINTR without running the guest; a string instruction's next chunk can still exit to
+     * userspace first, and is handled like any exit. False when the run ended meanwhile.
+     */
+    private boolean settle() {
+        while (!machine.exitRequested()) {
+            run.set(ValueLayout.JAVA_BYTE, IMMEDIATE_EXIT, (byte) 1);
+            int r = vcpu.run();
+            if (r == -Errno.EINTR || r == -Errno.EAGAIN) return true;
+            if (r < 0) {
+                machine.requestExit(new ExitStatus.Error(
+                        "KVM_RUN (completing an exit before a pause) on vCPU " + vcpu.id() + " failed: "
+                                + Errno.name(-r),
+                        null));
+                return false;
+            }
+            handleExit();
+        }
+        return false;
+    }
+
     private void holdWhilePaused() {
+        if (!settle()) return;
         synchronized (pauseLock) {
             paused = true;
             pauseLock.notifyAll();

@@ -5,12 +5,24 @@ import dev.jvmm.core.event.IoEventRegistry;
 import dev.jvmm.core.irq.InterruptController;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.memory.MemoryRegion;
+import dev.jvmm.core.snapshot.DeviceState;
+import dev.jvmm.core.snapshot.HostCapabilities;
+import dev.jvmm.core.snapshot.MachineState;
+import dev.jvmm.core.snapshot.SnapshotException;
+import dev.jvmm.core.snapshot.SnapshotFile;
+import dev.jvmm.core.snapshot.Snapshottable;
+import dev.jvmm.core.snapshot.VcpuState;
+import dev.jvmm.core.snapshot.VmState;
 import dev.jvmm.core.x86.EntryState;
 import dev.jvmm.core.x86.X86Cpu;
 import dev.jvmm.kvm.gen.KvmHeaders;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
@@ -40,6 +52,9 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     private final Vm vm;
     private final GuestMemory memory;
     private final List<Vcpu> vcpus;
+    /** Each vCPU's CPUID as set (KVM_GET_CPUID2 may answer otherwise: see {@link VcpuState#capture}). */
+    private final List<List<CpuidEntry>> cpuids;
+
     private final Bus ioBus = new Bus("port I/O");
     private final Bus mmioBus = new Bus("MMIO");
     private final KvmInterrupts interrupts;
@@ -52,7 +67,17 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     private final boolean[] entrySet;
     private final java.util.concurrent.CopyOnWriteArrayList<String> brokenDevices =
             new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final boolean irqchip;
+    private final boolean pit;
+    private final boolean restored;
+    private final Object snapshotLock = new Object();
+    /** What {@link #snapshot} saves besides KVM's state and RAM, in registration order. */
+    private final List<Snapshottable> snapshottables = new ArrayList<>();
+    /** A restored VM's saved device states that no registered device has taken yet, by id. */
+    private final Map<String, DeviceState> unclaimedDevices = new LinkedHashMap<>();
+
     private volatile boolean started;
+    private volatile boolean paused;
     private volatile boolean closed;
 
     private VirtualMachine(Builder b) {
@@ -60,6 +85,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         Vm v = null;
         GuestMemory m = null;
         List<Vcpu> cpus = new ArrayList<>();
+        List<List<CpuidEntry>> cpuidSet = new ArrayList<>();
         KvmInterrupts irq = null;
         try {
             k = b.kvm != null ? b.kvm : Kvm.open();
@@ -73,14 +99,32 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
                 v.createIrqchip();
                 if (b.pit) v.createPit2(KvmHeaders.KVM_PIT_SPEAKER_DUMMY());
             }
-            m = GuestMemory.allocate(b.layouts(), b.memoryOptions);
+            HostCapabilities host = null;
+            if (b.restoring != null) {
+                host = HostCapabilities.probe(k, v);
+                b.restoring.state().checkHost(host); // refuse before mapping RAM or making vCPUs
+                m = b.restoring.mapMemory();
+            } else {
+                m = GuestMemory.allocate(b.layouts(), b.memoryOptions);
+            }
             int slot = 0;
             for (MemoryRegion r : m.regions()) v.setUserMemoryRegion(slot++, 0, r.guestBase(), r.host());
             List<CpuidEntry> supported = Cpuids.withKvmIdentity(k.supportedCpuid());
             for (int id = 0; id < b.cpus; id++) {
                 Vcpu cpu = v.createVcpu(id);
                 cpus.add(cpu);
-                cpu.setCpuid(b.cpuid.apply(id, Cpuids.withApicId(supported, id, b.cpus)));
+                if (b.restoring == null) {
+                    List<CpuidEntry> c = List.copyOf(b.cpuid.apply(id, Cpuids.withApicId(supported, id, b.cpus)));
+                    cpu.setCpuid(c);
+                    cpuidSet.add(c);
+                } else {
+                    cpuidSet.add(b.restoring.state().vcpus().get(id).cpuid());
+                }
+            }
+            if (b.restoring != null) {
+                MachineState state = b.restoring.state();
+                state.vm().restore(v, host);
+                for (int id = 0; id < b.cpus; id++) state.vcpus().get(id).restore(cpus.get(id), host);
             }
             irq = b.irqchip ? new KvmInterrupts(v) : null;
         } catch (Throwable e) { // an Error too (from the cpuid callback, say): nothing opened here may leak
@@ -94,9 +138,50 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         this.vm = v;
         this.memory = m;
         this.vcpus = List.copyOf(cpus);
+        this.cpuids = List.copyOf(cpuidSet);
         this.interrupts = irq;
         this.ioEvents = new KvmIoEvents(v);
         this.entrySet = new boolean[cpus.size()];
+        this.irqchip = b.irqchip;
+        this.pit = b.irqchip && b.pit;
+        this.restored = b.restoring != null;
+        if (b.restoring != null) {
+            java.util.Arrays.fill(entrySet, true);
+            for (DeviceState d : b.restoring.state().devices()) unclaimedDevices.put(d.id(), d);
+        }
+    }
+
+    /**
+     * A VM recreated from a snapshot: the same vCPUs, RAM layout, irqchip and PIT, RAM mapped copy-on-write from the
+     * file, KVM's VM and vCPU state loaded. Devices are attached as for a new VM and each registered with
+     * {@link #snapshottable}, which loads its saved state; then {@link #start()} resumes the guest where it was.
+     * Refuses (SnapshotException, HOST_INCOMPATIBLE) where this host's KVM cannot take the saved state.
+     */
+    public static VirtualMachine restore(SnapshotFile snapshot) {
+        return restore(snapshot, null);
+    }
+
+    /** {@link #restore(SnapshotFile)} on a /dev/kvm the caller opened (the VM owns it from here on). */
+    public static VirtualMachine restore(SnapshotFile snapshot, Kvm kvm) {
+        MachineState s = snapshot.state();
+        Builder b = new Builder();
+        b.restoring = snapshot;
+        b.kvm = kvm;
+        b.cpus = s.vcpus().size();
+        b.irqchip = s.vm().hasIrqchip();
+        b.pit = s.vm().pit().isPresent();
+        if (b.pit && !b.irqchip)
+            throw new SnapshotException(SnapshotException.Kind.CORRUPT, "the snapshot has a PIT but no irqchip");
+        List<GuestMemory.Layout> layouts = new ArrayList<>();
+        for (SnapshotFile.MemoryImage m : snapshot.memory())
+            layouts.add(new GuestMemory.Layout(m.guestBase(), m.size()));
+        b.layouts = layouts;
+        return b.build();
+    }
+
+    /** Whether this VM was made by {@link #restore}: it resumes from saved state and takes no entry state. */
+    public boolean restored() {
+        return restored;
     }
 
     public static Builder builder() {
@@ -165,6 +250,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
      */
     public void setEntry(int vcpu, EntryState entry) {
         if (started) throw new IllegalStateException("the VM is already running");
+        if (restored) throw new IllegalStateException("a restored VM resumes from its saved state, not an entry");
         X86Cpu.apply(vcpus.get(vcpu), memory, entry);
         if (vcpu != 0) vcpus.get(vcpu).setMpState(KvmHeaders.KVM_MP_STATE_RUNNABLE());
         entrySet[vcpu] = true;
@@ -175,6 +261,13 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         if (closed) throw new IllegalStateException("the VM is closed");
         if (started) throw new IllegalStateException("the VM was already started");
         if (!entrySet[0]) throw new IllegalStateException("vCPU 0 has no entry state: call setEntry(0, ...) first");
+        synchronized (unclaimedDevices) {
+            if (!unclaimedDevices.isEmpty())
+                throw new SnapshotException(
+                        SnapshotException.Kind.MACHINE_MISMATCH,
+                        "the snapshot has state for " + unclaimedDevices.keySet()
+                                + ", which this machine has no device to take (register it with snapshottable())");
+        }
         started = true;
         VcpuRunner.installKickSignal();
         for (Vcpu cpu : vcpus) {
@@ -189,6 +282,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     public void pause() {
         for (VcpuRunner r : runners) r.requestPause(true);
         for (VcpuRunner r : runners) r.awaitPaused(Long.MAX_VALUE);
+        paused = true;
     }
 
     /**
@@ -206,11 +300,72 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
                 return false;
             }
         }
+        paused = true;
         return true;
     }
 
     public void resume() {
-        for (VcpuRunner r : runners) r.requestPause(false);
+        synchronized (snapshotLock) { // not in the middle of a snapshot
+            paused = false;
+            for (VcpuRunner r : runners) r.requestPause(false);
+        }
+    }
+
+    /**
+     * Saves {@code device}'s state in this VM's snapshots. On a {@link #restore restored} VM it also loads the
+     * device's saved state now, and refuses (MACHINE_MISMATCH) a device the snapshot has no state for. Call it
+     * before {@link #start()}, once per device, in any order.
+     */
+    public void snapshottable(Snapshottable device) {
+        if (started) throw new IllegalStateException("register devices for snapshots before start()");
+        synchronized (unclaimedDevices) {
+            for (Snapshottable s : snapshottables)
+                if (s.snapshotId().equals(device.snapshotId()))
+                    throw new IllegalArgumentException(
+                            "a device named " + device.snapshotId() + " is already registered");
+            if (restored) {
+                DeviceState saved = unclaimedDevices.remove(device.snapshotId());
+                if (saved == null)
+                    throw new SnapshotException(
+                            SnapshotException.Kind.MACHINE_MISMATCH,
+                            "the snapshot has no state for device " + device.snapshotId());
+                saved.restoreInto(device);
+            }
+            snapshottables.add(device);
+        }
+    }
+
+    /**
+     * The machine's state outside RAM, as {@link #snapshot} saves it. The VM must be paused ({@link #pause()}) or not
+     * yet started; device state comes from the registered {@link #snapshottable} devices, which the caller has
+     * quiesced.
+     */
+    public MachineState captureState() {
+        synchronized (snapshotLock) {
+            if (started && !paused && !exitRequested())
+                throw new IllegalStateException("pause the VM before taking its state");
+            HostCapabilities host = HostCapabilities.probe(kvm, vm);
+            VmState vmState = VmState.capture(vm, host, irqchip, pit);
+            List<VcpuState> cpus = new ArrayList<>();
+            for (Vcpu c : vcpus) cpus.add(VcpuState.capture(c, cpuids.get(c.id()), host, irqchip));
+            List<DeviceState> devices = new ArrayList<>();
+            synchronized (unclaimedDevices) {
+                for (Snapshottable d : snapshottables) devices.add(DeviceState.of(d));
+            }
+            return new MachineState(vmState, cpus, devices);
+        }
+    }
+
+    /**
+     * Writes a snapshot of this paused VM (its state and RAM) to {@code file}, replacing it atomically; the VM can be
+     * resumed afterwards, or closed, and recreated from the file with {@link #restore}.
+     */
+    public void snapshot(Path file) throws IOException {
+        synchronized (snapshotLock) {
+            MachineState state = captureState();
+            String version = VirtualMachine.class.getPackage().getImplementationVersion();
+            SnapshotFile.write(file, state, memory, "jvmm " + (version != null ? version : "(development build)"));
+        }
     }
 
     /** Ends the run (status Stopped unless the guest already ended it) and waits for the vCPU threads. */
@@ -273,6 +428,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         private boolean pit = true;
         private BiFunction<Integer, List<CpuidEntry>, List<CpuidEntry>> cpuid = (id, c) -> c;
         private Kvm kvm;
+        private SnapshotFile restoring;
 
         private Builder() {}
 

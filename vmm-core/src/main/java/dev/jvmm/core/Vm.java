@@ -7,6 +7,7 @@ import dev.jvmm.kvm.KvmIoctls;
 import dev.jvmm.kvm.Libc;
 import dev.jvmm.kvm.OwnedFd;
 import dev.jvmm.kvm.gen.KvmHeaders;
+import dev.jvmm.kvm.gen.kvm_clock_data;
 import dev.jvmm.kvm.gen.kvm_enable_cap;
 import dev.jvmm.kvm.gen.kvm_ioeventfd;
 import dev.jvmm.kvm.gen.kvm_irq_level;
@@ -14,9 +15,11 @@ import dev.jvmm.kvm.gen.kvm_irq_routing;
 import dev.jvmm.kvm.gen.kvm_irq_routing_entry;
 import dev.jvmm.kvm.gen.kvm_irq_routing_irqchip;
 import dev.jvmm.kvm.gen.kvm_irq_routing_msi;
+import dev.jvmm.kvm.gen.kvm_irqchip;
 import dev.jvmm.kvm.gen.kvm_irqfd;
 import dev.jvmm.kvm.gen.kvm_msi;
 import dev.jvmm.kvm.gen.kvm_pit_config;
+import dev.jvmm.kvm.gen.kvm_pit_state2;
 import dev.jvmm.kvm.gen.kvm_userspace_memory_region;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -85,6 +88,45 @@ public final class Vm implements AutoCloseable {
             kvm_pit_config.flags(c, flags);
             Libc.ioctl(fd.get(), "KVM_CREATE_PIT2", KvmIoctls.KVM_CREATE_PIT2, c);
         }
+    }
+
+    /**
+     * KVM_GET_IRQCHIP: fills {@code chip} (a kvm_irqchip) with the state of the chip its chip_id names
+     * (KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE or _IOAPIC).
+     */
+    public void getIrqchip(MemorySegment chip) {
+        Libc.ioctl(fd.get(), "KVM_GET_IRQCHIP", KvmIoctls.KVM_GET_IRQCHIP, checked(chip, kvm_irqchip.sizeof()));
+    }
+
+    /** KVM_SET_IRQCHIP: loads the state of the chip {@code chip}'s chip_id names. */
+    public void setIrqchip(MemorySegment chip) {
+        Libc.ioctl(fd.get(), "KVM_SET_IRQCHIP", KvmIoctls.KVM_SET_IRQCHIP, checked(chip, kvm_irqchip.sizeof()));
+    }
+
+    /** KVM_GET_PIT2 (needs KVM_CAP_PIT_STATE2 and a PIT). */
+    public void getPit2(MemorySegment pit) {
+        Libc.ioctl(fd.get(), "KVM_GET_PIT2", KvmIoctls.KVM_GET_PIT2, checked(pit, kvm_pit_state2.sizeof()));
+    }
+
+    /** KVM_SET_PIT2 (needs KVM_CAP_PIT_STATE2 and a PIT). */
+    public void setPit2(MemorySegment pit) {
+        Libc.ioctl(fd.get(), "KVM_SET_PIT2", KvmIoctls.KVM_SET_PIT2, checked(pit, kvm_pit_state2.sizeof()));
+    }
+
+    /** KVM_GET_CLOCK: the VM's kvmclock value in ns (needs KVM_CAP_ADJUST_CLOCK). */
+    public void getClock(MemorySegment clock) {
+        Libc.ioctl(fd.get(), "KVM_GET_CLOCK", KvmIoctls.KVM_GET_CLOCK, checked(clock, kvm_clock_data.sizeof()));
+    }
+
+    /** KVM_SET_CLOCK: sets the VM's kvmclock (only KVM_CLOCK_REALTIME is accepted in flags). */
+    public void setClock(MemorySegment clock) {
+        Libc.ioctl(fd.get(), "KVM_SET_CLOCK", KvmIoctls.KVM_SET_CLOCK, checked(clock, kvm_clock_data.sizeof()));
+    }
+
+    private static MemorySegment checked(MemorySegment s, long size) {
+        if (s.byteSize() < size)
+            throw new IllegalArgumentException("buffer of " + s.byteSize() + " bytes, need " + size);
+        return s;
     }
 
     /** KVM_IRQ_LINE: drives a GSI of the in-kernel irqchip. */

@@ -113,8 +113,8 @@ class ClosedFdTest {
 
     private void assertEveryCallFailsClearly(Kvm kvm, Vm vm, Vcpu vcpu) throws Exception {
         assertEquals(7, assertEveryCallFailsClearly(kvm, "Kvm (/dev/kvm)"));
-        assertEquals(16, assertEveryCallFailsClearly(vm, "Vm"));
-        assertEquals(19, assertEveryCallFailsClearly(vcpu, "Vcpu 0"));
+        assertEquals(22, assertEveryCallFailsClearly(vm, "Vm"));
+        assertEquals(29, assertEveryCallFailsClearly(vcpu, "Vcpu 0"));
     }
 
     @Test

@@ -221,6 +221,78 @@ public class KvmHeaders extends KvmHeaders$shared {
     public static int KVM_CAP_IRQ_ROUTING() {
         return KVM_CAP_IRQ_ROUTING;
     }
+    private static final int KVM_CAP_PIT_STATE2 = (int)35L;
+    /**
+     * {@snippet lang=c :
+     * #define KVM_CAP_PIT_STATE2 35
+     * }
+     */
+    public static int KVM_CAP_PIT_STATE2() {
+        return KVM_CAP_PIT_STATE2;
+    }
+    private static final int KVM_CAP_ADJUST_CLOCK = (int)39L;
+    /**
+     * {@snippet lang=c :
+     * #define KVM_CAP_ADJUST_CLOCK 39
+     * }
+     */
+    public static int KVM_CAP_ADJUST_CLOCK() {
+        return KVM_CAP_ADJUST_CLOCK;
+    }
+    private static final int KVM_CAP_VCPU_EVENTS = (int)41L;
+    /**
+     * {@snippet lang=c :
+     * #define KVM_CAP_VCPU_EVENTS 41
+     * }
+     */
+    public static int KVM_CAP_VCPU_EVENTS() {
+        return KVM_CAP_VCPU_EVENTS;
+    }
+    private static final int KVM_CAP_DEBUGREGS = (int)50L;
+    /**
+     * {@snippet lang=c :
+     * #define KVM_CAP_DEBUGREGS 50
+     * }
+     */
+    public static int KVM_CAP_DEBUGREGS() {
+        return KVM_CAP_DEBUGREGS;
+    }
+    private static final int KVM_CAP_XSAVE = (int)55L;
+    /**
+     * {@snippet lang=c :
+     * #define KVM_CAP_XSAVE 55
+     * }
+     */
+    public static int KVM_CAP_XSAVE() {
+        return KVM_CAP_XSAVE;
+    }
+    private static final int KVM_CAP_XCRS = (int)56L;
+    /**
+     * {@snippet lang=c :
+     * #define KVM_CAP_XCRS 56
+     * }
+     */
+    public static int KVM_CAP_XCRS() {
+        return KVM_CAP_XCRS;
+    }
+    private static final int KVM_CAP_TSC_CONTROL = (int)60L;
+    /**
+     * {@snippet lang=c :
+     * #define KVM_CAP_TSC_CONTROL 60
+     * }
+     */
+    public static int KVM_CAP_TSC_CONTROL() {
+        return KVM_CAP_TSC_CONTROL;
+    }
+    private static final int KVM_CAP_GET_TSC_KHZ = (int)61L;
+    /**
+     * {@snippet lang=c :
+     * #define KVM_CAP_GET_TSC_KHZ 61
+     * }
+     */
+    public static int KVM_CAP_GET_TSC_KHZ() {
+        return KVM_CAP_GET_TSC_KHZ;
+    }
     private static final int KVM_CAP_MAX_VCPUS = (int)66L;
     /**
      * {@snippet lang=c :
@@ -229,6 +301,15 @@ public class KvmHeaders extends KvmHeaders$shared {
      */
     public static int KVM_CAP_MAX_VCPUS() {
         return KVM_CAP_MAX_VCPUS;
+    }
+    private static final int KVM_CAP_XSAVE2 = (int)208L;
+    /**
+     * {@snippet lang=c :
+     * #define KVM_CAP_XSAVE2 208
+     * }
+     */
+    public static int KVM_CAP_XSAVE2() {
+        return KVM_CAP_XSAVE2;
     }
     private static final int KVM_IRQ_ROUTING_IRQCHIP = (int)1L;
     /**

@@ -1,15 +1,17 @@
 package dev.jvmm.core.memory;
 
 import dev.jvmm.kvm.Libc;
+import dev.jvmm.kvm.SyscallException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 
 /**
- * Guest RAM: regions of anonymous memory, addressed by guest-physical address (a plain {@code long} named
+ * Guest RAM: regions of anonymous memory (or of a snapshot file, mapped copy-on-write), addressed by guest-physical address (a plain {@code long} named
  * {@code gpa}: a wrapper type would allocate on every access of the hot paths).
  *
  * <p>Every access is bounds-checked against the regions, so a guest-supplied address can at worst raise
@@ -72,6 +74,57 @@ public final class GuestMemory implements AutoCloseable {
         } catch (RuntimeException e) {
             for (MemoryRegion r : regions) if (r != null) Libc.munmap(r.host());
             throw e;
+        }
+        return new GuestMemory(regions, true);
+    }
+
+    /** A region of guest RAM whose contents lie in a file from {@code fileOffset} on; all three page-aligned. */
+    public record FileRegion(long guestBase, long size, long fileOffset) {}
+
+    /**
+     * Maps each region from {@code file}, private and copy-on-write (MAP_PRIVATE), as Firecracker restores a
+     * snapshot: nothing is read up front, a page comes from the file (or the page cache, shared by every VM restored
+     * from the same file) when first touched, and the guest's writes land in its own anonymous copies, never in the
+     * file. The file is opened read-only and closed again; the mappings keep it alive. The file must stay the same
+     * size while mapped: a page beyond its end would fault on access.
+     */
+    public static GuestMemory mapPrivate(Path file, List<FileRegion> fileRegions) {
+        List<FileRegion> sorted = new ArrayList<>(fileRegions);
+        sorted.sort(Comparator.comparingLong(FileRegion::guestBase));
+        for (int i = 0; i < sorted.size(); i++) {
+            FileRegion f = sorted.get(i);
+            if (f.size() <= 0
+                    || ((f.size() | f.guestBase() | f.fileOffset()) & 0xfff) != 0
+                    || f.guestBase() < 0
+                    || f.fileOffset() < 0)
+                throw new IllegalArgumentException(
+                        "memory region " + f + " must have a page-aligned base, size and file offset");
+            if (i > 0 && sorted.get(i - 1).guestBase() + sorted.get(i - 1).size() > f.guestBase())
+                throw new IllegalArgumentException("memory regions " + sorted.get(i - 1) + " and " + f + " overlap");
+        }
+        MemoryRegion[] regions = new MemoryRegion[sorted.size()];
+        int fd = Libc.open(file.toString(), Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        try {
+            long fileSize = Libc.lseekRaw(fd, 0, Libc.SEEK_END);
+            if (fileSize < 0) throw new SyscallException("lseek(" + file + ")", (int) -fileSize);
+            for (int i = 0; i < regions.length; i++) {
+                FileRegion f = sorted.get(i);
+                if (f.fileOffset() > fileSize - f.size())
+                    throw new IllegalArgumentException(file + " has " + fileSize + " bytes, too few for " + f);
+                MemorySegment host = Libc.mmap(
+                        MemorySegment.NULL,
+                        f.size(),
+                        Libc.PROT_READ | Libc.PROT_WRITE,
+                        Libc.MAP_PRIVATE | Libc.MAP_NORESERVE,
+                        fd,
+                        f.fileOffset());
+                regions[i] = new MemoryRegion(f.guestBase(), host);
+            }
+        } catch (RuntimeException e) {
+            for (MemoryRegion r : regions) if (r != null) Libc.munmap(r.host());
+            throw e;
+        } finally {
+            Libc.close(fd);
         }
         return new GuestMemory(regions, true);
     }
