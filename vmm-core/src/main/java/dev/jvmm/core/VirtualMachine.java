@@ -75,8 +75,10 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     private final List<Snapshottable> snapshottables = new ArrayList<>();
     /** A restored VM's saved device states that no registered device has taken yet, by id. */
     private final Map<String, DeviceState> unclaimedDevices = new LinkedHashMap<>();
-    /** What a machine builder recorded about the machine around this VM, saved with it (see MachineState). */
-    private volatile DeviceState machineDescription;
+    /** What a machine builder records about the machine around this VM, saved with it (see MachineState). */
+    private volatile java.util.function.Supplier<DeviceState> machineDescription = () -> null;
+    /** A restored VM's description, as the snapshot had it. */
+    private volatile DeviceState restoredDescription;
 
     private volatile boolean started;
     private volatile boolean paused;
@@ -150,7 +152,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         if (b.restoring != null) {
             java.util.Arrays.fill(entrySet, true);
             for (DeviceState d : b.restoring.state().devices()) unclaimedDevices.put(d.id(), d);
-            machineDescription = b.restoring.state().machine().orElse(null);
+            restoredDescription = b.restoring.state().machine().orElse(null);
         }
     }
 
@@ -339,16 +341,17 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     }
 
     /**
-     * Records a machine builder's description of the machine around this VM (its config), saved in every snapshot
-     * and given back by a restored VM's {@link #machineDescription()}.
+     * How a machine builder describes the machine around this VM (its config) in every snapshot: asked once per
+     * snapshot, after the devices are quiesced, so it can describe what they leave behind (a disk's identity once
+     * it is flushed).
      */
-    public void describeMachine(DeviceState description) {
+    public void describeMachine(java.util.function.Supplier<DeviceState> description) {
         this.machineDescription = java.util.Objects.requireNonNull(description);
     }
 
-    /** The description {@link #describeMachine} recorded, or the restored snapshot's. */
-    public Optional<DeviceState> machineDescription() {
-        return Optional.ofNullable(machineDescription);
+    /** A restored VM's machine description, as its snapshot had it; empty for a new VM or a bare snapshot. */
+    public Optional<DeviceState> restoredMachineDescription() {
+        return Optional.ofNullable(restoredDescription);
     }
 
     /**
@@ -416,7 +419,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         synchronized (unclaimedDevices) {
             for (Snapshottable d : snapshottables) devices.add(DeviceState.of(d));
         }
-        return new MachineState(vmState, cpus, devices, Optional.ofNullable(machineDescription));
+        return new MachineState(vmState, cpus, devices, Optional.ofNullable(machineDescription.get()));
     }
 
     /**

@@ -298,6 +298,21 @@ public final class VirtioBlock implements VirtioDevice {
         return 1;
     }
 
+    /**
+     * The transport holds the I/O thread off the queues already; what the guest wrote is flushed, so that the image
+     * (a qcow2 image's metadata included) is whole on disk for a restore in another process.
+     */
+    @Override
+    public void quiesce() {
+        if (backend.readOnly()) return;
+        try {
+            backend.flush();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(
+                    "flushing the disk before the snapshot failed: " + e.getMessage(), e);
+        }
+    }
+
     @Override
     public void saveState(dev.jvmm.core.snapshot.StateOutput out) {
         out.u64(capacitySectors).bool(readOnly).u32(options.blockSize());
