@@ -419,6 +419,11 @@ public final class Machine implements AutoCloseable {
         vm.start();
     }
 
+    /** Starts the machine paused: nothing of the guest runs before {@link #resume()}. */
+    public void startPaused() {
+        vm.startPaused();
+    }
+
     public Optional<ExitStatus> awaitExit(Duration timeout) throws InterruptedException {
         Optional<ExitStatus> s = vm.awaitExit(timeout);
         if (s.isPresent()) flushOutput();

@@ -263,6 +263,18 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
 
     /** Starts one thread per vCPU. */
     public synchronized void start() {
+        start(false);
+    }
+
+    /**
+     * Starts the vCPU threads held paused: not one guest instruction runs before {@link #resume()} (a restored VM
+     * loaded to be resumed later, as Firecracker's snapshot load without resume_vm).
+     */
+    public synchronized void startPaused() {
+        start(true);
+    }
+
+    private void start(boolean held) {
         if (closed) throw new IllegalStateException("the VM is closed");
         if (started) throw new IllegalStateException("the VM was already started");
         if (!entrySet[0]) throw new IllegalStateException("vCPU 0 has no entry state: call setEntry(0, ...) first");
@@ -279,8 +291,13 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
             VcpuRunner r = new VcpuRunner(this, cpu);
             runners.add(r);
         }
+        if (held) for (VcpuRunner r : runners) r.requestPause(true);
         for (VcpuRunner r : runners) r.start();
         for (VcpuRunner r : runners) r.awaitStarted();
+        if (held) {
+            for (VcpuRunner r : runners) r.awaitPaused(Long.MAX_VALUE);
+            paused = true;
+        }
     }
 
     /** Takes every vCPU out of KVM_RUN and holds it; returns when all are held (or the VM ended). */
