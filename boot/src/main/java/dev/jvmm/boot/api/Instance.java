@@ -461,7 +461,11 @@ public final class Instance implements AutoCloseable {
         synchronized (lock) {
             requireNotStarted();
             if (stopRequested) throw new ApiException(Kind.VM_UNAVAILABLE, "The microVM is being stopped.");
-            if (!resources.equals(Resources.DEFAULT))
+            Resources r = resources; // the logger and metrics may be set first, as Firecracker allows
+            if (r.bootSource().isPresent()
+                    || !r.machine().equals(Resources.DEFAULT_MACHINE)
+                    || !r.drives().isEmpty()
+                    || !r.nics().isEmpty())
                 throw ApiException.invalid(
                         "Loading a microVM snapshot not allowed after configuring boot-specific resources.");
             restoreAndLaunch(file, Machine.RestoreOptions.DEFAULT, Boolean.TRUE.equals(b.resumeVm()));
