@@ -8,8 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.testing.RequiresKvm;
+import dev.jvmm.devices.net.FlowStats;
 import dev.jvmm.devices.net.MacAddress;
 import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.virtio.blk.BlockStats;
+import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.net.VirtioNet;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
@@ -107,6 +110,10 @@ class MachineKvmTest {
                 assertEquals(1, nic.txMalformed(), nic + ": the runt frame was dropped and counted");
                 assertEquals(3, nic.txFrames(), nic + ": two ARP requests and a DHCPDISCOVER passed");
                 assertEquals(3, nic.rxFrames(), nic + ": two ARP replies and a DHCPOFFER arrived");
+                assertEquals(
+                        new FlowStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+                        nic.backend().flowStats().orElseThrow(),
+                        nic + ": the started user network counts, and DHCP is no flow");
             }
         }
     }
@@ -144,6 +151,28 @@ class MachineKvmTest {
             assertEquals(
                     "virtio suite virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6", m.cmdline());
             guest.assertSuitePassed(guest.run(m));
+            // Each disk's requests were timed: as many latencies as requests of the kind, in order of size.
+            for (VirtioBlock disk : m.disks()) {
+                BlockStats.Snapshot counts = disk.stats().snapshot();
+                BlockStats.Latency reads = disk.stats().latency(BlockStats.Op.READ);
+                assertTrue(counts.reads() > 0, "the suite reads every disk: " + counts);
+                assertEquals(counts.reads(), reads.count(), reads.toString());
+                assertTrue(
+                        0 < reads.p50Nanos()
+                                && reads.minNanos() <= reads.p50Nanos()
+                                && reads.p50Nanos() <= reads.p90Nanos()
+                                && reads.p90Nanos() <= reads.p99Nanos()
+                                && reads.p99Nanos() <= reads.maxNanos()
+                                && reads.sumNanos() > 0,
+                        reads.toString());
+                assertEquals(
+                        counts.writes(),
+                        disk.stats().latency(BlockStats.Op.WRITE).count());
+                assertEquals(
+                        counts.flushes(),
+                        disk.stats().latency(BlockStats.Op.FLUSH).count());
+            }
+            assertTrue(m.disks().get(0).stats().latency(BlockStats.Op.WRITE).count() > 0, "vda was written");
         }
         ByteBuffer a = ByteBuffer.wrap(Files.readAllBytes(vda)).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer c = ByteBuffer.wrap(Files.readAllBytes(vdc)).order(ByteOrder.LITTLE_ENDIAN);
