@@ -19,7 +19,7 @@ import java.util.Map;
  * A guest's vsock driver for device tests, through a real transport and rings in guest memory: it posts receive
  * buffers, sends packets on the transmit queue and waits for what the device puts in the receive queue.
  */
-final class VsockTestGuest implements AutoCloseable {
+public final class VsockTestGuest implements AutoCloseable {
     static final long CID = 3;
     static final int RX_BUFFER = VsockHeader.SIZE + 4096;
 
@@ -30,8 +30,8 @@ final class VsockTestGuest implements AutoCloseable {
     private final Map<Integer, long[]> rxBuffers = new HashMap<>();
 
     /** A packet the device put in a receive buffer. */
-    record Packet(VsockHeader header, byte[] payload) {
-        VsockOp op() {
+    public record Packet(VsockHeader header, byte[] payload) {
+        public VsockOp op() {
             return header.knownOp();
         }
     }
@@ -98,7 +98,7 @@ final class VsockTestGuest implements AutoCloseable {
     }
 
     /** The next packet the device gives the guest; its buffer goes back to the device. */
-    Packet receive() throws InterruptedException {
+    public Packet receive() throws InterruptedException {
         assertTrue(TestDriver.awaitUsed(rx, 1, 5000), "a packet in the receive queue");
         int[] used = rx.takeUsed();
         long[] buf = rxBuffers.remove(used[0]);
@@ -117,7 +117,7 @@ final class VsockTestGuest implements AutoCloseable {
     }
 
     /** Waits for the next packet and checks its op and ports. */
-    Packet expect(VsockOp op, int guestPort, int hostPort) throws InterruptedException {
+    public Packet expect(VsockOp op, int guestPort, int hostPort) throws InterruptedException {
         Packet p = receive();
         assertEquals(op, p.op(), "op of " + p.header());
         assertEquals(TxPacket.HOST_CID, p.header().srcCid(), "from the host: " + p.header());
@@ -136,6 +136,33 @@ final class VsockTestGuest implements AutoCloseable {
         Packet p = receive();
         assertEquals(VsockOp.RST, p.op(), "the marker's reset came next, not " + p.header());
         assertEquals(65000, p.header().dstPort(), "the marker's reset came next, not " + p.header());
+    }
+
+    /** A guest with 16 receive buffers of 4 KiB payload. */
+    public static VsockTestGuest start(Transport transport, VirtioVsock device) {
+        return new VsockTestGuest(transport, device, 16);
+    }
+
+    /** Sends {@code op} with an ASCII payload, advertising 64 KiB of buffer and nothing consumed. */
+    public void send(VsockOp op, int guestPort, int hostPort, int flags, String payload) throws InterruptedException {
+        byte[] b = payload.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        send(header(op, guestPort, hostPort, b.length, flags, 65536, 0), b);
+    }
+
+    /** Waits for a packet of {@code op} to {@code guestPort}; its header. */
+    public VsockHeader expect(VsockOp op, int guestPort) throws InterruptedException {
+        Packet p = receive();
+        assertEquals(op, p.op(), "op of " + p.header());
+        assertEquals(guestPort, p.header().dstPort(), "guest port of " + p.header());
+        return p.header();
+    }
+
+    /** Collects RW payloads on a connection until {@code n} bytes came; them as ASCII. */
+    public String expectData(int guestPort, int hostPort, int n) throws InterruptedException {
+        java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
+        while (got.size() < n)
+            got.writeBytes(expect(VsockOp.RW, guestPort, hostPort).payload());
+        return got.toString(java.nio.charset.StandardCharsets.US_ASCII);
     }
 
     @Override
