@@ -241,16 +241,21 @@ public final class VirtioVsock implements VirtioDevice {
     @Override
     public void processQueue(int index, Virtqueue queue) {
         Active a = active;
-        if (a == null) return;
-        switch (index) {
-            case RX -> {
-                synchronized (a.rx) { // held by the transport already; the device's lock
-                    a.pump(queue.size());
+        if (a == null || a.stopped) return;
+        try {
+            switch (index) {
+                case RX -> {
+                    synchronized (a.rx) { // held by the transport already; the device's lock
+                        a.pump(queue.size());
+                    }
                 }
+                case TX -> a.processTx(queue);
+                case EVENT -> a.deliverEvent();
+                default -> {}
             }
-            case TX -> a.processTx(queue);
-            case EVENT -> a.deliverEvent();
-            default -> {}
+        } catch (VirtqueueException e) {
+            a.stopped = true; // the transport puts the device into DEVICE_NEEDS_RESET
+            throw e;
         }
     }
 
@@ -322,6 +327,8 @@ public final class VirtioVsock implements VirtioDevice {
         int orphanHead, orphanCount;
         int nextHostPort = FIRST_HOST_PORT;
         volatile boolean eventPending;
+        /** A ring broke: nothing more is served (from any thread) until the driver resets the device. */
+        volatile boolean stopped;
 
         Active(List<Virtqueue> queues, Context context) {
             this.context = context;
@@ -335,13 +342,14 @@ public final class VirtioVsock implements VirtioDevice {
         }
 
         boolean live() {
-            return active == this;
+            return active == this && !stopped;
         }
 
         // ---- transmit
 
         void processTx(Virtqueue q) {
             synchronized (rx) {
+                if (!live()) return;
                 int done = 0;
                 while (done < q.size() && q.pop(txChain)) {
                     handle(TxPacket.decode(txChain, header, options.guestCid()));
@@ -539,10 +547,12 @@ public final class VirtioVsock implements VirtioDevice {
                     budget--;
                 }
             } catch (VirtqueueException e) {
+                stopped = true;
                 context.fail("receive queue: " + e.getMessage());
             }
             if (used) context.signalUsed(RX);
-            if (budget == 0 && hasRxWork()) context.kick(); // more than a ring's worth: the transport comes back
+            if (budget == 0 && hasRxWork() && !stopped)
+                context.kick(); // more than a ring's worth: the transport comes back
         }
 
         int sendOrphanReset() {
@@ -700,8 +710,8 @@ public final class VirtioVsock implements VirtioDevice {
             // Packets from the guest.
 
             void guestAccepted() {
-                if (state != State.REQUESTED) {
-                    reset();
+                if (state != State.REQUESTED || owesRequest) {
+                    reset(); // not asked, or an answer to a request it cannot have seen yet
                     return;
                 }
                 state = State.ESTABLISHED;
