@@ -163,7 +163,8 @@ static int expect(u16 op, u32 host_port, u32 guest_port, const char *what)
         checks_failed++;
         return 0;
     }
-    int ok = rh.op == op && rh.src_cid == HOST_CID && rh.dst_port == guest_port && (!host_port || rh.src_port == host_port);
+    int ok = rh.op == op && rh.src_cid == HOST_CID && rh.dst_port == guest_port
+             && (!host_port || rh.src_port == host_port);
     CHECK(ok, "%s: got op %u from %u:%u to port %u\n", what, rh.op, (u32)rh.src_cid, rh.src_port, rh.dst_port);
     return ok;
 }
@@ -265,7 +266,10 @@ static int find_device(void)
         u32 off = pci_read32(0, (u8)slot, 0, cap + 8);
         if (type == 1 && !t.common) t.common = t.base + off;
         if (type == 4 && !t.devcfg) t.devcfg = t.base + off;
-        if (type == 2 && !notify_base) { notify_base = t.base + off; notify_multiplier = pci_read32(0, (u8)slot, 0, cap + 16); }
+        if (type == 2 && !notify_base) {
+            notify_base = t.base + off;
+            notify_multiplier = pci_read32(0, (u8)slot, 0, cap + 16);
+        }
     }
     CHECK(t.common && t.devcfg && notify_base, "common, device and notify capabilities\n");
     pci_write16(0, (u8)slot, 0, 0x04, pci_read16(0, (u8)slot, 0, 0x04) | 0x6);
@@ -301,7 +305,8 @@ int guest_main(u32 magic, u32 info)
 {
     puts("virtio-vsock suite\n");
     const struct multiboot_info *mbi = (const struct multiboot_info *)(uptr)info;
-    const char *cmdline = magic == MULTIBOOT_BOOTLOADER_MAGIC && mbi && (mbi->flags & 4) ? (const char *)(uptr)mbi->cmdline : "";
+    const char *cmdline =
+        magic == MULTIBOOT_BOOTLOADER_MAGIC && mbi && (mbi->flags & 4) ? (const char *)(uptr)mbi->cmdline : "";
     printf("cmdline: %s\n", cmdline);
     const char *c = find(cmdline, "cid=");
     CHECK(c != 0, "cid= on the command line\n");
