@@ -61,6 +61,8 @@ public class BootException extends RuntimeException {
         DISK_UNUSABLE,
         /** A network backend that cannot start (a TAP device, a forwarded port). */
         NETWORK_UNAVAILABLE,
+        /** The vsock device's Unix socket cannot be made (its path exists, is too long, or cannot be bound). */
+        VSOCK_UNAVAILABLE,
         /** A machine size this host cannot run: see {@link MachineConfigException#problem()}. */
         MACHINE_CONFIG,
 

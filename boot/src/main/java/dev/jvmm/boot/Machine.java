@@ -22,6 +22,9 @@ import dev.jvmm.devices.legacy.PostCodePort;
 import dev.jvmm.devices.legacy.Serial16550;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.net.VirtioNet;
+import dev.jvmm.devices.virtio.vsock.VirtioVsock;
+import dev.jvmm.devices.vsock.UnixSocketBackend;
+import dev.jvmm.devices.vsock.VsockBackendException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -55,6 +58,7 @@ public final class Machine implements AutoCloseable {
     private final String cmdline;
     private final List<VirtioNet> nics;
     private final List<VirtioBlock> disks;
+    private final Optional<VirtioVsock> vsock;
     private final AcpiPm acpiPm;
 
     private Machine(
@@ -66,6 +70,7 @@ public final class Machine implements AutoCloseable {
             String cmdline,
             List<VirtioNet> nics,
             List<VirtioBlock> disks,
+            Optional<VirtioVsock> vsock,
             AcpiPm acpiPm) {
         this.config = config;
         this.vm = vm;
@@ -75,6 +80,7 @@ public final class Machine implements AutoCloseable {
         this.cmdline = cmdline;
         this.nics = nics;
         this.disks = disks;
+        this.vsock = vsock;
         this.acpiPm = acpiPm;
     }
 
@@ -159,6 +165,7 @@ public final class Machine implements AutoCloseable {
                             .orElseGet(() -> kernelImage.format() == KernelLoader.Format.MULTIBOOT
                                     ? List.of()
                                     : List.of(MachineConfig.NicConfig.DEFAULT)));
+            Optional<VirtioVsock> vsock = config.vsock().map(v -> attachVsock(vm, slots, v));
             VirtioSlots.Attached virtio = slots.attached();
             String cmdline = virtio.appendTo(config.cmdline().orElse(MachineConfig.DEFAULT_LINUX_CMDLINE));
             LoadedKernel kernel = placement.load(vm.memory(), kernelImage, cmdline);
@@ -174,7 +181,7 @@ public final class Machine implements AutoCloseable {
                 VcpuSetup.lapic(cpu);
             }
             vm.setEntry(0, kernel.entry());
-            return new Machine(config, vm, serial, debugcon, kernel, cmdline, nics, blocks, acpiPm);
+            return new Machine(config, vm, serial, debugcon, kernel, cmdline, nics, blocks, vsock, acpiPm);
         } catch (Throwable e) {
             try {
                 vm.close();
@@ -183,6 +190,23 @@ public final class Machine implements AutoCloseable {
             }
             throw e;
         }
+    }
+
+    /**
+     * Listens on the vsock device's Unix socket and attaches the device. The VM owns the socket's backend from before
+     * the transport, so it closes after it (the socket file is removed then).
+     */
+    private static VirtioVsock attachVsock(VirtualMachine vm, VirtioSlots slots, MachineConfig.VsockConfig v) {
+        UnixSocketBackend backend;
+        try {
+            backend = UnixSocketBackend.open(v.udsPath());
+        } catch (VsockBackendException e) {
+            throw new BootException(BootException.Kind.VSOCK_UNAVAILABLE, "--vsock: " + e.getMessage(), e);
+        }
+        vm.own(backend);
+        VirtioVsock device = new VirtioVsock(backend, VirtioVsock.Options.of(v.guestCid()));
+        slots.attach("vsock", device, v.transport(), "--vsock");
+        return device;
     }
 
     /** The config against what any machine needs and what this host has ({@code hostMemoryBytes} -1: unknown). */
@@ -301,6 +325,11 @@ public final class Machine implements AutoCloseable {
 
     public MachineConfig config() {
         return config;
+    }
+
+    /** The vsock device, if configured: its counters, and {@link VirtioVsock#transportReset()}. */
+    public Optional<VirtioVsock> vsock() {
+        return vsock;
     }
 
     /** The NICs, in the order configured (for statistics and link control). */

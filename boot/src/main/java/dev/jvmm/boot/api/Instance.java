@@ -191,6 +191,13 @@ public final class Instance implements AutoCloseable {
         }
     }
 
+    public void putVsock(Bodies.Vsock v) {
+        synchronized (lock) {
+            requireNotStarted();
+            resources = resources.withVsock(v);
+        }
+    }
+
     public void putLogger(Bodies.Logger l) {
         synchronized (lock) {
             requireNotStarted();
@@ -256,6 +263,7 @@ public final class Instance implements AutoCloseable {
         if (c.drives() != null) for (Bodies.Drive d : c.drives()) putDrive(d);
         if (c.networkInterfaces() != null)
             for (Bodies.NetworkInterface n : c.networkInterfaces()) putNetworkInterface(n);
+        if (c.vsock() != null) putVsock(c.vsock());
     }
 
     // Actions.
