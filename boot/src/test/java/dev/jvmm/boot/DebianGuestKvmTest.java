@@ -12,18 +12,28 @@ import dev.jvmm.core.testing.DebianGuest;
 import dev.jvmm.core.testing.FakeDnsServer;
 import dev.jvmm.core.testing.KvmHost;
 import dev.jvmm.core.testing.RequiresKvm;
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -32,6 +42,7 @@ import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.regex.Matcher;
@@ -55,6 +66,8 @@ import org.junit.jupiter.api.io.TempDir;
 class DebianGuestKvmTest {
     /** Under the emulated machine Debian reaches login in about two minutes; this is the bound for a wedged boot. */
     private static final Duration BOOT = Duration.ofMinutes(15);
+    /** The guest's vsock CID. */
+    private static final int GUEST_CID = 3;
     /** The VM's name, for the verbs. */
     private static final String NAME = "debian";
 
@@ -92,7 +105,10 @@ class DebianGuestKvmTest {
                 "1G",
                 "user,hostloopback=on,resolver=" + dns.address().getHostString() + ":"
                         + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22"));
-        jvmm.addAll(jvmm.indexOf("run") + 1, List.of("--name", NAME));
+        // Unix-socket paths are short (108 bytes): the vsock's lies in a folder of its own under /tmp.
+        Path vsockDir = Files.createTempDirectory(Path.of("/tmp"), "jvmm-vsock");
+        Path uds = vsockDir.resolve("v.sock");
+        jvmm.addAll(jvmm.indexOf("run") + 1, List.of("--name", NAME, "--vsock", "cid=" + GUEST_CID + ",uds=" + uds));
         String jvmmLog;
         try (dns;
                 Terminal term = Terminal.start(dir, jvmm)) {
@@ -150,6 +166,7 @@ class DebianGuestKvmTest {
                 http.stop(0);
             }
 
+            vsockBothWays(uds, sshPort);
             verbsOnTheRunningGuest(verbs, overlay, sshPort);
 
             // The serial console by hand: log in as root (no password there), ask, read the answer off the screen.
@@ -204,6 +221,61 @@ class DebianGuestKvmTest {
                 "Debian to login through jvmm run --name in tmux, ssh, a download, list, info with its counters,"
                         + " suspend and resume, a console login, a reboot, jvmm shutdown to a clean power-off, and no"
                         + " suspicious boot-log line that QEMU does not print too");
+    }
+
+    /**
+     * Linux's own virtio-vsock driver against jvmm's device and Firecracker's host-side convention, both ways: the
+     * guest connects to the host's port 5000 (a Unix socket at {@code uds_5000}), and the host connects to the guest's
+     * port 5001 through {@code CONNECT 5001} on {@code uds}. The guest side is Perl (in the image's perl-base), with
+     * AF_VSOCK (40) and its sockaddr_vm by number.
+     */
+    private static void vsockBothWays(Path uds, int sshPort) throws Exception {
+        String vm = "my $vm = sub { pack('S S L L C x3', 40, 0, $_[1], $_[0], 0) };";
+        String connect = "use Socket; " + vm + " socket(my $s, 40, SOCK_STREAM, 0) or die \"socket: $!\";"
+                + " connect($s, $vm->(2, 5000)) or die \"connect: $!\"; syswrite($s, \"hello-from-guest\\n\");"
+                + " print scalar <$s>;";
+        String listen = "use Socket; " + vm + " socket(my $l, 40, SOCK_STREAM, 0) or die \"socket: $!\";"
+                + " bind($l, $vm->(0xFFFFFFFF, 5001)) or die \"bind: $!\"; listen($l, 1) or die \"listen: $!\";"
+                + " open(my $r, '>', '/tmp/vsock-ready'); close($r); accept(my $c, $l) or die \"accept: $!\";"
+                + " my $line = <$c>; syswrite($c, \"guest got: $line\");";
+        String script = "echo %s | base64 -d > /tmp/%s.pl";
+        ssh(
+                sshPort,
+                String.format(script, b64(connect), "connect") + " && " + String.format(script, b64(listen), "listen"));
+
+        try (ServerSocketChannel host = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            host.bind(UnixDomainSocketAddress.of(uds + "_5000"));
+            CompletableFuture<String> served = CompletableFuture.supplyAsync(() -> {
+                try (SocketChannel c = host.accept()) {
+                    BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(c)));
+                    String line = in.readLine();
+                    c.write(ByteBuffer.wrap(("host got: " + line + "\n").getBytes(StandardCharsets.UTF_8)));
+                    return line;
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            String reply = ssh(sshPort, "perl /tmp/connect.pl");
+            assertEquals("hello-from-guest", served.get(1, TimeUnit.MINUTES));
+            assertEquals("host got: hello-from-guest\n", reply);
+        }
+
+        ssh(
+                sshPort,
+                "setsid -f perl /tmp/listen.pl </dev/null >/tmp/listen.log 2>&1;"
+                        + " for i in $(seq 100); do [ -e /tmp/vsock-ready ] && break; sleep 0.1; done; test -e /tmp/vsock-ready");
+        try (SocketChannel c = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
+            c.write(ByteBuffer.wrap("CONNECT 5001\n".getBytes(StandardCharsets.UTF_8)));
+            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(c)));
+            String ok = in.readLine();
+            assertTrue(ok != null && ok.matches("OK \\d+"), "the answer to CONNECT 5001: " + ok);
+            c.write(ByteBuffer.wrap("hello-from-host\n".getBytes(StandardCharsets.UTF_8)));
+            assertEquals("guest got: hello-from-host", in.readLine());
+        }
+    }
+
+    private static String b64(String s) {
+        return Base64.getEncoder().encodeToString(s.getBytes(StandardCharsets.UTF_8));
     }
 
     /**
