@@ -138,6 +138,7 @@ public final class LinuxLoader {
                     "the bzImage's payload is not an ELF vmlinux (a relocs-only or non-x86 kernel?);"
                             + " boot it with --boot-path=decompressor");
         Elf elf = Elf.parse(vmlinux, "the bzImage's vmlinux");
+        checkEntry(elf, elf.entry(), "64-bit entry point");
         long end = loadElf(memory, elf);
         writeZeroPage(memory, image, h, cmdline, initrd, end, -1);
         EntryState entry = EntryState.longMode(elf.entry()).withRsi(BootLayout.ZERO_PAGE);
@@ -168,6 +169,7 @@ public final class LinuxLoader {
         if (!pvh && (!elf.is64() || elf.machine() != 62))
             throw new BootException(
                     Kind.NOT_X86_64, "this ELF kernel is not an x86-64 vmlinux (and has no multiboot header)");
+        checkEntry(elf, pvh ? pvhEntry : elf.entry(), pvh ? "PVH entry point" : "64-bit entry point");
         long end = loadElf(memory, elf);
         if (pvh) {
             long startInfo = PvhStartInfo.write(memory, cmdline, initrd, end);
@@ -177,6 +179,14 @@ public final class LinuxLoader {
         writeZeroPage(memory, null, null, cmdline, initrd, end, -1);
         return new LoadedKernel(
                 EntryState.longMode(elf.entry()).withRsi(BootLayout.ZERO_PAGE), "Linux vmlinux, 64-bit entry", end);
+    }
+
+    /** An entry point outside every PT_LOAD segment would run whatever lies in RAM there: refused, as GRUB does. */
+    static void checkEntry(Elf elf, long entry, String what) {
+        for (Elf.Segment s : elf.loadSegments()) if (Long.compareUnsigned(entry - s.paddr(), s.memSize()) < 0) return;
+        throw new BootException(
+                Kind.MALFORMED_KERNEL,
+                String.format("the kernel's %s 0x%x lies outside the segments it loads", what, entry));
     }
 
     /** Loads PT_LOAD segments at their physical addresses; returns the end of the highest one. */
