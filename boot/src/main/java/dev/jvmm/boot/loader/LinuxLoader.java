@@ -193,23 +193,44 @@ public final class LinuxLoader {
     static long loadElf(GuestMemory memory, Elf elf) {
         long end = 0;
         for (Elf.Segment s : elf.loadSegments()) {
-            if (s.paddr() < BootLayout.BOOT_INFO_END)
-                throw new BootException(
-                        Kind.RESERVED_LOAD_ADDRESS,
-                        String.format(
-                                "the kernel wants to load at 0x%x, below 256 KiB where jvmm keeps boot data",
-                                s.paddr()));
-            if (!memory.isValid(s.paddr(), Math.max(1, s.memSize())))
-                throw new BootException(
-                        Kind.KERNEL_DOES_NOT_FIT,
-                        String.format(
-                                "the kernel loads at 0x%x-0x%x, beyond guest RAM; give the guest more --memory",
-                                s.paddr(), s.paddr() + s.memSize()));
+            checkPlacement(memory, s.paddr(), s.memSize(), "the kernel");
             memory.write(s.paddr(), elf.image(), (int) s.offset(), (int) s.fileSize());
             memory.fill(s.paddr() + s.fileSize(), s.memSize() - s.fileSize(), (byte) 0);
             end = Math.max(end, s.paddr() + s.memSize());
         }
         return end;
+    }
+
+    /**
+     * Where a kernel (or a part of it) may be placed: in RAM the e820 map gives the guest, above jvmm's boot data,
+     * below 4 GiB (the most either entry mode reaches). {@code what} names the kernel in the messages.
+     */
+    static void checkPlacement(GuestMemory memory, long address, long length, String what) {
+        if (address < BootLayout.BOOT_INFO_END)
+            throw new BootException(
+                    Kind.RESERVED_LOAD_ADDRESS,
+                    String.format("%s wants to load at 0x%x, below 256 KiB where jvmm keeps boot data", what, address));
+        if (!memory.isValid(address, Math.max(1, length)))
+            throw new BootException(
+                    Kind.KERNEL_DOES_NOT_FIT,
+                    String.format(
+                            "%s loads at 0x%x-0x%x, beyond guest RAM; give the guest more --memory",
+                            what, address, address + length));
+        if (length > BootLayout.ENTRY_REACH - address)
+            throw new BootException(
+                    Kind.UNSUPPORTED_PROTOCOL,
+                    String.format(
+                            "%s loads at 0x%x-0x%x, above 4 GiB, out of its entry's reach (32-bit, or 64-bit with"
+                                    + " the first 4 GiB mapped); link it below 4 GiB",
+                            what, address, address + length));
+        // The MP table, the VGA hole and the ACPI tables lie between 640 KiB and 1 MiB: not the kernel's.
+        if (!E820.isRam(memory, address, Math.max(1, length)))
+            throw new BootException(
+                    Kind.RESERVED_LOAD_ADDRESS,
+                    String.format(
+                            "%s loads at 0x%x-0x%x, which the memory map does not give the guest as RAM"
+                                    + " (jvmm keeps its MP and ACPI tables between 640 KiB and 1 MiB)",
+                            what, address, address + length));
     }
 
     private static String version(SetupHeader h) {

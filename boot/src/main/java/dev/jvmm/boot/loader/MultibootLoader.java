@@ -75,13 +75,10 @@ public final class MultibootLoader {
             long loadLength = h.loadEndAddr() == 0 ? image.length - fileStart : h.loadEndAddr() - h.loadAddr();
             if (loadLength < 0 || fileStart + loadLength > image.length)
                 throw new BootException(Kind.TRUNCATED, "multiboot header's load range lies outside the file");
-            checkPlacement(h.loadAddr(), loadLength);
+            long end = Math.max(h.loadAddr() + loadLength, h.bssEndAddr());
+            LinuxLoader.checkPlacement(memory, h.loadAddr(), end - h.loadAddr(), "multiboot kernel");
             memory.write(h.loadAddr(), image, (int) fileStart, (int) loadLength);
-            long end = h.loadAddr() + loadLength;
-            if (h.bssEndAddr() > end) {
-                memory.fill(end, h.bssEndAddr() - end, (byte) 0);
-                end = h.bssEndAddr();
-            }
+            memory.fill(h.loadAddr() + loadLength, end - h.loadAddr() - loadLength, (byte) 0);
             entry = h.entryAddr();
             kernelEnd = end;
             how = "multiboot kernel (a.out kludge)";
@@ -89,7 +86,7 @@ public final class MultibootLoader {
             Elf elf = Elf.parse(image, "multiboot kernel");
             kernelEnd = 0;
             for (Elf.Segment s : elf.loadSegments()) {
-                checkPlacement(s.paddr(), s.memSize());
+                LinuxLoader.checkPlacement(memory, s.paddr(), s.memSize(), "multiboot kernel");
                 memory.write(s.paddr(), image, (int) s.offset(), (int) s.fileSize());
                 memory.fill(s.paddr() + s.fileSize(), s.memSize() - s.fileSize(), (byte) 0);
                 kernelEnd = Math.max(kernelEnd, s.paddr() + s.memSize());
@@ -104,15 +101,6 @@ public final class MultibootLoader {
         EntryState state =
                 EntryState.protectedMode(entry).withRax(BOOTLOADER_MAGIC).withRbx(info);
         return new LoadedKernel(state, how, kernelEnd);
-    }
-
-    private static void checkPlacement(long address, long length) {
-        if (address < BootLayout.BOOT_INFO_END && address + length > BootLayout.ZERO_PAGE)
-            throw new BootException(
-                    Kind.RESERVED_LOAD_ADDRESS,
-                    String.format(
-                            "multiboot kernel wants to load at 0x%x, where jvmm keeps boot data; link it at 1 MiB",
-                            address));
     }
 
     /** Writes the multiboot info, memory map, command line and module list; returns the info's address. */
