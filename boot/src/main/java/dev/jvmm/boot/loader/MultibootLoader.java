@@ -77,6 +77,12 @@ public final class MultibootLoader {
                 throw new BootException(Kind.TRUNCATED, "multiboot header's load range lies outside the file");
             long end = Math.max(h.loadAddr() + loadLength, h.bssEndAddr());
             LinuxLoader.checkPlacement(memory, h.loadAddr(), end - h.loadAddr(), "multiboot kernel");
+            if (h.entryAddr() < h.loadAddr() || h.entryAddr() >= end)
+                throw new BootException(
+                        Kind.MALFORMED_KERNEL,
+                        String.format(
+                                "multiboot header's entry address 0x%x lies outside the kernel it loads (0x%x-0x%x)",
+                                h.entryAddr(), h.loadAddr(), end));
             memory.write(h.loadAddr(), image, (int) fileStart, (int) loadLength);
             memory.fill(h.loadAddr() + loadLength, end - h.loadAddr() - loadLength, (byte) 0);
             entry = h.entryAddr();
@@ -84,6 +90,7 @@ public final class MultibootLoader {
             how = "multiboot kernel (a.out kludge)";
         } else {
             Elf elf = Elf.parse(image, "multiboot kernel");
+            entry = elfEntry(elf);
             kernelEnd = 0;
             for (Elf.Segment s : elf.loadSegments()) {
                 LinuxLoader.checkPlacement(memory, s.paddr(), s.memSize(), "multiboot kernel");
@@ -91,7 +98,6 @@ public final class MultibootLoader {
                 memory.fill(s.paddr() + s.fileSize(), s.memSize() - s.fileSize(), (byte) 0);
                 kernelEnd = Math.max(kernelEnd, s.paddr() + s.memSize());
             }
-            entry = elf.entry();
             how = "multiboot kernel (ELF" + (elf.is64() ? "64" : "32") + ")";
         }
         if ((h.flags() & FLAG_VIDEO) != 0)
@@ -101,6 +107,21 @@ public final class MultibootLoader {
         EntryState state =
                 EntryState.protectedMode(entry).withRax(BOOTLOADER_MAGIC).withRbx(info);
         return new LoadedKernel(state, how, kernelEnd);
+    }
+
+    /**
+     * The physical entry point: e_entry if it lies in a segment as loaded, else (as GRUB does for a kernel linked
+     * at a virtual address) e_entry translated from the segment whose virtual range holds it; refused otherwise.
+     */
+    private static long elfEntry(Elf elf) {
+        long entry = elf.entry();
+        for (Elf.Segment s : elf.loadSegments())
+            if (Long.compareUnsigned(entry - s.paddr(), s.memSize()) < 0) return entry;
+        for (Elf.Segment s : elf.loadSegments())
+            if (Long.compareUnsigned(entry - s.vaddr(), s.memSize()) < 0) return entry - s.vaddr() + s.paddr();
+        throw new BootException(
+                Kind.MALFORMED_KERNEL,
+                String.format("multiboot kernel's entry point 0x%x lies outside the segments it loads", entry));
     }
 
     /** Writes the multiboot info, memory map, command line and module list; returns the info's address. */
