@@ -124,6 +124,21 @@ public final class MultibootLoader {
                 String.format("multiboot kernel's entry point 0x%x lies outside the segments it loads", entry));
     }
 
+    /**
+     * The first page-aligned place after the kernel that is RAM in the e820 map and ends below 4 GiB (the module
+     * list holds 32-bit addresses): right after the kernel unless that runs into the MP and ACPI tables below 1 MiB.
+     */
+    private static long placeModule(GuestMemory memory, long size, long kernelEnd) {
+        for (E820.Entry e : E820.of(memory)) {
+            if (e.type() != E820.RAM) continue;
+            long at = (Math.max(e.address(), kernelEnd) + 0xfff) & ~0xfffL;
+            if (at <= e.end() - size && at + size <= 0xffffffffL) return at;
+        }
+        throw new BootException(
+                Kind.INITRD_DOES_NOT_FIT,
+                "initrd of " + size + " bytes does not fit after the kernel; give the guest more --memory");
+    }
+
     /** Writes the multiboot info, memory map, command line and module list; returns the info's address. */
     private static long writeInfo(GuestMemory memory, byte[] initrd, String cmdline, long kernelEnd) {
         List<E820.Entry> map = E820.of(memory);
@@ -166,12 +181,7 @@ public final class MultibootLoader {
         memory.writeInt(info + 64, (int) strings);
 
         if (initrd != null) {
-            long start = (kernelEnd + 0xfff) & ~0xfffL;
-            if (!memory.isValid(start, Math.max(1, initrd.length)) || start + initrd.length > 0xffffffffL)
-                throw new BootException(
-                        Kind.INITRD_DOES_NOT_FIT,
-                        "initrd of " + initrd.length
-                                + " bytes does not fit after the kernel; give the guest more --memory");
+            long start = placeModule(memory, initrd.length, kernelEnd);
             memory.write(start, initrd);
             memory.writeInt(mods, (int) start);
             memory.writeInt(mods + 4, (int) (start + initrd.length));
