@@ -22,6 +22,9 @@ import java.util.List;
 public final class LinuxLoader {
     static final int MIN_PROTOCOL = 0x0206;
     private static final int SETUP_HEADER_OFFSET = 0x1f1;
+    /** The end of the last header field this loader reads (init_size, protocol 2.10). */
+    private static final int HEADER_FIELDS_END = 0x264;
+
     private static final int LOADED_HIGH = 0x01, CAN_USE_HEAP = 0x80;
     private static final int XLF_KERNEL_64 = 0x01;
     private static final int XEN_ELFNOTE_PHYS32_ENTRY = 18;
@@ -95,6 +98,14 @@ public final class LinuxLoader {
             throw new BootException(
                     Kind.NOT_X86_64,
                     "this kernel has no 64-bit entry point (XLF_KERNEL_64): jvmm boots x86-64 kernels");
+        // The header ends where its jump says (0x202 + the byte at 0x201), and only that much is the kernel's
+        // header in the zero page: one that ends before the fields read here (up to init_size) is inconsistent.
+        if (h.headerEnd() < HEADER_FIELDS_END)
+            throw new BootException(
+                    Kind.MALFORMED_KERNEL,
+                    String.format(
+                            "this bzImage's setup header ends at 0x%x, before the fields of its protocol %s (to 0x%x)",
+                            h.headerEnd(), version(h), HEADER_FIELDS_END));
         int pmOffset = h.protectedModeOffset();
         if (pmOffset >= image.length)
             throw new BootException(
