@@ -284,7 +284,10 @@ public final class LinuxLoader {
         if (cmd.length > Math.min(cmdlineMax, BootLayout.CMDLINE_MAX - 1))
             throw new BootException(
                     Kind.CMDLINE_TOO_LONG,
-                    "the command line is " + cmd.length + " bytes; this kernel accepts at most " + cmdlineMax);
+                    cmdlineMax < BootLayout.CMDLINE_MAX
+                            ? "the command line is " + cmd.length + " bytes; this kernel accepts at most " + cmdlineMax
+                            : "the command line is " + cmd.length + " bytes; at most " + (BootLayout.CMDLINE_MAX - 1)
+                                    + " fit");
         memory.write(BootLayout.CMDLINE, cmd);
         memory.writeByte(BootLayout.CMDLINE + cmd.length, (byte) 0);
         setup_header.cmd_line_ptr(hdr, (int) BootLayout.CMDLINE);
