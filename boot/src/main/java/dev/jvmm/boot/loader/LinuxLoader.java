@@ -315,11 +315,12 @@ public final class LinuxLoader {
     /** The highest page-aligned place for the initrd that is RAM, below max, and above the kernel. */
     static long placeInitrd(GuestMemory memory, long size, long kernelEnd, long max) {
         long best = -1;
+        long room = Math.max(1, size); // an empty initrd too starts at or below max, never at max + 1 (4 GiB: 0)
         for (E820.Entry e : E820.of(memory)) {
             if (e.type() != E820.RAM) continue;
             long top = Math.min(e.end(), max + 1);
-            long at = (top - size) & ~0xfffL;
-            if (at >= Math.max(e.address(), (kernelEnd + 0xfff) & ~0xfffL) && at + size <= top)
+            long at = (top - room) & ~0xfffL;
+            if (at >= Math.max(e.address(), (kernelEnd + 0xfff) & ~0xfffL) && at + room <= top)
                 best = Math.max(best, at);
         }
         if (best < 0)
