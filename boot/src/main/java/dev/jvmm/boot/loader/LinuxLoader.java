@@ -22,6 +22,8 @@ import java.util.List;
 public final class LinuxLoader {
     static final int MIN_PROTOCOL = 0x0206;
     private static final int SETUP_HEADER_OFFSET = 0x1f1;
+    /** The 64-bit entry of the kernel's decompressor (startup_64), from the start of the protected-mode code. */
+    private static final int STARTUP_64 = 0x200;
     /** The end of the last header field this loader reads (init_size, protocol 2.10). */
     private static final int HEADER_FIELDS_END = 0x264;
 
@@ -118,6 +120,11 @@ public final class LinuxLoader {
         if (path == KernelLoader.BootPath.DECOMPRESSOR) {
             long load = BootLayout.HIGH_LOAD;
             long pmSize = image.length - pmOffset;
+            if (pmSize <= STARTUP_64)
+                throw new BootException(
+                        Kind.TRUNCATED,
+                        "bzImage is truncated: its protected-mode code (" + pmSize
+                                + " bytes) ends before its 64-bit entry at +0x200");
             long needed = Math.max(pmSize, h.initSize());
             if (!memory.isValid(load, needed))
                 throw new BootException(
@@ -127,7 +134,7 @@ public final class LinuxLoader {
             memory.write(load, image, pmOffset, (int) pmSize);
             long end = load + needed;
             writeZeroPage(memory, image, h, cmdline, initrd, end, load);
-            EntryState entry = EntryState.longMode(load + 0x200).withRsi(BootLayout.ZERO_PAGE);
+            EntryState entry = EntryState.longMode(load + STARTUP_64).withRsi(BootLayout.ZERO_PAGE);
             return new LoadedKernel(entry, "Linux bzImage, protocol " + version(h) + ", through its decompressor", end);
         }
 
