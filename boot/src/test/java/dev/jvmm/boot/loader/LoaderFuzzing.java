@@ -48,6 +48,9 @@ import java.util.regex.Pattern;
  * each part where the guest can use it: the kernel's ranges and the initrd lie in RAM of the e820 map, above the
  * boot data and below 4 GiB (no entry mode reaches further), hold the file's bytes (bss zeroed), do not overlap,
  * and the entry point lies inside what was loaded; the command line and the boot protocol's pointers are right.
+ *
+ * <p>The saved inputs (...FuzzTestInputs) are written by boot/src/test/fuzz/loader_seeds.py as the choices the
+ * generators consume; -Dloader.fuzz.verbose=true prints what each input does.
  */
 final class LoaderFuzzing {
     /** Low RAM, and RAM above 4 GiB as a machine with more than 3 GiB has it (e820 lists both). */
