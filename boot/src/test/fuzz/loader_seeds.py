@@ -50,6 +50,8 @@ seed(T, "segment-above-4gib", bz(elf=[0, 0, 0, 0, 0, 19, 0, 0, 0, 0]))
 seed(T, "header-ends-before-its-fields", bz(mutate=[1, 2, 0, 0, 0]))
 seed(T, "cmdline-limit-named-in-message", bz(cmdsize=5, cmdline=(1, 9)))
 seed(T, "empty-initrd-below-4gib", bz(iam=3, initrd=(1, 1)))
+seed(T, "ramdisk-size-in-the-image", bz(mutate=[1, 13, 3, 0, 0]))
+seed(T, "setup-data-in-the-image", bz(mutate=[1, 14, 2, 0, 0]))
 seed(T, "decompressor-entry-past-the-code", bz(elf=[0, 0, 0, 0, 0, 0, 0, 1, 0, 0], pm=(1, 0, 0), path=(1, 1)))
 
 # payloadsDecompressWithinTheirClaim: format, zero run, tweak, claim, mutate, guest

@@ -273,6 +273,11 @@ public final class LinuxLoader {
         if (image != null) {
             int len = Math.min(h.headerEnd(), image.length) - SETUP_HEADER_OFFSET;
             MemorySegment.copy(MemorySegment.ofArray(image), SETUP_HEADER_OFFSET, zp, SETUP_HEADER_OFFSET, len);
+            // Fields the boot loader writes: what the image has there (zeroes, in a kernel) does not pass as jvmm's
+            // word, or the kernel would take an initrd or a setup_data list from wherever they point.
+            setup_header.ramdisk_image(hdr, 0);
+            setup_header.ramdisk_size(hdr, 0);
+            setup_header.setup_data(hdr, 0L);
         } else {
             setup_header.boot_flag(hdr, (short) 0xaa55);
             setup_header.header(hdr, 0x53726448);

@@ -355,7 +355,11 @@ final class FuzzedImages {
                 new Field("cmdline_size", 0x238, 4),
                 new Field("payload_offset", 0x248, 4),
                 new Field("payload_length", 0x24c, 4),
-                new Field("init_size", 0x260, 4)));
+                new Field("init_size", 0x260, 4),
+                // The boot loader's own fields, which a kernel image leaves zero:
+                new Field("ramdisk_image", 0x218, 4),
+                new Field("ramdisk_size", 0x21c, 4),
+                new Field("setup_data", 0x250, 8)));
         int p = pmOffset + pmCode;
         // The compressed stream's header: magic, flags, dictionary and window sizes, first block sizes.
         for (int i = 0; i < 16; i++) fields.add(new Field("payload byte " + i, p + i, 1));

@@ -400,9 +400,10 @@ final class LoaderFuzzing {
                     assertEquals((int) BootLayout.CMDLINE, setup_header.cmd_line_ptr(hdr), d);
                     assertEquals(0x53726448, setup_header.header(hdr), d + ": the zero page's header magic");
                     assertEquals(E820.of(m).size(), boot_params.e820_entries(zp), d + ": e820 entries");
+                    assertEquals(0, setup_header.setup_data(hdr), d + ": setup_data, though jvmm passes none");
                     long at = setup_header.ramdisk_image(hdr) & 0xffffffffL;
                     long size = setup_header.ramdisk_size(hdr) & 0xffffffffL;
-                    if (k.initrd() == null) assertEquals(0, size, d);
+                    if (k.initrd() == null) assertEquals(0, size, d + ": ramdisk_size, though there is no initrd");
                     else {
                         rd = Range.of("initrd", at, size);
                         long max = k.format() == KernelLoader.Format.BZIMAGE
