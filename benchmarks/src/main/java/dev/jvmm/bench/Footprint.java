@@ -38,49 +38,43 @@ public final class Footprint {
 
     /** Spawns the command and times it; the guest must print first and end by itself. */
     public static Launch launch(List<String> command) {
-        Path err = null;
-        try {
-            err = Files.createTempFile("launch", ".err");
-            long t0 = System.nanoTime();
-            List<String> cmd = command.stream()
-                    .map(a -> a.equals(T0_ARGUMENT) ? "-Djvmm.launch.t0=" + t0 : a)
-                    .toList();
-            Process p = new ProcessBuilder(cmd).redirectError(err.toFile()).start();
-            long first = -1;
-            try (InputStream in = p.getInputStream()) {
-                if (in.read() >= 0) first = System.nanoTime();
-                in.transferTo(OutputStreamNull.INSTANCE);
-            }
-            if (!p.waitFor(2, TimeUnit.MINUTES)) {
-                p.destroyForcibly();
-                throw new IllegalStateException("did not exit within 2 minutes: " + command);
-            }
-            long end = System.nanoTime();
-            String errText = Files.readString(err);
-            if (first < 0 || p.exitValue() != exitStatusOf(command))
-                throw new IllegalStateException("the guest printed nothing or failed (status " + p.exitValue() + "): "
-                        + command + "\n" + errText);
-            java.util.regex.Matcher m = PHASES.matcher(errText);
-            boolean phases = m.find();
-            return new Launch(
-                    (first - t0) / 1e6,
-                    (end - t0) / 1e6,
-                    phases ? Double.parseDouble(m.group(1)) : Double.NaN,
-                    phases ? Double.parseDouble(m.group(2)) : Double.NaN);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
-        } finally {
-            if (err != null) {
+        return withChild(() -> {
+            Path err = Files.createTempFile("launch", ".err");
+            try {
+                long t0 = System.nanoTime();
+                List<String> cmd = command.stream()
+                        .map(a -> a.equals(T0_ARGUMENT) ? "-Djvmm.launch.t0=" + t0 : a)
+                        .toList();
+                Process p = new ProcessBuilder(cmd).redirectError(err.toFile()).start();
+                long first = -1;
+                try (InputStream in = p.getInputStream()) {
+                    if (in.read() >= 0) first = System.nanoTime();
+                    in.transferTo(OutputStreamNull.INSTANCE);
+                }
+                if (!p.waitFor(2, TimeUnit.MINUTES)) {
+                    p.destroyForcibly();
+                    throw new IllegalStateException("did not exit within 2 minutes: " + command);
+                }
+                long end = System.nanoTime();
+                String errText = Files.readString(err);
+                if (first < 0 || p.exitValue() != exitStatusOf(command))
+                    throw new IllegalStateException("the guest printed nothing or failed (status " + p.exitValue()
+                            + "): " + command + "\n" + errText);
+                java.util.regex.Matcher m = PHASES.matcher(errText);
+                boolean phases = m.find();
+                return new Launch(
+                        (first - t0) / 1e6,
+                        (end - t0) / 1e6,
+                        phases ? Double.parseDouble(m.group(1)) : Double.NaN,
+                        phases ? Double.parseDouble(m.group(2)) : Double.NaN);
+            } finally {
                 try {
                     Files.deleteIfExists(err);
                 } catch (IOException ignored) {
                     // a temp file left behind
                 }
             }
-        }
+        });
     }
 
     /** QEMU's isa-debug-exit turns the guest's 0 into status 1; jvmm and refvmm exit with 0. */
@@ -90,39 +84,33 @@ public final class Footprint {
 
     /** Spawns the command (an idle guest), waits for "ready" on its stdout, reads its /proc files, kills it. */
     public static Memory memory(List<String> command, long guestRamBytes) {
-        Process p = null;
-        try {
-            p = new ProcessBuilder(command)
+        return withChild(() -> {
+            Process p = new ProcessBuilder(command)
                     .redirectError(ProcessBuilder.Redirect.DISCARD)
                     .start();
-            InputStream in = p.getInputStream();
-            StringBuilder seen = new StringBuilder();
-            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
-            while (seen.indexOf("ready") < 0) {
-                int c = in.read();
-                if (c < 0 || System.nanoTime() > deadline)
-                    throw new IllegalStateException("the idle guest never said ready: " + command + "\n" + seen);
-                seen.append((char) c);
-            }
-            Thread.sleep(200); // let the VMM settle (JIT threads, lazily touched pages)
-            Path proc = Path.of("/proc", Long.toString(p.pid()));
-            String status = Files.readString(proc.resolve("status"));
-            String rollup = Files.readString(proc.resolve("smaps_rollup"));
-            long guestRss = guestMappingRss(Files.readAllLines(proc.resolve("smaps")), guestRamBytes);
-            return new Memory(
-                    kb(status, "VmRSS"),
-                    kb(status, "RssAnon"),
-                    kb(status, "RssFile"),
-                    kb(status, "RssShmem"),
-                    kb(rollup, "Pss"),
-                    guestRss);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
-        } finally {
-            if (p != null) {
+            try {
+                InputStream in = p.getInputStream();
+                StringBuilder seen = new StringBuilder();
+                long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+                while (seen.indexOf("ready") < 0) {
+                    int c = in.read();
+                    if (c < 0 || System.nanoTime() > deadline)
+                        throw new IllegalStateException("the idle guest never said ready: " + command + "\n" + seen);
+                    seen.append((char) c);
+                }
+                Thread.sleep(200); // let the VMM settle (JIT threads, lazily touched pages)
+                Path proc = Path.of("/proc", Long.toString(p.pid()));
+                String status = Files.readString(proc.resolve("status"));
+                String rollup = Files.readString(proc.resolve("smaps_rollup"));
+                long guestRss = guestMappingRss(Files.readAllLines(proc.resolve("smaps")), guestRamBytes);
+                return new Memory(
+                        kb(status, "VmRSS"),
+                        kb(status, "RssAnon"),
+                        kb(status, "RssFile"),
+                        kb(status, "RssShmem"),
+                        kb(rollup, "Pss"),
+                        guestRss);
+            } finally {
                 p.destroyForcibly();
                 try {
                     p.waitFor(30, TimeUnit.SECONDS);
@@ -130,6 +118,26 @@ public final class Footprint {
                     Thread.currentThread().interrupt();
                 }
             }
+        });
+    }
+
+    /** Work with a child process, which may fail on I/O or be interrupted while it waits for the child. */
+    private interface ChildWork<T> {
+        T run() throws IOException, InterruptedException;
+    }
+
+    /**
+     * Runs {@code work}, its I/O failures unchecked and an interruption an IllegalStateException (the thread stays
+     * interrupted): a measurement either has its number or fails.
+     */
+    private static <T> T withChild(ChildWork<T> work) {
+        try {
+            return work.run();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
         }
     }
 

@@ -2,6 +2,7 @@ package dev.jvmm.boot;
 
 import dev.jvmm.boot.loader.KernelLoader;
 import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.ratelimit.RateLimiter;
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.util.List;
@@ -43,9 +44,20 @@ public record MachineConfig(
      * A NIC (virtio-net) and its backend. {@code transport} is chosen as for disks; PCI is the default because
      * distribution kernels find virtio-pci devices without command line options.
      */
-    public record NicConfig(NetConfig backend, DiskConfig.Transport transport) {
+    public record NicConfig(
+            NetConfig backend, DiskConfig.Transport transport, RateLimiter.Config rxLimit, RateLimiter.Config txLimit) {
         /** What a Linux guest gets when no network is configured: user-mode networking on virtio-pci. */
         public static final NicConfig DEFAULT = new NicConfig(NetConfig.User.defaults(), DiskConfig.Transport.PCI);
+
+        public NicConfig {
+            if (rxLimit == null) rxLimit = RateLimiter.Config.UNLIMITED;
+            if (txLimit == null) txLimit = RateLimiter.Config.UNLIMITED;
+        }
+
+        /** Without rate limits. */
+        public NicConfig(NetConfig backend, DiskConfig.Transport transport) {
+            this(backend, transport, RateLimiter.Config.UNLIMITED, RateLimiter.Config.UNLIMITED);
+        }
     }
 
     /** A disk to attach (virtio-blk). */
@@ -55,7 +67,8 @@ public record MachineConfig(
             Optional<String> serial,
             Transport transport,
             Format format,
-            BackingFiles backingFiles) {
+            BackingFiles backingFiles,
+            RateLimiter.Config rateLimit) {
         public enum Transport {
             MMIO,
             PCI
@@ -72,6 +85,21 @@ public record MachineConfig(
         public enum BackingFiles {
             IMAGE_DIRECTORY,
             ANY
+        }
+
+        public DiskConfig {
+            if (rateLimit == null) rateLimit = RateLimiter.Config.UNLIMITED;
+        }
+
+        /** Without a rate limit. */
+        public DiskConfig(
+                Path path,
+                boolean readOnly,
+                Optional<String> serial,
+                Transport transport,
+                Format format,
+                BackingFiles backingFiles) {
+            this(path, readOnly, serial, transport, format, backingFiles, RateLimiter.Config.UNLIMITED);
         }
 
         public DiskConfig(Path path, boolean readOnly, Optional<String> serial, Transport transport, Format format) {

@@ -95,7 +95,8 @@ final class VirtioDisks {
             try {
                 options = VirtioBlock.Options.DEFAULT
                         .withReadOnly(d.readOnly())
-                        .withSerial(d.serial().orElse(""));
+                        .withSerial(d.serial().orElse(""))
+                        .withRateLimit(d.rateLimit());
             } catch (IllegalArgumentException e) {
                 throw new BootException(Kind.BAD_OPTION, "--disk " + d.path() + ": " + e.getMessage());
             }

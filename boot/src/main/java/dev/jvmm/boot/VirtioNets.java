@@ -29,7 +29,7 @@ final class VirtioNets {
             MacAddress mac = n.backend().mac().orElseGet(() -> defaultMac(n.backend(), attached.size()));
             NetBackend backend = open(n.backend(), option);
             vm.own(backend); // closed after the transport (the VM closes in reverse order)
-            VirtioNet net = new VirtioNet(backend, VirtioNet.Options.of(mac));
+            VirtioNet net = new VirtioNet(backend, VirtioNet.Options.of(mac).withRateLimits(n.rxLimit(), n.txLimit()));
             slots.attach("net" + i, net, n.transport(), option);
             attached.add(net);
         }

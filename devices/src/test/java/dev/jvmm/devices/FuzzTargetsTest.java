@@ -13,7 +13,15 @@ import org.junit.jupiter.params.provider.MethodSource;
 @Tag("slow")
 class FuzzTargetsTest {
     static Stream<String> targets() {
-        return Fuzzing.selected("dev.jvmm.devices.block.qcow2.Qcow2FuzzTest#patchedImagesFailCleanly");
+        return Fuzzing.selected(
+                "dev.jvmm.devices.block.qcow2.Qcow2FuzzTest#patchedImagesFailCleanly",
+                "dev.jvmm.devices.net.user.UserNetFuzzTest#guestFrames",
+                "dev.jvmm.devices.net.user.DhcpServerFuzzTest#requests",
+                "dev.jvmm.devices.block.qcow2.Qcow2StructureFuzzTest#mutatedFields",
+                "dev.jvmm.devices.virtio.VirtqueueFuzzTest#chains",
+                "dev.jvmm.devices.virtio.blk.VirtioBlockFuzzTest#requests",
+                "dev.jvmm.devices.virtio.net.VirtioNetFuzzTest#transmit",
+                "dev.jvmm.devices.virtio.net.VirtioNetFuzzTest#receive");
     }
 
     @ParameterizedTest

@@ -1,17 +1,11 @@
 package dev.jvmm.boot.api;
 
-import dev.jvmm.boot.BootException;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipeline;
-import io.netty.channel.EventLoopGroup;
 import io.netty.channel.SimpleChannelInboundHandler;
-import io.netty.channel.epoll.Epoll;
-import io.netty.channel.epoll.EpollEventLoopGroup;
-import io.netty.channel.epoll.EpollServerDomainSocketChannel;
 import io.netty.channel.unix.DomainSocketChannel;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
@@ -26,7 +20,6 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
-import io.netty.util.concurrent.DefaultThreadFactory;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -55,13 +48,11 @@ public final class ApiServer implements AutoCloseable {
 
     public static final int MAX_CONNECTIONS = 64;
     public static final Duration IDLE_TIMEOUT = Duration.ofMinutes(5);
-    private final PrivateSocket socket;
-    private final EventLoopGroup group;
+    private final UnixSocketServer server;
     private final ExecutorService worker;
 
-    private ApiServer(PrivateSocket socket, EventLoopGroup group, ExecutorService worker) {
-        this.socket = socket;
-        this.group = group;
+    private ApiServer(UnixSocketServer server, ExecutorService worker) {
+        this.server = server;
         this.worker = worker;
     }
 
@@ -75,45 +66,41 @@ public final class ApiServer implements AutoCloseable {
 
     /** As {@link #bind(Path, Api)}; a refusal names the socket as {@code label} (the option that chose it). */
     public static ApiServer bind(Path socket, Api api, String label) {
-        if (!Epoll.isAvailable())
-            throw new BootException(
-                    BootException.Kind.API_SOCKET_UNAVAILABLE,
-                    "the API needs Netty's epoll transport: " + Epoll.unavailabilityCause());
-        EventLoopGroup group = new EpollEventLoopGroup(1, new DefaultThreadFactory("jvmm-api-io", true));
         ExecutorService worker = Executors.newSingleThreadExecutor(
                 Thread.ofPlatform().daemon().name("jvmm-api").factory());
         AtomicInteger connections = new AtomicInteger();
-        ServerBootstrap b = new ServerBootstrap()
-                .group(group)
-                .channel(EpollServerDomainSocketChannel.class)
-                .childHandler(new ChannelInitializer<DomainSocketChannel>() {
-                    @Override
-                    protected void initChannel(DomainSocketChannel ch) {
-                        if (connections.incrementAndGet() > MAX_CONNECTIONS) {
-                            connections.decrementAndGet();
-                            ch.writeAndFlush(Unpooled.copiedBuffer(tooManyConnections(), StandardCharsets.UTF_8))
-                                    .addListener(ChannelFutureListener.CLOSE);
-                            return;
-                        }
-                        ch.closeFuture().addListener(f -> connections.decrementAndGet());
-                        ChannelPipeline p = ch.pipeline();
-                        p.addLast(new IdleStateHandler(0, 0, IDLE_TIMEOUT.toSeconds(), TimeUnit.SECONDS));
-                        p.addLast(new HttpServerCodec(4096, 8192, 8192));
-                        p.addLast(new BoundedAggregator());
-                        p.addLast(new Connection(api, worker));
-                    }
-                });
         try {
-            return new ApiServer(PrivateSocket.bind(b, socket, label), group, worker);
+            UnixSocketServer server = UnixSocketServer.bind(
+                    socket,
+                    label,
+                    "the API",
+                    "jvmm-api-io",
+                    b -> b.childHandler(new ChannelInitializer<DomainSocketChannel>() {
+                        @Override
+                        protected void initChannel(DomainSocketChannel ch) {
+                            if (connections.incrementAndGet() > MAX_CONNECTIONS) {
+                                connections.decrementAndGet();
+                                ch.writeAndFlush(Unpooled.copiedBuffer(tooManyConnections(), StandardCharsets.UTF_8))
+                                        .addListener(ChannelFutureListener.CLOSE);
+                                return;
+                            }
+                            ch.closeFuture().addListener(f -> connections.decrementAndGet());
+                            ChannelPipeline p = ch.pipeline();
+                            p.addLast(new IdleStateHandler(0, 0, IDLE_TIMEOUT.toSeconds(), TimeUnit.SECONDS));
+                            p.addLast(new HttpServerCodec(4096, 8192, 8192));
+                            p.addLast(new BoundedAggregator());
+                            p.addLast(new Connection(api, worker));
+                        }
+                    }));
+            return new ApiServer(server, worker);
         } catch (RuntimeException e) {
-            group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
             worker.shutdownNow();
             throw e;
         }
     }
 
     public Path socket() {
-        return socket.path();
+        return server.path();
     }
 
     /**
@@ -122,15 +109,16 @@ public final class ApiServer implements AutoCloseable {
      */
     @Override
     public void close() {
-        socket.close();
-        worker.shutdown();
-        try {
-            worker.awaitTermination(1, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        worker.shutdownNow();
-        group.shutdownGracefully(0, 1, TimeUnit.SECONDS).syncUninterruptibly(); // runs the answers queued
+        server.close(
+                () -> { // the I/O thread then runs the answers queued
+                    worker.shutdown();
+                    try {
+                        worker.awaitTermination(1, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                    worker.shutdownNow();
+                });
     }
 
     private static String tooManyConnections() {

@@ -1,7 +1,6 @@
 package dev.jvmm.boot.api;
 
 import com.fasterxml.jackson.annotation.JsonProperty;
-import com.fasterxml.jackson.databind.JsonNode;
 import java.util.List;
 import java.util.Map;
 
@@ -25,7 +24,13 @@ public final class Bodies {
             String cpuTemplate,
             String hugePages) {}
 
-    /** {@code PUT /drives/{drive_id}}; {@code socket} (vhost-user) and {@code rate_limiter} are refused. */
+    /** Firecracker's {@code TokenBucket}: size 0 or refill_time 0 means no limit in that dimension. */
+    public record TokenBucket(Long size, Long oneTimeBurst, Long refillTime) {}
+
+    /** Firecracker's {@code RateLimiter}: bytes ({@code bandwidth}) and operations ({@code ops}). */
+    public record RateLimiter(TokenBucket bandwidth, TokenBucket ops) {}
+
+    /** {@code PUT /drives/{drive_id}}; {@code socket} (vhost-user) is refused. */
     public record Drive(
             String driveId,
             String pathOnHost,
@@ -34,7 +39,7 @@ public final class Bodies {
             String partuuid,
             String cacheType,
             String ioEngine,
-            JsonNode rateLimiter,
+            RateLimiter rateLimiter,
             String socket) {}
 
     /**
@@ -46,8 +51,8 @@ public final class Bodies {
             String hostDevName,
             String guestMac,
             Integer mtu,
-            JsonNode rxRateLimiter,
-            JsonNode txRateLimiter,
+            RateLimiter rxRateLimiter,
+            RateLimiter txRateLimiter,
             String jvmmNet) {}
 
     /** {@code PUT /actions}. */

@@ -515,6 +515,7 @@ public final class Instance implements AutoCloseable {
             d.put("other", b.others());
             d.put("refused", b.refused());
             d.put("errors", b.errors());
+            d.put("throttled", disks.get(i).throttledCount());
             blocks.put(s.disks().get(i), d);
         }
         out.put("block", blocks);
@@ -531,9 +532,12 @@ public final class Instance implements AutoCloseable {
             d.put("rx_bytes", n.rxBytes());
             d.put("rx_dropped", n.rxDropped());
             d.put("rx_filtered", n.rxFiltered());
+            d.put("tx_throttled", n.txThrottled());
+            d.put("rx_throttled", n.rxThrottled());
             nets.put(s.nics().get(i), d);
         }
         out.put("net", nets);
+        out.put("broken_devices", machine.brokenDevices());
         return out;
     }
 

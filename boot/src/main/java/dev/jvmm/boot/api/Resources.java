@@ -11,6 +11,8 @@ import dev.jvmm.boot.api.Bodies.NetworkInterface;
 import dev.jvmm.devices.net.MacAddress;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetConfigException;
+import dev.jvmm.devices.ratelimit.RateLimiter;
+import dev.jvmm.devices.ratelimit.TokenBucket;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -116,8 +118,7 @@ record Resources(
         required(d.isRootDevice(), "is_root_device");
         if (d.socket() != null)
             throw ApiException.invalid("Drive config error: vhost-user drives (socket) are not supported by jvmm");
-        if (present(d.rateLimiter()))
-            throw ApiException.invalid("Drive config error: rate_limiter is not supported by jvmm");
+        limit(d.rateLimiter(), "Drive config error: rate_limiter");
         variant(d.cacheType(), "cache_type", "Unsafe", "Writeback");
         variant(d.ioEngine(), "io_engine", "Sync", "Async");
         if (d.pathOnHost() == null) throw new ApiException(ApiException.Kind.BAD_JSON, "missing field `path_on_host`");
@@ -155,9 +156,8 @@ record Resources(
             throw ApiException.invalid("Network config error: give host_dev_name (a TAP device)"
                     + " or jvmm_net (jvmm run's --net syntax), not both");
         if (n.mtu() != null) throw ApiException.invalid("Network config error: mtu is not supported by jvmm");
-        if (present(n.rxRateLimiter()) || present(n.txRateLimiter()))
-            throw ApiException.invalid(
-                    "Network config error: rx_rate_limiter and tx_rate_limiter are not supported by jvmm");
+        limit(n.rxRateLimiter(), "Network config error: rx_rate_limiter");
+        limit(n.txRateLimiter(), "Network config error: tx_rate_limiter");
         Optional<MacAddress> mac = Optional.empty();
         if (n.guestMac() != null) {
             try {
@@ -258,12 +258,26 @@ record Resources(
                 cmdline += (d.partuuid() != null ? " root=PARTUUID=" + d.partuuid() : " root=/dev/vda")
                         + (readOnly ? " ro" : " rw");
             Optional<String> serial = d.driveId().length() <= 20 ? Optional.of(d.driveId()) : Optional.empty();
-            b.disk(new DiskConfig(Path.of(d.pathOnHost()), readOnly, serial, DiskConfig.Transport.MMIO));
+            b.disk(new DiskConfig(
+                    Path.of(d.pathOnHost()),
+                    readOnly,
+                    serial,
+                    DiskConfig.Transport.MMIO,
+                    DiskConfig.Format.AUTO,
+                    DiskConfig.BackingFiles.IMAGE_DIRECTORY,
+                    limit(d.rateLimiter(), "rate_limiter")));
         }
         b.cmdline(cmdline.strip());
         // Only the NICs configured: Firecracker gives a guest no network it was not given.
         b.noNetwork();
-        for (Nic n : nics) b.nic(n.config());
+        for (Nic n : nics) {
+            NicConfig c = n.config();
+            b.nic(new NicConfig(
+                    c.backend(),
+                    c.transport(),
+                    limit(n.body().rxRateLimiter(), "rx_rate_limiter"),
+                    limit(n.body().txRateLimiter(), "tx_rate_limiter")));
+        }
         return b.build();
     }
 
@@ -282,8 +296,25 @@ record Resources(
         if (value == null) throw new ApiException(ApiException.Kind.BAD_JSON, "missing field `" + field + "`");
     }
 
-    private static boolean present(com.fasterxml.jackson.databind.JsonNode n) {
-        return n != null && !n.isNull();
+    /**
+     * A rate limiter body as the devices take it; a bucket of size 0 or refill_time 0 limits nothing, as in
+     * Firecracker. {@code what} starts the refusal's message.
+     */
+    static RateLimiter.Config limit(Bodies.RateLimiter body, String what) {
+        if (body == null) return RateLimiter.Config.UNLIMITED;
+        return new RateLimiter.Config(
+                bucket(body.bandwidth(), what + ": bandwidth"), bucket(body.ops(), what + ": ops"));
+    }
+
+    private static Optional<TokenBucket.Config> bucket(Bodies.TokenBucket b, String what) {
+        if (b == null) return Optional.empty();
+        required(b.size(), "size");
+        required(b.refillTime(), "refill_time");
+        long burst = b.oneTimeBurst() == null ? 0 : b.oneTimeBurst();
+        if (b.size() < 0 || b.refillTime() < 0 || burst < 0)
+            throw ApiException.invalid(what + ": size, one_time_burst and refill_time must not be negative");
+        if (b.size() == 0 || b.refillTime() == 0) return Optional.empty();
+        return Optional.of(new TokenBucket.Config(b.size(), burst, b.refillTime()));
     }
 
     /** An enum-valued field, checked as serde checks a variant; null stays null. */

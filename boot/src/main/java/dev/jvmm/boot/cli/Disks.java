@@ -8,7 +8,8 @@ import picocli.CommandLine;
 /**
  * {@code --disk PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]}. Everything after
  * the first comma is an option, so a path with a comma cannot be given. {@code backing=any} lets a qcow2 image's
- * backing files lie anywhere; by default they must be in the image's directory or below.
+ * backing files lie anywhere; by default they must be in the image's directory or below. {@code bps=SIZE} and
+ * {@code iops=N} limit the guest's bytes and requests a second ({@link RateLimits}).
  */
 public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
     @Override
@@ -24,6 +25,7 @@ public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
         DiskConfig.Transport transport = DiskConfig.Transport.MMIO;
         DiskConfig.Format format = DiskConfig.Format.AUTO;
         DiskConfig.BackingFiles backing = DiskConfig.BackingFiles.IMAGE_DIRECTORY;
+        RateLimits.Builder limit = new RateLimits.Builder(value);
         for (int i = 1; i < parts.length; i++) {
             String p = parts[i];
             int eq = p.indexOf('=');
@@ -59,14 +61,17 @@ public final class Disks implements CommandLine.ITypeConverter<DiskConfig> {
                                         + " or dir (in the image's directory, the default), not '"
                                         + val + "'");
                 }
+                case "bps" -> limit.bytesPerSecond(val);
+                case "iops" -> limit.opsPerSecond(key, val);
                 default ->
                     throw fail(
                             value,
                             "unknown option '" + p
-                                    + "' (use readonly, serial=ID, transport=mmio|pci, format=raw|qcow2, backing=any)");
+                                    + "' (use readonly, serial=ID, transport=mmio|pci, format=raw|qcow2, backing=any,"
+                                    + " bps=SIZE, iops=N)");
             }
         }
-        return new DiskConfig(Path.of(parts[0]), readOnly, serial, transport, format, backing);
+        return new DiskConfig(Path.of(parts[0]), readOnly, serial, transport, format, backing, limit.build());
     }
 
     private static CommandLine.TypeConversionException fail(String value, String why) {

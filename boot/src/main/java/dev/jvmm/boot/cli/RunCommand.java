@@ -171,13 +171,15 @@ public final class RunCommand implements Callable<Integer> {
 
     @Option(
             names = "--disk",
-            paramLabel = "PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]",
+            paramLabel = "PATH[,readonly][,serial=ID][,transport=mmio|pci][,format=raw|qcow2][,backing=any]"
+                    + "[,bps=SIZE][,iops=N]",
             converter = Disks.class,
             description = "A raw or qcow2 disk image as a virtio-blk disk (repeatable): read-only, with a serial id,"
                     + " on virtio-mmio (default; announced on the kernel command line) or virtio-pci."
                     + " The format is read from the file unless given; a qcow2 image with a backing file"
                     + " needs format=qcow2, and its backing files must lie in its directory or below"
-                    + " unless backing=any.")
+                    + " unless backing=any. bps= and iops= limit the guest's bytes and requests a second"
+                    + " (token buckets, as Firecracker's rate limiters).")
     java.util.List<MachineConfig.DiskConfig> disks = new java.util.ArrayList<>();
 
     @Option(
@@ -194,6 +196,8 @@ public final class RunCommand implements Callable<Integer> {
                             + " link-local and cloud metadata addresses stay closed;"
                             + " restrict=on refuses every outgoing flow but guestfwd."
                             + " Or a TAP interface (created if missing, added to bridge BR), or none."
+                            + " rx-bps=SIZE, tx-bps=SIZE, rx-pps=N, tx-pps=N limit bytes and frames a second"
+                            + " towards and from the guest."
                             + " Also mac=52:54:00:..., transport=pci|mmio (default pci)."
                             + " Default: one user-mode NIC for Linux kernels, none for multiboot kernels.")
     java.util.List<Nets.NetOption> nets = new java.util.ArrayList<>();

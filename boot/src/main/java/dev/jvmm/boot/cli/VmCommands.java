@@ -290,7 +290,8 @@ final class VmCommands {
                             + " flushes, " + b.path("discards").asLong() + " discards, "
                             + b.path("write_zeroes").asLong() + " write-zeroes, "
                             + b.path("refused").asLong()
-                            + " refused, " + b.path("errors").asLong() + " errors");
+                            + " refused, " + b.path("errors").asLong() + " errors, "
+                            + b.path("throttled").asLong() + " throttled");
             }
             out.println("NICs:");
             if (vm.path("nics").isEmpty()) out.println("  none");
@@ -307,8 +308,12 @@ final class VmCommands {
                             + " dropped; rx " + c.path("rx_frames").asLong() + " frames ("
                             + bytes(c.path("rx_bytes").asLong()) + "), "
                             + c.path("rx_dropped").asLong() + " dropped, "
-                            + c.path("rx_filtered").asLong() + " filtered");
+                            + c.path("rx_filtered").asLong() + " filtered; throttled "
+                            + c.path("tx_throttled").asLong() + " tx, "
+                            + c.path("rx_throttled").asLong() + " rx");
             }
+            for (JsonNode broken : metrics.path("broken_devices"))
+                out.println("Broken device: " + broken.asText() + " (it failed inside jvmm; the guest must reset it)");
             JsonNode exits = metrics.path("vcpu_exits");
             if (!exits.isMissingNode()) {
                 out.println("vCPU exits since the last boot:");

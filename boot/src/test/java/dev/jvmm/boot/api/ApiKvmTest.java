@@ -43,6 +43,12 @@ class ApiKvmTest {
         return api.handle(ApiRequest.of(method, path, body));
     }
 
+    /** The request succeeds, with 204 No Content. */
+    private void assertNoContent(Api api, String method, String path, String body) {
+        ApiResponse r = call(api, method, path, body);
+        assertEquals(204, r.status(), r.toString());
+    }
+
     private int dots() {
         return (int) debugcon.toString().chars().filter(c -> c == '.').count();
     }
@@ -61,44 +67,25 @@ class ApiKvmTest {
         Api api = new Api(instance);
         try (instance) {
             // Firecracker's getting-started order (a user-mode NIC instead of its TAP device: no root needed).
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/metrics", "{\"metrics_path\": \"" + metrics + "\"}")
-                            .status());
-            assertEquals(
-                    204,
-                    call(
-                                    api,
-                                    "PUT",
-                                    "/boot-source",
-                                    "{\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"api test\"}")
-                            .status());
-            assertEquals(
-                    204,
-                    call(
-                                    api,
-                                    "PUT",
-                                    "/drives/rootfs",
-                                    "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
-                                            + "\", \"is_root_device\": true, \"is_read_only\": false}")
-                            .status());
-            assertEquals(
-                    204,
-                    call(
-                                    api,
-                                    "PUT",
-                                    "/network-interfaces/net1",
-                                    "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\","
-                                            + " \"jvmm_net\": \"user\"}")
-                            .status());
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}")
-                            .status());
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}")
-                            .status());
+            assertNoContent(api, "PUT", "/metrics", "{\"metrics_path\": \"" + metrics + "\"}");
+            assertNoContent(
+                    api,
+                    "PUT",
+                    "/boot-source",
+                    "{\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"api test\"}");
+            assertNoContent(
+                    api,
+                    "PUT",
+                    "/drives/rootfs",
+                    "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
+                            + "\", \"is_root_device\": true, \"is_read_only\": false}");
+            assertNoContent(
+                    api,
+                    "PUT",
+                    "/network-interfaces/net1",
+                    "{\"iface_id\": \"net1\", \"guest_mac\": \"06:00:AC:10:00:02\", \"jvmm_net\": \"user\"}");
+            assertNoContent(api, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+            assertNoContent(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
 
             await(() -> dots() >= 3, "the guest to run");
             assertTrue(
@@ -128,8 +115,7 @@ class ApiKvmTest {
                     call(api, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}")
                             .status());
 
-            assertEquals(
-                    204, call(api, "PATCH", "/vm", "{\"state\": \"Paused\"}").status());
+            assertNoContent(api, "PATCH", "/vm", "{\"state\": \"Paused\"}");
             assertEquals(
                     "Paused",
                     new ObjectMapper()
@@ -144,15 +130,11 @@ class ApiKvmTest {
             assertEquals(held, dots(), "a paused guest prints nothing");
             assertEquals(
                     204, call(api, "PATCH", "/vm", "{\"state\": \"Paused\"}").status(), "pausing twice is no error");
-            assertEquals(
-                    204, call(api, "PATCH", "/vm", "{\"state\": \"Resumed\"}").status());
+            assertNoContent(api, "PATCH", "/vm", "{\"state\": \"Resumed\"}");
             await(() -> dots() > held + 2, "the guest to run again");
             assertEquals("Running", instance.info().state());
 
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}")
-                            .status());
+            assertNoContent(api, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
             List<String> lines = Files.readAllLines(metrics);
             assertEquals(1, lines.size(), lines.toString());
             JsonNode line = new ObjectMapper().readTree(lines.getFirst());
@@ -162,6 +144,9 @@ class ApiKvmTest {
             JsonNode blk = line.get("block").get("rootfs");
             assertEquals(0, blk.get("requests").asLong(), "the guest has no virtio driver: " + blk);
             assertTrue(line.get("net").get("net1").has("rx_bytes"), line.toString());
+            assertEquals(0, blk.get("throttled").asLong(), blk.toString());
+            assertEquals(0, line.get("net").get("net1").get("tx_throttled").asLong(), line.toString());
+            assertEquals(0, line.get("broken_devices").size(), "no device broke: " + line);
 
             // jvmm's extensions: the VM as the verbs show it, its counters, the reset button and a clean reboot.
             JsonNode vm = new ObjectMapper()
@@ -183,16 +168,10 @@ class ApiKvmTest {
                     .readTree(call(api, "GET", "/jvmm/metrics", null).body().orElseThrow());
             assertTrue(counters.get("vcpu_exits").get("IO").get("count").asLong() > 0, counters.toString());
             debugcon.reset();
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/jvmm/actions", "{\"action_type\": \"Reset\"}")
-                            .status());
+            assertNoContent(api, "PUT", "/jvmm/actions", "{\"action_type\": \"Reset\"}");
             await(() -> debugcon.toString().contains("api guest: booted"), "the guest to boot again after a reset");
             debugcon.reset();
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/jvmm/actions", "{\"action_type\": \"Reboot\"}")
-                            .status());
+            assertNoContent(api, "PUT", "/jvmm/actions", "{\"action_type\": \"Reboot\"}");
             await(
                     () -> debugcon.toString().contains("api guest: power button")
                             && debugcon.toString().contains("api guest: booted"),
@@ -203,10 +182,7 @@ class ApiKvmTest {
                     "the new machine");
             assertEquals(2, instance.details().reboots());
 
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}")
-                            .status());
+            assertNoContent(api, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
             Instance.End end = instance.awaitEnd();
             assertEquals(new ExitStatus.PowerOff(), end.status(), debugcon.toString());
             assertTrue(debugcon.toString().contains("api guest: power button"), debugcon.toString());
@@ -229,18 +205,9 @@ class ApiKvmTest {
                 Instance.Host.DEFAULT_PAUSE_TIMEOUT));
         try (instance) {
             Api api = new Api(instance);
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\"}")
-                            .status());
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 32}")
-                            .status());
-            assertEquals(
-                    204,
-                    call(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}")
-                            .status());
+            assertNoContent(api, "PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\"}");
+            assertNoContent(api, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 32}");
+            assertNoContent(api, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
             assertEquals(new ExitStatus.Reset(), instance.awaitEnd().status());
         }
         assertEquals(3, debugcon.toString().split("reboot guest: booted", -1).length - 1, debugcon.toString());

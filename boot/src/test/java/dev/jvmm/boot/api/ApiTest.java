@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jvmm.devices.ratelimit.RateLimiter;
+import dev.jvmm.devices.ratelimit.TokenBucket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -46,8 +48,9 @@ class ApiTest {
         return new ObjectMapper().readTree(r.body().orElseThrow());
     }
 
-    /** A 400 whose fault_message contains every part given. */
-    private void assertFault(ApiResponse r, String... parts) throws Exception {
+    /** The request is refused: a 400 whose fault_message contains every part given. */
+    private void assertRefused(String method, String path, String body, String... parts) throws Exception {
+        ApiResponse r = call(method, path, body);
         assertEquals(400, r.status(), r.toString());
         String m = json(r).get("fault_message").asText();
         for (String p : parts) assertTrue(m.contains(p), "'" + p + "' in: " + m);
@@ -96,42 +99,51 @@ class ApiTest {
 
     @Test
     void machineConfigRefusals() throws Exception {
-        assertFault(call("PUT", "/machine-config", "{\"mem_size_mib\": 256}"), "missing field `vcpu_count`");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 0, \"mem_size_mib\": 256}"),
+        assertRefused("PUT", "/machine-config", "{\"mem_size_mib\": 256}", "missing field `vcpu_count`");
+        assertRefused(
+                "PUT",
+                "/machine-config",
+                "{\"vcpu_count\": 0, \"mem_size_mib\": 256}",
                 "vcpu_count must be at least 1, not 0");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 8}"),
+        assertRefused(
+                "PUT",
+                "/machine-config",
+                "{\"vcpu_count\": 1, \"mem_size_mib\": 8}",
                 "mem_size_mib must be at least 16",
                 "not 8");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 1.5, \"mem_size_mib\": 256}"),
-                "`vcpu_count`",
-                "integer");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": \"2\", \"mem_size_mib\": 256}"),
-                "`vcpu_count`",
-                "integer");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 99999999999, \"mem_size_mib\": 256}"), "out of range");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"smt\": true}"),
+        assertRefused(
+                "PUT", "/machine-config", "{\"vcpu_count\": 1.5, \"mem_size_mib\": 256}", "`vcpu_count`", "integer");
+        assertRefused(
+                "PUT", "/machine-config", "{\"vcpu_count\": \"2\", \"mem_size_mib\": 256}", "`vcpu_count`", "integer");
+        assertRefused("PUT", "/machine-config", "{\"vcpu_count\": 99999999999, \"mem_size_mib\": 256}", "out of range");
+        assertRefused(
+                "PUT",
+                "/machine-config",
+                "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"smt\": true}",
                 "SMT is not supported");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"huge_pages\": \"2M\"}"),
+        assertRefused(
+                "PUT",
+                "/machine-config",
+                "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"huge_pages\": \"2M\"}",
                 "huge_pages 2M");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"huge_pages\": \"1G\"}"),
+        assertRefused(
+                "PUT",
+                "/machine-config",
+                "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"huge_pages\": \"1G\"}",
                 "unknown variant `1G`",
                 "`None`, `Transparent`, `2M`");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"cpu_template\": \"T2\"}"),
+        assertRefused(
+                "PUT",
+                "/machine-config",
+                "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"cpu_template\": \"T2\"}",
                 "no CPU templates");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"vcpus\": 3}"),
+        assertRefused(
+                "PUT",
+                "/machine-config",
+                "{\"vcpu_count\": 2, \"mem_size_mib\": 256, \"vcpus\": 3}",
                 "unknown field `vcpus`");
-        assertFault(call("PATCH", "/machine-config", "{}"), "Empty PATCH request.");
-        assertFault(call("PATCH", "/machine-config", "{\"vcpu_count\": 0}"), "vcpu_count must be at least 1");
+        assertRefused("PATCH", "/machine-config", "{}", "Empty PATCH request.");
+        assertRefused("PATCH", "/machine-config", "{\"vcpu_count\": 0}", "vcpu_count must be at least 1");
         JsonNode c = json(call("GET", "/machine-config", null));
         assertEquals(1, c.get("vcpu_count").asInt(), "no refused request changed anything");
         assertEquals(128, c.get("mem_size_mib").asInt());
@@ -139,22 +151,24 @@ class ApiTest {
 
     @Test
     void bootSource() throws Exception {
-        assertFault(
-                call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + dir.resolve("missing") + "\"}"),
+        assertRefused(
+                "PUT",
+                "/boot-source",
+                "{\"kernel_image_path\": \"" + dir.resolve("missing") + "\"}",
                 "Boot source error",
                 dir.resolve("missing").toString(),
                 "no such file");
-        assertFault(call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + dir + "\"}"), "is a directory");
-        assertFault(
-                call(
-                        "PUT",
-                        "/boot-source",
-                        "{\"kernel_image_path\": \"" + kernel + "\", \"initrd_path\": \"/no/initrd\"}"),
+        assertRefused("PUT", "/boot-source", "{\"kernel_image_path\": \"" + dir + "\"}", "is a directory");
+        assertRefused(
+                "PUT",
+                "/boot-source",
+                "{\"kernel_image_path\": \"" + kernel + "\", \"initrd_path\": \"/no/initrd\"}",
                 "the initrd file /no/initrd cannot be opened");
-        assertFault(
-                call("PUT", "/boot-source", "{\"boot_args\": \"console=ttyS0\"}"), "missing field `kernel_image_path`");
-        assertFault(
-                call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\", \"bootargs\": \"x\"}"),
+        assertRefused("PUT", "/boot-source", "{\"boot_args\": \"console=ttyS0\"}", "missing field `kernel_image_path`");
+        assertRefused(
+                "PUT",
+                "/boot-source",
+                "{\"kernel_image_path\": \"" + kernel + "\", \"bootargs\": \"x\"}",
                 "unknown field `bootargs`",
                 "`boot_args`, `initrd_path`, `kernel_image_path`");
         assertNoContent(call(
@@ -181,64 +195,64 @@ class ApiTest {
                 "{\"drive_id\": \"data_1\", \"path_on_host\": \"" + data
                         + "\", \"is_root_device\": false, \"is_read_only\": true,"
                         + " \"cache_type\": \"Writeback\", \"io_engine\": \"Sync\"}"));
-        assertFault(
-                call(
-                        "PUT",
-                        "/drives/other",
-                        "{\"drive_id\": \"other\", \"path_on_host\": \"" + data + "\", \"is_root_device\": true}"),
+        assertRefused(
+                "PUT",
+                "/drives/other",
+                "{\"drive_id\": \"other\", \"path_on_host\": \"" + data + "\", \"is_root_device\": true}",
                 "A root block device already exists!");
-        assertFault(
-                call(
-                        "PUT",
-                        "/drives/x",
-                        "{\"drive_id\": \"y\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}"),
+        assertRefused(
+                "PUT",
+                "/drives/x",
+                "{\"drive_id\": \"y\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}",
                 "The id from the path does not match the id from the body!");
-        assertFault(
-                call(
-                        "PUT",
-                        "/drives/x",
-                        "{\"drive_id\": \"x\", \"path_on_host\": \"/no/such.img\", \"is_root_device\": false}"),
+        assertRefused(
+                "PUT",
+                "/drives/x",
+                "{\"drive_id\": \"x\", \"path_on_host\": \"/no/such.img\", \"is_root_device\": false}",
                 "Drive config error",
                 "/no/such.img",
                 "no such file");
-        assertFault(
-                call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"" + data + "\"}"),
+        assertRefused(
+                "PUT",
+                "/drives/x",
+                "{\"drive_id\": \"x\", \"path_on_host\": \"" + data + "\"}",
                 "missing field `is_root_device`");
-        assertFault(
-                call("PUT", "/drives/x", "{\"drive_id\": \"x\", \"is_root_device\": false}"),
-                "missing field `path_on_host`");
-        assertFault(
-                call(
-                        "PUT",
-                        "/drives/x",
-                        "{\"drive_id\": \"x\", \"socket\": \"/run/vhost.sock\", \"is_root_device\": false}"),
+        assertRefused(
+                "PUT", "/drives/x", "{\"drive_id\": \"x\", \"is_root_device\": false}", "missing field `path_on_host`");
+        assertRefused(
+                "PUT",
+                "/drives/x",
+                "{\"drive_id\": \"x\", \"socket\": \"/run/vhost.sock\", \"is_root_device\": false}",
                 "vhost-user");
-        assertFault(
-                call(
-                        "PUT",
-                        "/drives/x",
-                        "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
-                                + "\", \"is_root_device\": false,"
-                                + " \"rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 1}}}"),
-                "rate_limiter is not supported");
-        assertFault(
-                call(
-                        "PUT",
-                        "/drives/x",
-                        "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
-                                + "\", \"is_root_device\": false, \"io_engine\": \"Turbo\"}"),
+        assertRefused(
+                "PUT",
+                "/drives/x",
+                "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
+                        + "\", \"is_root_device\": false,"
+                        + " \"rate_limiter\": {\"ops\": {\"size\": -1, \"refill_time\": 1}}}",
+                "rate_limiter: ops: size, one_time_burst and refill_time must not be negative");
+        assertRefused(
+                "PUT",
+                "/drives/x",
+                "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
+                        + "\", \"is_root_device\": false,"
+                        + " \"rate_limiter\": {\"bandwidth\": {\"size\": 1000}}}",
+                "missing field `refill_time`");
+        assertRefused(
+                "PUT",
+                "/drives/x",
+                "{\"drive_id\": \"x\", \"path_on_host\": \"" + data
+                        + "\", \"is_root_device\": false, \"io_engine\": \"Turbo\"}",
                 "unknown variant `Turbo`");
-        assertFault(
-                call(
-                        "PUT",
-                        "/drives/",
-                        "{\"drive_id\": \"\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}"),
+        assertRefused(
+                "PUT",
+                "/drives/",
+                "{\"drive_id\": \"\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}",
                 "The ID cannot be empty.");
-        assertFault(
-                call(
-                        "PUT",
-                        "/drives/a-b",
-                        "{\"drive_id\": \"a-b\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}"),
+        assertRefused(
+                "PUT",
+                "/drives/a-b",
+                "{\"drive_id\": \"a-b\", \"path_on_host\": \"" + data + "\", \"is_root_device\": false}",
                 "API Resource IDs can only contain alphanumeric characters and underscores.");
         JsonNode drives = json(call("GET", "/vm/config", null)).get("drives");
         assertEquals(2, drives.size(), drives.toString());
@@ -250,11 +264,10 @@ class ApiTest {
         Path ro = Files.write(dir.resolve("ro.img"), new byte[4096]);
         assertTrue(ro.toFile().setWritable(false, false));
         if (Files.isWritable(ro)) return; // root may write anyway: nothing to refuse
-        assertFault(
-                call(
-                        "PUT",
-                        "/drives/ro",
-                        "{\"drive_id\": \"ro\", \"path_on_host\": \"" + ro + "\", \"is_root_device\": false}"),
+        assertRefused(
+                "PUT",
+                "/drives/ro",
+                "{\"drive_id\": \"ro\", \"path_on_host\": \"" + ro + "\", \"is_root_device\": false}",
                 "is not writable",
                 "is_read_only");
     }
@@ -269,41 +282,42 @@ class ApiTest {
                 "PUT",
                 "/network-interfaces/net2",
                 "{\"iface_id\": \"net2\", \"jvmm_net\": \"user,hostfwd=tcp:127.0.0.1:0-:22\"}"));
-        assertFault(
-                call(
-                        "PUT",
-                        "/network-interfaces/net3",
-                        "{\"iface_id\": \"net3\", \"guest_mac\": \"06:00:AC:10:00:02\", \"host_dev_name\": \"tap3\"}"),
+        assertRefused(
+                "PUT",
+                "/network-interfaces/net3",
+                "{\"iface_id\": \"net3\", \"guest_mac\": \"06:00:AC:10:00:02\", \"host_dev_name\": \"tap3\"}",
                 "The MAC address is already in use: 06:00:ac:10:00:02");
-        assertFault(
-                call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net4\", \"host_dev_name\": \"tap3\"}"),
+        assertRefused(
+                "PUT",
+                "/network-interfaces/net3",
+                "{\"iface_id\": \"net4\", \"host_dev_name\": \"tap3\"}",
                 "The id from the path [net3] does not match the id from the body [net4]!");
-        assertFault(
-                call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\"}"), "missing field `host_dev_name`");
-        assertFault(
-                call(
-                        "PUT",
-                        "/network-interfaces/net3",
-                        "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"jvmm_net\": \"user\"}"),
+        assertRefused("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\"}", "missing field `host_dev_name`");
+        assertRefused(
+                "PUT",
+                "/network-interfaces/net3",
+                "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"jvmm_net\": \"user\"}",
                 "not both");
-        assertFault(
-                call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"host_dev_name\": \"a,b\"}"),
+        assertRefused(
+                "PUT",
+                "/network-interfaces/net3",
+                "{\"iface_id\": \"net3\", \"host_dev_name\": \"a,b\"}",
                 "host_dev_name a,b");
-        assertFault(
-                call(
-                        "PUT",
-                        "/network-interfaces/net3",
-                        "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"guest_mac\": \"zz\"}"),
+        assertRefused(
+                "PUT",
+                "/network-interfaces/net3",
+                "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"guest_mac\": \"zz\"}",
                 "guest_mac");
-        assertFault(
-                call("PUT", "/network-interfaces/net3", "{\"iface_id\": \"net3\", \"jvmm_net\": \"user,bogus=1\"}"),
+        assertRefused(
+                "PUT",
+                "/network-interfaces/net3",
+                "{\"iface_id\": \"net3\", \"jvmm_net\": \"user,bogus=1\"}",
                 "jvmm_net",
                 "bogus");
-        assertFault(
-                call(
-                        "PUT",
-                        "/network-interfaces/net3",
-                        "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"mtu\": 9000}"),
+        assertRefused(
+                "PUT",
+                "/network-interfaces/net3",
+                "{\"iface_id\": \"net3\", \"host_dev_name\": \"tap3\", \"mtu\": 9000}",
                 "mtu");
         JsonNode nics = json(call("GET", "/vm/config", null)).get("network-interfaces");
         assertEquals(2, nics.size(), nics.toString());
@@ -320,37 +334,46 @@ class ApiTest {
         assertEquals(List.of(log + " debug"), logCalls);
         assertNoContent(call("PUT", "/logger", "{\"level\": \"Warning\"}"));
         assertEquals(List.of(log + " debug", "- warn"), logCalls);
-        assertFault(call("PUT", "/logger", "{\"level\": \"Loud\"}"), "unknown variant `Loud`");
-        assertFault(call("PUT", "/logger", "{\"level\": \"Info\", \"module\": \"api_server\"}"), "module filtering");
+        assertRefused("PUT", "/logger", "{\"level\": \"Loud\"}", "unknown variant `Loud`");
+        assertRefused("PUT", "/logger", "{\"level\": \"Info\", \"module\": \"api_server\"}", "module filtering");
         assertNoContent(call("PUT", "/metrics", "{\"metrics_path\": \"" + metrics + "\"}"));
         assertTrue(Files.exists(metrics));
-        assertFault(
-                call("PUT", "/metrics", "{\"metrics_path\": \"" + metrics + "\"}"),
+        assertRefused(
+                "PUT",
+                "/metrics",
+                "{\"metrics_path\": \"" + metrics + "\"}",
                 "Reinitialization of metrics not allowed.");
-        assertFault(
-                call("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}"),
-                "not supported before starting the microVM");
+        assertRefused(
+                "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}", "not supported before starting the microVM");
     }
 
     @Test
     void actionsAndVmStateBeforeStart() throws Exception {
-        assertFault(
-                call("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"),
+        assertRefused(
+                "PUT",
+                "/actions",
+                "{\"action_type\": \"InstanceStart\"}",
                 "Cannot start microvm without kernel configuration.");
-        assertFault(
-                call("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}"),
+        assertRefused(
+                "PUT",
+                "/actions",
+                "{\"action_type\": \"SendCtrlAltDel\"}",
                 "not supported before starting the microVM");
-        assertFault(
-                call("PUT", "/actions", "{\"action_type\": \"Reboot\"}"),
+        assertRefused(
+                "PUT",
+                "/actions",
+                "{\"action_type\": \"Reboot\"}",
                 "unknown variant `Reboot`",
                 "`FlushMetrics`, `InstanceStart`, `SendCtrlAltDel`");
-        assertFault(call("PUT", "/actions", "{}"), "missing field `action_type`");
-        assertFault(call("PATCH", "/vm", "{\"state\": \"Paused\"}"), "not supported before starting the microVM");
-        assertFault(call("PATCH", "/vm", "{\"state\": \"Frozen\"}"), "unknown variant `Frozen`");
+        assertRefused("PUT", "/actions", "{}", "missing field `action_type`");
+        assertRefused("PATCH", "/vm", "{\"state\": \"Paused\"}", "not supported before starting the microVM");
+        assertRefused("PATCH", "/vm", "{\"state\": \"Frozen\"}", "unknown variant `Frozen`");
         // A kernel jvmm cannot boot: InstanceStart fails and the instance is as it was, still configurable.
         assertNoContent(call("PUT", "/boot-source", "{\"kernel_image_path\": \"" + kernel + "\"}"));
-        assertFault(
-                call("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"),
+        assertRefused(
+                "PUT",
+                "/actions",
+                "{\"action_type\": \"InstanceStart\"}",
                 "Start microvm error",
                 "is not a kernel jvmm can boot");
         assertEquals("Not started", json(call("GET", "/", null)).get("state").asText());
@@ -371,19 +394,19 @@ class ApiTest {
         assertEquals(1, metrics.get("api_server").get("requests").asLong(), metrics.toString());
         assertFalse(metrics.has("vcpu_exits"), "no machine, no exits");
 
-        assertFault(
-                call("PUT", "/jvmm/actions", "{\"action_type\": \"Reset\"}"),
-                "not supported before starting the microVM");
-        assertFault(
-                call("PUT", "/jvmm/actions", "{\"action_type\": \"Reboot\"}"),
-                "not supported before starting the microVM");
-        assertFault(
-                call("PUT", "/jvmm/actions", "{\"action_type\": \"Halt\"}"),
+        assertRefused(
+                "PUT", "/jvmm/actions", "{\"action_type\": \"Reset\"}", "not supported before starting the microVM");
+        assertRefused(
+                "PUT", "/jvmm/actions", "{\"action_type\": \"Reboot\"}", "not supported before starting the microVM");
+        assertRefused(
+                "PUT",
+                "/jvmm/actions",
+                "{\"action_type\": \"Halt\"}",
                 "unknown variant `Halt`",
                 "`Reboot`, `Reset`, `Stop`");
-        assertFault(call("PUT", "/jvmm/actions", "{}"), "missing field `action_type`");
-        assertFault(call("PUT", "/jvmm/nope", "{}"), "Invalid request method and/or path: PUT /jvmm/nope.");
-        assertFault(call("GET", "/jvmm", null), "Invalid request method and/or path");
+        assertRefused("PUT", "/jvmm/actions", "{}", "missing field `action_type`");
+        assertRefused("PUT", "/jvmm/nope", "{}", "Invalid request method and/or path: PUT /jvmm/nope.");
+        assertRefused("GET", "/jvmm", null, "Invalid request method and/or path");
         assertTrue(api.instance().ended().isEmpty());
         assertNoContent(call("PUT", "/jvmm/actions", "{\"action_type\": \"Stop\"}"));
         assertTrue(api.instance().ended().isPresent(), "a stop before the start ends the run");
@@ -391,27 +414,31 @@ class ApiTest {
 
     @Test
     void pathsMethodsAndBodies() throws Exception {
-        assertFault(call("GET", "/nowhere", null), "Invalid request method and/or path: GET /nowhere.");
-        assertFault(
-                call("POST", "/actions", "{\"action_type\": \"InstanceStart\"}"),
+        assertRefused("GET", "/nowhere", null, "Invalid request method and/or path: GET /nowhere.");
+        assertRefused(
+                "POST",
+                "/actions",
+                "{\"action_type\": \"InstanceStart\"}",
                 "Invalid request method and/or path: POST /actions.");
-        assertFault(
-                call("DELETE", "/drives/rootfs", null), "Invalid request method and/or path: DELETE /drives/rootfs.");
-        assertFault(
-                call("PUT", "/boot-source/extra", "{\"kernel_image_path\": \"" + kernel + "\"}"),
+        assertRefused("DELETE", "/drives/rootfs", null, "Invalid request method and/or path: DELETE /drives/rootfs.");
+        assertRefused(
+                "PUT",
+                "/boot-source/extra",
+                "{\"kernel_image_path\": \"" + kernel + "\"}",
                 "Invalid request method and/or path");
-        assertFault(call("PUT", "/machine-config", null), "Empty PUT request.");
-        assertFault(call("PATCH", "/vm", null), "Empty PATCH request.");
-        assertFault(call("GET", "/", "{}"), "GET request cannot have a body.");
-        assertFault(call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64"), "line 1");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"vcpu_count\": 2, \"mem_size_mib\": 64}"),
+        assertRefused("PUT", "/machine-config", null, "Empty PUT request.");
+        assertRefused("PATCH", "/vm", null, "Empty PATCH request.");
+        assertRefused("GET", "/", "{}", "GET request cannot have a body.");
+        assertRefused("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64", "line 1");
+        assertRefused(
+                "PUT",
+                "/machine-config",
+                "{\"vcpu_count\": 1, \"vcpu_count\": 2, \"mem_size_mib\": 64}",
                 "Duplicate field 'vcpu_count'");
-        assertFault(
-                call("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64} {}"), "trailing characters");
-        assertFault(call("PUT", "/machine-config", "null"), "expected a JSON object");
-        assertFault(call("PUT", "/machine-config", "[1, 2]"), "expected an object");
-        assertFault(call("PUT", "/machine-config", "\u0000\u00ff garbage"), "line 1");
+        assertRefused("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64} {}", "trailing characters");
+        assertRefused("PUT", "/machine-config", "null", "expected a JSON object");
+        assertRefused("PUT", "/machine-config", "[1, 2]", "expected an object");
+        assertRefused("PUT", "/machine-config", "\u0000\u00ff garbage", "line 1");
         assertEquals(200, call("GET", "/machine-config/", null).status(), "a trailing slash is the same path");
         assertEquals("Not started", json(call("GET", "/", null)).get("state").asText());
     }
@@ -422,7 +449,9 @@ class ApiTest {
         instance.configure(Api.readConfig(
                 ("{\"boot-source\": {\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"quiet\"},"
                                 + " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
-                                + "\", \"is_root_device\": true, \"is_read_only\": true}],"
+                                + "\", \"is_root_device\": true, \"is_read_only\": true,"
+                                + " \"rate_limiter\": {\"bandwidth\": {\"size\": 1048576, \"refill_time\": 100},"
+                                + " \"ops\": {\"size\": 0, \"refill_time\": 100}}}],"
                                 + " \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 96},"
                                 + " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"jvmm_net\": \"user\"}]}")
                         .getBytes()));
@@ -443,6 +472,10 @@ class ApiTest {
                 "Firecracker names the root drive on the command line");
         assertEquals(96L << 20, machine.memoryBytes());
         assertTrue(machine.disks().getFirst().readOnly());
+        assertEquals(
+                new RateLimiter.Config(Optional.of(new TokenBucket.Config(1 << 20, 0, 100)), Optional.empty()),
+                machine.disks().getFirst().rateLimit(),
+                "1 MiB per 100 ms; an ops bucket of size 0 limits nothing, as in Firecracker");
         assertTrue(machine.nics().orElseThrow().isEmpty(), "no NIC unless configured, as in Firecracker");
         try {
             Api.readConfig("{\"boot-source\": {}, \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/tmp/v\"}}".getBytes());

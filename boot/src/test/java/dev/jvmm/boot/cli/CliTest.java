@@ -5,10 +5,16 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.core.testing.RequiresKvm;
+import dev.jvmm.devices.ratelimit.RateLimiter;
+import dev.jvmm.devices.ratelimit.TokenBucket;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,6 +39,28 @@ class CliTest {
         assertTrue(lines[0].startsWith("jvmm: "), lines[0]);
         assertTrue(lines[0].contains(expected), lines[0]);
         assertFalse(r.err().contains("\tat "), "no stack trace");
+    }
+
+    /** A kernel file that exists but holds no kernel: what the options are checked against, before its contents. */
+    private Path stubKernel() throws IOException {
+        return Files.writeString(dir.resolve("k"), "x");
+    }
+
+    /** {@code jvmm run --kernel} a {@link #stubKernel} with these options. */
+    private Result runWithStubKernel(String... options) throws IOException {
+        List<String> args =
+                new ArrayList<>(List.of("run", "--kernel", stubKernel().toString()));
+        args.addAll(List.of(options));
+        return jvmm(args.toArray(String[]::new));
+    }
+
+    /** The demo guest, which boots, prints and powers off, as a file. */
+    private Path demoKernel() throws IOException {
+        Path demo = dir.resolve("demo.elf");
+        try (var in = CliTest.class.getResourceAsStream("/guests/demo.elf")) {
+            Files.write(demo, in.readAllBytes());
+        }
+        return demo;
     }
 
     @Test
@@ -187,24 +215,19 @@ class CliTest {
 
     @Test
     void badMemorySizeIsOneLine() throws Exception {
-        Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "lots"), "'lots' is not a size");
+        assertOneLineError(runWithStubKernel("--memory", "lots"), "'lots' is not a size");
     }
 
     @Test
     void tooFewVcpusOrTooLittleMemoryIsOneLineNamingTheOption() throws Exception {
-        Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--cpus", "0"), "--cpus must be at least 1, not 0");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "8M"), "--memory must be at least 16M");
-        assertOneLineError(
-                jvmm("run", "--kernel", f.toString(), "--memory", "16385K"),
-                "--memory must be a multiple of 4K, not 16385K");
+        assertOneLineError(runWithStubKernel("--cpus", "0"), "--cpus must be at least 1, not 0");
+        assertOneLineError(runWithStubKernel("--memory", "8M"), "--memory must be at least 16M");
+        assertOneLineError(runWithStubKernel("--memory", "16385K"), "--memory must be a multiple of 4K, not 16385K");
     }
 
     @Test
     void memoryBeyondTheHostIsOneLine() throws Exception {
-        Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--memory", "64T"), "more than this host has");
+        assertOneLineError(runWithStubKernel("--memory", "64T"), "more than this host has");
     }
 
     @Test
@@ -216,16 +239,12 @@ class CliTest {
 
     @Test
     void badPortIsOneLine() throws Exception {
-        Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--debug-exit", "0x10000"), "is not an I/O port");
+        assertOneLineError(runWithStubKernel("--debug-exit", "0x10000"), "is not an I/O port");
     }
 
     @Test
     void unknownCpuFeatureIsOneLine() throws Exception {
-        Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(
-                jvmm("run", "--kernel", f.toString(), "--cpu-features", "-warpdrive"),
-                "unknown CPU feature 'warpdrive'");
+        assertOneLineError(runWithStubKernel("--cpu-features", "-warpdrive"), "unknown CPU feature 'warpdrive'");
     }
 
     @Test
@@ -237,15 +256,10 @@ class CliTest {
 
     @Test
     void badDiskOptionsAreOneLine() throws Exception {
-        Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(
-                jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,transport=usb"),
-                "transport must be mmio or pci");
-        assertOneLineError(
-                jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,cache=none"), "unknown option 'cache=none'");
-        assertOneLineError(
-                jvmm("run", "--kernel", f.toString(), "--disk", "d.raw,serial=" + "x".repeat(21)), "at most 20");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--disk", ",readonly"), "path is missing");
+        assertOneLineError(runWithStubKernel("--disk", "d.raw,transport=usb"), "transport must be mmio or pci");
+        assertOneLineError(runWithStubKernel("--disk", "d.raw,cache=none"), "unknown option 'cache=none'");
+        assertOneLineError(runWithStubKernel("--disk", "d.raw,serial=" + "x".repeat(21)), "at most 20");
+        assertOneLineError(runWithStubKernel("--disk", ",readonly"), "path is missing");
     }
 
     @Test
@@ -272,15 +286,35 @@ class CliTest {
         assertFalse(plain.readOnly());
         assertTrue(plain.serial().isEmpty());
         assertEquals(dev.jvmm.boot.MachineConfig.DiskConfig.Transport.MMIO, plain.transport());
+        assertTrue(plain.rateLimit().unlimited());
+        var limited = Disks.parse("c.qcow2,bps=10M,iops=500");
+        assertEquals(
+                new RateLimiter.Config(
+                        Optional.of(TokenBucket.Config.perSecond(10L << 20, 0)),
+                        Optional.of(TokenBucket.Config.perSecond(500, 0))),
+                limited.rateLimit());
+    }
+
+    @Test
+    void nicRateLimitsParseAndBadRatesAreOneLine() throws Exception {
+        var nic = Nets.parse("user,rx-bps=1M,tx-pps=100,hostloopback=on").nic().orElseThrow();
+        assertEquals(
+                new RateLimiter.Config(Optional.of(TokenBucket.Config.perSecond(1 << 20, 0)), Optional.empty()),
+                nic.rxLimit());
+        assertEquals(
+                new RateLimiter.Config(Optional.empty(), Optional.of(TokenBucket.Config.perSecond(100, 0))),
+                nic.txLimit());
+        assertTrue(((dev.jvmm.devices.net.NetConfig.User) nic.backend()).hostLoopback(), "the rest is the backend's");
+        assertOneLineError(runWithStubKernel("--net", "user,tx-pps=0"), "tx-pps must be a positive");
+        assertOneLineError(runWithStubKernel("--disk", "a.raw,iops=many"), "iops must be a positive");
+        assertOneLineError(runWithStubKernel("--disk", "a.raw,bps=fast"), "is not a size");
+        assertOneLineError(runWithStubKernel("--disk", "a.raw,bps"), "bps=SIZE needs a value");
     }
 
     @Test
     @RequiresKvm
     void statsListsTheExitReasonsTheGuestCaused() throws Exception {
-        Path demo = dir.resolve("demo.elf");
-        try (var in = CliTest.class.getResourceAsStream("/guests/demo.elf")) {
-            Files.write(demo, in.readAllBytes());
-        }
+        Path demo = demoKernel();
         Result r = jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--stats");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("exit reason"), r.err());
@@ -289,18 +323,14 @@ class CliTest {
 
     @Test
     void badNetOptionsAreOneLine() throws Exception {
-        Path f = Files.writeString(dir.resolve("k"), "x");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "slirp"), "unknown backend");
+        assertOneLineError(runWithStubKernel("--net", "slirp"), "unknown backend");
+        assertOneLineError(runWithStubKernel("--net", "user,transport=usb"), "transport must be pci or mmio");
+        assertOneLineError(runWithStubKernel("--net", "user,hostfwd=tcp::70000-:22"), "70000");
         assertOneLineError(
-                jvmm("run", "--kernel", f.toString(), "--net", "user,transport=usb"), "transport must be pci or mmio");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "user,hostfwd=tcp::70000-:22"), "70000");
-        assertOneLineError(
-                jvmm("run", "--kernel", f.toString(), "--net", "user,guestfwd=tcp:10.0.2.100:80-cmd:nc h 80"),
+                runWithStubKernel("--net", "user,guestfwd=tcp:10.0.2.100:80-cmd:nc h 80"),
                 "cmd: (a command per connection) is not supported");
-        assertOneLineError(jvmm("run", "--kernel", f.toString(), "--net", "tap"), "needs ifname=NAME");
-        assertOneLineError(
-                jvmm("run", "--kernel", f.toString(), "--net", "none", "--net", "user"),
-                "--net none cannot be combined");
+        assertOneLineError(runWithStubKernel("--net", "tap"), "needs ifname=NAME");
+        assertOneLineError(runWithStubKernel("--net", "none", "--net", "user"), "--net none cannot be combined");
     }
 
     @Test
@@ -331,7 +361,7 @@ class CliTest {
         assertEquals("tap0", ((dev.jvmm.devices.net.NetConfig.Tap) tap.backend()).ifname());
         assertTrue(Nets.parse("none").nic().isEmpty());
 
-        Path k = Files.writeString(dir.resolve("k"), "x");
+        Path k = stubKernel();
         RunCommand run = new RunCommand();
         new picocli.CommandLine(run).parseArgs("--kernel", k.toString());
         assertTrue(run.configure().nics().isEmpty(), "no --net: the default network");
@@ -353,10 +383,7 @@ class CliTest {
                 0,
                 jvmm("img", "create", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString())
                         .code());
-        Path demo = dir.resolve("demo.elf");
-        try (var in = CliTest.class.getResourceAsStream("/guests/demo.elf")) {
-            Files.write(demo, in.readAllBytes());
-        }
+        Path demo = demoKernel();
         assertOneLineError(
                 jvmm("run", "--kernel", demo.toString(), "--memory", "64M", "--disk", top.toString()),
                 "if it is a raw disk, add format=raw; if it is a qcow2 image, add format=qcow2");

@@ -1,7 +1,9 @@
 package dev.jvmm.devices.virtio;
 
 import dev.jvmm.core.memory.GuestMemory;
+import java.util.Arrays;
 import java.util.List;
+import java.util.function.IntUnaryOperator;
 
 /**
  * A virtio device model, independent of the transport that exposes it (virtio-mmio, virtio-pci).
@@ -30,6 +32,25 @@ public interface VirtioDevice {
     /** Reads {@code size} (1, 2, 4 or 8) bytes of configuration space at offset, little-endian. */
     long readConfig(int offset, int size);
 
+    /**
+     * {@code count} queues of {@code size} each: for {@link #queueMaxSizes} of a device whose queues are all alike.
+     */
+    static int[] queuesOfSize(int count, int size) {
+        int[] sizes = new int[count];
+        Arrays.fill(sizes, size);
+        return sizes;
+    }
+
+    /**
+     * The little-endian value of the {@code size} configuration bytes from {@code offset}, each got by
+     * {@code byteAt} (given its offset): for {@link #readConfig}.
+     */
+    static long littleEndian(int offset, int size, IntUnaryOperator byteAt) {
+        long v = 0;
+        for (int i = size - 1; i >= 0; i--) v = (v << 8) | (byteAt.applyAsInt(offset + i) & 0xffL);
+        return v;
+    }
+
     /** Writes configuration space; devices ignore writes to read-only fields. */
     void writeConfig(int offset, int size, long value);
 
@@ -40,7 +61,9 @@ public interface VirtioDevice {
     void activate(GuestMemory memory, long negotiatedFeatures, List<Virtqueue> queues, Context context);
 
     /**
-     * Handles a notification of queue {@code index}: pops and completes what is available. Runs on the
+     * Handles a notification of queue {@code index}: pops and completes what is available, at most about one
+     * ring's worth ({@link Virtqueue#size()} chains) per call, so that a guest refilling the queue as fast as it is
+     * served cannot keep the I/O thread here; the transport calls again while more is available. Runs on the
      * device's I/O thread. A {@link VirtqueueException} thrown from here puts the device into DEVICE_NEEDS_RESET;
      * any other exception or Error does too, and marks the device broken (see {@link Context#broken}).
      */

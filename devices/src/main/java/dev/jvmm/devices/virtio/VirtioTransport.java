@@ -215,18 +215,29 @@ public abstract class VirtioTransport implements AutoCloseable {
         }
     }
 
+    /**
+     * Rounds of {@link VirtioDevice#processQueue} (each at most a ring's worth) one queue gets before the next queue
+     * has its turn: a guest that keeps a queue full cannot starve the device's other queues.
+     */
+    static final int ROUNDS_PER_TURN = 4;
+
     private void serviceQueues() {
+        boolean more = false;
         for (int i = 0; i < queues.length; i++) {
             Virtqueue q = queues[i];
             if ((status.get() & DeviceStatus.DEVICE_NEEDS_RESET) != 0) return;
             if (!q.isActive() || q.isBroken()) continue;
             try {
                 synchronized (q) { // a device may fill a queue from its backend's thread as well
+                    int rounds = 0;
+                    boolean again;
                     do {
                         q.disableNotification();
                         device.processQueue(i, q);
                         if (q.needsNotification()) raiseQueueInterrupt(i);
-                    } while (running && device.canProcess(i) && q.enableNotification());
+                        again = running && device.canProcess(i) && q.enableNotification();
+                    } while (again && ++rounds < ROUNDS_PER_TURN);
+                    if (again) more = true; // notifications are on and buffers wait: come back after the others
                 }
             } catch (VirtqueueException e) {
                 fail("queue " + i + ": " + e.getMessage());
@@ -234,6 +245,7 @@ public abstract class VirtioTransport implements AutoCloseable {
                 broken("queue " + i, e);
             }
         }
+        if (more && running) notifyEvent.signal();
     }
 
     /**

@@ -11,6 +11,9 @@ public final class MemoryBackend implements BlockBackend {
     public final MemorySegment data;
     private final boolean readOnly;
     public volatile boolean failReads, failWrites, failFlush;
+    /** How long each read takes, as a real disk's would (0: at once). */
+    public volatile long readDelayNanos;
+
     public final AtomicInteger flushes = new AtomicInteger();
     public final AtomicInteger writes = new AtomicInteger();
     public final AtomicInteger discards = new AtomicInteger();
@@ -39,6 +42,7 @@ public final class MemoryBackend implements BlockBackend {
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
         if (failReads) throw new IOException("EIO (injected)");
+        if (readDelayNanos > 0) java.util.concurrent.locks.LockSupport.parkNanos(readDelayNanos);
         MemorySegment.copy(data, offset, dst, 0, dst.byteSize());
     }
 

@@ -3,6 +3,7 @@ package dev.jvmm.devices.net;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Collection;
+import java.util.function.BiConsumer;
 import java.util.function.BooleanSupplier;
 
 /** Stand-in guests for backend tests. */
@@ -25,6 +26,15 @@ public final class GuestPorts {
      */
     public static GuestPort collecting(
             Collection<byte[]> frames, BooleanSupplier accepting, Collection<Throwable> failures) {
+        return collecting(frames, accepting, (where, cause) -> failures.add(cause));
+    }
+
+    /**
+     * As {@link #collecting(Collection, BooleanSupplier)}, handing what the backend reports as its failures, and
+     * where, to {@code onFailure}.
+     */
+    public static GuestPort collecting(
+            Collection<byte[]> frames, BooleanSupplier accepting, BiConsumer<String, Throwable> onFailure) {
         return new GuestPort() {
             @Override
             public boolean deliver(MemorySegment frame) {
@@ -38,7 +48,7 @@ public final class GuestPorts {
 
             @Override
             public void backendFailed(String where, Throwable cause) {
-                failures.add(cause);
+                onFailure.accept(where, cause);
             }
         };
     }

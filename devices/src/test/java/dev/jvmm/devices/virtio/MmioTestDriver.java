@@ -115,18 +115,12 @@ public final class MmioTestDriver implements TestDriver {
     }
 
     @Override
-    public long readConfig(int offset, int size) {
-        if (size == 8)
-            return (bus.read(base + 0x100 + offset, 4) & 0xffffffffL) | bus.read(base + 0x104 + offset, 4) << 32;
+    public long readConfigAt(int offset, int size) {
         return bus.read(base + 0x100 + offset, size);
     }
 
     @Override
-    public void close() {
-        try {
-            owner.close();
-        } catch (Exception e) {
-            throw new RuntimeException(e);
-        }
+    public AutoCloseable owner() {
+        return owner;
     }
 }

@@ -214,19 +214,12 @@ public final class PciTestDriver implements TestDriver {
     }
 
     @Override
-    public long readConfig(int offset, int size) {
-        if (size == 8)
-            return (mmio.read(bar0 + device + offset, 4) & 0xffffffffL)
-                    | mmio.read(bar0 + device + offset + 4, 4) << 32;
+    public long readConfigAt(int offset, int size) {
         return mmio.read(bar0 + device + offset, size);
     }
 
     @Override
-    public void close() {
-        try {
-            owner.close();
-        } catch (Exception e) {
-            throw new RuntimeException(e);
-        }
+    public AutoCloseable owner() {
+        return owner;
     }
 }

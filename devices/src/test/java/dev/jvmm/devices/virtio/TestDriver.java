@@ -27,7 +27,17 @@ public interface TestDriver extends AutoCloseable {
     /** Waits for a configuration-change interrupt and acknowledges it; false on timeout. */
     boolean awaitConfigInterrupt(long millis) throws InterruptedException;
 
-    long readConfig(int offset, int size);
+    /** Reads device configuration; 8 bytes as two 4-byte reads, low half first, as a driver must. */
+    default long readConfig(int offset, int size) {
+        if (size == 8) return (readConfigAt(offset, 4) & 0xffffffffL) | readConfigAt(offset + 4, 4) << 32;
+        return readConfigAt(offset, size);
+    }
+
+    /** One read of 1, 2 or 4 bytes of device configuration through the transport. */
+    long readConfigAt(int offset, int size);
+
+    /** What the device lives in (a VM, buses): closing the driver closes it. */
+    AutoCloseable owner();
 
     /** Resets the device and waits for status 0. */
     default void reset() {
@@ -56,5 +66,11 @@ public interface TestDriver extends AutoCloseable {
     }
 
     @Override
-    void close();
+    default void close() {
+        try {
+            owner().close();
+        } catch (Exception e) {
+            throw new RuntimeException(e);
+        }
+    }
 }

@@ -24,7 +24,7 @@ import java.util.stream.Stream;
  * per JVM and only for the duration its annotation fixes, so it serves for replaying the saved inputs, which a
  * normal test run does.)
  *
- * <p>System properties: {@code jvmm.fuzz.seconds} (default 10) how long each target runs; {@code jvmm.fuzz.target}
+ * <p>System properties: {@code jvmm.fuzz.seconds} (default 5: the suite runs every target) how long each target runs; {@code jvmm.fuzz.target}
  * runs only the targets whose {@code Class#method} contains it; {@code jvmm.fuzz.corpus} a folder to keep each
  * target's corpus in between runs (default: the module's target/fuzz).
  */
@@ -36,7 +36,7 @@ public final class Fuzzing {
 
     /** Seconds per target from {@code jvmm.fuzz.seconds}. */
     public static int seconds() {
-        return Integer.getInteger("jvmm.fuzz.seconds", 10);
+        return Integer.getInteger("jvmm.fuzz.seconds", 5);
     }
 
     /** The targets ({@code Class#method}) that {@code jvmm.fuzz.target} selects, all when it is unset. */

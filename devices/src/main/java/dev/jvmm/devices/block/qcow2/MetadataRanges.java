@@ -5,9 +5,10 @@ import java.util.TreeMap;
 
 /**
  * Where an image's metadata lies in the file, for the overlap check every write of guest data or of a newly
- * allocated cluster passes first (QEMU's qcow2_pre_write_overlap_check, in its default "cached" mode: the
- * header, the L1 table, the refcount table and blocks, the active L2 tables, the snapshot table and the
- * snapshots' L1 tables; not the snapshots' L2 tables, which would mean reading them all).
+ * allocated cluster passes first, and every update of metadata in place (an entry written into its table) with
+ * its own kind left out (QEMU's qcow2_pre_write_overlap_check, in its default "cached" mode: the header, the L1
+ * table, the refcount table and blocks, the active L2 tables, the snapshot table and the snapshots' L1 tables; not
+ * the snapshots' L2 tables, which would mean reading them all).
  *
  * <p>Kept as disjoint pieces sorted by host offset, each counting how many structures of each kind cover it,
  * so a query is two lookups in a tree and a corrupt image whose structures overlap each other (two L1
@@ -89,6 +90,21 @@ final class MetadataRanges {
     Kind overlap(long offset, long length) {
         Piece p = last(offset, length);
         return p == null ? null : p.kind();
+    }
+
+    /**
+     * Metadata of a kind other than {@code own} that [offset, offset + length) overlaps, or null: for an update in
+     * place of a structure of kind {@code own}, which may touch that structure (and others of its kind: two L1 entries
+     * naming one L2 table) but nothing else, such as the refcount table an L1 entry wrongly names as its L2 table.
+     */
+    Kind overlapOther(long offset, long length, Kind own) {
+        if (length <= 0) return null;
+        Map.Entry<Long, Piece> first = pieces.floorEntry(offset);
+        long from = first != null && first.getValue().end > offset ? first.getKey() : offset;
+        for (Piece p : pieces.subMap(from, true, offset + length, false).values()) {
+            for (Kind k : KINDS) if (k != own && p.counts[k.ordinal()] > 0) return k;
+        }
+        return null;
     }
 
     /** Where the metadata found by {@link #overlap} begins, or -1: for messages. */

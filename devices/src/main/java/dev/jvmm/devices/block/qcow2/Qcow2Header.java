@@ -227,6 +227,11 @@ public final class Qcow2Header {
                         + Long.toUnsignedString(h.backingFileOffset) + " lies outside the first cluster");
             }
             h.backingFile = new String(first, (int) h.backingFileOffset, h.backingFileSize, StandardCharsets.UTF_8);
+            // No path holds a NUL: refused here, where the header is checked, not where the name becomes a path.
+            if (h.backingFile.indexOf('\0') >= 0) {
+                throw new Qcow2Exception(
+                        name + ": backing file name at offset " + h.backingFileOffset + " contains a NUL byte");
+            }
         }
         return h;
     }

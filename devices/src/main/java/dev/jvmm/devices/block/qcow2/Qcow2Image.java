@@ -11,7 +11,9 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.TreeSet;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
@@ -70,8 +72,17 @@ public final class Qcow2Image implements BlockBackend {
     private final int maxRun;
     private List<Long> pendingFrees = new ArrayList<>();
     private volatile boolean closed;
-    /** Where metadata lies (writable images only): every write of guest data or of a fresh cluster is checked. */
+    /**
+     * Where metadata lies (writable images only): every write of guest data or of a fresh cluster is checked, and
+     * every entry written into a table, against metadata of the other kinds.
+     */
     private final MetadataRanges metadata;
+    /**
+     * Cluster-aligned tables that L1 or refcount table entries name past the end of the file (writable images only),
+     * sorted: a corrupt image's. They stay out of {@link #metadata}, which the file then bounds, but the file grows:
+     * a cluster allocated there would become that table, so the overlap check refuses them too.
+     */
+    private long[] namedPastEnd = new long[0];
     /** Set when a write would have hit metadata: from then on writes are refused (QEMU's corrupt state). */
     private volatile String corruption;
 
@@ -275,11 +286,14 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     /**
-     * Notes where every structure the overlap check guards lies. Entries that point past the end of the file or
-     * are misaligned are left out: using them fails on its own, and leaving them out bounds the map by the file.
+     * Notes where every structure the overlap check guards lies. Misaligned entries are left out: using them fails
+     * on its own. Entries that point past the end of the file are left out of the map, which the file then bounds
+     * (a hostile L1 table could name millions of clusters), and kept in {@link #namedPastEnd}: using them fails only
+     * until the file grows over them.
      */
     private void recordMetadata() {
         long end = file.length();
+        TreeSet<Long> pastEnd = new TreeSet<>();
         metadata.add(MetadataRanges.Kind.HEADER, 0, cs);
         metadata.add(MetadataRanges.Kind.L1, header.l1TableOffset, header.l1Size * 8L);
         metadata.add(
@@ -289,11 +303,14 @@ public final class Qcow2Image implements BlockBackend {
         for (long off : refcounts.table) {
             if (off != 0 && plausibleCluster(off & Refcounts.OFFSET_MASK, end))
                 metadata.add(MetadataRanges.Kind.REFCOUNT_BLOCK, off & Refcounts.OFFSET_MASK, cs);
+            else if (off != 0 && (off & ~Refcounts.OFFSET_MASK) == 0 && (off & (cs - 1)) == 0) pastEnd.add(off);
         }
         for (long l1Entry : l1) {
             long off = l1Entry & L1_OFFSET_MASK;
             if (off != 0 && plausibleCluster(off, end)) metadata.add(MetadataRanges.Kind.L2, off, cs);
+            else if (off != 0 && (off & (cs - 1)) == 0) pastEnd.add(off);
         }
+        namedPastEnd = pastEnd.stream().mapToLong(Long::longValue).toArray();
         long snapshotTable = 0;
         for (Snapshot snapshot : snapshots) {
             snapshotTable += snapshot.tableEntryBytes();
@@ -313,11 +330,40 @@ public final class Qcow2Image implements BlockBackend {
      */
     private void checkOverlap(long host, long length, String what) throws Qcow2Exception {
         MetadataRanges.Kind hit = metadata.overlap(host, length);
-        if (hit == null && host >= cs) return;
+        if (hit == null && host >= cs) {
+            long named = namedPastEnd(host, length);
+            if (named < 0) return;
+            throw markCorrupt(what + " at host offset 0x" + Long.toHexString(host) + " would overwrite metadata (a"
+                    + " table an L1 or refcount table entry names at 0x" + Long.toHexString(named)
+                    + ", past the end of the file)");
+        }
         if (hit == null) hit = MetadataRanges.Kind.HEADER;
         long at = Math.max(0, metadata.overlapStart(host, length));
         throw markCorrupt(what + " at host offset 0x" + Long.toHexString(host) + " would overwrite metadata ("
                 + hit.description + " at 0x" + Long.toHexString(at) + ")");
+    }
+
+    /** The first table in {@link #namedPastEnd} that [host, host + length) overlaps, or -1. */
+    private long namedPastEnd(long host, long length) {
+        long[] named = namedPastEnd;
+        int i = Arrays.binarySearch(named, host - cs + 1);
+        if (i < 0) i = -i - 1;
+        return i < named.length && named[i] < host + length ? named[i] : -1;
+    }
+
+    /**
+     * An update in place of metadata of kind {@code own} at [host, host + length) (an L2 entry into its table, an L1
+     * entry into the L1 table) must not touch metadata of another kind: an L1 entry that names the refcount table,
+     * the L1 table or a refcount block as its L2 table would otherwise have L2 entries written over it. A hit means
+     * the image's tables lie: it is marked corrupt and the update fails unwritten (QEMU checks its metadata writes
+     * the same way, leaving out the kind being written).
+     */
+    private void checkUpdate(long host, long length, MetadataRanges.Kind own, String what) throws Qcow2Exception {
+        MetadataRanges.Kind hit = metadata.overlapOther(host, length, own);
+        if (hit != null) {
+            throw markCorrupt(what + " at host offset 0x" + Long.toHexString(host) + " would overwrite metadata ("
+                    + hit.description + ")");
+        }
     }
 
     /**
@@ -796,6 +842,7 @@ public final class Qcow2Image implements BlockBackend {
     /** Updates an L2 entry in the file and then, once that succeeded, in the cache. */
     private void setL2(long l1Index, long[] l2, int l2Index, long entry, long bitmap) throws IOException {
         long l2Offset = l1[(int) l1Index] & L1_OFFSET_MASK;
+        checkUpdate(l2Offset + (extL2 ? 16L : 8L) * l2Index, extL2 ? 16 : 8, MetadataRanges.Kind.L2, "an L2 entry");
         if (extL2) {
             file.write(
                     l2Offset + 16L * l2Index,
@@ -845,6 +892,7 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Points an L1 entry elsewhere: in the file first, then in memory and in the overlap check's map. */
     private void setL1(long l1Index, long entry) throws IOException {
+        checkUpdate(header.l1TableOffset + 8 * l1Index, 8, MetadataRanges.Kind.L1, "an L1 entry");
         file.writeLong(header.l1TableOffset + 8 * l1Index, entry);
         long old = l1[(int) l1Index] & L1_OFFSET_MASK, now = entry & L1_OFFSET_MASK;
         l1[(int) l1Index] = entry;

@@ -137,6 +137,7 @@ final class Refcounts {
         int i = (int) (cluster % entriesPerBlock);
         int width = Math.max(1, (1 << order) / 8);
         int at = order < 3 ? (i << order) >>> 3 : i * width;
+        checkUpdate(table[(int) idx] + at, width, MetadataRanges.Kind.REFCOUNT_BLOCK, "a refcount");
         byte[] bytes = java.util.Arrays.copyOfRange(blk, at, at + width);
         setEntry(bytes, order < 3 ? i & ((8 >>> order) - 1) : 0, order, value);
         file.write(table[(int) idx] + at, bytes, 0, width);
@@ -190,6 +191,7 @@ final class Refcounts {
 
     /** A new refcount block for table index idx, placed at the first cluster it describes (all free). */
     private void ensureBlock(long idx) throws IOException {
+        checkUpdate(h.refcountTableOffset + idx * 8, 8, MetadataRanges.Kind.REFCOUNT_TABLE, "a refcount table entry");
         long cluster = idx * entriesPerBlock;
         // The range's first cluster must really be free: never the header or other metadata (an empty table
         // entry there means the image is corrupt, and a block would overwrite metadata).
@@ -258,6 +260,18 @@ final class Refcounts {
         ranges.add(MetadataRanges.Kind.REFCOUNT_TABLE, tableOff, t * cs);
         ranges.remove(MetadataRanges.Kind.REFCOUNT_TABLE, oldOff, (long) oldClusters * cs);
         for (int i = 0; i < oldClusters; i++) adjust((oldOff >>> clusterBits) + i, -1);
+    }
+
+    /**
+     * An update in place of a refcount block or the refcount table must not touch metadata of another kind (a
+     * refcount table entry naming an L2 table as a refcount block): the image is marked corrupt, nothing written.
+     */
+    private void checkUpdate(long offset, long length, MetadataRanges.Kind own, String what) throws Qcow2Exception {
+        MetadataRanges.Kind hit = ranges.overlapOther(offset, length, own);
+        if (hit != null) {
+            throw guard.corrupt(what + " at host offset 0x" + Long.toHexString(offset) + " would overwrite metadata ("
+                    + hit.description + ")");
+        }
     }
 
     /** Number of clusters the table can describe. */

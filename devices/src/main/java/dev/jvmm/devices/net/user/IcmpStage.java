@@ -61,6 +61,10 @@ final class IcmpStage {
             forward(p);
             return;
         }
+        if (p.l4Length > MAX_REPLY) {
+            stack.drop("echo request of " + p.l4Length + " bytes: its reply would exceed the guest MTU");
+            return;
+        }
         ByteBuf r = stack.ipv4.newPacket(p.l4Length);
         r.writeBytes(b, p.l4Offset, p.l4Length);
         int l4 = stack.link.headroom() + Ipv4Stage.HEADER;

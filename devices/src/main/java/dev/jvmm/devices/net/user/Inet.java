@@ -22,6 +22,14 @@ final class Inet {
         return (ip & NETMASK) == NETWORK;
     }
 
+    /**
+     * Whether {@code ip} can name one host: not "this network" (0/8), multicast, the limited broadcast or this
+     * network's broadcast. Nothing answers for the others (RFC 1122 3.2.2, 4.2.3.10), so no reply ever comes from one.
+     */
+    static boolean singleHost(int ip) {
+        return (ip >>> 24) != 0 && (ip >>> 28) != 0xe && ip != LIMITED_BROADCAST && ip != BROADCAST;
+    }
+
     static InetAddress address(int ip) {
         try {
             return InetAddress.getByAddress(

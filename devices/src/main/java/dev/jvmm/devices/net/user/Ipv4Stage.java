@@ -53,6 +53,12 @@ final class Ipv4Stage {
             return;
         }
         if (!dhcp) stack.link.guestMac = p.srcMac;
+        if (p.protocol != Inet.PROTO_UDP && !Inet.singleHost(p.dst)) {
+            // TCP and ping to a broadcast or multicast address: no host answers, and neither a reset nor an ICMP
+            // error may come from one (UDP sorts out DHCP first).
+            stack.drop("IP protocol " + p.protocol + " to " + Inet.text(p.dst));
+            return;
+        }
         switch (p.protocol) {
             case Inet.PROTO_TCP -> stack.tcp.receive(p);
             case Inet.PROTO_UDP -> stack.udp.receive(p);

@@ -71,11 +71,11 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     // From the guest.
     private int rcvNxt, rcvAdvEdge, rcvWscale;
     private boolean guestFin;
-    // Timers (System.nanoTime; 0 = not armed).
+    // Timers (the stack's clock, UserNetStack.now(); 0 = not armed).
     private long rtoDeadline, closeDeadline;
     private int backoff, dupAcks;
     private boolean windowWasSmall;
-    /** When a segment from the guest or bytes from the host last came (System.nanoTime): idle expiry. */
+    /** When a segment from the guest or bytes from the host last came (UserNetStack.now()): idle expiry. */
     private long lastActivity;
 
     TcpConnection(TcpStage tcp, long key, int guestIp, int guestPort, int remoteIp, int remotePort) {

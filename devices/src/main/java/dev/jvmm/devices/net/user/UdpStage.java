@@ -75,7 +75,7 @@ final class UdpStage {
             dhcp(p, o + HEADER, length - HEADER);
             return;
         }
-        if (p.src == 0 || p.dst == Inet.LIMITED_BROADCAST || p.dst == Inet.BROADCAST || (p.dst >>> 28) == 0xe) return;
+        if (p.src == 0 || !Inet.singleHost(p.dst)) return; // broadcast, multicast: nothing else listens here
         int payload = o + HEADER, payloadLength = length - HEADER;
         boolean gso = p.gsoType == VirtioNetHeader.GSO_UDP_L4 && p.gsoSize > 0;
         int segment = gso ? p.gsoSize : Math.max(payloadLength, 1);

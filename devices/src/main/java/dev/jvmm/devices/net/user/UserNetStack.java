@@ -7,6 +7,7 @@ import io.netty.channel.EventLoop;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,6 +23,7 @@ final class UserNetStack {
     final Transport transport;
     final ByteBufAllocator alloc;
     final Tuning tuning;
+    private final LongSupplier clock;
     final GuestDataBudget budget;
     final NatPolicy policy;
     final EthernetStage link;
@@ -40,6 +42,7 @@ final class UserNetStack {
     UserNetStack(EventLoop loop, Tuning tuning, NatPolicy policy, EchoHost.Factory echoHosts) {
         this.loop = loop;
         this.tuning = tuning;
+        this.clock = tuning.clock();
         this.transport = tuning.transport();
         this.alloc = tuning.alloc();
         this.budget = new GuestDataBudget(tuning.budgetBytes());
@@ -50,8 +53,9 @@ final class UserNetStack {
         this.icmp = new IcmpStage(this, echoHosts);
     }
 
+    /** The stack's time in nanoseconds ({@link Tuning#clock()}): every timer and idle expiry reads it. */
     long now() {
-        return System.nanoTime();
+        return clock.getAsLong();
     }
 
     long dropped() {

@@ -2,6 +2,7 @@ package dev.jvmm.devices.virtio.blk;
 
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.devices.block.BlockBackend;
+import dev.jvmm.devices.ratelimit.RateLimiter;
 import dev.jvmm.devices.virtio.DescriptorChain;
 import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.VirtioFeatures;
@@ -65,9 +66,12 @@ public final class VirtioBlock implements VirtioDevice {
      * @param queues     number of request queues (VIRTIO_BLK_F_MQ when more than one)
      * @param queueSize  entries per queue, a power of two
      * @param blockSize  the logical block size advertised in blk_size
+     * @param rateLimit  requests (ops) and read/write bytes (bandwidth) the guest may have served, as Firecracker's
+     *                   drive rate limiter
      */
-    public record Options(boolean readOnly, String serial, int queues, int queueSize, int blockSize) {
-        public static final Options DEFAULT = new Options(false, "", 1, 256, 512);
+    public record Options(
+            boolean readOnly, String serial, int queues, int queueSize, int blockSize, RateLimiter.Config rateLimit) {
+        public static final Options DEFAULT = new Options(false, "", 1, 256, 512, RateLimiter.Config.UNLIMITED);
 
         public Options {
             if (serial == null) serial = "";
@@ -83,18 +87,28 @@ public final class VirtioBlock implements VirtioDevice {
             if (blockSize < SECTOR || blockSize > 65536 || Integer.bitCount(blockSize) != 1)
                 throw new IllegalArgumentException(
                         "block size " + blockSize + " must be a power of two from 512 to 65536");
+            if (rateLimit == null) rateLimit = RateLimiter.Config.UNLIMITED;
+        }
+
+        /** Without a rate limit. */
+        public Options(boolean readOnly, String serial, int queues, int queueSize, int blockSize) {
+            this(readOnly, serial, queues, queueSize, blockSize, RateLimiter.Config.UNLIMITED);
         }
 
         public Options withReadOnly(boolean ro) {
-            return new Options(ro, serial, queues, queueSize, blockSize);
+            return new Options(ro, serial, queues, queueSize, blockSize, rateLimit);
         }
 
         public Options withSerial(String s) {
-            return new Options(readOnly, s, queues, queueSize, blockSize);
+            return new Options(readOnly, s, queues, queueSize, blockSize, rateLimit);
         }
 
         public Options withQueues(int n) {
-            return new Options(readOnly, serial, n, queueSize, blockSize);
+            return new Options(readOnly, serial, n, queueSize, blockSize, rateLimit);
+        }
+
+        public Options withRateLimit(RateLimiter.Config limit) {
+            return new Options(readOnly, serial, queues, queueSize, blockSize, limit);
         }
     }
 
@@ -107,9 +121,15 @@ public final class VirtioBlock implements VirtioDevice {
     private final MemorySegment id = MemorySegment.ofArray(new byte[ID_BYTES]);
     private final BlockStats stats = new BlockStats();
 
+    /** Null when nothing is limited. Lives across resets, as its buckets would on a real device's link. */
+    private final RateLimiter limiter;
+
     // Set by activate, read on the I/O threads.
     private volatile QueueState[] states;
     private volatile BlockRequestExecutor executor;
+    private volatile Context context;
+    /** The limiter held a request back; the queues wait for its wake-up (a kick) instead of being serviced. */
+    private volatile boolean throttled;
 
     private static final class QueueState {
         final DescriptorChain chain;
@@ -125,6 +145,7 @@ public final class VirtioBlock implements VirtioDevice {
         this.backend = backend;
         this.options = options;
         this.readOnly = options.readOnly() || backend.readOnly();
+        this.limiter = RateLimiter.of(options.rateLimit());
         this.capacitySectors = backend.size() / SECTOR;
         long f = VirtioFeatures.bit(VirtioFeatures.VERSION_1)
                 | VirtioFeatures.bit(VirtioFeatures.EVENT_IDX)
@@ -173,6 +194,11 @@ public final class VirtioBlock implements VirtioDevice {
         return stats.errors();
     }
 
+    /** Requests the rate limiter held back (each waited in the guest's queue for tokens); 0 without one. */
+    public long throttledCount() {
+        return limiter == null ? 0 : limiter.throttledCount();
+    }
+
     /** The request counters: operations and bytes by kind, refusals and backend failures. */
     public BlockStats stats() {
         return stats;
@@ -190,9 +216,7 @@ public final class VirtioBlock implements VirtioDevice {
 
     @Override
     public int[] queueMaxSizes() {
-        int[] sizes = new int[options.queues()];
-        java.util.Arrays.fill(sizes, options.queueSize());
-        return sizes;
+        return VirtioDevice.queuesOfSize(options.queues(), options.queueSize());
     }
 
     @Override
@@ -202,9 +226,7 @@ public final class VirtioBlock implements VirtioDevice {
 
     @Override
     public long readConfig(int offset, int size) {
-        long v = 0;
-        for (int i = 0; i < size; i++) v |= (config.get(ValueLayout.JAVA_BYTE, offset + i) & 0xffL) << (8 * i);
-        return v;
+        return VirtioDevice.littleEndian(offset, size, o -> config.get(ValueLayout.JAVA_BYTE, o));
     }
 
     @Override
@@ -220,6 +242,8 @@ public final class VirtioBlock implements VirtioDevice {
             s[i] = new QueueState(queues.get(i).maxSize(), new BlockRequestParser(limits));
         // Without VIRTIO_BLK_F_FLUSH the driver expects every write stable on completion (the spec's write-through).
         executor = new BlockRequestExecutor(backend, id, (negotiatedFeatures & bit(F_FLUSH)) == 0, stats);
+        this.context = context;
+        throttled = false;
         states = s;
     }
 
@@ -227,6 +251,12 @@ public final class VirtioBlock implements VirtioDevice {
     public void reset() {
         states = null;
         executor = null;
+        context = null;
+    }
+
+    @Override
+    public boolean canProcess(int index) {
+        return !throttled;
     }
 
     @Override
@@ -234,7 +264,7 @@ public final class VirtioBlock implements VirtioDevice {
         QueueState st = states[index];
         BlockRequestExecutor ex = executor;
         DescriptorChain chain = st.chain;
-        while (queue.pop(chain)) {
+        for (int budget = queue.size(); budget > 0 && queue.pop(chain); budget--) {
             BlockRequest request = st.parser.parse(chain);
             if (request instanceof BlockRequest.Refused refused
                     && !refused.reason().answerable()) {
@@ -245,7 +275,27 @@ public final class VirtioBlock implements VirtioDevice {
                                 + " (" + chain.readableLength() + " device-readable bytes, " + chain.writableLength()
                                 + " device-writable; a request needs a 16-byte header and a status byte)");
             }
+            if (limiter != null && !limiter.tryConsume(dataBytes(request))) {
+                // Left in the queue, to be popped and parsed again when the buckets have refilled.
+                queue.unpop(1);
+                throttled = true;
+                Context c = context;
+                limiter.wakeAfterRefill(dataBytes(request), () -> {
+                    throttled = false;
+                    if (c != null) c.kick();
+                });
+                return;
+            }
             queue.addUsed(chain.head(), ex.execute(request));
         }
+    }
+
+    /** The bytes a request moves, for the bandwidth bucket: reads and writes count, as in Firecracker. */
+    private static long dataBytes(BlockRequest request) {
+        return switch (request) {
+            case BlockRequest.Read r -> r.length();
+            case BlockRequest.Write w -> w.length();
+            default -> 0;
+        };
     }
 }

@@ -10,6 +10,7 @@ import dev.jvmm.devices.net.NetOffload;
 import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
 import dev.jvmm.devices.net.VirtioNetHeader;
+import dev.jvmm.devices.ratelimit.RateLimiter;
 import dev.jvmm.devices.virtio.DescriptorChain;
 import dev.jvmm.devices.virtio.VirtioDevice;
 import dev.jvmm.devices.virtio.VirtioFeatures;
@@ -20,7 +21,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
@@ -97,8 +97,11 @@ public final class VirtioNet implements VirtioDevice {
      * @param mac           its address (config space, VIRTIO_NET_F_MAC)
      * @param queueSize     entries per queue, a power of two
      * @param maxQueuePairs pairs offered at most (VIRTIO_NET_F_MQ when the backend has more than one too)
+     * @param rxLimit       frames (ops) and bytes (bandwidth) towards the guest, as Firecracker's rx_rate_limiter
+     * @param txLimit       frames and bytes from the guest, as Firecracker's tx_rate_limiter
      */
-    public record Options(MacAddress mac, int queueSize, int maxQueuePairs) {
+    public record Options(
+            MacAddress mac, int queueSize, int maxQueuePairs, RateLimiter.Config rxLimit, RateLimiter.Config txLimit) {
         public Options {
             if (mac.isMulticast() || mac.value() == 0)
                 throw new IllegalArgumentException("MAC address " + mac + " is multicast or zero");
@@ -108,10 +111,21 @@ public final class VirtioNet implements VirtioDevice {
             if (maxQueuePairs < 1 || maxQueuePairs > MAX_QUEUE_PAIRS)
                 throw new IllegalArgumentException(
                         "virtio-net queue pairs " + maxQueuePairs + " must be 1 to " + MAX_QUEUE_PAIRS);
+            if (rxLimit == null) rxLimit = RateLimiter.Config.UNLIMITED;
+            if (txLimit == null) txLimit = RateLimiter.Config.UNLIMITED;
+        }
+
+        /** Without rate limits. */
+        public Options(MacAddress mac, int queueSize, int maxQueuePairs) {
+            this(mac, queueSize, maxQueuePairs, RateLimiter.Config.UNLIMITED, RateLimiter.Config.UNLIMITED);
         }
 
         public static Options of(MacAddress mac) {
             return new Options(mac, 256, MAX_QUEUE_PAIRS);
+        }
+
+        public Options withRateLimits(RateLimiter.Config rx, RateLimiter.Config tx) {
+            return new Options(mac, queueSize, maxQueuePairs, rx, tx);
         }
     }
 
@@ -122,14 +136,27 @@ public final class VirtioNet implements VirtioDevice {
     private volatile long mac;
     private volatile boolean linkUp = true;
     private volatile Active active;
+    /** Null when unlimited; shared by the queue pairs, as Firecracker's are per interface. */
+    private final RateLimiter rxLimiter, txLimiter;
 
     private final LongAdder txFrames = new LongAdder(), txDropped = new LongAdder(), txMalformed = new LongAdder();
     private final LongAdder rxFrames = new LongAdder(), rxDropped = new LongAdder(), rxFiltered = new LongAdder();
     private final LongAdder txBytes = new LongAdder(), rxBytes = new LongAdder();
 
+    /** Frames the receive and transmit limiters held back (each waited for tokens); 0 without limiters. */
+    public long rxThrottled() {
+        return rxLimiter == null ? 0 : rxLimiter.throttledCount();
+    }
+
+    public long txThrottled() {
+        return txLimiter == null ? 0 : txLimiter.throttledCount();
+    }
+
     public VirtioNet(NetBackend backend, Options options) {
         this.backend = backend;
         this.options = options;
+        this.rxLimiter = RateLimiter.of(options.rxLimit());
+        this.txLimiter = RateLimiter.of(options.txLimit());
         this.mac = options.mac().value();
         NetCapabilities caps = backend.capabilities();
         this.maxPairs = Math.min(caps.maxQueuePairs(), options.maxQueuePairs());
@@ -275,9 +302,7 @@ public final class VirtioNet implements VirtioDevice {
     @Override
     public int[] queueMaxSizes() {
         // receiveq1, transmitq1, ... receiveqN, transmitqN, controlq (at index 2 when MQ is not negotiated).
-        int[] sizes = new int[2 * maxPairs + 1];
-        Arrays.fill(sizes, options.queueSize());
-        return sizes;
+        return VirtioDevice.queuesOfSize(2 * maxPairs + 1, options.queueSize());
     }
 
     @Override
@@ -287,9 +312,7 @@ public final class VirtioNet implements VirtioDevice {
 
     @Override
     public long readConfig(int offset, int size) {
-        long v = 0;
-        for (int i = size - 1; i >= 0; i--) v = (v << 8) | configByte(offset + i);
-        return v;
+        return VirtioDevice.littleEndian(offset, size, this::configByte);
     }
 
     private int configByte(int offset) {
@@ -435,7 +458,7 @@ public final class VirtioNet implements VirtioDevice {
         boolean inUse = pair < a.pairsInUse;
         NetQueue nq = inUse ? a.netQueues.get(pair) : null;
         int done = 0;
-        while (true) {
+        while (done < q.size()) { // a ring's worth per call: the transport comes back for more
             if (!st.held && !q.pop(st.chain)) break;
             st.held = false;
             MemorySegment frame = gather(a, st);
@@ -443,6 +466,15 @@ public final class VirtioNet implements VirtioDevice {
                 txMalformed.increment();
             } else if (nq == null || !linkUp) {
                 txDropped.increment(); // a queue the driver did not enable with VQ_PAIRS_SET, or the link is down
+            } else if (txLimiter != null && !txLimiter.tryConsume(frame.byteSize() - HEADER)) {
+                // Held as for BUSY, until the limiter's wake-up moves the epoch on.
+                st.parkedAt = st.readyEpoch.get();
+                st.held = true;
+                txLimiter.wakeAfterRefill(frame.byteSize() - HEADER, () -> {
+                    st.readyEpoch.incrementAndGet();
+                    a.context.kick();
+                });
+                break;
             } else {
                 int epoch = st.readyEpoch.get();
                 TxResult r = nq.transmit(frame);
@@ -544,6 +576,12 @@ public final class VirtioNet implements VirtioDevice {
                     rxFiltered.increment();
                     return true;
                 }
+                if (rxLimiter != null && !rxLimiter.tryConsume(len - HEADER)) {
+                    // The backend keeps the frame (and stops reading its side) until the buckets refill.
+                    wanted = true;
+                    rxLimiter.wakeAfterRefill(len - HEADER, this::limiterRefilled);
+                    return false;
+                }
                 try {
                     return a.mergeable ? deliverMerged(frame, (int) len) : deliverSingle(frame, (int) len);
                 } catch (VirtqueueException e) {
@@ -585,8 +623,11 @@ public final class VirtioNet implements VirtioDevice {
             long offset = 0;
             while (offset < len) {
                 DescriptorChain c = n == 0 ? first : next;
-                if (n == heads.length) {
-                    // Every entry the ring can hold is not enough: this frame can never fit.
+                if (n == rx.size()) {
+                    // Every entry the driver's ring can hold (its size, at most the device's maximum, which heads
+                    // has room for) is not enough: this frame can never fit. Waiting for more would stall the
+                    // queue, and popping more (a driver moving its available index under us) could give back more
+                    // than unpop takes.
                     rx.unpop(n);
                     rxDropped.increment();
                     return true;
@@ -621,6 +662,16 @@ public final class VirtioNet implements VirtioDevice {
             return true;
         }
 
+        /** The receive limiter has tokens again: the backend, waiting since it was throttled, may go on. */
+        private void limiterRefilled() {
+            synchronized (rx) {
+                if (!wanted || stopped) return;
+                wanted = false;
+            }
+            List<NetQueue> nq = a.netQueues;
+            if (pair < nq.size()) nq.get(pair).rxReady();
+        }
+
         /** The driver notified the receive queue: if the backend is waiting for buffers, it may go on. */
         void guestPostedBuffers(Virtqueue q) {
             // Called with q's monitor held by the transport.
@@ -646,7 +697,7 @@ public final class VirtioNet implements VirtioDevice {
 
     private void processControl(Active a, Virtqueue q) {
         DescriptorChain c = a.controlChain;
-        while (q.pop(c)) {
+        for (int budget = q.size(); budget > 0 && q.pop(c); budget--) {
             if (c.readableLength() < 2 || c.writableLength() < 1)
                 throw new VirtqueueException(
                         VirtqueueException.Kind.CHAIN_TOO_SHORT,

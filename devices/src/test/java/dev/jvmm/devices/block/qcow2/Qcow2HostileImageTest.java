@@ -113,6 +113,19 @@ class Qcow2HostileImageTest {
     }
 
     @Test
+    void aBackingFileNameWithANulByteIsAFormatError() throws Exception {
+        // No path holds a NUL: the name must be refused as the header's, not fail to become a path later.
+        Path p = image("nul.qcow2");
+        poke(p, 8, CS - 16, 8); // after the header extensions
+        poke(p, 16, 4, 4);
+        poke(p, CS - 16, 0x6100_6200L, 4); // "a\0b\0"
+        String msg = openError(p);
+        assertTrue(msg.startsWith(p + ": backing file name"), msg);
+        assertTrue(msg.contains("NUL"), msg);
+        assertThrows(Qcow2Exception.class, () -> Qcow2Image.readHeader(p));
+    }
+
+    @Test
     void unknownIncompatibleFeatureIsRefusedByItsName() throws Exception {
         Path p = image("f.qcow2");
         // The feature name table (written by jvmm) lists bits 0-4; rename entry 4 to a future bit 9.

@@ -106,6 +106,64 @@ class Qcow2OverlapCheckTest {
     }
 
     @Test
+    void anL1EntryNamingTheRefcountTableAsItsL2TableNeverLetsL2EntriesOverwriteIt() throws Exception {
+        // Two L1 entries (1 GiB of 64 KiB clusters): the data stays under the first, the second names the refcount
+        // table's cluster as its L2 table. A write under it allocates a cluster and would then store the L2 entry
+        // mapping it in the refcount table (entry 1 of the "L2 table" is the refcount table's empty entry 1).
+        Path p = imageWithData(dir.resolve("l1rt.qcow2"), 1L << 30);
+        Qcow2Header h = Qcow2Image.readHeader(p);
+        poke(p, h.l1TableOffset + 8, Qcow2Image.COPIED | h.refcountTableOffset, 8);
+        assertRefusedAndMarked(p, (512L << 20) + CS, h.refcountTableOffset);
+    }
+
+    @Test
+    void anL1EntryNamingTheL1TableAsItsL2TableNeverLetsL2EntriesOverwriteIt() throws Exception {
+        Path p = imageWithData(dir.resolve("l1l1.qcow2"), 1L << 30);
+        Qcow2Header h = Qcow2Image.readHeader(p);
+        poke(p, h.l1TableOffset + 8, Qcow2Image.COPIED | h.l1TableOffset, 8);
+        assertRefusedAndMarked(p, (512L << 20) + 2 * CS, h.l1TableOffset);
+    }
+
+    @Test
+    void anL1EntryNamingAClusterPastTheEndOfTheFileNeverGetsItAsTheFileGrows() throws Exception {
+        // The second L1 entry names the cluster just past the end of the file as its L2 table: the next cluster
+        // allocated (for data under the first entry) would be that table, shared by both entries.
+        Path p = imageWithData(dir.resolve("past.qcow2"), 1L << 30);
+        Qcow2Header h = Qcow2Image.readHeader(p);
+        long end = (Files.size(p) + CS - 1) & -(long) CS;
+        poke(p, h.l1TableOffset + 8, Qcow2Image.COPIED | end, 8);
+        assertRefusedAndMarked(p, 4 << 20, end);
+    }
+
+    @Test
+    void aRefcountTableEntryNamingABlockPastTheEndOfTheFileNeverGetsItAsTheFileGrows() throws Exception {
+        Path p = imageWithData(dir.resolve("rtpast.qcow2"), 1L << 30);
+        Qcow2Header h = Qcow2Image.readHeader(p);
+        long end = (Files.size(p) + CS - 1) & -(long) CS;
+        poke(p, h.refcountTableOffset + 8, end, 8);
+        assertRefusedAndMarked(p, 4 << 20, end);
+    }
+
+    @Test
+    void aRefcountTableEntryNamingAnL2TableNeverLetsRefcountsOverwriteIt() throws Exception {
+        // The refcount table's second entry (clusters 32768 on, with 16-bit refcounts) names the active L2 table as
+        // its block: a refcount of a cluster there would be written into the L2 table.
+        Path p = imageWithData(dir.resolve("rtl2.qcow2"), 1L << 30);
+        Qcow2Header h = Qcow2Image.readHeader(p);
+        long l2 = peekLong(p, h.l1TableOffset) & Qcow2Image.L1_OFFSET_MASK;
+        poke(p, h.refcountTableOffset + 8, l2, 8);
+        byte[] before = cluster(p, l2);
+        try (Qcow2Image q = Qcow2Image.open(p, false)) {
+            // Reaching cluster 32768 by allocation takes 2 GiB of file: set its refcount as a flush would.
+            q.refcounts.set(32768, 0); // its entry is the L2 table's first two bytes, COPIED among them
+            fail("a refcount update was written into an L2 table");
+        } catch (Qcow2Exception expected) {
+            assertTrue(expected.getMessage().contains("corrupt"), expected.getMessage());
+        }
+        assertArrayEquals(before, cluster(p, l2), "the L2 table must be untouched");
+    }
+
+    @Test
     void anL2EntryMappingDataOntoASnapshotsTablesIsRefused() throws Exception {
         QemuTools.requireQemu();
         Path p = image("s.qcow2");

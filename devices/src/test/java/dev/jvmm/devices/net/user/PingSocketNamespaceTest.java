@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.devices.net.FramePump;
 import dev.jvmm.devices.net.GuestPort;
+import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetLinkConfig;
 import dev.jvmm.devices.net.NetNamespace;
@@ -16,7 +17,6 @@ import dev.jvmm.devices.net.tap.TapBackend;
 import dev.jvmm.kvm.Errno;
 import io.netty.buffer.PooledByteBufAllocator;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -81,22 +81,12 @@ class PingSocketNamespaceTest {
                 PingSocketHost.factory(PooledByteBufAllocator.DEFAULT, OPEN_IN_FAR));
     }
 
-    static final class Guest implements GuestPort {
+    /** The guest's side: every frame it is given, in order; a failure the backend reports fails the test. */
+    static final class Guest {
         final LinkedBlockingQueue<byte[]> frames = new LinkedBlockingQueue<>();
-
-        @Override
-        public boolean deliver(MemorySegment frame) {
-            frames.add(frame.toArray(ValueLayout.JAVA_BYTE));
-            return true;
-        }
-
-        @Override
-        public void txReady() {}
-
-        @Override
-        public void backendFailed(String where, Throwable cause) {
+        final GuestPort port = GuestPorts.collecting(frames, () -> true, (where, cause) -> {
             throw new AssertionError("the backend failed in " + where, cause);
-        }
+        });
 
         Frames.Out nextIcmp() throws InterruptedException {
             for (byte[] f; (f = frames.poll(5, TimeUnit.SECONDS)) != null; ) {
@@ -120,7 +110,8 @@ class PingSocketNamespaceTest {
                 "no ping sockets for gid 0 with the range 1 0");
         try (UserNetBackend user = start()) {
             Guest guest = new Guest();
-            NetQueue q = user.activate(NetLinkConfig.plain(), List.of(guest)).get(0);
+            NetQueue q =
+                    user.activate(NetLinkConfig.plain(), List.of(guest.port)).get(0);
             assertEquals(TxResult.SENT, q.transmit(MemorySegment.ofArray(Frames.icmpEcho(GUEST, FAR, 0x4242, 1))));
             Frames.Out refused = guest.nextIcmp();
             assertNotNull(refused);
@@ -131,7 +122,8 @@ class PingSocketNamespaceTest {
         pingGroupRange("0 2147483647");
         try (UserNetBackend user = start()) {
             Guest guest = new Guest();
-            NetQueue q = user.activate(NetLinkConfig.plain(), List.of(guest)).get(0);
+            NetQueue q =
+                    user.activate(NetLinkConfig.plain(), List.of(guest.port)).get(0);
             for (int seq = 1; seq <= 3; seq++) {
                 assertEquals(
                         TxResult.SENT, q.transmit(MemorySegment.ofArray(Frames.icmpEcho(GUEST, FAR, 0x4242, seq))));

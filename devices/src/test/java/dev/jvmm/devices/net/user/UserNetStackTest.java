@@ -178,6 +178,38 @@ class UserNetStackTest {
     }
 
     @Test
+    void nothingAnswersForABroadcastOrMulticastAddress() throws Exception {
+        start("");
+        // No reset and no ICMP error may come from such an address (RFC 1122 3.2.2, 4.2.3.10).
+        for (int dst : new int[] {Inet.BROADCAST, Inet.LIMITED_BROADCAST, Inet.ip(224, 0, 0, 1), Inet.ip(0, 1, 2, 3)}) {
+            send(Frames.tcp(GUEST, dst, 40000, 80, 5000, 0, SYN, 65535, new byte[0], new byte[0]));
+            send(Frames.icmpEcho(GUEST, dst, 5, 1));
+            send(Frames.udp(GUEST, dst, 40000, 9, new byte[4]));
+        }
+        assertNull(next(o -> o.type() == 0x0800, 500), "an answer from a broadcast or multicast address");
+        send(Frames.icmpEcho(GUEST, Inet.ip(127, 0, 0, 1), 5, 1));
+        assertNotNull(next(o -> o.protocol() == 1, 2000), "a refused unicast address is still answered");
+    }
+
+    @Test
+    void anEchoWhoseReplyWouldExceedTheMtuGetsNone() throws Exception {
+        start("");
+        for (int size : new int[] {1481, 1480}) { // ICMP message sizes: 1480 fills a 1500-byte IP packet
+            byte[] m = new byte[size];
+            m[0] = 8;
+            m[5] = (byte) size;
+            int c = Frames.checksum(m, 0, m.length, 0);
+            m[2] = (byte) (c >>> 8);
+            m[3] = (byte) c;
+            send(Frames.ethernet(EthernetStage.GATEWAY_MAC, 0x0800, Frames.ipv4(GUEST, GATEWAY, 1, m)));
+        }
+        Frames.Out r = next(o -> o.protocol() == 1, 2000);
+        assertNotNull(r);
+        assertEquals(1480, r.payload().length, "only the echo that fits the MTU is answered");
+        assertNull(next(o -> o.protocol() == 1, 300));
+    }
+
+    @Test
     void restrictRefusesTcpAndUdpToTheHost() throws Exception {
         start("restrict=on");
         send(Frames.tcp(GUEST, GATEWAY, 40000, 22, 1, 0, SYN, 65535, new byte[0], new byte[0]));

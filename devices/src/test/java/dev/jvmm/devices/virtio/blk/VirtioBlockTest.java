@@ -5,6 +5,8 @@ import static dev.jvmm.devices.virtio.DriverQueue.Buf.out;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.jvmm.devices.block.MemoryBackend;
+import dev.jvmm.devices.ratelimit.RateLimiter;
+import dev.jvmm.devices.ratelimit.TokenBucket;
 import dev.jvmm.devices.virtio.DeviceStatus;
 import dev.jvmm.devices.virtio.DriverQueue;
 import dev.jvmm.devices.virtio.DriverQueue.Buf;
@@ -17,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -442,6 +445,72 @@ class VirtioBlockTest {
             assertTrue(TestDriver.awaitUsed(queues[(int) p[0]], 1, 5000), "queue " + p[0]);
             assertEquals(VirtioBlock.S_OK, ram.memory.readByte(p[1]));
             assertEquals((byte) (p[0] + 1), diskBytes((50 + p[0]) * 512, 1)[0]);
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void rateLimitedRequestsWaitInTheQueueForTokens(Transport t) throws InterruptedException {
+        // Two requests per 400 ms: six take at least two refills after the first two.
+        var limit = new RateLimiter.Config(Optional.empty(), Optional.of(new TokenBucket.Config(2, 0, 400)));
+        VirtioBlock device =
+                new VirtioBlock(new MemoryBackend(DISK, false), VirtioBlock.Options.DEFAULT.withRateLimit(limit));
+        drv = t.attach(ram, device);
+        queues = new DriverQueue[] {new DriverQueue(ram, 64)};
+        drv.init(ALL & drv.deviceFeatures(), queues);
+        long[] status = new long[6];
+        long t0 = System.nanoTime();
+        for (int i = 0; i < status.length; i++) {
+            status[i] = ram.alloc(1, 1);
+            ram.memory.writeByte(status[i], (byte) 0x7f);
+            queues[0].add(in(header(VirtioBlock.T_IN, i), 16), out(ram.alloc(4096, 8), 4096), out(status[i], 1));
+        }
+        drv.notifyQueue(0);
+        assertTrue(TestDriver.awaitUsed(queues[0], 6, 10_000), "every request completes in the end");
+        long elapsedMs = (System.nanoTime() - t0) / 1_000_000;
+        for (long s : status) assertEquals(VirtioBlock.S_OK, ram.memory.readByte(s));
+        assertTrue(elapsedMs >= 700, "six requests at two per 400 ms took only " + elapsedMs + " ms");
+        assertTrue(device.throttledCount() > 0);
+        assertEquals(6, device.stats().snapshot().reads(), "each request ran once");
+    }
+
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void aGuestKeepingOneQueueFullCannotStarveAnother(Transport t) throws Exception {
+        start(t, VirtioBlock.Options.DEFAULT.withQueues(2), false, ALL | bit(VirtioBlock.F_MQ));
+        // Queue 0: one read chain, published again as soon as the ring has room, from another thread; reads take
+        // 0.2 ms, so that the queue never runs empty.
+        disk.readDelayNanos = 200_000;
+        DriverQueue flooded = queues[0];
+        long st = ram.alloc(1, 1);
+        int head = flooded.chain(in(header(VirtioBlock.T_IN, 0), 16), out(ram.alloc(512, 8), 512), out(st, 1));
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicLong published = new java.util.concurrent.atomic.AtomicLong();
+        Thread flood = Thread.ofPlatform().daemon().start(() -> {
+            int avail = 0;
+            while (!stop.get()) {
+                if (((avail - flooded.usedIdx()) & 0xffff) < 48) {
+                    flooded.publish(head);
+                    avail = (avail + 1) & 0xffff;
+                    published.incrementAndGet();
+                    drv.notifyQueue(0);
+                } else Thread.onSpinWait();
+            }
+        });
+        try {
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (published.get() < 10_000 && System.nanoTime() < deadline) Thread.sleep(1);
+            // Queue 1 is served while queue 0 stays full.
+            long data = ram.alloc(512, 8);
+            long s = ram.alloc(1, 1);
+            ram.memory.writeByte(s, (byte) 0x7f);
+            queues[1].add(in(header(VirtioBlock.T_IN, 1), 16), out(data, 512), out(s, 1));
+            drv.notifyQueue(1);
+            assertTrue(TestDriver.awaitUsed(queues[1], 1, 10_000), "queue 1 served while queue 0 is flooded");
+            assertEquals(VirtioBlock.S_OK, ram.memory.readByte(s));
+        } finally {
+            stop.set(true);
+            flood.join();
         }
     }
 }

@@ -9,6 +9,8 @@ import dev.jvmm.devices.net.MacAddress;
 import dev.jvmm.devices.net.NetCapabilities;
 import dev.jvmm.devices.net.NetOffload;
 import dev.jvmm.devices.net.VirtioNetHeader;
+import dev.jvmm.devices.ratelimit.RateLimiter;
+import dev.jvmm.devices.ratelimit.TokenBucket;
 import dev.jvmm.devices.virtio.DeviceStatus;
 import dev.jvmm.devices.virtio.DriverQueue;
 import dev.jvmm.devices.virtio.GuestRam;
@@ -22,6 +24,7 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
@@ -416,6 +419,22 @@ class VirtioNetTest {
     }
 
     @Test
+    void aFrameLargerThanARingSmallerThanTheDevicesMaximumIsDroppedToo() throws Exception {
+        // The device offers 256 entries per queue; the driver uses 4: those 4 are all it can ever post.
+        backend = new FakeBackend(ALL);
+        net = new VirtioNet(backend, new VirtioNet.Options(new MacAddress(MAC), 256, 1));
+        drv = Transport.MMIO.attach(ram, net);
+        q = new DriverQueue[] {new DriverQueue(ram, 4), new DriverQueue(ram, 4), new DriverQueue(ram, 4)};
+        drv.init(BASE | bit(F_MRG_RXBUF), q);
+        postRx(4, 100);
+        assertTrue(backend.deliver(0, frame(MAC, 1000, 1)), "cannot ever fit in the ring's four buffers: dropped");
+        assertEquals(1, net.rxDropped());
+        assertEquals(0, rx().pendingUsed());
+        assertTrue(backend.deliver(0, frame(MAC, 300, 2)), "the buffers serve the next frame");
+        assertEquals(4, rx().pendingUsed());
+    }
+
+    @Test
     void aMergeableBufferShorterThanTheHeaderBreaksTheDeviceNotTheBackend() throws Exception {
         start(Transport.MMIO, BASE | bit(F_MRG_RXBUF));
         rx().add(out(ram.alloc(8, 8), 8));
@@ -624,5 +643,62 @@ class VirtioNetTest {
         net.setLinkUp(true);
         assertTrue(backend.deliver(0, frame(MAC, 60, 1)));
         assertEquals(1, rx().pendingUsed());
+    }
+
+    /** Two frames per 400 ms each way. */
+    static final RateLimiter.Config TWO_FRAMES =
+            new RateLimiter.Config(Optional.empty(), Optional.of(new TokenBucket.Config(2, 0, 400)));
+
+    void startLimited() {
+        backend = new FakeBackend(ALL);
+        net = new VirtioNet(
+                backend, new VirtioNet.Options(new MacAddress(MAC), 256, 16).withRateLimits(TWO_FRAMES, TWO_FRAMES));
+        drv = Transport.MMIO.attach(ram, net);
+        q = new DriverQueue[] {new DriverQueue(ram, 64), new DriverQueue(ram, 64), new DriverQueue(ram, 64)};
+        drv.init(BASE & drv.deviceFeatures(), q);
+    }
+
+    @Test
+    void theTransmitLimiterHoldsFramesInTheQueueUntilTokensCome() throws Exception {
+        startLimited();
+        long t0 = System.nanoTime();
+        DriverQueue.Buf[][] chains = new DriverQueue.Buf[6][];
+        for (int i = 0; i < chains.length; i++) {
+            byte[] f = frame(OTHER, 100, i);
+            chains[i] = new DriverQueue.Buf[] {in(put(f), f.length)};
+        }
+        transmit(chains);
+        long elapsedMs = (System.nanoTime() - t0) / 1_000_000;
+        assertEquals(6, backend.sent.get(0).size(), "every frame sent, once, in the end");
+        for (int i = 0; i < 6; i++)
+            assertArrayEquals(frame(OTHER, 100, i), backend.sent.get(0).get(i));
+        assertTrue(elapsedMs >= 700, "six frames at two per 400 ms took only " + elapsedMs + " ms");
+        assertTrue(net.txThrottled() > 0);
+    }
+
+    @Test
+    void theReceiveLimiterMakesTheBackendWaitThenWakesIt() throws Exception {
+        startLimited();
+        postRx(8, 2048);
+        assertTrue(backend.deliver(0, frame(MAC, 100, 1)));
+        assertTrue(backend.deliver(0, frame(MAC, 100, 2)));
+        int ready = backend.rxReadyCalls.get();
+        long refused = System.nanoTime();
+        assertFalse(backend.deliver(0, frame(MAC, 100, 3)), "out of tokens: the backend keeps the frame");
+        assertEquals(2, rx().pendingUsed(), "nothing of the third frame reached the guest");
+        // The backend retries when told it may (rxReady), as a real one does; the limiter tells it on refill.
+        long deadline = System.currentTimeMillis() + 10_000;
+        boolean delivered = false;
+        while (!delivered && System.currentTimeMillis() < deadline) {
+            while (backend.rxReadyCalls.get() == ready && System.currentTimeMillis() < deadline) Thread.sleep(5);
+            ready = backend.rxReadyCalls.get();
+            delivered = backend.deliver(0, frame(MAC, 100, 3));
+        }
+        long waitedMs = (System.nanoTime() - refused) / 1_000_000;
+        assertTrue(delivered, "the refill woke the backend and the frame went in");
+        assertTrue(waitedMs >= 150, "a token takes 200 ms to come back; the frame went in after " + waitedMs + " ms");
+        assertEquals(3, rx().pendingUsed());
+        assertEquals(0, net.rxDropped(), "throttling drops nothing");
+        assertTrue(net.rxThrottled() > 0);
     }
 }
