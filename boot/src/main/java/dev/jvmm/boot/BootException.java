@@ -18,28 +18,36 @@ public class BootException extends RuntimeException {
         NOT_A_KERNEL,
         /**
          * A kernel jvmm cannot boot by its protocol: boot protocol before 2.06, a zImage, multiboot features jvmm
-         * lacks.
+         * lacks, a kernel that loads above 4 GiB (beyond what its entry reaches).
          */
         UNSUPPORTED_PROTOCOL,
         /** A kernel without a 64-bit entry: not an x86-64 kernel. */
         NOT_X86_64,
         /**
-         * A header that points past the end of the file: setup code, payload, ELF headers or segments, a load range.
+         * A header that points past the end of the file: setup code, payload, ELF headers or segments, a load range;
+         * protected-mode code that ends before its entry.
          */
         TRUNCATED,
         /**
-         * Header fields that make no sense: an unknown ELF class, big-endian, no program headers, a bad segment size.
+         * Header fields that make no sense: an unknown ELF class, big-endian, no program headers, nothing to load, a
+         * bad segment size, an entry point outside what is loaded, a setup header shorter than its protocol's.
          */
         MALFORMED_KERNEL,
         /** The boot path asked for (or the automatic one) cannot boot this kernel; another one may. */
         BOOT_PATH_UNSUPPORTED,
         /** A bzImage payload in a compression format jvmm does not know. */
         UNKNOWN_COMPRESSION,
-        /** A bzImage payload that does not decompress: corrupt, truncated, a size that disagrees, more than 1 GiB. */
+        /**
+         * A bzImage payload that does not decompress: corrupt, truncated, a size that disagrees, more than 1 GiB, a
+         * dictionary far larger than its output.
+         */
         BAD_COMPRESSION,
 
         // Placing it in guest memory.
-        /** The kernel wants to load where jvmm keeps its boot data (low memory). */
+        /**
+         * The kernel wants to load where jvmm keeps its boot data (below 256 KiB; the MP and ACPI tables below 1 MiB)
+         * or where the e820 map gives the guest no RAM.
+         */
         RESERVED_LOAD_ADDRESS,
         /** The kernel (or the room it needs to decompress itself) does not fit in guest RAM. */
         KERNEL_DOES_NOT_FIT,
@@ -63,6 +71,8 @@ public class BootException extends RuntimeException {
         SNAPSHOT_REFUSED,
         /** A network backend that cannot start (a TAP device, a forwarded port). */
         NETWORK_UNAVAILABLE,
+        /** The vsock device's Unix socket cannot be made (its path exists, is too long, or cannot be bound). */
+        VSOCK_UNAVAILABLE,
         /** A machine size this host cannot run: see {@link MachineConfigException#problem()}. */
         MACHINE_CONFIG,
 

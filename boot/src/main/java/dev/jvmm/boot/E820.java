@@ -25,6 +25,13 @@ public final class E820 {
 
     private E820() {}
 
+    /** True when [address, address + length) lies inside one RAM entry of the map (length >= 0). */
+    public static boolean isRam(GuestMemory memory, long address, long length) {
+        for (Entry e : of(memory))
+            if (e.type() == RAM && address >= e.address() && length >= 0 && length <= e.end() - address) return true;
+        return false;
+    }
+
     /**
      * RAM below 640 KiB (less the MP table's KiB, reserved), nothing for VGA and option ROMs, the BIOS area
      * [0xE0000, 1 MiB) reserved for the ACPI tables, RAM above 1 MiB, RAM above 4 GiB.

@@ -24,6 +24,9 @@ import dev.jvmm.devices.legacy.PostCodePort;
 import dev.jvmm.devices.legacy.Serial16550;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.net.VirtioNet;
+import dev.jvmm.devices.virtio.vsock.VirtioVsock;
+import dev.jvmm.devices.vsock.UnixSocketBackend;
+import dev.jvmm.devices.vsock.VsockBackendException;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
@@ -59,6 +62,7 @@ public final class Machine implements AutoCloseable {
     private final String cmdline;
     private final List<VirtioNet> nics;
     private final List<VirtioBlock> disks;
+    private final Optional<VirtioVsock> vsock;
     private final AcpiPm acpiPm;
 
     private Machine(
@@ -70,6 +74,7 @@ public final class Machine implements AutoCloseable {
             String cmdline,
             List<VirtioNet> nics,
             List<VirtioBlock> disks,
+            Optional<VirtioVsock> vsock,
             AcpiPm acpiPm) {
         this.config = config;
         this.vm = vm;
@@ -79,6 +84,7 @@ public final class Machine implements AutoCloseable {
         this.cmdline = cmdline;
         this.nics = nics;
         this.disks = disks;
+        this.vsock = vsock;
         this.acpiPm = acpiPm;
     }
 
@@ -151,7 +157,8 @@ public final class Machine implements AutoCloseable {
             }
             vm.setEntry(0, kernel.entry());
             describe(vm, resolved, cmdline);
-            return new Machine(resolved, vm, d.serial, d.debugcon, kernel, cmdline, d.nics, d.blocks, d.acpiPm);
+            return new Machine(
+                    resolved, vm, d.serial, d.debugcon, kernel, cmdline, d.nics, d.blocks, d.vsock, d.acpiPm);
         } catch (Throwable e) {
             try {
                 vm.close();
@@ -175,7 +182,8 @@ public final class Machine implements AutoCloseable {
                 c.debugcon(),
                 c.debugExitPort(),
                 c.disks(),
-                Optional.of(nics));
+                Optional.of(nics),
+                c.vsock());
     }
 
     /** The devices of a PC, attached in one order for a new machine and a restored one. */
@@ -185,7 +193,8 @@ public final class Machine implements AutoCloseable {
             AcpiPm acpiPm,
             VirtioSlots.Attached virtio,
             List<VirtioBlock> blocks,
-            List<VirtioNet> nics) {}
+            List<VirtioNet> nics,
+            Optional<VirtioVsock> vsock) {}
 
     /**
      * Attaches the platform devices, disks and NICs, each registered for snapshots as it is attached: on a
@@ -226,7 +235,8 @@ public final class Machine implements AutoCloseable {
         VirtioSlots slots = new VirtioSlots(vm);
         List<VirtioBlock> blocks = VirtioDisks.attach(slots, config.disks(), disks);
         List<VirtioNet> nics = VirtioNets.attach(vm, slots, config.nics().orElse(List.of()));
-        return new Devices(serial, debugcon, acpiPm, slots.attached(), blocks, nics);
+        Optional<VirtioVsock> vsock = config.vsock().map(v -> attachVsock(vm, slots, v));
+        return new Devices(serial, debugcon, acpiPm, slots.attached(), blocks, nics, vsock);
     }
 
     /**
@@ -305,7 +315,8 @@ public final class Machine implements AutoCloseable {
                         : Optional.empty(),
                 saved.debugExitPort(),
                 disks,
-                saved.nics());
+                saved.nics(),
+                saved.vsock());
         checkSizes(config, hostMemoryBytes());
         List<BlockBackend> backends = VirtioDisks.open(config.disks());
         VirtualMachine vm;
@@ -319,7 +330,8 @@ public final class Machine implements AutoCloseable {
         try {
             Devices d = attachDevices(vm, config, backends);
             describe(vm, config, desc.cmdline());
-            return new Machine(config, vm, d.serial, d.debugcon, null, desc.cmdline(), d.nics, d.blocks, d.acpiPm);
+            return new Machine(
+                    config, vm, d.serial, d.debugcon, null, desc.cmdline(), d.nics, d.blocks, d.vsock, d.acpiPm);
         } catch (Throwable e) {
             try {
                 vm.close();
@@ -380,6 +392,23 @@ public final class Machine implements AutoCloseable {
         } finally {
             if (wasRunning && resume) vm.resume();
         }
+    }
+
+    /**
+     * Listens on the vsock device's Unix socket and attaches the device. The VM owns the socket's backend from before
+     * the transport, so it closes after it (the socket file is removed then).
+     */
+    private static VirtioVsock attachVsock(VirtualMachine vm, VirtioSlots slots, MachineConfig.VsockConfig v) {
+        UnixSocketBackend backend;
+        try {
+            backend = UnixSocketBackend.open(v.udsPath());
+        } catch (VsockBackendException e) {
+            throw new BootException(BootException.Kind.VSOCK_UNAVAILABLE, "--vsock: " + e.getMessage(), e);
+        }
+        vm.own(backend);
+        VirtioVsock device = new VirtioVsock(backend, VirtioVsock.Options.of(v.guestCid()));
+        slots.attach("vsock", device, v.transport(), "--vsock");
+        return device;
     }
 
     /** The config against what any machine needs and what this host has ({@code hostMemoryBytes} -1: unknown). */
@@ -504,6 +533,11 @@ public final class Machine implements AutoCloseable {
 
     public MachineConfig config() {
         return config;
+    }
+
+    /** The vsock device, if configured: its counters, and {@link VirtioVsock#transportReset()}. */
+    public Optional<VirtioVsock> vsock() {
+        return vsock;
     }
 
     /** The NICs, in the order configured (for statistics and link control). */

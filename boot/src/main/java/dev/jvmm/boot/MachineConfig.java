@@ -3,6 +3,7 @@ package dev.jvmm.boot;
 import dev.jvmm.boot.loader.KernelLoader;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.ratelimit.RateLimiter;
+import dev.jvmm.devices.virtio.vsock.VirtioVsock;
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.util.List;
@@ -28,7 +29,8 @@ public record MachineConfig(
         Optional<OutputStream> debugcon,
         OptionalInt debugExitPort,
         List<DiskConfig> disks,
-        Optional<List<NicConfig>> nics) {
+        Optional<List<NicConfig>> nics,
+        Optional<VsockConfig> vsock) {
     public static final long DEFAULT_MEMORY = 512L << 20;
     /**
      * What Linux guests get unless told otherwise: the serial console, keyboard-controller reboot, no pause on panic.
@@ -57,6 +59,24 @@ public record MachineConfig(
         /** Without rate limits. */
         public NicConfig(NetConfig backend, DiskConfig.Transport transport) {
             this(backend, transport, RateLimiter.Config.UNLIMITED, RateLimiter.Config.UNLIMITED);
+        }
+    }
+
+    /**
+     * A virtio-vsock device with Firecracker's host side: the guest's context ID, and the Unix socket {@code udsPath}
+     * host programs connect to ({@code CONNECT <port>\n}); the guest's connections to host port P go to
+     * {@code <udsPath>_P}. On virtio-pci by default, as Linux distribution kernels find it without options.
+     */
+    public record VsockConfig(long guestCid, Path udsPath, DiskConfig.Transport transport) {
+        public VsockConfig {
+            String bad = VirtioVsock.cidProblem(guestCid);
+            if (bad != null) throw new IllegalArgumentException(bad);
+            if (udsPath == null) throw new IllegalArgumentException("the vsock socket path is missing");
+            if (transport == null) transport = DiskConfig.Transport.PCI;
+        }
+
+        public VsockConfig(long guestCid, Path udsPath) {
+            this(guestCid, udsPath, DiskConfig.Transport.PCI);
         }
     }
 
@@ -129,6 +149,7 @@ public record MachineConfig(
         private OptionalInt debugExitPort = OptionalInt.empty();
         private final List<DiskConfig> disks = new java.util.ArrayList<>();
         private List<NicConfig> nics; // null: the default network
+        private Optional<VsockConfig> vsock = Optional.empty();
 
         private Builder(Path kernel) {
             this.kernel = kernel;
@@ -205,6 +226,12 @@ public record MachineConfig(
             return this;
         }
 
+        /** A virtio-vsock device (one per machine, as in Firecracker). */
+        public Builder vsock(VsockConfig v) {
+            vsock = Optional.of(v);
+            return this;
+        }
+
         public MachineConfig build() {
             return new MachineConfig(
                     kernel,
@@ -218,7 +245,8 @@ public record MachineConfig(
                     debugcon,
                     debugExitPort,
                     disks,
-                    Optional.ofNullable(nics));
+                    Optional.ofNullable(nics),
+                    vsock);
         }
     }
 }

@@ -157,6 +157,11 @@ public record MachineDescription(MachineConfig config, boolean debugcon, String 
             limits(o, n.rxLimit());
             limits(o, n.txLimit());
         }
+        o.bool(c.vsock().isPresent());
+        c.vsock()
+                .ifPresent(v -> o.u64(v.guestCid())
+                        .string(v.udsPath().toAbsolutePath().normalize().toString())
+                        .string(v.transport().name()));
         return new DeviceState(ID, VERSION, o.toByteArray());
     }
 
@@ -249,6 +254,16 @@ public record MachineDescription(MachineConfig config, boolean debugcon, String 
             backend = withMac(backend, m);
             var transport = named(in, "NIC transport", MachineConfig.DiskConfig.Transport::valueOf);
             b.nic(new MachineConfig.NicConfig(backend, transport, limits(in), limits(in)));
+        }
+        if (in.bool("vsock")) {
+            long cid = in.u64("vsock guest CID");
+            Path uds = Path.of(in.string("vsock socket", MAX_PATH));
+            var transport = named(in, "vsock transport", MachineConfig.DiskConfig.Transport::valueOf);
+            try {
+                b.vsock(new MachineConfig.VsockConfig(cid, uds, transport));
+            } catch (IllegalArgumentException e) {
+                throw corrupt(in, "vsock: " + e.getMessage());
+            }
         }
         in.expectEnd();
         return new MachineDescription(b.build(), debugcon, cmdline, ids);

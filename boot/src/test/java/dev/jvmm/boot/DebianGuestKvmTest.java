@@ -4,22 +4,36 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import com.sun.net.httpserver.HttpServer;
+import dev.jvmm.boot.cli.Verbs;
 import dev.jvmm.core.testing.DebianGuest;
 import dev.jvmm.core.testing.FakeDnsServer;
 import dev.jvmm.core.testing.KvmHost;
 import dev.jvmm.core.testing.RequiresKvm;
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -28,6 +42,7 @@ import java.util.Random;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.regex.Matcher;
@@ -40,14 +55,21 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A real distribution: Debian bookworm made by scripts/debian-image.sh (systemd, sshd, networkd), root on a qcow2
- * overlay over virtio-pci, booted with its own kernel and initramfs to a login prompt; then ssh through hostfwd,
- * a download from the host, a login on the serial console, and a clean shutdown on the ACPI power button.
+ * overlay over virtio-pci, booted with its own kernel and initramfs to a login prompt by {@code jvmm run --name};
+ * then ssh through hostfwd, a download from the host, the verbs on the running VM ({@code list}, {@code info} with
+ * its counters, {@code suspend} and {@code resume}), a login on the serial console, a reboot, and {@code jvmm
+ * shutdown}: a clean power-off on the ACPI power button. (SIGTERM presses the same button: ApiProcessKvmTest checks
+ * that with a small guest.)
  */
 @RequiresKvm
 @Tag("slow")
 class DebianGuestKvmTest {
     /** Under the emulated machine Debian reaches login in about two minutes; this is the bound for a wedged boot. */
     private static final Duration BOOT = Duration.ofMinutes(15);
+    /** The guest's vsock CID. */
+    private static final int GUEST_CID = 3;
+    /** The VM's name, for the verbs. */
+    private static final String NAME = "debian";
 
     private static DebianGuest guest;
 
@@ -62,7 +84,7 @@ class DebianGuestKvmTest {
     }
 
     @Test
-    void bootsToLoginServesSshTakesAConsoleLoginAndShutsDownOnSigterm(@TempDir Path dir) throws Exception {
+    void bootsToLoginServesSshAnswersTheVerbsTakesAConsoleLoginAndShutsDown(@TempDir Path dir) throws Exception {
         Path overlay = guest.overlay(dir.resolve("debian.qcow2"));
         if (KvmHost.emulatesGuestKernel()) {
             earlyBootOnly(overlay);
@@ -73,12 +95,20 @@ class DebianGuestKvmTest {
         // The guest's resolver is 10.0.2.3 (DHCP and the image agree); jvmm forwards its queries to this server.
         FakeDnsServer dns =
                 new FakeDnsServer(Map.of("files.jvmm.test", (Inet4Address) InetAddress.getByName("10.0.2.2")));
-        List<String> jvmm = guest.jvmmCommand(
+        // Named, in a runtime folder of its own: the verbs below find it there, as a user's find theirs.
+        Path runtime = dir.resolve("run");
+        Verbs verbs = new Verbs(runtime);
+        List<String> jvmm = new ArrayList<>(List.of("env", Verbs.RUNTIME_DIR_ENV + "=" + runtime));
+        jvmm.addAll(guest.jvmmCommand(
                 overlay,
                 2,
                 "1G",
                 "user,hostloopback=on,resolver=" + dns.address().getHostString() + ":"
-                        + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22");
+                        + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22"));
+        // Unix-socket paths are short (108 bytes): the vsock's lies in a folder of its own under /tmp.
+        Path vsockDir = Files.createTempDirectory(Path.of("/tmp"), "jvmm-vsock");
+        Path uds = vsockDir.resolve("v.sock");
+        jvmm.addAll(jvmm.indexOf("run") + 1, List.of("--name", NAME, "--vsock", "cid=" + GUEST_CID + ",uds=" + uds));
         String jvmmLog;
         try (dns;
                 Terminal term = Terminal.start(dir, jvmm)) {
@@ -136,6 +166,9 @@ class DebianGuestKvmTest {
                 http.stop(0);
             }
 
+            vsockBothWays(uds, sshPort);
+            verbsOnTheRunningGuest(verbs, overlay, sshPort);
+
             // The serial console by hand: log in as root (no password there), ask, read the answer off the screen.
             term.type("root");
             assertTrue(term.awaitScreen("root@jvmm-debian:~#", Duration.ofMinutes(3)), term.screen());
@@ -153,13 +186,19 @@ class DebianGuestKvmTest {
                     "no second login prompt after reboot:\n" + term.log());
             assertFalse(term.log().contains("jvmm-exit="), "jvmm ended on the guest's reboot:\n" + term.log());
 
-            // SIGTERM to jvmm presses the power button: systemd shuts down cleanly, ACPI S5 ends the run with 0.
-            term.signalCommand("TERM");
-            assertTrue(term.awaitLog("jvmm-exit=", BOOT), "jvmm did not end after SIGTERM:\n" + term.log());
+            // jvmm shutdown presses the power button (of the machine booted again) and waits: systemd shuts down
+            // cleanly, ACPI S5 ends the run with 0, and the VM is gone for the verbs.
+            Verbs.Result shutdown = verbs.jvmm("shutdown", "--timeout", "" + BOOT.toSeconds(), NAME);
+            assertEquals(0, shutdown.code(), shutdown + "\n" + term.log());
+            assertEquals(NAME + " shut down\n", shutdown.out());
+            assertTrue(term.awaitLog("jvmm-exit=", Duration.ofMinutes(2)), "jvmm did not end:\n" + term.log());
             jvmmLog = term.log();
-            assertTrue(jvmmLog.contains("jvmm: SIGTERM: pressed the guest's power button"), jvmmLog);
             assertTrue(jvmmLog.contains("reboot: Power down"), jvmmLog);
             assertTrue(jvmmLog.contains("jvmm-exit=0"), jvmmLog);
+            Verbs.Result gone = verbs.jvmm("info", NAME);
+            assertEquals(1, gone.code(), gone.toString());
+            assertTrue(gone.err().contains("no VM named '" + NAME + "' is running"), gone.toString());
+            assertFalse(verbs.jvmm("list").out().contains(NAME), "listed after its end");
             // Nothing of the JVM's or a library's on the console's terminal.
             for (String noise : List.of("sun.misc.Unsafe", "io.netty", "SLF4J", "WARNING: A "))
                 assertFalse(jvmmLog.contains(noise), noise + " on the console:\n" + jvmmLog);
@@ -179,8 +218,140 @@ class DebianGuestKvmTest {
         assertEquals(Set.of(), onlyJvmm, "boot log lines only jvmm's boot prints (QEMU's log:\n" + qemuLog + ")");
         KvmHost.checked(
                 "DebianGuestKvmTest",
-                "Debian to login through jvmm run in tmux, ssh, a download, a console login, "
-                        + "SIGTERM to a clean power-off, and no suspicious boot-log line that QEMU does not print too");
+                "Debian to login through jvmm run --name in tmux, ssh, a download, list, info with its counters,"
+                        + " suspend and resume, a console login, a reboot, jvmm shutdown to a clean power-off, and no"
+                        + " suspicious boot-log line that QEMU does not print too");
+    }
+
+    /**
+     * Linux's own virtio-vsock driver against jvmm's device and Firecracker's host-side convention, both ways: the
+     * guest connects to the host's port 5000 (a Unix socket at {@code uds_5000}), and the host connects to the guest's
+     * port 5001 through {@code CONNECT 5001} on {@code uds}. The guest side is Perl (in the image's perl-base), with
+     * AF_VSOCK (40) and its sockaddr_vm by number.
+     */
+    private static void vsockBothWays(Path uds, int sshPort) throws Exception {
+        String vm = "my $vm = sub { pack('S S L L C x3', 40, 0, $_[1], $_[0], 0) };";
+        String connect = "use Socket; " + vm + " socket(my $s, 40, SOCK_STREAM, 0) or die \"socket: $!\";"
+                + " connect($s, $vm->(2, 5000)) or die \"connect: $!\"; syswrite($s, \"hello-from-guest\\n\");"
+                + " print scalar <$s>;";
+        String listen = "use Socket; " + vm + " socket(my $l, 40, SOCK_STREAM, 0) or die \"socket: $!\";"
+                + " bind($l, $vm->(0xFFFFFFFF, 5001)) or die \"bind: $!\"; listen($l, 1) or die \"listen: $!\";"
+                + " open(my $r, '>', '/tmp/vsock-ready'); close($r); accept(my $c, $l) or die \"accept: $!\";"
+                + " my $line = <$c>; syswrite($c, \"guest got: $line\");";
+        String script = "echo %s | base64 -d > /tmp/%s.pl";
+        ssh(
+                sshPort,
+                String.format(script, b64(connect), "connect") + " && " + String.format(script, b64(listen), "listen"));
+
+        try (ServerSocketChannel host = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            host.bind(UnixDomainSocketAddress.of(uds + "_5000"));
+            CompletableFuture<String> served = CompletableFuture.supplyAsync(() -> {
+                try (SocketChannel c = host.accept()) {
+                    BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(c)));
+                    String line = in.readLine();
+                    c.write(ByteBuffer.wrap(("host got: " + line + "\n").getBytes(StandardCharsets.UTF_8)));
+                    return line;
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            String reply = ssh(sshPort, "perl /tmp/connect.pl");
+            assertEquals("hello-from-guest", served.get(1, TimeUnit.MINUTES));
+            assertEquals("host got: hello-from-guest\n", reply);
+        }
+
+        ssh(
+                sshPort,
+                "setsid -f perl /tmp/listen.pl </dev/null >/tmp/listen.log 2>&1;"
+                        + " for i in $(seq 100); do [ -e /tmp/vsock-ready ] && break; sleep 0.1; done; test -e /tmp/vsock-ready");
+        try (SocketChannel c = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
+            c.write(ByteBuffer.wrap("CONNECT 5001\n".getBytes(StandardCharsets.UTF_8)));
+            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(c)));
+            String ok = in.readLine();
+            assertTrue(ok != null && ok.matches("OK \\d+"), "the answer to CONNECT 5001: " + ok);
+            c.write(ByteBuffer.wrap("hello-from-host\n".getBytes(StandardCharsets.UTF_8)));
+            assertEquals("guest got: hello-from-host", in.readLine());
+        }
+    }
+
+    private static String b64(String s) {
+        return Base64.getEncoder().encodeToString(s.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * The verbs as a user runs them on the VM while it runs: {@code list} shows it; {@code info} shows its size, disk
+     * and NIC and counters that moved (exits, virtio requests, disk latencies, the ssh and download connections);
+     * {@code suspend} stops the guest (an ssh connection gets no answer), {@code resume} brings it back (ssh answers
+     * again, and the guest's clock moved about as far as the host's).
+     */
+    private static void verbsOnTheRunningGuest(Verbs verbs, Path overlay, int sshPort) throws Exception {
+        long t0 = System.nanoTime();
+        Verbs.Result list = verbs.jvmm("list");
+        assertEquals(0, list.code(), list.toString());
+        assertTrue(
+                list.out()
+                        .lines()
+                        .anyMatch(l -> List.of(l.split("\\s+")).containsAll(List.of(NAME, "Running", "2", "1024"))),
+                list.toString());
+        Verbs.Result info = verbs.jvmm("info", NAME);
+        assertEquals(0, info.code(), info.toString());
+        for (String part : List.of(
+                "State:    Running\n",
+                "vCPUs:    2\n",
+                "Memory:   1024 MiB\n",
+                "  vda  " + overlay + "  read-write  pci",
+                "  user  pci\n",
+                "      read latency: p50 ",
+                "      user network: tcp ")) assertTrue(info.out().contains(part), part + " in:\n" + info.out());
+        JsonNode metrics = new ObjectMapper()
+                .readTree(verbs.jvmm("info", "--json", NAME).out())
+                .get("metrics");
+        long exits = 0;
+        for (JsonNode e : metrics.get("vcpu_exits")) exits += e.get("count").asLong();
+        assertTrue(exits > 0, metrics.toString());
+        JsonNode vda = metrics.get("block").get("vda");
+        assertTrue(vda.get("reads").asLong() > 0 && vda.get("writes").asLong() > 0, vda.toString());
+        JsonNode reads = vda.get("read_agg");
+        assertTrue(
+                0 < reads.get("p50_us").asLong()
+                        && reads.get("p50_us").asLong() <= reads.get("p90_us").asLong()
+                        && reads.get("p90_us").asLong() <= reads.get("p99_us").asLong()
+                        && reads.get("p99_us").asLong() <= reads.get("max_us").asLong(),
+                vda.toString());
+        assertTrue(vda.get("write_agg").get("max_us").asLong() > 0, vda.toString());
+        JsonNode net0 = metrics.get("net").get("net0");
+        assertTrue(net0.get("rx_frames").asLong() > 0 && net0.get("tx_frames").asLong() > 0, net0.toString());
+        JsonNode flows = net0.get("user_net");
+        // ssh's connections through hostfwd and curl's to 10.0.2.2; the 4 MiB came from the host; DNS was UDP.
+        assertTrue(flows.get("tcp_opened").asLong() >= 5, flows.toString());
+        assertTrue(flows.get("tcp_rx_bytes").asLong() >= 4 << 20, flows.toString());
+        assertTrue(flows.get("udp_flows_opened").asLong() >= 1, flows.toString());
+
+        double guestBefore = Double.parseDouble(ssh(sshPort, "date +%s.%N").strip());
+        long hostBefore = System.nanoTime();
+        Verbs.Result suspend = verbs.jvmm("suspend", NAME);
+        assertEquals(0, suspend.code(), suspend.toString());
+        assertEquals(NAME + " suspended\n", suspend.out());
+        assertTrue(verbs.jvmm("info", NAME).out().contains("State:    Paused\n"));
+        Process stalled = new ProcessBuilder(sshCommand(sshPort, "true"))
+                .redirectErrorStream(true)
+                .start();
+        try {
+            assertFalse(stalled.waitFor(5, TimeUnit.SECONDS), "ssh reached a suspended guest");
+        } finally {
+            stalled.destroyForcibly();
+        }
+        Verbs.Result resume = verbs.jvmm("resume", NAME);
+        assertEquals(0, resume.code(), resume.toString());
+        assertEquals(NAME + " resumed\n", resume.out());
+        double guestAfter = Double.parseDouble(ssh(sshPort, "date +%s.%N").strip());
+        double hostSeconds = (System.nanoTime() - hostBefore) / 1e9, guestSeconds = guestAfter - guestBefore;
+        assertTrue(
+                guestSeconds > 0 && Math.abs(guestSeconds - hostSeconds) < 30,
+                "the guest's clock moved " + guestSeconds + " s over a suspend and resume of " + hostSeconds
+                        + " s on the host");
+        System.out.println("verbs on the running guest: " + (System.nanoTime() - t0) / 1_000_000 + " ms (guest clock "
+                + guestSeconds + " s, host " + hostSeconds + " s)\n" + info.out());
     }
 
     /**
@@ -267,13 +438,6 @@ class DebianGuestKvmTest {
                 Thread.sleep(500);
             }
             return true;
-        }
-
-        /** Sends a signal to the command the terminal's shell runs (the java process). */
-        void signalCommand(String signal) throws IOException, InterruptedException {
-            String shell = run(List.of("tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"))
-                    .strip();
-            run(List.of("pkill", "-" + signal, "-P", shell, "java"));
         }
 
         @Override

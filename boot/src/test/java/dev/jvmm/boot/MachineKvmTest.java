@@ -8,8 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.testing.RequiresKvm;
+import dev.jvmm.devices.net.FlowStats;
 import dev.jvmm.devices.net.MacAddress;
 import dev.jvmm.devices.net.NetConfig;
+import dev.jvmm.devices.virtio.blk.BlockStats;
+import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.net.VirtioNet;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
@@ -107,7 +110,83 @@ class MachineKvmTest {
                 assertEquals(1, nic.txMalformed(), nic + ": the runt frame was dropped and counted");
                 assertEquals(3, nic.txFrames(), nic + ": two ARP requests and a DHCPDISCOVER passed");
                 assertEquals(3, nic.rxFrames(), nic + ": two ARP replies and a DHCPOFFER arrived");
+                assertEquals(
+                        new FlowStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+                        nic.backend().flowStats().orElseThrow(),
+                        nic + ": the started user network counts, and DHCP is no flow");
             }
+        }
+    }
+
+    /**
+     * The devices module's virtio-vsock guest suite on virtio-pci, with host programs on Firecracker's Unix sockets:
+     * one listening on uds_path_1234 for the guest's connection (greeting, answer, close), and one that connects to
+     * uds_path with CONNECT 52 (retrying until the guest listens), sends 40 bytes into a 16-byte credit, reads "pong"
+     * and closes. The guest checks the protocol and the credit; the host programs check the bytes.
+     */
+    @org.junit.jupiter.api.Test
+    void virtioVsockGuestAndHostProgramsTalkBothWays() throws Exception {
+        Path uds = dir.resolve("v.sock");
+        List<String> problems = new java.util.concurrent.CopyOnWriteArrayList<>();
+        java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+        try (var listener = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            listener.bind(java.net.UnixDomainSocketAddress.of(dir.resolve("v.sock_1234")));
+            Thread server = Thread.ofPlatform().start(() -> {
+                try (var c = listener.accept()) {
+                    String hello = VsockHostProgram.read(c, 20);
+                    if (!hello.equals("hello from the guest")) problems.add("port 1234 got '" + hello + "'");
+                    VsockHostProgram.write(c, "hello from the host");
+                    if (VsockHostProgram.read(c, 1).length() != 0) problems.add("port 1234: bytes after the greeting");
+                } catch (Exception e) {
+                    problems.add("port 1234: " + e);
+                }
+            });
+            Thread client = Thread.ofPlatform().start(() -> {
+                try {
+                    while (!done.get()) {
+                        try (var c = java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+                            c.connect(java.net.UnixDomainSocketAddress.of(uds));
+                            VsockHostProgram.write(c, "CONNECT 52\n");
+                            String ok = VsockHostProgram.readLine(c);
+                            if (ok == null) { // the guest does not listen yet: Firecracker's answer is a close
+                                Thread.sleep(50);
+                                continue;
+                            }
+                            if (!ok.matches("OK \\d+")) problems.add("CONNECT 52 answered '" + ok + "'");
+                            VsockHostProgram.write(c, "0123456789abcdef0123456789ABCDEF01234567");
+                            String pong = VsockHostProgram.read(c, 4);
+                            if (!pong.equals("pong")) problems.add("port 52 answered '" + pong + "'");
+                            return;
+                        } catch (java.io.IOException e) {
+                            if (!Files.exists(uds)) {
+                                Thread.sleep(50); // the machine is not built yet
+                                continue;
+                            }
+                            Thread.sleep(50);
+                        }
+                    }
+                } catch (InterruptedException e) {
+                    problems.add("host program interrupted");
+                }
+            });
+            TestGuest guest = new TestGuest("virtio_vsock_suite.elf", dir);
+            MachineConfig config = guest.config
+                    .cmdline("vsock suite cid=3")
+                    .vsock(new MachineConfig.VsockConfig(3, uds))
+                    .build();
+            try (Machine m = Machine.create(config)) {
+                guest.assertSuitePassed(guest.run(m));
+                var vsock = m.vsock().orElseThrow();
+                assertTrue(vsock.resetsSent() >= 4, "resets: " + vsock.resetsSent());
+                assertEquals(24, vsock.bytesFromGuest(), "the greeting and pong reached the host programs");
+                assertEquals(59, vsock.bytesToGuest(), "the answer and the 40 bytes reached the guest");
+            } finally {
+                done.set(true);
+                client.join(10_000);
+                server.join(10_000);
+            }
+            assertEquals(List.of(), problems);
+            assertFalse(Files.exists(uds), "the machine removed its socket");
         }
     }
 
@@ -144,6 +223,28 @@ class MachineKvmTest {
             assertEquals(
                     "virtio suite virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6", m.cmdline());
             guest.assertSuitePassed(guest.run(m));
+            // Each disk's requests were timed: as many latencies as requests of the kind, in order of size.
+            for (VirtioBlock disk : m.disks()) {
+                BlockStats.Snapshot counts = disk.stats().snapshot();
+                BlockStats.Latency reads = disk.stats().latency(BlockStats.Op.READ);
+                assertTrue(counts.reads() > 0, "the suite reads every disk: " + counts);
+                assertEquals(counts.reads(), reads.count(), reads.toString());
+                assertTrue(
+                        0 < reads.p50Nanos()
+                                && reads.minNanos() <= reads.p50Nanos()
+                                && reads.p50Nanos() <= reads.p90Nanos()
+                                && reads.p90Nanos() <= reads.p99Nanos()
+                                && reads.p99Nanos() <= reads.maxNanos()
+                                && reads.sumNanos() > 0,
+                        reads.toString());
+                assertEquals(
+                        counts.writes(),
+                        disk.stats().latency(BlockStats.Op.WRITE).count());
+                assertEquals(
+                        counts.flushes(),
+                        disk.stats().latency(BlockStats.Op.FLUSH).count());
+            }
+            assertTrue(m.disks().get(0).stats().latency(BlockStats.Op.WRITE).count() > 0, "vda was written");
         }
         ByteBuffer a = ByteBuffer.wrap(Files.readAllBytes(vda)).order(ByteOrder.LITTLE_ENDIAN);
         ByteBuffer c = ByteBuffer.wrap(Files.readAllBytes(vdc)).order(ByteOrder.LITTLE_ENDIAN);

@@ -21,7 +21,8 @@ class FuzzTargetsTest {
                 "dev.jvmm.devices.virtio.VirtqueueFuzzTest#chains",
                 "dev.jvmm.devices.virtio.blk.VirtioBlockFuzzTest#requests",
                 "dev.jvmm.devices.virtio.net.VirtioNetFuzzTest#transmit",
-                "dev.jvmm.devices.virtio.net.VirtioNetFuzzTest#receive");
+                "dev.jvmm.devices.virtio.net.VirtioNetFuzzTest#receive",
+                "dev.jvmm.devices.virtio.vsock.VirtioVsockFuzzTest#packets");
     }
 
     @ParameterizedTest

@@ -111,6 +111,11 @@ public final class Api {
                         instance.putNetworkInterface(n);
                         return ApiResponse.noContent();
                     }
+                    case "vsock" -> {
+                        if (p.size() != 1) return invalid(r);
+                        instance.putVsock(Json.read(r.body(), Bodies.Vsock.class));
+                        return ApiResponse.noContent();
+                    }
                     case "logger" -> {
                         if (p.size() != 1) return invalid(r);
                         instance.putLogger(Json.read(r.body(), Bodies.Logger.class));

@@ -55,6 +55,12 @@ public final class Bodies {
             RateLimiter txRateLimiter,
             String jvmmNet) {}
 
+    /**
+     * {@code PUT /vsock}: the guest's CID and the Unix socket of Firecracker's host side; {@code vsock_id} (deprecated
+     * in Firecracker) is accepted and changes nothing.
+     */
+    public record Vsock(Long guestCid, String udsPath, String vsockId) {}
+
     /** {@code PUT /actions}. */
     public record InstanceActionInfo(String actionType) {}
 
@@ -101,7 +107,8 @@ public final class Bodies {
             @JsonProperty("machine-config") MachineConfiguration machineConfig,
             @JsonProperty("network-interfaces") List<NetworkInterface> networkInterfaces,
             Logger logger,
-            Metrics metrics) {}
+            Metrics metrics,
+            Vsock vsock) {}
 
     // jvmm's extensions, under /jvmm/ (Firecracker has none of these).
 

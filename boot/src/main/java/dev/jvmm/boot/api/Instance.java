@@ -7,6 +7,7 @@ import dev.jvmm.boot.MachineConfigException;
 import dev.jvmm.boot.api.ApiException.Kind;
 import dev.jvmm.core.ExitStats;
 import dev.jvmm.core.ExitStatus;
+import dev.jvmm.devices.net.FlowStats;
 import dev.jvmm.devices.virtio.blk.BlockStats;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.net.VirtioNet;
@@ -191,6 +192,13 @@ public final class Instance implements AutoCloseable {
         }
     }
 
+    public void putVsock(Bodies.Vsock v) {
+        synchronized (lock) {
+            requireNotStarted();
+            resources = resources.withVsock(v);
+        }
+    }
+
     public void putLogger(Bodies.Logger l) {
         synchronized (lock) {
             requireNotStarted();
@@ -256,6 +264,7 @@ public final class Instance implements AutoCloseable {
         if (c.drives() != null) for (Bodies.Drive d : c.drives()) putDrive(d);
         if (c.networkInterfaces() != null)
             for (Bodies.NetworkInterface n : c.networkInterfaces()) putNetworkInterface(n);
+        if (c.vsock() != null) putVsock(c.vsock());
     }
 
     // Actions.
@@ -610,7 +619,8 @@ public final class Instance implements AutoCloseable {
 
     /**
      * jvmm's counters (GET /jvmm/metrics, and the metrics file's lines): the API's requests, the VMM's state and
-     * reboots and, while a machine runs, its vCPU exits by reason and each disk's and NIC's requests and bytes. A
+     * reboots and, while a machine runs, its vCPU exits by reason, each disk's requests, bytes and latencies, and each
+     * NIC's frames and bytes (and a user-mode NIC's connections). A
      * machine's counters start at its boot (a reboot starts them again); the others at the start of the run.
      */
     public Map<String, Object> metrics() {
@@ -643,6 +653,9 @@ public final class Instance implements AutoCloseable {
             d.put("refused", b.refused());
             d.put("errors", b.errors());
             d.put("throttled", disks.get(i).throttledCount());
+            d.put("read_agg", latency(disks.get(i).stats().latency(BlockStats.Op.READ)));
+            d.put("write_agg", latency(disks.get(i).stats().latency(BlockStats.Op.WRITE)));
+            d.put("flush_agg", latency(disks.get(i).stats().latency(BlockStats.Op.FLUSH)));
             blocks.put(s.disks().get(i), d);
         }
         out.put("block", blocks);
@@ -661,11 +674,44 @@ public final class Instance implements AutoCloseable {
             d.put("rx_filtered", n.rxFiltered());
             d.put("tx_throttled", n.txThrottled());
             d.put("rx_throttled", n.rxThrottled());
+            n.backend().flowStats().ifPresent(f -> d.put("user_net", flows(f)));
             nets.put(s.nics().get(i), d);
         }
         out.put("net", nets);
         out.put("broken_devices", machine.brokenDevices());
         return out;
+    }
+
+    /** A user-mode NIC's connection counters (see {@link FlowStats}); "current" is opened less closed. */
+    static Map<String, Object> flows(FlowStats f) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("tcp_opened", f.tcpOpened());
+        m.put("tcp_closed", f.tcpClosed());
+        m.put("tcp_refused", f.tcpRefused());
+        m.put("tcp_current", f.tcpCurrent());
+        m.put("udp_flows_opened", f.udpFlowsOpened());
+        m.put("udp_flows_current", f.udpFlowsCurrent());
+        m.put("nat_refused", f.natRefused());
+        m.put("tcp_tx_bytes", f.tcpTxBytes());
+        m.put("tcp_rx_bytes", f.tcpRxBytes());
+        m.put("udp_tx_bytes", f.udpTxBytes());
+        m.put("udp_rx_bytes", f.udpRxBytes());
+        return m;
+    }
+
+    /**
+     * A kind of request's latency as Firecracker's block metrics give it ({@code read_agg}: {@code min_us},
+     * {@code max_us}, {@code sum_us}), with percentiles added: whole microseconds, rounded up but for the sum.
+     */
+    static Map<String, Object> latency(BlockStats.Latency l) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("min_us", Math.ceilDiv(l.minNanos(), 1000));
+        m.put("max_us", Math.ceilDiv(l.maxNanos(), 1000));
+        m.put("sum_us", (l.sumNanos() + 500) / 1000);
+        m.put("p50_us", Math.ceilDiv(l.p50Nanos(), 1000));
+        m.put("p90_us", Math.ceilDiv(l.p90Nanos(), 1000));
+        m.put("p99_us", Math.ceilDiv(l.p99Nanos(), 1000));
+        return m;
     }
 
     /**

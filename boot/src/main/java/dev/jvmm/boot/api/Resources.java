@@ -13,6 +13,8 @@ import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetConfigException;
 import dev.jvmm.devices.ratelimit.RateLimiter;
 import dev.jvmm.devices.ratelimit.TokenBucket;
+import dev.jvmm.devices.virtio.vsock.VirtioVsock;
+import dev.jvmm.devices.vsock.UnixSocketBackend;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -33,12 +35,19 @@ record Resources(
         List<Drive> drives,
         List<Nic> nics,
         Optional<Bodies.Logger> logger,
-        Optional<Bodies.Metrics> metrics) {
+        Optional<Bodies.Metrics> metrics,
+        Optional<Bodies.Vsock> vsock) {
     /** Firecracker's defaults: one vCPU, 128 MiB. */
     static final MachineConfiguration DEFAULT_MACHINE = new MachineConfiguration(1, 128L, false, false, null, "None");
 
-    static final Resources DEFAULT =
-            new Resources(Optional.empty(), DEFAULT_MACHINE, List.of(), List.of(), Optional.empty(), Optional.empty());
+    static final Resources DEFAULT = new Resources(
+            Optional.empty(),
+            DEFAULT_MACHINE,
+            List.of(),
+            List.of(),
+            Optional.empty(),
+            Optional.empty(),
+            Optional.empty());
     /** Bounds what a client can make jvmm keep; a PC has far fewer device slots anyway. */
     static final int MAX_DRIVES = 64, MAX_NICS = 64;
 
@@ -57,14 +66,14 @@ record Resources(
         if (b.bootArgs() != null && b.bootArgs().indexOf('\0') >= 0)
             throw ApiException.invalid(
                     "Boot source error: The kernel command line is invalid: it contains a NUL character");
-        return new Resources(Optional.of(b), machine, drives, nics, logger, metrics);
+        return new Resources(Optional.of(b), machine, drives, nics, logger, metrics, vsock);
     }
 
     /** PUT: the fields not given take their defaults, as in Firecracker. */
     Resources withMachineConfig(MachineConfiguration m) {
         required(m.vcpuCount(), "vcpu_count");
         required(m.memSizeMib(), "mem_size_mib");
-        return new Resources(bootSource, checked(m), drives, nics, logger, metrics);
+        return new Resources(bootSource, checked(m), drives, nics, logger, metrics, vsock);
     }
 
     /** PATCH: the fields given replace the current ones. */
@@ -83,7 +92,7 @@ record Resources(
                         p.trackDirtyPages() != null ? p.trackDirtyPages() : c.trackDirtyPages(),
                 p.cpuTemplate() != null ? p.cpuTemplate() : c.cpuTemplate(),
                         p.hugePages() != null ? p.hugePages() : c.hugePages());
-        return new Resources(bootSource, checked(merged), drives, nics, logger, metrics);
+        return new Resources(bootSource, checked(merged), drives, nics, logger, metrics, vsock);
     }
 
     private static MachineConfiguration checked(MachineConfiguration m) {
@@ -140,7 +149,7 @@ record Resources(
         if (d.isRootDevice()) next.addFirst(d);
         else if (at >= 0 && at <= next.size()) next.add(at, d);
         else next.add(d);
-        return new Resources(bootSource, machine, next, nics, logger, metrics);
+        return new Resources(bootSource, machine, next, nics, logger, metrics, vsock);
     }
 
     private static int indexOf(List<Drive> list, String id) {
@@ -185,7 +194,7 @@ record Resources(
         else if (next.size() >= MAX_NICS)
             throw ApiException.invalid("Network config error: at most " + MAX_NICS + " network interfaces");
         else next.add(nic);
-        return new Resources(bootSource, machine, drives, next, logger, metrics);
+        return new Resources(bootSource, machine, drives, next, logger, metrics, vsock);
     }
 
     private static NicConfig tap(String name, Optional<MacAddress> mac) {
@@ -230,12 +239,30 @@ record Resources(
         return new NicConfig(backend, transport);
     }
 
+    /** PUT /vsock: one device, replaced by a later PUT (Firecracker's "creates or updates"). */
+    Resources withVsock(Bodies.Vsock v) {
+        required(v.guestCid(), "guest_cid");
+        required(v.udsPath(), "uds_path");
+        String bad = VirtioVsock.cidProblem(v.guestCid());
+        if (bad != null) throw ApiException.invalid("Vsock config error: " + bad);
+        if (v.udsPath().isEmpty()) throw ApiException.invalid("Vsock config error: uds_path is empty");
+        Path p;
+        try {
+            p = Path.of(v.udsPath());
+        } catch (InvalidPathException e) {
+            throw ApiException.invalid("Vsock config error: uds_path " + v.udsPath() + ": " + e.getReason());
+        }
+        String problem = UnixSocketBackend.pathProblem(p);
+        if (problem != null) throw ApiException.invalid("Vsock config error: " + problem);
+        return new Resources(bootSource, machine, drives, nics, logger, metrics, Optional.of(v));
+    }
+
     Resources withLogger(Bodies.Logger l) {
-        return new Resources(bootSource, machine, drives, nics, Optional.of(l), metrics);
+        return new Resources(bootSource, machine, drives, nics, Optional.of(l), metrics, vsock);
     }
 
     Resources withMetrics(Bodies.Metrics m) {
-        return new Resources(bootSource, machine, drives, nics, logger, Optional.of(m));
+        return new Resources(bootSource, machine, drives, nics, logger, Optional.of(m), vsock);
     }
 
     /**
@@ -278,6 +305,7 @@ record Resources(
                     limit(n.body().rxRateLimiter(), "rx_rate_limiter"),
                     limit(n.body().txRateLimiter(), "tx_rate_limiter")));
         }
+        vsock.ifPresent(v -> b.vsock(new MachineConfig.VsockConfig(v.guestCid(), Path.of(v.udsPath()))));
         return b.build();
     }
 
@@ -289,7 +317,8 @@ record Resources(
                 machine,
                 nics.stream().map(Nic::body).toList(),
                 logger.orElse(null),
-                metrics.orElse(null));
+                metrics.orElse(null),
+                vsock.orElse(null));
     }
 
     private static void required(Object value, String field) {

@@ -219,6 +219,16 @@ public final class RunCommand implements Callable<Integer> {
                             + " Default: one user-mode NIC for Linux kernels, none for multiboot kernels.")
     java.util.List<Nets.NetOption> nets = new java.util.ArrayList<>();
 
+    @Option(
+            names = "--vsock",
+            paramLabel = "cid=CID,uds=PATH[,transport=pci|mmio]",
+            converter = Vsocks.class,
+            description = "A virtio-vsock device (Firecracker's convention): the guest's context ID (3 to 4294967294)"
+                    + " and a Unix socket PATH that jvmm listens on; a host program connects there and writes"
+                    + " 'CONNECT <port>\\n' to reach a guest port (answered 'OK <host port>\\n'). The guest's"
+                    + " connections to host port P go to the socket PATH_P. On virtio-pci unless transport=mmio.")
+    MachineConfig.VsockConfig vsock;
+
     @Option(names = "--stats", description = "Print per-exit-reason counts and mean handling time when the guest ends.")
     boolean stats;
 
@@ -311,7 +321,7 @@ public final class RunCommand implements Callable<Integer> {
 
     /** Options that describe the machine, which the API or the configuration file describes instead. */
     private static final java.util.List<String> MACHINE_OPTIONS =
-            java.util.List.of("--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--disk", "--net");
+            java.util.List.of("--kernel", "--initrd", "--cmdline", "--memory", "--cpus", "--disk", "--net", "--vsock");
 
     /**
      * Firecracker's way: the machine is configured through the API (or a configuration file) and started by its
@@ -504,7 +514,8 @@ public final class RunCommand implements Callable<Integer> {
                 c.debugcon(),
                 c.debugExitPort(),
                 c.disks(),
-                c.nics());
+                c.nics(),
+                c.vsock());
     }
 
     /** The machine the options describe, its console going to {@code console} (null: standard output). */
@@ -529,6 +540,7 @@ public final class RunCommand implements Callable<Integer> {
             throw new BootException(Kind.BAD_OPTION, "--net none cannot be combined with other --net options");
         if (none) b.noNetwork();
         for (Nets.NetOption n : nets) n.nic().ifPresent(b::nic);
+        if (vsock != null) b.vsock(vsock);
         return b.build();
     }
 

@@ -222,7 +222,8 @@ final class VmCommands {
             mixinStandardHelpOptions = true,
             description = {
                 "Show a named VM: state, vCPUs, memory, disks, NICs, uptime and its counters (vCPU exits by reason,"
-                        + " each disk's requests and bytes, each NIC's frames and bytes)."
+                        + " each disk's requests, bytes and latency percentiles, each NIC's frames and bytes, and a"
+                        + " user-mode NIC's connections)."
             })
     static final class InfoCommand extends OnVm {
         @Option(
@@ -293,6 +294,17 @@ final class VmCommands {
                             + b.path("refused").asLong()
                             + " refused, " + b.path("errors").asLong() + " errors, "
                             + b.path("throttled").asLong() + " throttled");
+                for (String op : List.of("read", "write", "flush")) {
+                    JsonNode l = b.path(op + "_agg");
+                    long n = b.path(op.equals("flush") ? "flushes" : op + "s").asLong();
+                    if (n > 0 && !l.isMissingNode())
+                        out.println("      " + op + " latency: p50 "
+                                + micros(l.path("p50_us").asLong())
+                                + ", p90 " + micros(l.path("p90_us").asLong())
+                                + ", p99 " + micros(l.path("p99_us").asLong())
+                                + ", max " + micros(l.path("max_us").asLong())
+                                + ", mean " + micros(l.path("sum_us").asLong() / n));
+                }
             }
             out.println("NICs:");
             if (vm.path("nics").isEmpty()) out.println("  none");
@@ -312,6 +324,20 @@ final class VmCommands {
                             + c.path("rx_filtered").asLong() + " filtered; throttled "
                             + c.path("tx_throttled").asLong() + " tx, "
                             + c.path("rx_throttled").asLong() + " rx");
+                JsonNode u = c.path("user_net");
+                if (!u.isMissingNode())
+                    out.println(
+                            "      user network: tcp " + u.path("tcp_current").asLong() + " open ("
+                                    + u.path("tcp_opened").asLong() + " opened, "
+                                    + u.path("tcp_closed").asLong() + " closed, "
+                                    + u.path("tcp_refused").asLong() + " refused; "
+                                    + bytes(u.path("tcp_tx_bytes").asLong()) + " out, "
+                                    + bytes(u.path("tcp_rx_bytes").asLong()) + " in), udp "
+                                    + u.path("udp_flows_current").asLong() + " flows open ("
+                                    + u.path("udp_flows_opened").asLong() + " opened; "
+                                    + bytes(u.path("udp_tx_bytes").asLong()) + " out, "
+                                    + bytes(u.path("udp_rx_bytes").asLong()) + " in), "
+                                    + u.path("nat_refused").asLong() + " refused by the NAT policy");
             }
             for (JsonNode broken : metrics.path("broken_devices"))
                 out.println("Broken device: " + broken.asText() + " (it failed inside jvmm; the guest must reset it)");
@@ -634,6 +660,11 @@ final class VmCommands {
         if (n < 1L << 20) return String.format(Locale.ROOT, "%.1f KiB", n / 1024.0);
         if (n < 1L << 30) return String.format(Locale.ROOT, "%.1f MiB", n / (double) (1L << 20));
         return String.format(Locale.ROOT, "%.1f GiB", n / (double) (1L << 30));
+    }
+
+    static String micros(long us) {
+        if (us < 10_000) return us + " µs";
+        return String.format(Locale.ROOT, "%.1f ms", us / 1000.0);
     }
 
     static String nanos(long ns) {

@@ -18,5 +18,11 @@ public final class BootLayout {
     /** Where a protected-mode kernel (bzImage payload, multiboot default) is loaded. */
     public static final long HIGH_LOAD = 0x100000;
 
+    /**
+     * The first 4 GiB: all a 32-bit entry (PVH, multiboot) addresses and all the identity page tables of a long-mode
+     * entry map (dev.jvmm.core.x86.X86Cpu), so a kernel must lie below.
+     */
+    public static final long ENTRY_REACH = 1L << 32;
+
     private BootLayout() {}
 }

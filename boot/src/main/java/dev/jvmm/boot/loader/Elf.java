@@ -76,6 +76,10 @@ public final class Elf {
             }
             segs.add(s);
         }
+        // Nothing to load would leave the entry point in empty RAM and no end to place the initrd after.
+        if (segs.stream().noneMatch(s -> s.type() == PT_LOAD && s.memSize() > 0))
+            throw new BootException(
+                    Kind.MALFORMED_KERNEL, what + ": ELF file has nothing to load (no PT_LOAD segment with a size)");
         return new Elf(image, is64, machine, entry, List.copyOf(segs));
     }
 

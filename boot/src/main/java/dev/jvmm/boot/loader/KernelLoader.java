@@ -48,6 +48,11 @@ public final class KernelLoader {
     public static KernelImage read(Path kernel, Optional<Path> initrd, BootPath bootPath) {
         byte[] image = readFile(kernel, "kernel");
         byte[] rd = initrd.map(p -> readFile(p, "initrd")).orElse(null);
+        return recognise(kernel, image, rd, bootPath);
+    }
+
+    /** Recognises a kernel file's contents (read from {@code kernel}, which messages name); the fuzz targets' entry. */
+    static KernelImage recognise(Path kernel, byte[] image, byte[] rd, BootPath bootPath) {
         Format format;
         if (LinuxLoader.isBzImage(image)) format = Format.BZIMAGE;
         else if (MultibootLoader.findHeader(image).isPresent()) format = Format.MULTIBOOT;

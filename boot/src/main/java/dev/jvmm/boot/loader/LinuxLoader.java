@@ -22,6 +22,11 @@ import java.util.List;
 public final class LinuxLoader {
     static final int MIN_PROTOCOL = 0x0206;
     private static final int SETUP_HEADER_OFFSET = 0x1f1;
+    /** The 64-bit entry of the kernel's decompressor (startup_64), from the start of the protected-mode code. */
+    private static final int STARTUP_64 = 0x200;
+    /** The end of the last header field this loader reads (init_size, protocol 2.10). */
+    private static final int HEADER_FIELDS_END = 0x264;
+
     private static final int LOADED_HIGH = 0x01, CAN_USE_HEAP = 0x80;
     private static final int XLF_KERNEL_64 = 0x01;
     private static final int XEN_ELFNOTE_PHYS32_ENTRY = 18;
@@ -95,6 +100,14 @@ public final class LinuxLoader {
             throw new BootException(
                     Kind.NOT_X86_64,
                     "this kernel has no 64-bit entry point (XLF_KERNEL_64): jvmm boots x86-64 kernels");
+        // The header ends where its jump says (0x202 + the byte at 0x201), and only that much is the kernel's
+        // header in the zero page: one that ends before the fields read here (up to init_size) is inconsistent.
+        if (h.headerEnd() < HEADER_FIELDS_END)
+            throw new BootException(
+                    Kind.MALFORMED_KERNEL,
+                    String.format(
+                            "this bzImage's setup header ends at 0x%x, before the fields of its protocol %s (to 0x%x)",
+                            h.headerEnd(), version(h), HEADER_FIELDS_END));
         int pmOffset = h.protectedModeOffset();
         if (pmOffset >= image.length)
             throw new BootException(
@@ -107,6 +120,11 @@ public final class LinuxLoader {
         if (path == KernelLoader.BootPath.DECOMPRESSOR) {
             long load = BootLayout.HIGH_LOAD;
             long pmSize = image.length - pmOffset;
+            if (pmSize <= STARTUP_64)
+                throw new BootException(
+                        Kind.TRUNCATED,
+                        "bzImage is truncated: its protected-mode code (" + pmSize
+                                + " bytes) ends before its 64-bit entry at +0x200");
             long needed = Math.max(pmSize, h.initSize());
             if (!memory.isValid(load, needed))
                 throw new BootException(
@@ -116,7 +134,7 @@ public final class LinuxLoader {
             memory.write(load, image, pmOffset, (int) pmSize);
             long end = load + needed;
             writeZeroPage(memory, image, h, cmdline, initrd, end, load);
-            EntryState entry = EntryState.longMode(load + 0x200).withRsi(BootLayout.ZERO_PAGE);
+            EntryState entry = EntryState.longMode(load + STARTUP_64).withRsi(BootLayout.ZERO_PAGE);
             return new LoadedKernel(entry, "Linux bzImage, protocol " + version(h) + ", through its decompressor", end);
         }
 
@@ -138,6 +156,7 @@ public final class LinuxLoader {
                     "the bzImage's payload is not an ELF vmlinux (a relocs-only or non-x86 kernel?);"
                             + " boot it with --boot-path=decompressor");
         Elf elf = Elf.parse(vmlinux, "the bzImage's vmlinux");
+        checkEntry(elf, elf.entry(), "64-bit entry point");
         long end = loadElf(memory, elf);
         writeZeroPage(memory, image, h, cmdline, initrd, end, -1);
         EntryState entry = EntryState.longMode(elf.entry()).withRsi(BootLayout.ZERO_PAGE);
@@ -168,6 +187,7 @@ public final class LinuxLoader {
         if (!pvh && (!elf.is64() || elf.machine() != 62))
             throw new BootException(
                     Kind.NOT_X86_64, "this ELF kernel is not an x86-64 vmlinux (and has no multiboot header)");
+        checkEntry(elf, pvh ? pvhEntry : elf.entry(), pvh ? "PVH entry point" : "64-bit entry point");
         long end = loadElf(memory, elf);
         if (pvh) {
             long startInfo = PvhStartInfo.write(memory, cmdline, initrd, end);
@@ -179,27 +199,56 @@ public final class LinuxLoader {
                 EntryState.longMode(elf.entry()).withRsi(BootLayout.ZERO_PAGE), "Linux vmlinux, 64-bit entry", end);
     }
 
+    /** An entry point outside every PT_LOAD segment would run whatever lies in RAM there: refused, as GRUB does. */
+    static void checkEntry(Elf elf, long entry, String what) {
+        for (Elf.Segment s : elf.loadSegments()) if (Long.compareUnsigned(entry - s.paddr(), s.memSize()) < 0) return;
+        throw new BootException(
+                Kind.MALFORMED_KERNEL,
+                String.format("the kernel's %s 0x%x lies outside the segments it loads", what, entry));
+    }
+
     /** Loads PT_LOAD segments at their physical addresses; returns the end of the highest one. */
     static long loadElf(GuestMemory memory, Elf elf) {
         long end = 0;
         for (Elf.Segment s : elf.loadSegments()) {
-            if (s.paddr() < BootLayout.BOOT_INFO_END)
-                throw new BootException(
-                        Kind.RESERVED_LOAD_ADDRESS,
-                        String.format(
-                                "the kernel wants to load at 0x%x, below 256 KiB where jvmm keeps boot data",
-                                s.paddr()));
-            if (!memory.isValid(s.paddr(), Math.max(1, s.memSize())))
-                throw new BootException(
-                        Kind.KERNEL_DOES_NOT_FIT,
-                        String.format(
-                                "the kernel loads at 0x%x-0x%x, beyond guest RAM; give the guest more --memory",
-                                s.paddr(), s.paddr() + s.memSize()));
+            checkPlacement(memory, s.paddr(), s.memSize(), "the kernel");
             memory.write(s.paddr(), elf.image(), (int) s.offset(), (int) s.fileSize());
             memory.fill(s.paddr() + s.fileSize(), s.memSize() - s.fileSize(), (byte) 0);
             end = Math.max(end, s.paddr() + s.memSize());
         }
         return end;
+    }
+
+    /**
+     * Where a kernel (or a part of it) may be placed: in RAM the e820 map gives the guest, above jvmm's boot data,
+     * below 4 GiB (the most either entry mode reaches). {@code what} names the kernel in the messages.
+     */
+    static void checkPlacement(GuestMemory memory, long address, long length, String what) {
+        if (address < BootLayout.BOOT_INFO_END)
+            throw new BootException(
+                    Kind.RESERVED_LOAD_ADDRESS,
+                    String.format("%s wants to load at 0x%x, below 256 KiB where jvmm keeps boot data", what, address));
+        if (!memory.isValid(address, Math.max(1, length)))
+            throw new BootException(
+                    Kind.KERNEL_DOES_NOT_FIT,
+                    String.format(
+                            "%s loads at 0x%x-0x%x, beyond guest RAM; give the guest more --memory",
+                            what, address, address + length));
+        if (length > BootLayout.ENTRY_REACH - address)
+            throw new BootException(
+                    Kind.UNSUPPORTED_PROTOCOL,
+                    String.format(
+                            "%s loads at 0x%x-0x%x, above 4 GiB, out of its entry's reach (32-bit, or 64-bit with"
+                                    + " the first 4 GiB mapped); link it below 4 GiB",
+                            what, address, address + length));
+        // The MP table, the VGA hole and the ACPI tables lie between 640 KiB and 1 MiB: not the kernel's.
+        if (!E820.isRam(memory, address, Math.max(1, length)))
+            throw new BootException(
+                    Kind.RESERVED_LOAD_ADDRESS,
+                    String.format(
+                            "%s loads at 0x%x-0x%x, which the memory map does not give the guest as RAM"
+                                    + " (jvmm keeps its MP and ACPI tables between 640 KiB and 1 MiB)",
+                            what, address, address + length));
     }
 
     private static String version(SetupHeader h) {
@@ -224,6 +273,11 @@ public final class LinuxLoader {
         if (image != null) {
             int len = Math.min(h.headerEnd(), image.length) - SETUP_HEADER_OFFSET;
             MemorySegment.copy(MemorySegment.ofArray(image), SETUP_HEADER_OFFSET, zp, SETUP_HEADER_OFFSET, len);
+            // Fields the boot loader writes: what the image has there (zeroes, in a kernel) does not pass as jvmm's
+            // word, or the kernel would take an initrd or a setup_data list from wherever they point.
+            setup_header.ramdisk_image(hdr, 0);
+            setup_header.ramdisk_size(hdr, 0);
+            setup_header.setup_data(hdr, 0L);
         } else {
             setup_header.boot_flag(hdr, (short) 0xaa55);
             setup_header.header(hdr, 0x53726448);
@@ -242,7 +296,10 @@ public final class LinuxLoader {
         if (cmd.length > Math.min(cmdlineMax, BootLayout.CMDLINE_MAX - 1))
             throw new BootException(
                     Kind.CMDLINE_TOO_LONG,
-                    "the command line is " + cmd.length + " bytes; this kernel accepts at most " + cmdlineMax);
+                    cmdlineMax < BootLayout.CMDLINE_MAX
+                            ? "the command line is " + cmd.length + " bytes; this kernel accepts at most " + cmdlineMax
+                            : "the command line is " + cmd.length + " bytes; at most " + (BootLayout.CMDLINE_MAX - 1)
+                                    + " fit");
         memory.write(BootLayout.CMDLINE, cmd);
         memory.writeByte(BootLayout.CMDLINE + cmd.length, (byte) 0);
         setup_header.cmd_line_ptr(hdr, (int) BootLayout.CMDLINE);
@@ -270,11 +327,12 @@ public final class LinuxLoader {
     /** The highest page-aligned place for the initrd that is RAM, below max, and above the kernel. */
     static long placeInitrd(GuestMemory memory, long size, long kernelEnd, long max) {
         long best = -1;
+        long room = Math.max(1, size); // an empty initrd too starts at or below max, never at max + 1 (4 GiB: 0)
         for (E820.Entry e : E820.of(memory)) {
             if (e.type() != E820.RAM) continue;
             long top = Math.min(e.end(), max + 1);
-            long at = (top - size) & ~0xfffL;
-            if (at >= Math.max(e.address(), (kernelEnd + 0xfff) & ~0xfffL) && at + size <= top)
+            long at = (top - room) & ~0xfffL;
+            if (at >= Math.max(e.address(), (kernelEnd + 0xfff) & ~0xfffL) && at + room <= top)
                 best = Math.max(best, at);
         }
         if (best < 0)

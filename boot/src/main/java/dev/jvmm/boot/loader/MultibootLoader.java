@@ -75,26 +75,29 @@ public final class MultibootLoader {
             long loadLength = h.loadEndAddr() == 0 ? image.length - fileStart : h.loadEndAddr() - h.loadAddr();
             if (loadLength < 0 || fileStart + loadLength > image.length)
                 throw new BootException(Kind.TRUNCATED, "multiboot header's load range lies outside the file");
-            checkPlacement(h.loadAddr(), loadLength);
+            long end = Math.max(h.loadAddr() + loadLength, h.bssEndAddr());
+            LinuxLoader.checkPlacement(memory, h.loadAddr(), end - h.loadAddr(), "multiboot kernel");
+            if (h.entryAddr() < h.loadAddr() || h.entryAddr() >= end)
+                throw new BootException(
+                        Kind.MALFORMED_KERNEL,
+                        String.format(
+                                "multiboot header's entry address 0x%x lies outside the kernel it loads (0x%x-0x%x)",
+                                h.entryAddr(), h.loadAddr(), end));
             memory.write(h.loadAddr(), image, (int) fileStart, (int) loadLength);
-            long end = h.loadAddr() + loadLength;
-            if (h.bssEndAddr() > end) {
-                memory.fill(end, h.bssEndAddr() - end, (byte) 0);
-                end = h.bssEndAddr();
-            }
+            memory.fill(h.loadAddr() + loadLength, end - h.loadAddr() - loadLength, (byte) 0);
             entry = h.entryAddr();
             kernelEnd = end;
             how = "multiboot kernel (a.out kludge)";
         } else {
             Elf elf = Elf.parse(image, "multiboot kernel");
+            entry = elfEntry(elf);
             kernelEnd = 0;
             for (Elf.Segment s : elf.loadSegments()) {
-                checkPlacement(s.paddr(), s.memSize());
+                LinuxLoader.checkPlacement(memory, s.paddr(), s.memSize(), "multiboot kernel");
                 memory.write(s.paddr(), image, (int) s.offset(), (int) s.fileSize());
                 memory.fill(s.paddr() + s.fileSize(), s.memSize() - s.fileSize(), (byte) 0);
                 kernelEnd = Math.max(kernelEnd, s.paddr() + s.memSize());
             }
-            entry = elf.entry();
             how = "multiboot kernel (ELF" + (elf.is64() ? "64" : "32") + ")";
         }
         if ((h.flags() & FLAG_VIDEO) != 0)
@@ -106,13 +109,34 @@ public final class MultibootLoader {
         return new LoadedKernel(state, how, kernelEnd);
     }
 
-    private static void checkPlacement(long address, long length) {
-        if (address < BootLayout.BOOT_INFO_END && address + length > BootLayout.ZERO_PAGE)
-            throw new BootException(
-                    Kind.RESERVED_LOAD_ADDRESS,
-                    String.format(
-                            "multiboot kernel wants to load at 0x%x, where jvmm keeps boot data; link it at 1 MiB",
-                            address));
+    /**
+     * The physical entry point: e_entry if it lies in a segment as loaded, else (as GRUB does for a kernel linked
+     * at a virtual address) e_entry translated from the segment whose virtual range holds it; refused otherwise.
+     */
+    private static long elfEntry(Elf elf) {
+        long entry = elf.entry();
+        for (Elf.Segment s : elf.loadSegments())
+            if (Long.compareUnsigned(entry - s.paddr(), s.memSize()) < 0) return entry;
+        for (Elf.Segment s : elf.loadSegments())
+            if (Long.compareUnsigned(entry - s.vaddr(), s.memSize()) < 0) return entry - s.vaddr() + s.paddr();
+        throw new BootException(
+                Kind.MALFORMED_KERNEL,
+                String.format("multiboot kernel's entry point 0x%x lies outside the segments it loads", entry));
+    }
+
+    /**
+     * The first page-aligned place after the kernel that is RAM in the e820 map and ends below 4 GiB (the module
+     * list holds 32-bit addresses): right after the kernel unless that runs into the MP and ACPI tables below 1 MiB.
+     */
+    private static long placeModule(GuestMemory memory, long size, long kernelEnd) {
+        for (E820.Entry e : E820.of(memory)) {
+            if (e.type() != E820.RAM) continue;
+            long at = (Math.max(e.address(), kernelEnd) + 0xfff) & ~0xfffL;
+            if (at <= e.end() - size && at + size <= 0xffffffffL) return at;
+        }
+        throw new BootException(
+                Kind.INITRD_DOES_NOT_FIT,
+                "initrd of " + size + " bytes does not fit after the kernel; give the guest more --memory");
     }
 
     /** Writes the multiboot info, memory map, command line and module list; returns the info's address. */
@@ -157,12 +181,7 @@ public final class MultibootLoader {
         memory.writeInt(info + 64, (int) strings);
 
         if (initrd != null) {
-            long start = (kernelEnd + 0xfff) & ~0xfffL;
-            if (!memory.isValid(start, Math.max(1, initrd.length)) || start + initrd.length > 0xffffffffL)
-                throw new BootException(
-                        Kind.INITRD_DOES_NOT_FIT,
-                        "initrd of " + initrd.length
-                                + " bytes does not fit after the kernel; give the guest more --memory");
+            long start = placeModule(memory, initrd.length, kernelEnd);
             memory.write(start, initrd);
             memory.writeInt(mods, (int) start);
             memory.writeInt(mods + 4, (int) (start + initrd.length));

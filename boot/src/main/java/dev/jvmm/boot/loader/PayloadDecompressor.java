@@ -12,12 +12,14 @@ import java.util.zip.GZIPInputStream;
 import org.apache.commons.compress.compressors.bzip2.BZip2CompressorInputStream;
 import org.apache.commons.compress.compressors.lz4.BlockLZ4CompressorInputStream;
 import org.tukaani.xz.LZMAInputStream;
+import org.tukaani.xz.MemoryLimitException;
 import org.tukaani.xz.SingleXZInputStream;
 
 /**
  * Decompresses a bzImage's payload on the host, whatever format the kernel was built with (the formats
  * Linux's arch/x86/boot/compressed supports). The output is bounded: a payload cannot make jvmm allocate
- * much more than the size its trailer claims, which is at most the guest's memory and {@link #MAX_OUTPUT}.
+ * much more than the size its trailer claims, which is at most the guest's memory and {@link #MAX_OUTPUT}, and
+ * an xz or lzma dictionary no more than that or {@link #MAX_DICTIONARY}, whichever is larger.
  */
 public final class PayloadDecompressor {
     static final long MAX_OUTPUT = 1L << 30;
@@ -88,8 +90,8 @@ public final class PayloadDecompressor {
             switch (f) {
                 case GZIP -> out.readAll(new GZIPInputStream(stream, 1 << 16));
                 case BZIP2 -> out.readAll(new BZip2CompressorInputStream(stream));
-                case XZ -> out.readAll(new SingleXZInputStream(stream));
-                case LZMA -> out.readAll(new LZMAInputStream(stream, -1));
+                case XZ -> out.readAll(new SingleXZInputStream(stream, dictionaryLimitKiB(expected)));
+                case LZMA -> out.readAll(new LZMAInputStream(stream, dictionaryLimitKiB(expected)));
                 case ZSTD -> out.readAll(new ZstdInputStream(stream));
                 case LZ4 -> lz4Legacy(java.util.Arrays.copyOf(payload, payload.length - 4), out);
                 case LZO ->
@@ -98,6 +100,13 @@ public final class PayloadDecompressor {
                             "the bzImage's payload is LZO-compressed, which jvmm cannot decompress on the host;"
                                     + " boot it with --boot-path=decompressor");
             }
+        } catch (MemoryLimitException e) {
+            throw new BootException(
+                    Kind.BAD_COMPRESSION,
+                    "the bzImage's " + f + " payload asks for " + mib(e.getMemoryNeeded() * 1024L)
+                            + " MiB to decompress (its dictionary), more than its " + mib(expected)
+                            + " MiB of output needs; jvmm allows " + mib(e.getMemoryLimit() * 1024L) + " MiB",
+                    e);
         } catch (IOException | RuntimeException e) {
             if (e instanceof BootException b) throw b;
             throw new BootException(
@@ -105,6 +114,19 @@ public final class PayloadDecompressor {
         }
         return out.finish();
     }
+
+    /**
+     * What an xz or lzma decoder may take, in KiB: xz-java allocates the whole dictionary the stream's header names,
+     * up to 4 GiB, whatever it decodes. A dictionary is never read beyond the output, but Linux's are fixed
+     * (32 MiB for xz, up to 64 MiB for lzma -9) whatever the kernel's size, so the output's size or 64 MiB,
+     * whichever is larger, plus the decoder's tables (up to 6 MiB for lzma's literal coder).
+     */
+    static int dictionaryLimitKiB(long expected) {
+        return (int) ((Math.max(expected, MAX_DICTIONARY) + (8 << 20)) >> 10);
+    }
+
+    /** The dictionary every payload may have, whatever its size: Linux's own lzma -9 uses 64 MiB. */
+    static final long MAX_DICTIONARY = 64 << 20;
 
     private static long mib(long bytes) {
         return (bytes + (1 << 20) - 1) >> 20;

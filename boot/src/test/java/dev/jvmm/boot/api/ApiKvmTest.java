@@ -1,6 +1,7 @@
 package dev.jvmm.boot.api;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -145,6 +146,12 @@ class ApiKvmTest {
             assertEquals(0, blk.get("requests").asLong(), "the guest has no virtio driver: " + blk);
             assertTrue(line.get("net").get("net1").has("rx_bytes"), line.toString());
             assertEquals(0, blk.get("throttled").asLong(), blk.toString());
+            for (String agg : List.of("read_agg", "write_agg", "flush_agg"))
+                for (String field : List.of("min_us", "max_us", "sum_us", "p50_us", "p90_us", "p99_us"))
+                    assertEquals(0, blk.get(agg).get(field).asLong(), agg + "." + field + " of no request: " + blk);
+            assertFalse(
+                    line.get("net").get("net1").has("user_net"),
+                    "a user NIC whose driver never came has no network started to count: " + line);
             assertEquals(0, line.get("net").get("net1").get("tx_throttled").asLong(), line.toString());
             assertEquals(0, line.get("broken_devices").size(), "no device broke: " + line);
 

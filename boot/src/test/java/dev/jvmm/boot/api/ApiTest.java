@@ -324,6 +324,34 @@ class ApiTest {
     }
 
     @Test
+    void vsock() throws Exception {
+        Path uds = dir.resolve("v.sock");
+        assertNoContent(call("PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"" + uds + "\"}"));
+        assertNoContent(call(
+                "PUT",
+                "/vsock",
+                "{\"vsock_id\": \"vsock0\", \"guest_cid\": 4294967294, \"uds_path\": \"" + uds + "\"}"));
+        assertEquals(4294967294L, api.instance().vmConfig().vsock().guestCid(), "a later PUT replaces the device");
+        for (String cid : new String[] {"0", "1", "2", "4294967295"})
+            assertRefused(
+                    "PUT",
+                    "/vsock",
+                    "{\"guest_cid\": " + cid + ", \"uds_path\": \"" + uds + "\"}",
+                    "Vsock config error: guest CID " + cid + " must be from 3 to 4294967294");
+        assertRefused("PUT", "/vsock", "{\"uds_path\": \"" + uds + "\"}", "missing field `guest_cid`");
+        assertRefused("PUT", "/vsock", "{\"guest_cid\": 3}", "missing field `uds_path`");
+        assertRefused("PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"" + disk + "\"}", "exists");
+        assertRefused("PUT", "/vsock", "{\"guest_cid\": 3, \"uds_path\": \"" + uds + "\", \"x\": 1}", "unknown field");
+        var machine = Resources.DEFAULT
+                .withBootSource(new Bodies.BootSource(kernel.toString(), null, null))
+                .withVsock(new Bodies.Vsock(5L, uds.toString(), null))
+                .toMachineConfig(b -> b);
+        assertEquals(
+                new dev.jvmm.boot.MachineConfig.VsockConfig(5, uds),
+                machine.vsock().orElseThrow());
+    }
+
+    @Test
     void loggerAndMetrics() throws Exception {
         Path log = dir.resolve("fc.log"), metrics = dir.resolve("metrics.json");
         assertNoContent(call(
@@ -464,6 +492,7 @@ class ApiTest {
                         config.drives(),
                         List.of(),
                         Optional.empty(),
+                        Optional.empty(),
                         Optional.empty())
                 .toMachineConfig(b -> b);
         assertEquals(
@@ -478,10 +507,10 @@ class ApiTest {
                 "1 MiB per 100 ms; an ops bucket of size 0 limits nothing, as in Firecracker");
         assertTrue(machine.nics().orElseThrow().isEmpty(), "no NIC unless configured, as in Firecracker");
         try {
-            Api.readConfig("{\"boot-source\": {}, \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/tmp/v\"}}".getBytes());
-            throw new AssertionError("vsock accepted");
+            Api.readConfig("{\"boot-source\": {}, \"balloon\": {\"amount_mib\": 3}}".getBytes());
+            throw new AssertionError("balloon accepted");
         } catch (ApiException e) {
-            assertTrue(e.getMessage().contains("unknown field `vsock`"), e.getMessage());
+            assertTrue(e.getMessage().contains("unknown field `balloon`"), e.getMessage());
         }
     }
 }

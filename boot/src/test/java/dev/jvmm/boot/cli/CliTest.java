@@ -79,6 +79,7 @@ class CliTest {
             "--debug-exit",
             "--disk",
             "--net",
+            "--vsock",
             "--stats"
         }) assertTrue(r.out().contains(opt), opt + " in\n" + r.out());
         assertTrue(r.out().contains("default: 512M"), r.out());
@@ -319,6 +320,26 @@ class CliTest {
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("exit reason"), r.err());
         assertTrue(r.err().lines().anyMatch(l -> l.startsWith("IO ")), "port I/O exits counted:\n" + r.err());
+    }
+
+    @Test
+    void vsockOptionAndItsRefusals() throws Exception {
+        assertEquals(
+                new dev.jvmm.boot.MachineConfig.VsockConfig(3, Path.of("/tmp/v.sock")),
+                Vsocks.parse("cid=3,uds=/tmp/v.sock"));
+        assertEquals(
+                dev.jvmm.boot.MachineConfig.DiskConfig.Transport.MMIO,
+                Vsocks.parse("uds=/tmp/v.sock,cid=4294967294,transport=mmio").transport());
+        for (String cid : new String[] {"0", "1", "2", "4294967295", "4294967296"})
+            assertOneLineError(
+                    runWithStubKernel("--vsock", "cid=" + cid + ",uds=" + dir.resolve("v.sock")),
+                    "guest CID " + cid + " must be from 3 to 4294967294");
+        assertOneLineError(runWithStubKernel("--vsock", "cid=x,uds=/tmp/v"), "cid must be a number");
+        assertOneLineError(runWithStubKernel("--vsock", "uds=/tmp/v"), "cid= is missing");
+        assertOneLineError(runWithStubKernel("--vsock", "cid=3"), "uds= is missing");
+        assertOneLineError(runWithStubKernel("--vsock", "cid=3,uds=/tmp/v,port=5"), "unknown option 'port'");
+        Path taken = Files.writeString(dir.resolve("taken.sock"), "");
+        assertOneLineError(runWithStubKernel("--vsock", "cid=3,uds=" + taken), "exists: remove a stale socket");
     }
 
     @Test

@@ -175,6 +175,35 @@ class VmCommandsTest {
     }
 
     @Test
+    void infoShowsEachDisksLatenciesAndEachUserNicsConnections() throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        JsonNode vm = json.readTree("""
+                {"state": "Running", "pid": 7, "vcpu_count": 2, "mem_size_mib": 1024,
+                 "disks": [{"id": "vda", "path": "/d.qcow2", "read_only": false, "transport": "pci"}],
+                 "nics": [{"id": "net0", "mac": "52:54:00:12:34:56", "backend": "user", "transport": "pci"}]}""");
+        JsonNode metrics = json.readTree("""
+                {"api_server": {"requests": 3, "refused": 0},
+                 "block": {"vda": {"requests": 11, "reads": 10, "read_bytes": 40960, "writes": 1, "write_bytes": 512,
+                   "flushes": 0, "read_agg": {"min_us": 3, "max_us": 25000, "sum_us": 26000, "p50_us": 12,
+                   "p90_us": 40, "p99_us": 300}, "write_agg": {"min_us": 9, "max_us": 9, "sum_us": 9, "p50_us": 9,
+                   "p90_us": 9, "p99_us": 9}, "flush_agg": {"min_us": 0, "max_us": 0, "sum_us": 0, "p50_us": 0,
+                   "p90_us": 0, "p99_us": 0}}},
+                 "net": {"net0": {"tx_frames": 5, "tx_bytes": 600, "rx_frames": 4, "rx_bytes": 2000,
+                   "user_net": {"tcp_opened": 12, "tcp_closed": 9, "tcp_refused": 1, "tcp_current": 3,
+                   "udp_flows_opened": 5, "udp_flows_current": 1, "nat_refused": 2, "tcp_tx_bytes": 12288,
+                   "tcp_rx_bytes": 4194304, "udp_tx_bytes": 80, "udp_rx_bytes": 160}}}}""");
+        StringWriter out = new StringWriter();
+        VmCommands.InfoCommand.print(new PrintWriter(out, true), "web", vm, metrics);
+        for (String line : List.of(
+                "      read latency: p50 12 µs, p90 40 µs, p99 300 µs, max 25.0 ms, mean 2600 µs\n",
+                "      write latency: p50 9 µs, p90 9 µs, p99 9 µs, max 9 µs, mean 9 µs\n",
+                "      user network: tcp 3 open (12 opened, 9 closed, 1 refused; 12.0 KiB out, 4.0 MiB in), udp 1 flows"
+                        + " open (5 opened; 80 B out, 160 B in), 2 refused by the NAT policy\n"))
+            assertTrue(out.toString().contains(line), line + " in:\n" + out);
+        assertFalse(out.toString().contains("flush latency"), "no line for a kind never served:\n" + out);
+    }
+
+    @Test
     void aVerbOnAVmThatIsNotThereSaysSoInOneLine() throws Exception {
         for (String verb : List.of("info", "suspend", "resume", "shutdown", "reboot", "destroy", "console")) {
             Result r = jvmm(verb, "nope");

@@ -153,6 +153,25 @@ class PayloadDecompressorTest {
     }
 
     @Test
+    void aDictionaryFarLargerThanTheOutputIsRefusedBeforeItIsAllocated() throws IOException {
+        ByteArrayOutputStream bos = new ByteArrayOutputStream();
+        try (OutputStream o = new LZMAOutputStream(bos, new LZMA2Options(0), -1)) {
+            o.write(new byte[100]);
+        }
+        bos.writeBytes(ByteBuffer.allocate(4)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putInt(100)
+                .array());
+        byte[] payload = bos.toByteArray();
+        ByteBuffer.wrap(payload).order(ByteOrder.LITTLE_ENDIAN).putInt(1, 1 << 30); // a 1 GiB dictionary
+        long before = allocatedBytes();
+        BootException e = assertThrows(BootException.class, () -> PayloadDecompressor.decompress(payload));
+        long allocated = allocatedBytes() - before;
+        assertEquals(Kind.BAD_COMPRESSION, e.kind(), e.getMessage());
+        assertTrue(allocated < 8 << 20, "allocated " + (allocated >> 20) + " MiB");
+    }
+
+    @Test
     void aPayloadLargerThanGuestMemoryIsRefusedBeforeDecompressing() throws IOException {
         byte[] big = zerosClaiming(8 << 20, 8 << 20);
         assertEquals(8 << 20, PayloadDecompressor.decompress(big, 8 << 20).length);

@@ -1,6 +1,7 @@
 package dev.jvmm.devices.net;
 
 import java.util.List;
+import java.util.Optional;
 import java.util.function.Supplier;
 
 /**
@@ -11,7 +12,7 @@ import java.util.function.Supplier;
 public final class DeferredNetBackend implements NetBackend {
     private final NetCapabilities capabilities;
     private final Supplier<? extends NetBackend> start;
-    private NetBackend started;
+    private volatile NetBackend started; // written under this object's lock; read without it by flowStats
     private boolean closed;
 
     public DeferredNetBackend(NetCapabilities capabilities, Supplier<? extends NetBackend> start) {
@@ -52,6 +53,12 @@ public final class DeferredNetBackend implements NetBackend {
     @Override
     public synchronized long droppedFrames() {
         return started == null ? 0 : started.droppedFrames();
+    }
+
+    @Override
+    public Optional<FlowStats> flowStats() {
+        NetBackend b = started;
+        return b == null ? Optional.empty() : b.flowStats();
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.jvmm.devices.net;
 
 import java.util.List;
+import java.util.Optional;
 
 /**
  * A host-side network backend of a virtio-net device. The device reads {@link #capabilities()} to build its
@@ -26,6 +27,14 @@ public interface NetBackend extends AutoCloseable {
 
     /** Frames dropped as malformed, refused or overflowing, both directions: for the device's statistics. */
     long droppedFrames();
+
+    /**
+     * The connection counters of a backend that terminates the guest's flows (user-mode networking); empty for one
+     * that passes frames on (TAP) or has not started. Never waits: statistics are read while the VM runs.
+     */
+    default Optional<FlowStats> flowStats() {
+        return Optional.empty();
+    }
 
     @Override
     void close();

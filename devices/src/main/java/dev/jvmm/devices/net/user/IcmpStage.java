@@ -75,6 +75,7 @@ final class IcmpStage {
     private void forward(Packet p) {
         ByteBuf b = p.buf;
         if (!stack.policy.echoAllowed(p.dst)) {
+            stack.counters.increment(FlowCounters.Counter.NAT_REFUSED);
             unreachable(p, CODE_ADMIN_PROHIBITED);
             return;
         }

@@ -77,6 +77,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private boolean windowWasSmall;
     /** When a segment from the guest or bytes from the host last came (UserNetStack.now()): idle expiry. */
     private long lastActivity;
+    /** For the counters: both ends were connected (opened); the connection has been counted closed or refused. */
+    private boolean opened, counted;
 
     TcpConnection(TcpStage tcp, long key, int guestIp, int guestPort, int remoteIp, int remotePort) {
         this.tcp = tcp;
@@ -270,6 +272,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
      */
     private void established() {
         state = State.ESTABLISHED;
+        opened = true;
+        stack.counters.increment(FlowCounters.Counter.TCP_OPENED);
         if (!finQueued && unacked.readableBytes() <= SEND_LIMIT)
             channel.config().setAutoRead(true);
     }
@@ -326,6 +330,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             int cost = p.holds(len) + GuestDataBudget.ENTRY_COST;
             if (stack.budget.tryTake(cost)) {
                 channel.write(p.payload(off, len, stack.alloc)).addListener(stack.budget.releaseWhenDone(cost));
+                stack.counters.add(FlowCounters.Counter.TCP_TX_BYTES, len);
             } else { // the network's budget is spent: not taken, not acknowledged; the guest sends it again later
                 len = 0;
                 fin = false;
@@ -495,6 +500,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             return;
         }
         lastActivity = stack.now();
+        stack.counters.add(FlowCounters.Counter.TCP_RX_BYTES, data.readableBytes());
         unacked.addComponent(true, data);
         if (unacked.readableBytes() > SEND_LIMIT) ctx.channel().config().setAutoRead(false);
         output();
@@ -601,6 +607,10 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         if (state == State.TIME_WAIT) state = State.CLOSED;
         else if (state != State.CLOSED) closeHost(false);
         state = State.CLOSED;
+        if (!counted) {
+            counted = true;
+            stack.counters.increment(opened ? FlowCounters.Counter.TCP_CLOSED : FlowCounters.Counter.TCP_REFUSED);
+        }
         if (unacked.refCnt() > 0) unacked.release();
         tcp.remove(this);
         if (gatewayPort >= 0) {

@@ -91,10 +91,12 @@ final class TcpStage {
         InetSocketAddress target = stack.policy.translate(NetConfig.Protocol.TCP, p.dst, s.dstPort);
         if (target == null) {
             stack.refused(NetConfig.Protocol.TCP, p.dst, s.dstPort);
+            stack.counters.increment(FlowCounters.Counter.TCP_REFUSED);
             reset(p.src, p.dst, s);
             return;
         }
         if (connections.size() >= MAX_CONNECTIONS) {
+            stack.counters.increment(FlowCounters.Counter.TCP_REFUSED);
             reset(p.src, p.dst, s);
             return;
         }
@@ -175,11 +177,13 @@ final class TcpStage {
     /** A host client connected to a forwarded port: open a connection to the guest from a gateway port. */
     void acceptForwarded(Channel child, NetConfig.HostForward forward) {
         if (!stack.link.attached() || connections.size() >= MAX_CONNECTIONS) {
+            stack.counters.increment(FlowCounters.Counter.TCP_REFUSED);
             child.close();
             return;
         }
         int port = stack.allocatePort();
         if (port < 0) {
+            stack.counters.increment(FlowCounters.Counter.TCP_REFUSED);
             child.close();
             return;
         }

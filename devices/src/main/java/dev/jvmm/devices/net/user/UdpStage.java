@@ -96,8 +96,10 @@ final class UdpStage {
             if (peer != null && peer.guestPort == srcPort) {
                 peer.lastUsed = stack.now();
                 int cost = toHostCost(peer.channel, p, n);
-                if (cost > 0)
+                if (cost > 0) {
                     write(peer.channel, new DatagramPacket(p.payload(offset, n, stack.alloc), peer.remote), cost);
+                    stack.counters.add(FlowCounters.Counter.UDP_TX_BYTES, n);
+                }
                 return;
             }
         }
@@ -116,6 +118,7 @@ final class UdpStage {
             }
             flow = new Flow(key, p.src, srcPort);
             flows.put(key, flow);
+            stack.counters.increment(FlowCounters.Counter.UDP_OPENED);
             flow.open();
         }
         if (!flow.peers.containsKey(target)) {
@@ -128,7 +131,10 @@ final class UdpStage {
         flow.lastUsed = stack.now();
         if (flow.ready || flow.pending.size() < MAX_PENDING) {
             int cost = toHostCost(flow.ready ? flow.channel : null, p, n);
-            if (cost > 0) flow.send(new DatagramPacket(p.payload(offset, n, stack.alloc), target), cost);
+            if (cost > 0) {
+                flow.send(new DatagramPacket(p.payload(offset, n, stack.alloc), target), cost);
+                stack.counters.add(FlowCounters.Counter.UDP_TX_BYTES, n);
+            }
         } else {
             stack.drop("UDP flow's socket not bound yet");
         }
@@ -239,6 +245,8 @@ final class UdpStage {
                 forwardPeersByRemote.put(remote, peer);
             }
             peer.lastUsed = stack.now();
+            stack.counters.add(
+                    FlowCounters.Counter.UDP_RX_BYTES, packet.content().readableBytes());
             toGuest(
                     Inet.GATEWAY,
                     peer.gatewayPort,
@@ -338,6 +346,8 @@ final class UdpStage {
                 return;
             }
             lastUsed = stack.now();
+            stack.counters.add(
+                    FlowCounters.Counter.UDP_RX_BYTES, packet.content().readableBytes());
             toGuest(visible[0], visible[1], guestIp, guestPort, packet.content().retain(), -1);
             packet.release();
         }
@@ -350,6 +360,7 @@ final class UdpStage {
         }
 
         void close() {
+            if (!closed) stack.counters.increment(FlowCounters.Counter.UDP_CLOSED);
             closed = true;
             for (Queued q; (q = pending.poll()) != null; ) {
                 unqueue(q);

@@ -1,5 +1,6 @@
 package dev.jvmm.devices.net.user;
 
+import dev.jvmm.devices.net.FlowStats;
 import dev.jvmm.devices.net.GuestPort;
 import dev.jvmm.devices.net.NetBackend;
 import dev.jvmm.devices.net.NetBackendException;
@@ -28,6 +29,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -221,6 +223,11 @@ public final class UserNetBackend implements NetBackend {
     @Override
     public long droppedFrames() {
         return stack.dropped();
+    }
+
+    @Override
+    public Optional<FlowStats> flowStats() {
+        return Optional.of(stack.counters.snapshot());
     }
 
     /** TCP connections, UDP flows and forwarded ICMP echo identifiers open now, for tests and statistics. */

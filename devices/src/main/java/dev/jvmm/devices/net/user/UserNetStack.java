@@ -34,6 +34,9 @@ final class UserNetStack {
     final TcpStage tcp;
     private final Packet packet = new Packet();
     private final AtomicLong dropped = new AtomicLong();
+    /** Connections, flows, refusals and bytes, for the statistics ({@link FlowCounters}: this thread writes). */
+    final FlowCounters counters = new FlowCounters();
+
     private final Set<Integer> portsInUse = new HashSet<>();
     private final RefusalLog refusals = new RefusalLog(LOG::warn);
     private int nextPort;
@@ -74,6 +77,7 @@ final class UserNetStack {
 
     /** A guest flow the policy refused: at most one line for it, naming the option that would allow it. */
     void refused(NetConfig.Protocol protocol, int dst, int port) {
+        counters.increment(FlowCounters.Counter.NAT_REFUSED);
         long destination = ((long) protocol.ordinal() << 48) | ((dst & 0xffffffffL) << 16) | port;
         refusals.refused(destination, now(), () -> NatPolicy.message(policy.refusal(dst, port), protocol, dst, port));
     }

@@ -50,6 +50,7 @@ public final class BlockRequestExecutor {
                     "a request refused as " + refused.reason() + " has no status byte to answer with");
         long written = 0;
         int status = VirtioBlock.S_OK;
+        long start = stats.now();
         try {
             switch (request) {
                 case BlockRequest.Read r -> {
@@ -78,7 +79,7 @@ public final class BlockRequestExecutor {
                 }
                 case BlockRequest.Refused x -> status = x.reason().status();
             }
-            stats.served(request);
+            stats.served(request, stats.now() - start);
         } catch (IOException e) {
             stats.failed(); // counted as an error, not as an operation of its kind
             LOG.warn("virtio-blk: {} failed: {}", describe(request), e.getMessage());

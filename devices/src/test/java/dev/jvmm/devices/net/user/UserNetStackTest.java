@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jvmm.devices.net.FlowStats;
 import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetLinkConfig;
@@ -70,6 +71,12 @@ class UserNetStackTest {
 
     Frames.Out tcpTo(int port, long millis) throws InterruptedException {
         return next(o -> o.protocol() == 6 && o.dstPort() == port, millis);
+    }
+
+    /** The connection counters once the stack's thread has handled everything sent so far. */
+    FlowStats flows() {
+        user.flowCounts(); // a round trip through the stack's thread
+        return user.flowStats().orElseThrow();
     }
 
     @Test
@@ -222,6 +229,24 @@ class UserNetStackTest {
         assertEquals(3, u.payload()[0]);
         assertEquals(13, u.payload()[1]);
         assertTrue(u.checksumOk());
+        assertEquals(new FlowStats(0, 0, 1, 0, 0, 2, 0, 0, 0, 0), flows(), "one refused connection, two NAT refusals");
+    }
+
+    @Test
+    void aConnectionTheHostRefusesIsCountedRefusedNotByTheNat() throws Exception {
+        start("hostloopback=on");
+        int closed;
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            closed = s.getLocalPort();
+        }
+        send(Frames.tcp(GUEST, GATEWAY, 40000, closed, 1, 0, SYN, 65535, new byte[0], new byte[0]));
+        Frames.Out r = tcpTo(40000, 3000);
+        assertNotNull(r);
+        assertEquals(RST | ACK, r.flags(), "the host's refusal, passed on");
+        FlowStats f = flows();
+        assertEquals(1, f.tcpRefused(), f.toString());
+        assertEquals(0, f.natRefused(), f.toString());
+        assertEquals(0, f.tcpOpened(), f.toString());
     }
 
     @Test
@@ -246,6 +271,10 @@ class UserNetStackTest {
                     java.net.SocketTimeoutException.class,
                     () -> udpServer.receive(new DatagramPacket(new byte[10], 10)));
         }
+        FlowStats f = flows();
+        assertEquals(2, f.natRefused(), f.toString());
+        assertEquals(1, f.tcpRefused(), f.toString());
+        assertEquals(0, f.tcpOpened() + f.udpFlowsOpened(), f.toString());
     }
 
     @Test
@@ -294,6 +323,13 @@ class UserNetStackTest {
             }
             assertNull(next(o -> o.protocol() == 17, 300), "a host the guest never sent to cannot reach it");
         }
+        FlowStats f = flows();
+        assertEquals(1, f.udpFlowsOpened(), f.toString());
+        assertEquals(1, f.udpFlowsCurrent(), f.toString());
+        assertEquals(4, f.udpTxBytes(), "ping: " + f);
+        assertEquals(4, f.udpRxBytes(), "pong, and not the stranger's datagram: " + f);
+        user.deactivate(); // the driver's reset closes every flow
+        assertEquals(0, user.flowStats().orElseThrow().udpFlowsCurrent());
     }
 
     @Test
@@ -378,6 +414,9 @@ class UserNetStackTest {
             }
         }
         assertEquals(0, user.flowCounts()[0]);
+        // One connection opened and reset; "xyz" went to the host (the out-of-order "zzz" did not), "abc" and "!"
+        // came from it (each counted once, however often it was retransmitted).
+        assertEquals(new FlowStats(1, 1, 0, 0, 0, 0, 3, 4, 0, 0), flows());
     }
 
     /** Payloads of segments to the guest's {@code port}, in order, until a FIN; null if the FIN does not come. */
@@ -441,6 +480,9 @@ class UserNetStackTest {
                     new byte[0]));
             assertEquals("hello guest", receiveUntilFin(8080, syn.seq() + 1));
         }
+        FlowStats f = flows();
+        assertEquals(1, f.tcpOpened(), "the forwarded connection, once the guest answered: " + f);
+        assertEquals(11, f.tcpRxBytes(), f.toString());
     }
 
     @Test

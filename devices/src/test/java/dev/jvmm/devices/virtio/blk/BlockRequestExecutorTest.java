@@ -100,4 +100,103 @@ class BlockRequestExecutorTest {
         assertEquals(new BlockStats.Snapshot(1, 1536, 2, 4608, 1, 0, 0, 1, 1, 0), s);
         assertEquals(6, s.requests());
     }
+
+    @Test
+    void latenciesOfReadsWritesAndFlushesOnTheRequestsClock() {
+        // Each request reads the clock as it starts and as it ends: read i takes i µs, the write 5 ms.
+        long[] ticks = new long[2 * 100 + 2 + 1 + 2 + 2];
+        int k = 0;
+        long t = 1_000_000;
+        for (int i = 1; i <= 100; i++) {
+            ticks[k++] = t;
+            ticks[k++] = t += i * 1_000L;
+        }
+        ticks[k++] = t;
+        ticks[k++] = t += 5_000_000; // the write
+        ticks[k++] = t; // a read the backend fails: an error, no latency (no second reading)
+        ticks[k++] = t;
+        ticks[k++] = t += 7_000_000; // a refused request: no latency
+        ticks[k++] = t;
+        ticks[k] = t - 1; // a clock that stepped back: the flush counts as 0, not as a negative time
+        int[] next = {0};
+        BlockStats clocked = new BlockStats(() -> ticks[next[0]++]);
+        BlockRequestExecutor ex = new BlockRequestExecutor(disk, id, false, clocked);
+        for (int i = 0; i < 100; i++) ex.execute(new BlockRequest.Read(0, List.of(bytes(512, 0)), status));
+        ex.execute(new BlockRequest.Write(0, List.of(bytes(512, 1)), status));
+        disk.failReads = true;
+        ex.execute(new BlockRequest.Read(0, List.of(bytes(512, 0)), status));
+        ex.execute(new BlockRequest.Refused(Rejection.UNSUPPORTED_TYPE, status));
+        ex.execute(new BlockRequest.Flush(status));
+        assertEquals(ticks.length, next[0], "two clock readings a request served");
+
+        BlockStats.Latency reads = clocked.latency(BlockStats.Op.READ);
+        assertEquals(100, reads.count());
+        assertEquals(5050 * 1_000L, reads.sumNanos(), "the sum is exact");
+        assertWithin(1_000, reads.minNanos());
+        assertWithin(50_000, reads.p50Nanos());
+        assertWithin(90_000, reads.p90Nanos());
+        assertWithin(99_000, reads.p99Nanos());
+        assertWithin(100_000, reads.maxNanos());
+        BlockStats.Latency writes = clocked.latency(BlockStats.Op.WRITE);
+        assertEquals(1, writes.count());
+        assertWithin(5_000_000, writes.p50Nanos());
+        assertWithin(5_000_000, writes.maxNanos());
+        BlockStats.Latency flushes = clocked.latency(BlockStats.Op.FLUSH);
+        assertEquals(1, flushes.count());
+        assertEquals(0, flushes.sumNanos());
+        assertTrue(flushes.maxNanos() < 1_000, "a backwards clock is no time: " + flushes);
+
+        // A second reading adds what came since to the first: cumulative, as the other counters are.
+        ticks[0] = 0;
+        ticks[1] = 2_000_000;
+        next[0] = 0;
+        disk.failReads = false;
+        ex.execute(new BlockRequest.Read(0, List.of(bytes(512, 0)), status));
+        BlockStats.Latency again = clocked.latency(BlockStats.Op.READ);
+        assertEquals(101, again.count());
+        assertWithin(2_000_000, again.maxNanos());
+        assertWithin(51_000, again.p50Nanos());
+    }
+
+    @Test
+    void noRequestsNoLatencyAndAMinuteAtMost() {
+        BlockStats clocked = new BlockStats(new java.util.function.LongSupplier() {
+            long t;
+
+            @Override
+            public long getAsLong() {
+                return t += 3_600_000_000_000L; // each request "takes" an hour
+            }
+        });
+        assertEquals(BlockStats.Latency.NONE, clocked.latency(BlockStats.Op.READ));
+        new BlockRequestExecutor(disk, id, false, clocked).execute(new BlockRequest.Flush(status));
+        BlockStats.Latency f = clocked.latency(BlockStats.Op.FLUSH);
+        assertWithin(60_000_000_000L, f.maxNanos());
+        assertEquals(60_000_000_000L, f.sumNanos(), "recorded as the histogram's highest value");
+    }
+
+    @Test
+    void countingARequestAndItsLatencyAllocatesNothingOnceCompiled() {
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        BlockRequest read = new BlockRequest.Read(0, List.of(bytes(512, 0)), status);
+        BlockRequest flush = new BlockRequest.Flush(status);
+        // Interpreted code allocates (the type switch's bootstrap, boxing); the JIT's code must not. Rounds go on
+        // until one is compiled, which takes longer on a loaded machine.
+        List<Long> rounds = new java.util.ArrayList<>();
+        for (int round = 0; round < 50; round++) {
+            long before = threads.getCurrentThreadAllocatedBytes();
+            for (int i = 0; i < 100_000; i++) stats.served((i & 1) == 0 ? read : flush, i * 41L);
+            rounds.add(threads.getCurrentThreadAllocatedBytes() - before);
+            if (rounds.getLast() < 1024) return;
+        }
+        throw new AssertionError("bytes allocated per 100000 requests counted, round by round: " + rounds);
+    }
+
+    /** HdrHistogram at two significant digits: within 1% (or 512 ns), rounded up. */
+    static void assertWithin(long expected, long actual) {
+        long slack = Math.max(expected / 100, 512);
+        assertTrue(
+                actual >= expected - slack && actual <= expected + slack,
+                actual + " ns is not within " + slack + " ns of " + expected);
+    }
 }
