@@ -70,7 +70,8 @@ __asm__(
     "  ret\n");
 
 #define IRQ_STUB(stub, handler, vector) \
-    __asm__(".text\n.globl " #stub "\n" #stub ":\n  cld\n  call " #handler "\n  mov $" #vector ", %eax\n  jmp irq_resume\n")
+    __asm__(".text\n.globl " #stub "\n" #stub ":\n  cld\n  call " #handler "\n" \
+            "  mov $" #vector ", %eax\n  jmp irq_resume\n")
 
 static void lapic_eoi(void) { mmio_write32(LAPIC + 0xb0, 0); }
 static void ioapic_write(u32 reg, u32 v) { mmio_write32(IOAPIC, reg); mmio_write32(IOAPIC + 0x10, v); }
