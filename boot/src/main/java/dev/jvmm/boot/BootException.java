@@ -67,6 +67,8 @@ public class BootException extends RuntimeException {
         BACKING_FILE_UNCONFIRMED,
         /** A disk image that cannot be opened or used. */
         DISK_UNUSABLE,
+        /** A snapshot that cannot be restored here: not a jvmm machine's, another host's KVM, disks that changed. */
+        SNAPSHOT_REFUSED,
         /** A network backend that cannot start (a TAP device, a forwarded port). */
         NETWORK_UNAVAILABLE,
         /** The vsock device's Unix socket cannot be made (its path exists, is too long, or cannot be bound). */

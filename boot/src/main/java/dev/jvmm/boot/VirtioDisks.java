@@ -84,13 +84,18 @@ final class VirtioDisks {
         }
     }
 
+    /** The name of the {@code index}th disk: vda, vdb, ... */
+    static String name(int index) {
+        return "vd" + (char) ('a' + Math.min(index, 25));
+    }
+
     /** Attaches the opened disks (the VM owns them already) as vda, vdb, ...; returns the devices in that order. */
     static List<VirtioBlock> attach(
             VirtioSlots slots, List<MachineConfig.DiskConfig> disks, List<BlockBackend> backends) {
         List<VirtioBlock> devices = new java.util.ArrayList<>();
         for (int i = 0; i < disks.size(); i++) {
             MachineConfig.DiskConfig d = disks.get(i);
-            String name = "vd" + (char) ('a' + Math.min(i, 25));
+            String name = name(i);
             VirtioBlock.Options options;
             try {
                 options = VirtioBlock.Options.DEFAULT

@@ -36,6 +36,18 @@ final class VirtioNets {
         return List.copyOf(attached);
     }
 
+    /** The NICs with their MAC addresses chosen (the configured one, or the default for the kind and place). */
+    static List<MachineConfig.NicConfig> withMacs(List<MachineConfig.NicConfig> nics) {
+        List<MachineConfig.NicConfig> out = new ArrayList<>();
+        for (int i = 0; i < nics.size(); i++) {
+            MachineConfig.NicConfig n = nics.get(i);
+            MacAddress mac = n.backend().mac().orElse(defaultMac(n.backend(), i));
+            out.add(new MachineConfig.NicConfig(
+                    MachineDescription.withMac(n.backend(), mac), n.transport(), n.rxLimit(), n.txLimit()));
+        }
+        return List.copyOf(out);
+    }
+
     private static String kind(NetConfig c) {
         return switch (c) {
             case NetConfig.User u -> "user";

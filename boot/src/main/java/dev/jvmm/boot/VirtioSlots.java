@@ -75,6 +75,7 @@ final class VirtioSlots {
             t.onBroken(vm::deviceBroken);
             vm.mmioBus().register("virtio-mmio " + name, base, VirtioMmioTransport.WINDOW_SIZE, t);
             t.registerIoEvent(vm.ioEvents(), base);
+            vm.snapshottable(t);
             fragments.add(VirtioMmioTransport.cmdlineFragment(base, irq));
         } else {
             if (pci == null) {
@@ -86,6 +87,7 @@ final class VirtioSlots {
                                 PciHostBridge.CONFIG_PORTS_LENGTH,
                                 pci.configPorts());
                 vm.mmioBus().register("pci ecam", ECAM_BASE, PciHostBridge.ECAM_BUS_SIZE, pci.ecam());
+                vm.snapshottable(pci);
             }
             int gsi = PCI_INTX_FIRST_GSI + pciIrqs.size() % 8;
             VirtioPciTransport t =
@@ -99,6 +101,7 @@ final class VirtioSlots {
                 throw new BootException(Kind.TOO_MANY_DEVICES, option + ": " + e.getMessage());
             }
             pciIrqs.put(slot, gsi);
+            vm.snapshottable(t); // on a restored VM: BAR0 placed where the guest had it, with its ioeventfds
         }
     }
 

@@ -75,6 +75,10 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     private final List<Snapshottable> snapshottables = new ArrayList<>();
     /** A restored VM's saved device states that no registered device has taken yet, by id. */
     private final Map<String, DeviceState> unclaimedDevices = new LinkedHashMap<>();
+    /** What a machine builder records about the machine around this VM, saved with it (see MachineState). */
+    private volatile java.util.function.Supplier<DeviceState> machineDescription = () -> null;
+    /** A restored VM's description, as the snapshot had it. */
+    private volatile DeviceState restoredDescription;
 
     private volatile boolean started;
     private volatile boolean paused;
@@ -148,6 +152,7 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
         if (b.restoring != null) {
             java.util.Arrays.fill(entrySet, true);
             for (DeviceState d : b.restoring.state().devices()) unclaimedDevices.put(d.id(), d);
+            restoredDescription = b.restoring.state().machine().orElse(null);
         }
     }
 
@@ -258,6 +263,18 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
 
     /** Starts one thread per vCPU. */
     public synchronized void start() {
+        start(false);
+    }
+
+    /**
+     * Starts the vCPU threads held paused: not one guest instruction runs before {@link #resume()} (a restored VM
+     * loaded to be resumed later, as Firecracker's snapshot load without resume_vm).
+     */
+    public synchronized void startPaused() {
+        start(true);
+    }
+
+    private void start(boolean held) {
         if (closed) throw new IllegalStateException("the VM is closed");
         if (started) throw new IllegalStateException("the VM was already started");
         if (!entrySet[0]) throw new IllegalStateException("vCPU 0 has no entry state: call setEntry(0, ...) first");
@@ -274,8 +291,13 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
             VcpuRunner r = new VcpuRunner(this, cpu);
             runners.add(r);
         }
+        if (held) for (VcpuRunner r : runners) r.requestPause(true);
         for (VcpuRunner r : runners) r.start();
         for (VcpuRunner r : runners) r.awaitStarted();
+        if (held) {
+            for (VcpuRunner r : runners) r.awaitPaused(Long.MAX_VALUE);
+            paused = true;
+        }
     }
 
     /** Takes every vCPU out of KVM_RUN and holds it; returns when all are held (or the VM ended). */
@@ -336,36 +358,109 @@ public final class VirtualMachine implements AutoCloseable, VmControl {
     }
 
     /**
+     * How a machine builder describes the machine around this VM (its config) in every snapshot: asked once per
+     * snapshot, after the devices are quiesced, so it can describe what they leave behind (a disk's identity once
+     * it is flushed).
+     */
+    public void describeMachine(java.util.function.Supplier<DeviceState> description) {
+        this.machineDescription = java.util.Objects.requireNonNull(description);
+    }
+
+    /** A restored VM's machine description, as its snapshot had it; empty for a new VM or a bare snapshot. */
+    public Optional<DeviceState> restoredMachineDescription() {
+        return Optional.ofNullable(restoredDescription);
+    }
+
+    /**
      * The machine's state outside RAM, as {@link #snapshot} saves it. The VM must be paused ({@link #pause()}) or not
-     * yet started; device state comes from the registered {@link #snapshottable} devices, which the caller has
-     * quiesced.
+     * yet started; the registered {@link #snapshottable} devices are quiesced while it is taken and resumed after.
      */
     public MachineState captureState() {
         synchronized (snapshotLock) {
-            if (started && !paused && !exitRequested())
-                throw new IllegalStateException("pause the VM before taking its state");
-            HostCapabilities host = HostCapabilities.probe(kvm, vm);
-            VmState vmState = VmState.capture(vm, host, irqchip, pit);
-            List<VcpuState> cpus = new ArrayList<>();
-            for (Vcpu c : vcpus) cpus.add(VcpuState.capture(c, cpuids.get(c.id()), host, irqchip));
-            List<DeviceState> devices = new ArrayList<>();
-            synchronized (unclaimedDevices) {
-                for (Snapshottable d : snapshottables) devices.add(DeviceState.of(d));
+            checkPausedForSnapshot();
+            List<Snapshottable> quiesced = quiesceDevices();
+            try {
+                return captureQuiesced();
+            } finally {
+                resumeDevices(quiesced);
             }
-            return new MachineState(vmState, cpus, devices);
         }
+    }
+
+    private void checkPausedForSnapshot() {
+        if (started && !paused && !exitRequested())
+            throw new IllegalStateException("pause the VM before taking its state");
+    }
+
+    /**
+     * Quiesces the devices in registration order; if one fails, those already quiesced resume and the failure
+     * propagates. Returns the devices to resume.
+     */
+    private List<Snapshottable> quiesceDevices() {
+        List<Snapshottable> done = new ArrayList<>();
+        List<Snapshottable> all;
+        synchronized (unclaimedDevices) {
+            all = List.copyOf(snapshottables);
+        }
+        try {
+            for (Snapshottable d : all) {
+                d.quiesce();
+                done.add(d);
+            }
+        } catch (RuntimeException | Error e) {
+            resumeDevices(done);
+            throw e;
+        }
+        return done;
+    }
+
+    private static void resumeDevices(List<Snapshottable> devices) {
+        RuntimeException first = null;
+        for (Snapshottable d : devices.reversed()) {
+            try {
+                d.resumeAfterSnapshot();
+            } catch (RuntimeException e) { // every device gets its turn; the first failure is reported
+                if (first == null) first = e;
+                else first.addSuppressed(e);
+            }
+        }
+        if (first != null) throw first;
+    }
+
+    private MachineState captureQuiesced() {
+        HostCapabilities host = HostCapabilities.probe(kvm, vm);
+        VmState vmState = VmState.capture(vm, host, irqchip, pit);
+        List<VcpuState> cpus = new ArrayList<>();
+        for (Vcpu c : vcpus) cpus.add(VcpuState.capture(c, cpuids.get(c.id()), host, irqchip));
+        List<DeviceState> devices = new ArrayList<>();
+        synchronized (unclaimedDevices) {
+            for (Snapshottable d : snapshottables) devices.add(DeviceState.of(d));
+        }
+        return new MachineState(vmState, cpus, devices, Optional.ofNullable(machineDescription.get()));
     }
 
     /**
      * Writes a snapshot of this paused VM (its state and RAM) to {@code file}, replacing it atomically; the VM can be
-     * resumed afterwards, or closed, and recreated from the file with {@link #restore}.
+     * resumed afterwards, or closed, and recreated from the file with {@link #restore}. The devices stay quiesced
+     * until the RAM is written, so that no I/O thread changes guest memory under the copy.
      */
     public void snapshot(Path file) throws IOException {
         synchronized (snapshotLock) {
-            MachineState state = captureState();
-            String version = VirtualMachine.class.getPackage().getImplementationVersion();
-            SnapshotFile.write(file, state, memory, "jvmm " + (version != null ? version : "(development build)"));
+            checkPausedForSnapshot();
+            List<Snapshottable> quiesced = quiesceDevices();
+            try {
+                MachineState state = captureQuiesced();
+                String version = VirtualMachine.class.getPackage().getImplementationVersion();
+                SnapshotFile.write(file, state, memory, "jvmm " + (version != null ? version : "(development build)"));
+            } finally {
+                resumeDevices(quiesced);
+            }
         }
+    }
+
+    /** Whether the vCPUs are held by {@link #pause()}. */
+    public boolean paused() {
+        return paused;
     }
 
     /** Ends the run (status Stopped unless the guest already ended it) and waits for the vCPU threads. */

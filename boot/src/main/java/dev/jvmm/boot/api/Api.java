@@ -126,6 +126,17 @@ public final class Api {
                         instance.putMetrics(Json.read(r.body(), Bodies.Metrics.class));
                         return ApiResponse.noContent();
                     }
+                    case "snapshot" -> {
+                        if (p.equals(List.of("snapshot", "create"))) {
+                            instance.createSnapshot(Json.read(r.body(), Bodies.SnapshotCreateParams.class));
+                            return ApiResponse.noContent();
+                        }
+                        if (p.equals(List.of("snapshot", "load"))) {
+                            instance.loadSnapshot(Json.read(r.body(), Bodies.SnapshotLoadParams.class));
+                            return ApiResponse.noContent();
+                        }
+                        return invalid(r);
+                    }
                     case "jvmm" -> {
                         if (!p.equals(List.of("jvmm", "actions"))) return invalid(r);
                         return jvmmAction(Json.read(r.body(), Bodies.JvmmAction.class));

@@ -73,6 +73,27 @@ public final class Bodies {
     /** {@code PUT /logger}; {@code show_level} and {@code show_log_origin} are accepted and change nothing. */
     public record Logger(String logPath, String level, Boolean showLevel, Boolean showLogOrigin, String module) {}
 
+    /**
+     * {@code PUT /snapshot/create}. jvmm writes one file holding state and memory (see SnapshotFile):
+     * {@code mem_file_path}, when it names another file, becomes a second name (a hard link) of that file.
+     */
+    public record SnapshotCreateParams(String snapshotType, String snapshotPath, String memFilePath, String version) {}
+
+    /** {@code mem_backend} of {@code PUT /snapshot/load}: only {@code File}. */
+    public record MemoryBackend(String backendType, String backendPath) {}
+
+    /**
+     * {@code PUT /snapshot/load}, before anything is configured. The memory ({@code mem_backend}, or the older
+     * {@code mem_file_path}) must be the snapshot file itself, or another name of it.
+     */
+    public record SnapshotLoadParams(
+            String snapshotPath,
+            String memFilePath,
+            MemoryBackend memBackend,
+            Boolean enableDiffSnapshots,
+            Boolean trackDirtyPages,
+            Boolean resumeVm) {}
+
     /** {@code GET /}. */
     public record InstanceInfo(String id, String state, String vmmVersion, String appName) {}
 

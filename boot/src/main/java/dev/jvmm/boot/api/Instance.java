@@ -12,6 +12,7 @@ import dev.jvmm.devices.virtio.blk.BlockStats;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
 import dev.jvmm.devices.virtio.net.VirtioNet;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -304,8 +305,13 @@ public final class Instance implements AutoCloseable {
     }
 
     private void launch(Machine m, MachineConfig config, List<String> disks, List<String> nics) {
+        launch(m, config, disks, nics, false);
+    }
+
+    private void launch(Machine m, MachineConfig config, List<String> disks, List<String> nics, boolean paused) {
         try {
-            m.start();
+            if (paused) m.startPaused();
+            else m.start();
         } catch (RuntimeException e) {
             m.close();
             throw new ApiException(Kind.START_FAILED, "Start microvm error: " + e.getMessage());
@@ -313,7 +319,7 @@ public final class Instance implements AutoCloseable {
         current.set(m);
         started = true;
         launched = new Started(config, List.copyOf(disks), List.copyOf(nics), Instant.now(), System.nanoTime());
-        state = State.RUNNING;
+        state = paused ? State.PAUSED : State.RUNNING;
         if (metrics != null) metrics.startPeriodic();
         runner = Thread.ofPlatform().name("jvmm-run").start(() -> run(m, config));
     }
@@ -387,6 +393,127 @@ public final class Instance implements AutoCloseable {
             current.set(null);
             end.complete(new End(status, stats));
         }
+    }
+
+    // Snapshots.
+
+    /**
+     * PUT /snapshot/create: the paused machine to one file (state and memory, see SnapshotFile), written atomically;
+     * the machine stays paused. A {@code mem_file_path} other than the snapshot's own becomes a second name (a hard
+     * link) of the same file, so a client that keeps Firecracker's two paths finds both, and loading from either
+     * works. Only full snapshots.
+     */
+    public void createSnapshot(Bodies.SnapshotCreateParams b) {
+        if (b.snapshotPath() == null) throw new ApiException(Kind.BAD_JSON, "missing field `snapshot_path`");
+        String type = b.snapshotType() == null
+                ? "Full"
+                : Resources.variant(b.snapshotType(), "snapshot_type", "Full", "Diff");
+        if (!type.equals("Full"))
+            throw ApiException.invalid("Diff snapshots are not supported: jvmm takes Full snapshots only");
+        Path file = Path.of(b.snapshotPath());
+        Optional<Path> mem = Optional.ofNullable(b.memFilePath()).map(Path::of);
+        if (b.snapshotPath().isEmpty() || mem.map(p -> p.toString().isEmpty()).orElse(false))
+            throw ApiException.invalid("snapshot_path and mem_file_path must not be empty");
+        synchronized (lock) {
+            Machine m = runningMachine();
+            if (state != State.PAUSED)
+                throw new ApiException(
+                        Kind.VM_UNAVAILABLE, "Create snapshot error: the microVM must be paused (PATCH /vm Paused)");
+            try {
+                m.snapshot(file, false);
+                if (mem.isPresent() && !sameFile(mem.get(), file)) {
+                    Files.deleteIfExists(mem.get());
+                    Files.createLink(mem.get(), file);
+                }
+            } catch (IOException | RuntimeException e) {
+                throw new ApiException(
+                        Kind.VM_UNAVAILABLE,
+                        "Create snapshot error: "
+                                + (e instanceof java.nio.file.FileSystemException f
+                                        ? f.getFile() + ": " + f.getReason()
+                                        : e.getMessage()));
+            }
+        }
+    }
+
+    private static boolean sameFile(Path a, Path b) {
+        try {
+            return Files.exists(a) && Files.isSameFile(a, b);
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /**
+     * PUT /snapshot/load, before anything is configured: the machine saved in the file, restored in this process
+     * (its config comes from the file; console and debug devices are this process's), running if {@code resume_vm},
+     * else paused. The memory must be the snapshot file itself (jvmm keeps both in one).
+     */
+    public void loadSnapshot(Bodies.SnapshotLoadParams b) {
+        if (b.snapshotPath() == null || b.snapshotPath().isEmpty())
+            throw new ApiException(Kind.BAD_JSON, "missing field `snapshot_path`");
+        Path file = Path.of(b.snapshotPath());
+        Optional<String> memPath = Optional.ofNullable(b.memFilePath());
+        if (b.memBackend() != null) {
+            if (memPath.isPresent())
+                throw ApiException.invalid("give mem_backend or the older mem_file_path, not both");
+            if (b.memBackend().backendType() == null || b.memBackend().backendPath() == null)
+                throw new ApiException(Kind.BAD_JSON, "mem_backend needs backend_type and backend_path");
+            Resources.variant(b.memBackend().backendType(), "backend_type", "File", "Uffd");
+            if (!b.memBackend().backendType().equals("File"))
+                throw ApiException.invalid("backend_type Uffd is not supported: jvmm maps the snapshot file itself");
+            memPath = Optional.of(b.memBackend().backendPath());
+        }
+        if (memPath.isPresent() && !sameFile(Path.of(memPath.get()), file))
+            throw ApiException.invalid("Load snapshot error: the memory file " + memPath.get() + " is not " + file
+                    + " (or a link to it): jvmm keeps a snapshot's state and memory in one file");
+        synchronized (lock) {
+            requireNotStarted();
+            if (stopRequested) throw new ApiException(Kind.VM_UNAVAILABLE, "The microVM is being stopped.");
+            Resources r = resources; // the logger and metrics may be set first, as Firecracker allows
+            if (r.bootSource().isPresent()
+                    || !r.machine().equals(Resources.DEFAULT_MACHINE)
+                    || !r.drives().isEmpty()
+                    || !r.nics().isEmpty())
+                throw ApiException.invalid(
+                        "Loading a microVM snapshot not allowed after configuring boot-specific resources.");
+            restoreAndLaunch(file, Machine.RestoreOptions.DEFAULT, Boolean.TRUE.equals(b.resumeVm()));
+        }
+    }
+
+    /**
+     * Starts the machine a snapshot saved (jvmm restore, PUT /snapshot/load): its disks vda, vdb, ... and NICs
+     * net0, net1, ...; {@code extra} gives moved disks and whether to trust them, and this host's console.
+     */
+    public void restore(Path file, Machine.RestoreOptions extra, boolean resume) {
+        synchronized (lock) {
+            requireNotStarted();
+            if (stopRequested) throw new ApiException(Kind.VM_UNAVAILABLE, "The microVM is being stopped.");
+            restoreAndLaunch(file, extra, resume);
+        }
+    }
+
+    private void restoreAndLaunch(Path file, Machine.RestoreOptions extra, boolean resume) {
+        // The host's console and debug devices, as every machine of this run gets them.
+        MachineConfig hostParts =
+                host.machine().apply(MachineConfig.builder(file)).build();
+        Machine.RestoreOptions options = new Machine.RestoreOptions(
+                hostParts.console(), hostParts.debugcon(), extra.diskPaths(), extra.trustDisks());
+        Machine m;
+        try {
+            m = Machine.restore(file, options);
+        } catch (IOException e) {
+            throw ApiException.invalid("Load snapshot error: "
+                    + (e instanceof java.nio.file.NoSuchFileException
+                            ? file + " does not exist"
+                            : file + ": " + e.getMessage()));
+        } catch (dev.jvmm.core.snapshot.SnapshotException | BootException | dev.jvmm.kvm.SyscallException e) {
+            throw ApiException.invalid("Load snapshot error: " + e.getMessage());
+        }
+        List<String> disks = new ArrayList<>(), nics = new ArrayList<>();
+        for (int i = 0; i < m.disks().size(); i++) disks.add("vd" + (char) ('a' + Math.min(i, 25)));
+        for (int i = 0; i < m.nics().size(); i++) nics.add("net" + i);
+        launch(m, m.config(), disks, nics, !resume);
     }
 
     /** SendCtrlAltDel: the ACPI power button, which asks the guest OS for a clean shutdown (see README). */

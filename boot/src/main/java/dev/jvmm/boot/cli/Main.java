@@ -39,7 +39,9 @@ import picocli.CommandLine.Command;
             VmCommands.ResumeCommand.class,
             VmCommands.ShutdownCommand.class,
             VmCommands.RebootCommand.class,
-            VmCommands.DestroyCommand.class
+            VmCommands.DestroyCommand.class,
+            VmCommands.SaveCommand.class,
+            RunCommand.RestoreHelp.class
         })
 public final class Main implements Callable<Integer> {
     @CommandLine.Spec
@@ -80,7 +82,27 @@ public final class Main implements Callable<Integer> {
                 cl = new CommandLine(run).setCommandName("jvmm run");
                 args = rest;
             }
-            case "list", "info", "console", "suspend", "resume", "shutdown", "reboot", "destroy" -> {
+            case "restore" -> {
+                // jvmm restore FILE [options]: a run whose machine comes from the snapshot (RunCommand --restore).
+                RunCommand run = new RunCommand();
+                run.input = in;
+                run.env = env;
+                cl = new CommandLine(run).setCommandName("jvmm restore");
+                if (rest.length > 0 && !rest[0].startsWith("-")) {
+                    String[] translated = new String[rest.length + 1];
+                    translated[0] = "--restore";
+                    System.arraycopy(rest, 0, translated, 1, rest.length);
+                    args = translated;
+                } else if (rest.length > 0 && (rest[0].equals("--help") || rest[0].equals("-h"))) {
+                    cl = new CommandLine(new RunCommand.RestoreHelp()).setCommandName("jvmm restore");
+                    args = rest;
+                } else {
+                    err.println(
+                            "jvmm: restore needs the snapshot FILE first: jvmm restore FILE [--name NAME] [--detach]");
+                    return 1;
+                }
+            }
+            case "list", "info", "console", "suspend", "resume", "shutdown", "reboot", "destroy", "save" -> {
                 VmCommands.Verb verb = verb(first);
                 verb.env = env;
                 if (verb instanceof VmCommands.ConsoleCommand c) c.input = in;
@@ -133,6 +155,7 @@ public final class Main implements Callable<Integer> {
             case "resume" -> new VmCommands.ResumeCommand();
             case "shutdown" -> new VmCommands.ShutdownCommand();
             case "reboot" -> new VmCommands.RebootCommand();
+            case "save" -> new VmCommands.SaveCommand();
             default -> new VmCommands.DestroyCommand();
         };
     }

@@ -112,6 +112,23 @@ public final class RunCommand implements Callable<Integer> {
                     "The instance id the API reports (1 to 64 letters, digits and '-'; default: ${DEFAULT-VALUE}).")
     String id;
 
+    /** Set by 'jvmm restore FILE': the machine comes from the snapshot, not from options. */
+    @Option(names = "--restore", hidden = true, paramLabel = "FILE")
+    Path restore;
+
+    @Option(
+            names = "--disk-path",
+            paramLabel = "DISK=PATH",
+            description = "jvmm restore: disk DISK (vda, vdb, ...) of the snapshot is now at PATH (moved or copied);"
+                    + " it is checked by format and size instead of by file identity.")
+    java.util.Map<String, Path> diskPaths = new java.util.LinkedHashMap<>();
+
+    @Option(
+            names = "--trust-disks",
+            description = "jvmm restore: open the disks without checking that they are the images the snapshot was"
+                    + " taken with (a disk written since then may then look corrupt to the guest).")
+    boolean trustDisks;
+
     @Option(
             names = "--initrd",
             paramLabel = "PATH",
@@ -250,6 +267,9 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (restore != null) checkRestoreOptions();
+        else if (!diskPaths.isEmpty() || trustDisks)
+            throw new BootException(Kind.BAD_OPTION, "--disk-path and --trust-disks are for jvmm restore");
         if (detach) {
             if (name == null)
                 throw new BootException(
@@ -259,11 +279,11 @@ public final class RunCommand implements Callable<Integer> {
                     RuntimeDir.locate(env, RuntimeDir.uid()),
                     RuntimeDir.checkName(name, "--name"),
                     spec.commandLine().getParseResult().originalArgs(),
-                    kernel == null && configFile == null,
+                    kernel == null && configFile == null && restore == null,
                     spec.commandLine().getOut(),
                     spec.commandLine().getErr());
         }
-        if (apiSock != null || configFile != null || name != null)
+        if (apiSock != null || configFile != null || name != null || restore != null)
             return runInstance(spec.commandLine().getErr());
         if (consoleSock != null) throw new BootException(Kind.BAD_OPTION, "--console-sock needs --api-sock");
         if (kernel == null)
@@ -271,6 +291,32 @@ public final class RunCommand implements Callable<Integer> {
                     Kind.BAD_OPTION,
                     "Missing required option: '--kernel=PATH' (or configure the VM with --api-sock or --config-file)");
         return run(configure(), spec.commandLine().getErr());
+    }
+
+    /** Options a restore cannot take: the snapshot describes the machine. */
+    private static final java.util.List<String> NOT_WITH_RESTORE = java.util.List.of(
+            "--kernel",
+            "--initrd",
+            "--cmdline",
+            "--memory",
+            "--cpus",
+            "--disk",
+            "--net",
+            "--config-file",
+            "--cpu-features",
+            "--boot-path",
+            "--debug-exit");
+
+    private void checkRestoreOptions() {
+        for (String o : NOT_WITH_RESTORE)
+            if (spec.commandLine().getParseResult() != null
+                    && spec.commandLine().getParseResult().hasMatchedOption(o))
+                throw new BootException(
+                        Kind.BAD_OPTION, o + " cannot be combined with restore: the snapshot describes the machine");
+        for (String d : diskPaths.keySet())
+            if (!d.matches("vd[a-z]"))
+                throw new BootException(
+                        Kind.BAD_OPTION, "--disk-path names a disk vda, vdb, ... of the snapshot, not '" + d + "'");
     }
 
     /** Options that describe the machine, which the API or the configuration file describes instead. */
@@ -383,6 +429,17 @@ public final class RunCommand implements Callable<Integer> {
                     } catch (ApiException e) {
                         throw new BootException(
                                 Kind.BAD_CONFIG_FILE, "--config-file " + configFile + ": " + e.getMessage());
+                    }
+                } else if (restore != null) {
+                    Machine.RestoreOptions extra = Machine.RestoreOptions.DEFAULT.withTrustDisks(trustDisks);
+                    for (var e : diskPaths.entrySet()) extra = extra.withDiskPath(e.getKey(), e.getValue());
+                    try {
+                        instance.restore(restore, extra, true);
+                    } catch (ApiException e) {
+                        throw new BootException(
+                                Kind.SNAPSHOT_REFUSED,
+                                "restore " + restore + ": "
+                                        + e.getMessage().replaceFirst("^Load snapshot error: ", ""));
                     }
                 } else if (options != null) {
                     try {
@@ -586,5 +643,44 @@ public final class RunCommand implements Callable<Integer> {
         if (stats && machineStats != null) err.print(machineStats.format());
         err.flush();
         return status.exitCode();
+    }
+
+    /** The help of 'jvmm restore' (the command itself is a run with --restore). */
+    @Command(
+            name = "restore",
+            mixinStandardHelpOptions = true,
+            description = {
+                "Run a VM saved by 'jvmm save' (or PUT /snapshot/create) from where it was: the same machine, its"
+                        + " memory mapped copy-on-write from FILE, its disks reopened and checked to be the same"
+                        + " images. Console and exit status as for 'jvmm run'.",
+                "User-mode network connections do not survive (the guest's TCP connections are reset); a TAP"
+                        + " device is opened again by name."
+            })
+    static final class RestoreHelp implements Callable<Integer> {
+        @picocli.CommandLine.Parameters(index = "0", paramLabel = "FILE", description = "The snapshot file.")
+        Path file;
+
+        @Option(names = "--name", paramLabel = "NAME", description = "Run it as a named VM (see jvmm run --name).")
+        String name;
+
+        @Option(names = "--detach", description = "With --name: in the background, as jvmm run --detach.")
+        boolean detach;
+
+        @Option(names = "--disk-path", paramLabel = "DISK=PATH", description = "A disk that moved (vda=PATH).")
+        java.util.Map<String, Path> diskPaths;
+
+        @Option(names = "--trust-disks", description = "Do not check that the disks are the saved images.")
+        boolean trustDisks;
+
+        @Option(names = "--api-sock", paramLabel = "PATH", description = "Serve Firecracker's API, as jvmm run.")
+        Path apiSock;
+
+        @Option(names = "--debugcon", paramLabel = "stdio|file:PATH", description = "Where the debug console goes.")
+        String debugcon;
+
+        @Override
+        public Integer call() {
+            return 0;
+        }
     }
 }

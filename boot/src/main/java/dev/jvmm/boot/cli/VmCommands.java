@@ -40,6 +40,7 @@ import picocli.CommandLine.Spec;
  * shutdown    PUT /actions {"action_type": "SendCtrlAltDel"}, then waits for the VM's process to end
  * reboot      PUT /jvmm/actions {"action_type": "Reboot"} (--hard: "Reset")
  * destroy     PUT /jvmm/actions {"action_type": "Stop"}, then waits for the VM's process to end
+ * save        PATCH /vm Paused, PUT /snapshot/create, then Stop as destroy (--keep-running: PATCH /vm Resumed)
  * console     GET /jvmm/vm for console_socket, then raw bytes on that socket
  * </pre>
  *
@@ -464,6 +465,58 @@ final class VmCommands {
                 return 1;
             }
             out().println(name + " destroyed");
+            return 0;
+        }
+    }
+
+    @Command(
+            name = "save",
+            mixinStandardHelpOptions = true,
+            description = {
+                "Save a running named VM to FILE (its state and memory, one file) and stop it, as virsh save does;"
+                        + " 'jvmm restore FILE' runs it again where it was.",
+                "The VM is paused while it is saved; with --keep-running it is resumed afterwards. Its disks are"
+                        + " not copied: restore it with the images as they are now (a raw image written after the"
+                        + " save is refused)."
+            })
+    static final class SaveCommand extends OnVm {
+        @Parameters(index = "1", paramLabel = "FILE", description = "The snapshot file (replaced atomically).")
+        Path file;
+
+        @Option(names = "--keep-running", description = "Resume the VM after saving it instead of stopping it.")
+        boolean keepRunning;
+
+        @Override
+        public Integer call() throws InterruptedException, IOException {
+            Vm vm = vm();
+            String state = vm.json("/jvmm/vm").path("state").asText();
+            if (!state.equals("Running") && !state.equals("Paused"))
+                throw new BootException(
+                        Kind.VM_REQUEST_FAILED, name + " is " + state.toLowerCase(Locale.ROOT) + ": nothing to save");
+            boolean wasRunning = state.equals("Running");
+            String path = file.toAbsolutePath().toString();
+            String body = new com.fasterxml.jackson.databind.ObjectMapper()
+                    .writeValueAsString(Map.of("snapshot_type", "Full", "snapshot_path", path, "mem_file_path", path));
+            if (wasRunning) vm.call("PATCH", "/vm", "{\"state\": \"Paused\"}");
+            try {
+                vm.call("PUT", "/snapshot/create", body);
+            } catch (BootException e) {
+                if (wasRunning) vm.send("PATCH", "/vm", "{\"state\": \"Resumed\"}"); // as it was
+                throw e;
+            }
+            if (keepRunning) {
+                if (wasRunning) vm.call("PATCH", "/vm", "{\"state\": \"Resumed\"}");
+                out().println(name + " saved to " + path + (wasRunning ? "; it runs on" : "; it stays paused"));
+                return 0;
+            }
+            vm.askThenAwait("/jvmm/actions", STOP);
+            if (!vm.awaitEnd(DESTROY_WAIT)) {
+                err().println("jvmm: " + name + " was saved to " + path + " and stopped, but its process has not ended"
+                        + " within " + DESTROY_WAIT.toSeconds() + " s (pid "
+                        + vm.dir().pid(name).orElse(-1) + ")");
+                return 1;
+            }
+            out().println(name + " saved to " + path + " and stopped; 'jvmm restore " + path + "' runs it again");
             return 0;
         }
     }

@@ -4,6 +4,10 @@ import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.VmControl;
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.IrqLine;
+import dev.jvmm.core.snapshot.SnapshotException;
+import dev.jvmm.core.snapshot.Snapshottable;
+import dev.jvmm.core.snapshot.StateInput;
+import dev.jvmm.core.snapshot.StateOutput;
 import java.util.Objects;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
@@ -29,7 +33,7 @@ import org.slf4j.LoggerFactory;
  * the status and so lowers the line. The PM timer is the reference clock Linux checks other clocksources
  * against; its TMR_STS (the counter's top bit toggled) is kept, but TMR_EN raises no SCI: no OS relies on it.
  */
-public final class AcpiPm implements BusDevice {
+public final class AcpiPm implements BusDevice, Snapshottable {
     private static final Logger LOG = LoggerFactory.getLogger(AcpiPm.class);
     public static final int LENGTH = 12;
     public static final int PM1_EVT_OFFSET = 0, PM1_EVT_LENGTH = 4;
@@ -61,7 +65,7 @@ public final class AcpiPm implements BusDevice {
     private final VmControl control;
     private final IrqLine sci;
     private final LongSupplier nanoTime;
-    private final long startNanos;
+    private long startNanos; // guarded by this: a restore moves it
     // Guarded by this.
     private int status;
     private int enable;
@@ -180,5 +184,55 @@ public final class AcpiPm implements BusDevice {
             LOG.debug("ACPI sleep type {} is not offered; the guest wakes at once", type);
             status |= STS_WAK;
         }
+    }
+
+    // ---- snapshots
+
+    static final int STATE_VERSION = 1;
+
+    @Override
+    public String snapshotId() {
+        return "acpi-pm";
+    }
+
+    @Override
+    public int snapshotVersion() {
+        return STATE_VERSION;
+    }
+
+    /**
+     * The PM timer is saved as its count: a restored guest's timer goes on from there, as its TSC and kvm-clock do,
+     * rather than jumping by the time the snapshot lay on disk.
+     */
+    @Override
+    public synchronized void saveState(StateOutput out) {
+        out.u16(statusNow())
+                .u16(enable)
+                .u16(control16)
+                .bool(sciHigh)
+                .u64(timerEpochAtClear)
+                .u64(timerTicks());
+    }
+
+    @Override
+    public synchronized void restoreState(int version, StateInput in) {
+        int nStatus = in.u16("PM1 status"), nEnable = in.u16("PM1 enable"), nControl = in.u16("PM1 control");
+        boolean nSci = in.bool("SCI level");
+        long nEpoch = in.u64("timer epoch at TMR_STS clear");
+        long ticks = in.u64("PM timer count");
+        in.expectEnd();
+        if (ticks < 0 || (nEnable & ~EN_DEFINED) != 0 || (nControl & ~CNT_STORED) != 0)
+            throw new SnapshotException(
+                    SnapshotException.Kind.CORRUPT,
+                    in.where() + ": PM1 enable 0x" + Integer.toHexString(nEnable) + ", control 0x"
+                            + Integer.toHexString(nControl) + ", timer count " + ticks + " are out of range");
+        status = nStatus;
+        enable = nEnable;
+        control16 = nControl;
+        timerEpochAtClear = nEpoch;
+        long ns = ticks / PM_TIMER_HZ * 1_000_000_000L + (ticks % PM_TIMER_HZ) * 1_000_000_000L / PM_TIMER_HZ;
+        startNanos = nanoTime.getAsLong() - ns;
+        sciHigh = nSci;
+        sci.set(nSci); // whatever the restored interrupt controller holds
     }
 }

@@ -50,6 +50,17 @@ final class ByteQueue {
         return b;
     }
 
+    /** The bytes queued, oldest first, left in the queue. */
+    byte[] toArray() {
+        byte[] out = new byte[size];
+        int first = Math.min(size, buf.length - head);
+        if (size > 0) {
+            System.arraycopy(buf, head, out, 0, first);
+            System.arraycopy(buf, 0, out, first, size - first);
+        }
+        return out;
+    }
+
     void clear() {
         head = 0;
         size = 0;

@@ -2,6 +2,10 @@ package dev.jvmm.devices.legacy;
 
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.IrqLine;
+import dev.jvmm.core.snapshot.SnapshotException;
+import dev.jvmm.core.snapshot.Snapshottable;
+import dev.jvmm.core.snapshot.StateInput;
+import dev.jvmm.core.snapshot.StateOutput;
 import java.time.Clock;
 import java.time.DateTimeException;
 import java.time.Duration;
@@ -37,7 +41,7 @@ import org.slf4j.LoggerFactory;
  * between 16 MiB and 4 GiB in 64 KiB units, 0x5b-0x5d RAM above 4 GiB in 64 KiB units, 0x5f the vCPU count
  * minus one.
  */
-public final class CmosRtc implements BusDevice, AutoCloseable {
+public final class CmosRtc implements BusDevice, AutoCloseable, Snapshottable {
     private static final Logger LOG = LoggerFactory.getLogger(CmosRtc.class);
     public static final int INDEX_PORT = 0x70;
     public static final int PORT_COUNT = 2;
@@ -92,6 +96,8 @@ public final class CmosRtc implements BusDevice, AutoCloseable {
     private ScheduledExecutorService timer;
     private ScheduledFuture<?> wakeup;
     private boolean closed;
+    /** Held for a snapshot: no timer runs and the line does not move until resumed. */
+    private boolean quiesced;
 
     /**
      * An RTC with the host clock and memory bytes for a guest with ramBelow4g bytes of RAM below 4 GiB,
@@ -257,7 +263,7 @@ public final class CmosRtc implements BusDevice, AutoCloseable {
      * stays high from the first enabled event until status C is read, as the chip's IRQ output does.
      */
     private void updateInterrupt() {
-        if (closed) return;
+        if (closed || quiesced) return;
         long now = hostNanos();
         latchEvents(now);
         int enabled = ram[STATUS_B] & EVENTS;
@@ -410,6 +416,93 @@ public final class CmosRtc implements BusDevice, AutoCloseable {
     public synchronized int readCmos(int reg) {
         if (reg < 0 || reg > 0x7f) throw new IllegalArgumentException("CMOS register 0x" + Integer.toHexString(reg));
         return readRegister(reg);
+    }
+
+    // ---- snapshots
+
+    static final int STATE_VERSION = 1;
+
+    @Override
+    public String snapshotId() {
+        return "rtc@0x" + Integer.toHexString(INDEX_PORT);
+    }
+
+    @Override
+    public int snapshotVersion() {
+        return STATE_VERSION;
+    }
+
+    @Override
+    public synchronized void quiesce() {
+        quiesced = true;
+        if (wakeup != null) {
+            wakeup.cancel(false);
+            wakeup = null;
+        }
+    }
+
+    @Override
+    public synchronized void resumeAfterSnapshot() {
+        quiesced = false;
+        updateInterrupt();
+    }
+
+    /**
+     * The guest clock is saved as its offset from the host's clock, so a restored guest reads the host's time plus
+     * the same offset, as a PC's battery-backed clock goes on while the machine is off. The update cycle and the
+     * periodic timer are saved relative to the moment of the snapshot.
+     */
+    @Override
+    public synchronized void saveState(StateOutput out) {
+        long now = hostNanos();
+        latchEvents(now);
+        out.raw(ram).u8(index).u64(offset.getSeconds()).u32(offset.getNano());
+        out.bool(held != null);
+        if (held != null) out.u64(held.toEpochSecond(ZoneOffset.UTC)).u32(held.getNano());
+        out.u8(flags).bool(irqHigh);
+        out.u64(guestSecond(now) - lastUpdateSecond);
+        out.u64(nextPeriodicNanos == 0 ? -1 : nextPeriodicNanos - now);
+    }
+
+    @Override
+    public synchronized void restoreState(int version, StateInput in) {
+        byte[] nRam = in.raw("CMOS RAM", ram.length);
+        int nIndex = in.u8("index");
+        long offsetSeconds = in.u64("clock offset seconds");
+        int offsetNanos = in.u32("clock offset nanoseconds");
+        LocalDateTime nHeld = null;
+        boolean hasHeld = in.bool("clock held");
+        long heldSecond = hasHeld ? in.u64("held time") : 0;
+        int heldNano = hasHeld ? in.u32("held time nanoseconds") : 0;
+        int nFlags = in.u8("status C flags");
+        boolean nIrq = in.bool("IRQ level");
+        long sinceUpdate = in.u64("seconds since the last update cycle");
+        long untilPeriodic = in.u64("nanoseconds to the periodic interrupt");
+        in.expectEnd();
+        try {
+            if (offsetNanos < 0 || offsetNanos >= 1_000_000_000 || nIndex > 0x7f || (nFlags & ~EVENTS) != 0)
+                throw new DateTimeException("out of range");
+            if (hasHeld) nHeld = LocalDateTime.ofEpochSecond(heldSecond, heldNano, ZoneOffset.UTC);
+            Instant.now(clock).plus(Duration.ofSeconds(offsetSeconds, offsetNanos)); // representable
+        } catch (DateTimeException | ArithmeticException e) {
+            throw new SnapshotException(
+                    SnapshotException.Kind.CORRUPT,
+                    in.where() + ": index 0x" + Integer.toHexString(nIndex) + ", clock offset " + offsetSeconds
+                            + " s + " + offsetNanos + " ns, status C 0x" + Integer.toHexString(nFlags)
+                            + (hasHeld ? ", held time " + heldSecond + " s" : "") + " are not an RTC's state");
+        }
+        System.arraycopy(nRam, 0, ram, 0, ram.length);
+        index = nIndex;
+        offset = Duration.ofSeconds(offsetSeconds, offsetNanos);
+        held = nHeld;
+        flags = nFlags;
+        long now = hostNanos();
+        lastUpdateSecond = guestSecond(now) - Math.max(0, Math.min(sinceUpdate, DAY_SECONDS));
+        long period = periodNanos();
+        nextPeriodicNanos = period == 0 || untilPeriodic == -1 ? 0 : now + Math.max(0, Math.min(untilPeriodic, period));
+        irqHigh = nIrq;
+        irq.set(nIrq); // whatever the restored interrupt controller holds
+        updateInterrupt();
     }
 
     /** Stops the timer; the line is left as it is (the VM is going away). */

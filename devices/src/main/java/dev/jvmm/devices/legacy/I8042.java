@@ -4,6 +4,10 @@ import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.VmControl;
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.IrqLine;
+import dev.jvmm.core.snapshot.SnapshotException;
+import dev.jvmm.core.snapshot.Snapshottable;
+import dev.jvmm.core.snapshot.StateInput;
+import dev.jvmm.core.snapshot.StateOutput;
 import java.util.Objects;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -18,7 +22,7 @@ import org.slf4j.LoggerFactory;
  * The data port (0x60) and the status/command port (0x64) are two one-byte claims: register
  * {@link #dataPort()} and {@link #commandPort()}.
  */
-public final class I8042 {
+public final class I8042 implements Snapshottable {
     private static final Logger LOG = LoggerFactory.getLogger(I8042.class);
     public static final int DATA_PORT = 0x60;
     public static final int COMMAND_PORT = 0x64;
@@ -230,5 +234,66 @@ public final class I8042 {
             auxLevel = aux;
             auxIrq.set(aux);
         }
+    }
+
+    // ---- snapshots
+
+    static final int STATE_VERSION = 1;
+
+    @Override
+    public String snapshotId() {
+        return "i8042";
+    }
+
+    @Override
+    public int snapshotVersion() {
+        return STATE_VERSION;
+    }
+
+    @Override
+    public synchronized void saveState(StateOutput out) {
+        out.raw(ram)
+                .u8(outputPort)
+                .u16(pendingCommand + 1)
+                .bool(lastWriteWasCommand)
+                .u8(lastRead);
+        out.u8(queueCount);
+        for (int i = 0; i < queueCount; i++) out.u16(queue[(queueHead + i) % OUTPUT_QUEUE]);
+    }
+
+    @Override
+    public synchronized void restoreState(int version, StateInput in) {
+        byte[] nRam = in.raw("controller RAM", ram.length);
+        int nOut = in.u8("output port");
+        int nPending = in.u16("pending command") - 1;
+        boolean nLastCmd = in.bool("last write was a command");
+        int nLastRead = in.u8("last byte read");
+        int n = in.u8("output queue length");
+        if (n > OUTPUT_QUEUE || nPending > 0xff)
+            throw new SnapshotException(
+                    SnapshotException.Kind.CORRUPT,
+                    in.where() + ": " + n + " queued bytes (at most " + OUTPUT_QUEUE + "), pending command "
+                            + nPending);
+        int[] q = new int[n];
+        for (int i = 0; i < n; i++) {
+            q[i] = in.u16("output queue entry");
+            if ((q[i] & ~(0xff | FROM_AUX | TIMED_OUT)) != 0)
+                throw new SnapshotException(
+                        SnapshotException.Kind.CORRUPT,
+                        in.where() + ": output queue entry 0x" + Integer.toHexString(q[i]) + " has unknown bits");
+        }
+        in.expectEnd();
+        System.arraycopy(nRam, 0, ram, 0, ram.length);
+        outputPort = nOut;
+        pendingCommand = nPending;
+        lastWriteWasCommand = nLastCmd;
+        lastRead = nLastRead;
+        queueHead = 0;
+        queueCount = n;
+        System.arraycopy(q, 0, queue, 0, n);
+        // The lines are driven to what the queue says, whatever the restored interrupt controller holds.
+        keyboardLevel = !(queueCount > 0 && (queue[0] & FROM_AUX) == 0 && (ram[0] & CTR_KBDINT) != 0);
+        auxLevel = !(queueCount > 0 && (queue[0] & FROM_AUX) != 0 && (ram[0] & CTR_AUXINT) != 0);
+        updateIrqs();
     }
 }

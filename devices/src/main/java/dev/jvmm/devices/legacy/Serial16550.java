@@ -2,6 +2,9 @@ package dev.jvmm.devices.legacy;
 
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.IrqLine;
+import dev.jvmm.core.snapshot.Snapshottable;
+import dev.jvmm.core.snapshot.StateInput;
+import dev.jvmm.core.snapshot.StateOutput;
 import java.io.OutputStream;
 import java.util.Objects;
 import org.slf4j.Logger;
@@ -25,7 +28,7 @@ import org.slf4j.LoggerFactory;
  * <p>The interrupt line is level: high while an enabled interrupt is pending, gated by MCR.OUT2 as on a PC
  * (and off in loopback mode, where the chip forces OUT2 inactive). It is changed only when its level changes.
  */
-public final class Serial16550 implements BusDevice, AutoCloseable {
+public final class Serial16550 implements BusDevice, AutoCloseable, Snapshottable {
     private static final Logger LOG = LoggerFactory.getLogger(Serial16550.class);
 
     /** COM1's port base and IRQ on a PC. */
@@ -354,6 +357,81 @@ public final class Serial16550 implements BusDevice, AutoCloseable {
         } finally {
             roomWaiters--;
         }
+    }
+
+    // ---- snapshots
+
+    /** The state's layout: registers, the receive FIFO, then the host input not yet in it. */
+    static final int STATE_VERSION = 1;
+
+    @Override
+    public String snapshotId() {
+        return "serial@0x" + Integer.toHexString(COM1_BASE);
+    }
+
+    @Override
+    public int snapshotVersion() {
+        return STATE_VERSION;
+    }
+
+    /** Everything the guest printed before the snapshot reaches the console before it is taken. */
+    @Override
+    public void quiesce() {
+        output.flush();
+    }
+
+    @Override
+    public synchronized void saveState(StateOutput out) {
+        out.u8(ier).u8(lcr).u8(mcr).u8(scr).u8(dll).u8(dlm);
+        out.bool(fifoEnabled).u8(triggerLevel).u8(lineErrors).u8(modemLines).u8(modemDeltas);
+        out.bool(thrEmptyPending);
+        byte[] fifo = new byte[rxCount];
+        for (int i = 0; i < rxCount; i++) fifo[i] = rxFifo[(rxHead + i) % FIFO_SIZE];
+        out.bytes(fifo);
+        // Host input the guest has not read yet (typed or pasted before the snapshot) is the guest's to read.
+        out.bytes(backlog.toArray());
+    }
+
+    @Override
+    public synchronized void restoreState(int version, StateInput in) {
+        int nIer = in.u8("IER"), nLcr = in.u8("LCR"), nMcr = in.u8("MCR"), nScr = in.u8("SCR");
+        int nDll = in.u8("DLL"), nDlm = in.u8("DLM");
+        boolean nFifo = in.bool("FIFO enabled");
+        int nTrigger = in.u8("trigger level");
+        int nErrors = in.u8("line errors"), nLines = in.u8("modem lines"), nDeltas = in.u8("modem deltas");
+        boolean nThre = in.bool("THR empty pending");
+        byte[] fifo = in.bytes("receive FIFO", FIFO_SIZE);
+        byte[] pending = in.bytes("input backlog", backlog.maxCapacity());
+        in.expectEnd();
+        if (java.util.Arrays.stream(TRIGGER_LEVELS).noneMatch(l -> l == nTrigger)
+                || (nIer & ~0x0f) != 0
+                || (nMcr & ~0x1f) != 0
+                || fifo.length > (nFifo ? FIFO_SIZE : 1))
+            throw new dev.jvmm.core.snapshot.SnapshotException(
+                    dev.jvmm.core.snapshot.SnapshotException.Kind.CORRUPT,
+                    in.where() + ": IER 0x" + Integer.toHexString(nIer) + ", MCR 0x" + Integer.toHexString(nMcr)
+                            + ", trigger level " + nTrigger + ", " + fifo.length + " bytes in the receive FIFO"
+                            + " are not a state a 16550A can be in");
+        ier = nIer;
+        lcr = nLcr;
+        mcr = nMcr;
+        scr = nScr;
+        dll = nDll;
+        dlm = nDlm;
+        fifoEnabled = nFifo;
+        triggerLevel = nTrigger;
+        lineErrors = nErrors & (LSR_OE | LSR_PE | LSR_FE | LSR_BI);
+        modemLines = nLines;
+        modemDeltas = nDeltas & 0x0f;
+        thrEmptyPending = nThre;
+        rxHead = 0;
+        rxCount = fifo.length;
+        System.arraycopy(fifo, 0, rxFifo, 0, fifo.length);
+        backlog.clear();
+        backlog.offer(pending, 0, pending.length);
+        // The line is driven to what the registers say, whatever the restored interrupt controller holds.
+        irqLevel = pendingInterrupt() != IIR_NONE && (mcr & (MCR_OUT2 | MCR_LOOP)) == MCR_OUT2;
+        irq.set(irqLevel);
     }
 
     /** Host input bytes dropped because the backlog was full. */

@@ -2,6 +2,9 @@ package dev.jvmm.devices.pci;
 
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.MsiRoute;
+import dev.jvmm.core.snapshot.SnapshotException;
+import dev.jvmm.core.snapshot.StateInput;
+import dev.jvmm.core.snapshot.StateOutput;
 import java.util.function.Supplier;
 
 /**
@@ -195,6 +198,43 @@ public final class MsixCapability implements AutoCloseable {
             @Override
             public void write(long offset, int size, long value) {}
         };
+    }
+
+    /** The vector table and the pending bits (enable and function mask live in config space). */
+    public synchronized void saveState(StateOutput out) {
+        out.u32(vectors);
+        for (int v = 0; v < vectors; v++)
+            out.u64(address[v]).u32(data[v]).bool(masked[v]).bool(pending[v]);
+    }
+
+    /**
+     * Loads what {@link #saveState} wrote. Call before the owner's config space is restored, which sets enable and
+     * the function mask and so delivers what is pending and unmasked. Routes are made again on first use (a new
+     * VM has none: KVM's GSI routes and irqfds do not survive a snapshot).
+     */
+    public synchronized void restoreState(StateInput in) {
+        int n = in.u32("MSI-X vectors");
+        if (n != vectors)
+            throw new SnapshotException(
+                    SnapshotException.Kind.MACHINE_MISMATCH,
+                    in.where() + ": the snapshot has " + Integer.toUnsignedString(n) + " MSI-X vectors, this device "
+                            + vectors);
+        long[] a = new long[n];
+        int[] d = new int[n];
+        boolean[] m = new boolean[n], p = new boolean[n];
+        for (int v = 0; v < n; v++) {
+            a[v] = in.u64("MSI-X address");
+            d[v] = in.u32("MSI-X data");
+            m[v] = in.bool("MSI-X mask");
+            p[v] = in.bool("MSI-X pending");
+        }
+        System.arraycopy(a, 0, address, 0, n);
+        System.arraycopy(d, 0, data, 0, n);
+        System.arraycopy(m, 0, masked, 0, n);
+        System.arraycopy(p, 0, pending, 0, n);
+        java.util.Arrays.fill(routeStale, true);
+        enabled = false; // until the config space says otherwise
+        functionMasked = false;
     }
 
     /** Back to reset state: disabled, every vector masked, nothing pending (routes kept for reuse). */

@@ -3,6 +3,9 @@ package dev.jvmm.devices.pci;
 import dev.jvmm.core.bus.Bus;
 import dev.jvmm.core.bus.BusDevice;
 import dev.jvmm.core.irq.IrqLine;
+import dev.jvmm.core.snapshot.SnapshotException;
+import dev.jvmm.core.snapshot.StateInput;
+import dev.jvmm.core.snapshot.StateOutput;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -319,6 +322,59 @@ public abstract class PciFunction {
         boolean level = intxAsserted && !disabled;
         if (intx != null && level != intxDriven) intx.set(level);
         intxDriven = level;
+    }
+
+    // --- snapshots --------------------------------------------------------------------------------------------
+
+    /**
+     * Writes the configuration space (BARs, command, capabilities' registers) and the INTx level; MSI-X's table
+     * is its owner's to save. For the owner's {@code Snapshottable}.
+     */
+    public final void saveConfig(StateOutput out) {
+        synchronized (lock) {
+            out.raw(config);
+            synchronized (intxLock) {
+                out.bool(intxAsserted);
+            }
+        }
+    }
+
+    /**
+     * Loads what {@link #saveConfig} wrote into this function as built: bytes the guest cannot write must be
+     * the same (the same device, with the same capabilities), or the snapshot is of another machine. BARs are
+     * claimed again where the guest had placed them (and {@link #barMoved} re-registers what hangs on them),
+     * MSI-X takes its control register, and INTA# is driven as it was.
+     */
+    public final void restoreConfig(StateInput in) {
+        byte[] saved = in.raw("PCI configuration space", CONFIG_SIZE);
+        boolean asserted = in.bool("INTx asserted");
+        synchronized (lock) {
+            for (int i = 0; i < CONFIG_SIZE; i++) {
+                if (i >= BAR0 && i < BAR0 + 24) continue; // checked below against each BAR's size
+                if (i == STATUS || i == STATUS + 1) continue; // the interrupt bit is not kept here
+                int fixed = ~writeMask[i] & 0xff;
+                if (((saved[i] ^ config[i]) & fixed) != 0)
+                    throw new SnapshotException(
+                            SnapshotException.Kind.MACHINE_MISMATCH,
+                            in.where() + ": PCI configuration byte 0x" + Integer.toHexString(i) + " was 0x"
+                                    + Integer.toHexString(saved[i] & 0xff) + ", this " + name + " has 0x"
+                                    + Integer.toHexString(config[i] & 0xff) + " (a different device)");
+            }
+            for (int i = 0; i < CONFIG_SIZE; i++) {
+                if (i >= BAR0 && i < BAR0 + 24) {
+                    writeBarByte(i, saved[i]);
+                } else if (i != STATUS && i != STATUS + 1) {
+                    config[i] = saved[i];
+                }
+            }
+            updateMappings();
+            if (msix != null) msix.controlWritten(get16(msix.capabilityOffset() + 2));
+        }
+        synchronized (intxLock) {
+            intxAsserted = asserted;
+            intxDriven = !(asserted && !intxDisabled()); // forces the line to be driven to its level
+            driveIntxLocked(intxDisabled());
+        }
     }
 
     // --- little-endian helpers over config --------------------------------------------------------------------

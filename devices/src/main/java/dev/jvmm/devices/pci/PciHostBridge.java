@@ -11,7 +11,7 @@ import dev.jvmm.core.bus.BusDevice;
  * <p>Slot 0 holds the host bridge function itself (class 06:00), which Linux's direct-access probe looks
  * for.
  */
-public final class PciHostBridge {
+public final class PciHostBridge implements dev.jvmm.core.snapshot.Snapshottable {
     public static final int CONFIG_ADDRESS_PORT = 0xcf8;
     /** Ports claimed for mechanism #1: 0xCF8-0xCFF. */
     public static final int CONFIG_PORTS_LENGTH = 8;
@@ -171,5 +171,34 @@ public final class PciHostBridge {
                         (int) value);
             }
         };
+    }
+
+    // ---- snapshots: the config address register and the bridge's own function; each attached function is its
+    // owner's to save (a virtio-pci transport saves its function with its own state).
+
+    static final int STATE_VERSION = 1;
+
+    @Override
+    public String snapshotId() {
+        return "pci-host";
+    }
+
+    @Override
+    public int snapshotVersion() {
+        return STATE_VERSION;
+    }
+
+    @Override
+    public synchronized void saveState(dev.jvmm.core.snapshot.StateOutput out) {
+        out.u32(configAddress);
+        devices[0].saveConfig(out);
+    }
+
+    @Override
+    public synchronized void restoreState(int version, dev.jvmm.core.snapshot.StateInput in) {
+        int address = in.u32("config address");
+        devices[0].restoreConfig(in);
+        in.expectEnd();
+        configAddress = address;
     }
 }

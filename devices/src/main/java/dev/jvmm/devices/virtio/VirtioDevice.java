@@ -83,6 +83,30 @@ public interface VirtioDevice {
         return true;
     }
 
+    // ---- snapshots: the transport saves the device's own state in its section, under the device's version.
+
+    /** The version of what {@link #saveState} writes; 0 for a device with no state beyond its transport's. */
+    default int stateVersion() {
+        return 0;
+    }
+
+    /** The device's own state (the transport's and the queues' are the transport's); runs quiesced. */
+    default void saveState(dev.jvmm.core.snapshot.StateOutput out) {}
+
+    /**
+     * Loads what {@link #saveState} wrote at {@code version} (at most {@link #stateVersion()}), after the transport
+     * restored itself and, if the driver had the device running, {@link #activate activated} it again.
+     */
+    default void restoreState(int version, dev.jvmm.core.snapshot.StateInput in) {}
+
+    /**
+     * A snapshot is about to be taken: stop taking work from outside the queues (a network backend's frames)
+     * until {@link #resumeAfterSnapshot}. The transport has already stopped servicing the queues.
+     */
+    default void quiesce() {}
+
+    default void resumeAfterSnapshot() {}
+
     /** What the transport offers an active device. */
     interface Context {
         /** Sends a used-buffer notification for the queue if the driver has not suppressed it. */

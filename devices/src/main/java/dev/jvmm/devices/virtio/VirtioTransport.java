@@ -2,6 +2,10 @@ package dev.jvmm.devices.virtio;
 
 import dev.jvmm.core.event.EventFd;
 import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.core.snapshot.SnapshotException;
+import dev.jvmm.core.snapshot.Snapshottable;
+import dev.jvmm.core.snapshot.StateInput;
+import dev.jvmm.core.snapshot.StateOutput;
 import dev.jvmm.devices.Threads;
 import java.util.Arrays;
 import java.util.List;
@@ -23,7 +27,7 @@ import org.slf4j.LoggerFactory;
  * <p>Locking: register accesses (vCPU threads) synchronize on this object; the I/O thread never takes that
  * lock (status is atomic and interrupts have their own), so a reset may join the I/O thread while holding it.
  */
-public abstract class VirtioTransport implements AutoCloseable {
+public abstract class VirtioTransport implements AutoCloseable, Snapshottable {
     private static final Logger LOG = LoggerFactory.getLogger(VirtioTransport.class);
 
     protected final VirtioDevice device;
@@ -40,6 +44,8 @@ public abstract class VirtioTransport implements AutoCloseable {
     private volatile boolean closed;
     private final java.util.concurrent.atomic.LongAdder busNotifications = new java.util.concurrent.atomic.LongAdder();
     private volatile Consumer<String> brokenListener = name -> {};
+    /** Held by the I/O thread while it services the queues, and by a snapshot to keep it from them. */
+    private final java.util.concurrent.locks.ReentrantLock serviceLock = new java.util.concurrent.locks.ReentrantLock();
 
     private final VirtioDevice.Context context = new VirtioDevice.Context() {
         @Override
@@ -185,8 +191,13 @@ public abstract class VirtioTransport implements AutoCloseable {
     }
 
     private void activate() {
+        activate(true);
+    }
+
+    /** Starts the device; {@code fresh}: its queues start at zero (false: a restore set their positions). */
+    private void activate(boolean fresh) {
         try {
-            for (Virtqueue q : queues) if (q.isReady()) q.activate(memory, negotiatedFeatures);
+            if (fresh) for (Virtqueue q : queues) if (q.isReady()) q.activate(memory, negotiatedFeatures);
             device.activate(memory, negotiatedFeatures, List.of(queues), context);
         } catch (RuntimeException e) {
             fail("activation failed: " + e.getMessage());
@@ -211,7 +222,12 @@ public abstract class VirtioTransport implements AutoCloseable {
                 return;
             }
             if (!running) return;
-            serviceQueues();
+            serviceLock.lock();
+            try {
+                if (running) serviceQueues();
+            } finally {
+                serviceLock.unlock();
+            }
         }
     }
 
@@ -318,6 +334,118 @@ public abstract class VirtioTransport implements AutoCloseable {
         if (offset < 0 || size <= 0 || offset + size > device.configSize()) return;
         device.writeConfig(offset, size, value);
     }
+
+    // ---- snapshots
+
+    /** The layout of this class's part of the state; the subclass and the device version their own parts. */
+    static final int STATE_VERSION = 1;
+
+    @Override
+    public String snapshotId() {
+        return "virtio:" + name;
+    }
+
+    @Override
+    public int snapshotVersion() {
+        return STATE_VERSION;
+    }
+
+    /**
+     * Waits for the I/O thread to finish the queues it is servicing (a virtio-blk request completes before the
+     * snapshot) and holds it off them, then quiesces the device. Every request the device took is then used.
+     */
+    @Override
+    public void quiesce() {
+        serviceLock.lock();
+        try {
+            device.quiesce();
+        } catch (RuntimeException | Error e) {
+            serviceLock.unlock();
+            throw e;
+        }
+    }
+
+    @Override
+    public void resumeAfterSnapshot() {
+        try {
+            device.resumeAfterSnapshot();
+        } finally {
+            if (serviceLock.isHeldByCurrentThread()) serviceLock.unlock();
+            // Notifications that came meanwhile were taken by the waiting thread, which services them now; a kick
+            // more is harmless.
+            if (!closed) notifyEvent.signal();
+        }
+    }
+
+    @Override
+    public final synchronized void saveState(StateOutput out) {
+        out.u64(device.deviceFeatures()).u8(device.deviceType());
+        out.u8(status.get()).u8(configGeneration.get()).u64(driverFeatures).u64(negotiatedFeatures);
+        out.u16(queues.length);
+        for (Virtqueue q : queues) q.saveState(out);
+        StateOutput t = new StateOutput();
+        saveTransportState(t);
+        out.bytes(t.toByteArray());
+        StateOutput d = new StateOutput();
+        device.saveState(d);
+        out.u32(device.stateVersion()).bytes(d.toByteArray());
+    }
+
+    /**
+     * Loads the state into this transport as built (not yet used by a guest): the same device with the same
+     * features, or a MACHINE_MISMATCH. A device the driver had running is activated again, its queues at their
+     * saved positions, and its I/O thread started; then the device loads its own state.
+     */
+    @Override
+    public final synchronized void restoreState(int version, StateInput in) {
+        long offered = in.u64("device features");
+        int type = in.u8("device type");
+        if (offered != device.deviceFeatures() || type != device.deviceType())
+            throw new SnapshotException(
+                    SnapshotException.Kind.MACHINE_MISMATCH,
+                    in.where() + ": the snapshot's device type " + type + " offered features 0x"
+                            + Long.toHexString(offered) + "; this " + name + " is type " + device.deviceType()
+                            + " offering 0x" + Long.toHexString(device.deviceFeatures())
+                            + " (a different device, backend or option such as read-only)");
+        int nStatus = in.u8("device status"), nGeneration = in.u8("config generation");
+        long nDriver = in.u64("driver features"), nNegotiated = in.u64("negotiated features");
+        int nQueues = in.u16("queue count");
+        if (nQueues != queues.length || (nNegotiated & ~offered) != 0)
+            throw new SnapshotException(
+                    SnapshotException.Kind.MACHINE_MISMATCH,
+                    in.where() + ": " + nQueues + " queues and negotiated features 0x" + Long.toHexString(nNegotiated)
+                            + " do not fit this " + name + " with " + queues.length + " queues");
+        if (ioThread != null) throw new IllegalStateException(name + ": restore into a transport already in use");
+        driverFeatures = nDriver;
+        negotiatedFeatures = nNegotiated;
+        for (Virtqueue q : queues) q.restoreState(in, memory, nNegotiated);
+        byte[] transport = in.bytes("transport state", in.remaining());
+        int deviceVersion = in.u32("device state version");
+        byte[] deviceState = in.bytes("device state", in.remaining());
+        in.expectEnd();
+        if (deviceVersion < 0 || deviceVersion > device.stateVersion())
+            throw new SnapshotException(
+                    SnapshotException.Kind.UNSUPPORTED_VERSION,
+                    in.where() + ": the device's state is version " + Integer.toUnsignedString(deviceVersion)
+                            + "; this jvmm's " + device.getClass().getSimpleName() + " reads up to "
+                            + device.stateVersion());
+        configGeneration.set(nGeneration);
+        status.set(nStatus);
+        StateInput t = StateInput.of(transport, in.where() + " transport");
+        restoreTransportState(t);
+        t.expectEnd();
+        boolean running = (nStatus & DeviceStatus.DRIVER_OK) != 0 && (nStatus & DeviceStatus.FAILED) == 0;
+        if (running) activate(false);
+        StateInput d = StateInput.of(deviceState, in.where() + " device");
+        if (deviceVersion > 0) device.restoreState(deviceVersion, d);
+        d.expectEnd();
+    }
+
+    /** The subclass's registers (selectors, interrupt state, PCI configuration); runs quiesced. */
+    protected abstract void saveTransportState(StateOutput out);
+
+    /** Loads what {@link #saveTransportState} wrote; before the device is activated again. */
+    protected abstract void restoreTransportState(StateInput in);
 
     /** Sends a used-buffer notification for queue {@code index} (I/O thread). */
     protected abstract void raiseQueueInterrupt(int index);

@@ -387,6 +387,55 @@ public final class Virtqueue {
         return availIndex() != nextAvail;
     }
 
+    // ---- snapshots
+
+    /** The driver's configuration and the device's position in the rings (used by the transport's state). */
+    public void saveState(dev.jvmm.core.snapshot.StateOutput out) {
+        out.u16(size).u64(descAddress).u64(driverAddress).u64(deviceAddress).bool(ready);
+        out.bool(active)
+                .bool(broken)
+                .u16(nextAvail)
+                .u16(nextUsed)
+                .u16(lastSignalledUsed)
+                .bool(signalledOnce);
+    }
+
+    /**
+     * Loads what {@link #saveState} wrote into a queue just reset. An active queue is activated again with
+     * {@code features} (its layout checked against {@code memory} as at first activation) and then resumes at the
+     * saved position, so no chain is taken or used twice.
+     */
+    public void restoreState(dev.jvmm.core.snapshot.StateInput in, GuestMemory memory, long features) {
+        int nSize = in.u16("queue size");
+        long desc = in.u64("descriptor table"), driver = in.u64("driver area"), device = in.u64("device area");
+        boolean nReady = in.bool("queue ready"), nActive = in.bool("queue active"), nBroken = in.bool("queue broken");
+        int avail = in.u16("next available"), used = in.u16("next used"), signalled = in.u16("last signalled used");
+        boolean once = in.bool("signalled once");
+        reset();
+        size = nSize;
+        descAddress = desc;
+        driverAddress = driver;
+        deviceAddress = device;
+        ready = nReady;
+        if (!nActive) return;
+        if (!nReady)
+            throw new dev.jvmm.core.snapshot.SnapshotException(
+                    dev.jvmm.core.snapshot.SnapshotException.Kind.CORRUPT,
+                    in.where() + ": a queue active but not ready");
+        try {
+            activate(memory, features);
+        } catch (VirtqueueException e) {
+            throw new dev.jvmm.core.snapshot.SnapshotException(
+                    dev.jvmm.core.snapshot.SnapshotException.Kind.CORRUPT,
+                    in.where() + ": the saved queue layout does not fit the restored memory: " + e.getMessage());
+        }
+        nextAvail = avail;
+        nextUsed = used;
+        lastSignalledUsed = signalled;
+        signalledOnce = once;
+        broken = nBroken;
+    }
+
     /** The device's next used index (for tests and diagnostics). */
     public int nextUsed() {
         return nextUsed;

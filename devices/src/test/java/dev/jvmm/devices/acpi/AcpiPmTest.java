@@ -112,4 +112,32 @@ class AcpiPmTest {
         assertEquals(0, pm.read(7, 1));
         assertEquals(0, pm.read(100, 2));
     }
+
+    @Test
+    void aSnapshotKeepsTheRegistersAndTheTimerGoesOnFromItsCount() {
+        now += 2_000_000_000L;
+        pm.write(2, 2, 0x0100);
+        pm.pressPowerButton();
+        long timer = pm.read(AcpiPm.PM_TMR_OFFSET, 4);
+        dev.jvmm.core.snapshot.DeviceState saved = dev.jvmm.core.snapshot.DeviceState.of(pm);
+
+        // Restored in another process whose monotonic clock is somewhere else entirely.
+        long[] later = {987_654_321_000L};
+        List<Boolean> sciB = new ArrayList<>();
+        AcpiPm b = new AcpiPm(exits::add, sciB::add, () -> later[0]);
+        saved.restoreInto(b);
+        assertEquals(List.of(true), sciB, "the SCI is driven as it was");
+        assertEquals(timer, b.read(AcpiPm.PM_TMR_OFFSET, 4), "the timer goes on from its count");
+        later[0] += 1_000_000_000L;
+        assertEquals((timer + 3_579_545) & 0xffffff, b.read(AcpiPm.PM_TMR_OFFSET, 4));
+        assertEquals(pm.read(0, 2) & 0x0100, b.read(0, 2) & 0x0100, "PWRBTN_STS");
+        assertEquals(0x0100, b.read(2, 2), "PWRBTN_EN");
+
+        byte[] cut = java.util.Arrays.copyOf(saved.state(), saved.state().length - 1);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(
+                dev.jvmm.core.snapshot.SnapshotException.class,
+                () -> new dev.jvmm.core.snapshot.DeviceState(saved.id(), 1, cut)
+                        .restoreInto(new AcpiPm(exits::add, sciB::add, () -> 0)));
+        assertEquals(dev.jvmm.core.snapshot.SnapshotException.Kind.CORRUPT, e.kind());
+    }
 }

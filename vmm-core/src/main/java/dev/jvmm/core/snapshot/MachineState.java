@@ -2,11 +2,23 @@ package dev.jvmm.core.snapshot;
 
 import java.util.HashSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 
-/** A paused machine's state outside guest RAM: KVM's VM-wide state, each vCPU's, each device's. */
-public record MachineState(VmState vm, List<VcpuState> vcpus, List<DeviceState> devices) {
+/**
+ * A paused machine's state outside guest RAM: KVM's VM-wide state, each vCPU's, each device's, and optionally the
+ * description of the machine built around the VM (a machine builder's config, opaque here), from which a builder
+ * recreates the same devices before their states are loaded.
+ */
+public record MachineState(
+        VmState vm, List<VcpuState> vcpus, List<DeviceState> devices, Optional<DeviceState> machine) {
+    /** Without a machine description: a bare VM whose devices the caller attaches itself. */
+    public MachineState(VmState vm, List<VcpuState> vcpus, List<DeviceState> devices) {
+        this(vm, vcpus, devices, Optional.empty());
+    }
+
     public MachineState {
+        java.util.Objects.requireNonNull(machine);
         vcpus = List.copyOf(vcpus);
         devices = List.copyOf(devices);
         if (vcpus.isEmpty()) throw new IllegalArgumentException("a machine has at least one vCPU");

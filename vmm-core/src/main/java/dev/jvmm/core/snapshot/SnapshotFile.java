@@ -33,6 +33,7 @@ import java.util.zip.CRC32C;
  *                META  the writer (jvmm version) and when          MEMR  guest RAM regions and where they lie
  *                KVMV  VM-wide KVM state ({@link VmState})          VCPU  one per vCPU, in id order ({@link VcpuState})
  *                DEVS  one per device ({@link DeviceState})
+ *                MACH  optional: the machine builder's description of the machine (its config), for rebuilding it
  * memory offset (page-aligned) guest RAM, region after region; all-zero pages are holes never written
  * </pre>
  *
@@ -60,7 +61,8 @@ public final class SnapshotFile {
         MEMORY("MEMR", 1),
         VM("KVMV", VmState.VERSION),
         VCPU("VCPU", VcpuState.VERSION),
-        DEVICE("DEVS", 1);
+        DEVICE("DEVS", 1),
+        MACHINE("MACH", 1);
 
         final byte[] bytes;
         final int version;
@@ -193,6 +195,14 @@ public final class SnapshotFile {
                     1,
                     true,
                     o -> o.string(d.id()).u32(d.version()).bytes(d.state()));
+        // Not required: a bare VirtualMachine restore attaches its own devices and has no use for it.
+        state.machine()
+                .ifPresent(m -> section(
+                        out,
+                        Tag.MACHINE,
+                        1,
+                        false,
+                        o -> o.string(m.id()).u32(m.version()).bytes(m.state())));
         return out.toByteArray();
     }
 
@@ -330,6 +340,7 @@ public final class SnapshotFile {
         VmState vm = null;
         List<VcpuState> vcpus = new ArrayList<>();
         List<DeviceState> devices = new ArrayList<>();
+        DeviceState machine = null;
         Set<String> deviceIds = new HashSet<>();
         List<String> skipped = new ArrayList<>();
         while (all.remaining() > 0) {
@@ -392,12 +403,27 @@ public final class SnapshotFile {
                                 + " (ids must be unique and non-empty, versions at least 1)");
                     devices.add(new DeviceState(id, v, bytes));
                 }
+                case MACHINE -> {
+                    if (machine != null) throw SnapshotException.corrupt(file + ": two MACH sections");
+                    String id = in.string("machine id", DeviceState.MAX_ID);
+                    int v = in.u32("machine description version");
+                    byte[] bytes = in.bytes("machine description", in.remaining());
+                    if (id.isEmpty() || v < 1)
+                        throw SnapshotException.corrupt(where + ": machine description '" + id + "' version " + v);
+                    machine = new DeviceState(id, v, bytes);
+                }
             }
             in.expectEnd();
         }
         if (creator == null || memory == null || vm == null || vcpus.isEmpty())
             throw SnapshotException.corrupt(file + ": a snapshot needs META, MEMR, KVMV and at least one VCPU section");
-        return new SnapshotFile(file, creator, created, new MachineState(vm, vcpus, devices), memory, skipped);
+        return new SnapshotFile(
+                file,
+                creator,
+                created,
+                new MachineState(vm, vcpus, devices, java.util.Optional.ofNullable(machine)),
+                memory,
+                skipped);
     }
 
     private static List<MemoryImage> readMemory(StateInput in, long memoryOffset, long memoryLength) {

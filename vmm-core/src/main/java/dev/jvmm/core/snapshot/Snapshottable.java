@@ -22,4 +22,15 @@ public interface Snapshottable {
      * caller refuses newer ones). Should end with {@link StateInput#expectEnd()}.
      */
     void restoreState(int version, StateInput in);
+
+    /**
+     * Before a snapshot of a running machine (its vCPUs already paused): stop everything that could change the
+     * device's state or guest memory on its own (I/O threads, timers, backend callbacks), finishing what is in
+     * flight, and return once the device is still. {@link #resumeAfterSnapshot} undoes it. Called once per
+     * snapshot, in registration order; a device with no thread of its own needs nothing.
+     */
+    default void quiesce() {}
+
+    /** After the snapshot (written or failed): the device works on as before {@link #quiesce}. */
+    default void resumeAfterSnapshot() {}
 }

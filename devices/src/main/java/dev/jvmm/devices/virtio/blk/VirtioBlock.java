@@ -290,6 +290,48 @@ public final class VirtioBlock implements VirtioDevice {
         }
     }
 
+    // ---- snapshots: requests are served whole on the transport's I/O thread, so a quiesced disk has none in
+    // flight; what is left is the configuration the guest read, which must still describe the disk.
+
+    @Override
+    public int stateVersion() {
+        return 1;
+    }
+
+    /**
+     * The transport holds the I/O thread off the queues already; what the guest wrote is flushed, so that the image
+     * (a qcow2 image's metadata included) is whole on disk for a restore in another process.
+     */
+    @Override
+    public void quiesce() {
+        if (backend.readOnly()) return;
+        try {
+            backend.flush();
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(
+                    "flushing the disk before the snapshot failed: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public void saveState(dev.jvmm.core.snapshot.StateOutput out) {
+        out.u64(capacitySectors).bool(readOnly).u32(options.blockSize());
+    }
+
+    @Override
+    public void restoreState(int version, dev.jvmm.core.snapshot.StateInput in) {
+        long capacity = in.u64("capacity");
+        boolean ro = in.bool("read-only");
+        int blockSize = in.u32("block size");
+        in.expectEnd();
+        if (capacity != capacitySectors || ro != readOnly || blockSize != options.blockSize())
+            throw new dev.jvmm.core.snapshot.SnapshotException(
+                    dev.jvmm.core.snapshot.SnapshotException.Kind.MACHINE_MISMATCH,
+                    in.where() + ": the guest knew a disk of " + capacity + " sectors" + (ro ? ", read-only" : "")
+                            + ", blocks of " + blockSize + "; this disk has " + capacitySectors + " sectors"
+                            + (readOnly ? ", read-only" : "") + ", blocks of " + options.blockSize());
+    }
+
     /** The bytes a request moves, for the bandwidth bucket: reads and writes count, as in Firecracker. */
     private static long dataBytes(BlockRequest request) {
         return switch (request) {

@@ -244,6 +244,27 @@ public final class VirtioMmioTransport extends VirtioTransport implements BusDev
     }
 
     @Override
+    protected void saveTransportState(dev.jvmm.core.snapshot.StateOutput out) {
+        out.u32(deviceFeaturesSel).u32(driverFeaturesSel).u32(queueSel).u8(interruptStatus());
+    }
+
+    /**
+     * The pin is signalled again when an interrupt was pending: the restored interrupt controller may hold it, or
+     * not (its irqfd is new), and a spurious virtio interrupt costs the driver one look at InterruptStatus.
+     */
+    @Override
+    protected void restoreTransportState(dev.jvmm.core.snapshot.StateInput in) {
+        deviceFeaturesSel = in.u32("device features select");
+        driverFeaturesSel = in.u32("driver features select");
+        queueSel = in.u32("queue select");
+        int pending = in.u8("interrupt status") & (INT_USED_BUFFER | INT_CONFIG_CHANGE);
+        synchronized (irqLock) {
+            interruptStatus = pending;
+        }
+        if (pending != 0) irq.trigger();
+    }
+
+    @Override
     protected void resetInterrupts() {
         synchronized (irqLock) {
             interruptStatus = 0; // an asserted level pin drops at the next EOI and is not asserted again

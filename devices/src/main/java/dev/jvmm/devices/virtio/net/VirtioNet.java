@@ -136,6 +136,8 @@ public final class VirtioNet implements VirtioDevice {
     private volatile long mac;
     private volatile boolean linkUp = true;
     private volatile Active active;
+    /** A snapshot is being taken: frames from the backend wait (see {@link #quiesce}). */
+    private volatile boolean held;
     /** Null when unlimited; shared by the queue pairs, as Firecracker's are per interface. */
     private final RateLimiter rxLimiter, txLimiter;
 
@@ -563,7 +565,7 @@ public final class VirtioNet implements VirtioDevice {
         @Override
         public boolean deliver(MemorySegment frame) {
             synchronized (rx) {
-                if (stopped || !rx.isActive() || rx.isBroken()) {
+                if (stopped || held || !rx.isActive() || rx.isBroken()) {
                     wanted = true;
                     return false;
                 }
@@ -691,6 +693,104 @@ public final class VirtioNet implements VirtioDevice {
         public void backendFailed(String where, Throwable cause) {
             a.context.broken(where, cause);
         }
+    }
+
+    // ---- snapshots
+
+    /**
+     * Frames the backend delivers from now on wait in the backend (deliver answers false, as for a full queue);
+     * one being written into the receive queue is finished first.
+     */
+    @Override
+    public void quiesce() {
+        held = true;
+        Active a = active;
+        if (a != null)
+            for (Port p : a.ports) {
+                synchronized (p.rx) { // waits for a delivery in progress
+                    p.wanted = true;
+                }
+            }
+    }
+
+    @Override
+    public void resumeAfterSnapshot() {
+        held = false;
+        Active a = active;
+        if (a == null) return;
+        for (Port p : a.ports) {
+            synchronized (p.rx) {
+                p.wanted = false;
+            }
+            List<NetQueue> nq = a.netQueues;
+            if (p.pair < nq.size()) nq.get(p.pair).rxReady();
+        }
+    }
+
+    @Override
+    public int stateVersion() {
+        return 1;
+    }
+
+    /**
+     * The MAC address, the link, and while the driver has the device its receive filter and the queue pairs in
+     * use. Nothing of the backend: a TAP device is opened again by name, and user-mode networking starts afresh
+     * (its connections belong to the process that saved the snapshot).
+     */
+    @Override
+    public void saveState(dev.jvmm.core.snapshot.StateOutput out) {
+        out.u64(mac).bool(linkUp);
+        Active a = active;
+        out.bool(a != null);
+        if (a == null) return;
+        RxFilter f = a.filter;
+        out.bool(f.promiscuous()).bool(f.allMulticast()).bool(f.allUnicast());
+        out.bool(f.noMulticast()).bool(f.noUnicast()).bool(f.noBroadcast());
+        out.bool(f.unicastOverflow()).bool(f.multicastOverflow());
+        out.u32(f.unicast().length);
+        for (long m : f.unicast()) out.u64(m);
+        out.u32(f.multicast().length);
+        for (long m : f.multicast()) out.u64(m);
+        out.u16(a.pairsInUse);
+    }
+
+    @Override
+    public void restoreState(int version, dev.jvmm.core.snapshot.StateInput in) {
+        long nMac = in.u64("MAC address");
+        boolean nLink = in.bool("link up");
+        boolean wasActive = in.bool("driver active");
+        Active a = active;
+        if (wasActive != (a != null))
+            throw new dev.jvmm.core.snapshot.SnapshotException(
+                    dev.jvmm.core.snapshot.SnapshotException.Kind.CORRUPT,
+                    in.where() + ": the NIC was " + (wasActive ? "" : "not ") + "in use by its driver, but its"
+                            + " transport's status says otherwise");
+        if ((nMac >>> 48) != 0)
+            throw new dev.jvmm.core.snapshot.SnapshotException(
+                    dev.jvmm.core.snapshot.SnapshotException.Kind.CORRUPT,
+                    in.where() + ": MAC address 0x" + Long.toHexString(nMac) + " is wider than 48 bits");
+        mac = nMac;
+        linkUp = nLink;
+        if (a == null) {
+            in.expectEnd();
+            return;
+        }
+        boolean promisc = in.bool("promiscuous"), allMulti = in.bool("all multicast"), allUni = in.bool("all unicast");
+        boolean noMulti = in.bool("no multicast"), noUni = in.bool("no unicast"), noBcast = in.bool("no broadcast");
+        boolean uniOverflow = in.bool("unicast overflow"), multiOverflow = in.bool("multicast overflow");
+        long[] uni = new long[in.count("unicast table", RxFilter.TABLE_ENTRIES, 8)];
+        for (int i = 0; i < uni.length; i++) uni[i] = in.u64("unicast address");
+        long[] multi = new long[in.count("multicast table", RxFilter.TABLE_ENTRIES, 8)];
+        for (int i = 0; i < multi.length; i++) multi[i] = in.u64("multicast address");
+        int pairs = in.u16("queue pairs in use");
+        in.expectEnd();
+        if (pairs < 1 || pairs > a.pairs)
+            throw new dev.jvmm.core.snapshot.SnapshotException(
+                    dev.jvmm.core.snapshot.SnapshotException.Kind.CORRUPT,
+                    in.where() + ": " + pairs + " queue pairs in use, the device has " + a.pairs);
+        a.filter = new RxFilter(
+                promisc, allMulti, allUni, noMulti, noUni, noBcast, uni, multi, uniOverflow, multiOverflow);
+        if (pairs != a.pairsInUse) startBackend(a, pairs);
     }
 
     // ---- control queue ----

@@ -394,6 +394,36 @@ public final class VirtioPciTransport extends VirtioTransport {
     }
 
     @Override
+    protected void saveTransportState(dev.jvmm.core.snapshot.StateOutput out) {
+        out.u32(deviceFeatureSelect).u32(driverFeatureSelect).u16(queueSelect).u16(configVector);
+        for (int v : queueVectors) out.u16(v);
+        synchronized (isrLock) {
+            out.u8(isr);
+        }
+        msix.saveState(out);
+        function.saveConfig(out);
+    }
+
+    /**
+     * The MSI-X table first, then the configuration space, which places BAR0 where the guest had it (and with it
+     * the notify ioeventfds) and enables MSI-X, delivering what was pending and unmasked.
+     */
+    @Override
+    protected void restoreTransportState(dev.jvmm.core.snapshot.StateInput in) {
+        deviceFeatureSelect = in.u32("device feature select");
+        driverFeatureSelect = in.u32("driver feature select");
+        queueSelect = in.u16("queue select");
+        configVector = validVector(in.u16("config vector"));
+        for (int q = 0; q < queueVectors.length; q++) queueVectors[q] = validVector(in.u16("queue vector"));
+        int nIsr = in.u8("ISR") & (ISR_QUEUE | ISR_CONFIG);
+        msix.restoreState(in);
+        function.restoreConfig(in);
+        synchronized (isrLock) {
+            isr = nIsr;
+        }
+    }
+
+    @Override
     protected void resetInterrupts() {
         synchronized (isrLock) {
             isr = 0;

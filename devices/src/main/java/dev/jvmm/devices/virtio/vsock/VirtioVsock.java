@@ -290,6 +290,54 @@ public final class VirtioVsock implements VirtioDevice {
         a.context.kick();
     }
 
+    // ---- snapshots
+
+    /** A snapshot is being taken: nothing goes into the receive queue (host bytes wait in the host's streams). */
+    private volatile boolean held;
+
+    @Override
+    public void quiesce() {
+        held = true;
+        Active a = active;
+        if (a != null)
+            synchronized (a.rx) { // waits for a backend thread filling the receive queue
+                a.rx.isActive();
+            }
+    }
+
+    @Override
+    public void resumeAfterSnapshot() {
+        held = false;
+        Active a = active;
+        if (a != null) a.context.kick(); // what the host sent meanwhile goes to the guest now
+    }
+
+    @Override
+    public int stateVersion() {
+        return 1;
+    }
+
+    /**
+     * The guest's CID only: connections belong to the host programs of the process that saved the snapshot. A
+     * restored device starts with none and, as Firecracker's does, tells the guest so with a transport reset event,
+     * after which the guest's sockets are reset and new connections work.
+     */
+    @Override
+    public void saveState(dev.jvmm.core.snapshot.StateOutput out) {
+        out.u64(options.guestCid());
+    }
+
+    @Override
+    public void restoreState(int version, dev.jvmm.core.snapshot.StateInput in) {
+        long cid = in.u64("guest CID");
+        in.expectEnd();
+        if (cid != options.guestCid())
+            throw new dev.jvmm.core.snapshot.SnapshotException(
+                    dev.jvmm.core.snapshot.SnapshotException.Kind.MACHINE_MISMATCH,
+                    in.where() + ": the guest had CID " + cid + ", this vsock device has " + options.guestCid());
+        transportReset();
+    }
+
     private enum State {
         /** The guest asked; the host's connect is in progress. */
         CONNECTING,
@@ -517,7 +565,7 @@ public final class VirtioVsock implements VirtioDevice {
 
         /** Puts owed packets into the guest's receive buffers, at most {@code budget}; caller holds rx. */
         void pump(int budget) {
-            if (!rx.isActive() || rx.isBroken() || !live()) return;
+            if (held || !rx.isActive() || rx.isBroken() || !live()) return;
             boolean used = false;
             try {
                 while (budget > 0 && hasRxWork()) {

@@ -515,6 +515,29 @@ class VirtioVsockTest {
     }
 
     @Test
+    void aRestoredDeviceTellsTheGuestItsConnectionsAreGone() throws Exception {
+        start();
+        connect(65536);
+        dev.jvmm.core.snapshot.StateOutput saved = new dev.jvmm.core.snapshot.StateOutput();
+        device.saveState(saved);
+        long ev = guest.ram.alloc(8, 4);
+        guest.event.add(out(ev, 8));
+        guest.driver.notifyQueue(VirtioVsock.EVENT);
+        // What the transport does after activating the device again on a restore.
+        device.restoreState(1, dev.jvmm.core.snapshot.StateInput.of(saved.toByteArray(), "device vsock"));
+        assertTrue(TestDriver.awaitUsed(guest.event, 1, 5000), "the event was delivered");
+        guest.event.takeUsed();
+        assertEquals(VirtioVsock.EVENT_TRANSPORT_RESET, guest.ram.memory.readInt(ev));
+        assertEquals(0, device.connections());
+
+        byte[] otherCid = new dev.jvmm.core.snapshot.StateOutput().u64(CID + 1).toByteArray();
+        var e = org.junit.jupiter.api.Assertions.assertThrows(
+                dev.jvmm.core.snapshot.SnapshotException.class,
+                () -> device.restoreState(1, dev.jvmm.core.snapshot.StateInput.of(otherCid, "device vsock")));
+        assertEquals(dev.jvmm.core.snapshot.SnapshotException.Kind.MACHINE_MISMATCH, e.kind());
+    }
+
+    @Test
     void deviceResetClosesEveryHostSide() throws Exception {
         start();
         FakeVsockBackend.Stream s = connect(65536);
