@@ -175,23 +175,6 @@ class BlockRequestExecutorTest {
         assertEquals(60_000_000_000L, f.sumNanos(), "recorded as the histogram's highest value");
     }
 
-    @Test
-    void countingARequestAndItsLatencyAllocatesNothingOnceCompiled() {
-        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
-        BlockRequest read = new BlockRequest.Read(0, List.of(bytes(512, 0)), status);
-        BlockRequest flush = new BlockRequest.Flush(status);
-        // Interpreted code allocates (the type switch's bootstrap, boxing); the JIT's code must not. Rounds go on
-        // until one is compiled, which takes longer on a loaded machine.
-        List<Long> rounds = new java.util.ArrayList<>();
-        for (int round = 0; round < 50; round++) {
-            long before = threads.getCurrentThreadAllocatedBytes();
-            for (int i = 0; i < 100_000; i++) stats.served((i & 1) == 0 ? read : flush, i * 41L);
-            rounds.add(threads.getCurrentThreadAllocatedBytes() - before);
-            if (rounds.getLast() < 1024) return;
-        }
-        throw new AssertionError("bytes allocated per 100000 requests counted, round by round: " + rounds);
-    }
-
     /** HdrHistogram at two significant digits: within 1% (or 512 ns), rounded up. */
     static void assertWithin(long expected, long actual) {
         long slack = Math.max(expected / 100, 512);
