@@ -263,7 +263,8 @@ class DebianGuestKvmTest {
         ssh(
                 sshPort,
                 "setsid -f perl /tmp/listen.pl </dev/null >/tmp/listen.log 2>&1;"
-                        + " for i in $(seq 100); do [ -e /tmp/vsock-ready ] && break; sleep 0.1; done; test -e /tmp/vsock-ready");
+                        + " for i in $(seq 100); do [ -e /tmp/vsock-ready ] && break; sleep 0.1; done;"
+                        + " test -e /tmp/vsock-ready");
         try (SocketChannel c = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
             c.write(ByteBuffer.wrap("CONNECT 5001\n".getBytes(StandardCharsets.UTF_8)));
             BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(c)));

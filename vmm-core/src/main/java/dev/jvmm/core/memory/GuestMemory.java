@@ -11,8 +11,8 @@ import java.util.Comparator;
 import java.util.List;
 
 /**
- * Guest RAM: regions of anonymous memory (or of a snapshot file, mapped copy-on-write), addressed by guest-physical address (a plain {@code long} named
- * {@code gpa}: a wrapper type would allocate on every access of the hot paths).
+ * Guest RAM: regions of anonymous memory (or of a snapshot file, mapped copy-on-write), addressed by guest-physical
+ * address (a plain {@code long} named {@code gpa}: a wrapper type would allocate on every access of the hot paths).
  *
  * <p>Every access is bounds-checked against the regions, so a guest-supplied address can at worst raise
  * {@link GuestMemoryException}; no device sees a host pointer, only bounded {@link MemorySegment} views.

@@ -20,7 +20,7 @@ public final class SnapshotException extends RuntimeException {
         CORRUPT,
         /** A section this jvmm does not know is marked as required to restore the machine. */
         UNKNOWN_SECTION,
-        /** This host's KVM cannot give the restored machine what the snapshot needs (an MSR, XSAVE size, a capability). */
+        /** This host's KVM cannot give the restored machine what the snapshot needs (an MSR, XSAVE size, ...). */
         HOST_INCOMPATIBLE,
         /** The machine being restored into differs from the one that was saved (a device without saved state). */
         MACHINE_MISMATCH

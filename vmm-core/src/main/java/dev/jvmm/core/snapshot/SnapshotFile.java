@@ -358,7 +358,8 @@ public final class SnapshotFile {
                     throw new SnapshotException(
                             Kind.UNKNOWN_SECTION,
                             file + " has a section " + name
-                                    + " this jvmm does not know and that is required to restore it (a newer jvmm wrote it)");
+                                    + " this jvmm does not know and that is required to restore it"
+                                    + " (a newer jvmm wrote it)");
                 skipped.add(name);
                 continue;
             }

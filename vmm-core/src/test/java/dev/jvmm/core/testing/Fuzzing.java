@@ -24,8 +24,8 @@ import java.util.stream.Stream;
  * per JVM and only for the duration its annotation fixes, so it serves for replaying the saved inputs, which a
  * normal test run does.)
  *
- * <p>System properties: {@code jvmm.fuzz.seconds} (default 5: the suite runs every target) how long each target runs; {@code jvmm.fuzz.target}
- * runs only the targets whose {@code Class#method} contains it; {@code jvmm.fuzz.corpus} a folder to keep each
+ * <p>System properties: {@code jvmm.fuzz.seconds} (default 5: the suite runs every target) how long each target
+ * runs; {@code jvmm.fuzz.target} runs only the targets whose {@code Class#method} contains it; {@code jvmm.fuzz.corpus} a folder to keep each
  * target's corpus in between runs (default: the module's target/fuzz).
  */
 public final class Fuzzing {

@@ -69,8 +69,8 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Properties, checked after every action: nothing thrown out of the stack's frame handling (the harness calls
  * {@link EthernetStage#receive} past {@link UserNetStack#fromGuest}'s backstop, so a missing length check shows up
  * as the IndexOutOfBoundsException it is) and no failure reported to the device; every frame sent to the guest well
- * formed (see {@link Session#checkFrame}), within the MTU unless it is TCP within the MSS the guest announced; the budget
- * for host-bound data between 0 and its limit; no host connection or datagram anywhere but the harness's own
+ * formed (see {@link Session#checkFrame}), within the MTU unless it is TCP within the MSS the guest announced; the
+ * budget for host-bound data between 0 and its limit; no host connection or datagram anywhere but the harness's own
  * loopback service; ARP, DHCP and ping to the gateway answered when asked properly. After each input, with the guest
  * detached, the budget and the stack's direct memory (on an allocator of the harness's own) must be all given back.
  *
@@ -911,7 +911,7 @@ class UserNetFuzzTest {
 
         // ---- to the stack and back ----
 
-        /** Transmits as UserNetBackend's queue does, straight into the stack's frame handling; checks what came back. */
+        /** Transmits as UserNetBackend's queue does, straight into the stack's frame handling; checks the replies. */
         List<byte[]> transmit(byte[] f) throws Exception {
             last = f;
             noteMss(f);
