@@ -25,8 +25,9 @@ import java.util.stream.Stream;
  * normal test run does.)
  *
  * <p>System properties: {@code jvmm.fuzz.seconds} (default 5: the suite runs every target) how long each target
- * runs; {@code jvmm.fuzz.target} runs only the targets whose {@code Class#method} contains it; {@code jvmm.fuzz.corpus} a folder to keep each
- * target's corpus in between runs (default: the module's target/fuzz).
+ * runs; {@code jvmm.fuzz.target} runs only the targets whose {@code Class#method} contains it;
+ * {@code jvmm.fuzz.corpus} a folder to keep each target's corpus in between runs (default: the module's
+ * target/fuzz).
  */
 public final class Fuzzing {
     /** What a run did: libFuzzer's executions and its exit code (0: no finding). */
