@@ -160,10 +160,18 @@ class SnapshotKvmTest {
                 assertEquals(s.debugRegs(), b.debugRegs(), "vCPU " + i + " debug registers");
                 assertEquals(s.cpuid(), b.cpuid(), "vCPU " + i + " CPUID");
                 assertEquals(s.unreadableMsrs(), b.unreadableMsrs(), "vCPU " + i + " unreadable MSRs");
-                assertEquals(withoutTsc(s.msrs()), withoutTsc(b.msrs()), "vCPU " + i + " MSRs but the TSC");
-                long tsc = tsc(s.msrs()), tscBack = tsc(b.msrs());
+                assertEquals(withoutClocks(s.msrs()), withoutClocks(b.msrs()), "vCPU " + i + " MSRs but the clocks");
+                long tsc = msr(s.msrs(), VcpuState.MSR_IA32_TSC), tscBack = msr(b.msrs(), VcpuState.MSR_IA32_TSC);
                 // The TSC runs on from the saved value: not reset, not far ahead (a minute at 10 GHz)
                 assertTrue(tscBack >= tsc && tscBack - tsc < 600_000_000_000L, tsc + " -> " + tscBack);
+                // So do Hyper-V's time counters where KVM lists them (AMD-V/VT-x hosts; kvm_pvm does not), in 100 ns
+                for (int counter : HYPERV_TIME_COUNTERS) {
+                    if (s.msrs().stream().noneMatch(m -> m.index() == counter)) continue;
+                    long v = msr(s.msrs(), counter), vBack = msr(b.msrs(), counter);
+                    assertTrue(
+                            vBack >= v && vBack - v < 600_000_000L,
+                            String.format("MSR 0x%x: %d -> %d", counter, v, vBack));
+                }
             }
             assertEquals(saved.vm().irqchips(), back.vm().irqchips(), "PICs and IOAPIC");
             assertEquals(saved.devices(), back.devices(), "the ticket device");
@@ -225,13 +233,19 @@ class SnapshotKvmTest {
         }
     }
 
-    private static List<VcpuState.Msr> withoutTsc(List<VcpuState.Msr> msrs) {
-        return msrs.stream().filter(m -> m.index() != VcpuState.MSR_IA32_TSC).toList();
+    /** HV_X64_MSR_VP_RUNTIME and HV_X64_MSR_TIME_REF_COUNT: they count time, as the TSC does. */
+    private static final List<Integer> HYPERV_TIME_COUNTERS = List.of(0x40000010, 0x40000020);
+
+    /** The MSRs without those that count time (the TSC, Hyper-V's time counters). */
+    private static List<VcpuState.Msr> withoutClocks(List<VcpuState.Msr> msrs) {
+        return msrs.stream()
+                .filter(m -> m.index() != VcpuState.MSR_IA32_TSC && !HYPERV_TIME_COUNTERS.contains(m.index()))
+                .toList();
     }
 
-    private static long tsc(List<VcpuState.Msr> msrs) {
+    private static long msr(List<VcpuState.Msr> msrs, int index) {
         return msrs.stream()
-                .filter(m -> m.index() == VcpuState.MSR_IA32_TSC)
+                .filter(m -> m.index() == index)
                 .findFirst()
                 .orElseThrow()
                 .value();
