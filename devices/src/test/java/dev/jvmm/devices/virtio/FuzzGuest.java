@@ -297,6 +297,17 @@ public final class FuzzGuest {
             setAvailIdx(availIdx + 1);
         }
 
+        /** A hostile driver's raw write: a descriptor of the ring's table, every field fuzzed. */
+        public void fuzzDescriptor(FuzzInput in) {
+            setDescriptor(
+                    in.below(ring.size()), pickAddress(in), pickLength(in), pickFlags(in), pickIndex(in, ring.size()));
+        }
+
+        /** A hostile driver's raw write: the available index set anywhere, or moved by a signed byte. */
+        public void fuzzAvailIdx(FuzzInput in) {
+            setAvailIdx(in.bool() ? in.u16() : availIdx() + (byte) in.u8());
+        }
+
         public void setAvailIdx(int idx) {
             availIdx = idx & 0xffff;
             if (valid(ring.avail() + 2, 2)) memory.writeShort(ring.avail() + 2, (short) availIdx);
@@ -358,6 +369,11 @@ public final class FuzzGuest {
      * buffers, and totals at most 4 GiB; an indirect table holds at most the maximum queue size of descriptors, and
      * only the last descriptor of a chain may be indirect). An independent statement of those rules, for comparing.
      */
+    /** A hostile driver's raw write: an entry of the indirect table at {@link #INDIRECT}, every field fuzzed. */
+    public void fuzzIndirectDescriptor(FuzzInput in) {
+        putDescriptor(INDIRECT + 16L * in.below(64), pickAddress(in), pickLength(in), pickFlags(in), pickIndex(in, 64));
+    }
+
     public Walk walk(Ring ring, int nextAvail, int maxSize, boolean indirectNegotiated) {
         int size = ring.size();
         int availIdx = memory.readShort(ring.avail() + 2) & 0xffff;

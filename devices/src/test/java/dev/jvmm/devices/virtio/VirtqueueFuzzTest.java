@@ -107,25 +107,13 @@ class VirtqueueFuzzTest {
         if (!activate()) return;
         for (int op = 0; op < MAX_OPS && in.more(); op++) {
             switch (in.u8() % OPS) {
-                case OP_DESC, OP_DESC2 ->
-                    driver.setDescriptor(
-                            in.below(ring.size()),
-                            guest.pickAddress(in),
-                            FuzzGuest.pickLength(in),
-                            FuzzGuest.pickFlags(in),
-                            FuzzGuest.pickIndex(in, ring.size()));
-                case OP_INDIRECT_ENTRY ->
-                    guest.putDescriptor(
-                            FuzzGuest.INDIRECT + 16L * in.below(64),
-                            guest.pickAddress(in),
-                            FuzzGuest.pickLength(in),
-                            FuzzGuest.pickFlags(in),
-                            FuzzGuest.pickIndex(in, 64));
+                case OP_DESC, OP_DESC2 -> driver.fuzzDescriptor(in);
+                case OP_INDIRECT_ENTRY -> guest.fuzzIndirectDescriptor(in);
                 case OP_PUBLISH -> {
                     int k = in.u8();
                     driver.publish(k < 0xf0 ? k % ring.size() : in.u16());
                 }
-                case OP_AVAIL_IDX -> driver.setAvailIdx(in.bool() ? in.u16() : driver.availIdx() + (byte) in.u8());
+                case OP_AVAIL_IDX -> driver.fuzzAvailIdx(in);
                 case OP_POP, OP_POP2 -> {
                     if (!pop(in)) return;
                 }

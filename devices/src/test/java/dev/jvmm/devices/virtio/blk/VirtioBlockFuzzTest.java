@@ -117,22 +117,10 @@ class VirtioBlockFuzzTest {
             for (int op = 0; op < MAX_OPS && in.more(); op++) {
                 switch (in.u8() % 8) {
                     case 0, 1, 2, 3 -> request(in);
-                    case 4 ->
-                        driver.setDescriptor(
-                                in.below(ring.size()),
-                                guest.pickAddress(in),
-                                FuzzGuest.pickLength(in),
-                                FuzzGuest.pickFlags(in),
-                                FuzzGuest.pickIndex(in, ring.size()));
-                    case 5 ->
-                        guest.putDescriptor(
-                                FuzzGuest.INDIRECT + 16L * in.below(64),
-                                guest.pickAddress(in),
-                                FuzzGuest.pickLength(in),
-                                FuzzGuest.pickFlags(in),
-                                FuzzGuest.pickIndex(in, 64));
+                    case 4 -> driver.fuzzDescriptor(in);
+                    case 5 -> guest.fuzzIndirectDescriptor(in);
                     case 6 -> {
-                        if (in.bool()) driver.setAvailIdx(in.bool() ? in.u16() : driver.availIdx() + (byte) in.u8());
+                        if (in.bool()) driver.fuzzAvailIdx(in);
                         else driver.publish(FuzzGuest.pickIndex(in, ring.size()));
                         service();
                     }

@@ -617,26 +617,14 @@ class VirtioNetFuzzTest {
         int i = in.below(queueCount);
         Ring ring = rings[i];
         switch (in.u8() % 4) {
-            case 0 ->
-                drivers[i].setDescriptor(
-                        in.below(ring.size()),
-                        guest.pickAddress(in),
-                        FuzzGuest.pickLength(in),
-                        FuzzGuest.pickFlags(in),
-                        FuzzGuest.pickIndex(in, ring.size()));
-            case 1 ->
-                guest.putDescriptor(
-                        FuzzGuest.INDIRECT + 16L * in.below(64),
-                        guest.pickAddress(in),
-                        FuzzGuest.pickLength(in),
-                        FuzzGuest.pickFlags(in),
-                        FuzzGuest.pickIndex(in, 64));
+            case 0 -> drivers[i].fuzzDescriptor(in);
+            case 1 -> guest.fuzzIndirectDescriptor(in);
             case 2 -> {
                 drivers[i].publish(FuzzGuest.pickIndex(in, ring.size()));
                 service(i);
             }
             default -> {
-                drivers[i].setAvailIdx(in.bool() ? in.u16() : drivers[i].availIdx() + (byte) in.u8());
+                drivers[i].fuzzAvailIdx(in);
                 service(i);
             }
         }
