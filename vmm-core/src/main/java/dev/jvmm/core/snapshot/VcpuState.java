@@ -247,6 +247,8 @@ public record VcpuState(
             for (Msr m : msrs)
                 if (m.index() != MSR_IA32_TSC && m.index() != MSR_IA32_TSC_DEADLINE) ordered.put(m.index(), m.value());
             for (Msr m : msrs) if (m.index() == MSR_IA32_TSC_DEADLINE) ordered.put(m.index(), m.value());
+            if (id == 0 && ordered.containsKey(MSR_IA32_TSC))
+                moveTscOutOfSyncWindow(vcpu, ordered.get(MSR_IA32_TSC), host);
             int done;
             try {
                 done = vcpu.setMsrsInOrder(ordered);
@@ -266,6 +268,25 @@ public record VcpuState(
             debugRegs.ifPresent(d ->
                     set(cpu, "debug registers", () -> vcpu.setDebugRegs(d.toSegment(arena, kvm_debugregs.sizeof()))));
         }
+    }
+
+    /**
+     * KVM before Linux 6.7 takes a host write of a vCPU's TSC that lands within a second of what it expects (the
+     * cycles since the VM's vCPUs were made) as an attempt to synchronise vCPUs, and keeps the offset it has: a
+     * snapshot saved in its first seconds then restores with the new VM's TSC, behind the saved one (seen with
+     * Debian's 6.1 on AMD-V). A first write two seconds or more away from both makes the saved value stick exactly.
+     * Only for the first vCPU restored (vCPU 0; vCPUs are restored in order): the others' saved TSCs are within
+     * microseconds of its own, and KVM's synchronising them to it is what keeps the VM's TSCs matched.
+     */
+    private void moveTscOutOfSyncWindow(Vcpu vcpu, long saved, HostCapabilities host) {
+        // The rate as restored; where KVM cannot say, 10 GHz bounds any TSC's second from above
+        long hz = tscKhz != 0 ? 1000L * tscKhz : host.getTscKhz() ? 1000L * vcpu.tscKhz() : 10_000_000_000L;
+        long now = vcpu.getMsrs(MSR_IA32_TSC).getOrDefault(MSR_IA32_TSC, 0L);
+        if (Math.abs(saved - now) >= 2 * hz) return;
+        set(
+                "vCPU " + id,
+                "TSC (a step before the saved value)",
+                () -> vcpu.setMsrs(Map.of(MSR_IA32_TSC, now + 4 * hz)));
     }
 
     private static void set(String cpu, String what, Runnable ioctl) {
