@@ -24,6 +24,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.UnaryOperator;
@@ -449,6 +450,14 @@ public final class RunCommand implements Callable<Integer> {
                     }
                 }
                 Instance.End end = instance.awaitEnd();
+                Optional<Path> saved = instance.savedAndNotRunSince();
+                if (end.status() instanceof ExitStatus.Stopped && saved.isPresent()) {
+                    // Stopped after a save (jvmm save, or the API's snapshot and stop): the guest lives on in the file
+                    err.println("jvmm: saved to " + saved.get() + " and stopped; 'jvmm restore " + saved.get()
+                            + "' runs it again");
+                    err.flush();
+                    return 0;
+                }
                 return report(end.status(), end.stats(), err);
             } finally {
                 if (server != null) server.close();

@@ -121,6 +121,9 @@ class SnapshotCliKvmTest {
                 save.out());
         assertFalse(runtime.running("snap1"), "save stops the VM");
         String before = log("snap1");
+        // The saved run ends saying so, not as a VM stopped by the host
+        assertTrue(before.contains("jvmm: saved to " + snapshot + " and stopped"), before);
+        assertFalse(before.contains("stopped by the host"), before);
 
         Result refused = jvmm("restore", snapshot.toString(), "--disk", disk.toString());
         assertEquals(1, refused.code());

@@ -98,6 +98,19 @@ public final class Instance implements AutoCloseable {
     /** How the run ended, and the last machine's exit counts (null when it never started). */
     public record End(ExitStatus status, ExitStats stats) {}
 
+    /** The file the paused machine was last saved to, while it has not run since (guarded by lock). */
+    private Path savedTo;
+
+    /**
+     * Where the machine was saved, if it was and has not run since: a run stopped then ended as {@code jvmm save}
+     * (virsh save) asked, the guest going on from that file.
+     */
+    public Optional<Path> savedAndNotRunSince() {
+        synchronized (lock) {
+            return Optional.ofNullable(savedTo);
+        }
+    }
+
     private final Host host;
     private final String version;
     private final Object lock = new Object();
@@ -420,7 +433,9 @@ public final class Instance implements AutoCloseable {
                 throw new ApiException(
                         Kind.VM_UNAVAILABLE, "Create snapshot error: the microVM must be paused (PATCH /vm Paused)");
             try {
+                savedTo = null;
                 m.snapshot(file, false);
+                savedTo = file;
                 if (mem.isPresent() && !sameFile(mem.get(), file)) {
                     Files.deleteIfExists(mem.get());
                     Files.createLink(mem.get(), file);
@@ -567,6 +582,7 @@ public final class Instance implements AutoCloseable {
             if (state != State.PAUSED) return;
             m.resume();
             state = State.RUNNING;
+            savedTo = null;
         }
     }
 
