@@ -58,14 +58,21 @@ class MicroVmKvmTest {
                     .kernel(debian)
                     .cmdline("ignore_loglevel earlyprintk=serial")
                     .cpuFeatures("-cx16")
+                    .forwardPort(8080)
                     .launch()) {
+                // Host port 0 asked: the one chosen is reported, and listens.
+                int port = vm.hostPort(8080);
+                assertTrue(port > 0);
+                try (java.net.Socket s = new java.net.Socket(java.net.InetAddress.getLoopbackAddress(), port)) {
+                    assertTrue(s.isConnected());
+                }
                 MatchResult version = vm.awaitConsole(Pattern.compile("Linux version (\\S+)"), EARLY_LOG);
                 assertEquals(debian.release(), version.group(1));
                 vm.awaitConsole(Pattern.compile("Command line: " + Pattern.quote(MicroVm.BASE_CMDLINE)), EARLY_LOG);
                 vm.awaitConsole(Pattern.compile("RAMDISK: \\[mem "), EARLY_LOG);
             }
             KvmHost.checked(
-                    "unameCopyInOutAndPowerOff", "the kernel's start with the micro-VM's command line and initramfs");
+                    "unameCopyInOutAndPowerOff", "the kernel's start with the micro-VM's command line and initramfs, and a forwarded host port");
             return;
         }
         byte[] data = new byte[(3 << 20) + 777];
