@@ -49,6 +49,11 @@ public final class NativeTools {
         return dir.resolve("bench.elf");
     }
 
+    /** The snapshot benchmark's guest (snapbench.c, multiboot). */
+    public Path snapshotGuest() {
+        return dir.resolve("snapbench.elf");
+    }
+
     public Path refvmm() {
         return dir.resolve("refvmm");
     }

@@ -67,7 +67,8 @@ public final class Report {
             boolean qemu,
             boolean launch,
             Optional<Path> debian,
-            int loginRounds) {
+            int loginRounds,
+            List<Integer> snapshotMib) {
         public static Config standard(Path out) {
             return new Config(
                     false,
@@ -87,12 +88,31 @@ public final class Report {
                     true,
                     true,
                     Optional.empty(),
-                    3);
+                    3,
+                    List.of(256, 1024, 4096));
         }
 
         public static Config quick(Path out) {
             return new Config(
-                    true, out, 300, 2, 2, 30_000, 1, 2, 200, 1, 1, true, true, true, true, true, Optional.empty(), 1);
+                    true,
+                    out,
+                    300,
+                    2,
+                    2,
+                    30_000,
+                    1,
+                    2,
+                    200,
+                    1,
+                    1,
+                    true,
+                    true,
+                    true,
+                    true,
+                    true,
+                    Optional.empty(),
+                    1,
+                    List.of(64, 256));
         }
 
         /**
@@ -102,20 +122,49 @@ public final class Report {
          */
         public static Config emulated(Path out) {
             return new Config(
-                    true, out, 50, 2, 1, 100, 0, 1, 100, 0, 1, false, true, true, true, true, Optional.empty(), 1);
+                    true,
+                    out,
+                    50,
+                    2,
+                    1,
+                    100,
+                    0,
+                    1,
+                    100,
+                    0,
+                    1,
+                    false,
+                    true,
+                    true,
+                    true,
+                    true,
+                    Optional.empty(),
+                    1,
+                    List.of(64));
         }
 
         Config with(boolean exits, boolean jmh, boolean qemu, boolean launch) {
-            return with(exits, jmh, qemu, launch, debian, loginRounds);
+            return with(exits, jmh, qemu, launch, debian, loginRounds, snapshotMib);
+        }
+
+        /** Without the snapshot rows. */
+        Config withoutSnapshots() {
+            return with(exits, jmh, qemu, launch, debian, loginRounds, List.of());
         }
 
         /** With the time-to-login rows for the Debian guest in {@code image} (scripts/debian-image.sh's folder). */
         Config withDebian(Path image, int loginRounds) {
-            return with(exits, jmh, qemu, launch, Optional.of(image), loginRounds);
+            return with(exits, jmh, qemu, launch, Optional.of(image), loginRounds, snapshotMib);
         }
 
         private Config with(
-                boolean exits, boolean jmh, boolean qemu, boolean launch, Optional<Path> debian, int loginRounds) {
+                boolean exits,
+                boolean jmh,
+                boolean qemu,
+                boolean launch,
+                Optional<Path> debian,
+                int loginRounds,
+                List<Integer> snapshotMib) {
             return new Config(
                     quick,
                     out,
@@ -134,7 +183,8 @@ public final class Report {
                     qemu,
                     launch,
                     debian,
-                    loginRounds);
+                    loginRounds,
+                    snapshotMib);
         }
     }
 
@@ -203,7 +253,7 @@ public final class Report {
 
     public static void main(String[] args) throws Exception {
         Path out = Path.of("target", "bench-report");
-        boolean quick = false, exits = true, jmh = true, qemu = true, launch = true;
+        boolean quick = false, exits = true, jmh = true, qemu = true, launch = true, snapshots = true;
         Path debian = null;
         int loginRounds = 0;
         for (int i = 0; i < args.length; i++) {
@@ -214,11 +264,12 @@ public final class Report {
                 case "--no-qemu" -> qemu = false;
                 case "--no-launch" -> launch = false;
                 case "--no-exits" -> exits = false;
+                case "--no-snapshots" -> snapshots = false;
                 case "--debian" -> debian = Path.of(args[++i]);
                 case "--login-rounds" -> loginRounds = Integer.parseInt(args[++i]);
                 case "-h", "--help" -> {
                     System.out.println("usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] "
-                            + "[--no-exits] [--debian DIR [--login-rounds N]]");
+                            + "[--no-exits] [--no-snapshots] [--debian DIR [--login-rounds N]]");
                     System.out.println("  --debian DIR  also time a Debian guest to its login prompt, jvmm against QEMU"
                             + " (DIR: what scripts/debian-image.sh prints)");
                     return;
@@ -230,6 +281,7 @@ public final class Report {
             }
         }
         Config c = (quick ? Config.quick(out) : Config.standard(out)).with(exits, jmh, qemu, launch);
+        if (!snapshots) c = c.withoutSnapshots();
         if (debian != null) c = c.withDebian(debian, loginRounds > 0 ? loginRounds : c.loginRounds());
         Path md = new Report(c).run();
         System.out.println("report: " + md.toAbsolutePath());
@@ -271,6 +323,7 @@ public final class Report {
                     new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(jmhJson));
         }
         List<LaunchRow> launches = config.launch() ? new LaunchBench(config, tools, this::say).run() : List.of();
+        List<SnapshotBench.Row> snapshots = new SnapshotBench(config, tools, this::say).run();
         LoginResult login = config.debian().map(this::login).orElse(null);
         Path md = config.out().resolve("report.md");
         Files.writeString(
@@ -279,6 +332,7 @@ public final class Report {
                                 config,
                                 rows,
                                 launches,
+                                snapshots,
                                 login,
                                 tscKhz,
                                 refEmptyRunNs,

@@ -12,6 +12,7 @@ final class ReportWriter {
     private final Report.Config config;
     private final List<Report.ExitRow> rows;
     private final List<Report.LaunchRow> launches;
+    private final List<SnapshotBench.Row> snapshots;
     private final Report.LoginResult login;
     private final int tscKhz;
     private final Stats refEmptyRunNs;
@@ -23,6 +24,7 @@ final class ReportWriter {
             Report.Config config,
             List<Report.ExitRow> rows,
             List<Report.LaunchRow> launches,
+            List<SnapshotBench.Row> snapshots,
             Report.LoginResult login,
             int tscKhz,
             Stats refEmptyRunNs,
@@ -32,6 +34,7 @@ final class ReportWriter {
         this.config = config;
         this.rows = rows;
         this.launches = launches;
+        this.snapshots = snapshots;
         this.login = login;
         this.tscKhz = tscKhz;
         this.refEmptyRunNs = refEmptyRunNs;
@@ -74,6 +77,7 @@ final class ReportWriter {
             histogramTable();
         }
         launchTable();
+        snapshotTable();
         loginTable();
         line("## Files");
         line("");
@@ -260,6 +264,54 @@ final class ReportWriter {
                     l.note());
         }
         line("");
+    }
+
+    private void snapshotTable() {
+        line("## Snapshot and restore (jvmm save / restore, in-process)");
+        line("");
+        if (snapshots.isEmpty()) {
+            line("Skipped (--no-snapshots).");
+            line("");
+            return;
+        }
+        line(
+                "The snapshot guest dirties half its RAM (one word in every page from 16 MiB up), so half its pages "
+                        + "are written and the rest stay holes. Save: pause, quiesce the devices, write the one "
+                        + "file (state, then RAM without its zero pages) and fsync it. dd: `dd bs=1M "
+                        + "conv=sparse,fsync` copying that file in the same round (the same bytes to the same disk, "
+                        + "natively). Restore: `Machine.restore` (VM, vCPUs and devices rebuilt, RAM mapped "
+                        + "copy-on-write from the file, state loaded); first exit: to the restored guest's first "
+                        + "exit (its first instruction polls the UART); console answer: to its echo of a byte sent "
+                        + "to its console. Times from the start of the restore; the file was just written, so it "
+                        + "is in the page cache. %d round(s) per size; growth is against the smallest size.",
+                config.rounds());
+        line("");
+        line("| guest RAM (MiB) | saved (MiB on disk) | save (ms) | dd (ms) | save / dd | save growth | restore "
+                + "(ms) | to first exit (ms) | to console answer (ms) | answer growth | note |");
+        line("|---|---|---|---|---|---|---|---|---|---|---|");
+        Stats base = snapshots.getFirst().saveMs(),
+                baseAnswer = snapshots.getFirst().answerMs();
+        for (SnapshotBench.Row r : snapshots) {
+            line(
+                    "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+                    r.ramMib(),
+                    r.fileMib().format("%.0f"),
+                    r.saveMs().format("%.0f"),
+                    r.ddMs().format("%.0f"),
+                    r.saveRatio().format("%.2f"),
+                    growth(r.saveMs(), base),
+                    r.restoreMs().format("%.1f"),
+                    r.firstExitMs().format("%.1f"),
+                    r.answerMs().format("%.1f"),
+                    growth(r.answerMs(), baseAnswer),
+                    r.note());
+        }
+        line("");
+    }
+
+    private static String growth(Stats s, Stats base) {
+        if (!s.present() || !base.present()) return "n/a";
+        return String.format("%.2f×", s.median() / base.median());
     }
 
     private void loginTable() {

@@ -57,6 +57,16 @@ class ReportQuickKvmTest {
         assertTrue(report.contains("| jvmm | SerialGC -Xms16m -Xmx64m | "), "launch row for jvmm");
         if (qemu) assertTrue(report.contains("| QEMU microvm | -M microvm -enable-kvm | "), "launch row for QEMU");
         assertFalse(launchRowsFailed(report), report);
+        for (int mib : config.snapshotMib()) {
+            // save and dd, restore, first exit and console answer each measured: a number in every time column
+            String row = report.lines()
+                    .filter(l -> l.startsWith("| " + mib + " | "))
+                    .findFirst()
+                    .orElseThrow(() -> new AssertionError("no snapshot row for " + mib + " MiB in\n" + report));
+            String[] cells = row.split("\\|");
+            for (int c : new int[] {3, 4, 7, 8, 9})
+                assertTrue(cells[c].trim().matches("[0-9]+(\\.[0-9]+)?( .*)?"), "column " + c + ": " + row);
+        }
         assertTrue(Files.size(out.resolve("exit-costs.png")) > 0);
         assertTrue(Files.readString(out.resolve("jmh.json")).contains("\"primaryMetric\""));
     }
