@@ -28,6 +28,11 @@ final class ConsoleLog extends OutputStream {
     }
 
     @Override
+    public void write(byte[] b) {
+        write(b, 0, b.length);
+    }
+
+    @Override
     public void write(byte[] b, int off, int len) {
         synchronized (this) {
             text.append(new String(b, off, len, StandardCharsets.ISO_8859_1));

@@ -49,6 +49,9 @@ public final class MicroVm implements AutoCloseable {
     /** What every micro-VM's kernel gets: the console, a reset that ends the VM, no pause on panic, no chatter. */
     public static final String BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet";
 
+    /** The line the agent prints on the console once it listens (jvmm-agent.c). */
+    private static final Pattern AGENT_LISTENING = Pattern.compile("jvmm-agent: listening");
+
     private final Machine machine;
     private final ConsoleLog console;
     private final AgentClient agent;
@@ -138,7 +141,9 @@ public final class MicroVm implements AutoCloseable {
         return machine;
     }
 
-    /** From the start of the machine to the agent's first answer; empty before it answered. */
+    /**
+     * From the machine's start (its kernel already loaded) to the agent's first answer; empty before it answered.
+     */
     public Optional<Duration> startupTime() {
         return Optional.ofNullable(startupTime);
     }
@@ -150,6 +155,7 @@ public final class MicroVm implements AutoCloseable {
     public void awaitAgent(Duration timeout) throws IOException, InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         IOException last = null;
+        long pauseMs = 10;
         while (System.nanoTime() < deadline) {
             Optional<ExitStatus> ended = machine.vm().exitStatus();
             if (ended.isPresent())
@@ -162,7 +168,10 @@ public final class MicroVm implements AutoCloseable {
             } catch (IOException e) {
                 last = e; // not listening yet: the vsock closes the connection
             }
-            Thread.sleep(20);
+            // Each try costs the VMM work beside the booting guest: try again at once when the agent says on the
+            // console that it listens, else after a pause that grows to a quarter second.
+            if (console.await(AGENT_LISTENING, Duration.ofMillis(pauseMs)).isPresent()) Thread.sleep(5);
+            pauseMs = Math.min(250, pauseMs * 2);
         }
         throw new IOException(
                 "the agent did not answer within " + timeout + " (" + (last == null ? "" : last.getMessage())
@@ -402,7 +411,6 @@ public final class MicroVm implements AutoCloseable {
                     config.nic(new NetConfig.User(
                             hostForwards, List.of(), false, false, Optional.empty(), Optional.empty()));
                 else config.noNetwork();
-                long t0 = System.nanoTime();
                 Machine machine = Machine.create(config.build());
                 Map<Integer, Integer> ports = new LinkedHashMap<>();
                 if (!forwards.isEmpty() && machine.nics().getFirst().backend() instanceof UserNetBackend user) {
@@ -417,7 +425,7 @@ public final class MicroVm implements AutoCloseable {
                         workDir,
                         Map.copyOf(ports),
                         shutdownTimeout,
-                        t0);
+                        System.nanoTime());
                 try {
                     machine.start();
                 } catch (RuntimeException e) {

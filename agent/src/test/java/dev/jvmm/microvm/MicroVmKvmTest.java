@@ -3,6 +3,7 @@ package dev.jvmm.microvm;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.agent.DebianKernel;
 import dev.jvmm.agent.ExecResult;
@@ -72,7 +73,8 @@ class MicroVmKvmTest {
                 vm.awaitConsole(Pattern.compile("RAMDISK: \\[mem "), EARLY_LOG);
             }
             KvmHost.checked(
-                    "unameCopyInOutAndPowerOff", "the kernel's start with the micro-VM's command line and initramfs, and a forwarded host port");
+                    "unameCopyInOutAndPowerOff",
+                    "the kernel's start with the micro-VM's command line and initramfs, and a forwarded host port");
             return;
         }
         byte[] data = new byte[(3 << 20) + 777];
