@@ -159,6 +159,36 @@ class AgentOnHostTest {
                         .exitCode());
     }
 
+    @Test
+    void aBackgroundProcessHoldingTheOutputDoesNotHoldTheAnswer() throws Exception {
+        ExecResult r =
+                client.exec(Command.of("sh", "-c", "sleep 5 & echo started").timeout(Duration.ofSeconds(60)));
+        assertEquals(0, r.exitCode(), "answered when sh exited, not when its background sleep did");
+        assertEquals("started\n", r.stdout());
+    }
+
+    @Test
+    void interruptingTheCallerKillsTheCommand() throws Exception {
+        Path pidFile = dir.resolve("sleeper.pid");
+        Thread caller = Thread.ofVirtual().start(() -> {
+            try {
+                client.exec(Command.of("sh", "-c", "echo $$ > " + pidFile + "; exec sleep 60"));
+            } catch (InterruptedException e) {
+                // expected
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        for (int i = 0; i < 1000 && (!Files.exists(pidFile) || Files.size(pidFile) == 0); i++) Thread.sleep(10);
+        long pid = Long.parseLong(Files.readString(pidFile).strip());
+        caller.interrupt();
+        caller.join();
+        for (int i = 0;
+                i < 1000 && ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+                i++) Thread.sleep(10);
+        assertTrue(ProcessHandle.of(pid).map(h -> !h.isAlive()).orElse(true), "the agent killed the command");
+    }
+
     /** Each command waits until all of them run: they can only finish if the agent serves them at once. */
     @Test
     void concurrentExecs() throws Exception {
