@@ -3,8 +3,6 @@ package dev.jvmm.agent;
 import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -15,7 +13,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.apache.commons.compress.archivers.ar.ArArchiveEntry;
 import org.apache.commons.compress.archivers.ar.ArArchiveInputStream;
@@ -42,14 +39,14 @@ public final class DebianKernel {
 
     /** The cached package, downloaded with {@code apt-get download} first if the cache has none. */
     public static DebianKernel resolve() throws IOException, InterruptedException {
-        Path cache = cacheDir().resolve("debian-kernel");
+        Path cache = AptPackages.cacheDir().resolve("debian-kernel");
         Optional<Path> deb = cachedPackage(cache);
         return fromPackage(deb.isPresent() ? deb.get() : download(cache), cache);
     }
 
     /** A given linux-image .deb, unpacked into the cache as needed. */
     public static DebianKernel fromPackage(Path deb) throws IOException {
-        return fromPackage(deb, cacheDir().resolve("debian-kernel"));
+        return fromPackage(deb, AptPackages.cacheDir().resolve("debian-kernel"));
     }
 
     private static DebianKernel fromPackage(Path deb, Path cache) throws IOException {
@@ -176,14 +173,6 @@ public final class DebianKernel {
         }
     }
 
-    static Path cacheDir() {
-        String jvmm = System.getenv("JVMM_CACHE");
-        if (jvmm != null && !jvmm.isEmpty()) return Path.of(jvmm);
-        String xdg = System.getenv("XDG_CACHE_HOME");
-        if (xdg != null && !xdg.isEmpty()) return Path.of(xdg, "jvmm");
-        return Path.of(System.getProperty("user.home"), ".cache", "jvmm");
-    }
-
     private static Optional<Path> cachedPackage(Path cache) throws IOException {
         Path dir = cache.resolve("deb");
         if (!Files.isDirectory(dir)) return Optional.empty();
@@ -199,7 +188,7 @@ public final class DebianKernel {
 
     /** {@code apt-get download} of the package linux-image-amd64 depends on (as scripts/debian-kernel.sh does). */
     private static Path download(Path cache) throws IOException, InterruptedException {
-        String depends = run(List.of("apt-cache", "depends", "linux-image-amd64"), cache);
+        String depends = AptPackages.run(List.of("apt-cache", "depends", "linux-image-amd64"), cache);
         String pkg = depends.lines()
                 .map(String::strip)
                 .filter(l -> l.startsWith("Depends: linux-image-") && Character.isDigit(l.charAt(21)))
@@ -207,40 +196,6 @@ public final class DebianKernel {
                 .findFirst()
                 .orElseThrow(() -> new IOException(
                         "cannot find Debian's linux-image-amd64 with apt-cache (not Debian, or run apt-get update)"));
-        Path debDir = Files.createDirectories(cache.resolve("deb"));
-        Path tmp = Files.createTempDirectory(debDir, ".download");
-        try {
-            tmp.toFile().setWritable(true, false); // apt-get download runs as the _apt user when started as root
-            run(List.of("apt-get", "download", "-q", pkg), tmp);
-            try (Stream<Path> s = Files.list(tmp)) {
-                Path got = s.filter(p -> p.toString().endsWith(".deb"))
-                        .findFirst()
-                        .orElseThrow(() -> new IOException("apt-get download " + pkg + " left no .deb"));
-                return Files.move(got, debDir.resolve(got.getFileName()), StandardCopyOption.ATOMIC_MOVE);
-            }
-        } finally {
-            try (Stream<Path> s = Files.list(tmp)) {
-                s.forEach(p -> {
-                    try {
-                        Files.deleteIfExists(p);
-                    } catch (IOException e) {
-                        throw new UncheckedIOException(e);
-                    }
-                });
-            }
-            Files.deleteIfExists(tmp);
-        }
-    }
-
-    private static String run(List<String> command, Path dir) throws IOException, InterruptedException {
-        Files.createDirectories(dir);
-        Process p = new ProcessBuilder(command)
-                .directory(dir.toFile())
-                .redirectErrorStream(true)
-                .start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0)
-            throw new IOException(String.join(" ", command) + " failed: " + out.strip());
-        return out;
+        return AptPackages.download(pkg, cache.resolve("deb"));
     }
 }

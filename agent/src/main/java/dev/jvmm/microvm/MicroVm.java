@@ -5,6 +5,7 @@ import dev.jvmm.agent.AgentConnector;
 import dev.jvmm.agent.AgentInitramfs;
 import dev.jvmm.agent.AgentProtocol;
 import dev.jvmm.agent.Command;
+import dev.jvmm.agent.DebianBusybox;
 import dev.jvmm.agent.DebianKernel;
 import dev.jvmm.agent.ExecResult;
 import dev.jvmm.agent.KernelModule;
@@ -237,7 +238,8 @@ public final class MicroVm implements AutoCloseable {
         private boolean network;
         private final List<int[]> forwards = new ArrayList<>();
         private OutputStream consoleCopy = OutputStream.nullOutputStream();
-        private Optional<Path> busybox = AgentInitramfs.hostBusybox();
+        private Path busybox; // null: DebianBusybox.resolve()
+        private boolean noBusybox;
         private final Map<String, Path> files = new LinkedHashMap<>();
         private Duration startTimeout = Duration.ofMinutes(5);
         private Duration shutdownTimeout = Duration.ofSeconds(30);
@@ -321,17 +323,18 @@ public final class MicroVm implements AutoCloseable {
         }
 
         /**
-         * A static busybox as the guest's userland (/bin/sh, uname, ...). Default: this host's, if it has a static
-         * one (Debian's busybox-static).
+         * A static busybox as the guest's userland (/bin/sh, uname, ...). Default: this host's static one, else
+         * Debian's busybox-static package, fetched into the cache ({@link DebianBusybox#resolve()}).
          */
         public Builder busybox(Path staticBusybox) {
-            busybox = Optional.of(staticBusybox);
+            busybox = staticBusybox;
+            noBusybox = false;
             return this;
         }
 
         /** No userland but the agent (and the files added): commands must be copied in or added. */
         public Builder noBusybox() {
-            busybox = Optional.empty();
+            noBusybox = true;
             return this;
         }
 
@@ -351,6 +354,17 @@ public final class MicroVm implements AutoCloseable {
         public Builder shutdownTimeout(Duration timeout) {
             shutdownTimeout = timeout;
             return this;
+        }
+
+        private static Path userland() throws IOException, InterruptedException {
+            try {
+                return DebianBusybox.resolve();
+            } catch (IOException e) {
+                throw new IOException(
+                        "no static busybox for the guest's userland (install Debian's busybox-static,"
+                                + " give one with busybox(path), or choose noBusybox()): " + e.getMessage(),
+                        e);
+            }
         }
 
         /** Boots the VM and waits until its agent answers. */
@@ -388,7 +402,7 @@ public final class MicroVm implements AutoCloseable {
             try {
                 AgentInitramfs initramfs =
                         AgentInitramfs.builder().modules(loads).network(network);
-                busybox.ifPresent(initramfs::busybox);
+                if (!noBusybox) initramfs.busybox(busybox != null ? busybox : userland());
                 for (Map.Entry<String, Path> f : files.entrySet())
                     initramfs.file(f.getKey(), f.getValue(), Files.isExecutable(f.getValue()) ? 0755 : 0644);
                 Path initrd = initramfs.write(workDir.resolve("initrd.cpio"));
