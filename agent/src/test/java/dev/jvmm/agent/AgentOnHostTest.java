@@ -244,6 +244,30 @@ class AgentOnHostTest {
         assertTrue(agent.isAlive());
     }
 
+    /** Every request cut short at every byte is refused with an error, and the agent serves on. */
+    @Test
+    void everyTruncatedRequestIsRefused() throws Exception {
+        byte[] exec = new AgentProtocol.Payload()
+                .u32(0)
+                .strings(List.of("true", "x"))
+                .strings(List.of("A=b"))
+                .string("/")
+                .bytes();
+        byte[] copyIn = new AgentProtocol.Payload().u32(0644).string("/tmp/x").bytes();
+        byte[] copyOut = new AgentProtocol.Payload().string("/etc/hostname").bytes();
+        for (Object[] req : new Object[][] {{1, exec}, {4, copyIn}, {6, copyOut}}) {
+            byte[] payload = (byte[]) req[1];
+            for (int cut = 0; cut < payload.length; cut++) {
+                ByteBuffer frame = ByteBuffer.allocate(5 + cut);
+                frame.put((byte) (int) (Integer) req[0]).putInt(cut).put(payload, 0, cut);
+                String error = rawRequest(frame.array());
+                assertTrue(error.startsWith("bad "), "request " + req[0] + " cut at " + cut + ": " + error);
+            }
+        }
+        assertEquals("jvmm-agent 1", client.ping());
+        assertTrue(agent.isAlive());
+    }
+
     private static String rawRequest(byte[] bytes) throws IOException {
         try (SocketChannel ch = AgentConnector.unix(socket).connect()) {
             ch.write(ByteBuffer.wrap(bytes));
