@@ -67,7 +67,8 @@ class MicroVmKvmTest {
                 try (java.net.Socket s = new java.net.Socket(java.net.InetAddress.getLoopbackAddress(), port)) {
                     assertTrue(s.isConnected());
                 }
-                MatchResult version = vm.awaitConsole(Pattern.compile("Linux version (\\S+)"), EARLY_LOG);
+                // The space: the line arrives a few characters at a time, and the release must be whole.
+                MatchResult version = vm.awaitConsole(Pattern.compile("Linux version (\\S+) "), EARLY_LOG);
                 assertEquals(debian.release(), version.group(1));
                 vm.awaitConsole(Pattern.compile("Command line: " + Pattern.quote(MicroVm.BASE_CMDLINE)), EARLY_LOG);
                 vm.awaitConsole(Pattern.compile("RAMDISK: \\[mem "), EARLY_LOG);
