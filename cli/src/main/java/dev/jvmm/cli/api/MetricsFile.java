@@ -54,11 +54,18 @@ final class MetricsFile implements AutoCloseable {
         writer.scheduleAtFixedRate(this::writeLine, PERIOD.toMillis(), PERIOD.toMillis(), TimeUnit.MILLISECONDS);
     }
 
-    /** Writes a line now; false when it did not finish within {@link #WRITE_TIMEOUT} (it is still tried). */
+    /**
+     * Writes a line now; false when the write did not finish within {@link #WRITE_TIMEOUT} (it is still tried). The
+     * line is made here, outside the timeout, which bounds only the write (a FIFO's reader), not how long making
+     * it takes (the first time, in a slow JVM, its JSON classes load).
+     */
     boolean flush() throws InterruptedException {
         Future<?> f;
         synchronized (this) {
-            if (pending == null || pending.isDone()) pending = writer.submit(this::writeLine);
+            if (pending == null || pending.isDone()) {
+                byte[] text = text();
+                pending = writer.submit(() -> write(text));
+            }
             f = pending;
         }
         try {
@@ -75,8 +82,16 @@ final class MetricsFile implements AutoCloseable {
         return path;
     }
 
+    private byte[] text() {
+        return (line.get() + "\n").getBytes(StandardCharsets.UTF_8);
+    }
+
     private void writeLine() {
-        ByteBuffer b = ByteBuffer.wrap((line.get() + "\n").getBytes(StandardCharsets.UTF_8));
+        write(text());
+    }
+
+    private void write(byte[] text) {
+        ByteBuffer b = ByteBuffer.wrap(text);
         try {
             while (b.hasRemaining()) channel.write(b);
         } catch (IOException e) {
