@@ -111,10 +111,11 @@ final class InFlight {
     }
 
     /**
-     * Takes a request popped from the ring (with head {@code head}) and runs it now or once what it depends on has
-     * finished. The caller checked {@link #atCap} first.
+     * Takes a request popped from the ring (with head {@code head}); it runs once what it depends on has finished.
+     * Returns it when it may run now, for the caller to {@link #dispatch} or {@link #runHere}; null when it waits (it
+     * is dispatched when its turn comes). The caller checked {@link #atCap} first.
      */
-    void submit(int head, BlockRequest request, long takenNanos) {
+    Slot submit(int head, BlockRequest request, long takenNanos) {
         Slot s;
         lock.lock();
         try {
@@ -136,7 +137,22 @@ final class InFlight {
         } finally {
             lock.unlock();
         }
-        if (!s.waiting) executor.execute(s);
+        return s.waiting ? null : s;
+    }
+
+    /** Runs a request {@link #submit} returned on the I/O threads. */
+    void dispatch(Slot s) {
+        executor.execute(s);
+    }
+
+    /** Runs a request {@link #submit} returned on this thread. */
+    void runHere(Slot s) {
+        run(s);
+    }
+
+    /** Whether a slot holds a flush (which may take long: the I/O thread leaves those to the workers). */
+    static boolean isFlush(Slot s) {
+        return s.kind == FLUSH;
     }
 
     private static void classify(Slot s, BlockRequest r) {
