@@ -281,9 +281,10 @@ final class ReportWriter {
         line(
                 "A Java driver (BlkGuest) keeps requests in flight on one virtqueue of the real VirtioBlock device on "
                         + "virtio-mmio (%d I/O threads, the disk opened as `jvmm run --disk` opens it); the floor is "
-                        + "`blkfloor`, one C thread doing pread(2)/pwrite(2) one request at a time on the raw image (the "
-                        + "qcow2 rows too: writing a qcow2 file at guest offsets would corrupt it); "
-                        + "`qemu-img bench -t writeback -i threads` runs on jvmm's image file at the same depth. Depth: "
+                        + "`blkfloor`, one C thread doing pread(2)/pwrite(2) one request at a time on the raw "
+                        + "image (the qcow2 rows too: writing a qcow2 file at guest offsets would corrupt it); "
+                        + "`qemu-img bench -t writeback -i threads` runs on jvmm's image file at the same depth. "
+                        + "Depth: "
                         + "jvmm and qemu-img bench keep **%d** requests in flight (jvmm also at depth 1), the floor 1. "
                         + "All three run against the host's **page cache** (no O_DIRECT, the %d MiB image read once "
                         + "beforehand, writes overwrite allocated blocks, nothing is flushed): the figures are the "
