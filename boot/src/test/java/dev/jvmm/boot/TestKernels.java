@@ -37,7 +37,8 @@ public final class TestKernels {
     }
 
     /** Runs one of the project's scripts/ that make and cache a fixture, and returns the path it prints. */
-    static Path scriptOutput(String name, Duration timeout, String... args) throws IOException, InterruptedException {
+    public static Path scriptOutput(String name, Duration timeout, String... args)
+            throws IOException, InterruptedException {
         Path script = Path.of(System.getProperty("user.dir"))
                 .getParent()
                 .resolve("scripts")

@@ -67,7 +67,7 @@ public record DebianGuest(Path folder) {
                 "--sun-misc-unsafe-memory-access=allow",
                 "-cp",
                 System.getProperty("java.class.path"),
-                "dev.jvmm.boot.cli.Main",
+                "dev.jvmm.cli.Main",
                 "run",
                 "--kernel",
                 kernel().toString(),

@@ -1,0 +1,574 @@
+package dev.jvmm.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpServer;
+import dev.jvmm.boot.Machine;
+import dev.jvmm.boot.MachineConfig;
+import dev.jvmm.boot.TestKernels;
+import dev.jvmm.boot.WatchedOutput;
+import dev.jvmm.core.testing.DebianGuest;
+import dev.jvmm.core.testing.FakeDnsServer;
+import dev.jvmm.core.testing.KvmHost;
+import dev.jvmm.core.testing.RequiresKvm;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.Inet4Address;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A real distribution: Debian bookworm made by scripts/debian-image.sh (systemd, sshd, networkd), root on a qcow2
+ * overlay over virtio-pci, booted with its own kernel and initramfs to a login prompt by {@code jvmm run --name};
+ * then ssh through hostfwd, a download from the host, the verbs on the running VM ({@code list}, {@code info} with
+ * its counters, {@code suspend} and {@code resume}), a login on the serial console, a reboot, and {@code jvmm
+ * shutdown}: a clean power-off on the ACPI power button. (SIGTERM presses the same button: ApiProcessKvmTest checks
+ * that with a small guest.)
+ */
+@RequiresKvm
+@Tag("slow")
+class DebianGuestKvmTest {
+    /** Under the emulated machine Debian reaches login in about two minutes; this is the bound for a wedged boot. */
+    private static final Duration BOOT = Duration.ofMinutes(15);
+    /** The guest's vsock CID. */
+    private static final int GUEST_CID = 3;
+    /** The VM's name, for the verbs. */
+    private static final String NAME = "debian";
+
+    private static DebianGuest guest;
+
+    @BeforeAll
+    static void buildImage() throws Exception {
+        try {
+            guest = new DebianGuest(debianImage());
+        } catch (Exception e) {
+            if ("true".equals(System.getenv("CI"))) throw e;
+            Assumptions.abort("the Debian image could not be built: " + e.getMessage());
+        }
+    }
+
+    @Test
+    void bootsToLoginServesSshAnswersTheVerbsTakesAConsoleLoginAndShutsDown(@TempDir Path dir) throws Exception {
+        Path overlay = guest.overlay(dir.resolve("debian.qcow2"));
+        if (KvmHost.emulatesGuestKernel()) {
+            earlyBootOnly(overlay);
+            return;
+        }
+        // The user's way: `jvmm run` on a terminal (tmux), the console read and typed as a person does.
+        int sshPort = freePort();
+        // The guest's resolver is 10.0.2.3 (DHCP and the image agree); jvmm forwards its queries to this server.
+        FakeDnsServer dns =
+                new FakeDnsServer(Map.of("files.jvmm.test", (Inet4Address) InetAddress.getByName("10.0.2.2")));
+        // Named, in a runtime folder of its own: the verbs below find it there, as a user's find theirs.
+        Path runtime = dir.resolve("run");
+        Verbs verbs = new Verbs(runtime);
+        List<String> jvmm = new ArrayList<>(List.of("env", Verbs.RUNTIME_DIR_ENV + "=" + runtime));
+        jvmm.addAll(guest.jvmmCommand(
+                overlay,
+                2,
+                "1G",
+                "user,hostloopback=on,resolver=" + dns.address().getHostString() + ":"
+                        + dns.address().getPort() + ",hostfwd=tcp:127.0.0.1:" + sshPort + "-:22"));
+        // Unix-socket paths are short (108 bytes): the vsock's lies in a folder of its own under /tmp.
+        Path vsockDir = Files.createTempDirectory(Path.of("/tmp"), "jvmm-vsock");
+        Path uds = vsockDir.resolve("v.sock");
+        jvmm.addAll(jvmm.indexOf("run") + 1, List.of("--name", NAME, "--vsock", "cid=" + GUEST_CID + ",uds=" + uds));
+        String jvmmLog;
+        try (dns;
+                Terminal term = Terminal.start(dir, jvmm)) {
+            long t0 = System.nanoTime();
+            assertTrue(
+                    term.awaitLog(DebianGuest.LOGIN_PROMPT, BOOT),
+                    "no login prompt within " + BOOT + ":\n" + term.log());
+            System.out.println("login prompt after " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+
+            // ssh through hostfwd with the image's key: systemd's view, the NIC's DHCP address, the vCPUs.
+            awaitSsh(sshPort);
+            String state = ssh(
+                    sshPort,
+                    "systemctl is-system-running --wait; systemctl --failed --no-legend --plain; "
+                            + "echo cpus=$(nproc); ip -4 -o addr show scope global; "
+                            + "cat /sys/devices/system/clocksource/clocksource0/current_clocksource");
+            assertTrue(state.startsWith("running\n"), "systemd is running with no failed unit:\n" + state);
+            assertTrue(state.contains("\ncpus=2\n"), state);
+            assertTrue(state.contains("inet 10.0.2.15/24"), state);
+            assertTrue(state.strip().endsWith("kvm-clock"), state);
+            // A wake alarm two seconds on through rtc-cmos: its interrupt (IRQ 8) arrives and is counted.
+            String rtc = ssh(
+                    sshPort,
+                    "echo +2 > /sys/class/rtc/rtc0/wakealarm && sleep 5 && "
+                            + "awk '/ rtc0$/ { n = 0; for (i = 2; i < NF - 2; i++) n += $i; print \"rtc0-irqs=\" n }' "
+                            + "/proc/interrupts");
+            Matcher irqs = Pattern.compile("rtc0-irqs=(\\d+)").matcher(rtc);
+            assertTrue(irqs.find() && Integer.parseInt(irqs.group(1)) > 0, "the RTC alarm's interrupt: " + rtc);
+
+            // A download by name from a server on the host (10.0.2.2 is the host's loopback with hostloopback=on),
+            // checked
+            // byte for byte.
+            byte[] blob = new byte[4 << 20];
+            new Random(11).nextBytes(blob);
+            HttpServer http = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+            http.createContext("/blob", ex -> {
+                ex.sendResponseHeaders(200, blob.length);
+                try (OutputStream body = ex.getResponseBody()) {
+                    body.write(blob);
+                }
+            });
+            http.start();
+            try {
+                String hosts = ssh(sshPort, "getent ahostsv4 files.jvmm.test");
+                assertTrue(hosts.startsWith("10.0.2.2 "), hosts);
+                assertTrue(dns.questions().contains("files.jvmm.test 1"), "asked through 10.0.2.3: " + dns.questions());
+                String sum = ssh(
+                        sshPort,
+                        "curl -sf http://files.jvmm.test:" + http.getAddress().getPort() + "/blob | sha256sum");
+                assertEquals(
+                        HexFormat.of()
+                                .formatHex(MessageDigest.getInstance("SHA-256").digest(blob)),
+                        sum.split(" ")[0]);
+            } finally {
+                http.stop(0);
+            }
+
+            vsockBothWays(uds, sshPort);
+            verbsOnTheRunningGuest(verbs, overlay, sshPort);
+
+            // The serial console by hand: log in as root (no password there), ask, read the answer off the screen.
+            term.type("root");
+            assertTrue(term.awaitScreen("root@jvmm-debian:~#", Duration.ofMinutes(3)), term.screen());
+            term.type("uname -a");
+            assertTrue(term.awaitScreen("Linux jvmm-debian 6.1", Duration.ofMinutes(1)), term.screen());
+
+            // reboot in the guest: the VM starts again from its configuration and boots to login once more.
+            term.type("reboot");
+            assertTrue(
+                    term.awaitLog(
+                            log -> log.contains("reboot: Restarting system")
+                                    && log.indexOf(DebianGuest.LOGIN_PROMPT, log.indexOf("reboot: Restarting system"))
+                                            > 0,
+                            BOOT),
+                    "no second login prompt after reboot:\n" + term.log());
+            assertFalse(term.log().contains("jvmm-exit="), "jvmm ended on the guest's reboot:\n" + term.log());
+
+            // jvmm shutdown presses the power button (of the machine booted again) and waits: systemd shuts down
+            // cleanly, ACPI S5 ends the run with 0, and the VM is gone for the verbs.
+            Verbs.Result shutdown = verbs.jvmm("shutdown", "--timeout", "" + BOOT.toSeconds(), NAME);
+            assertEquals(0, shutdown.code(), shutdown + "\n" + term.log());
+            assertEquals(NAME + " shut down\n", shutdown.out());
+            assertTrue(term.awaitLog("jvmm-exit=", Duration.ofMinutes(2)), "jvmm did not end:\n" + term.log());
+            jvmmLog = term.log();
+            assertTrue(jvmmLog.contains("reboot: Power down"), jvmmLog);
+            assertTrue(jvmmLog.contains("jvmm-exit=0"), jvmmLog);
+            Verbs.Result gone = verbs.jvmm("info", NAME);
+            assertEquals(1, gone.code(), gone.toString());
+            assertTrue(gone.err().contains("no VM named '" + NAME + "' is running"), gone.toString());
+            assertFalse(verbs.jvmm("list").out().contains(NAME), "listed after its end");
+            // Nothing of the JVM's or a library's on the console's terminal.
+            for (String noise : List.of("sun.misc.Unsafe", "io.netty", "SLF4J", "WARNING: A "))
+                assertFalse(jvmmLog.contains(noise), noise + " on the console:\n" + jvmmLog);
+            System.out.println(jvmmLog);
+        }
+        String check = run(List.of("qemu-img", "check", overlay.toString()));
+        assertTrue(check.contains("No errors were found on the image."), check);
+
+        // The oracle: QEMU boots the same kernel, initramfs and image in this same place. A suspicious line that
+        // both print is the kernel's (or the emulated CPU's); one only jvmm's boot prints is jvmm's to fix.
+        String qemuLog = qemuBootToLogin(dir);
+        // Both of jvmm's boots count: the first, and the one after the guest's reboot.
+        Set<String> onlyJvmm = new TreeSet<>(suspicious(untilLogin(jvmmLog)));
+        onlyJvmm.addAll(suspicious(untilLogin(jvmmLog.substring(jvmmLog.indexOf("reboot: Restarting system")))));
+        onlyJvmm.removeAll(suspicious(untilLogin(qemuLog)));
+        System.out.println("suspicious lines QEMU prints too: " + suspicious(qemuLog));
+        assertEquals(Set.of(), onlyJvmm, "boot log lines only jvmm's boot prints (QEMU's log:\n" + qemuLog + ")");
+        KvmHost.checked(
+                "DebianGuestKvmTest",
+                "Debian to login through jvmm run --name in tmux, ssh, a download, list, info with its counters,"
+                        + " suspend and resume, a console login, a reboot, jvmm shutdown to a clean power-off, and no"
+                        + " suspicious boot-log line that QEMU does not print too");
+    }
+
+    /**
+     * Linux's own virtio-vsock driver against jvmm's device and Firecracker's host-side convention, both ways: the
+     * guest connects to the host's port 5000 (a Unix socket at {@code uds_5000}), and the host connects to the guest's
+     * port 5001 through {@code CONNECT 5001} on {@code uds}. The guest side is Perl (in the image's perl-base), with
+     * AF_VSOCK (40) and its sockaddr_vm by number.
+     */
+    private static void vsockBothWays(Path uds, int sshPort) throws Exception {
+        String vm = "my $vm = sub { pack('S S L L C x3', 40, 0, $_[1], $_[0], 0) };";
+        String connect = "use Socket; " + vm + " socket(my $s, 40, SOCK_STREAM, 0) or die \"socket: $!\";"
+                + " connect($s, $vm->(2, 5000)) or die \"connect: $!\"; syswrite($s, \"hello-from-guest\\n\");"
+                + " print scalar <$s>;";
+        String listen = "use Socket; " + vm + " socket(my $l, 40, SOCK_STREAM, 0) or die \"socket: $!\";"
+                + " bind($l, $vm->(0xFFFFFFFF, 5001)) or die \"bind: $!\"; listen($l, 1) or die \"listen: $!\";"
+                + " open(my $r, '>', '/tmp/vsock-ready'); close($r); accept(my $c, $l) or die \"accept: $!\";"
+                + " my $line = <$c>; syswrite($c, \"guest got: $line\");";
+        String script = "echo %s | base64 -d > /tmp/%s.pl";
+        ssh(
+                sshPort,
+                String.format(script, b64(connect), "connect") + " && " + String.format(script, b64(listen), "listen"));
+
+        try (ServerSocketChannel host = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            host.bind(UnixDomainSocketAddress.of(uds + "_5000"));
+            CompletableFuture<String> served = CompletableFuture.supplyAsync(() -> {
+                try (SocketChannel c = host.accept()) {
+                    BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(c)));
+                    String line = in.readLine();
+                    c.write(ByteBuffer.wrap(("host got: " + line + "\n").getBytes(StandardCharsets.UTF_8)));
+                    return line;
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            String reply = ssh(sshPort, "perl /tmp/connect.pl");
+            assertEquals("hello-from-guest", served.get(1, TimeUnit.MINUTES));
+            assertEquals("host got: hello-from-guest\n", reply);
+        }
+
+        ssh(
+                sshPort,
+                "setsid -f perl /tmp/listen.pl </dev/null >/tmp/listen.log 2>&1;"
+                        + " for i in $(seq 100); do [ -e /tmp/vsock-ready ] && break; sleep 0.1; done;"
+                        + " test -e /tmp/vsock-ready");
+        try (SocketChannel c = SocketChannel.open(UnixDomainSocketAddress.of(uds))) {
+            c.write(ByteBuffer.wrap("CONNECT 5001\n".getBytes(StandardCharsets.UTF_8)));
+            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(c)));
+            String ok = in.readLine();
+            assertTrue(ok != null && ok.matches("OK \\d+"), "the answer to CONNECT 5001: " + ok);
+            c.write(ByteBuffer.wrap("hello-from-host\n".getBytes(StandardCharsets.UTF_8)));
+            assertEquals("guest got: hello-from-host", in.readLine());
+        }
+    }
+
+    private static String b64(String s) {
+        return Base64.getEncoder().encodeToString(s.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * The verbs as a user runs them on the VM while it runs: {@code list} shows it; {@code info} shows its size, disk
+     * and NIC and counters that moved (exits, virtio requests, disk latencies, the ssh and download connections);
+     * {@code suspend} stops the guest (an ssh connection gets no answer), {@code resume} brings it back (ssh answers
+     * again, and the guest's clock moved about as far as the host's).
+     */
+    private static void verbsOnTheRunningGuest(Verbs verbs, Path overlay, int sshPort) throws Exception {
+        long t0 = System.nanoTime();
+        // info first: it waits up to 30 s for the VM's first API answer, which in the emulated machine (the VM's JVM
+        // 20-40x slower, its HTTP classes not loaded yet) took longer than list's 5 s for each VM it lists.
+        Verbs.Result info = verbs.jvmm("info", NAME);
+        Verbs.Result list = verbs.jvmm("list");
+        assertEquals(0, list.code(), list.toString());
+        assertTrue(
+                list.out()
+                        .lines()
+                        .anyMatch(l -> List.of(l.split("\\s+")).containsAll(List.of(NAME, "Running", "2", "1024"))),
+                list.toString());
+        assertEquals(0, info.code(), info.toString());
+        for (String part : List.of(
+                "State:    Running\n",
+                "vCPUs:    2\n",
+                "Memory:   1024 MiB\n",
+                "  vda  " + overlay + "  read-write  pci",
+                "  user  pci\n",
+                "      read latency: p50 ",
+                "      user network: tcp ")) assertTrue(info.out().contains(part), part + " in:\n" + info.out());
+        JsonNode metrics = new ObjectMapper()
+                .readTree(verbs.jvmm("info", "--json", NAME).out())
+                .get("metrics");
+        long exits = 0;
+        for (JsonNode e : metrics.get("vcpu_exits")) exits += e.get("count").asLong();
+        assertTrue(exits > 0, metrics.toString());
+        JsonNode vda = metrics.get("block").get("vda");
+        assertTrue(vda.get("reads").asLong() > 0 && vda.get("writes").asLong() > 0, vda.toString());
+        JsonNode reads = vda.get("read_agg");
+        assertTrue(
+                0 < reads.get("p50_us").asLong()
+                        && reads.get("p50_us").asLong() <= reads.get("p90_us").asLong()
+                        && reads.get("p90_us").asLong() <= reads.get("p99_us").asLong()
+                        && reads.get("p99_us").asLong() <= reads.get("max_us").asLong(),
+                vda.toString());
+        assertTrue(vda.get("write_agg").get("max_us").asLong() > 0, vda.toString());
+        JsonNode net0 = metrics.get("net").get("net0");
+        assertTrue(net0.get("rx_frames").asLong() > 0 && net0.get("tx_frames").asLong() > 0, net0.toString());
+        JsonNode flows = net0.get("user_net");
+        // ssh's connections through hostfwd and curl's to 10.0.2.2; the 4 MiB came from the host; DNS was UDP.
+        assertTrue(flows.get("tcp_opened").asLong() >= 5, flows.toString());
+        assertTrue(flows.get("tcp_rx_bytes").asLong() >= 4 << 20, flows.toString());
+        assertTrue(flows.get("udp_flows_opened").asLong() >= 1, flows.toString());
+
+        double guestBefore = Double.parseDouble(ssh(sshPort, "date +%s.%N").strip());
+        long hostBefore = System.nanoTime();
+        Verbs.Result suspend = verbs.jvmm("suspend", NAME);
+        assertEquals(0, suspend.code(), suspend.toString());
+        assertEquals(NAME + " suspended\n", suspend.out());
+        assertTrue(verbs.jvmm("info", NAME).out().contains("State:    Paused\n"));
+        Process stalled = new ProcessBuilder(sshCommand(sshPort, "true"))
+                .redirectErrorStream(true)
+                .start();
+        try {
+            assertFalse(stalled.waitFor(5, TimeUnit.SECONDS), "ssh reached a suspended guest");
+        } finally {
+            stalled.destroyForcibly();
+        }
+        Verbs.Result resume = verbs.jvmm("resume", NAME);
+        assertEquals(0, resume.code(), resume.toString());
+        assertEquals(NAME + " resumed\n", resume.out());
+        double guestAfter = Double.parseDouble(ssh(sshPort, "date +%s.%N").strip());
+        double hostSeconds = (System.nanoTime() - hostBefore) / 1e9, guestSeconds = guestAfter - guestBefore;
+        assertTrue(
+                guestSeconds > 0 && Math.abs(guestSeconds - hostSeconds) < 30,
+                "the guest's clock moved " + guestSeconds + " s over a suspend and resume of " + hostSeconds
+                        + " s on the host");
+        System.out.println("verbs on the running guest: " + (System.nanoTime() - t0) / 1_000_000 + " ms (guest clock "
+                + guestSeconds + " s, host " + hostSeconds + " s)\n" + info.out());
+    }
+
+    /**
+     * kvm_pvm: a distribution kernel stops in early boot (HOST.md), before its console is registered, so the early
+     * console shows how far it got: its command line.
+     */
+    private static void earlyBootOnly(Path overlay) throws Exception {
+        WatchedOutput console = new WatchedOutput();
+        MachineConfig config = MachineConfig.builder(guest.kernel())
+                .initrd(guest.initrd())
+                .memory(1L << 30)
+                .cpus(2)
+                .cmdline("console=ttyS0 earlyprintk=serial root=/dev/vda rw")
+                .disk(new MachineConfig.DiskConfig(
+                        overlay,
+                        false,
+                        Optional.empty(),
+                        MachineConfig.DiskConfig.Transport.PCI,
+                        MachineConfig.DiskConfig.Format.QCOW2,
+                        MachineConfig.DiskConfig.BackingFiles.ANY))
+                .console(console)
+                .build();
+        try (Machine m = Machine.create(config)) {
+            m.start();
+            boolean early = console.await(
+                    t -> t.contains("Command line: console=ttyS0 earlyprintk=serial root=/dev/vda rw"),
+                    Duration.ofMinutes(5));
+            m.stop();
+            assertTrue(early, console.text());
+        }
+        KvmHost.checked("DebianGuestKvmTest", "Debian's kernel from the image, up to its command line (kvm_pvm)");
+    }
+
+    /** A tmux session running one command on a terminal, its whole output logged to a file (pipe-pane). */
+    private record Terminal(String session, Path logFile) implements AutoCloseable {
+        static Terminal start(Path dir, List<String> command) throws IOException, InterruptedException {
+            String session = "jvmm-test-" + Long.toHexString(System.nanoTime());
+            Path log = dir.resolve("terminal.log");
+            Files.createFile(log);
+            run(List.of(
+                    "tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", "bash --norc --noprofile"));
+            Terminal t = new Terminal(session, log);
+            run(List.of("tmux", "pipe-pane", "-t", session, "-o", "cat >> " + quote(log.toString())));
+            StringBuilder line = new StringBuilder();
+            for (String arg : command) line.append(quote(arg)).append(' ');
+            t.type(line + "; echo jvmm''-exit=$?"); // quoted apart, so that the echoed command line does not match
+            return t;
+        }
+
+        void type(String text) throws IOException, InterruptedException {
+            run(List.of("tmux", "send-keys", "-t", session, "-l", text));
+            run(List.of("tmux", "send-keys", "-t", session, "Enter"));
+        }
+
+        String screen() throws IOException, InterruptedException {
+            return run(List.of("tmux", "capture-pane", "-p", "-t", session));
+        }
+
+        String log() throws IOException {
+            return Files.readString(logFile, StandardCharsets.ISO_8859_1);
+        }
+
+        boolean awaitLog(String text, Duration timeout) throws Exception {
+            return await(this::log, text, timeout);
+        }
+
+        boolean awaitLog(Predicate<String> condition, Duration timeout) throws Exception {
+            return await(this::log, condition, timeout);
+        }
+
+        boolean awaitScreen(String text, Duration timeout) throws Exception {
+            return await(this::screen, text, timeout);
+        }
+
+        private static boolean await(Callable<String> source, String text, Duration timeout) throws Exception {
+            return await(source, s -> s.contains(text), timeout);
+        }
+
+        private static boolean await(Callable<String> source, Predicate<String> condition, Duration timeout)
+                throws Exception {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            while (!condition.test(source.call())) {
+                if (System.nanoTime() > deadline) return false;
+                Thread.sleep(500);
+            }
+            return true;
+        }
+
+        @Override
+        public void close() throws IOException {
+            Process p = new ProcessBuilder("tmux", "kill-session", "-t", session).start();
+            try {
+                p.waitFor();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        private static String quote(String s) {
+            return "'" + s.replace("'", "'\\''") + "'";
+        }
+    }
+
+    private static final Pattern SUSPICIOUS = Pattern.compile(
+            "warning:|bug:|call trace|failed|firmware bug|fallback|unstable|unable to|not found|error",
+            Pattern.CASE_INSENSITIVE);
+
+    /** The boot, up to the login prompt: what both runs have (QEMU's is not shut down cleanly). */
+    private static String untilLogin(String log) {
+        int login = log.indexOf(DebianGuest.LOGIN_PROMPT);
+        return login < 0 ? log : log.substring(0, login);
+    }
+
+    /** The boot log's suspicious lines, without timestamps, numbers and addresses (which differ run to run). */
+    static Set<String> suspicious(String log) {
+        Set<String> out = new TreeSet<>();
+        for (String line : log.split("\r?\n")) {
+            String l = line.replaceAll("\u001b\\[[0-9;?]*[A-Za-z]", "")
+                    .replaceFirst("^\\[\\s*\\d+\\.\\d+\\]\\s*", "")
+                    .strip();
+            if (SUSPICIOUS.matcher(l).find()) out.add(l.replaceAll("0x[0-9a-fA-F]+|\\b[0-9a-f]{6,}\\b|\\d+", "#"));
+        }
+        return out;
+    }
+
+    /**
+     * QEMU with KVM, q35, the host's CPU model: the same kernel, initramfs and image (an overlay of its own) to
+     * login.
+     */
+    private static String qemuBootToLogin(Path dir) throws IOException, InterruptedException {
+        Path overlay = guest.overlay(dir.resolve("qemu.qcow2")), log = dir.resolve("qemu-console.log");
+        Process q = new ProcessBuilder(guest.qemuCommand(
+                        "qemu-system-x86_64",
+                        overlay,
+                        2,
+                        "1G",
+                        List.of("-monitor", "none", "-serial", "file:" + log, "-no-reboot")))
+                .redirectErrorStream(true)
+                .redirectOutput(dir.resolve("qemu.out").toFile())
+                .start();
+        try {
+            long deadline = System.nanoTime() + BOOT.toNanos();
+            while (System.nanoTime() < deadline && q.isAlive()) {
+                if (Files.exists(log)
+                        && Files.readString(log, StandardCharsets.ISO_8859_1).contains(DebianGuest.LOGIN_PROMPT)) break;
+                Thread.sleep(1000);
+            }
+            String text = Files.exists(log) ? Files.readString(log, StandardCharsets.ISO_8859_1) : "";
+            assertTrue(
+                    text.contains(DebianGuest.LOGIN_PROMPT),
+                    "QEMU did not reach login: " + Files.readString(dir.resolve("qemu.out")) + text);
+            return text;
+        } finally {
+            q.destroyForcibly().waitFor();
+        }
+    }
+
+    private static Path debianImage() throws IOException, InterruptedException {
+        return TestKernels.scriptOutput("debian-image.sh", Duration.ofMinutes(30));
+    }
+
+    /** The login prompt and sshd come up independently: retry until sshd answers (a refused connection is quick). */
+    private static void awaitSsh(int port) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofMinutes(5).toNanos();
+        while (true) {
+            Process p = new ProcessBuilder(sshCommand(port, "true"))
+                    .redirectErrorStream(true)
+                    .start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (p.waitFor() == 0) return;
+            assertTrue(System.nanoTime() < deadline, "sshd did not answer within 5 minutes: " + out);
+            Thread.sleep(5000);
+        }
+    }
+
+    private static List<String> sshCommand(int port, String command) {
+        return List.of(
+                "ssh",
+                "-i",
+                guest.sshKey().toString(),
+                "-p",
+                "" + port,
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "ConnectTimeout=60",
+                "-o",
+                "BatchMode=yes",
+                "root@127.0.0.1",
+                command);
+    }
+
+    private static String ssh(int port, String command) throws IOException, InterruptedException {
+        return run(sshCommand(port, command));
+    }
+
+    private static String run(List<String> command) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(10, TimeUnit.MINUTES), String.join(" ", command) + ": still running");
+        assertEquals(0, p.exitValue(), String.join(" ", command) + ":\n" + out);
+        return out;
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+}
