@@ -85,10 +85,6 @@ final class InFlight {
         spareLengths = new int[this.cap];
     }
 
-    int cap() {
-        return cap;
-    }
-
     /** True (and the queue is marked full, to be kicked when room is made) when no more requests may be taken. */
     boolean atCap() {
         lock.lock();
@@ -290,16 +286,6 @@ final class InFlight {
         lock.lock();
         try {
             while (outstanding > 0 || publishing) idle.awaitUninterruptibly();
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /** Requests taken and not yet published (tests, diagnostics). */
-    int outstanding() {
-        lock.lock();
-        try {
-            return outstanding;
         } finally {
             lock.unlock();
         }

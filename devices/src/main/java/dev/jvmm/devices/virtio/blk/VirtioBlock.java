@@ -30,7 +30,9 @@ import java.util.concurrent.TimeUnit;
  * write-through case).
  *
  * <p>Each request is decoded and checked by a {@link BlockRequestParser} (one per queue) into a
- * {@link BlockRequest}, then run by the {@link BlockRequestExecutor}; this class owns the features, the
+ * {@link BlockRequest}, then run by the {@link BlockRequestExecutor} on the disk's pool of I/O threads, several per
+ * queue at a time and completed in any order ({@link InFlight} keeps overlapping requests and flushes in the order the
+ * driver made them available, and reset, quiesce and shutdown wait for them); this class owns the features, the
  * configuration space ({@link BlockConfig}) and the queue loop.
  */
 public final class VirtioBlock implements VirtioDevice {
