@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the jvmm benchmark suite (dev.jvmm.bench.Report): builds the benchmarks module (Java, the C guest and
 # refvmm) without installing anything, then runs the report. Options: --quick, --out DIR, --no-exits, --no-jmh,
-# --no-qemu, --no-launch, --no-snapshots, --debian DIR (a Debian guest's time to login,
+# --no-qemu, --no-launch, --no-snapshots, --no-blk, --debian DIR (a Debian guest's time to login,
 # jvmm against QEMU). The report lands in benchmarks/target/bench-report unless --out says otherwise.
 set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)

@@ -54,6 +54,11 @@ public final class NativeTools {
         return dir.resolve("snapbench.elf");
     }
 
+    /** The block benchmark's floor, a pread/pwrite loop (blkfloor.c). */
+    public Path blkFloor() {
+        return dir.resolve("blkfloor");
+    }
+
     public Path refvmm() {
         return dir.resolve("refvmm");
     }
@@ -70,9 +75,18 @@ public final class NativeTools {
     public static Optional<Path> qemu() {
         String configured = System.getProperty("jvmm.bench.qemu");
         if (configured != null) return Optional.of(Path.of(configured)).filter(Files::isExecutable);
+        return onPath("qemu-system-x86_64");
+    }
+
+    /** qemu-img on PATH, if installed (Debian's qemu-utils). */
+    public static Optional<Path> qemuImg() {
+        return onPath("qemu-img");
+    }
+
+    private static Optional<Path> onPath(String name) {
         String path = System.getenv().getOrDefault("PATH", "/usr/bin:/bin");
         for (String d : path.split(":")) {
-            Path p = Path.of(d, "qemu-system-x86_64");
+            Path p = Path.of(d, name);
             if (Files.isExecutable(p)) return Optional.of(p);
         }
         return Optional.empty();

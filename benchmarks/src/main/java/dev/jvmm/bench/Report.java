@@ -39,7 +39,8 @@ import org.openjdk.jmh.runner.options.VerboseMode;
  * microvm on the same guest, JMH runs of jvmm's exit path with the gc profiler, latency distributions, launch
  * time and memory. Writes report.md, PNG charts and the raw JMH JSON into the output directory.
  *
- * <p>Usage: {@code Report [--quick] [--out DIR] [--no-exits] [--no-jmh] [--no-qemu] [--no-launch] [--debian DIR
+ * <p>Usage: {@code Report [--quick] [--out DIR] [--no-exits] [--no-jmh] [--no-qemu] [--no-launch] [--no-snapshots]
+ * [--no-blk] [--debian DIR
  * [--login-rounds N]]};
  * {@code --debian} adds a Debian guest's time to its login prompt under jvmm and under QEMU.
  * Ratios compare runs made back to back in this one run (see HOST.md: absolute times drift with load).
@@ -68,7 +69,32 @@ public final class Report {
             boolean launch,
             Optional<Path> debian,
             int loginRounds,
-            List<Integer> snapshotMib) {
+            List<Integer> snapshotMib,
+            Blk blk) {
+        /**
+         * The block benchmark's size ({@link BlkBench}): an image of {@code mib} MiB (0: no block rows), requests per
+         * run of 4 KiB and of 64 KiB, and the depth jvmm's driver and qemu-img bench keep in flight.
+         */
+        public record Blk(int mib, long ops4k, long ops64k, int depth) {
+            static final Blk NONE = new Blk(0, 0, 0, 1);
+        }
+
+        int blkMib() {
+            return blk.mib();
+        }
+
+        long blkOps4k() {
+            return blk.ops4k();
+        }
+
+        long blkOps64k() {
+            return blk.ops64k();
+        }
+
+        int blkDepth() {
+            return blk.depth();
+        }
+
         public static Config standard(Path out) {
             return new Config(
                     false,
@@ -89,7 +115,8 @@ public final class Report {
                     true,
                     Optional.empty(),
                     3,
-                    List.of(256, 1024, 4096));
+                    List.of(256, 1024, 4096),
+                    new Blk(512, 100_000, 20_000, 16));
         }
 
         public static Config quick(Path out) {
@@ -112,7 +139,8 @@ public final class Report {
                     true,
                     Optional.empty(),
                     1,
-                    List.of(64, 256));
+                    List.of(64, 256),
+                    new Blk(64, 10_000, 2_000, 16));
         }
 
         /**
@@ -140,21 +168,27 @@ public final class Report {
                     true,
                     Optional.empty(),
                     1,
-                    List.of(64));
+                    List.of(64),
+                    new Blk(16, 1_000, 200, 8));
         }
 
         Config with(boolean exits, boolean jmh, boolean qemu, boolean launch) {
-            return with(exits, jmh, qemu, launch, debian, loginRounds, snapshotMib);
+            return with(exits, jmh, qemu, launch, debian, loginRounds, snapshotMib, blk);
         }
 
         /** Without the snapshot rows. */
         Config withoutSnapshots() {
-            return with(exits, jmh, qemu, launch, debian, loginRounds, List.of());
+            return with(exits, jmh, qemu, launch, debian, loginRounds, List.of(), blk);
+        }
+
+        /** Without the block rows. */
+        Config withoutBlk() {
+            return with(exits, jmh, qemu, launch, debian, loginRounds, snapshotMib, Blk.NONE);
         }
 
         /** With the time-to-login rows for the Debian guest in {@code image} (scripts/debian-image.sh's folder). */
         Config withDebian(Path image, int loginRounds) {
-            return with(exits, jmh, qemu, launch, Optional.of(image), loginRounds, snapshotMib);
+            return with(exits, jmh, qemu, launch, Optional.of(image), loginRounds, snapshotMib, blk);
         }
 
         private Config with(
@@ -164,7 +198,8 @@ public final class Report {
                 boolean launch,
                 Optional<Path> debian,
                 int loginRounds,
-                List<Integer> snapshotMib) {
+                List<Integer> snapshotMib,
+                Blk blk) {
             return new Config(
                     quick,
                     out,
@@ -184,7 +219,8 @@ public final class Report {
                     launch,
                     debian,
                     loginRounds,
-                    snapshotMib);
+                    snapshotMib,
+                    blk);
         }
     }
 
@@ -253,7 +289,7 @@ public final class Report {
 
     public static void main(String[] args) throws Exception {
         Path out = Path.of("target", "bench-report");
-        boolean quick = false, exits = true, jmh = true, qemu = true, launch = true, snapshots = true;
+        boolean quick = false, exits = true, jmh = true, qemu = true, launch = true, snapshots = true, blk = true;
         Path debian = null;
         int loginRounds = 0;
         for (int i = 0; i < args.length; i++) {
@@ -265,11 +301,12 @@ public final class Report {
                 case "--no-launch" -> launch = false;
                 case "--no-exits" -> exits = false;
                 case "--no-snapshots" -> snapshots = false;
+                case "--no-blk" -> blk = false;
                 case "--debian" -> debian = Path.of(args[++i]);
                 case "--login-rounds" -> loginRounds = Integer.parseInt(args[++i]);
                 case "-h", "--help" -> {
                     System.out.println("usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] "
-                            + "[--no-exits] [--no-snapshots] [--debian DIR [--login-rounds N]]");
+                            + "[--no-exits] [--no-snapshots] [--no-blk] [--debian DIR [--login-rounds N]]");
                     System.out.println("  --debian DIR  also time a Debian guest to its login prompt, jvmm against QEMU"
                             + " (DIR: what scripts/debian-image.sh prints)");
                     return;
@@ -282,6 +319,7 @@ public final class Report {
         }
         Config c = (quick ? Config.quick(out) : Config.standard(out)).with(exits, jmh, qemu, launch);
         if (!snapshots) c = c.withoutSnapshots();
+        if (!blk) c = c.withoutBlk();
         if (debian != null) c = c.withDebian(debian, loginRounds > 0 ? loginRounds : c.loginRounds());
         Path md = new Report(c).run();
         System.out.println("report: " + md.toAbsolutePath());
@@ -324,6 +362,7 @@ public final class Report {
         }
         List<LaunchRow> launches = config.launch() ? new LaunchBench(config, tools, this::say).run() : List.of();
         List<SnapshotBench.Row> snapshots = new SnapshotBench(config, tools, this::say).run();
+        List<BlkBench.Row> blk = new BlkBench(config, tools, this::say).run();
         LoginResult login = config.debian().map(this::login).orElse(null);
         Path md = config.out().resolve("report.md");
         Files.writeString(
@@ -333,6 +372,7 @@ public final class Report {
                                 rows,
                                 launches,
                                 snapshots,
+                                blk,
                                 login,
                                 tscKhz,
                                 refEmptyRunNs,

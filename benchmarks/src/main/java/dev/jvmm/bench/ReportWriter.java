@@ -13,6 +13,7 @@ final class ReportWriter {
     private final List<Report.ExitRow> rows;
     private final List<Report.LaunchRow> launches;
     private final List<SnapshotBench.Row> snapshots;
+    private final List<BlkBench.Row> blk;
     private final Report.LoginResult login;
     private final int tscKhz;
     private final Stats refEmptyRunNs;
@@ -25,6 +26,7 @@ final class ReportWriter {
             List<Report.ExitRow> rows,
             List<Report.LaunchRow> launches,
             List<SnapshotBench.Row> snapshots,
+            List<BlkBench.Row> blk,
             Report.LoginResult login,
             int tscKhz,
             Stats refEmptyRunNs,
@@ -35,6 +37,7 @@ final class ReportWriter {
         this.rows = rows;
         this.launches = launches;
         this.snapshots = snapshots;
+        this.blk = blk;
         this.login = login;
         this.tscKhz = tscKhz;
         this.refEmptyRunNs = refEmptyRunNs;
@@ -78,6 +81,7 @@ final class ReportWriter {
         }
         launchTable();
         snapshotTable();
+        blkTable();
         loginTable();
         line("## Files");
         line("");
@@ -263,6 +267,53 @@ final class ReportWriter {
                     m == null ? "n/a" : m.pssKb(),
                     l.note());
         }
+        line("");
+    }
+
+    private void blkTable() {
+        line("## virtio-blk throughput (driver over the real device, no guest)");
+        line("");
+        if (blk.isEmpty()) {
+            line("Skipped (--no-blk).");
+            line("");
+            return;
+        }
+        line(
+                "A Java driver (BlkGuest) keeps requests in flight on one virtqueue of the real VirtioBlock device on "
+                        + "virtio-mmio (%d I/O threads, the disk opened as `jvmm run --disk` opens it); the floor is "
+                        + "`blkfloor`, one C thread doing pread(2)/pwrite(2) one request at a time on the raw "
+                        + "image (the qcow2 rows too: writing a qcow2 file at guest offsets would corrupt it); "
+                        + "`qemu-img bench -t writeback -i threads` runs on jvmm's image file at the same depth. "
+                        + "Depth: "
+                        + "jvmm and qemu-img bench keep **%d** requests in flight (jvmm also at depth 1), the floor 1. "
+                        + "All three run against the host's **page cache** (no O_DIRECT, the %d MiB image read once "
+                        + "beforehand, writes overwrite allocated blocks, nothing is flushed): the figures are the "
+                        + "cost of each request's path (syscalls, thread hand-offs, virtqueue work), not of a disk. "
+                        + "qemu-img bench has no random pattern, so all three visit offsets (i * step) mod size, with "
+                        + "step = 4 KiB x 7919 for the random rows. Ratios are of time per request (lower is better, "
+                        + "1 = as fast as the reference), median (min-max) over %d paired round(s).",
+                dev.jvmm.devices.virtio.blk.VirtioBlock.DEFAULT_IO_THREADS,
+                config.blkDepth(),
+                config.blkMib(),
+                config.rounds());
+        line("");
+        line("| image | pattern | jvmm kIOPS | jvmm depth 1 kIOPS | pread/pwrite kIOPS | qemu-img bench kIOPS | "
+                + "jvmm / floor | jvmm depth 1 / floor | jvmm / qemu-img | note |");
+        line("|---|---|---|---|---|---|---|---|---|---|");
+        for (BlkBench.Row r : blk)
+            line(
+                    "| %s | %s %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+                    r.format(),
+                    r.pattern(),
+                    r.write() ? "write" : "read",
+                    r.jvmmKiops().format("%.1f"),
+                    r.jvmmQd1Kiops().format("%.1f"),
+                    r.floorKiops().format("%.1f"),
+                    r.qemuKiops().present() ? r.qemuKiops().format("%.1f") : "n/a",
+                    r.toFloor().format("%.2f"),
+                    r.qd1ToFloor().format("%.2f"),
+                    r.toQemu().present() ? r.toQemu().format("%.2f") : "n/a",
+                    r.note());
         line("");
     }
 

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.jvmm.core.testing.RequiresKvm;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Tag;
@@ -67,6 +68,20 @@ class ReportQuickKvmTest {
             for (int c : new int[] {3, 4, 7, 8, 9})
                 assertTrue(cells[c].trim().matches("[0-9]+(\\.[0-9]+)?( .*)?"), "column " + c + ": " + row);
         }
+        boolean qemuImg = NativeTools.qemuImg().isPresent();
+        for (String format : qemuImg ? List.of("raw", "qcow2") : List.of("raw"))
+            for (String pattern : List.of(
+                    "4 KiB random read", "4 KiB random write", "64 KiB sequential read", "64 KiB sequential write")) {
+                // jvmm at depth n and 1, the pread/pwrite floor and qemu-img bench measured, and their ratios
+                String row = report.lines()
+                        .filter(l -> l.startsWith("| " + format + " | " + pattern + " | "))
+                        .findFirst()
+                        .orElseThrow(
+                                () -> new AssertionError("no block row " + format + " " + pattern + "\n" + report));
+                String[] cells = row.split("\\|");
+                for (int c : qemuImg ? new int[] {3, 4, 5, 6, 7, 8, 9} : new int[] {3, 4, 5, 7, 8})
+                    assertTrue(cells[c].trim().matches(NUMBER), "block column " + c + ": " + row);
+            }
         assertTrue(Files.size(out.resolve("exit-costs.png")) > 0);
         assertTrue(Files.readString(out.resolve("jmh.json")).contains("\"primaryMetric\""));
     }

@@ -69,8 +69,17 @@ public interface VirtioDevice {
      */
     void processQueue(int index, Virtqueue queue);
 
-    /** Forgets everything negotiated; the device waits for the next activation. */
+    /**
+     * Forgets everything negotiated; the device waits for the next activation. Work the device runs off the I/O
+     * thread is finished first: after a reset the device touches neither the rings nor guest memory.
+     */
     void reset();
+
+    /**
+     * The transport is closed (its I/O thread stopped): finish what is in flight and end the device's own threads.
+     * Guest memory and the backend are still there while this runs.
+     */
+    default void shutdown() {}
 
     /**
      * False when the device takes nothing more from the queue now although buffers may be available: a backend

@@ -460,6 +460,7 @@ public abstract class VirtioTransport implements AutoCloseable, Snapshottable {
     public synchronized void close() {
         if (closed) return;
         stopIoThread();
+        device.shutdown();
         closed = true;
         notifyEvent.close();
     }

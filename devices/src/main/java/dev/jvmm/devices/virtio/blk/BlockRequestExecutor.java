@@ -45,12 +45,17 @@ public final class BlockRequestExecutor {
      * @throws IllegalArgumentException for a refused request that cannot be answered (the device must reset)
      */
     public int execute(BlockRequest request) {
+        return execute(request, stats.now());
+    }
+
+    /** As {@link #execute(BlockRequest)}, for a request taken off its queue at {@code takenNanos} (stats' clock). */
+    int execute(BlockRequest request, long takenNanos) {
         if (request instanceof BlockRequest.Refused refused && !refused.reason().answerable())
             throw new IllegalArgumentException(
                     "a request refused as " + refused.reason() + " has no status byte to answer with");
         long written = 0;
         int status = VirtioBlock.S_OK;
-        long start = stats.now();
+        long start = takenNanos;
         try {
             switch (request) {
                 case BlockRequest.Read r -> {

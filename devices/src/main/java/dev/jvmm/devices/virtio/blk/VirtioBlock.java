@@ -12,6 +12,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.concurrent.Executor;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 
 /**
  * virtio-blk (virtio 1.2, 5.2): read, write, flush, get-id, discard, write-zeroes, read-only disks and
@@ -26,7 +30,9 @@ import java.util.List;
  * write-through case).
  *
  * <p>Each request is decoded and checked by a {@link BlockRequestParser} (one per queue) into a
- * {@link BlockRequest}, then run by the {@link BlockRequestExecutor}; this class owns the features, the
+ * {@link BlockRequest}, then run by the {@link BlockRequestExecutor} on the disk's pool of I/O threads, several per
+ * queue at a time and completed in any order ({@link InFlight} keeps overlapping requests and flushes in the order the
+ * driver made them available, and reset, quiesce and shutdown wait for them); this class owns the features, the
  * configuration space ({@link BlockConfig}) and the queue loop.
  */
 public final class VirtioBlock implements VirtioDevice {
@@ -58,6 +64,9 @@ public final class VirtioBlock implements VirtioDevice {
 
     public static final int CONFIG_SIZE = BlockConfig.SIZE;
 
+    /** I/O threads per disk by default: requests of all its queues run on them, several at a time. */
+    public static final int DEFAULT_IO_THREADS = 4;
+
     /**
      * How the disk looks to the guest.
      *
@@ -68,10 +77,19 @@ public final class VirtioBlock implements VirtioDevice {
      * @param blockSize  the logical block size advertised in blk_size
      * @param rateLimit  requests (ops) and read/write bytes (bandwidth) the guest may have served, as Firecracker's
      *                   drive rate limiter
+     * @param ioThreads  threads that run the disk's requests, up to {@link InFlight#MAX} (or the queue size) in flight
+     *                   per queue; 0 runs them one at a time on the transport's I/O thread
      */
     public record Options(
-            boolean readOnly, String serial, int queues, int queueSize, int blockSize, RateLimiter.Config rateLimit) {
-        public static final Options DEFAULT = new Options(false, "", 1, 256, 512, RateLimiter.Config.UNLIMITED);
+            boolean readOnly,
+            String serial,
+            int queues,
+            int queueSize,
+            int blockSize,
+            RateLimiter.Config rateLimit,
+            int ioThreads) {
+        public static final Options DEFAULT =
+                new Options(false, "", 1, 256, 512, RateLimiter.Config.UNLIMITED, DEFAULT_IO_THREADS);
 
         public Options {
             if (serial == null) serial = "";
@@ -88,6 +106,19 @@ public final class VirtioBlock implements VirtioDevice {
                 throw new IllegalArgumentException(
                         "block size " + blockSize + " must be a power of two from 512 to 65536");
             if (rateLimit == null) rateLimit = RateLimiter.Config.UNLIMITED;
+            if (ioThreads < 0 || ioThreads > 64)
+                throw new IllegalArgumentException("virtio-blk I/O threads " + ioThreads + " must be 0 to 64");
+        }
+
+        /** With a rate limit and the default I/O threads. */
+        public Options(
+                boolean readOnly,
+                String serial,
+                int queues,
+                int queueSize,
+                int blockSize,
+                RateLimiter.Config rateLimit) {
+            this(readOnly, serial, queues, queueSize, blockSize, rateLimit, DEFAULT_IO_THREADS);
         }
 
         /** Without a rate limit. */
@@ -96,19 +127,23 @@ public final class VirtioBlock implements VirtioDevice {
         }
 
         public Options withReadOnly(boolean ro) {
-            return new Options(ro, serial, queues, queueSize, blockSize, rateLimit);
+            return new Options(ro, serial, queues, queueSize, blockSize, rateLimit, ioThreads);
         }
 
         public Options withSerial(String s) {
-            return new Options(readOnly, s, queues, queueSize, blockSize, rateLimit);
+            return new Options(readOnly, s, queues, queueSize, blockSize, rateLimit, ioThreads);
         }
 
         public Options withQueues(int n) {
-            return new Options(readOnly, serial, n, queueSize, blockSize, rateLimit);
+            return new Options(readOnly, serial, n, queueSize, blockSize, rateLimit, ioThreads);
         }
 
         public Options withRateLimit(RateLimiter.Config limit) {
-            return new Options(readOnly, serial, queues, queueSize, blockSize, limit);
+            return new Options(readOnly, serial, queues, queueSize, blockSize, limit, ioThreads);
+        }
+
+        public Options withIoThreads(int n) {
+            return new Options(readOnly, serial, queues, queueSize, blockSize, rateLimit, n);
         }
     }
 
@@ -131,13 +166,20 @@ public final class VirtioBlock implements VirtioDevice {
     /** The limiter held a request back; the queues wait for its wake-up (a kick) instead of being serviced. */
     private volatile boolean throttled;
 
+    /** Runs requests: a pool of {@link Options#ioThreads} (made on first use), or the caller's thread for none. */
+    private final Executor workers;
+
+    private final ThreadPoolExecutor pool;
+
     private static final class QueueState {
         final DescriptorChain chain;
         final BlockRequestParser parser;
+        final InFlight inFlight;
 
-        QueueState(int size, BlockRequestParser parser) {
+        QueueState(int size, BlockRequestParser parser, InFlight inFlight) {
             this.chain = new DescriptorChain(size);
             this.parser = parser;
+            this.inFlight = inFlight;
         }
     }
 
@@ -175,7 +217,25 @@ public final class VirtioBlock implements VirtioDevice {
                 .toSegment();
         byte[] serial = options.serial().getBytes(StandardCharsets.US_ASCII);
         MemorySegment.copy(serial, 0, id, ValueLayout.JAVA_BYTE, 0, serial.length);
+        if (options.ioThreads() == 0) {
+            pool = null;
+            workers = Runnable::run;
+        } else {
+            // Idle threads end after a while, so a disk the guest does not use holds none; the queue is bounded by
+            // the in-flight caps (each queue hands over at most InFlight.MAX requests).
+            pool = new ThreadPoolExecutor(
+                    options.ioThreads(),
+                    options.ioThreads(),
+                    IDLE_SECONDS,
+                    TimeUnit.SECONDS,
+                    new LinkedBlockingQueue<>(),
+                    Thread.ofPlatform().daemon().name("virtio-blk-io-", 0).factory());
+            pool.allowCoreThreadTimeOut(true);
+            workers = pool;
+        }
     }
+
+    private static final long IDLE_SECONDS = 10;
 
     private static long bit(int f) {
         return 1L << f;
@@ -237,11 +297,17 @@ public final class VirtioBlock implements VirtioDevice {
     @Override
     public void activate(GuestMemory memory, long negotiatedFeatures, List<Virtqueue> queues, Context context) {
         BlockRequestParser.Limits limits = new BlockRequestParser.Limits(capacitySectors, readOnly, negotiatedFeatures);
-        QueueState[] s = new QueueState[queues.size()];
-        for (int i = 0; i < s.length; i++)
-            s[i] = new QueueState(queues.get(i).maxSize(), new BlockRequestParser(limits));
         // Without VIRTIO_BLK_F_FLUSH the driver expects every write stable on completion (the spec's write-through).
-        executor = new BlockRequestExecutor(backend, id, (negotiatedFeatures & bit(F_FLUSH)) == 0, stats);
+        BlockRequestExecutor ex =
+                new BlockRequestExecutor(backend, id, (negotiatedFeatures & bit(F_FLUSH)) == 0, stats);
+        QueueState[] s = new QueueState[queues.size()];
+        for (int i = 0; i < s.length; i++) {
+            Virtqueue q = queues.get(i);
+            int cap = options.ioThreads() == 0 ? 1 : q.size();
+            s[i] = new QueueState(
+                    q.maxSize(), new BlockRequestParser(limits), new InFlight(i, q, cap, workers, ex, context));
+        }
+        executor = ex;
         this.context = context;
         throttled = false;
         states = s;
@@ -249,6 +315,7 @@ public final class VirtioBlock implements VirtioDevice {
 
     @Override
     public void reset() {
+        awaitIdle(); // no request may write guest memory or the rings once the driver has reset the device
         states = null;
         executor = null;
         context = null;
@@ -256,7 +323,21 @@ public final class VirtioBlock implements VirtioDevice {
 
     @Override
     public boolean canProcess(int index) {
-        return !throttled;
+        QueueState[] s = states;
+        return !throttled && (s == null || !s[index].inFlight.isFull());
+    }
+
+    /** Waits until no request is running and every one taken is returned to the driver. */
+    void awaitIdle() {
+        QueueState[] s = states;
+        if (s != null) for (QueueState st : s) st.inFlight.awaitIdle();
+    }
+
+    /** The transport is closed: in-flight requests finish, then the I/O threads end. */
+    @Override
+    public void shutdown() {
+        awaitIdle();
+        if (pool != null) pool.shutdown();
     }
 
     @Override
@@ -264,34 +345,61 @@ public final class VirtioBlock implements VirtioDevice {
         QueueState st = states[index];
         BlockRequestExecutor ex = executor;
         DescriptorChain chain = st.chain;
-        for (int budget = queue.size(); budget > 0 && queue.pop(chain); budget--) {
-            BlockRequest request = st.parser.parse(chain);
-            if (request instanceof BlockRequest.Refused refused
-                    && !refused.reason().answerable()) {
-                throw new VirtqueueException(
-                        VirtqueueException.Kind.CHAIN_TOO_SHORT,
-                        "virtio-blk request " + chain.head()
-                                + " cannot be answered: " + refused.reason()
-                                + " (" + chain.readableLength() + " device-readable bytes, " + chain.writableLength()
-                                + " device-writable; a request needs a 16-byte header and a status byte)");
+        InFlight inFlight = st.inFlight;
+        // The last request ready to run is held back and run on this thread once the ring is empty, sparing one
+        // hand-off to a worker (a guest waiting on one request at a time gets it back sooner); the others go to the
+        // workers as soon as the next one is taken.
+        InFlight.Slot last = null;
+        boolean done = false;
+        try {
+            for (int budget = queue.size(); budget > 0 && !inFlight.atCap() && queue.pop(chain); budget--) {
+                long taken = stats.now();
+                BlockRequest request = st.parser.parse(chain);
+                if (request instanceof BlockRequest.Refused refused
+                        && !refused.reason().answerable()) {
+                    throw new VirtqueueException(
+                            VirtqueueException.Kind.CHAIN_TOO_SHORT,
+                            "virtio-blk request " + chain.head()
+                                    + " cannot be answered: " + refused.reason()
+                                    + " (" + chain.readableLength() + " device-readable bytes, "
+                                    + chain.writableLength()
+                                    + " device-writable; a request needs a 16-byte header and a status byte)");
+                }
+                if (limiter != null && !limiter.tryConsume(dataBytes(request))) {
+                    // Left in the queue, to be popped and parsed again when the buckets have refilled.
+                    queue.unpop(1);
+                    throttled = true;
+                    Context c = context;
+                    limiter.wakeAfterRefill(dataBytes(request), () -> {
+                        throttled = false;
+                        if (c != null) c.kick();
+                    });
+                    break;
+                }
+                switch (request) {
+                    // Nothing to wait for: answered at once, in the batch the transport signals after this call.
+                    case BlockRequest.Refused r -> queue.addUsed(chain.head(), ex.execute(request, taken));
+                    case BlockRequest.GetId g -> queue.addUsed(chain.head(), ex.execute(request, taken));
+                    default -> {
+                        InFlight.Slot ready = inFlight.submit(chain.head(), request, taken);
+                        if (ready != null) {
+                            if (last != null) inFlight.dispatch(last);
+                            last = ready;
+                        }
+                    }
+                }
             }
-            if (limiter != null && !limiter.tryConsume(dataBytes(request))) {
-                // Left in the queue, to be popped and parsed again when the buckets have refilled.
-                queue.unpop(1);
-                throttled = true;
-                Context c = context;
-                limiter.wakeAfterRefill(dataBytes(request), () -> {
-                    throttled = false;
-                    if (c != null) c.kick();
-                });
-                return;
+            done = true;
+        } finally {
+            if (last != null) {
+                if (done && !InFlight.isFlush(last)) inFlight.runHere(last);
+                else inFlight.dispatch(last);
             }
-            queue.addUsed(chain.head(), ex.execute(request));
         }
     }
 
-    // ---- snapshots: requests are served whole on the transport's I/O thread, so a quiesced disk has none in
-    // flight; what is left is the configuration the guest read, which must still describe the disk.
+    // ---- snapshots: quiesce waits for the requests in flight to finish and be returned to the driver, so a quiesced
+    // disk has none; what is left is the configuration the guest read, which must still describe the disk.
 
     @Override
     public int stateVersion() {
@@ -299,11 +407,13 @@ public final class VirtioBlock implements VirtioDevice {
     }
 
     /**
-     * The transport holds the I/O thread off the queues already; what the guest wrote is flushed, so that the image
-     * (a qcow2 image's metadata included) is whole on disk for a restore in another process.
+     * The transport holds the I/O thread off the queues already; the requests taken are finished and used, and what
+     * the guest wrote is flushed, so that the image (a qcow2 image's metadata included) is whole on disk for a restore
+     * in another process.
      */
     @Override
     public void quiesce() {
+        awaitIdle();
         if (backend.readOnly()) return;
         try {
             backend.flush();

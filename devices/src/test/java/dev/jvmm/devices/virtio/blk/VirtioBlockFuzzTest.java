@@ -38,13 +38,13 @@ import java.util.Map;
  * status framing split over descriptors or sharing them, direct or indirect, buffers outside RAM or over the rings,
  * raw descriptors and available entries, backend failures; over a disk of a few sizes, read-only or not, with any
  * subset of the offered features. The device is driven as its transport would (processQueue, then notification
- * suppression), synchronously.
+ * suppression), and each servicing waits for the requests it took to finish on the device's I/O threads.
  *
  * <p>Checked, always: nothing but a {@link VirtqueueException} leaves processQueue (the transport then sets
  * DEVICE_NEEDS_RESET; this test resets the device and goes on). In contained mode ({@link FuzzGuest}) also: the
  * device writes guest RAM only inside the device-writable buffers of the chains available to it and its used ring;
- * it completes exactly the chains made available, in order, and refuses (with CHAIN_TOO_SHORT) exactly those without
- * a header or status byte, or with a queue-level kind where the chain breaks the ring's rules; each used length is at
+ * it completes exactly the chains made available, in any order, and refuses (with CHAIN_TOO_SHORT) exactly those
+ * without a header or status byte, or with a queue-level kind where the chain breaks the ring's rules; each used length is at
  * least 1 and at most the chain's writable length. For a request laid out cleanly: the status is OK, IOERR or UNSUPP;
  * OK only for a request that is valid (sectors in range, whole sectors, features negotiated, writable disk,
  * well-formed segments), and always OK for a valid one while the backend does not fail; a read returns the disk's
@@ -168,15 +168,22 @@ class VirtioBlockFuzzTest {
         guest.snapshot();
         VirtqueueException refused = null;
         try {
-            synchronized (q) {
-                int rounds = 0;
-                do {
+            int rounds = 0;
+            boolean again;
+            do {
+                synchronized (q) {
                     q.disableNotification();
                     blk.processQueue(0, q);
                     q.needsNotification();
-                } while (++rounds < 64 && blk.canProcess(0) && q.enableNotification());
-            }
+                }
+                // Requests run on the device's I/O threads; the checks below look at them all finished.
+                blk.awaitIdle();
+                synchronized (q) {
+                    again = ++rounds < 64 && blk.canProcess(0) && q.enableNotification();
+                }
+            } while (again);
         } catch (VirtqueueException e) {
+            blk.awaitIdle();
             refused = e;
         }
         int completed = (q.nextUsed() - usedFrom) & 0xffff;
@@ -211,10 +218,14 @@ class VirtioBlockFuzzTest {
             for (Buf b : c.writable())
                 if (b.addr() < ring.used() + ring.usedBytes() && ring.used() < b.addr() + b.len()) usedClobbered = true;
         if (usedClobbered) return;
+        // Requests complete in any order: each used element answers one of the chains taken, each chain once.
+        List<Chain> open = new ArrayList<>(chains.subList(0, completed));
         for (int i = 0; i < completed; i++) {
             int[] e = driver.used(usedFrom + i);
-            Chain c = chains.get(i);
-            assertEquals(c.head(), e[0], "used id");
+            Chain c = null;
+            for (Chain o : open) if (o.head() == e[0]) c = o;
+            assertTrue(c != null, "used id " + e[0] + " is none of the chains taken " + open);
+            open.remove(c);
             long len = Integer.toUnsignedLong(e[1]);
             assertTrue(len >= 1 && len <= c.writableLength(), "used length " + len + " of " + c);
         }
