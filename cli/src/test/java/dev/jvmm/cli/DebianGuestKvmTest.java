@@ -60,9 +60,11 @@ import org.junit.jupiter.api.io.TempDir;
  * A real distribution: Debian bookworm made by scripts/debian-image.sh (systemd, sshd, networkd), root on a qcow2
  * overlay over virtio-pci, booted with its own kernel and initramfs to a login prompt by {@code jvmm run --name};
  * then ssh through hostfwd, a download from the host, the verbs on the running VM ({@code list}, {@code info} with
- * its counters, {@code suspend} and {@code resume}), a login on the serial console, a reboot, and {@code jvmm
- * shutdown}: a clean power-off on the ACPI power button. (SIGTERM presses the same button: ApiProcessKvmTest checks
- * that with a small guest.)
+ * its counters, {@code suspend} and {@code resume}), a login on the serial console, {@code jvmm save} with a counter
+ * running and {@code jvmm restore} in a new process (the shell, the counter, ssh and the clock carry on), a reboot of
+ * the restored machine, and {@code jvmm shutdown}: a clean power-off on the ACPI power button; a second clone
+ * restored from the same file onto a copy of the disk as saved; both disks' file systems checked clean. (SIGTERM
+ * presses the same button: ApiProcessKvmTest checks that with a small guest.)
  */
 @RequiresKvm
 @Tag("slow")
@@ -113,6 +115,8 @@ class DebianGuestKvmTest {
         Path uds = vsockDir.resolve("v.sock");
         jvmm.addAll(jvmm.indexOf("run") + 1, List.of("--name", NAME, "--vsock", "cid=" + GUEST_CID + ",uds=" + uds));
         String jvmmLog;
+        Path snapshot = dir.resolve("debian.snap"), cloneDisk = dir.resolve("clone.qcow2");
+        SavedCounter saved;
         try (dns;
                 Terminal term = Terminal.start(dir, jvmm)) {
             long t0 = System.nanoTime();
@@ -178,6 +182,14 @@ class DebianGuestKvmTest {
             term.type("uname -a");
             assertTrue(term.awaitScreen("Linux jvmm-debian 6.1", Duration.ofMinutes(1)), term.screen());
 
+            // jvmm save with that shell on the console and a counter running; jvmm restore in a new process, on the
+            // same terminal. The rest of this test (reboot, shutdown) runs on the restored machine.
+            List<String> jvmmMain = jvmm.subList(0, jvmm.indexOf("run"));
+            saved = saveWithCounterRunning(term, verbs, sshPort, snapshot, overlay, cloneDisk);
+            long restoring = System.nanoTime();
+            term.runAgain(plus(jvmmMain, "restore", snapshot.toString(), "--name", NAME));
+            checkRestored(term, verbs, sshPort, saved, restoring);
+
             // reboot in the guest: the VM starts again from its configuration and boots to login once more.
             term.type("reboot");
             assertTrue(
@@ -195,9 +207,9 @@ class DebianGuestKvmTest {
             assertEquals(0, shutdown.code(), shutdown + "\n" + term.log());
             assertEquals(NAME + " shut down\n", shutdown.out());
             assertTrue(term.awaitLog("jvmm-exit=", Duration.ofMinutes(2)), "jvmm did not end:\n" + term.log());
-            jvmmLog = term.log();
-            assertTrue(jvmmLog.contains("reboot: Power down"), jvmmLog);
-            assertTrue(jvmmLog.contains("jvmm-exit=0"), jvmmLog);
+            assertTrue(term.log().contains("reboot: Power down"), term.log());
+            assertTrue(term.log().contains("jvmm-exit=0"), term.log());
+            jvmmLog = term.wholeLog();
             Verbs.Result gone = verbs.jvmm("info", NAME);
             assertEquals(1, gone.code(), gone.toString());
             assertTrue(gone.err().contains("no VM named '" + NAME + "' is running"), gone.toString());
@@ -207,8 +219,26 @@ class DebianGuestKvmTest {
                 assertFalse(jvmmLog.contains(noise), noise + " on the console:\n" + jvmmLog);
             System.out.println(jvmmLog);
         }
-        String check = run(List.of("qemu-img", "check", overlay.toString()));
-        assertTrue(check.contains("No errors were found on the image."), check);
+        assertImageClean(overlay, dir);
+
+        // The second clone from the same file, on the disk as it was saved: it carries on from the same point.
+        long restoring = System.nanoTime();
+        try (Terminal clone = Terminal.start(
+                dir.resolve("clone"),
+                plus(
+                        jvmm.subList(0, jvmm.indexOf("run")),
+                        "restore",
+                        snapshot.toString(),
+                        "--name",
+                        NAME,
+                        "--disk-path",
+                        "vda=" + cloneDisk))) {
+            checkRestored(clone, verbs, sshPort, saved, restoring);
+            Verbs.Result shutdown = verbs.jvmm("shutdown", "--timeout", "" + BOOT.toSeconds(), NAME);
+            assertEquals(0, shutdown.code(), shutdown + "\n" + clone.log());
+            assertTrue(clone.awaitLog("jvmm-exit=0", Duration.ofMinutes(2)), "the clone did not end:\n" + clone.log());
+        }
+        assertImageClean(cloneDisk, dir);
 
         // The oracle: QEMU boots the same kernel, initramfs and image in this same place. A suspicious line that
         // both print is the kernel's (or the emulated CPU's); one only jvmm's boot prints is jvmm's to fix.
@@ -222,7 +252,8 @@ class DebianGuestKvmTest {
         KvmHost.checked(
                 "DebianGuestKvmTest",
                 "Debian to login through jvmm run --name in tmux, ssh, a download, list, info with its counters,"
-                        + " suspend and resume, a console login, a reboot, jvmm shutdown to a clean power-off, and no"
+                        + " suspend and resume, a console login, jvmm save and restore (twice, two clones), a reboot,"
+                        + " jvmm shutdown to a clean power-off, clean file systems, and no"
                         + " suspicious boot-log line that QEMU does not print too");
     }
 
@@ -360,6 +391,99 @@ class DebianGuestKvmTest {
                 + guestSeconds + " s, host " + hostSeconds + " s)\n" + info.out());
     }
 
+    /** The guest's clock shortly before it was saved, and the host's then. */
+    private record SavedCounter(double guestClock, long hostNanos) {}
+
+    /**
+     * Starts a counter in the guest (a shell loop holding it in memory and appending each value to a file), lets it
+     * count, and saves the VM with {@code jvmm save}, which stops it: its run ends on the terminal. The disk as it
+     * was saved is copied for a second clone.
+     */
+    private static SavedCounter saveWithCounterRunning(
+            Terminal term, Verbs verbs, int sshPort, Path snapshot, Path overlay, Path cloneDisk) throws Exception {
+        ssh(
+                sshPort,
+                "nohup setsid sh -c 'i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); echo $i >> /root/counter.log;"
+                        + " sleep 0.2; done' </dev/null >/dev/null 2>&1 &");
+        long deadline = System.nanoTime() + Duration.ofMinutes(2).toNanos();
+        while (counts(ssh(sshPort, "cat /root/counter.log")).size() < 5) {
+            assertTrue(System.nanoTime() < deadline, "the guest's counter did not count");
+            Thread.sleep(1000);
+        }
+        double guestClock = Double.parseDouble(ssh(sshPort, "date +%s.%N").strip());
+        long hostNanos = System.nanoTime();
+        Verbs.Result save = verbs.jvmm("save", NAME, snapshot.toString());
+        assertEquals(0, save.code(), save.toString());
+        assertTrue(save.out().contains(NAME + " saved to " + snapshot), save.toString());
+        assertTrue(term.awaitLog("jvmm-exit=", Duration.ofMinutes(2)), "jvmm run did not end:\n" + term.log());
+        // The run ends as saved (exit 0), saying where the guest lives on
+        assertTrue(term.log().contains("jvmm: saved to " + snapshot + " and stopped"), term.log());
+        assertTrue(term.awaitLog("jvmm-exit=0", Duration.ofSeconds(10)), "jvmm run's exit:\n" + term.log());
+        // The counter's file is in the saved page cache; what reached the disk by then is in the overlay.
+        Files.copy(overlay, cloneDisk);
+        return new SavedCounter(guestClock, hostNanos);
+    }
+
+    /**
+     * The guest that {@code jvmm restore} runs on the terminal: once the VM answers the verbs, its console's shell
+     * answers, a new ssh connection works, the counter carries on from where it was (every value once, no reset),
+     * and its clock carries on from the saved one (behind the host's by the time it spent saved, as after any VMM's
+     * restore).
+     */
+    private static void checkRestored(Terminal term, Verbs verbs, int sshPort, SavedCounter saved, long restoring)
+            throws Exception {
+        long deadline = System.nanoTime() + Duration.ofMinutes(5).toNanos();
+        while (verbs.jvmm("info", NAME).code() != 0) {
+            assertTrue(System.nanoTime() < deadline, "the restored VM did not answer jvmm info:\n" + term.log());
+            assertFalse(term.log().contains("jvmm-exit="), "jvmm restore ended:\n" + term.log());
+            Thread.sleep(1000);
+        }
+        term.type("echo restored-$((6*7))");
+        assertTrue(term.awaitScreen("restored-42", Duration.ofMinutes(2)), "the console's shell:\n" + term.screen());
+        System.out.println(
+                "console answered " + (System.nanoTime() - restoring) / 1_000_000 + " ms after jvmm restore began");
+        awaitSsh(sshPort);
+        List<Long> first = counts(ssh(sshPort, "cat /root/counter.log"));
+        Thread.sleep(2000);
+        List<Long> counts = counts(ssh(sshPort, "cat /root/counter.log"));
+        for (int i = 0; i < counts.size(); i++)
+            assertEquals(i + 1, counts.get(i), "the counter's values, each once and in order: " + counts);
+        assertTrue(counts.size() > first.size(), "the counter runs on after the restore: " + first + " then " + counts);
+        double guestClock = Double.parseDouble(ssh(sshPort, "date +%s.%N").strip());
+        double hostSeconds = (System.nanoTime() - saved.hostNanos()) / 1e9;
+        assertTrue(
+                guestClock > saved.guestClock() && guestClock - saved.guestClock() < hostSeconds + 30,
+                "the guest's clock went from " + saved.guestClock() + " to " + guestClock + " over " + hostSeconds
+                        + " s on the host");
+        System.out.println("restored: counter at " + counts.size() + ", guest clock +"
+                + (guestClock - saved.guestClock()) + " s over " + hostSeconds + " s on the host");
+    }
+
+    private static List<String> plus(List<String> command, String... args) {
+        List<String> out = new ArrayList<>(command);
+        out.addAll(List.of(args));
+        return out;
+    }
+
+    private static List<Long> counts(String file) {
+        List<Long> out = new ArrayList<>();
+        for (String l : file.strip().split("\n")) if (!l.isBlank()) out.add(Long.parseLong(l.strip()));
+        return out;
+    }
+
+    /** qcow2's metadata and the ext4 file system in it (offline: the VM has ended), both without an error. */
+    private static void assertImageClean(Path image, Path dir) throws Exception {
+        String check = run(List.of("qemu-img", "check", image.toString()));
+        assertTrue(check.contains("No errors were found on the image."), check);
+        Path raw = dir.resolve(image.getFileName() + ".raw");
+        run(List.of("qemu-img", "convert", "-O", "raw", image.toString(), raw.toString()));
+        try {
+            run(List.of("e2fsck", "-f", "-n", raw.toString()));
+        } finally {
+            Files.deleteIfExists(raw);
+        }
+    }
+
     /**
      * kvm_pvm: a distribution kernel stops in early boot (HOST.md), before its console is registered, so the early
      * console shows how far it got: its command line.
@@ -391,20 +515,40 @@ class DebianGuestKvmTest {
         KvmHost.checked("DebianGuestKvmTest", "Debian's kernel from the image, up to its command line (kvm_pvm)");
     }
 
-    /** A tmux session running one command on a terminal, its whole output logged to a file (pipe-pane). */
-    private record Terminal(String session, Path logFile) implements AutoCloseable {
+    /**
+     * A tmux session running a command on a terminal, its whole output logged to a file (pipe-pane); {@link #log}
+     * is the output of the command it runs now ({@link #runAgain} starts another once the first has ended).
+     */
+    private static final class Terminal implements AutoCloseable {
+        private final String session;
+        private final Path logFile;
+        private volatile int from;
+
+        private Terminal(String session, Path logFile) {
+            this.session = session;
+            this.logFile = logFile;
+        }
+
         static Terminal start(Path dir, List<String> command) throws IOException, InterruptedException {
             String session = "jvmm-test-" + Long.toHexString(System.nanoTime());
+            Files.createDirectories(dir);
             Path log = dir.resolve("terminal.log");
             Files.createFile(log);
             run(List.of(
                     "tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", "bash --norc --noprofile"));
             Terminal t = new Terminal(session, log);
             run(List.of("tmux", "pipe-pane", "-t", session, "-o", "cat >> " + quote(log.toString())));
+            t.runAgain(command);
+            return t;
+        }
+
+        /** Runs a command on the terminal's shell; from here on {@link #log} is its output. */
+        void runAgain(List<String> command) throws IOException, InterruptedException {
+            from = wholeLog().length();
+            run(List.of("tmux", "clear-history", "-t", session));
             StringBuilder line = new StringBuilder();
             for (String arg : command) line.append(quote(arg)).append(' ');
-            t.type(line + "; echo jvmm''-exit=$?"); // quoted apart, so that the echoed command line does not match
-            return t;
+            type(line + "; echo jvmm''-exit=$?"); // quoted apart, so that the echoed command line does not match
         }
 
         void type(String text) throws IOException, InterruptedException {
@@ -416,7 +560,13 @@ class DebianGuestKvmTest {
             return run(List.of("tmux", "capture-pane", "-p", "-t", session));
         }
 
+        /** The output of the command run last. */
         String log() throws IOException {
+            return wholeLog().substring(from);
+        }
+
+        /** Everything the terminal showed, from its first command on. */
+        String wholeLog() throws IOException {
             return Files.readString(logFile, StandardCharsets.ISO_8859_1);
         }
 
