@@ -5,26 +5,14 @@ import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
-import dev.jvmm.core.bus.Bus;
-import dev.jvmm.core.irq.InterruptController;
-import dev.jvmm.core.irq.InterruptEvent;
-import dev.jvmm.core.irq.IrqLine;
-import dev.jvmm.core.irq.MsiRoute;
-import dev.jvmm.core.irq.Trigger;
 import dev.jvmm.core.memory.GuestMemory;
 import dev.jvmm.core.memory.MemoryRegion;
 import dev.jvmm.devices.block.BlockBackend;
-import dev.jvmm.devices.virtio.DeviceStatus;
-import dev.jvmm.devices.virtio.VirtioFeatures;
 import dev.jvmm.devices.virtio.blk.VirtioBlock;
-import dev.jvmm.devices.virtio.mmio.VirtioMmioTransport;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.VarHandle;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 
 /**
  * A guest's virtio-blk driver in Java, for benchmarks of the device: one split ring of 256 in a guest RAM of its own,
@@ -35,56 +23,14 @@ import java.util.function.BooleanSupplier;
  */
 final class BlkGuest implements AutoCloseable {
     static final int QUEUE = 256, MAX_DEPTH = QUEUE / 3;
-    static final long RAM_BASE = 0x10000, MMIO_BASE = 0xd000_0000L;
-    private static final int REG_STATUS = 0x070,
-            REG_QUEUE_SEL = 0x030,
-            REG_QUEUE_NUM = 0x038,
-            REG_QUEUE_READY = 0x044,
-            REG_NOTIFY = 0x050,
-            REG_INT_STATUS = 0x060,
-            REG_INT_ACK = 0x064,
-            REG_DRV_FEATURES = 0x020,
-            REG_DRV_FEATURES_SEL = 0x024;
+    static final long RAM_BASE = 0x10000;
 
     private final Arena arena = Arena.ofShared();
     private final MemorySegment ram;
-    private final Bus bus = new Bus("mmio");
-    private final VirtioMmioTransport transport;
+    private final MmioDriver driver;
     private final long desc, avail, used, headers, statuses, buffers;
     private final int block;
     private int availIdx, lastUsed;
-    private volatile Thread waiter;
-
-    private final InterruptController irqs = new InterruptController() {
-        @Override
-        public InterruptEvent event(int gsi, Trigger trigger, BooleanSupplier pending) {
-            return new InterruptEvent() {
-                @Override
-                public void trigger() {
-                    Thread t = waiter;
-                    if (t != null) LockSupport.unpark(t);
-                }
-
-                @Override
-                public void close() {}
-            };
-        }
-
-        @Override
-        public IrqLine line(int gsi) {
-            throw new UnsupportedOperationException();
-        }
-
-        @Override
-        public MsiRoute msiRoute() {
-            throw new UnsupportedOperationException();
-        }
-
-        @Override
-        public void signalMsi(long address, int data) {
-            throw new UnsupportedOperationException();
-        }
-    };
 
     /** A driver for {@code backend} with requests of {@code block} bytes. */
     BlkGuest(BlockBackend backend, int block) {
@@ -99,30 +45,9 @@ final class BlkGuest implements AutoCloseable {
         ram = arena.allocate(size, 4096);
         GuestMemory memory = GuestMemory.wrap(List.of(new MemoryRegion(RAM_BASE, ram)));
         VirtioBlock device = new VirtioBlock(backend, VirtioBlock.Options.DEFAULT);
-        transport = new VirtioMmioTransport("bench-blk", device, memory, irqs, 5, Trigger.EDGE);
-        bus.register("bench-blk", MMIO_BASE, VirtioMmioTransport.WINDOW_SIZE, transport);
-        reg(REG_STATUS, 0);
-        reg(REG_STATUS, DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER);
-        long accepted = VirtioFeatures.bit(VirtioFeatures.VERSION_1) | (1L << VirtioBlock.F_FLUSH);
-        reg(REG_DRV_FEATURES_SEL, 0);
-        reg(REG_DRV_FEATURES, (int) accepted);
-        reg(REG_DRV_FEATURES_SEL, 1);
-        reg(REG_DRV_FEATURES, (int) (accepted >>> 32));
-        reg(REG_STATUS, DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK);
-        if ((reg(REG_STATUS) & DeviceStatus.FEATURES_OK) == 0)
-            throw new IllegalStateException("device refused features 0x" + Long.toHexString(accepted));
-        reg(REG_QUEUE_SEL, 0);
-        reg(REG_QUEUE_NUM, QUEUE);
-        int[] offsets = {0x080, 0x090, 0x0a0};
-        long[] addrs = {desc, avail, used};
-        for (int i = 0; i < 3; i++) {
-            reg(offsets[i], (int) addrs[i]);
-            reg(offsets[i] + 4, (int) (addrs[i] >>> 32));
-        }
-        reg(REG_QUEUE_READY, 1);
-        reg(
-                REG_STATUS,
-                DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK | DeviceStatus.DRIVER_OK);
+        driver = new MmioDriver("bench-blk", device, memory, 1L << VirtioBlock.F_FLUSH);
+        driver.queue(0, QUEUE, desc, avail, used);
+        driver.driverOk();
         for (int slot = 0; slot < MAX_DEPTH; slot++) { // each slot's chain, written once
             descriptor(3 * slot, headers + 16L * slot, 16, 1, 3 * slot + 1);
             descriptor(3 * slot + 1, buffers + (long) block * slot, block, 1, 3 * slot + 2);
@@ -192,7 +117,7 @@ final class BlkGuest implements AutoCloseable {
         VarHandle.releaseFence();
         ram.set(JAVA_SHORT_UNALIGNED, avail - RAM_BASE + 2, (short) availIdx);
         VarHandle.fullFence();
-        if ((ram.get(JAVA_SHORT_UNALIGNED, used - RAM_BASE) & 1) == 0) bus.write(MMIO_BASE + REG_NOTIFY, 4, 0);
+        if ((ram.get(JAVA_SHORT_UNALIGNED, used - RAM_BASE) & 1) == 0) driver.notify(0);
     }
 
     /** The next used element's id and length as {@code id << 32 | len}, or -1 if none. */
@@ -207,28 +132,14 @@ final class BlkGuest implements AutoCloseable {
         return ((long) id << 32) | (len & 0xffffffffL);
     }
 
-    private int reg(int offset) {
-        return (int) bus.read(MMIO_BASE + offset, 4);
-    }
-
-    private void reg(int offset, int value) {
-        bus.write(MMIO_BASE + offset, 4, value & 0xffffffffL);
-    }
-
-    /** Sleeps until the device interrupts (or {@code micros} pass), then acknowledges the interrupt. */
+    /** Sleeps until the device interrupts (or {@code micros} pass) unless a completion is there already. */
     private void awaitInterrupt(long micros) {
-        waiter = Thread.currentThread();
-        int s = reg(REG_INT_STATUS);
-        if (s == 0 && lastUsed == (ram.get(JAVA_SHORT_UNALIGNED, used - RAM_BASE + 2) & 0xffff))
-            LockSupport.parkNanos(TimeUnit.MICROSECONDS.toNanos(micros));
-        s = reg(REG_INT_STATUS);
-        if (s != 0) reg(REG_INT_ACK, s);
+        driver.awaitInterrupt(micros, () -> lastUsed == (ram.get(JAVA_SHORT_UNALIGNED, used - RAM_BASE + 2) & 0xffff));
     }
 
     @Override
     public void close() {
-        reg(REG_STATUS, 0);
-        transport.close();
+        driver.close();
         arena.close();
     }
 }
