@@ -45,9 +45,9 @@ import java.util.Map;
  * device writes guest RAM only inside the device-writable buffers of the chains available to it and its used ring;
  * it completes exactly the chains made available, in any order, and refuses (with CHAIN_TOO_SHORT) exactly those
  * without a header or status byte, or with a queue-level kind where the chain breaks the ring's rules; each used
- * length is at least 1 and at most the chain's writable length. For a request laid out cleanly: the status is OK, IOERR or UNSUPP;
- * OK only for a request that is valid (sectors in range, whole sectors, features negotiated, writable disk,
- * well-formed segments), and always OK for a valid one while the backend does not fail; a read returns the disk's
+ * length is at least 1 and at most the chain's writable length. For a request laid out cleanly: the status is OK,
+ * IOERR or UNSUPP; OK only for a request that is valid (sectors in range, whole sectors, features negotiated, writable
+ * disk, well-formed segments), and always OK for a valid one while the backend does not fail; a read returns the disk's
  * bytes, a write, discard or write-zeroes changes the disk exactly there and nothing else changes it; get-id returns
  * the serial; the used length counts what was written.
  *
