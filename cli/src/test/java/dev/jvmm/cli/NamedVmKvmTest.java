@@ -8,7 +8,6 @@ import dev.jvmm.boot.TestKernels;
 import dev.jvmm.core.testing.RequiresKvm;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.PipedInputStream;
 import java.io.PipedOutputStream;
 import java.io.PrintWriter;
@@ -18,7 +17,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
@@ -41,21 +39,12 @@ class NamedVmKvmTest {
     Path dir;
 
     RuntimeDir runtime;
-    Map<String, String> env;
+    Verbs verbs;
 
     @AfterEach
     void killLeftovers() {
         if (runtime != null && runtime.running("kvm1"))
             runtime.pid("kvm1").ifPresent(pid -> ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly));
-    }
-
-    record Result(int code, String out, String err) {}
-
-    private Result jvmm(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = Main.execute(
-                InputStream.nullInputStream(), new PrintWriter(out, true), new PrintWriter(err, true), env, args);
-        return new Result(code, out.toString(), err.toString());
     }
 
     private static void await(BooleanSupplier condition, String what) throws InterruptedException {
@@ -77,12 +66,12 @@ class NamedVmKvmTest {
     @Test
     void detachListSuspendResumeConsoleAndShutdown() throws Exception {
         runtime = new RuntimeDir(dir.resolve("run"));
-        env = Map.of(RuntimeDir.ENV, runtime.path().toString());
+        verbs = new Verbs(runtime.path());
         Path kernel = TestKernels.guest("console.elf", dir), debugcon = dir.resolve("debugcon.log");
 
         // jvmm run --name --detach: the VM runs in a process of its own, which this one starts (as a user's jvmm
         // would) and which outlives the command; the command returns once the VM runs.
-        Result detach = jvmm(
+        Verbs.Result detach = verbs.jvmm(
                 "run",
                 "--name",
                 "kvm1",
@@ -100,7 +89,7 @@ class NamedVmKvmTest {
         long pid = runtime.pid("kvm1").orElseThrow();
         assertTrue(pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).isPresent(), "a process of its own");
 
-        Result list = jvmm("list");
+        Verbs.Result list = verbs.jvmm("list");
         assertTrue(
                 list.out()
                         .lines()
@@ -108,13 +97,13 @@ class NamedVmKvmTest {
                 list.out());
 
         await(() -> dots(debugcon) >= 2, "the guest to run");
-        assertEquals(0, jvmm("suspend", "kvm1").code());
+        assertEquals(0, verbs.jvmm("suspend", "kvm1").code());
         Thread.sleep(300); // dots written before the pause reach the file
         long held = dots(debugcon);
         Thread.sleep(300);
         assertEquals(held, dots(debugcon), "a suspended guest prints nothing");
-        assertTrue(jvmm("info", "kvm1").out().contains("State:    Paused"));
-        assertEquals(0, jvmm("resume", "kvm1").code());
+        assertTrue(verbs.jvmm("info", "kvm1").out().contains("State:    Paused"));
+        assertEquals(0, verbs.jvmm("resume", "kvm1").code());
         await(() -> dots(debugcon) > held, "the guest to run again");
 
         // The console: a line typed is echoed by the guest; Ctrl-] leaves it running.
@@ -143,22 +132,22 @@ class NamedVmKvmTest {
         assertEquals(0, console.get(WAIT.toSeconds(), TimeUnit.SECONDS), consoleErr.toString());
         assertTrue(runtime.running("kvm1"));
 
-        String info = jvmm("info", "kvm1").out();
+        String info = verbs.jvmm("info", "kvm1").out();
         for (String part : List.of("State:    Running", "Memory:   32 MiB", "Kernel:   " + kernel, "IO  "))
             assertTrue(info.contains(part), part + " in:\n" + info);
 
-        Result again = jvmm("run", "--name", "kvm1", "--kernel", kernel.toString());
+        Verbs.Result again = verbs.jvmm("run", "--name", "kvm1", "--kernel", kernel.toString());
         assertEquals(1, again.code());
         assertTrue(again.err().contains("a VM named 'kvm1' is running already"), again.err());
 
-        Result shutdown = jvmm("shutdown", "kvm1");
+        Verbs.Result shutdown = verbs.jvmm("shutdown", "kvm1");
         assertEquals(0, shutdown.code(), shutdown.err());
         assertEquals("kvm1 shut down\n", shutdown.out());
         assertFalse(runtime.running("kvm1"));
         String log = Files.readString(runtime.log("kvm1"));
         assertTrue(log.contains("console guest: booted") && log.contains("console guest: power button"), log);
 
-        Result gone = jvmm("info", "kvm1");
+        Verbs.Result gone = verbs.jvmm("info", "kvm1");
         assertEquals(1, gone.code());
         assertEquals(
                 "jvmm: no VM named 'kvm1' is running (in " + runtime.path() + ")",

@@ -7,10 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.jvmm.boot.TestKernels;
 import dev.jvmm.core.testing.RequiresKvm;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.PrintWriter;
 import java.io.RandomAccessFile;
-import java.io.StringWriter;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
@@ -18,7 +15,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.function.BooleanSupplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -42,22 +38,13 @@ class SnapshotCliKvmTest {
     Path dir;
 
     RuntimeDir runtime;
-    Map<String, String> env;
+    Verbs verbs;
 
     @AfterEach
     void killLeftovers() {
         for (String n : List.of("snap1", "snap2"))
             if (runtime != null && runtime.running(n))
                 runtime.pid(n).ifPresent(pid -> ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly));
-    }
-
-    record Result(int code, String out, String err) {}
-
-    private Result jvmm(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = Main.execute(
-                InputStream.nullInputStream(), new PrintWriter(out, true), new PrintWriter(err, true), env, args);
-        return new Result(code, out.toString(), err.toString());
     }
 
     private static void await(BooleanSupplier condition, String what) throws InterruptedException {
@@ -90,13 +77,13 @@ class SnapshotCliKvmTest {
     @Test
     void saveStopsTheVmAndRestoreRunsItOnInANewProcess() throws Exception {
         runtime = new RuntimeDir(dir.resolve("run"));
-        env = Map.of(RuntimeDir.ENV, runtime.path().toString());
+        verbs = new Verbs(runtime.path());
         Path kernel = TestKernels.guest("snapshot.elf", dir), disk = dir.resolve("disk.raw");
         Path snapshot = dir.resolve("saved.snap");
         try (RandomAccessFile f = new RandomAccessFile(disk.toFile(), "rw")) {
             f.setLength(4 << 20);
         }
-        Result run = jvmm(
+        Verbs.Result run = verbs.jvmm(
                 "run",
                 "--name",
                 "snap1",
@@ -114,7 +101,7 @@ class SnapshotCliKvmTest {
         assertEquals(0, run.code(), run.err());
         await(() -> log("snap1").contains("round 40\n"), "the guest's round 40: " + log("snap1"));
 
-        Result save = jvmm("save", "snap1", snapshot.toString());
+        Verbs.Result save = verbs.jvmm("save", "snap1", snapshot.toString());
         assertEquals(0, save.code(), save.err());
         assertEquals(
                 "snap1 saved to " + snapshot + " and stopped; 'jvmm restore " + snapshot + "' runs it again\n",
@@ -125,11 +112,11 @@ class SnapshotCliKvmTest {
         assertTrue(before.contains("jvmm: saved to " + snapshot + " and stopped"), before);
         assertFalse(before.contains("stopped by the host"), before);
 
-        Result refused = jvmm("restore", snapshot.toString(), "--disk", disk.toString());
+        Verbs.Result refused = verbs.jvmm("restore", snapshot.toString(), "--disk", disk.toString());
         assertEquals(1, refused.code());
         assertTrue(refused.err().contains("--disk cannot be combined with restore"), refused.err());
 
-        Result restore = jvmm(
+        Verbs.Result restore = verbs.jvmm(
                 "restore",
                 snapshot.toString(),
                 "--name",
@@ -153,7 +140,7 @@ class SnapshotCliKvmTest {
             assertEquals((int) ((s * 2654435761L) ^ 0x5a5a0000L), b.getInt(s * 512), "sector " + s);
 
         // The restored guest wrote its disk: restoring the same snapshot again is refused, naming the disk.
-        Result again = jvmm("restore", snapshot.toString());
+        Verbs.Result again = verbs.jvmm("restore", snapshot.toString());
         assertEquals(1, again.code());
         assertTrue(again.err().contains("vda") && again.err().contains("modified after the snapshot"), again.err());
     }
