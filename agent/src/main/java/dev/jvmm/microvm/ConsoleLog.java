@@ -33,20 +33,19 @@ final class ConsoleLog extends OutputStream {
     }
 
     @Override
-    public void write(byte[] b, int off, int len) {
-        synchronized (this) {
-            text.append(new String(b, off, len, StandardCharsets.ISO_8859_1));
-            if (text.length() > LIMIT) {
-                int cut = text.length() - LIMIT;
-                text.delete(0, cut);
-            }
-            notifyAll();
-        }
+    public synchronized void write(byte[] b, int off, int len) {
+        // the copy is written before waiters wake, so whatever await() has seen is already in the copy too
         try {
             tee.write(b, off, len);
         } catch (java.io.IOException e) {
             // the copy is a convenience; the log itself is kept
         }
+        text.append(new String(b, off, len, StandardCharsets.ISO_8859_1));
+        if (text.length() > LIMIT) {
+            int cut = text.length() - LIMIT;
+            text.delete(0, cut);
+        }
+        notifyAll();
     }
 
     synchronized String text() {
