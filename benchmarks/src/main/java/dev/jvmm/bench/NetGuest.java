@@ -18,7 +18,8 @@ import java.util.List;
  * A guest's virtio-net driver in Java, for benchmarks of the device: split rings and fixed 2 KiB buffers in a
  * guest RAM of its own, the device on virtio-mmio, interrupts that wake the driver thread. One descriptor per
  * frame (vnet header and frame together, as VERSION_1 allows); the driver writes frames straight into its tx
- * buffers, so what the benchmark times is the device and its backend, not the mock.
+ * buffers, so what the benchmark times is the device and its backend, not the mock. Transmit buffers may be
+ * larger than 2 KiB (64 KiB and more for TSO frames), and receive buffers too (mergeable for larger frames).
  */
 final class NetGuest implements AutoCloseable {
     static final int QUEUE = 256, BUF = 2048, HDR = VirtioNet.HEADER;
@@ -32,14 +33,15 @@ final class NetGuest implements AutoCloseable {
 
     /** The driver side of one split virtqueue with a 2 KiB buffer per descriptor. */
     final class Ring {
-        final int index;
+        final int index, bufSize;
         final long desc, avail, used, buffers;
         private int availIdx, lastUsed;
         private final int[] free = new int[QUEUE];
         private int freeCount;
 
-        Ring(int index, long at) {
+        Ring(int index, long at, int bufSize) {
             this.index = index;
+            this.bufSize = bufSize;
             desc = at;
             avail = desc + 16L * QUEUE;
             used = (avail + 6 + 2L * QUEUE + 3) & ~3L;
@@ -48,16 +50,16 @@ final class NetGuest implements AutoCloseable {
         }
 
         long end() {
-            return buffers + (long) BUF * QUEUE;
+            return buffers + (long) bufSize * QUEUE;
         }
 
         /** Guest address of descriptor {@code id}'s buffer. */
         long buffer(int id) {
-            return buffers + (long) id * BUF;
+            return buffers + (long) id * bufSize;
         }
 
         MemorySegment bytes(int id) {
-            return ram.asSlice(buffer(id) - RAM_BASE, BUF);
+            return ram.asSlice(buffer(id) - RAM_BASE, bufSize);
         }
 
         int freeCount() {
@@ -104,15 +106,23 @@ final class NetGuest implements AutoCloseable {
     }
 
     NetGuest(NetBackend backend, long features) {
-        ram = arena.allocate(4L << 20, 4096);
+        this(backend, features, BUF, BUF);
+    }
+
+    /**
+     * With transmit buffers of {@code txBuf} bytes each (a TSO frame's header and up to 64 KiB of payload), and
+     * receive buffers of {@code rxBuf} (Linux's mergeable buffers grow to a page for bulk transfers).
+     */
+    NetGuest(NetBackend backend, long features, int txBuf, int rxBuf) {
+        ram = arena.allocate(2L * (1 << 20) + (long) QUEUE * (rxBuf + txBuf), 4096);
         GuestMemory memory = GuestMemory.wrap(List.of(new MemoryRegion(RAM_BASE, ram)));
         device = new VirtioNet(backend, VirtioNet.Options.of(new MacAddress(0x525400123456L)));
         driver = new MmioDriver("bench-net", device, memory, features);
-        rx = new Ring(0, RAM_BASE);
-        tx = new Ring(1, rx.end());
+        rx = new Ring(0, RAM_BASE, rxBuf);
+        tx = new Ring(1, rx.end(), txBuf);
         for (Ring r : List.of(rx, tx)) driver.queue(r.index, QUEUE, r.desc, r.avail, r.used);
         driver.driverOk();
-        while (rx.freeCount() > 0) rx.offer(rx.take(), BUF, true);
+        while (rx.freeCount() > 0) rx.offer(rx.take(), rxBuf, true);
         rx.publish();
     }
 

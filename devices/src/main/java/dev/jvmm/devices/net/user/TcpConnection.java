@@ -70,6 +70,11 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private boolean finQueued, finAcked;
     // From the guest.
     private int rcvNxt, rcvAdvEdge, rcvWscale;
+    /** The ACK number of the last segment sent to the guest: a batch's end sends none if it is rcvNxt already. */
+    private int ackSent;
+    /** Listed in {@link TcpStage#flushLater}: bytes written to the host channel wait for the batch's end. */
+    boolean flushPending;
+
     private boolean guestFin;
     // Timers (the stack's clock, UserNetStack.now(); 0 = not armed).
     private long rtoDeadline, closeDeadline;
@@ -345,9 +350,17 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
                 if (channel.isActive() && channel instanceof DuplexChannel d) d.shutdownOutput();
             });
         } else if (len > 0) {
-            channel.flush();
+            tcp.flushLater(this); // one flush (a write(2)) and one ACK per batch of guest frames, not per segment
+            return;
         }
         sendAck();
+    }
+
+    /** The end of a batch of guest frames: writes what they carried to the host, then ACKs it if no segment did. */
+    void flushAndAck() {
+        if (state != State.ESTABLISHED) return;
+        if (channel.isActive()) channel.flush();
+        if (ackSent != rcvNxt) sendAck();
     }
 
     // ---- data to the guest ----
@@ -384,6 +397,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         int window = advertise();
         TcpStage.writeHeader(
                 b, remotePort, guestPort, seq, rcvNxt, ACK | PSH | (fin ? FIN : 0), window, TcpStage.HEADER);
+        ackSent = rcvNxt;
         b.writeBytes(unacked, unacked.readerIndex() + (seq - bufSeq), len);
         boolean gso = len > mss;
         stack.ipv4.sendL4(
@@ -397,6 +411,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     }
 
     private void sendSegment(int seq, int flags) {
+        ackSent = rcvNxt;
         tcp.sendControl(remoteIp, remotePort, guestIp, guestPort, seq, rcvNxt, flags, advertise());
     }
 

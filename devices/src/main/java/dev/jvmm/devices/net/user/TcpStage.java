@@ -151,6 +151,26 @@ final class TcpStage {
                 .writeShort(0);
     }
 
+    /** Connections that took guest data in the current batch ({@link #flushLater}). */
+    private final ArrayList<TcpConnection> pendingFlush = new ArrayList<>();
+
+    /** {@code c} took guest data: its host channel is flushed and the guest ACKed at the batch's end. */
+    void flushLater(TcpConnection c) {
+        if (c.flushPending) return;
+        c.flushPending = true;
+        pendingFlush.add(c);
+    }
+
+    /** The end of a batch of guest frames: one flush and at most one ACK per connection that took data. */
+    void endOfBatch() {
+        for (int i = 0; i < pendingFlush.size(); i++) {
+            TcpConnection c = pendingFlush.get(i);
+            c.flushPending = false;
+            c.flushAndAck();
+        }
+        pendingFlush.clear();
+    }
+
     void remove(TcpConnection c) {
         connections.remove(c.key, c);
     }
@@ -170,6 +190,7 @@ final class TcpStage {
     }
 
     void closeAll() {
+        pendingFlush.clear();
         for (TcpConnection c : new ArrayList<>(connections.values())) c.abortHost();
         connections.clear();
     }

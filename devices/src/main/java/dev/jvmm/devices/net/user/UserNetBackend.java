@@ -296,6 +296,7 @@ public final class UserNetBackend implements NetBackend {
                     break;
                 }
             }
+            stack.endOfBatch();
             if (txWanted && inboxCount.get() < TX_LIMIT / 2) {
                 txWanted = false;
                 port.txReady();

@@ -95,6 +95,11 @@ final class UserNetStack {
         }
     }
 
+    /** The last of a batch of guest frames was handled: what they wrote to host sockets goes out now. */
+    void endOfBatch() {
+        guarded("a guest frame", tcp::endOfBatch);
+    }
+
     void tick() {
         try {
             long now = now();
