@@ -15,6 +15,23 @@ public interface GuestPort {
      */
     boolean deliver(MemorySegment frame);
 
+    /**
+     * As {@link #deliver(MemorySegment)}, for a frame given in pieces laid end to end ({@code parts[0..count)}):
+     * a stack's headers built apart from payload it holds elsewhere reach the guest's buffers in one copy. The
+     * first part holds at least the vnet and Ethernet headers. This default joins them first; a device overrides it.
+     */
+    default boolean deliver(MemorySegment[] parts, int count) {
+        long len = 0;
+        for (int i = 0; i < count; i++) len += parts[i].byteSize();
+        MemorySegment joined = MemorySegment.ofArray(new byte[Math.toIntExact(len)]);
+        long at = 0;
+        for (int i = 0; i < count; i++) {
+            MemorySegment.copy(parts[i], 0, joined, at, parts[i].byteSize());
+            at += parts[i].byteSize();
+        }
+        return deliver(joined);
+    }
+
     /** After {@link NetQueue#transmit} answered {@link TxResult#BUSY}: the backend has room again. */
     void txReady();
 

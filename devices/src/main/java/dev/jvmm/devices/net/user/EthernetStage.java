@@ -6,6 +6,7 @@ import dev.jvmm.devices.net.NetOffload;
 import dev.jvmm.devices.net.VirtioNetHeader;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.buffer.CompositeByteBuf;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
@@ -27,6 +28,9 @@ final class EthernetStage {
     private int hdrLen;
     private boolean csumToGuest, tsoToGuest;
     private final ArrayDeque<ByteBuf> backlog = new ArrayDeque<>();
+    /** The pieces of a frame for {@link GuestPort#deliver(MemorySegment[], int)}; reused (one thread). */
+    private MemorySegment[] parts = new MemorySegment[8];
+
     private long backlogBytes;
     /** The guest's MAC, learned from its frames; -1 until it has sent one. */
     long guestMac = -1;
@@ -167,6 +171,20 @@ final class EthernetStage {
             b.release();
             return;
         }
+        writeLinkHeaders(b, type, dstMac, gsoType, gsoSize, headerLength, csumStart, csumOffset);
+        deliver(b);
+    }
+
+    /** The vnet header (offloads as for {@link #send}) and the Ethernet header at the start of {@code b}. */
+    private void writeLinkHeaders(
+            ByteBuf b,
+            int type,
+            long dstMac,
+            int gsoType,
+            int gsoSize,
+            int headerLength,
+            int csumStart,
+            int csumOffset) {
         int eth = hdrLen;
         b.setShort(eth, (int) (dstMac >>> 32));
         b.setInt(eth + 2, (int) dstMac);
@@ -187,7 +205,62 @@ final class EthernetStage {
             }
         }
         b.readerIndex(0);
-        deliver(b);
+    }
+
+    /**
+     * As {@link #sendIpv4}, for an IPv4 packet whose headers are in {@code b} and whose last {@code len} bytes
+     * stay in {@code data} at {@code at} ({@link Ipv4Stage#sendTcpGather}). Nothing is queued: false if the guest
+     * has no receive buffer for it now (or frames wait before it), and the caller sends it again after
+     * {@link #rxReady}. {@code b} is released either way.
+     */
+    boolean sendIpv4Gather(
+            ByteBuf b,
+            int dstIp,
+            int gsoType,
+            int gsoSize,
+            int headerLength,
+            int csumStart,
+            int csumOffset,
+            ByteBuf data,
+            int at,
+            int len) {
+        try {
+            if (port == null) return true; // gone: as if sent, TCP's state goes with the connection
+            if (guestMac < 0) {
+                stack.arp.request(dstIp);
+                return true; // lost, as any frame before ARP answers: TCP sends it again
+            }
+            if (!backlog.isEmpty()) return false;
+            writeLinkHeaders(b, TYPE_IPV4, guestMac, gsoType, gsoSize, headerLength, csumStart, csumOffset);
+            parts[0] = segment(b, b.readerIndex(), b.readableBytes());
+            int count = 1;
+            for (int i = data.nioBufferCount() == 1 ? -1 : 0, end = at + len; at < end; ) {
+                int n;
+                if (i < 0) { // one contiguous buffer
+                    parts[count++] = segment(data, at, len);
+                    break;
+                }
+                CompositeByteBuf c = (CompositeByteBuf) data;
+                int ci = c.toComponentIndex(at), start = c.toByteIndex(ci);
+                ByteBuf comp = c.internalComponent(ci);
+                n = Math.min(end - at, comp.readableBytes() - (at - start));
+                if (count == parts.length) parts = java.util.Arrays.copyOf(parts, 2 * count);
+                parts[count++] = segment(comp, comp.readerIndex() + at - start, n);
+                at += n;
+            }
+            boolean sent = port.deliver(parts, count);
+            java.util.Arrays.fill(parts, 0, count, null);
+            return sent;
+        } finally {
+            b.release();
+        }
+    }
+
+    /** A view of {@code len} bytes of {@code b} at {@code at}: no copy. */
+    private static MemorySegment segment(ByteBuf b, int at, int len) {
+        if (b.hasMemoryAddress())
+            return MemorySegment.ofAddress(b.memoryAddress() + at).reinterpret(len);
+        return MemorySegment.ofBuffer(b.nioBuffer(at, len));
     }
 
     /** Sends an IPv4 packet to the guest's MAC; without one yet, asks for it by ARP and drops the packet. */

@@ -76,8 +76,13 @@ final class Ipv4Stage {
 
     /** Fills in the IPv4 header of a packet from {@link #newPacket}; returns its offset in the buffer. */
     int writeHeader(ByteBuf b, int protocol, int src, int dst) {
+        return writeHeader(b, protocol, src, dst, 0);
+    }
+
+    /** As {@link #writeHeader(ByteBuf, int, int, int)} for a packet with {@code more} bytes beyond {@code b}. */
+    private int writeHeader(ByteBuf b, int protocol, int src, int dst, int more) {
         int o = stack.link.headroom();
-        int total = b.writerIndex() - o;
+        int total = b.writerIndex() - o + more;
         b.setByte(o, 0x45);
         b.setByte(o + 1, 0);
         b.setShort(o + 2, total);
@@ -113,6 +118,27 @@ final class Ipv4Stage {
             b.setShort(l4 + csumField, c);
             stack.link.sendIpv4(b, dst, 0, 0, 0, 0, 0);
         }
+    }
+
+    /**
+     * As {@link #sendL4} for a TCP segment whose header is in {@code b} and whose {@code len} bytes of payload stay
+     * in {@code data} at {@code at}: they are copied once, into the guest's buffers. False if the guest has no
+     * room for it now; then nothing was sent and {@code b} is released all the same.
+     */
+    boolean sendTcpGather(ByteBuf b, int src, int dst, int gsoType, int gsoSize, ByteBuf data, int at, int len) {
+        int ip = writeHeader(b, Inet.PROTO_TCP, src, dst, len);
+        int l4 = ip + HEADER;
+        int l4Header = b.writerIndex() - l4;
+        long pseudo = Inet.pseudoHeader(src, dst, Inet.PROTO_TCP, l4Header + len);
+        int eth = stack.link.headroom() - EthernetStage.ETH_HEADER;
+        if (stack.link.partialChecksums()) {
+            b.setShort(l4 + 16, Inet.fold(pseudo));
+            return stack.link.sendIpv4Gather(
+                    b, dst, gsoType, gsoSize, l4 - eth + l4Header, l4 - eth, 16, data, at, len);
+        }
+        b.setShort(l4 + 16, 0);
+        b.setShort(l4 + 16, Inet.checksum(pseudo + Inet.sum(b, l4, l4Header) + Inet.sum(data, at, len)));
+        return stack.link.sendIpv4Gather(b, dst, 0, 0, 0, 0, 0, data, at, len);
     }
 
     void sendIcmp(ByteBuf b, int src, int dst) {

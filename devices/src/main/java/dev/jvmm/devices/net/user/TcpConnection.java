@@ -379,7 +379,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
                     return;
                 }
                 boolean fin = finQueued && sndNxt + len == dataEnd;
-                sendData(sndNxt, len, fin);
+                if (!sendData(sndNxt, len, fin)) return; // the guest's buffers are full: rxReady resumes output
                 sndNxt += len + (fin ? 1 : 0);
             } else if (finQueued && sndNxt == dataEnd) {
                 sendSegment(sndNxt, FIN | ACK);
@@ -392,22 +392,27 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         }
     }
 
-    private void sendData(int seq, int len, boolean fin) {
-        ByteBuf b = stack.ipv4.newPacket(TcpStage.HEADER + len);
+    /**
+     * Sends {@code len} bytes from {@link #unacked}: only the headers are built here, the payload goes from the
+     * host socket's buffers straight into the guest's. False if the guest has no room for it now.
+     */
+    private boolean sendData(int seq, int len, boolean fin) {
+        ByteBuf b = stack.ipv4.newPacket(TcpStage.HEADER);
         int window = advertise();
         TcpStage.writeHeader(
                 b, remotePort, guestPort, seq, rcvNxt, ACK | PSH | (fin ? FIN : 0), window, TcpStage.HEADER);
-        ackSent = rcvNxt;
-        b.writeBytes(unacked, unacked.readerIndex() + (seq - bufSeq), len);
         boolean gso = len > mss;
-        stack.ipv4.sendL4(
+        boolean sent = stack.ipv4.sendTcpGather(
                 b,
-                Inet.PROTO_TCP,
                 remoteIp,
                 guestIp,
                 gso ? VirtioNetHeader.GSO_TCPV4 : 0,
                 gso ? mss : 0,
-                TcpStage.HEADER);
+                unacked,
+                unacked.readerIndex() + (seq - bufSeq),
+                len);
+        if (sent) ackSent = rcvNxt;
+        return sent;
     }
 
     private void sendSegment(int seq, int flags) {

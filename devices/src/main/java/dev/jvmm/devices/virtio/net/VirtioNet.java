@@ -533,6 +533,8 @@ public final class VirtioNet implements VirtioDevice {
             default -> false; // GSO_UDP (UFO) is never offered
         };
         if (!allowed || (ecn && !has(negotiated, F_HOST_ECN))) return false;
+        // hdr_len is a hint (no GUEST_HDRLEN), but never one that points past the frame.
+        if (VirtioNetHeader.u16(frame, VirtioNetHeader.OFF_HDR_LEN) > ethLength) return false;
         return needsCsum && VirtioNetHeader.u16(frame, VirtioNetHeader.OFF_GSO_SIZE) != 0;
     }
 
@@ -546,6 +548,8 @@ public final class VirtioNet implements VirtioDevice {
         final int[] heads;
         final int[] lengths;
         final MemorySegment numBuffers = MemorySegment.ofArray(new byte[2]);
+        /** A whole frame as the one part of {@link #deliver(MemorySegment[], int)}. Guarded by rx's monitor. */
+        final MemorySegment[] one = new MemorySegment[1];
         /** deliver answered false: the backend waits for rxReady. Guarded by rx's monitor. */
         boolean wanted;
 
@@ -565,16 +569,32 @@ public final class VirtioNet implements VirtioDevice {
         @Override
         public boolean deliver(MemorySegment frame) {
             synchronized (rx) {
+                one[0] = frame;
+                try {
+                    return deliver(one, 1);
+                } finally {
+                    one[0] = null;
+                }
+            }
+        }
+
+        @Override
+        public boolean deliver(MemorySegment[] parts, int count) {
+            synchronized (rx) {
                 if (stopped || held || !rx.isActive() || rx.isBroken()) {
                     wanted = true;
                     return false;
                 }
-                long len = frame.byteSize();
-                if (len < HEADER + ETH_HEADER || len > HEADER + MAX_FRAME || !linkUp) {
+                long len = 0;
+                for (int i = 0; i < count; i++) len += parts[i].byteSize();
+                if (len < HEADER + ETH_HEADER
+                        || len > HEADER + MAX_FRAME
+                        || parts[0].byteSize() < HEADER + ETH_HEADER
+                        || !linkUp) {
                     rxDropped.increment();
                     return true;
                 }
-                if (!a.filter.accepts(RxFilter.destination(frame, HEADER), mac)) {
+                if (!a.filter.accepts(RxFilter.destination(parts[0], HEADER), mac)) {
                     rxFiltered.increment();
                     return true;
                 }
@@ -585,7 +605,9 @@ public final class VirtioNet implements VirtioDevice {
                     return false;
                 }
                 try {
-                    return a.mergeable ? deliverMerged(frame, (int) len) : deliverSingle(frame, (int) len);
+                    return a.mergeable
+                            ? deliverMerged(parts, count, (int) len)
+                            : deliverSingle(parts, count, (int) len);
                 } catch (VirtqueueException e) {
                     a.context.fail("receive queue " + rxIndex + ": " + e.getMessage());
                     wanted = true;
@@ -599,7 +621,23 @@ public final class VirtioNet implements VirtioDevice {
             return rx.pop(chain) || (rx.enableNotification() && rx.pop(chain));
         }
 
-        private boolean deliverSingle(MemorySegment frame, int len) {
+        /** Copies {@code n} bytes of the frame in {@code parts}, from {@code from} on, to {@code c} at {@code at}. */
+        private static void copy(MemorySegment[] parts, int count, long from, DescriptorChain c, long at, long n) {
+            for (int i = 0; i < count && n > 0; i++) {
+                long size = parts[i].byteSize();
+                if (from >= size) {
+                    from -= size;
+                    continue;
+                }
+                long k = Math.min(size - from, n);
+                c.writeTo(at, parts[i], from, k);
+                at += k;
+                n -= k;
+                from = 0;
+            }
+        }
+
+        private boolean deliverSingle(MemorySegment[] parts, int count, int len) {
             if (!popOrWait(first)) {
                 wanted = true;
                 return false;
@@ -610,7 +648,7 @@ public final class VirtioNet implements VirtioDevice {
                 rxDropped.increment();
                 return true;
             }
-            first.writeTo(0, frame, 0, len);
+            copy(parts, count, 0, first, 0, len);
             numBuffers.set(U16, 0, (short) 1);
             first.writeTo(VirtioNetHeader.OFF_NUM_BUFFERS, numBuffers, 0, 2);
             rx.addUsed(first.head(), len);
@@ -620,7 +658,7 @@ public final class VirtioNet implements VirtioDevice {
             return true;
         }
 
-        private boolean deliverMerged(MemorySegment frame, int len) {
+        private boolean deliverMerged(MemorySegment[] parts, int count, int len) {
             int n = 0;
             long offset = 0;
             while (offset < len) {
@@ -647,7 +685,7 @@ public final class VirtioNet implements VirtioDevice {
                                     + "-byte header VIRTIO_NET_F_MRG_RXBUF requires");
                 }
                 int chunk = (int) Math.min(room, len - offset);
-                c.writeTo(0, frame, offset, chunk);
+                copy(parts, count, offset, c, 0, chunk);
                 heads[n] = c.head();
                 lengths[n] = chunk;
                 n++;

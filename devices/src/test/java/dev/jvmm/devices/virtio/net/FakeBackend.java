@@ -86,6 +86,13 @@ final class FakeBackend implements NetBackend {
         return ports.get(pair).deliver(MemorySegment.ofArray(headerAndFrame));
     }
 
+    /** Delivers one frame given in pieces (headers apart from the payload), as a stack's gather path does. */
+    boolean deliver(int pair, byte[]... parts) {
+        MemorySegment[] segs = new MemorySegment[parts.length];
+        for (int i = 0; i < parts.length; i++) segs[i] = MemorySegment.ofArray(parts[i]);
+        return ports.get(pair).deliver(segs, segs.length);
+    }
+
     /** The backend drained: tells the device's ports. */
     void txReady() {
         busy = false;

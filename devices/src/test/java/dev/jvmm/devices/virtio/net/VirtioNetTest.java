@@ -273,6 +273,10 @@ class VirtioNetTest {
         byte[] tso4Ecn = tso6.clone();
         tso4Ecn[1] = (byte) (VirtioNetHeader.GSO_TCPV4 | VirtioNetHeader.GSO_ECN); // ECN not negotiated
         bad.add(tso4Ecn);
+        byte[] tso4HdrLenBeyond = tso6.clone();
+        tso4HdrLenBeyond[1] = VirtioNetHeader.GSO_TCPV4;
+        tso4HdrLenBeyond[2] = 101; // hdr_len: headers longer than the 100-byte frame
+        bad.add(tso4HdrLenBeyond);
         byte[] tso4NoCsum = tso6.clone();
         tso4NoCsum[0] = 0;
         tso4NoCsum[1] = VirtioNetHeader.GSO_TCPV4;
@@ -345,6 +349,35 @@ class VirtioNetTest {
         byte[] second = read(bufs[1], small.length);
         assertArrayEquals(
                 Arrays.copyOfRange(small, HEADER, small.length), Arrays.copyOfRange(second, HEADER, small.length));
+    }
+
+    @Test
+    void aFrameInPiecesSpansMergeableBuffersAsOneFrame() throws Exception {
+        start(Transport.MMIO, BASE | bit(F_MRG_RXBUF));
+        long[] a = postRx(4, 300);
+        byte[] f = frame(MAC, 900, 12); // 912 bytes: four buffers, the last holding 12
+        // Pieces that end inside buffers and across them: headers, then a payload in three unequal parts.
+        byte[][] parts = {
+            Arrays.copyOfRange(f, 0, 66),
+            Arrays.copyOfRange(f, 66, 300),
+            Arrays.copyOfRange(f, 300, 301),
+            Arrays.copyOfRange(f, 301, f.length)
+        };
+        assertTrue(backend.deliver(0, parts));
+        ByteArrayOutputStream got = new ByteArrayOutputStream();
+        for (int i = 0; i < 4; i++) {
+            int[] e = rx().takeUsed();
+            assertEquals(i == 3 ? 12 : 300, e[1], "used length of buffer " + i);
+            got.write(read(a[i], e[1]));
+        }
+        byte[] g = got.toByteArray();
+        assertEquals(4, g[10] | g[11] << 8, "num_buffers");
+        g[10] = g[11] = 0;
+        assertArrayEquals(f, g);
+        assertTrue(
+                backend.deliver(0, Arrays.copyOfRange(f, 0, HEADER + 4), Arrays.copyOfRange(f, HEADER + 4, 100)),
+                "a first piece without the whole Ethernet header: dropped, not read past");
+        assertEquals(1, net.rxDropped());
     }
 
     @ParameterizedTest
