@@ -40,7 +40,7 @@ import org.openjdk.jmh.runner.options.VerboseMode;
  * time and memory. Writes report.md, PNG charts and the raw JMH JSON into the output directory.
  *
  * <p>Usage: {@code Report [--quick] [--out DIR] [--no-exits] [--no-jmh] [--no-qemu] [--no-launch] [--no-snapshots]
- * [--no-blk] [--debian DIR
+ * [--no-blk] [--no-net] [--debian DIR
  * [--login-rounds N]]};
  * {@code --debian} adds a Debian guest's time to its login prompt under jvmm and under QEMU.
  * Ratios compare runs made back to back in this one run (see HOST.md: absolute times drift with load).
@@ -70,7 +70,16 @@ public final class Report {
             Optional<Path> debian,
             int loginRounds,
             List<Integer> snapshotMib,
-            Blk blk) {
+            Blk blk,
+            Net net) {
+        /**
+         * The network benchmark's size ({@link VirtioNetBenchmark}, user-mode TCP both ways next to a socket pair
+         * and pasta): JMH warm-up and measured iterations of {@code iterationMs} each; 0 iterations: no net rows.
+         */
+        public record Net(int warmups, int iterations, int iterationMs) {
+            static final Net NONE = new Net(0, 0, 0);
+        }
+
         /**
          * The block benchmark's size ({@link BlkBench}): an image of {@code mib} MiB (0: no block rows), requests per
          * run of 4 KiB and of 64 KiB, and the depth jvmm's driver and qemu-img bench keep in flight.
@@ -116,7 +125,8 @@ public final class Report {
                     Optional.empty(),
                     3,
                     List.of(256, 1024, 4096),
-                    new Blk(512, 100_000, 20_000, 16));
+                    new Blk(512, 100_000, 20_000, 16),
+                    new Net(4, 5, 2000));
         }
 
         public static Config quick(Path out) {
@@ -140,7 +150,8 @@ public final class Report {
                     Optional.empty(),
                     1,
                     List.of(64, 256),
-                    new Blk(64, 10_000, 2_000, 16));
+                    new Blk(64, 10_000, 2_000, 16),
+                    new Net(1, 2, 1000));
         }
 
         /**
@@ -169,7 +180,8 @@ public final class Report {
                     Optional.empty(),
                     1,
                     List.of(64),
-                    new Blk(16, 1_000, 200, 8));
+                    new Blk(16, 1_000, 200, 8),
+                    Net.NONE); // the stack's JIT warm-up alone would take minutes there
         }
 
         Config with(boolean exits, boolean jmh, boolean qemu, boolean launch) {
@@ -220,7 +232,34 @@ public final class Report {
                     debian,
                     loginRounds,
                     snapshotMib,
-                    blk);
+                    blk,
+                    net);
+        }
+
+        /** Without the network rows. */
+        Config withoutNet() {
+            return new Config(
+                    quick,
+                    out,
+                    exitsPerBatch,
+                    batches,
+                    rounds,
+                    warmupExits,
+                    jmhWarmups,
+                    jmhIterations,
+                    jmhIterationMs,
+                    jmhForks,
+                    launchRuns,
+                    everyJvmSetting,
+                    exits,
+                    jmh,
+                    qemu,
+                    launch,
+                    debian,
+                    loginRounds,
+                    snapshotMib,
+                    blk,
+                    Net.NONE);
         }
     }
 
@@ -289,7 +328,14 @@ public final class Report {
 
     public static void main(String[] args) throws Exception {
         Path out = Path.of("target", "bench-report");
-        boolean quick = false, exits = true, jmh = true, qemu = true, launch = true, snapshots = true, blk = true;
+        boolean quick = false,
+                exits = true,
+                jmh = true,
+                qemu = true,
+                launch = true,
+                snapshots = true,
+                blk = true,
+                net = true;
         Path debian = null;
         int loginRounds = 0;
         for (int i = 0; i < args.length; i++) {
@@ -302,11 +348,12 @@ public final class Report {
                 case "--no-exits" -> exits = false;
                 case "--no-snapshots" -> snapshots = false;
                 case "--no-blk" -> blk = false;
+                case "--no-net" -> net = false;
                 case "--debian" -> debian = Path.of(args[++i]);
                 case "--login-rounds" -> loginRounds = Integer.parseInt(args[++i]);
                 case "-h", "--help" -> {
                     System.out.println("usage: Report [--quick] [--out DIR] [--no-jmh] [--no-qemu] [--no-launch] "
-                            + "[--no-exits] [--no-snapshots] [--no-blk] [--debian DIR [--login-rounds N]]");
+                            + "[--no-exits] [--no-snapshots] [--no-blk] [--no-net] [--debian DIR [--login-rounds N]]");
                     System.out.println("  --debian DIR  also time a Debian guest to its login prompt, jvmm against QEMU"
                             + " (DIR: what scripts/debian-image.sh prints)");
                     return;
@@ -320,6 +367,7 @@ public final class Report {
         Config c = (quick ? Config.quick(out) : Config.standard(out)).with(exits, jmh, qemu, launch);
         if (!snapshots) c = c.withoutSnapshots();
         if (!blk) c = c.withoutBlk();
+        if (!net) c = c.withoutNet();
         if (debian != null) c = c.withDebian(debian, loginRounds > 0 ? loginRounds : c.loginRounds());
         Path md = new Report(c).run();
         System.out.println("report: " + md.toAbsolutePath());
@@ -363,6 +411,13 @@ public final class Report {
         List<LaunchRow> launches = config.launch() ? new LaunchBench(config, tools, this::say).run() : List.of();
         List<SnapshotBench.Row> snapshots = new SnapshotBench(config, tools, this::say).run();
         List<BlkBench.Row> blk = new BlkBench(config, tools, this::say).run();
+        Map<String, Stats> net = Map.of();
+        if (config.net().iterations() > 0) {
+            say("[net] VirtioNetBenchmark: user-mode TCP both ways, a socket pair, pasta");
+            Config.Net n = config.net();
+            net = VirtioNetBenchmark.run(
+                    false, VirtioNetBenchmark.pastaAvailable(), n.warmups(), n.iterations(), n.iterationMs());
+        }
         LoginResult login = config.debian().map(this::login).orElse(null);
         Path md = config.out().resolve("report.md");
         Files.writeString(
@@ -373,6 +428,7 @@ public final class Report {
                                 launches,
                                 snapshots,
                                 blk,
+                                net,
                                 login,
                                 tscKhz,
                                 refEmptyRunNs,

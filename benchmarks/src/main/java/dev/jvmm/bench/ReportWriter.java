@@ -14,6 +14,7 @@ final class ReportWriter {
     private final List<Report.LaunchRow> launches;
     private final List<SnapshotBench.Row> snapshots;
     private final List<BlkBench.Row> blk;
+    private final Map<String, Stats> net;
     private final Report.LoginResult login;
     private final int tscKhz;
     private final Stats refEmptyRunNs;
@@ -27,6 +28,7 @@ final class ReportWriter {
             List<Report.LaunchRow> launches,
             List<SnapshotBench.Row> snapshots,
             List<BlkBench.Row> blk,
+            Map<String, Stats> net,
             Report.LoginResult login,
             int tscKhz,
             Stats refEmptyRunNs,
@@ -38,6 +40,7 @@ final class ReportWriter {
         this.launches = launches;
         this.snapshots = snapshots;
         this.blk = blk;
+        this.net = net;
         this.login = login;
         this.tscKhz = tscKhz;
         this.refEmptyRunNs = refEmptyRunNs;
@@ -82,6 +85,7 @@ final class ReportWriter {
         launchTable();
         snapshotTable();
         blkTable();
+        netTable();
         loginTable();
         line("## Files");
         line("");
@@ -314,6 +318,47 @@ final class ReportWriter {
                     r.qd1ToFloor().format("%.2f"),
                     r.toQemu().present() ? r.toQemu().format("%.2f") : "n/a",
                     r.note());
+        line("");
+    }
+
+    private void netTable() {
+        line("## User-mode networking: TCP through virtio-net (driver over the real device, no guest)");
+        line("");
+        if (net.isEmpty()) {
+            line("Skipped (--no-net).");
+            line("");
+            return;
+        }
+        line("A Java driver (NetGuest) streams one TCP connection through the real VirtioNet device on virtio-mmio "
+                + "and jvmm's user-mode stack to a socket on the host's loopback (guest -> host), or takes one from "
+                + "it (host -> guest), as a Linux guest would: TSO frames of up to 64 KiB both ways, checksums "
+                + "offloaded, mergeable 4 KiB receive buffers, the payload copied from or to an application "
+                + "buffer. References, measured in the same run: a Java socket pair over loopback moving the same "
+                + "bytes, and passt's pasta carrying the same transfer between a network namespace's TCP and the "
+                + "host (n/a without root or the `passt` package). Ratios per iteration pair, median (min-max); "
+                + "higher is better, the goal is >= 0.5 of the socket pair and >= 1 of pasta.");
+        line("");
+        line("| direction | jvmm MiB/s | socket pair MiB/s | jvmm / socket pair | pasta MiB/s | pasta / socket pair "
+                + "| jvmm / pasta |");
+        line("|---|---|---|---|---|---|---|");
+        double mib = VirtioNetBenchmark.MSS / (double) (1 << 20);
+        for (String[] r :
+                new String[][] {{"guest -> host", "user", "pasta"}, {"host -> guest", "user-rx", "pasta-rx"}}) {
+            Stats jvmm = net.get(r[1]), ref = net.get(VirtioNetBenchmark.REFERENCE.get(r[1]));
+            if (jvmm == null || ref == null) continue;
+            Stats pasta = net.get(r[2]);
+            line(
+                    "| %s | %s | %s | %s | %s | %s | %s |",
+                    r[0],
+                    VirtioNetBenchmark.scaled(jvmm, mib, "%.0f"),
+                    VirtioNetBenchmark.scaled(ref, mib, "%.0f"),
+                    net.get(r[1] + "-ratio").format("%.2f"),
+                    pasta == null ? "n/a" : VirtioNetBenchmark.scaled(pasta, mib, "%.0f"),
+                    pasta == null ? "n/a" : net.get(r[2] + "-ratio").format("%.2f"),
+                    pasta == null
+                            ? "n/a"
+                            : net.get(r[1] + "-" + r[2] + "-ratio").format("%.2f"));
+        }
         line("");
     }
 
