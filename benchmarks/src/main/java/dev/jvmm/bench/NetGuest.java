@@ -103,6 +103,15 @@ final class NetGuest implements AutoCloseable {
         void release(int id) {
             free[freeCount++] = id;
         }
+
+        /** VRING_AVAIL_F_NO_INTERRUPT: the driver is polling and needs no interrupt for what the device uses. */
+        void interrupts(boolean on) {
+            ram.set(JAVA_SHORT_UNALIGNED, avail - RAM_BASE, (short) (on ? 0 : 1));
+        }
+
+        boolean nothingUsed() {
+            return (ram.get(JAVA_SHORT_UNALIGNED, used - RAM_BASE + 2) & 0xffff) == lastUsed;
+        }
     }
 
     NetGuest(NetBackend backend, long features) {
@@ -126,9 +135,23 @@ final class NetGuest implements AutoCloseable {
         rx.publish();
     }
 
-    /** Sleeps until the device interrupts (or {@code micros} pass), then acknowledges the interrupt. */
+    /**
+     * Sleeps until the device interrupts (or {@code micros} pass), then acknowledges the interrupt. As Linux's
+     * NAPI, interrupts are on only while the driver sleeps: while it works through its rings it polls them.
+     */
     void awaitInterrupt(long micros) {
-        driver.awaitInterrupt(micros, () -> true);
+        rx.interrupts(true);
+        tx.interrupts(true);
+        VarHandle.fullFence();
+        driver.awaitInterrupt(micros, idle);
+        rx.interrupts(false);
+        tx.interrupts(false);
+    }
+
+    private final java.util.function.BooleanSupplier idle = this::nothingUsed;
+
+    private boolean nothingUsed() {
+        return rx.nothingUsed() && tx.nothingUsed();
     }
 
     @Override

@@ -82,6 +82,16 @@ public interface VirtioDevice {
     default void shutdown() {}
 
     /**
+     * Whether a notification may concern queue {@code index} now. A transport serves every queue on any
+     * notification (they share one eventfd), under the queue's lock; a device whose queue is filled from another
+     * thread (virtio-net's receive queues, from its backend's) answers false while that side is not waiting for
+     * buffers, so the transport neither contends for that lock nor delays the queues after it.
+     */
+    default boolean wantsService(int index) {
+        return true;
+    }
+
+    /**
      * False when the device takes nothing more from the queue now although buffers may be available: a backend
      * that is full, or a receive queue the device fills only as frames arrive. The transport then stops
      * servicing the queue, leaving the driver's notifications off (the device turns them on when it wants them),

@@ -242,7 +242,7 @@ public abstract class VirtioTransport implements AutoCloseable, Snapshottable {
         for (int i = 0; i < queues.length; i++) {
             Virtqueue q = queues[i];
             if ((status.get() & DeviceStatus.DEVICE_NEEDS_RESET) != 0) return;
-            if (!q.isActive() || q.isBroken()) continue;
+            if (!q.isActive() || q.isBroken() || !device.wantsService(i)) continue;
             try {
                 synchronized (q) { // a device may fill a queue from its backend's thread as well
                     int rounds = 0;

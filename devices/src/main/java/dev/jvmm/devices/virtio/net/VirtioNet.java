@@ -425,6 +425,14 @@ public final class VirtioNet implements VirtioDevice {
     }
 
     @Override
+    public boolean wantsService(int index) {
+        Active a = active;
+        if (a == null || index >= 2 * a.pairs || (index & 1) == 1) return true;
+        Port[] ports = a.ports;
+        return index / 2 >= ports.length || ports[index / 2].wanted;
+    }
+
+    @Override
     public boolean canProcess(int index) {
         Active a = active;
         if (a == null || index >= 2 * a.pairs) return true;
@@ -550,8 +558,11 @@ public final class VirtioNet implements VirtioDevice {
         final MemorySegment numBuffers = MemorySegment.ofArray(new byte[2]);
         /** A whole frame as the one part of {@link #deliver(MemorySegment[], int)}. Guarded by rx's monitor. */
         final MemorySegment[] one = new MemorySegment[1];
-        /** deliver answered false: the backend waits for rxReady. Guarded by rx's monitor. */
-        boolean wanted;
+        /**
+         * deliver answered false: the backend waits for rxReady. Written under rx's monitor; read without it by
+         * {@link #wantsService}, so a notification finds the queue's lock free unless the backend waits.
+         */
+        volatile boolean wanted;
 
         volatile boolean stopped;
 
@@ -616,9 +627,20 @@ public final class VirtioNet implements VirtioDevice {
             }
         }
 
-        /** Pops the next chain; when there is none, asks the driver to notify and looks once more. */
+        /**
+         * Pops the next chain; when there is none, asks the driver to notify and looks once more. {@link #wanted} is
+         * set before notifications are enabled, so the notification that follows finds it set; and notifications are
+         * off again whenever the backend goes on.
+         */
         private boolean popOrWait(DescriptorChain chain) {
-            return rx.pop(chain) || (rx.enableNotification() && rx.pop(chain));
+            if (rx.pop(chain)) return true;
+            wanted = true;
+            if (rx.enableNotification() && rx.pop(chain)) {
+                rx.disableNotification();
+                wanted = false;
+                return true;
+            }
+            return false;
         }
 
         /** Copies {@code n} bytes of the frame in {@code parts}, from {@code from} on, to {@code c} at {@code at}. */
