@@ -22,7 +22,7 @@ import java.util.List;
  * larger than 2 KiB (64 KiB and more for TSO frames), and receive buffers too (mergeable for larger frames).
  */
 final class NetGuest implements AutoCloseable {
-    static final int QUEUE = 256, BUF = 2048, HDR = VirtioNet.HEADER;
+    static final int QUEUE = 1024, BUF = 2048, HDR = VirtioNet.HEADER; // QUEUE: the device's default size
     static final long RAM_BASE = 0x10000;
 
     final Arena arena = Arena.ofShared();

@@ -3,6 +3,7 @@ package dev.jvmm.devices.net.user;
 import static dev.jvmm.devices.net.user.Frames.GUEST_MAC;
 import static dev.jvmm.devices.net.user.Inet.GATEWAY;
 import static dev.jvmm.devices.net.user.Inet.GUEST;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -13,8 +14,10 @@ import dev.jvmm.devices.net.FlowStats;
 import dev.jvmm.devices.net.GuestPorts;
 import dev.jvmm.devices.net.NetConfig;
 import dev.jvmm.devices.net.NetLinkConfig;
+import dev.jvmm.devices.net.NetOffload;
 import dev.jvmm.devices.net.NetQueue;
 import dev.jvmm.devices.net.TxResult;
+import dev.jvmm.devices.net.VirtioNetHeader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.foreign.MemorySegment;
@@ -330,6 +333,75 @@ class UserNetStackTest {
         assertEquals(4, f.udpRxBytes(), "pong, and not the stranger's datagram: " + f);
         user.deactivate(); // the driver's reset closes every flow
         assertEquals(0, user.flowStats().orElseThrow().udpFlowsCurrent());
+    }
+
+    /** A frame with a 12-byte vnet header asking for nothing (its checksums are complete). */
+    static byte[] vnet(byte[] frame) {
+        byte[] f = new byte[12 + frame.length];
+        System.arraycopy(frame, 0, f, 12, frame.length);
+        return f;
+    }
+
+    @Test
+    void hostBytesReachATsoGuestInLargeSegmentsWithPartialChecksumsAndArriveWhole() throws Exception {
+        user = UserNetBackend.start(config("hostloopback=on"));
+        NetLinkConfig tso = new NetLinkConfig(12, java.util.EnumSet.of(NetOffload.CSUM, NetOffload.TSO4));
+        queue = user.activate(tso, List.of(GuestPorts.collecting(toGuest))).get(0);
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            server.setSoTimeout(5000);
+            int port = server.getLocalPort(), iss = 7000;
+            byte[] synOptions = {2, 4, 0x05, (byte) 0xb4, 1, 3, 3, 7}; // MSS 1460, window scale 7
+            send(vnet(Frames.tcp(GUEST, GATEWAY, 40000, port, iss, 0, SYN, 65535, synOptions, new byte[0])));
+            byte[] synAck = nextVnetTcp(3000);
+            assertNotNull(synAck);
+            int ours = Frames.Out.parse(Arrays.copyOfRange(synAck, 12, synAck.length))
+                            .seq()
+                    + 1;
+            send(vnet(Frames.tcp(GUEST, GATEWAY, 40000, port, iss + 1, ours, ACK, 65535, new byte[0], new byte[0])));
+            byte[] sent = new byte[300_000];
+            new Random(17).nextBytes(sent);
+            try (Socket host = server.accept()) {
+                host.getOutputStream().write(sent);
+                java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
+                int large = 0;
+                while (got.size() < sent.length) {
+                    byte[] f = nextVnetTcp(5000);
+                    assertNotNull(f, "the host's bytes stopped after " + got.size());
+                    java.nio.ByteBuffer h = java.nio.ByteBuffer.wrap(f).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                    Frames.Out o = Frames.Out.parse(Arrays.copyOfRange(f, 12, f.length));
+                    if (o.payload().length == 0 || o.seq() != ours + got.size()) continue;
+                    assertEquals(VirtioNetHeader.F_NEEDS_CSUM, f[0], "checksum left to the guest");
+                    assertEquals(14 + 20, h.getShort(6), "csum_start: the TCP header");
+                    assertEquals(16, h.getShort(8), "csum_offset: TCP's checksum field");
+                    int l4 = 12 + 14 + 20, l4Length = f.length - l4;
+                    int partial = ((f[l4 + 16] & 0xff) << 8) | (f[l4 + 17] & 0xff);
+                    long p = Frames.pseudo(GATEWAY, GUEST, 6, l4Length);
+                    while ((p >>> 16) != 0) p = (p & 0xffff) + (p >>> 16);
+                    assertEquals(p, partial, "the checksum field holds the pseudo-header's sum");
+                    if (o.payload().length > 1460) {
+                        large++;
+                        assertEquals(VirtioNetHeader.GSO_TCPV4, f[1], "gso_type");
+                        assertEquals(1460, h.getShort(4), "gso_size: the guest's MSS");
+                        assertEquals(14 + 20 + 20, h.getShort(2), "hdr_len");
+                        assertTrue(o.payload().length <= 65535 - 40, "one IPv4 packet");
+                    } else assertEquals(0, f[1], "no GSO for a segment within the MSS");
+                    got.write(o.payload());
+                    int ack = ours + got.size();
+                    send(vnet(Frames.tcp(
+                            GUEST, GATEWAY, 40000, port, iss + 1, ack, ACK, 65535, new byte[0], new byte[0])));
+                }
+                assertArrayEquals(sent, got.toByteArray());
+                assertTrue(large > 0, "no segment above the MSS");
+            }
+        }
+    }
+
+    /** The next TCP frame for the guest, vnet header included. */
+    byte[] nextVnetTcp(long millis) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        for (byte[] f; (f = toGuest.poll(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) != null; )
+            if (f.length > 12 + 14 + 40 && f[12 + 12] == 8 && f[12 + 13] == 0 && f[12 + 14 + 9] == 6) return f;
+        return null;
     }
 
     @Test
