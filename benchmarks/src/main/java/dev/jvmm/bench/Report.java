@@ -126,7 +126,7 @@ public final class Report {
                     3,
                     List.of(256, 1024, 4096),
                     new Blk(512, 100_000, 20_000, 16),
-                    new Net(4, 5, 2000));
+                    new Net(8, 5, 2000));
         }
 
         public static Config quick(Path out) {

@@ -579,7 +579,7 @@ public class VirtioNetBenchmark {
                 pastaRows = !List.of(args).contains("--no-pasta") && pastaAvailable(),
                 quick = List.of(args).contains("--quick");
         // Warm-up is long: on a small, busy host C2 takes seconds to compile the stack's paths.
-        Map<String, Stats> s = quick ? run(tapRows, pastaRows, 1, 3, 1000) : run(tapRows, pastaRows, 4, 5, 2000);
+        Map<String, Stats> s = quick ? run(tapRows, pastaRows, 1, 3, 1000) : run(tapRows, pastaRows, 8, 5, 2000);
         System.out.println();
         for (String row : List.of("user", "user-rx", "pasta", "pasta-rx", "tap")) {
             if (!s.containsKey(row)) continue;
