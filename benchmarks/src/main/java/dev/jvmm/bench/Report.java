@@ -361,6 +361,8 @@ public final class Report {
                     new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(jmhJson));
         }
         List<LaunchRow> launches = config.launch() ? new LaunchBench(config, tools, this::say).run() : List.of();
+        LifecycleBench.Result lifecycle =
+                config.launch() ? LifecycleBench.of(config, tools, this::say).run(config.quick()) : null;
         List<SnapshotBench.Row> snapshots = new SnapshotBench(config, tools, this::say).run();
         List<BlkBench.Row> blk = new BlkBench(config, tools, this::say).run();
         LoginResult login = config.debian().map(this::login).orElse(null);
@@ -371,6 +373,7 @@ public final class Report {
                                 config,
                                 rows,
                                 launches,
+                                lifecycle,
                                 snapshots,
                                 blk,
                                 login,

@@ -12,6 +12,7 @@ final class ReportWriter {
     private final Report.Config config;
     private final List<Report.ExitRow> rows;
     private final List<Report.LaunchRow> launches;
+    private final LifecycleBench.Result lifecycle;
     private final List<SnapshotBench.Row> snapshots;
     private final List<BlkBench.Row> blk;
     private final Report.LoginResult login;
@@ -25,6 +26,7 @@ final class ReportWriter {
             Report.Config config,
             List<Report.ExitRow> rows,
             List<Report.LaunchRow> launches,
+            LifecycleBench.Result lifecycle,
             List<SnapshotBench.Row> snapshots,
             List<BlkBench.Row> blk,
             Report.LoginResult login,
@@ -36,6 +38,7 @@ final class ReportWriter {
         this.config = config;
         this.rows = rows;
         this.launches = launches;
+        this.lifecycle = lifecycle;
         this.snapshots = snapshots;
         this.blk = blk;
         this.login = login;
@@ -80,6 +83,7 @@ final class ReportWriter {
             histogramTable();
         }
         launchTable();
+        lifecycleTable();
         snapshotTable();
         blkTable();
         loginTable();
@@ -314,6 +318,59 @@ final class ReportWriter {
                     r.qd1ToFloor().format("%.2f"),
                     r.toQemu().present() ? r.toQemu().format("%.2f") : "n/a",
                     r.note());
+        line("");
+    }
+
+    private void lifecycleTable() {
+        line("## VM lifecycle and micro-VMs (in-process)");
+        line("");
+        if (lifecycle == null) {
+            line("Skipped (--no-launch).");
+            line("");
+            return;
+        }
+        LifecycleBench.Lifecycle l = lifecycle.lifecycle();
+        line(
+                "A `VirtualMachine` with its defaults (64 MiB, in-kernel irqchip and PIT, one vCPU) built, given three "
+                        + "instructions, started, run to the guest's first exit (an OUT to debug-exit) and closed, in this JVM "
+                        + "once warm; the C floor (`lifecycle.c`) does the same ioctls for a VM of the same shape, %d lives per "
+                        + "round in each, ratio of the medians per round. Goal: jvmm / C at most 1.2.",
+                l.lives());
+        line("");
+        line("| lifecycle | C floor (ms) | jvmm (ms) | jvmm / C | goal |");
+        line("|---|---|---|---|---|");
+        line(
+                "| created, run to its first exit, closed | %s | %s | %s | ≤ 1.2 |%s",
+                l.cMs().format("%.2f"),
+                l.jvmmMs().format("%.2f"),
+                l.ratio().format("%.2f"),
+                l.note().isEmpty() ? "" : " " + l.note());
+        line("");
+        LifecycleBench.MicroVmRow m = lifecycle.microVm();
+        line("A Linux micro-VM (`MicroVm` on Debian's kernel with the agent's initramfs, no network): from nothing to "
+                + "`exec(\"true\")` answered, as a test with a VM of its own pays it, in phases: the launch (kernel "
+                + "and initramfs loaded, the machine assembled and started), the boot until the agent says it "
+                + "listens, its first connection, the first exec; then `exec(\"true\")` on a VM that stays up, as "
+                + "tests sharing one VM pay it, and close (power-off through the agent).");
+        line("");
+        if (m.rounds() == 0) {
+            line("Not measured: %s.", m.note());
+            line("");
+            return;
+        }
+        line("| phase | ms, median (min–max) over %d rounds |", m.rounds());
+        line("|---|---|");
+        line("| launch | %s |", m.launchMs().format("%.0f"));
+        line("| boot to the agent listening | %s |", m.bootMs().format("%.0f"));
+        line("| agent's first connection | %s |", m.connectMs().format("%.0f"));
+        line("| first exec(\"true\") | %s |", m.firstExecMs().format("%.0f"));
+        line(
+                "| **nothing to exec(\"true\") answered (per test)** | %s |",
+                m.totalMs().format("%.0f"));
+        line(
+                "| exec(\"true\") on a running VM (reused across tests) | %s |",
+                m.reusedExecMs().format("%.1f"));
+        line("| close (power-off) | %s |", m.closeMs().format("%.0f"));
         line("");
     }
 
