@@ -72,6 +72,7 @@ final class ReportWriter {
                         + "per exit includes the guest's loop (dec/jnz, emulated at CPL0 on this host).",
                 config.rounds(), config.exitsPerBatch());
         line("");
+        summaryTable();
         if (rows.isEmpty()) {
             line("## Exit latency");
             line("");
@@ -93,6 +94,71 @@ final class ReportWriter {
                 + "`latency-*.png`: exit-to-exit latency by percentile (jvmm and C reference).");
         line("- Run it again: `scripts/bench.sh [--quick] [--out DIR]` (or `java -cp ... dev.jvmm.bench.Report`).");
         return md.toString();
+    }
+
+    /** Every headline figure as a ratio to its same-run reference, with its goal (and summary.png). */
+    private void summaryTable() {
+        Summary summary = new Summary();
+        for (Report.ExitRow r : rows)
+            summary.add("exit: " + r.kind.guestName() + ", CPL " + r.cpl, Stats.of(r.ratio), "refvmm (C)");
+        if (lifecycle != null)
+            summary.add(
+                    "VM created, run to its first exit, closed (in-process)",
+                    lifecycle.lifecycle().ratio(),
+                    "lifecycle.c (C)",
+                    1.2,
+                    Summary.Better.LOWER);
+        launchSummary(summary);
+        for (SnapshotBench.Row r : snapshots)
+            summary.add("snapshot save, " + r.ramMib() + " MiB guest", r.saveRatio(), "dd conv=sparse,fsync");
+        for (BlkBench.Row r : blk)
+            summary.add("virtio-blk " + r.label() + ", time per request", r.toQemu(), "qemu-img bench");
+        line("## Summary");
+        line("");
+        line("Each figure as jvmm / a reference measured in the same run (time ratios: lower is better), median "
+                + "(min–max) over the rounds of its section below; where jvmm and the reference were not run in "
+                + "pairs, the ratio of the medians with the widest spread their ranges allow. `summary.png` draws "
+                + "the medians beside their goals.");
+        line("");
+        for (String l : summary.table()) line("%s", l);
+        line("");
+        summary.chart(config.out().resolve("summary.png"));
+    }
+
+    /** Launch time and memory against QEMU microvm: jvmm's fastest AOT-cache row (what ./jvmm and bin/jvmm run). */
+    private void launchSummary(Summary summary) {
+        Report.LaunchRow qemu = null, jvmm = null;
+        for (Report.LaunchRow l : launches) {
+            if (l.vmm().startsWith("QEMU") && l.firstOutputMs().present()) qemu = l;
+            if (l.vmm().equals("jvmm")
+                    && l.firstOutputMs().present()
+                    && (jvmm == null
+                            || (l.settings().contains("AOT") && !jvmm.settings().contains("AOT"))
+                            || (l.settings().contains("AOT") == jvmm.settings().contains("AOT")
+                                    && l.firstOutputMs().median()
+                                            < jvmm.firstOutputMs().median()))) jvmm = l;
+        }
+        if (jvmm == null) return;
+        String ref = qemu == null ? "QEMU microvm (not run)" : "QEMU microvm";
+        Stats none = Stats.of(new double[0]);
+        summary.add(
+                "launch to first output (jvmm" + (jvmm.settings().contains("AOT") ? ", AOT cache" : "") + ")",
+                qemu == null ? none : Summary.ratioOf(jvmm.firstOutputMs(), qemu.firstOutputMs()),
+                ref,
+                2.0,
+                Summary.Better.LOWER);
+        if (jvmm.memory() != null) {
+            long mib = jvmm.memory().beyondGuestKb() >> 10;
+            Stats ratio = qemu == null || qemu.memory() == null
+                    ? none
+                    : Summary.ratioOf(
+                            Stats.of(new double[] {jvmm.memory().beyondGuestKb()}),
+                            Stats.of(new double[] {qemu.memory().beyondGuestKb()}));
+            summary.add(
+                    "resident beyond guest RAM: " + mib + " MiB (goal ≤ 40: " + (mib <= 40 ? "met" : "not met") + ")",
+                    ratio,
+                    ref);
+        }
     }
 
     private void exitTable() {

@@ -88,6 +88,8 @@ class ReportQuickKvmTest {
                     assertTrue(cells[c].trim().matches(NUMBER), "block column " + c + ": " + row);
             }
         assertTrue(Files.size(out.resolve("exit-costs.png")) > 0);
+        assertTrue(report.contains("| VM created, run to its first exit, closed (in-process) | "), "summary row");
+        assertTrue(Files.size(out.resolve("summary.png")) > 0);
         assertTrue(Files.readString(out.resolve("jmh.json")).contains("\"primaryMetric\""));
     }
 
