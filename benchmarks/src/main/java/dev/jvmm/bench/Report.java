@@ -266,6 +266,7 @@ public final class Report {
             Stats firstOutputMs,
             Stats exitMs,
             Stats mainMs,
+            Stats ffmMs,
             Stats vmBuiltMs,
             Footprint.Memory memory,
             String note) {}

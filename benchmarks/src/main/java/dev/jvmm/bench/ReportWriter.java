@@ -308,23 +308,26 @@ final class ReportWriter {
                 "First output: process spawn to the guest's first debugcon byte on the VMM's stdout. "
                         + "Exit: spawn to process exit after the guest's debug-exit. RSS: VmRSS with the guest "
                         + "idle (halted); beyond guest RAM = RSS minus the resident part of the guest-RAM "
-                        + "mapping. For jvmm, main() and VM built: spawn to LaunchMain's main() and to the VM "
-                        + "being built (KVM VM, memory, vCPU, devices). %d launch(es) each.",
+                        + "mapping. For jvmm, where the time goes: spawn to LaunchMain's main() (JVM start and "
+                        + "class loading), to its first downcall returned (the JDK bootstrapping its FFM linker), "
+                        + "to the VM being built (KVM VM, memory, vCPU, devices); first output comes after the "
+                        + "guest's first instructions. %d launch(es) each.",
                 config.launchRuns());
         line("");
-        line("| VMM | settings | first output (ms) | exit (ms) | main() (ms) | VM built (ms) | RSS "
+        line("| VMM | settings | first output (ms) | exit (ms) | main() (ms) | FFM up (ms) | VM built (ms) | RSS "
                 + "(kB) | beyond guest RAM (kB) | guest RAM resident (kB) | RssAnon / RssFile / "
                 + "RssShmem (kB) | PSS (kB) | note |");
-        line("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        line("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (Report.LaunchRow l : launches) {
             Footprint.Memory m = l.memory();
             line(
-                    "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+                    "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
                     l.vmm(),
                     l.settings(),
                     l.firstOutputMs().format("%.1f"),
                     l.exitMs().format("%.1f"),
                     l.mainMs().format("%.1f"),
+                    l.ffmMs().format("%.1f"),
                     l.vmBuiltMs().format("%.1f"),
                     m == null ? "n/a" : m.rssKb(),
                     m == null ? "n/a" : m.beyondGuestKb(),
