@@ -76,9 +76,29 @@ final class Charts {
         save(file, chart);
     }
 
+    /**
+     * Horizontal bars (labels on the left, so long ones stay readable), one row per figure, one bar per series, and a
+     * line at 1: the reference.
+     */
+    static void horizontalBars(Path file, String title, String valueLabel, Map<String, Map<String, Double>> rows) {
+        DefaultCategoryDataset data = new DefaultCategoryDataset();
+        rows.forEach((row, bars) -> bars.forEach((series, v) -> {
+            if (!Double.isNaN(v)) data.addValue(v, series, row);
+        }));
+        JFreeChart chart = ChartFactory.createBarChart(
+                title, "", valueLabel, data, PlotOrientation.HORIZONTAL, true, false, false);
+        chart.getCategoryPlot().addRangeMarker(new org.jfree.chart.plot.ValueMarker(1.0));
+        chart.getCategoryPlot().getDomainAxis().setMaximumCategoryLabelWidthRatio(0.45f);
+        save(file, chart, 1000, 120 + 34 * rows.size());
+    }
+
     private static void save(Path file, JFreeChart chart) {
+        save(file, chart, 1000, 520);
+    }
+
+    private static void save(Path file, JFreeChart chart, int width, int height) {
         try {
-            ChartUtils.saveChartAsPNG(file.toFile(), chart, 1000, 520);
+            ChartUtils.saveChartAsPNG(file.toFile(), chart, width, height);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

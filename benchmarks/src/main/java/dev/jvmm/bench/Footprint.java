@@ -16,14 +16,17 @@ import java.util.concurrent.TimeUnit;
 public final class Footprint {
     private Footprint() {}
 
-    /** Milliseconds from spawn; mainMs and vmBuiltMs only where the VMM reports them (jvmm's LaunchMain). */
-    public record Launch(double firstOutputMs, double exitMs, double mainMs, double vmBuiltMs) {}
+    /**
+     * Milliseconds from spawn; mainMs (main() entered), ffmMs (its first downcall returned: the FFM linker is up) and
+     * vmBuiltMs only where the VMM reports them (jvmm's LaunchMain).
+     */
+    public record Launch(double firstOutputMs, double exitMs, double mainMs, double ffmMs, double vmBuiltMs) {}
 
     /** An argument Footprint replaces with its System.nanoTime() at spawn (CLOCK_MONOTONIC, shared with the child). */
     public static final String T0_ARGUMENT = "-Djvmm.launch.t0=NOW";
 
     private static final java.util.regex.Pattern PHASES =
-            java.util.regex.Pattern.compile("launch-phases main_ms=([0-9.]+) vm_built_ms=([0-9.]+)");
+            java.util.regex.Pattern.compile("launch-phases main_ms=([0-9.]+) ffm_ms=([0-9.]+) vm_built_ms=([0-9.]+)");
 
     /**
      * Memory of a process running an idle guest: VmRSS and its parts, and how much of the guest-RAM mapping
@@ -66,7 +69,8 @@ public final class Footprint {
                         (first - t0) / 1e6,
                         (end - t0) / 1e6,
                         phases ? Double.parseDouble(m.group(1)) : Double.NaN,
-                        phases ? Double.parseDouble(m.group(2)) : Double.NaN);
+                        phases ? Double.parseDouble(m.group(2)) : Double.NaN,
+                        phases ? Double.parseDouble(m.group(3)) : Double.NaN);
             } finally {
                 try {
                     Files.deleteIfExists(err);

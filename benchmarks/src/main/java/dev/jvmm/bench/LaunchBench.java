@@ -63,6 +63,7 @@ final class LaunchBench {
                                 NONE,
                                 NONE,
                                 NONE,
+                                NONE,
                                 null,
                                 "qemu-system-x86_64 not installed")));
 
@@ -113,7 +114,7 @@ final class LaunchBench {
                 Footprint.launch(t);
             } catch (RuntimeException e) {
                 return new Report.LaunchRow(
-                        "jvmm", settings, NONE, NONE, NONE, NONE, null, "training run failed: " + e.getMessage());
+                        "jvmm", settings, NONE, NONE, NONE, NONE, NONE, null, "training run failed: " + e.getMessage());
             }
         }
         return measure(
@@ -140,6 +141,7 @@ final class LaunchBench {
             List<Double> first = new ArrayList<>(),
                     exit = new ArrayList<>(),
                     main = new ArrayList<>(),
+                    ffm = new ArrayList<>(),
                     built = new ArrayList<>();
             for (int i = 0; i < config.launchRuns(); i++) {
                 Footprint.Launch l = Footprint.launch(launch);
@@ -147,6 +149,7 @@ final class LaunchBench {
                 exit.add(l.exitMs());
                 if (!Double.isNaN(l.mainMs())) {
                     main.add(l.mainMs());
+                    ffm.add(l.ffmMs());
                     built.add(l.vmBuiltMs());
                 }
             }
@@ -155,12 +158,21 @@ final class LaunchBench {
                     "    first output %.1f ms, exit %.1f ms, RSS %d kB (%d kB beyond guest RAM)",
                     Stats.of(first).median(), Stats.of(exit).median(), m.rssKb(), m.beyondGuestKb());
             return new Report.LaunchRow(
-                    vmm, settings, Stats.of(first), Stats.of(exit), Stats.of(main), Stats.of(built), m, note);
+                    vmm,
+                    settings,
+                    Stats.of(first),
+                    Stats.of(exit),
+                    Stats.of(main),
+                    Stats.of(ffm),
+                    Stats.of(built),
+                    m,
+                    note);
         } catch (RuntimeException e) {
             say.say("    failed: %s", e.getMessage());
             return new Report.LaunchRow(
                     vmm,
                     settings,
+                    NONE,
                     NONE,
                     NONE,
                     NONE,

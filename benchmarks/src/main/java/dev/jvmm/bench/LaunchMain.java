@@ -23,6 +23,8 @@ public final class LaunchMain {
             System.err.println("usage: LaunchMain GUEST.bin MEMORY_MIB CMDLINE");
             System.exit(2);
         }
+        dev.jvmm.kvm.Libc.getpid(); // the first downcall: the JDK bootstraps its FFM linker here
+        long linked = System.nanoTime();
         byte[] image = Files.readAllBytes(Path.of(args[0]));
         long memory = Long.parseLong(args[1]) << 20;
         ExitStatus status;
@@ -35,8 +37,11 @@ public final class LaunchMain {
             m.start();
             status = m.awaitExit(Duration.ofMinutes(10)).orElse(new ExitStatus.Stopped());
         }
-        if (t0 != 0) // phases for the launch report, on stderr so stdout holds only guest output
-        System.err.printf("launch-phases main_ms=%.1f vm_built_ms=%.1f%n", (atMain - t0) / 1e6, (built - t0) / 1e6);
+        if (t0 != 0) { // phases for the launch report, on stderr so stdout holds only guest output
+            System.err.printf(
+                    "launch-phases main_ms=%.1f ffm_ms=%.1f vm_built_ms=%.1f%n",
+                    (atMain - t0) / 1e6, (linked - t0) / 1e6, (built - t0) / 1e6);
+        }
         if (status instanceof ExitStatus.GuestExit g) System.exit(g.code());
         System.err.println("guest ended with " + status);
         System.exit(2);

@@ -59,6 +59,11 @@ public final class NativeTools {
         return dir.resolve("blkfloor");
     }
 
+    /** The lifecycle benchmark's floor (lifecycle.c). */
+    public Path lifecycle() {
+        return dir.resolve("lifecycle");
+    }
+
     public Path refvmm() {
         return dir.resolve("refvmm");
     }

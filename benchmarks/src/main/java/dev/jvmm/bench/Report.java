@@ -305,6 +305,7 @@ public final class Report {
             Stats firstOutputMs,
             Stats exitMs,
             Stats mainMs,
+            Stats ffmMs,
             Stats vmBuiltMs,
             Footprint.Memory memory,
             String note) {}
@@ -409,6 +410,8 @@ public final class Report {
                     new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(jmhJson));
         }
         List<LaunchRow> launches = config.launch() ? new LaunchBench(config, tools, this::say).run() : List.of();
+        LifecycleBench.Result lifecycle =
+                config.launch() ? LifecycleBench.of(config, tools, this::say).run(config.quick()) : null;
         List<SnapshotBench.Row> snapshots = new SnapshotBench(config, tools, this::say).run();
         List<BlkBench.Row> blk = new BlkBench(config, tools, this::say).run();
         Map<String, Stats> net = Map.of();
@@ -426,6 +429,7 @@ public final class Report {
                                 config,
                                 rows,
                                 launches,
+                                lifecycle,
                                 snapshots,
                                 blk,
                                 net,

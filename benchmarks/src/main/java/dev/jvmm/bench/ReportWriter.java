@@ -12,6 +12,7 @@ final class ReportWriter {
     private final Report.Config config;
     private final List<Report.ExitRow> rows;
     private final List<Report.LaunchRow> launches;
+    private final LifecycleBench.Result lifecycle;
     private final List<SnapshotBench.Row> snapshots;
     private final List<BlkBench.Row> blk;
     private final Map<String, Stats> net;
@@ -26,6 +27,7 @@ final class ReportWriter {
             Report.Config config,
             List<Report.ExitRow> rows,
             List<Report.LaunchRow> launches,
+            LifecycleBench.Result lifecycle,
             List<SnapshotBench.Row> snapshots,
             List<BlkBench.Row> blk,
             Map<String, Stats> net,
@@ -38,6 +40,7 @@ final class ReportWriter {
         this.config = config;
         this.rows = rows;
         this.launches = launches;
+        this.lifecycle = lifecycle;
         this.snapshots = snapshots;
         this.blk = blk;
         this.net = net;
@@ -72,6 +75,7 @@ final class ReportWriter {
                         + "per exit includes the guest's loop (dec/jnz, emulated at CPL0 on this host).",
                 config.rounds(), config.exitsPerBatch());
         line("");
+        summaryTable();
         if (rows.isEmpty()) {
             line("## Exit latency");
             line("");
@@ -83,6 +87,7 @@ final class ReportWriter {
             histogramTable();
         }
         launchTable();
+        lifecycleTable();
         snapshotTable();
         blkTable();
         netTable();
@@ -93,6 +98,84 @@ final class ReportWriter {
                 + "`latency-*.png`: exit-to-exit latency by percentile (jvmm and C reference).");
         line("- Run it again: `scripts/bench.sh [--quick] [--out DIR]` (or `java -cp ... dev.jvmm.bench.Report`).");
         return md.toString();
+    }
+
+    /** Every headline figure as a ratio to its same-run reference, with its goal (and summary.png). */
+    private void summaryTable() {
+        Summary summary = new Summary();
+        for (Report.ExitRow r : rows)
+            summary.add("exit: " + r.kind.guestName() + ", CPL " + r.cpl, Stats.of(r.ratio), "refvmm (C)");
+        if (lifecycle != null)
+            summary.add(
+                    "VM created, run to its first exit, closed (in-process)",
+                    lifecycle.lifecycle().ratio(),
+                    "lifecycle.c (C)",
+                    1.2,
+                    Summary.Better.LOWER);
+        launchSummary(summary);
+        for (SnapshotBench.Row r : snapshots)
+            summary.add("snapshot save, " + r.ramMib() + " MiB guest", r.saveRatio(), "dd conv=sparse,fsync");
+        for (BlkBench.Row r : blk)
+            summary.add("virtio-blk " + r.label() + ", time per request", r.toQemu(), "qemu-img bench");
+        for (String[] r :
+                new String[][] {{"guest -> host", "user", "pasta"}, {"host -> guest", "user-rx", "pasta-rx"}}) {
+            Stats toPair = net.get(r[1] + "-ratio"), toPasta = net.get(r[1] + "-" + r[2] + "-ratio");
+            if (toPair != null)
+                summary.add(
+                        "user-mode TCP " + r[0] + ", throughput",
+                        toPair,
+                        "Java socket pair",
+                        0.5,
+                        Summary.Better.HIGHER);
+            if (toPasta != null)
+                summary.add("user-mode TCP " + r[0] + ", throughput", toPasta, "pasta", 1.0, Summary.Better.HIGHER);
+        }
+        line("## Summary");
+        line("");
+        line("Each figure as jvmm / a reference measured in the same run (time ratios: lower is better), median "
+                + "(min–max) over the rounds of its section below; where jvmm and the reference were not run in "
+                + "pairs, the ratio of the medians with the widest spread their ranges allow. `summary.png` draws "
+                + "the medians beside their goals.");
+        line("");
+        for (String l : summary.table()) line("%s", l);
+        line("");
+        summary.chart(config.out().resolve("summary.png"));
+    }
+
+    /** Launch time and memory against QEMU microvm: jvmm's fastest AOT-cache row (what ./jvmm and bin/jvmm run). */
+    private void launchSummary(Summary summary) {
+        Report.LaunchRow qemu = null, jvmm = null;
+        for (Report.LaunchRow l : launches) {
+            if (l.vmm().startsWith("QEMU") && l.firstOutputMs().present()) qemu = l;
+            if (l.vmm().equals("jvmm")
+                    && l.firstOutputMs().present()
+                    && (jvmm == null
+                            || (l.settings().contains("AOT") && !jvmm.settings().contains("AOT"))
+                            || (l.settings().contains("AOT") == jvmm.settings().contains("AOT")
+                                    && l.firstOutputMs().median()
+                                            < jvmm.firstOutputMs().median()))) jvmm = l;
+        }
+        if (jvmm == null) return;
+        String ref = qemu == null ? "QEMU microvm (not run)" : "QEMU microvm";
+        Stats none = Stats.of(new double[0]);
+        summary.add(
+                "launch to first output (jvmm" + (jvmm.settings().contains("AOT") ? ", AOT cache" : "") + ")",
+                qemu == null ? none : Summary.ratioOf(jvmm.firstOutputMs(), qemu.firstOutputMs()),
+                ref,
+                2.0,
+                Summary.Better.LOWER);
+        if (jvmm.memory() != null) {
+            long mib = jvmm.memory().beyondGuestKb() >> 10;
+            Stats ratio = qemu == null || qemu.memory() == null
+                    ? none
+                    : Summary.ratioOf(
+                            Stats.of(new double[] {jvmm.memory().beyondGuestKb()}),
+                            Stats.of(new double[] {qemu.memory().beyondGuestKb()}));
+            summary.add(
+                    "resident beyond guest RAM: " + mib + " MiB (goal ≤ 40: " + (mib <= 40 ? "met" : "not met") + ")",
+                    ratio,
+                    ref);
+        }
     }
 
     private void exitTable() {
@@ -242,23 +325,26 @@ final class ReportWriter {
                 "First output: process spawn to the guest's first debugcon byte on the VMM's stdout. "
                         + "Exit: spawn to process exit after the guest's debug-exit. RSS: VmRSS with the guest "
                         + "idle (halted); beyond guest RAM = RSS minus the resident part of the guest-RAM "
-                        + "mapping. For jvmm, main() and VM built: spawn to LaunchMain's main() and to the VM "
-                        + "being built (KVM VM, memory, vCPU, devices). %d launch(es) each.",
+                        + "mapping. For jvmm, where the time goes: spawn to LaunchMain's main() (JVM start and "
+                        + "class loading), to its first downcall returned (the JDK bootstrapping its FFM linker), "
+                        + "to the VM being built (KVM VM, memory, vCPU, devices); first output comes after the "
+                        + "guest's first instructions. %d launch(es) each.",
                 config.launchRuns());
         line("");
-        line("| VMM | settings | first output (ms) | exit (ms) | main() (ms) | VM built (ms) | RSS "
+        line("| VMM | settings | first output (ms) | exit (ms) | main() (ms) | FFM up (ms) | VM built (ms) | RSS "
                 + "(kB) | beyond guest RAM (kB) | guest RAM resident (kB) | RssAnon / RssFile / "
                 + "RssShmem (kB) | PSS (kB) | note |");
-        line("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        line("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (Report.LaunchRow l : launches) {
             Footprint.Memory m = l.memory();
             line(
-                    "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+                    "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
                     l.vmm(),
                     l.settings(),
                     l.firstOutputMs().format("%.1f"),
                     l.exitMs().format("%.1f"),
                     l.mainMs().format("%.1f"),
+                    l.ffmMs().format("%.1f"),
                     l.vmBuiltMs().format("%.1f"),
                     m == null ? "n/a" : m.rssKb(),
                     m == null ? "n/a" : m.beyondGuestKb(),
@@ -359,6 +445,59 @@ final class ReportWriter {
                             ? "n/a"
                             : net.get(r[1] + "-" + r[2] + "-ratio").format("%.2f"));
         }
+        line("");
+    }
+
+    private void lifecycleTable() {
+        line("## VM lifecycle and micro-VMs (in-process)");
+        line("");
+        if (lifecycle == null) {
+            line("Skipped (--no-launch).");
+            line("");
+            return;
+        }
+        LifecycleBench.Lifecycle l = lifecycle.lifecycle();
+        line(
+                "A `VirtualMachine` with its defaults (64 MiB, in-kernel irqchip and PIT, one vCPU) built, given three "
+                        + "instructions, started, run to the guest's first exit (an OUT to debug-exit) and closed, in this JVM "
+                        + "once warm; the C floor (`lifecycle.c`) does the same ioctls for a VM of the same shape, %d lives per "
+                        + "round in each, ratio of the medians per round. Goal: jvmm / C at most 1.2.",
+                l.lives());
+        line("");
+        line("| lifecycle | C floor (ms) | jvmm (ms) | jvmm / C | goal |");
+        line("|---|---|---|---|---|");
+        line(
+                "| created, run to its first exit, closed | %s | %s | %s | ≤ 1.2 |%s",
+                l.cMs().format("%.2f"),
+                l.jvmmMs().format("%.2f"),
+                l.ratio().format("%.2f"),
+                l.note().isEmpty() ? "" : " " + l.note());
+        line("");
+        LifecycleBench.MicroVmRow m = lifecycle.microVm();
+        line("A Linux micro-VM (`MicroVm` on Debian's kernel with the agent's initramfs, no network): from nothing to "
+                + "`exec(\"true\")` answered, as a test with a VM of its own pays it, in phases: the launch (kernel "
+                + "and initramfs loaded, the machine assembled and started), the boot until the agent says it "
+                + "listens, its first connection, the first exec; then `exec(\"true\")` on a VM that stays up, as "
+                + "tests sharing one VM pay it, and close (power-off through the agent).");
+        line("");
+        if (m.rounds() == 0) {
+            line("Not measured: %s.", m.note());
+            line("");
+            return;
+        }
+        line("| phase | ms, median (min–max) over %d rounds |", m.rounds());
+        line("|---|---|");
+        line("| launch | %s |", m.launchMs().format("%.0f"));
+        line("| boot to the agent listening | %s |", m.bootMs().format("%.0f"));
+        line("| agent's first connection | %s |", m.connectMs().format("%.0f"));
+        line("| first exec(\"true\") | %s |", m.firstExecMs().format("%.0f"));
+        line(
+                "| **nothing to exec(\"true\") answered (per test)** | %s |",
+                m.totalMs().format("%.0f"));
+        line(
+                "| exec(\"true\") on a running VM (reused across tests) | %s |",
+                m.reusedExecMs().format("%.1f"));
+        line("| close (power-off) | %s |", m.closeMs().format("%.0f"));
         line("");
     }
 

@@ -58,6 +58,11 @@ class ReportQuickKvmTest {
         assertTrue(report.contains("| jvmm | SerialGC -Xms16m -Xmx64m | "), "launch row for jvmm");
         if (qemu) assertTrue(report.contains("| QEMU microvm | -M microvm -enable-kvm | "), "launch row for QEMU");
         assertFalse(launchRowsFailed(report), report);
+        Matcher life = Pattern.compile(
+                        "\\| created, run to its first exit, closed \\| ([^|]+) \\| ([^|]+) \\| ([^|]+) \\|")
+                .matcher(report);
+        assertTrue(life.find(), "lifecycle row in\n" + report);
+        for (int g = 1; g <= 3; g++) assertTrue(life.group(g).trim().matches(NUMBER), "lifecycle column " + g);
         for (int mib : config.snapshotMib()) {
             // save and dd, restore, first exit and console answer each measured: a number in every time column
             String row = report.lines()
@@ -83,6 +88,8 @@ class ReportQuickKvmTest {
                     assertTrue(cells[c].trim().matches(NUMBER), "block column " + c + ": " + row);
             }
         assertTrue(Files.size(out.resolve("exit-costs.png")) > 0);
+        assertTrue(report.contains("| VM created, run to its first exit, closed (in-process) | "), "summary row");
+        assertTrue(Files.size(out.resolve("summary.png")) > 0);
         assertTrue(Files.readString(out.resolve("jmh.json")).contains("\"primaryMetric\""));
     }
 

@@ -60,6 +60,19 @@ class PayloadDecompressorTest {
     }
 
     @Test
+    void aPayloadDecompressedAgainGivesTheSameBytesAndACopyOfItsOwn() throws IOException {
+        byte[] payload = compress(GZIPOutputStream::new);
+        byte[] first = PayloadDecompressor.decompress(payload);
+        first[0] ^= 1; // the caller's copy is its own: changing it changes nothing remembered
+        byte[] second = PayloadDecompressor.decompress(payload);
+        assertArrayEquals(DATA, second);
+        assertArrayEquals(DATA, PayloadDecompressor.decompress(payload));
+        // A remembered payload is still refused where it does not fit.
+        BootException e = assertThrows(BootException.class, () -> PayloadDecompressor.decompress(payload, 4096));
+        assertEquals(BootException.Kind.KERNEL_DOES_NOT_FIT, e.kind());
+    }
+
+    @Test
     void bzip2() throws IOException {
         roundTrip(PayloadDecompressor.Format.BZIP2, compress(BZip2CompressorOutputStream::new));
     }

@@ -113,6 +113,7 @@ final class InFlight {
      */
     Slot submit(int head, BlockRequest request, long takenNanos) {
         Slot s;
+        boolean runsNow;
         lock.lock();
         try {
             if (outstanding >= cap) throw new IllegalStateException("queue " + index + ": more than " + cap + " taken");
@@ -128,12 +129,15 @@ final class InFlight {
             }
             s.waitsOn = deps;
             s.waiting = deps != 0;
+            // Decided here, under the lock: once it is released, a worker finishing what s waits on may clear
+            // s.waiting and dispatch s itself, and s must not run twice.
+            runsNow = !s.waiting;
             busy |= 1L << s.bit;
             outstanding++;
         } finally {
             lock.unlock();
         }
-        return s.waiting ? null : s;
+        return runsNow ? s : null;
     }
 
     /** Runs a request {@link #submit} returned on the I/O threads. */
