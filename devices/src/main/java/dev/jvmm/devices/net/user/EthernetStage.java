@@ -232,22 +232,8 @@ final class EthernetStage {
             }
             if (!backlog.isEmpty()) return false;
             writeLinkHeaders(b, TYPE_IPV4, guestMac, gsoType, gsoSize, headerLength, csumStart, csumOffset);
-            parts[0] = segment(b, b.readerIndex(), b.readableBytes());
-            int count = 1;
-            for (int i = data.nioBufferCount() == 1 ? -1 : 0, end = at + len; at < end; ) {
-                int n;
-                if (i < 0) { // one contiguous buffer
-                    parts[count++] = segment(data, at, len);
-                    break;
-                }
-                CompositeByteBuf c = (CompositeByteBuf) data;
-                int ci = c.toComponentIndex(at), start = c.toByteIndex(ci);
-                ByteBuf comp = c.internalComponent(ci);
-                n = Math.min(end - at, comp.readableBytes() - (at - start));
-                if (count == parts.length) parts = java.util.Arrays.copyOf(parts, 2 * count);
-                parts[count++] = segment(comp, comp.readerIndex() + at - start, n);
-                at += n;
-            }
+            parts[0] = view(b, b.readerIndex(), b.readableBytes());
+            int count = addViews(data, at, len, 1);
             boolean sent = port.deliver(parts, count);
             java.util.Arrays.fill(parts, 0, count, null);
             return sent;
@@ -256,8 +242,26 @@ final class EthernetStage {
         }
     }
 
+    /** Views of {@code len} bytes of {@code data} at {@code at} into {@link #parts} from {@code count}: new count. */
+    private int addViews(ByteBuf data, int at, int len, int count) {
+        if (!(data instanceof CompositeByteBuf c) || c.numComponents() <= 1) {
+            if (count == parts.length) parts = java.util.Arrays.copyOf(parts, 2 * count);
+            parts[count] = view(data, at, len);
+            return count + 1;
+        }
+        for (int end = at + len; at < end; ) { // one view per component the range crosses
+            int ci = c.toComponentIndex(at), start = c.toByteIndex(ci);
+            ByteBuf component = c.internalComponent(ci); // its index 0 is the composite's index start
+            int n = Math.min(end - at, component.readableBytes() - (at - start));
+            if (count == parts.length) parts = java.util.Arrays.copyOf(parts, 2 * count);
+            parts[count++] = view(component, component.readerIndex() + at - start, n);
+            at += n;
+        }
+        return count;
+    }
+
     /** A view of {@code len} bytes of {@code b} at {@code at}: no copy. */
-    private static MemorySegment segment(ByteBuf b, int at, int len) {
+    private static MemorySegment view(ByteBuf b, int at, int len) {
         if (b.hasMemoryAddress())
             return MemorySegment.ofAddress(b.memoryAddress() + at).reinterpret(len);
         return MemorySegment.ofBuffer(b.nioBuffer(at, len));
