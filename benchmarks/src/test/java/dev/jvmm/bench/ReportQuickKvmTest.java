@@ -87,6 +87,17 @@ class ReportQuickKvmTest {
                 for (int c : qemuImg ? new int[] {3, 4, 5, 6, 7, 8, 9} : new int[] {3, 4, 5, 7, 8})
                     assertTrue(cells[c].trim().matches(NUMBER), "block column " + c + ": " + row);
             }
+        if (config.net().iterations() > 0)
+            for (String direction : List.of("guest -> host", "host -> guest")) {
+                // jvmm, the socket pair and their ratio measured (pasta's columns only where it is installed)
+                String row = report.lines()
+                        .filter(l -> l.startsWith("| " + direction + " | "))
+                        .findFirst()
+                        .orElseThrow(() -> new AssertionError("no net row " + direction + "\n" + report));
+                String[] cells = row.split("\\|");
+                for (int c : new int[] {2, 3, 4})
+                    assertTrue(cells[c].trim().matches("[0-9]+(\\.[0-9]+)?( .*)?"), "net column " + c + ": " + row);
+            }
         assertTrue(Files.size(out.resolve("exit-costs.png")) > 0);
         assertTrue(report.contains("| VM created, run to its first exit, closed (in-process) | "), "summary row");
         assertTrue(Files.size(out.resolve("summary.png")) > 0);
