@@ -37,6 +37,7 @@ final class NetGuest implements AutoCloseable {
         final long desc, avail, used, buffers;
         private int availIdx, lastUsed;
         private final int[] free = new int[QUEUE];
+        private final MemorySegment[] views = new MemorySegment[QUEUE];
         private int freeCount;
 
         Ring(int index, long at, int bufSize) {
@@ -58,8 +59,11 @@ final class NetGuest implements AutoCloseable {
             return buffers + (long) id * bufSize;
         }
 
+        /** Descriptor {@code id}'s buffer; the views are made once, so the driver allocates nothing per frame. */
         MemorySegment bytes(int id) {
-            return ram.asSlice(buffer(id) - RAM_BASE, bufSize);
+            MemorySegment v = views[id];
+            if (v == null) views[id] = v = ram.asSlice(buffer(id) - RAM_BASE, bufSize);
+            return v;
         }
 
         int freeCount() {
