@@ -47,8 +47,14 @@ import java.util.stream.Stream;
 public final class MicroVm implements AutoCloseable {
     /** The guest's vsock context ID (any of 3 and up would do: each VM has its own device). */
     static final long GUEST_CID = 3;
-    /** What every micro-VM's kernel gets: the console, a reset that ends the VM, no pause on panic, no chatter. */
-    public static final String BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet";
+    /**
+     * What every micro-VM's kernel gets: the console, a reset that ends the VM, no pause on panic, no chatter, and
+     * {@code iommu=noaperture}: Debian's kernel otherwise scans every PCI bus, slot and function for an AMD GART
+     * aperture a VM never has, through port I/O, which is half the exits of a micro-VM's boot (34 447 port I/O exits
+     * to the agent listening without it, 17 911 with it; measured in the emulated machine, where the boot took
+     * 29.6 s and 21.9 s).
+     */
+    public static final String BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet iommu=noaperture";
 
     /** The line the agent prints on the console once it listens (jvmm-agent.c). */
     private static final Pattern AGENT_LISTENING = Pattern.compile("jvmm-agent: listening");
