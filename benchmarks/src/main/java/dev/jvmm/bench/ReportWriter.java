@@ -458,10 +458,11 @@ final class ReportWriter {
         }
         LifecycleBench.Lifecycle l = lifecycle.lifecycle();
         line(
-                "A `VirtualMachine` with its defaults (64 MiB, in-kernel irqchip and PIT, one vCPU) built, given three "
-                        + "instructions, started, run to the guest's first exit (an OUT to debug-exit) and closed, in this JVM "
-                        + "once warm; the C floor (`lifecycle.c`) does the same ioctls for a VM of the same shape, %d lives per "
-                        + "round in each, ratio of the medians per round. Goal: jvmm / C at most 1.2.",
+                "A `VirtualMachine` with its defaults (64 MiB, in-kernel irqchip and PIT, one vCPU) built, given "
+                        + "three instructions, started, run to the guest's first exit (an OUT to debug-exit) and "
+                        + "closed, in this JVM once warm; the C floor (`lifecycle.c`) does the same ioctls for a VM "
+                        + "of the same shape, %d lives per round in each, ratio of the medians per round. Goal: "
+                        + "jvmm / C at most 1.2.",
                 l.lives());
         line("");
         line("| lifecycle | C floor (ms) | jvmm (ms) | jvmm / C | goal |");
