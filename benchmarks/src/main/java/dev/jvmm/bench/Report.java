@@ -185,22 +185,22 @@ public final class Report {
         }
 
         Config with(boolean exits, boolean jmh, boolean qemu, boolean launch) {
-            return with(exits, jmh, qemu, launch, debian, loginRounds, snapshotMib, blk);
+            return with(exits, jmh, qemu, launch, debian, loginRounds, snapshotMib, blk, net);
         }
 
         /** Without the snapshot rows. */
         Config withoutSnapshots() {
-            return with(exits, jmh, qemu, launch, debian, loginRounds, List.of(), blk);
+            return with(exits, jmh, qemu, launch, debian, loginRounds, List.of(), blk, net);
         }
 
         /** Without the block rows. */
         Config withoutBlk() {
-            return with(exits, jmh, qemu, launch, debian, loginRounds, snapshotMib, Blk.NONE);
+            return with(exits, jmh, qemu, launch, debian, loginRounds, snapshotMib, Blk.NONE, net);
         }
 
         /** With the time-to-login rows for the Debian guest in {@code image} (scripts/debian-image.sh's folder). */
         Config withDebian(Path image, int loginRounds) {
-            return with(exits, jmh, qemu, launch, Optional.of(image), loginRounds, snapshotMib, blk);
+            return with(exits, jmh, qemu, launch, Optional.of(image), loginRounds, snapshotMib, blk, net);
         }
 
         private Config with(
@@ -211,7 +211,8 @@ public final class Report {
                 Optional<Path> debian,
                 int loginRounds,
                 List<Integer> snapshotMib,
-                Blk blk) {
+                Blk blk,
+                Net net) {
             return new Config(
                     quick,
                     out,
@@ -238,28 +239,7 @@ public final class Report {
 
         /** Without the network rows. */
         Config withoutNet() {
-            return new Config(
-                    quick,
-                    out,
-                    exitsPerBatch,
-                    batches,
-                    rounds,
-                    warmupExits,
-                    jmhWarmups,
-                    jmhIterations,
-                    jmhIterationMs,
-                    jmhForks,
-                    launchRuns,
-                    everyJvmSetting,
-                    exits,
-                    jmh,
-                    qemu,
-                    launch,
-                    debian,
-                    loginRounds,
-                    snapshotMib,
-                    blk,
-                    Net.NONE);
+            return with(exits, jmh, qemu, launch, debian, loginRounds, snapshotMib, blk, Net.NONE);
         }
     }
 
