@@ -23,35 +23,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "vmm_common.h"
 
 #define LOAD_ADDR 0x100000
 #define DEBUG_EXIT_PORT 0xf4
-
-static void die(const char *what) {
-    fprintf(stderr, "lifecycle: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
-
-static void xioctl(int fd, unsigned long req, void *arg, const char *name) {
-    if (ioctl(fd, req, arg) < 0) die(name);
-}
-
-static inline uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type) {
-    memset(s, 0, sizeof *s);
-    s->selector = sel;
-    s->limit = 0xffffffff;
-    s->type = type;
-    s->present = 1;
-    s->s = 1;
-    s->db = 1;
-    s->g = 1;
-}
 
 static const uint8_t GUEST[] = {0xb0, 0x00, 0xe6, DEBUG_EXIT_PORT, 0xf4};
 

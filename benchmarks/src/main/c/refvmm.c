@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include "vmm_common.h"
 
 #define BENCH_PORT 0x5a0
 #define IOEVENT_PORT 0x5a4
@@ -43,34 +44,6 @@
 #define GDT_ADDR 0x500
 #define WAKE_VECTOR 0x40
 #define MSI_GSI 24
-
-static void die(const char *what) {
-    fprintf(stderr, "refvmm: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
-
-static int xioctl(int fd, unsigned long req, void *arg, const char *name) {
-    int r = ioctl(fd, req, arg);
-    if (r < 0) die(name);
-    return r;
-}
-
-static inline uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type) {
-    memset(s, 0, sizeof *s);
-    s->selector = sel;
-    s->limit = 0xffffffff;
-    s->type = type;
-    s->present = 1;
-    s->s = 1;
-    s->db = 1;
-    s->g = 1;
-}
 
 /* The irq benchmark's host side: each time the guest says "ready" (ioeventfd), inject one MSI (irqfd). */
 struct pinger { int ready_fd, irq_fd; };
