@@ -8,8 +8,6 @@ import dev.jvmm.core.x86.EntryState;
 import dev.jvmm.devices.legacy.DebugExit;
 import dev.jvmm.microvm.MicroVm;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -219,7 +217,7 @@ final class LifecycleBench {
 
     /** Why a whole Linux cannot boot here, or null. */
     static String wholeLinuxUnavailable() {
-        if (Files.isDirectory(Path.of("/sys/module/kvm_pvm")))
+        if (dev.jvmm.core.Kvm.emulatesGuestKernel())
             return "/dev/kvm is kvm_pvm here, under which Linux stops in its early boot";
         return null;
     }

@@ -41,7 +41,7 @@ final class LoginBench {
 
     /** Why the measurement cannot run here, or null if it can. */
     static String unavailable(Path image) {
-        if (Files.isDirectory(Path.of("/sys/module/kvm_pvm")))
+        if (dev.jvmm.core.Kvm.emulatesGuestKernel())
             return "kvm_pvm host: guest kernel code is emulated and a distribution kernel stops in early boot";
         if (NativeTools.qemu().isEmpty()) return "qemu-system-x86_64 not installed";
         DebianGuest guest = new DebianGuest(image);

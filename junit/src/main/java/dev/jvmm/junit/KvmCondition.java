@@ -1,8 +1,6 @@
 package dev.jvmm.junit;
 
 import dev.jvmm.core.Kvm;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Optional;
 import org.junit.jupiter.api.extension.ConditionEvaluationResult;
 import org.junit.jupiter.api.extension.ExecutionCondition;
@@ -21,8 +19,7 @@ final class KvmCondition implements ExecutionCondition {
             } catch (RuntimeException e) {
                 error = Optional.of(String.valueOf(e.getMessage()));
             }
-            return new Host(
-                    error, Files.isDirectory(Path.of("/sys/module/kvm_pvm")), "true".equals(System.getenv("CI")));
+            return new Host(error, Kvm.emulatesGuestKernel(), "true".equals(System.getenv("CI")));
         }
     }
 

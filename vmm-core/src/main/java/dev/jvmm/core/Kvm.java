@@ -52,6 +52,14 @@ public final class Kvm implements AutoCloseable {
         }
     }
 
+    /**
+     * True where this host's KVM is kvm_pvm, which emulates guest kernel code instruction by instruction (some
+     * instructions missing): a distribution kernel stops in its early boot there, so no whole Linux runs.
+     */
+    public static boolean emulatesGuestKernel() {
+        return java.nio.file.Files.isDirectory(java.nio.file.Path.of("/sys/module/kvm_pvm"));
+    }
+
     public int apiVersion() {
         return Libc.ioctl(fd.get(), "KVM_GET_API_VERSION", KvmIoctls.KVM_GET_API_VERSION, 0);
     }

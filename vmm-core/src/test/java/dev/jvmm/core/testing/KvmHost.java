@@ -1,8 +1,5 @@
 package dev.jvmm.core.testing;
 
-import java.nio.file.Files;
-import java.nio.file.Path;
-
 /**
  * What the /dev/kvm a test runs on can do. Two kinds are known (HOST.md): KVM with hardware virtualisation (real
  * VT-x/AMD-V, or AMD-V emulated by QEMU inside scripts/with-kvm), where a whole Linux boots; and {@code kvm_pvm},
@@ -14,7 +11,7 @@ public final class KvmHost {
 
     /** True where guest kernel code is emulated instruction by instruction (kvm_pvm): no full OS boots there. */
     public static boolean emulatesGuestKernel() {
-        return Files.isDirectory(Path.of("/sys/module/kvm_pvm"));
+        return dev.jvmm.core.Kvm.emulatesGuestKernel();
     }
 
     /** One line for a test's output naming the outcome it checked on this host. */
