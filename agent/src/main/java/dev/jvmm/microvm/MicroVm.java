@@ -57,7 +57,8 @@ public final class MicroVm implements AutoCloseable {
     public static final String BASE_CMDLINE = "console=ttyS0 reboot=k panic=-1 quiet iommu=noaperture";
 
     /** The line the agent prints on the console once it listens (jvmm-agent.c). */
-    private static final Pattern AGENT_LISTENING = Pattern.compile("jvmm-agent: listening");
+    /** What the agent prints on the console once it listens (for {@link #awaitConsole}). */
+    public static final Pattern AGENT_LISTENING = Pattern.compile("jvmm-agent: listening");
 
     private final Machine machine;
     private final ConsoleLog console;

@@ -12,7 +12,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Pattern;
 
 /**
  * The life of a VM used from a Java program or a test, in two parts.
@@ -47,7 +46,6 @@ final class LifecycleBench {
 
     static final long GUEST_ADDR = 0x10_0000;
     private static final byte[] GUEST = {(byte) 0xb0, 0x00, (byte) 0xe6, (byte) DebugExit.DEFAULT_IOBASE, (byte) 0xf4};
-    private static final Pattern AGENT_LISTENING = Pattern.compile("jvmm-agent: listening");
     private static final Stats NONE = Stats.of(new double[0]);
 
     private final int rounds;
@@ -163,7 +161,7 @@ final class LifecycleBench {
                 long t1, t2, t3, t4;
                 try {
                     t1 = System.nanoTime();
-                    vm.awaitConsole(AGENT_LISTENING, Duration.ofMinutes(5));
+                    vm.awaitConsole(MicroVm.AGENT_LISTENING, Duration.ofMinutes(5));
                     t2 = System.nanoTime();
                     vm.awaitAgent(Duration.ofMinutes(1));
                     t3 = System.nanoTime();
