@@ -371,19 +371,22 @@ class ApiServerTest {
             assertEquals(200, exchange("GET", "/machine-config", null).status());
             assertTrue(System.nanoTime() - t0 < Duration.ofSeconds(5).toNanos());
             InputStream queuedIn = Channels.newInputStream(queued);
+            CompletableFuture<Response> queuedAnswer = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return read(queuedIn);
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            });
             assertThrows(
                     TimeoutException.class,
-                    () -> CompletableFuture.supplyAsync(() -> {
-                                try {
-                                    return read(queuedIn);
-                                } catch (Exception e) {
-                                    throw new RuntimeException(e);
-                                }
-                            })
-                            .get(300, TimeUnit.MILLISECONDS),
+                    () -> queuedAnswer.get(300, TimeUnit.MILLISECONDS),
                     "changes wait their turn");
             loggerGate.countDown();
             assertEquals(204, read(Channels.newInputStream(changing)).status());
+            // The queued change is applied before it is answered; its answer, not the logger's, says it is done.
+            assertEquals(
+                    204, queuedAnswer.get(ANSWER.toSeconds(), TimeUnit.SECONDS).status());
         }
         assertEquals(2, instance.machineConfig().vcpuCount());
     }
