@@ -9,15 +9,18 @@ import java.nio.ByteOrder;
  * device-readable ones first, then the device-writable ones (the order the spec requires of drivers and
  * {@link Virtqueue} enforces). Every buffer has been checked to lie inside guest RAM.
  *
- * <p>A device keeps one instance per queue and refills it with {@link Virtqueue#pop}, so taking a request
- * allocates nothing but the segment views.
+ * <p>A device keeps one instance per queue and refills it with {@link Virtqueue#pop}. A buffer is kept as its
+ * RAM region's segment, an offset and a length, so taking a request allocates nothing: {@link #readFrom} and
+ * {@link #writeTo} copy within those bounds, and only {@link #readable(int)} and {@link #writable(int)} make a
+ * view (for zero-copy I/O).
  */
 public final class DescriptorChain {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    private final MemorySegment[] readable;
-    private final MemorySegment[] writable;
+    // Buffer i of each part: bytes [offset[i], offset[i] + length[i]) of the RAM region's segment base[i].
+    private final MemorySegment[] readableBase, writableBase;
+    private final long[] readableOffset, writableOffset, readableSize, writableSize;
     private int head = -1;
     private int readableCount;
     private int writableCount;
@@ -26,29 +29,37 @@ public final class DescriptorChain {
 
     /** A chain able to hold up to {@code capacity} buffers (the largest queue size it will serve). */
     public DescriptorChain(int capacity) {
-        readable = new MemorySegment[capacity];
-        writable = new MemorySegment[capacity];
+        readableBase = new MemorySegment[capacity];
+        writableBase = new MemorySegment[capacity];
+        readableOffset = new long[capacity];
+        writableOffset = new long[capacity];
+        readableSize = new long[capacity];
+        writableSize = new long[capacity];
     }
 
     void reset(int head) {
         this.head = head;
-        for (int i = 0; i < readableCount; i++) readable[i] = null;
-        for (int i = 0; i < writableCount; i++) writable[i] = null;
+        // The regions' segments outlive any chain: nothing to clear for the garbage collector.
         readableCount = writableCount = 0;
         readableLength = writableLength = 0;
     }
 
     int capacity() {
-        return readable.length;
+        return readableBase.length;
     }
 
-    void add(MemorySegment buffer, boolean deviceWritable) {
+    /** Adds {@code length} bytes of {@code region} at {@code offset}; the caller checked they lie inside it. */
+    void add(MemorySegment region, long offset, long length, boolean deviceWritable) {
         if (deviceWritable) {
-            writable[writableCount++] = buffer;
-            writableLength += buffer.byteSize();
+            writableBase[writableCount] = region;
+            writableOffset[writableCount] = offset;
+            writableSize[writableCount++] = length;
+            writableLength += length;
         } else {
-            readable[readableCount++] = buffer;
-            readableLength += buffer.byteSize();
+            readableBase[readableCount] = region;
+            readableOffset[readableCount] = offset;
+            readableSize[readableCount++] = length;
+            readableLength += length;
         }
     }
 
@@ -69,14 +80,16 @@ public final class DescriptorChain {
         return writableCount;
     }
 
+    /** A bounded view of device-readable buffer {@code i} (a new one each call). */
     public MemorySegment readable(int i) {
-        if (i >= readableCount) throw new IndexOutOfBoundsException(i);
-        return readable[i];
+        if (i < 0 || i >= readableCount) throw new IndexOutOfBoundsException(i);
+        return readableBase[i].asSlice(readableOffset[i], readableSize[i]);
     }
 
+    /** A bounded view of device-writable buffer {@code i} (a new one each call). */
     public MemorySegment writable(int i) {
-        if (i >= writableCount) throw new IndexOutOfBoundsException(i);
-        return writable[i];
+        if (i < 0 || i >= writableCount) throw new IndexOutOfBoundsException(i);
+        return writableBase[i].asSlice(writableOffset[i], writableSize[i]);
     }
 
     /** Total bytes of the device-readable buffers. */
@@ -95,13 +108,13 @@ public final class DescriptorChain {
             throw new IndexOutOfBoundsException(
                     "readable range " + offset + "+" + length + " beyond " + readableLength);
         for (int i = 0; i < readableCount && length > 0; i++) {
-            long size = readable[i].byteSize();
+            long size = readableSize[i];
             if (offset >= size) {
                 offset -= size;
                 continue;
             }
             long n = Math.min(size - offset, length);
-            MemorySegment.copy(readable[i], offset, dst, dstOffset, n);
+            MemorySegment.copy(readableBase[i], readableOffset[i] + offset, dst, dstOffset, n);
             dstOffset += n;
             length -= n;
             offset = 0;
@@ -114,13 +127,13 @@ public final class DescriptorChain {
             throw new IndexOutOfBoundsException(
                     "writable range " + offset + "+" + length + " beyond " + writableLength);
         for (int i = 0; i < writableCount && length > 0; i++) {
-            long size = writable[i].byteSize();
+            long size = writableSize[i];
             if (offset >= size) {
                 offset -= size;
                 continue;
             }
             long n = Math.min(size - offset, length);
-            MemorySegment.copy(src, srcOffset, writable[i], offset, n);
+            MemorySegment.copy(src, srcOffset, writableBase[i], writableOffset[i] + offset, n);
             srcOffset += n;
             length -= n;
             offset = 0;
@@ -132,9 +145,9 @@ public final class DescriptorChain {
         if (offset < 0 || offset >= writableLength)
             throw new IndexOutOfBoundsException("writable offset " + offset + " beyond " + writableLength);
         for (int i = 0; i < writableCount; i++) {
-            long size = writable[i].byteSize();
+            long size = writableSize[i];
             if (offset < size) {
-                writable[i].set(ValueLayout.JAVA_BYTE, offset, value);
+                writableBase[i].set(ValueLayout.JAVA_BYTE, writableOffset[i] + offset, value);
                 return;
             }
             offset -= size;

@@ -3,6 +3,7 @@ package dev.jvmm.devices.virtio;
 import static dev.jvmm.devices.virtio.VirtqueueException.Kind.*;
 
 import dev.jvmm.core.memory.GuestMemory;
+import dev.jvmm.core.memory.MemoryRegion;
 import dev.jvmm.devices.virtio.VirtqueueException.Kind;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -229,7 +230,10 @@ public final class Virtqueue {
 
     private void readChain(int head, DescriptorChain chain) {
         chain.reset(head);
+        // The table is read at tableOffset of table: the ring's own view, or an indirect table's RAM region (kept
+        // as region and offset, as the buffers are, so that taking a chain allocates nothing).
         MemorySegment table = descTable;
+        long tableOffset = 0;
         int tableSize = size;
         boolean indirect = false;
         int index = head;
@@ -248,7 +252,7 @@ public final class Virtqueue {
             if (++steps > tableSize)
                 throw broken(
                         DESCRIPTOR_LOOP, "chain %d: longer than its table of %d descriptors (a loop)", head, tableSize);
-            long off = (long) index * DESC_SIZE;
+            long off = tableOffset + (long) index * DESC_SIZE;
             long addr = table.get(U64, off);
             long len = table.get(U32, off + 8) & 0xffffffffL;
             int flags = table.get(U16, off + 12) & 0xffff;
@@ -278,14 +282,16 @@ public final class Virtqueue {
                             head,
                             len / DESC_SIZE,
                             maxSize);
-                if (!memory.isValid(addr, len))
+                MemoryRegion region = memory.regionContaining(addr, len);
+                if (region == null)
                     throw broken(
                             INDIRECT_TABLE_OUTSIDE_MEMORY,
                             "chain %d: indirect table at 0x%x+%d is outside guest RAM",
                             head,
                             addr,
                             len);
-                table = memory.slice(addr, len);
+                table = region.host();
+                tableOffset = addr - region.guestBase();
                 tableSize = (int) (len / DESC_SIZE);
                 indirect = true;
                 index = 0;
@@ -300,10 +306,11 @@ public final class Virtqueue {
                 throw broken(CHAIN_TOO_LONG, "chain %d: more than %d buffers, longer than the queue", head, maxSize);
             total += len;
             if (total > 0xffffffffL) throw broken(CHAIN_TOO_LARGE, "chain %d: more than 4 GiB in total", head);
-            if (!memory.isValid(addr, len))
+            MemoryRegion region = memory.regionContaining(addr, len);
+            if (region == null)
                 throw broken(
                         BUFFER_OUTSIDE_MEMORY, "chain %d: buffer at 0x%x+%d is outside guest RAM", head, addr, len);
-            chain.add(memory.slice(addr, len), writable);
+            chain.add(region.host(), addr - region.guestBase(), len, writable);
             if ((flags & DESC_F_NEXT) == 0) return;
             index = next;
         }

@@ -162,6 +162,15 @@ public final class GuestMemory implements AutoCloseable {
         return false;
     }
 
+    /**
+     * The region holding all of [gpa, gpa+len), or null: a caller keeping {@code (region.host(), gpa -
+     * region.guestBase())} instead of a {@link #slice} allocates nothing per access (the virtqueues' hot paths).
+     */
+    public MemoryRegion regionContaining(long gpa, long len) {
+        for (MemoryRegion r : regions) if (r.contains(gpa, len)) return r;
+        return null;
+    }
+
     private MemoryRegion regionFor(long gpa, long len) {
         for (MemoryRegion r : regions) if (r.contains(gpa, len)) return r;
         throw new GuestMemoryException(gpa, len);
