@@ -72,6 +72,8 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
     private int rcvNxt, rcvAdvEdge, rcvWscale;
     /** The ACK number of the last segment sent to the guest: a batch's end sends none if it is rcvNxt already. */
     private int ackSent;
+    /** Host bytes came in the current read loop: {@link #channelReadComplete} sends them. */
+    private boolean readSinceOutput;
     /** Listed in {@link TcpStage#flushLater}: bytes written to the host channel wait for the batch's end. */
     boolean flushPending;
 
@@ -523,6 +525,17 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         stack.counters.add(FlowCounters.Counter.TCP_RX_BYTES, data.readableBytes());
         unacked.addComponent(true, data);
         if (unacked.readableBytes() > SEND_LIMIT) ctx.channel().config().setAutoRead(false);
+        readSinceOutput = true;
+    }
+
+    /**
+     * The end of one read loop (up to 16 reads of up to 64 KiB): what it brought goes out now, in frames of
+     * {@link #GSO_PAYLOAD}, rather than a full frame and a short tail after every read.
+     */
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+        if (!readSinceOutput) return;
+        readSinceOutput = false;
         output();
     }
 
