@@ -32,6 +32,19 @@ public interface GuestPort {
         return deliver(joined);
     }
 
+    /**
+     * As {@link #deliver(MemorySegment[], int)}, but the guest need not hear of this frame yet: the backend has more
+     * to deliver at once and calls {@link #interruptGuest()} after the last of them, so that the guest's driver wakes
+     * once per burst rather than once per frame (a NIC's interrupt moderation). A frame refused (false) sends the
+     * interrupt held so far, as the guest must take what it has before it can post more buffers.
+     */
+    default boolean deliverHeld(MemorySegment[] parts, int count) {
+        return deliver(parts, count);
+    }
+
+    /** Sends the interrupt that frames delivered by {@link #deliverHeld} held back, if any. */
+    default void interruptGuest() {}
+
     /** After {@link NetQueue#transmit} answered {@link TxResult#BUSY}: the backend has room again. */
     void txReady();
 

@@ -21,6 +21,49 @@ public final class GuestPorts {
     }
 
     /**
+     * A guest that takes every frame, but looks at those delivered by {@link GuestPort#deliverHeld} only once the
+     * backend interrupts it ({@link GuestPort#interruptGuest}, or an ordinary delivery's interrupt): a backend that
+     * forgets the interrupt after a burst leaves its last frames unseen.
+     */
+    public static GuestPort interruptDriven(Collection<byte[]> frames) {
+        java.util.List<byte[]> unseen = new java.util.ArrayList<>();
+        return new GuestPort() {
+            @Override
+            public synchronized boolean deliver(MemorySegment frame) {
+                unseen.add(frame.toArray(ValueLayout.JAVA_BYTE));
+                interruptGuest();
+                return true;
+            }
+
+            @Override
+            public synchronized boolean deliverHeld(MemorySegment[] parts, int count) {
+                long len = 0;
+                for (int i = 0; i < count; i++) len += parts[i].byteSize();
+                byte[] f = new byte[Math.toIntExact(len)];
+                int at = 0;
+                for (int i = 0; i < count; i++) {
+                    MemorySegment.copy(parts[i], ValueLayout.JAVA_BYTE, 0, f, at, (int) parts[i].byteSize());
+                    at += (int) parts[i].byteSize();
+                }
+                unseen.add(f);
+                return true;
+            }
+
+            @Override
+            public synchronized void interruptGuest() {
+                frames.addAll(unseen);
+                unseen.clear();
+            }
+
+            @Override
+            public void txReady() {}
+
+            @Override
+            public void backendFailed(String where, Throwable cause) {}
+        };
+    }
+
+    /**
      * As {@link #collecting(Collection, BooleanSupplier)}, adding what the backend reports as its failures
      * to {@code failures}.
      */

@@ -32,6 +32,14 @@ final class EthernetStage {
     private MemorySegment[] parts = new MemorySegment[8];
 
     private long backlogBytes;
+    /**
+     * Bytes of frames that went to the guest by {@link GuestPort#deliverHeld} since its last interrupt. A burst
+     * interrupts it every {@link #BURST} bytes as well, so that it starts on the first frames while later ones are
+     * copied (a burst can fill all its buffers, 4 MiB).
+     */
+    private long heldBytes;
+
+    private static final int BURST = 256 << 10;
     /** The guest's MAC, learned from its frames; -1 until it has sent one. */
     long guestMac = -1;
 
@@ -49,6 +57,7 @@ final class EthernetStage {
 
     void detach() {
         port = null;
+        heldBytes = 0;
         while (!backlog.isEmpty()) backlog.poll().release();
         backlogBytes = 0;
         guestMac = -1;
@@ -234,12 +243,22 @@ final class EthernetStage {
             writeLinkHeaders(b, TYPE_IPV4, guestMac, gsoType, gsoSize, headerLength, csumStart, csumOffset);
             parts[0] = view(b, b.readerIndex(), b.readableBytes());
             int count = addViews(data, at, len, 1);
-            boolean sent = port.deliver(parts, count);
+            // TCP sends a window's worth at a time: the guest hears of the burst once, at interruptGuest
+            long frameBytes = parts[0].byteSize() + len;
+            boolean sent = port.deliverHeld(parts, count);
             java.util.Arrays.fill(parts, 0, count, null);
+            if (sent && (heldBytes += frameBytes) >= BURST) interruptGuest();
             return sent;
         } finally {
             b.release();
         }
+    }
+
+    /** The end of a burst of {@link #sendIpv4Gather} frames: the guest is interrupted once for all of them. */
+    void interruptGuest() {
+        if (heldBytes == 0) return;
+        heldBytes = 0;
+        if (port != null) port.interruptGuest();
     }
 
     /** Views of {@code len} bytes of {@code data} at {@code at} into {@link #parts} from {@code count}: new count. */

@@ -367,9 +367,17 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
 
     // ---- data to the guest ----
 
-    /** Sends what the guest's window and receive backlog allow. */
+    /** Sends what the guest's window and receive backlog allow, then interrupts the guest once for all of it. */
     void output() {
         if (state != State.ESTABLISHED) return;
+        try {
+            sendAllowed();
+        } finally {
+            stack.link.interruptGuest();
+        }
+    }
+
+    private void sendAllowed() {
         int segmentMax = stack.link.segmentationOffload() ? Math.max(mss, GSO_PAYLOAD / mss * mss) : mss;
         while (stack.link.hasRoom()) {
             int dataEnd = bufSeq + unacked.readableBytes();
@@ -483,6 +491,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             case ESTABLISHED -> {
                 if (sndWnd == 0 && sndUna == sndNxt && unacked.readableBytes() > 0) {
                     sendData(sndUna, 1, false); // zero-window probe: the answer carries the window
+                    stack.link.interruptGuest();
                     if (lt(sndMax, sndUna + 1)) sndMax = sndUna + 1;
                     backoff = Math.min(backoff + 1, 6);
                     armRto();

@@ -571,6 +571,10 @@ public final class VirtioNet implements VirtioDevice {
         volatile boolean wanted;
 
         volatile boolean stopped;
+        /** Frames were used without an interrupt ({@link #deliverHeld}). Guarded by rx's monitor. */
+        private boolean interruptHeld;
+        /** Whether the frame being delivered holds its interrupt back. Guarded by rx's monitor. */
+        private boolean hold;
 
         Port(Active a, int pair, Virtqueue rx) {
             this.a = a;
@@ -598,38 +602,74 @@ public final class VirtioNet implements VirtioDevice {
         @Override
         public boolean deliver(MemorySegment[] parts, int count) {
             synchronized (rx) {
-                if (stopped || held || !rx.isActive() || rx.isBroken()) {
-                    wanted = true;
-                    return false;
-                }
-                long len = 0;
-                for (int i = 0; i < count; i++) len += parts[i].byteSize();
-                if (len < HEADER + ETH_HEADER
-                        || len > HEADER + MAX_FRAME
-                        || parts[0].byteSize() < HEADER + ETH_HEADER
-                        || !linkUp) {
-                    rxDropped.increment();
-                    return true;
-                }
-                if (!a.filter.accepts(RxFilter.destination(parts[0], HEADER), mac)) {
-                    rxFiltered.increment();
-                    return true;
-                }
-                if (rxLimiter != null && !rxLimiter.tryConsume(len - HEADER)) {
-                    // The backend keeps the frame (and stops reading its side) until the buckets refill.
-                    wanted = true;
-                    rxLimiter.wakeAfterRefill(len - HEADER, this::limiterRefilled);
-                    return false;
-                }
-                try {
-                    return a.mergeable
-                            ? deliverMerged(parts, count, (int) len)
-                            : deliverSingle(parts, count, (int) len);
-                } catch (VirtqueueException e) {
-                    a.context.fail("receive queue " + rxIndex + ": " + e.getMessage());
-                    wanted = true;
-                    return false;
-                }
+                hold = false;
+                return deliverLocked(parts, count);
+            }
+        }
+
+        @Override
+        public boolean deliverHeld(MemorySegment[] parts, int count) {
+            synchronized (rx) {
+                hold = true;
+                boolean taken = deliverLocked(parts, count);
+                if (!taken) interruptGuestLocked(); // the guest has to empty its buffers before it can post more
+                return taken;
+            }
+        }
+
+        @Override
+        public void interruptGuest() {
+            synchronized (rx) {
+                interruptGuestLocked();
+            }
+        }
+
+        private void interruptGuestLocked() {
+            if (!interruptHeld) return;
+            interruptHeld = false;
+            if (!stopped) a.context.signalUsed(rxIndex);
+        }
+
+        /** A frame was put in the used ring: the guest hears of it now, or at {@link #interruptGuest}. */
+        private void signal() {
+            if (hold) {
+                interruptHeld = true;
+            } else {
+                interruptHeld = false; // this interrupt covers the held frames too
+                a.context.signalUsed(rxIndex);
+            }
+        }
+
+        private boolean deliverLocked(MemorySegment[] parts, int count) {
+            if (stopped || held || !rx.isActive() || rx.isBroken()) {
+                wanted = true;
+                return false;
+            }
+            long len = 0;
+            for (int i = 0; i < count; i++) len += parts[i].byteSize();
+            if (len < HEADER + ETH_HEADER
+                    || len > HEADER + MAX_FRAME
+                    || parts[0].byteSize() < HEADER + ETH_HEADER
+                    || !linkUp) {
+                rxDropped.increment();
+                return true;
+            }
+            if (!a.filter.accepts(RxFilter.destination(parts[0], HEADER), mac)) {
+                rxFiltered.increment();
+                return true;
+            }
+            if (rxLimiter != null && !rxLimiter.tryConsume(len - HEADER)) {
+                // The backend keeps the frame (and stops reading its side) until the buckets refill.
+                wanted = true;
+                rxLimiter.wakeAfterRefill(len - HEADER, this::limiterRefilled);
+                return false;
+            }
+            try {
+                return a.mergeable ? deliverMerged(parts, count, (int) len) : deliverSingle(parts, count, (int) len);
+            } catch (VirtqueueException e) {
+                a.context.fail("receive queue " + rxIndex + ": " + e.getMessage());
+                wanted = true;
+                return false;
             }
         }
 
@@ -682,7 +722,7 @@ public final class VirtioNet implements VirtioDevice {
             rx.addUsed(first.head(), len);
             rxFrames.increment();
             rxBytes.add(len - HEADER);
-            a.context.signalUsed(rxIndex);
+            signal();
             return true;
         }
 
@@ -726,7 +766,7 @@ public final class VirtioNet implements VirtioDevice {
             rx.publishUsed();
             rxFrames.increment();
             rxBytes.add(len - HEADER);
-            a.context.signalUsed(rxIndex);
+            signal();
             return true;
         }
 

@@ -344,9 +344,19 @@ class UserNetStackTest {
 
     @Test
     void hostBytesReachATsoGuestInLargeSegmentsWithPartialChecksumsAndArriveWhole() throws Exception {
+        hostBytesReachATsoGuest(GuestPorts.collecting(toGuest));
+    }
+
+    /** The stack holds a burst's interrupt back ({@code deliverHeld}) but always sends it at the burst's end. */
+    @Test
+    void aGuestThatLooksOnlyWhenInterruptedSeesEveryBurstWhole() throws Exception {
+        hostBytesReachATsoGuest(GuestPorts.interruptDriven(toGuest));
+    }
+
+    private void hostBytesReachATsoGuest(dev.jvmm.devices.net.GuestPort guest) throws Exception {
         user = UserNetBackend.start(config("hostloopback=on"));
         NetLinkConfig tso = new NetLinkConfig(12, java.util.EnumSet.of(NetOffload.CSUM, NetOffload.TSO4));
-        queue = user.activate(tso, List.of(GuestPorts.collecting(toGuest))).get(0);
+        queue = user.activate(tso, List.of(guest)).get(0);
         try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             server.setSoTimeout(5000);
             int port = server.getLocalPort(), iss = 7000;

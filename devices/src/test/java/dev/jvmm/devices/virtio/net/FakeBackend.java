@@ -93,6 +93,15 @@ final class FakeBackend implements NetBackend {
         return ports.get(pair).deliver(segs, segs.length);
     }
 
+    /** As {@link #deliver(int, byte[])}, holding the guest's interrupt back until {@link #interruptGuest}. */
+    boolean deliverHeld(int pair, byte[] headerAndFrame) {
+        return ports.get(pair).deliverHeld(new MemorySegment[] {MemorySegment.ofArray(headerAndFrame)}, 1);
+    }
+
+    void interruptGuest(int pair) {
+        ports.get(pair).interruptGuest();
+    }
+
     /** The backend drained: tells the device's ports. */
     void txReady() {
         busy = false;

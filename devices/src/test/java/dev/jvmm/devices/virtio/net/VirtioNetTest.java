@@ -408,6 +408,29 @@ class VirtioNetTest {
         assertEquals(f.length - HEADER, net.rxBytes());
     }
 
+    @ParameterizedTest
+    @EnumSource(Transport.class)
+    void framesDeliveredHeldInterruptTheGuestOncePerBurstOrWhenTheBuffersRunOut(Transport t) throws Exception {
+        start(t, BASE | bit(F_MRG_RXBUF));
+        postRx(3, 300);
+        assertTrue(backend.deliverHeld(0, frame(MAC, 100, 1)));
+        assertTrue(backend.deliverHeld(0, frame(MAC, 100, 2)));
+        assertEquals(2, rx().pendingUsed(), "both frames are in the used ring");
+        assertFalse(drv.awaitQueueInterrupt(0, 100), "no interrupt while the burst goes on");
+        backend.interruptGuest(0);
+        assertTrue(drv.awaitQueueInterrupt(0, 2000), "one interrupt at the burst's end");
+        backend.interruptGuest(0);
+        assertFalse(drv.awaitQueueInterrupt(0, 100), "nothing new since: no second interrupt");
+        rx().takeUsed();
+        rx().takeUsed();
+        rx().setUsedEvent(2); // as a driver with EVENT_IDX: tell me of the next one
+        assertTrue(backend.deliverHeld(0, frame(MAC, 100, 3)), "the last buffer");
+        assertFalse(drv.awaitQueueInterrupt(0, 100));
+        assertFalse(backend.deliverHeld(0, frame(MAC, 100, 4)), "no buffer left");
+        assertTrue(drv.awaitQueueInterrupt(0, 2000), "refused: the guest hears of what it has, to post more");
+        assertEquals(3, net.rxFrames());
+    }
+
     @Test
     void aGuestWithoutBuffersPausesTheBackendAndBuffersNothing() throws Exception {
         start(Transport.MMIO, BASE | bit(F_MRG_RXBUF));
