@@ -71,6 +71,7 @@ final class LaunchBench {
         String cp = jarClasspath();
         List<String> serial = List.of("-XX:+UseSerialGC", "-Xms16m", "-Xmx64m");
         rows.add(jvmm(java, cp, "SerialGC -Xms16m -Xmx64m", serial, null));
+        rows.add(cli());
         if (!config.everyJvmSetting()) return rows;
         rows.add(jvmm(java, cp, "JDK defaults (G1, default heap)", List.of(), null));
         rows.add(jvmm(
@@ -95,6 +96,44 @@ final class LaunchBench {
                     java, cp, "SerialGC -Xmx64m, C1 only, 16 MiB code cache, AOT cache", leanFlags, "jvmm-lean.aot"));
         }
         return rows;
+    }
+
+    /**
+     * What a user runs: the distribution's bin/jvmm (its JVM options and the AOT cache the build trained on the
+     * demo guest) booting the same guest through `jvmm run`, so the CLI's own start is in the figures.
+     */
+    private Report.LaunchRow cli() {
+        return tools.distributionLauncher()
+                .map(launcher -> {
+                    List<String> run = List.of(
+                            launcher.toString(),
+                            "run",
+                            "--kernel",
+                            tools.guestElf().toString(),
+                            "-m",
+                            GUEST_MIB + "M",
+                            "--debug-exit",
+                            "0xf4",
+                            "--debugcon",
+                            "stdio",
+                            "--cmdline");
+                    return measure(
+                            "jvmm CLI",
+                            "bin/jvmm run (distribution)",
+                            plus(run, "kind=none"),
+                            plus(run, "kind=idle"),
+                            "");
+                })
+                .orElseGet(() -> new Report.LaunchRow(
+                        "jvmm CLI",
+                        "bin/jvmm run (distribution)",
+                        NONE,
+                        NONE,
+                        NONE,
+                        NONE,
+                        NONE,
+                        null,
+                        "no staged distribution (mvn package stages cli/target/dist)"));
     }
 
     /** A jvmm row with an AOT cache (a fresh one in the work folder, made by a training run with the same flags). */
