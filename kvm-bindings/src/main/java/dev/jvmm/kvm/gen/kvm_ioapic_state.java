@@ -499,7 +499,9 @@ public class kvm_ioapic_state {
             public static long[] reserved$dimensions() {
                 return reserved$DIMS;
             }
-            private static final VarHandle reserved$ELEM_HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+            private static final class reserved$ELEM_HANDLE {
+        static final VarHandle HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    }
 
             /**
              * Indexed getter for field:
@@ -508,7 +510,7 @@ public class kvm_ioapic_state {
              * }
              */
             public static byte reserved(MemorySegment struct, long index0) {
-                return (byte)reserved$ELEM_HANDLE.get(struct, reserved$OFFSET, index0);
+                return (byte)reserved$ELEM_HANDLE.HANDLE.get(struct, reserved$OFFSET, index0);
             }
 
             /**
@@ -518,7 +520,7 @@ public class kvm_ioapic_state {
              * }
              */
             public static void reserved(MemorySegment struct, long index0, byte fieldValue) {
-                reserved$ELEM_HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
+                reserved$ELEM_HANDLE.HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
             }
 
             private static final OfByte dest_id$LAYOUT = (OfByte)$LAYOUT.select(groupElement("dest_id"));

@@ -222,7 +222,9 @@ public class kvm_pit_state2 {
     public static long[] reserved$dimensions() {
         return reserved$DIMS;
     }
-    private static final VarHandle reserved$ELEM_HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    private static final class reserved$ELEM_HANDLE {
+        static final VarHandle HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -231,7 +233,7 @@ public class kvm_pit_state2 {
      * }
      */
     public static int reserved(MemorySegment struct, long index0) {
-        return (int)reserved$ELEM_HANDLE.get(struct, reserved$OFFSET, index0);
+        return (int)reserved$ELEM_HANDLE.HANDLE.get(struct, reserved$OFFSET, index0);
     }
 
     /**
@@ -241,7 +243,7 @@ public class kvm_pit_state2 {
      * }
      */
     public static void reserved(MemorySegment struct, long index0, int fieldValue) {
-        reserved$ELEM_HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
+        reserved$ELEM_HANDLE.HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
     }
 
     /**

@@ -268,7 +268,9 @@ public class kvm_xcrs {
     public static long[] padding$dimensions() {
         return padding$DIMS;
     }
-    private static final VarHandle padding$ELEM_HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    private static final class padding$ELEM_HANDLE {
+        static final VarHandle HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -277,7 +279,7 @@ public class kvm_xcrs {
      * }
      */
     public static long padding(MemorySegment struct, long index0) {
-        return (long)padding$ELEM_HANDLE.get(struct, padding$OFFSET, index0);
+        return (long)padding$ELEM_HANDLE.HANDLE.get(struct, padding$OFFSET, index0);
     }
 
     /**
@@ -287,7 +289,7 @@ public class kvm_xcrs {
      * }
      */
     public static void padding(MemorySegment struct, long index0, long fieldValue) {
-        padding$ELEM_HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
+        padding$ELEM_HANDLE.HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
     }
 
     /**
