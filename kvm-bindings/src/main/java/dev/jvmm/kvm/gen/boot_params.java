@@ -1838,7 +1838,9 @@ public class boot_params {
     public static long[] e820_table$dimensions() {
         return e820_table$DIMS;
     }
-    private static final MethodHandle e820_table$ELEM_HANDLE = e820_table$LAYOUT.sliceHandle(sequenceElement());
+    private static final class e820_table$ELEM_HANDLE {
+        static final MethodHandle HANDLE = e820_table$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -1848,7 +1850,7 @@ public class boot_params {
      */
     public static MemorySegment e820_table(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)e820_table$ELEM_HANDLE.invokeExact(struct, e820_table$OFFSET, index0);
+            return (MemorySegment)e820_table$ELEM_HANDLE.HANDLE.invokeExact(struct, e820_table$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {
@@ -2000,7 +2002,9 @@ public class boot_params {
     public static long[] eddbuf$dimensions() {
         return eddbuf$DIMS;
     }
-    private static final MethodHandle eddbuf$ELEM_HANDLE = eddbuf$LAYOUT.sliceHandle(sequenceElement());
+    private static final class eddbuf$ELEM_HANDLE {
+        static final MethodHandle HANDLE = eddbuf$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -2010,7 +2014,7 @@ public class boot_params {
      */
     public static MemorySegment eddbuf(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)eddbuf$ELEM_HANDLE.invokeExact(struct, eddbuf$OFFSET, index0);
+            return (MemorySegment)eddbuf$ELEM_HANDLE.HANDLE.invokeExact(struct, eddbuf$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {

@@ -879,7 +879,9 @@ public class kvm_ioapic_state {
     public static long[] redirtbl$dimensions() {
         return redirtbl$DIMS;
     }
-    private static final MethodHandle redirtbl$ELEM_HANDLE = redirtbl$LAYOUT.sliceHandle(sequenceElement());
+    private static final class redirtbl$ELEM_HANDLE {
+        static final MethodHandle HANDLE = redirtbl$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -904,7 +906,7 @@ public class kvm_ioapic_state {
      */
     public static MemorySegment redirtbl(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)redirtbl$ELEM_HANDLE.invokeExact(struct, redirtbl$OFFSET, index0);
+            return (MemorySegment)redirtbl$ELEM_HANDLE.HANDLE.invokeExact(struct, redirtbl$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {

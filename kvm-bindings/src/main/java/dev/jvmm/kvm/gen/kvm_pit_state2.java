@@ -95,7 +95,9 @@ public class kvm_pit_state2 {
     public static long[] channels$dimensions() {
         return channels$DIMS;
     }
-    private static final MethodHandle channels$ELEM_HANDLE = channels$LAYOUT.sliceHandle(sequenceElement());
+    private static final class channels$ELEM_HANDLE {
+        static final MethodHandle HANDLE = channels$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -105,7 +107,7 @@ public class kvm_pit_state2 {
      */
     public static MemorySegment channels(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)channels$ELEM_HANDLE.invokeExact(struct, channels$OFFSET, index0);
+            return (MemorySegment)channels$ELEM_HANDLE.HANDLE.invokeExact(struct, channels$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {

@@ -185,7 +185,9 @@ public class kvm_xcrs {
     public static long[] xcrs$dimensions() {
         return xcrs$DIMS;
     }
-    private static final MethodHandle xcrs$ELEM_HANDLE = xcrs$LAYOUT.sliceHandle(sequenceElement());
+    private static final class xcrs$ELEM_HANDLE {
+        static final MethodHandle HANDLE = xcrs$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -195,7 +197,7 @@ public class kvm_xcrs {
      */
     public static MemorySegment xcrs(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)xcrs$ELEM_HANDLE.invokeExact(struct, xcrs$OFFSET, index0);
+            return (MemorySegment)xcrs$ELEM_HANDLE.HANDLE.invokeExact(struct, xcrs$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {
