@@ -56,16 +56,7 @@ final class LaunchBench {
                                 Qemu.command(q, tools.guestElf(), "kind=none", GUEST_MIB),
                                 Qemu.command(q, tools.guestElf(), "kind=idle", GUEST_MIB),
                                 "")),
-                        () -> rows.add(new Report.LaunchRow(
-                                "QEMU microvm",
-                                "-",
-                                NONE,
-                                NONE,
-                                NONE,
-                                NONE,
-                                NONE,
-                                null,
-                                "qemu-system-x86_64 not installed")));
+                        () -> rows.add(notMeasured("QEMU microvm", "-", "qemu-system-x86_64 not installed")));
 
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         String cp = jarClasspath();
@@ -124,15 +115,9 @@ final class LaunchBench {
                             plus(run, "kind=idle"),
                             "");
                 })
-                .orElseGet(() -> new Report.LaunchRow(
+                .orElseGet(() -> notMeasured(
                         "jvmm CLI",
                         "bin/jvmm run (distribution)",
-                        NONE,
-                        NONE,
-                        NONE,
-                        NONE,
-                        NONE,
-                        null,
                         "no staged distribution (mvn package stages cli/target/dist)"));
     }
 
@@ -152,8 +137,7 @@ final class LaunchBench {
             try {
                 Footprint.launch(t);
             } catch (RuntimeException e) {
-                return new Report.LaunchRow(
-                        "jvmm", settings, NONE, NONE, NONE, NONE, NONE, null, "training run failed: " + e.getMessage());
+                return notMeasured("jvmm", settings, "training run failed: " + e.getMessage());
             }
         }
         return measure(
@@ -208,17 +192,16 @@ final class LaunchBench {
                     note);
         } catch (RuntimeException e) {
             say.say("    failed: %s", e.getMessage());
-            return new Report.LaunchRow(
+            return notMeasured(
                     vmm,
                     settings,
-                    NONE,
-                    NONE,
-                    NONE,
-                    NONE,
-                    NONE,
-                    null,
                     "failed: " + e.getMessage().lines().findFirst().orElse(""));
         }
+    }
+
+    /** A row without figures, saying why. */
+    private static Report.LaunchRow notMeasured(String vmm, String settings, String why) {
+        return new Report.LaunchRow(vmm, settings, NONE, NONE, NONE, NONE, NONE, null, why);
     }
 
     private static List<String> plus(List<String> base, String... more) {
