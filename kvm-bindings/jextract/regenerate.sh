@@ -9,7 +9,7 @@
 # against Debian 12's linux-libc-dev headers (unused constants since trimmed from its output by hand, which a rerun
 # reproduces). Included: what hand-written code in any module (main, test, benchmarks) names, plus the structs a kept
 # struct embeds by value, which jextract refuses to leave out. IncludeListTest checks that these lists, COMMAND and the
-# files in dev.jvmm.kvm.gen agree.
+# files in dev.jvmm.kvm.gen agree. The output is then post-processed by lazy-handles.pl (below).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 JEXTRACT=${JEXTRACT:-jextract}
@@ -50,3 +50,5 @@ for s in "${structs[@]}" "${embedded[@]}"; do args+=(--include-struct "$s"); don
 for c in "${constants[@]}"; do args+=(--include-constant "$c"); done
 echo "$JEXTRACT ${args[*]} $here/kvm-headers.h" | sed "s|$here/||g; s|$out|src/main/java|g" > "$here/COMMAND"
 "$JEXTRACT" "${args[@]}" "$here/kvm-headers.h"
+# Array fields' element VarHandles made on first use rather than when their struct class is (see the script).
+perl -0pi "$here/lazy-handles.pl" "$out"/dev/jvmm/kvm/gen/*.java

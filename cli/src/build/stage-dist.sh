@@ -14,6 +14,12 @@ set -euo pipefail
 target=$1 version=$2 jdk=$3
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd) # cli/src
 home="$target/dist/jvmm-$version"
+feature=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$jdk/release" 2>/dev/null | head -n 1)
+if [ -n "$feature" ] && [ "$feature" -ge 25 ]; then
+  # Class files older than Java 6 (picocli's) cannot go in the AOT cache; upgraded in target/lib, so that the
+  # source tree's ./jvmm gets them too. Idempotent: an upgraded jar keeps its time and is not copied again.
+  "$jdk/bin/java" "$here/build/UpgradeClassFiles.java" "$target"/lib/*.jar
+fi
 rm -rf "$target/dist"
 mkdir -p "$home/bin" "$home/lib"
 install -m 0755 "$here/main/dist/bin/jvmm" "$home/bin/jvmm"
@@ -23,7 +29,6 @@ cp -p "$target/cli-$version.jar" "$home/lib/"
 chmod 0644 "$home"/lib/*.jar
 
 log="$target/dist/aot-training.log"
-feature=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$jdk/release" 2>/dev/null | head -n 1)
 if [ -z "$feature" ] || [ "$feature" -lt 25 ]; then
   echo "stage-dist: JDK ${feature:-?} at $jdk has no AOT cache (JDK 25+): the distribution runs without one"
 elif ! (exec 3<>/dev/kvm) 2>/dev/null; then

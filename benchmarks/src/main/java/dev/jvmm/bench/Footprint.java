@@ -81,9 +81,12 @@ public final class Footprint {
         });
     }
 
-    /** QEMU's isa-debug-exit turns the guest's 0 into status 1; jvmm and refvmm exit with 0. */
+    /**
+     * QEMU's isa-debug-exit turns the guest's 0 into status 1, and so does the jvmm CLI's --debug-exit, which
+     * follows it; LaunchMain and refvmm exit with 0.
+     */
     private static int exitStatusOf(List<String> command) {
-        return command.get(0).contains("qemu") ? 1 : 0;
+        return command.get(0).contains("qemu") || command.contains("--debug-exit") ? 1 : 0;
     }
 
     /** Spawns the command (an idle guest), waits for "ready" on its stdout, reads its /proc files, kills it. */

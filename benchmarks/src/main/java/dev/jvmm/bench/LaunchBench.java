@@ -56,21 +56,13 @@ final class LaunchBench {
                                 Qemu.command(q, tools.guestElf(), "kind=none", GUEST_MIB),
                                 Qemu.command(q, tools.guestElf(), "kind=idle", GUEST_MIB),
                                 "")),
-                        () -> rows.add(new Report.LaunchRow(
-                                "QEMU microvm",
-                                "-",
-                                NONE,
-                                NONE,
-                                NONE,
-                                NONE,
-                                NONE,
-                                null,
-                                "qemu-system-x86_64 not installed")));
+                        () -> rows.add(notMeasured("QEMU microvm", "-", "qemu-system-x86_64 not installed")));
 
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         String cp = jarClasspath();
         List<String> serial = List.of("-XX:+UseSerialGC", "-Xms16m", "-Xmx64m");
         rows.add(jvmm(java, cp, "SerialGC -Xms16m -Xmx64m", serial, null));
+        rows.add(cli());
         if (!config.everyJvmSetting()) return rows;
         rows.add(jvmm(java, cp, "JDK defaults (G1, default heap)", List.of(), null));
         rows.add(jvmm(
@@ -97,6 +89,38 @@ final class LaunchBench {
         return rows;
     }
 
+    /**
+     * What a user runs: the distribution's bin/jvmm (its JVM options and the AOT cache the build trained on the
+     * demo guest) booting the same guest through `jvmm run`, so the CLI's own start is in the figures.
+     */
+    private Report.LaunchRow cli() {
+        return tools.distributionLauncher()
+                .map(launcher -> {
+                    List<String> run = List.of(
+                            launcher.toString(),
+                            "run",
+                            "--kernel",
+                            tools.guestElf().toString(),
+                            "-m",
+                            GUEST_MIB + "M",
+                            "--debug-exit",
+                            "0xf4",
+                            "--debugcon",
+                            "stdio",
+                            "--cmdline");
+                    return measure(
+                            "jvmm CLI",
+                            "bin/jvmm run (distribution)",
+                            plus(run, "kind=none"),
+                            plus(run, "kind=idle"),
+                            "");
+                })
+                .orElseGet(() -> notMeasured(
+                        "jvmm CLI",
+                        "bin/jvmm run (distribution)",
+                        "no staged distribution (mvn package stages cli/target/dist)"));
+    }
+
     /** A jvmm row with an AOT cache (a fresh one in the work folder, made by a training run with the same flags). */
     private Report.LaunchRow jvmmWithAotCache(
             String java, String cp, String settings, List<String> flags, String cacheName) throws IOException {
@@ -113,8 +137,7 @@ final class LaunchBench {
             try {
                 Footprint.launch(t);
             } catch (RuntimeException e) {
-                return new Report.LaunchRow(
-                        "jvmm", settings, NONE, NONE, NONE, NONE, NONE, null, "training run failed: " + e.getMessage());
+                return notMeasured("jvmm", settings, "training run failed: " + e.getMessage());
             }
         }
         return measure(
@@ -169,17 +192,16 @@ final class LaunchBench {
                     note);
         } catch (RuntimeException e) {
             say.say("    failed: %s", e.getMessage());
-            return new Report.LaunchRow(
+            return notMeasured(
                     vmm,
                     settings,
-                    NONE,
-                    NONE,
-                    NONE,
-                    NONE,
-                    NONE,
-                    null,
                     "failed: " + e.getMessage().lines().findFirst().orElse(""));
         }
+    }
+
+    /** A row without figures, saying why. */
+    private static Report.LaunchRow notMeasured(String vmm, String settings, String why) {
+        return new Report.LaunchRow(vmm, settings, NONE, NONE, NONE, NONE, NONE, null, why);
     }
 
     private static List<String> plus(List<String> base, String... more) {

@@ -76,6 +76,29 @@ public final class NativeTools {
         }
     }
 
+    /**
+     * The staged distribution's launcher (cli/target/dist/jvmm-VERSION/bin/jvmm, next to this source tree's
+     * benchmarks module, or -Djvmm.bench.dist=DIR), if the build staged one.
+     */
+    public Optional<Path> distributionLauncher() {
+        String configured = System.getProperty("jvmm.bench.dist");
+        Path dist = configured != null ? Path.of(configured) : null;
+        if (dist == null) {
+            Path staged = dir.toAbsolutePath()
+                    .normalize()
+                    .resolve("../../../cli/target/dist")
+                    .normalize();
+            try (var homes = Files.list(staged)) {
+                dist = homes.filter(h -> h.getFileName().toString().startsWith("jvmm-"))
+                        .findFirst()
+                        .orElse(null);
+            } catch (IOException e) {
+                return Optional.empty();
+            }
+        }
+        return Optional.ofNullable(dist).map(d -> d.resolve("bin/jvmm")).filter(Files::isExecutable);
+    }
+
     /** qemu-system-x86_64 on PATH (or -Djvmm.bench.qemu), if installed. */
     public static Optional<Path> qemu() {
         String configured = System.getProperty("jvmm.bench.qemu");

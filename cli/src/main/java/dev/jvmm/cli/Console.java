@@ -19,11 +19,13 @@ final class Console implements AutoCloseable {
     private final boolean interactive;
     private final String savedTty;
     private final Thread reader;
+    private final StdinInput stdin; // null when the input is another stream (tests, embedding)
 
-    private Console(boolean interactive, String savedTty, Thread reader) {
+    private Console(boolean interactive, String savedTty, Thread reader, StdinInput stdin) {
         this.interactive = interactive;
         this.savedTty = savedTty;
         this.reader = reader;
+        this.stdin = stdin;
     }
 
     /**
@@ -54,11 +56,13 @@ final class Console implements AutoCloseable {
             err.flush();
         }
         boolean raw = interactive;
+        StdinInput stdin = in == System.in ? new StdinInput() : null;
+        InputStream source = stdin != null ? stdin : in;
         Thread t = Thread.ofPlatform().daemon().name("console-input").start(() -> {
             byte[] buf = new byte[4096];
             try {
                 int n;
-                while ((n = in.read(buf)) > 0) {
+                while ((n = source.read(buf)) > 0) {
                     if (raw) {
                         for (int i = 0; i < n; i++) {
                             if ((buf[i] & 0xff) == ESCAPE) {
@@ -77,7 +81,7 @@ final class Console implements AutoCloseable {
                 // the console is being closed
             }
         });
-        return new Console(interactive, saved, t);
+        return new Console(interactive, saved, t, stdin);
     }
 
     private static Machine current(Supplier<Machine> machine) throws InterruptedException {
@@ -125,6 +129,14 @@ final class Console implements AutoCloseable {
     @Override
     public void close() {
         restoreTerminal(savedTty);
+        if (stdin != null) stdin.wake();
         reader.interrupt();
+        if (stdin == null) return;
+        try {
+            reader.join(1000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (!reader.isAlive()) stdin.close(); // else it is still using the buffers: left to the process's end
     }
 }

@@ -562,11 +562,13 @@ final class VmCommands {
                         "jvmm: attached to " + vm.name() + "'s console; Ctrl-] detaches (the VM keeps running)" + crlf);
                 err.flush();
                 AtomicBoolean detached = new AtomicBoolean();
+                StdinInput stdin = in == System.in ? new StdinInput() : null; // wakeable: see StdinInput
+                InputStream keysIn = stdin != null ? stdin : in;
                 Thread keys = Thread.ofPlatform().daemon().name("console-keys").start(() -> {
                     byte[] buf = new byte[4096];
                     try {
                         int n;
-                        while ((n = in.read(buf)) >= 0) {
+                        while ((n = keysIn.read(buf)) >= 0) {
                             int escape = indexOf(buf, n, Console.ESCAPE);
                             int send = escape < 0 ? n : escape;
                             ByteBuffer b = ByteBuffer.wrap(buf, 0, send);
@@ -594,11 +596,13 @@ final class VmCommands {
                     // closed by Ctrl-] (or the VM went away)
                 } finally {
                     ch.close();
+                    if (stdin != null) stdin.wake();
                     keys.interrupt();
                 }
                 Console.restoreTerminal(savedTty);
                 savedTty = null;
-                keys.join(100);
+                keys.join(stdin != null ? 1000 : 100);
+                if (stdin != null && !keys.isAlive()) stdin.close();
                 if (detached.get()) {
                     err.print(crlf + "jvmm: detached from " + vm.name() + "'s console; it keeps running" + crlf);
                     err.flush();

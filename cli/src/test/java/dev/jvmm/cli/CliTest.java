@@ -188,6 +188,48 @@ class CliTest {
         }
     }
 
+    /**
+     * The console's input as a user pipes it: the process's own standard input (read through poll(2), see
+     * StdinInput) reaches the guest's UART, and the run ends at the guest's power-off while that input stays open.
+     */
+    @Test
+    @RequiresKvm
+    void pipedStandardInputReachesTheGuestAndTheRunEndsWhileItStaysOpen() throws Exception {
+        Path guest = dev.jvmm.boot.TestKernels.guest("console.elf", dir);
+        Process p = new ProcessBuilder(
+                        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "--enable-native-access=ALL-UNNAMED",
+                        "-cp",
+                        System.getProperty("java.class.path"),
+                        Main.class.getName(),
+                        "run",
+                        "--kernel",
+                        guest.toString(),
+                        "--memory",
+                        "32M",
+                        "--debugcon",
+                        "file:" + dir.resolve("debugcon.log"))
+                .redirectError(dir.resolve("stderr.txt").toFile())
+                .start();
+        try {
+            var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
+            p.getOutputStream().write("ping\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            p.getOutputStream().flush(); // and left open
+            StringBuilder seen = new StringBuilder();
+            boolean echoed = false;
+            for (String line; !echoed && (line = out.readLine()) != null; ) {
+                seen.append(line).append('\n');
+                echoed = line.strip().equals("echo: ping");
+            }
+            assertTrue(echoed, "the guest's answer:\n" + seen + Files.readString(dir.resolve("stderr.txt")));
+            p.destroy(); // SIGTERM presses the power button; this guest powers off
+            assertTrue(p.waitFor(5, java.util.concurrent.TimeUnit.MINUTES), "still running after SIGTERM");
+            assertEquals(0, p.exitValue(), Files.readString(dir.resolve("stderr.txt")));
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
     private static int countBoots(String log) {
         return (int) log.lines().filter(l -> l.equals("reboot guest: booted")).count();
     }

@@ -14,9 +14,6 @@ import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
-import java.lang.invoke.VarHandle;
 
 /**
  * The C library calls jvmm makes, as downcalls with errno captured right after the call.
@@ -89,48 +86,33 @@ public final class Libc {
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
     private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CAPTURE_LAYOUT.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final long ERRNO_OFFSET = CAPTURE_LAYOUT.byteOffset(MemoryLayout.PathElement.groupElement("errno"));
     /** One capture buffer per thread, made once: errno capture must not allocate per call. */
     private static final ThreadLocal<MemorySegment> CAPTURE =
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CAPTURE_LAYOUT));
-    /** () -> this thread's capture buffer; (int r, state) and (long r, state) -> r, or -errno where r is negative. */
-    private static final MethodHandle CAPTURE_GET, OR_ERRNO_INT, OR_ERRNO_LONG;
-
-    static {
-        MethodHandles.Lookup lookup = MethodHandles.lookup();
-        try {
-            CAPTURE_GET = lookup.findVirtual(ThreadLocal.class, "get", MethodType.methodType(Object.class))
-                    .bindTo(CAPTURE)
-                    .asType(MethodType.methodType(MemorySegment.class));
-            OR_ERRNO_INT = lookup.findStatic(
-                    Libc.class, "orErrno", MethodType.methodType(int.class, int.class, MemorySegment.class));
-            OR_ERRNO_LONG = lookup.findStatic(
-                    Libc.class, "orErrno", MethodType.methodType(long.class, long.class, MemorySegment.class));
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
 
     // One holder class per function: a downcall handle is linked only when its function is first called, which
-    // keeps start-up (where a VM needs a handful of these) short. A rawHandle takes the C arguments alone and
-    // returns the C result, or -errno where that is negative.
+    // keeps start-up (where a VM needs a handful of these) short. Each takes this thread's capture buffer first
+    // (state()) and the C arguments; orErrno turns a negative result into -errno. Plain Java rather than method
+    // handle combinators: each combinator shape costs the JDK a generated class at start-up, where jvmm's launch
+    // time goes.
     private static final class OpenCall {
         static final MethodHandle H =
-                rawHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
+                errnoHandle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), 2);
     }
 
     private static final class CloseCall {
-        static final MethodHandle H = rawHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = errnoHandle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class IoctlPtrCall {
         static final MethodHandle H =
-                rawHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
+                errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), 2);
     }
 
     private static final class IoctlLongCall {
         static final MethodHandle H =
-                rawHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), 2);
+                errnoHandle("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), 2);
     }
 
     private static final class MmapCall {
@@ -141,59 +123,59 @@ public final class Libc {
     }
 
     private static final class MunmapCall {
-        static final MethodHandle H = rawHandle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), -1);
+        static final MethodHandle H = errnoHandle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), -1);
     }
 
     private static final class MadviseCall {
         static final MethodHandle H =
-                rawHandle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
+                errnoHandle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
     }
 
     private static final class EventfdCall {
-        static final MethodHandle H = rawHandle("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = errnoHandle("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class ReadCall {
         static final MethodHandle H =
-                rawHandle("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+                errnoHandle("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
     }
 
     private static final class WriteCall {
         static final MethodHandle H =
-                rawHandle("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
+                errnoHandle("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), -1);
     }
 
     private static final class PreadCall {
         static final MethodHandle H =
-                rawHandle("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+                errnoHandle("pread64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
     }
 
     private static final class PwriteCall {
         static final MethodHandle H =
-                rawHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
+                errnoHandle("pwrite64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG), -1);
     }
 
     private static final class PreadvCall {
         static final MethodHandle H =
-                rawHandle("preadv64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
+                errnoHandle("preadv64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class PwritevCall {
         static final MethodHandle H =
-                rawHandle("pwritev64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
+                errnoHandle("pwritev64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class FsyncCall {
-        static final MethodHandle H = rawHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = errnoHandle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class FdatasyncCall {
-        static final MethodHandle H = rawHandle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = errnoHandle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class FallocateCall {
-        static final MethodHandle H =
-                rawHandle("fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
+        static final MethodHandle H = errnoHandle(
+                "fallocate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), -1);
     }
 
     private static final class FcntlPtrCall {
@@ -203,28 +185,28 @@ public final class Libc {
 
     private static final class FtruncateCall {
         static final MethodHandle H =
-                rawHandle("ftruncate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
+                errnoHandle("ftruncate64", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), -1);
     }
 
     private static final class LseekCall {
         static final MethodHandle H =
-                rawHandle("lseek64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), -1);
+                errnoHandle("lseek64", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), -1);
     }
 
     private static final class SocketCall {
         static final MethodHandle H =
-                rawHandle("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), -1);
+                errnoHandle("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class SendtoCall {
-        static final MethodHandle H = rawHandle(
+        static final MethodHandle H = errnoHandle(
                 "sendto",
                 FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT),
                 -1);
     }
 
     private static final class RecvfromCall {
-        static final MethodHandle H = rawHandle(
+        static final MethodHandle H = errnoHandle(
                 "recvfrom",
                 FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS, ADDRESS),
                 -1);
@@ -232,7 +214,7 @@ public final class Libc {
 
     private static final class PollCall {
         static final MethodHandle H =
-                rawHandle("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
+                errnoHandle("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), -1);
     }
 
     private static final class IfNametoindexCall {
@@ -240,7 +222,7 @@ public final class Libc {
     }
 
     private static final class SetnsCall {
-        static final MethodHandle H = rawHandle("setns", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
+        static final MethodHandle H = errnoHandle("setns", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), -1);
     }
 
     private static final class PthreadKillCall {
@@ -270,29 +252,18 @@ public final class Libc {
                 : LINKER.downcallHandle(sym, fd, capture);
     }
 
-    /**
-     * (C arguments...) -> the C result (int or long), or -errno where it is negative: the raw convention, written
-     * once. The call is handed this thread's capture buffer and errno is read from that same buffer; handles
-     * composed like this allocate nothing once compiled.
-     */
-    private static MethodHandle rawHandle(String name, FunctionDescriptor fd, int firstVariadic) {
-        MethodHandle call = errnoHandle(name, fd, firstVariadic);
-        MethodType type = call.type();
-        // (state, args..., state) -> orErrno(call(state, args...), state)
-        MethodHandle checked =
-                MethodHandles.collectArguments(type.returnType() == int.class ? OR_ERRNO_INT : OR_ERRNO_LONG, 0, call);
-        // (state, args...): the trailing state is argument 0 again (the array's last slot is left at 0)
-        int[] order = new int[type.parameterCount() + 1];
-        for (int i = 0; i < type.parameterCount(); i++) order[i] = i;
-        return MethodHandles.foldArguments(MethodHandles.permuteArguments(checked, type, order), CAPTURE_GET);
+    /** This thread's capture buffer, for a downcall's errno. */
+    private static MemorySegment state() {
+        return CAPTURE.get();
     }
 
-    private static int orErrno(int r, MemorySegment state) {
-        return r < 0 ? -errno(state) : r;
+    /** The raw convention: a C result, or -errno where it is negative (errno read from this thread's buffer). */
+    private static int orErrno(int r) {
+        return r < 0 ? -errno(CAPTURE.get()) : r;
     }
 
-    private static long orErrno(long r, MemorySegment state) {
-        return r < 0 ? -errno(state) : r;
+    private static long orErrno(long r) {
+        return r < 0 ? -errno(CAPTURE.get()) : r;
     }
 
     private static MethodHandle plainHandle(String name, FunctionDescriptor fd) {
@@ -301,7 +272,7 @@ public final class Libc {
     }
 
     private static int errno(MemorySegment state) {
-        return (int) ERRNO.get(state, 0L);
+        return state.get(JAVA_INT, ERRNO_OFFSET);
     }
 
     private static RuntimeException rethrow(Throwable t) {
@@ -322,7 +293,7 @@ public final class Libc {
 
     public static int open(String path, int flags, int mode) {
         try (Arena arena = Arena.ofConfined()) {
-            int fd = (int) OpenCall.H.invokeExact(arena.allocateFrom(path), flags, mode);
+            int fd = orErrno((int) OpenCall.H.invokeExact(state(), arena.allocateFrom(path), flags, mode));
             if (fd < 0) throw new SyscallException("open(" + path + ")", -fd);
             return fd;
         } catch (Throwable t) {
@@ -332,7 +303,7 @@ public final class Libc {
 
     public static void close(int fd) {
         try {
-            int r = (int) CloseCall.H.invokeExact(fd);
+            int r = orErrno((int) CloseCall.H.invokeExact(state(), fd));
             if (r < 0 && r != -Errno.EINTR) throw new SyscallException("close(" + fd + ")", -r);
         } catch (Throwable t) {
             throw rethrow(t);
@@ -342,7 +313,7 @@ public final class Libc {
     /** ioctl with a pointer argument; returns the call's non-negative result or -errno. */
     public static int ioctlRaw(int fd, long request, MemorySegment arg) {
         try {
-            return (int) IoctlPtrCall.H.invokeExact(fd, request, arg);
+            return orErrno((int) IoctlPtrCall.H.invokeExact(state(), fd, request, arg));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -351,7 +322,7 @@ public final class Libc {
     /** ioctl with an integer argument; returns the call's non-negative result or -errno. */
     public static int ioctlRaw(int fd, long request, long arg) {
         try {
-            return (int) IoctlLongCall.H.invokeExact(fd, request, arg);
+            return orErrno((int) IoctlLongCall.H.invokeExact(state(), fd, request, arg));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -385,7 +356,7 @@ public final class Libc {
 
     public static void munmap(MemorySegment mapping) {
         try {
-            int r = (int) MunmapCall.H.invokeExact(mapping, mapping.byteSize());
+            int r = orErrno((int) MunmapCall.H.invokeExact(state(), mapping, mapping.byteSize()));
             if (r < 0) throw new SyscallException("munmap", -r);
         } catch (Throwable t) {
             throw rethrow(t);
@@ -394,7 +365,7 @@ public final class Libc {
 
     public static void madvise(MemorySegment range, int advice) {
         try {
-            int r = (int) MadviseCall.H.invokeExact(range, range.byteSize(), advice);
+            int r = orErrno((int) MadviseCall.H.invokeExact(state(), range, range.byteSize(), advice));
             if (r < 0) throw new SyscallException("madvise(" + advice + ")", -r);
         } catch (Throwable t) {
             throw rethrow(t);
@@ -403,7 +374,7 @@ public final class Libc {
 
     public static int eventfd(int initval, int flags) {
         try {
-            int fd = (int) EventfdCall.H.invokeExact(initval, flags);
+            int fd = orErrno((int) EventfdCall.H.invokeExact(state(), initval, flags));
             if (fd < 0) throw new SyscallException("eventfd", -fd);
             return fd;
         } catch (Throwable t) {
@@ -414,7 +385,7 @@ public final class Libc {
     /** read(2): bytes read, or -errno. */
     public static long readRaw(int fd, MemorySegment buf, long count) {
         try {
-            return (long) ReadCall.H.invokeExact(fd, buf, count);
+            return orErrno((long) ReadCall.H.invokeExact(state(), fd, buf, count));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -423,7 +394,7 @@ public final class Libc {
     /** write(2): bytes written, or -errno. */
     public static long writeRaw(int fd, MemorySegment buf, long count) {
         try {
-            return (long) WriteCall.H.invokeExact(fd, buf, count);
+            return orErrno((long) WriteCall.H.invokeExact(state(), fd, buf, count));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -432,7 +403,7 @@ public final class Libc {
     /** pread(2) straight into {@code buf} (which may be guest memory): bytes read, or -errno. */
     public static long preadRaw(int fd, MemorySegment buf, long count, long offset) {
         try {
-            return (long) PreadCall.H.invokeExact(fd, buf, count, offset);
+            return orErrno((long) PreadCall.H.invokeExact(state(), fd, buf, count, offset));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -441,7 +412,7 @@ public final class Libc {
     /** pwrite(2) from {@code buf}: bytes written, or -errno. */
     public static long pwriteRaw(int fd, MemorySegment buf, long count, long offset) {
         try {
-            return (long) PwriteCall.H.invokeExact(fd, buf, count, offset);
+            return orErrno((long) PwriteCall.H.invokeExact(state(), fd, buf, count, offset));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -453,7 +424,7 @@ public final class Libc {
      */
     public static long preadvRaw(int fd, MemorySegment iov, int iovcnt, long offset) {
         try {
-            return (long) PreadvCall.H.invokeExact(fd, iov, iovcnt, offset);
+            return orErrno((long) PreadvCall.H.invokeExact(state(), fd, iov, iovcnt, offset));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -462,7 +433,7 @@ public final class Libc {
     /** pwritev(2): writes the {@code iovcnt} buffers of an {@link #IOVEC} array, in order: bytes written, or -errno. */
     public static long pwritevRaw(int fd, MemorySegment iov, int iovcnt, long offset) {
         try {
-            return (long) PwritevCall.H.invokeExact(fd, iov, iovcnt, offset);
+            return orErrno((long) PwritevCall.H.invokeExact(state(), fd, iov, iovcnt, offset));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -471,7 +442,7 @@ public final class Libc {
     /** fsync(2): 0, or -errno. */
     public static int fsyncRaw(int fd) {
         try {
-            return (int) FsyncCall.H.invokeExact(fd);
+            return orErrno((int) FsyncCall.H.invokeExact(state(), fd));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -480,7 +451,7 @@ public final class Libc {
     /** fdatasync(2): 0, or -errno. */
     public static int fdatasyncRaw(int fd) {
         try {
-            return (int) FdatasyncCall.H.invokeExact(fd);
+            return orErrno((int) FdatasyncCall.H.invokeExact(state(), fd));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -489,7 +460,7 @@ public final class Libc {
     /** fallocate(2): 0, or -errno (EOPNOTSUPP where the file system lacks the mode). */
     public static int fallocateRaw(int fd, int mode, long offset, long length) {
         try {
-            return (int) FallocateCall.H.invokeExact(fd, mode, offset, length);
+            return orErrno((int) FallocateCall.H.invokeExact(state(), fd, mode, offset, length));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -508,7 +479,7 @@ public final class Libc {
 
     public static void ftruncate(int fd, long length) {
         try {
-            int r = (int) FtruncateCall.H.invokeExact(fd, length);
+            int r = orErrno((int) FtruncateCall.H.invokeExact(state(), fd, length));
             if (r < 0) throw new SyscallException("ftruncate(" + length + ")", -r);
         } catch (Throwable t) {
             throw rethrow(t);
@@ -518,7 +489,7 @@ public final class Libc {
     /** lseek(2): the new offset, or -errno. */
     public static long lseekRaw(int fd, long offset, int whence) {
         try {
-            return (long) LseekCall.H.invokeExact(fd, offset, whence);
+            return orErrno((long) LseekCall.H.invokeExact(state(), fd, offset, whence));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -560,7 +531,7 @@ public final class Libc {
     /** socket(2): the new fd, or -errno (for callers that expect refusals, such as ping sockets). */
     public static int socketRaw(int domain, int type, int protocol) {
         try {
-            return (int) SocketCall.H.invokeExact(domain, type, protocol);
+            return orErrno((int) SocketCall.H.invokeExact(state(), domain, type, protocol));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -572,7 +543,8 @@ public final class Libc {
      */
     public static long sendtoRaw(int fd, MemorySegment buf, long count, int flags, MemorySegment addr) {
         try {
-            return (long) SendtoCall.H.invokeExact(fd, buf, count, flags, addr, (int) addr.byteSize());
+            return orErrno(
+                    (long) SendtoCall.H.invokeExact(state(), fd, buf, count, flags, addr, (int) addr.byteSize()));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -587,7 +559,7 @@ public final class Libc {
             int fd, MemorySegment buf, long count, int flags, MemorySegment addr, MemorySegment addrLen) {
         try {
             addrLen.set(JAVA_INT, 0, (int) addr.byteSize());
-            return (long) RecvfromCall.H.invokeExact(fd, buf, count, flags, addr, addrLen);
+            return orErrno((long) RecvfromCall.H.invokeExact(state(), fd, buf, count, flags, addr, addrLen));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -596,7 +568,7 @@ public final class Libc {
     /** poll(2) over {@code nfds} {@link #POLLFD} entries: the number of ready entries, or -errno. */
     public static int pollRaw(MemorySegment fds, int nfds, int timeoutMillis) {
         try {
-            return (int) PollCall.H.invokeExact(fds, (long) nfds, timeoutMillis);
+            return orErrno((int) PollCall.H.invokeExact(state(), fds, (long) nfds, timeoutMillis));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -614,7 +586,7 @@ public final class Libc {
     /** setns(2): moves the calling thread into the namespace {@code fd} refers to. */
     public static void setns(int fd, int nstype) {
         try {
-            int r = (int) SetnsCall.H.invokeExact(fd, nstype);
+            int r = orErrno((int) SetnsCall.H.invokeExact(state(), fd, nstype));
             if (r < 0) throw new SyscallException("setns(" + fd + ")", -r);
         } catch (Throwable t) {
             throw rethrow(t);

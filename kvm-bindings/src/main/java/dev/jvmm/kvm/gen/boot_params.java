@@ -247,7 +247,9 @@ public class boot_params {
     public static long[] _pad2$dimensions() {
         return _pad2$DIMS;
     }
-    private static final VarHandle _pad2$ELEM_HANDLE = _pad2$LAYOUT.varHandle(sequenceElement());
+    private static final class _pad2$ELEM_HANDLE {
+        static final VarHandle HANDLE = _pad2$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -256,7 +258,7 @@ public class boot_params {
      * }
      */
     public static byte _pad2(MemorySegment struct, long index0) {
-        return (byte)_pad2$ELEM_HANDLE.get(struct, _pad2$OFFSET, index0);
+        return (byte)_pad2$ELEM_HANDLE.HANDLE.get(struct, _pad2$OFFSET, index0);
     }
 
     /**
@@ -266,7 +268,7 @@ public class boot_params {
      * }
      */
     public static void _pad2(MemorySegment struct, long index0, byte fieldValue) {
-        _pad2$ELEM_HANDLE.set(struct, _pad2$OFFSET, index0, fieldValue);
+        _pad2$ELEM_HANDLE.HANDLE.set(struct, _pad2$OFFSET, index0, fieldValue);
     }
 
     private static final OfLong tboot_addr$LAYOUT = (OfLong)$LAYOUT.select(groupElement("tboot_addr"));
@@ -456,7 +458,9 @@ public class boot_params {
     public static long[] _pad3$dimensions() {
         return _pad3$DIMS;
     }
-    private static final VarHandle _pad3$ELEM_HANDLE = _pad3$LAYOUT.varHandle(sequenceElement());
+    private static final class _pad3$ELEM_HANDLE {
+        static final VarHandle HANDLE = _pad3$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -465,7 +469,7 @@ public class boot_params {
      * }
      */
     public static byte _pad3(MemorySegment struct, long index0) {
-        return (byte)_pad3$ELEM_HANDLE.get(struct, _pad3$OFFSET, index0);
+        return (byte)_pad3$ELEM_HANDLE.HANDLE.get(struct, _pad3$OFFSET, index0);
     }
 
     /**
@@ -475,7 +479,7 @@ public class boot_params {
      * }
      */
     public static void _pad3(MemorySegment struct, long index0, byte fieldValue) {
-        _pad3$ELEM_HANDLE.set(struct, _pad3$OFFSET, index0, fieldValue);
+        _pad3$ELEM_HANDLE.HANDLE.set(struct, _pad3$OFFSET, index0, fieldValue);
     }
 
     private static final SequenceLayout hd0_info$LAYOUT = (SequenceLayout)$LAYOUT.select(groupElement("hd0_info"));
@@ -533,7 +537,9 @@ public class boot_params {
     public static long[] hd0_info$dimensions() {
         return hd0_info$DIMS;
     }
-    private static final VarHandle hd0_info$ELEM_HANDLE = hd0_info$LAYOUT.varHandle(sequenceElement());
+    private static final class hd0_info$ELEM_HANDLE {
+        static final VarHandle HANDLE = hd0_info$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -542,7 +548,7 @@ public class boot_params {
      * }
      */
     public static byte hd0_info(MemorySegment struct, long index0) {
-        return (byte)hd0_info$ELEM_HANDLE.get(struct, hd0_info$OFFSET, index0);
+        return (byte)hd0_info$ELEM_HANDLE.HANDLE.get(struct, hd0_info$OFFSET, index0);
     }
 
     /**
@@ -552,7 +558,7 @@ public class boot_params {
      * }
      */
     public static void hd0_info(MemorySegment struct, long index0, byte fieldValue) {
-        hd0_info$ELEM_HANDLE.set(struct, hd0_info$OFFSET, index0, fieldValue);
+        hd0_info$ELEM_HANDLE.HANDLE.set(struct, hd0_info$OFFSET, index0, fieldValue);
     }
 
     private static final SequenceLayout hd1_info$LAYOUT = (SequenceLayout)$LAYOUT.select(groupElement("hd1_info"));
@@ -610,7 +616,9 @@ public class boot_params {
     public static long[] hd1_info$dimensions() {
         return hd1_info$DIMS;
     }
-    private static final VarHandle hd1_info$ELEM_HANDLE = hd1_info$LAYOUT.varHandle(sequenceElement());
+    private static final class hd1_info$ELEM_HANDLE {
+        static final VarHandle HANDLE = hd1_info$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -619,7 +627,7 @@ public class boot_params {
      * }
      */
     public static byte hd1_info(MemorySegment struct, long index0) {
-        return (byte)hd1_info$ELEM_HANDLE.get(struct, hd1_info$OFFSET, index0);
+        return (byte)hd1_info$ELEM_HANDLE.HANDLE.get(struct, hd1_info$OFFSET, index0);
     }
 
     /**
@@ -629,7 +637,7 @@ public class boot_params {
      * }
      */
     public static void hd1_info(MemorySegment struct, long index0, byte fieldValue) {
-        hd1_info$ELEM_HANDLE.set(struct, hd1_info$OFFSET, index0, fieldValue);
+        hd1_info$ELEM_HANDLE.HANDLE.set(struct, hd1_info$OFFSET, index0, fieldValue);
     }
 
     private static final GroupLayout sys_desc_table$LAYOUT = (GroupLayout)$LAYOUT.select(groupElement("sys_desc_table"));
@@ -907,7 +915,9 @@ public class boot_params {
     public static long[] _pad4$dimensions() {
         return _pad4$DIMS;
     }
-    private static final VarHandle _pad4$ELEM_HANDLE = _pad4$LAYOUT.varHandle(sequenceElement());
+    private static final class _pad4$ELEM_HANDLE {
+        static final VarHandle HANDLE = _pad4$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -916,7 +926,7 @@ public class boot_params {
      * }
      */
     public static byte _pad4(MemorySegment struct, long index0) {
-        return (byte)_pad4$ELEM_HANDLE.get(struct, _pad4$OFFSET, index0);
+        return (byte)_pad4$ELEM_HANDLE.HANDLE.get(struct, _pad4$OFFSET, index0);
     }
 
     /**
@@ -926,7 +936,7 @@ public class boot_params {
      * }
      */
     public static void _pad4(MemorySegment struct, long index0, byte fieldValue) {
-        _pad4$ELEM_HANDLE.set(struct, _pad4$OFFSET, index0, fieldValue);
+        _pad4$ELEM_HANDLE.HANDLE.set(struct, _pad4$OFFSET, index0, fieldValue);
     }
 
     private static final OfInt cc_blob_address$LAYOUT = (OfInt)$LAYOUT.select(groupElement("cc_blob_address"));
@@ -1424,7 +1434,9 @@ public class boot_params {
     public static long[] _pad5$dimensions() {
         return _pad5$DIMS;
     }
-    private static final VarHandle _pad5$ELEM_HANDLE = _pad5$LAYOUT.varHandle(sequenceElement());
+    private static final class _pad5$ELEM_HANDLE {
+        static final VarHandle HANDLE = _pad5$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -1433,7 +1445,7 @@ public class boot_params {
      * }
      */
     public static byte _pad5(MemorySegment struct, long index0) {
-        return (byte)_pad5$ELEM_HANDLE.get(struct, _pad5$OFFSET, index0);
+        return (byte)_pad5$ELEM_HANDLE.HANDLE.get(struct, _pad5$OFFSET, index0);
     }
 
     /**
@@ -1443,7 +1455,7 @@ public class boot_params {
      * }
      */
     public static void _pad5(MemorySegment struct, long index0, byte fieldValue) {
-        _pad5$ELEM_HANDLE.set(struct, _pad5$OFFSET, index0, fieldValue);
+        _pad5$ELEM_HANDLE.HANDLE.set(struct, _pad5$OFFSET, index0, fieldValue);
     }
 
     private static final OfByte sentinel$LAYOUT = (OfByte)$LAYOUT.select(groupElement("sentinel"));
@@ -1545,7 +1557,9 @@ public class boot_params {
     public static long[] _pad6$dimensions() {
         return _pad6$DIMS;
     }
-    private static final VarHandle _pad6$ELEM_HANDLE = _pad6$LAYOUT.varHandle(sequenceElement());
+    private static final class _pad6$ELEM_HANDLE {
+        static final VarHandle HANDLE = _pad6$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -1554,7 +1568,7 @@ public class boot_params {
      * }
      */
     public static byte _pad6(MemorySegment struct, long index0) {
-        return (byte)_pad6$ELEM_HANDLE.get(struct, _pad6$OFFSET, index0);
+        return (byte)_pad6$ELEM_HANDLE.HANDLE.get(struct, _pad6$OFFSET, index0);
     }
 
     /**
@@ -1564,7 +1578,7 @@ public class boot_params {
      * }
      */
     public static void _pad6(MemorySegment struct, long index0, byte fieldValue) {
-        _pad6$ELEM_HANDLE.set(struct, _pad6$OFFSET, index0, fieldValue);
+        _pad6$ELEM_HANDLE.HANDLE.set(struct, _pad6$OFFSET, index0, fieldValue);
     }
 
     private static final GroupLayout hdr$LAYOUT = (GroupLayout)$LAYOUT.select(groupElement("hdr"));
@@ -1666,7 +1680,9 @@ public class boot_params {
     public static long[] _pad7$dimensions() {
         return _pad7$DIMS;
     }
-    private static final VarHandle _pad7$ELEM_HANDLE = _pad7$LAYOUT.varHandle(sequenceElement());
+    private static final class _pad7$ELEM_HANDLE {
+        static final VarHandle HANDLE = _pad7$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -1675,7 +1691,7 @@ public class boot_params {
      * }
      */
     public static byte _pad7(MemorySegment struct, long index0) {
-        return (byte)_pad7$ELEM_HANDLE.get(struct, _pad7$OFFSET, index0);
+        return (byte)_pad7$ELEM_HANDLE.HANDLE.get(struct, _pad7$OFFSET, index0);
     }
 
     /**
@@ -1685,7 +1701,7 @@ public class boot_params {
      * }
      */
     public static void _pad7(MemorySegment struct, long index0, byte fieldValue) {
-        _pad7$ELEM_HANDLE.set(struct, _pad7$OFFSET, index0, fieldValue);
+        _pad7$ELEM_HANDLE.HANDLE.set(struct, _pad7$OFFSET, index0, fieldValue);
     }
 
     private static final SequenceLayout edd_mbr_sig_buffer$LAYOUT = (SequenceLayout)$LAYOUT.select(groupElement("edd_mbr_sig_buffer"));
@@ -1743,7 +1759,9 @@ public class boot_params {
     public static long[] edd_mbr_sig_buffer$dimensions() {
         return edd_mbr_sig_buffer$DIMS;
     }
-    private static final VarHandle edd_mbr_sig_buffer$ELEM_HANDLE = edd_mbr_sig_buffer$LAYOUT.varHandle(sequenceElement());
+    private static final class edd_mbr_sig_buffer$ELEM_HANDLE {
+        static final VarHandle HANDLE = edd_mbr_sig_buffer$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -1752,7 +1770,7 @@ public class boot_params {
      * }
      */
     public static int edd_mbr_sig_buffer(MemorySegment struct, long index0) {
-        return (int)edd_mbr_sig_buffer$ELEM_HANDLE.get(struct, edd_mbr_sig_buffer$OFFSET, index0);
+        return (int)edd_mbr_sig_buffer$ELEM_HANDLE.HANDLE.get(struct, edd_mbr_sig_buffer$OFFSET, index0);
     }
 
     /**
@@ -1762,7 +1780,7 @@ public class boot_params {
      * }
      */
     public static void edd_mbr_sig_buffer(MemorySegment struct, long index0, int fieldValue) {
-        edd_mbr_sig_buffer$ELEM_HANDLE.set(struct, edd_mbr_sig_buffer$OFFSET, index0, fieldValue);
+        edd_mbr_sig_buffer$ELEM_HANDLE.HANDLE.set(struct, edd_mbr_sig_buffer$OFFSET, index0, fieldValue);
     }
 
     private static final SequenceLayout e820_table$LAYOUT = (SequenceLayout)$LAYOUT.select(groupElement("e820_table"));
@@ -1820,7 +1838,9 @@ public class boot_params {
     public static long[] e820_table$dimensions() {
         return e820_table$DIMS;
     }
-    private static final MethodHandle e820_table$ELEM_HANDLE = e820_table$LAYOUT.sliceHandle(sequenceElement());
+    private static final class e820_table$ELEM_HANDLE {
+        static final MethodHandle HANDLE = e820_table$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -1830,7 +1850,7 @@ public class boot_params {
      */
     public static MemorySegment e820_table(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)e820_table$ELEM_HANDLE.invokeExact(struct, e820_table$OFFSET, index0);
+            return (MemorySegment)e820_table$ELEM_HANDLE.HANDLE.invokeExact(struct, e820_table$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {
@@ -1903,7 +1923,9 @@ public class boot_params {
     public static long[] _pad8$dimensions() {
         return _pad8$DIMS;
     }
-    private static final VarHandle _pad8$ELEM_HANDLE = _pad8$LAYOUT.varHandle(sequenceElement());
+    private static final class _pad8$ELEM_HANDLE {
+        static final VarHandle HANDLE = _pad8$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -1912,7 +1934,7 @@ public class boot_params {
      * }
      */
     public static byte _pad8(MemorySegment struct, long index0) {
-        return (byte)_pad8$ELEM_HANDLE.get(struct, _pad8$OFFSET, index0);
+        return (byte)_pad8$ELEM_HANDLE.HANDLE.get(struct, _pad8$OFFSET, index0);
     }
 
     /**
@@ -1922,7 +1944,7 @@ public class boot_params {
      * }
      */
     public static void _pad8(MemorySegment struct, long index0, byte fieldValue) {
-        _pad8$ELEM_HANDLE.set(struct, _pad8$OFFSET, index0, fieldValue);
+        _pad8$ELEM_HANDLE.HANDLE.set(struct, _pad8$OFFSET, index0, fieldValue);
     }
 
     private static final SequenceLayout eddbuf$LAYOUT = (SequenceLayout)$LAYOUT.select(groupElement("eddbuf"));
@@ -1980,7 +2002,9 @@ public class boot_params {
     public static long[] eddbuf$dimensions() {
         return eddbuf$DIMS;
     }
-    private static final MethodHandle eddbuf$ELEM_HANDLE = eddbuf$LAYOUT.sliceHandle(sequenceElement());
+    private static final class eddbuf$ELEM_HANDLE {
+        static final MethodHandle HANDLE = eddbuf$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -1990,7 +2014,7 @@ public class boot_params {
      */
     public static MemorySegment eddbuf(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)eddbuf$ELEM_HANDLE.invokeExact(struct, eddbuf$OFFSET, index0);
+            return (MemorySegment)eddbuf$ELEM_HANDLE.HANDLE.invokeExact(struct, eddbuf$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {
@@ -2063,7 +2087,9 @@ public class boot_params {
     public static long[] _pad9$dimensions() {
         return _pad9$DIMS;
     }
-    private static final VarHandle _pad9$ELEM_HANDLE = _pad9$LAYOUT.varHandle(sequenceElement());
+    private static final class _pad9$ELEM_HANDLE {
+        static final VarHandle HANDLE = _pad9$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -2072,7 +2098,7 @@ public class boot_params {
      * }
      */
     public static byte _pad9(MemorySegment struct, long index0) {
-        return (byte)_pad9$ELEM_HANDLE.get(struct, _pad9$OFFSET, index0);
+        return (byte)_pad9$ELEM_HANDLE.HANDLE.get(struct, _pad9$OFFSET, index0);
     }
 
     /**
@@ -2082,7 +2108,7 @@ public class boot_params {
      * }
      */
     public static void _pad9(MemorySegment struct, long index0, byte fieldValue) {
-        _pad9$ELEM_HANDLE.set(struct, _pad9$OFFSET, index0, fieldValue);
+        _pad9$ELEM_HANDLE.HANDLE.set(struct, _pad9$OFFSET, index0, fieldValue);
     }
 
     /**

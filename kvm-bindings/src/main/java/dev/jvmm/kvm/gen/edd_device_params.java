@@ -732,7 +732,9 @@ public class edd_device_params {
     public static long[] host_bus_type$dimensions() {
         return host_bus_type$DIMS;
     }
-    private static final VarHandle host_bus_type$ELEM_HANDLE = host_bus_type$LAYOUT.varHandle(sequenceElement());
+    private static final class host_bus_type$ELEM_HANDLE {
+        static final VarHandle HANDLE = host_bus_type$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -741,7 +743,7 @@ public class edd_device_params {
      * }
      */
     public static byte host_bus_type(MemorySegment struct, long index0) {
-        return (byte)host_bus_type$ELEM_HANDLE.get(struct, host_bus_type$OFFSET, index0);
+        return (byte)host_bus_type$ELEM_HANDLE.HANDLE.get(struct, host_bus_type$OFFSET, index0);
     }
 
     /**
@@ -751,7 +753,7 @@ public class edd_device_params {
      * }
      */
     public static void host_bus_type(MemorySegment struct, long index0, byte fieldValue) {
-        host_bus_type$ELEM_HANDLE.set(struct, host_bus_type$OFFSET, index0, fieldValue);
+        host_bus_type$ELEM_HANDLE.HANDLE.set(struct, host_bus_type$OFFSET, index0, fieldValue);
     }
 
     private static final SequenceLayout interface_type$LAYOUT = (SequenceLayout)$LAYOUT.select(groupElement("interface_type"));
@@ -809,7 +811,9 @@ public class edd_device_params {
     public static long[] interface_type$dimensions() {
         return interface_type$DIMS;
     }
-    private static final VarHandle interface_type$ELEM_HANDLE = interface_type$LAYOUT.varHandle(sequenceElement());
+    private static final class interface_type$ELEM_HANDLE {
+        static final VarHandle HANDLE = interface_type$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -818,7 +822,7 @@ public class edd_device_params {
      * }
      */
     public static byte interface_type(MemorySegment struct, long index0) {
-        return (byte)interface_type$ELEM_HANDLE.get(struct, interface_type$OFFSET, index0);
+        return (byte)interface_type$ELEM_HANDLE.HANDLE.get(struct, interface_type$OFFSET, index0);
     }
 
     /**
@@ -828,7 +832,7 @@ public class edd_device_params {
      * }
      */
     public static void interface_type(MemorySegment struct, long index0, byte fieldValue) {
-        interface_type$ELEM_HANDLE.set(struct, interface_type$OFFSET, index0, fieldValue);
+        interface_type$ELEM_HANDLE.HANDLE.set(struct, interface_type$OFFSET, index0, fieldValue);
     }
 
     /**

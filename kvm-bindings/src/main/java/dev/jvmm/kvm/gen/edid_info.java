@@ -91,7 +91,9 @@ public class edid_info {
     public static long[] dummy$dimensions() {
         return dummy$DIMS;
     }
-    private static final VarHandle dummy$ELEM_HANDLE = dummy$LAYOUT.varHandle(sequenceElement());
+    private static final class dummy$ELEM_HANDLE {
+        static final VarHandle HANDLE = dummy$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -100,7 +102,7 @@ public class edid_info {
      * }
      */
     public static byte dummy(MemorySegment struct, long index0) {
-        return (byte)dummy$ELEM_HANDLE.get(struct, dummy$OFFSET, index0);
+        return (byte)dummy$ELEM_HANDLE.HANDLE.get(struct, dummy$OFFSET, index0);
     }
 
     /**
@@ -110,7 +112,7 @@ public class edid_info {
      * }
      */
     public static void dummy(MemorySegment struct, long index0, byte fieldValue) {
-        dummy$ELEM_HANDLE.set(struct, dummy$OFFSET, index0, fieldValue);
+        dummy$ELEM_HANDLE.HANDLE.set(struct, dummy$OFFSET, index0, fieldValue);
     }
 
     /**

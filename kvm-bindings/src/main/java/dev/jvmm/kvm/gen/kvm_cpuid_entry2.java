@@ -413,7 +413,9 @@ public class kvm_cpuid_entry2 {
     public static long[] padding$dimensions() {
         return padding$DIMS;
     }
-    private static final VarHandle padding$ELEM_HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    private static final class padding$ELEM_HANDLE {
+        static final VarHandle HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -422,7 +424,7 @@ public class kvm_cpuid_entry2 {
      * }
      */
     public static int padding(MemorySegment struct, long index0) {
-        return (int)padding$ELEM_HANDLE.get(struct, padding$OFFSET, index0);
+        return (int)padding$ELEM_HANDLE.HANDLE.get(struct, padding$OFFSET, index0);
     }
 
     /**
@@ -432,7 +434,7 @@ public class kvm_cpuid_entry2 {
      * }
      */
     public static void padding(MemorySegment struct, long index0, int fieldValue) {
-        padding$ELEM_HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
+        padding$ELEM_HANDLE.HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
     }
 
     /**

@@ -99,7 +99,9 @@ public class kvm_debugregs {
     public static long[] db$dimensions() {
         return db$DIMS;
     }
-    private static final VarHandle db$ELEM_HANDLE = db$LAYOUT.varHandle(sequenceElement());
+    private static final class db$ELEM_HANDLE {
+        static final VarHandle HANDLE = db$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -108,7 +110,7 @@ public class kvm_debugregs {
      * }
      */
     public static long db(MemorySegment struct, long index0) {
-        return (long)db$ELEM_HANDLE.get(struct, db$OFFSET, index0);
+        return (long)db$ELEM_HANDLE.HANDLE.get(struct, db$OFFSET, index0);
     }
 
     /**
@@ -118,7 +120,7 @@ public class kvm_debugregs {
      * }
      */
     public static void db(MemorySegment struct, long index0, long fieldValue) {
-        db$ELEM_HANDLE.set(struct, db$OFFSET, index0, fieldValue);
+        db$ELEM_HANDLE.HANDLE.set(struct, db$OFFSET, index0, fieldValue);
     }
 
     private static final OfLong dr6$LAYOUT = (OfLong)$LAYOUT.select(groupElement("dr6"));
@@ -308,7 +310,9 @@ public class kvm_debugregs {
     public static long[] reserved$dimensions() {
         return reserved$DIMS;
     }
-    private static final VarHandle reserved$ELEM_HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    private static final class reserved$ELEM_HANDLE {
+        static final VarHandle HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -317,7 +321,7 @@ public class kvm_debugregs {
      * }
      */
     public static long reserved(MemorySegment struct, long index0) {
-        return (long)reserved$ELEM_HANDLE.get(struct, reserved$OFFSET, index0);
+        return (long)reserved$ELEM_HANDLE.HANDLE.get(struct, reserved$OFFSET, index0);
     }
 
     /**
@@ -327,7 +331,7 @@ public class kvm_debugregs {
      * }
      */
     public static void reserved(MemorySegment struct, long index0, long fieldValue) {
-        reserved$ELEM_HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
+        reserved$ELEM_HANDLE.HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
     }
 
     /**

@@ -183,7 +183,9 @@ public class kvm_dtable {
     public static long[] padding$dimensions() {
         return padding$DIMS;
     }
-    private static final VarHandle padding$ELEM_HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    private static final class padding$ELEM_HANDLE {
+        static final VarHandle HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -192,7 +194,7 @@ public class kvm_dtable {
      * }
      */
     public static short padding(MemorySegment struct, long index0) {
-        return (short)padding$ELEM_HANDLE.get(struct, padding$OFFSET, index0);
+        return (short)padding$ELEM_HANDLE.HANDLE.get(struct, padding$OFFSET, index0);
     }
 
     /**
@@ -202,7 +204,7 @@ public class kvm_dtable {
      * }
      */
     public static void padding(MemorySegment struct, long index0, short fieldValue) {
-        padding$ELEM_HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
+        padding$ELEM_HANDLE.HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
     }
 
     /**

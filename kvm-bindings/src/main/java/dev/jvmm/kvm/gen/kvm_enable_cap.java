@@ -185,7 +185,9 @@ public class kvm_enable_cap {
     public static long[] args$dimensions() {
         return args$DIMS;
     }
-    private static final VarHandle args$ELEM_HANDLE = args$LAYOUT.varHandle(sequenceElement());
+    private static final class args$ELEM_HANDLE {
+        static final VarHandle HANDLE = args$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -194,7 +196,7 @@ public class kvm_enable_cap {
      * }
      */
     public static long args(MemorySegment struct, long index0) {
-        return (long)args$ELEM_HANDLE.get(struct, args$OFFSET, index0);
+        return (long)args$ELEM_HANDLE.HANDLE.get(struct, args$OFFSET, index0);
     }
 
     /**
@@ -204,7 +206,7 @@ public class kvm_enable_cap {
      * }
      */
     public static void args(MemorySegment struct, long index0, long fieldValue) {
-        args$ELEM_HANDLE.set(struct, args$OFFSET, index0, fieldValue);
+        args$ELEM_HANDLE.HANDLE.set(struct, args$OFFSET, index0, fieldValue);
     }
 
     private static final SequenceLayout pad$LAYOUT = (SequenceLayout)$LAYOUT.select(groupElement("pad"));
@@ -262,7 +264,9 @@ public class kvm_enable_cap {
     public static long[] pad$dimensions() {
         return pad$DIMS;
     }
-    private static final VarHandle pad$ELEM_HANDLE = pad$LAYOUT.varHandle(sequenceElement());
+    private static final class pad$ELEM_HANDLE {
+        static final VarHandle HANDLE = pad$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -271,7 +275,7 @@ public class kvm_enable_cap {
      * }
      */
     public static byte pad(MemorySegment struct, long index0) {
-        return (byte)pad$ELEM_HANDLE.get(struct, pad$OFFSET, index0);
+        return (byte)pad$ELEM_HANDLE.HANDLE.get(struct, pad$OFFSET, index0);
     }
 
     /**
@@ -281,7 +285,7 @@ public class kvm_enable_cap {
      * }
      */
     public static void pad(MemorySegment struct, long index0, byte fieldValue) {
-        pad$ELEM_HANDLE.set(struct, pad$OFFSET, index0, fieldValue);
+        pad$ELEM_HANDLE.HANDLE.set(struct, pad$OFFSET, index0, fieldValue);
     }
 
     /**

@@ -111,7 +111,9 @@ public class kvm_fpu {
     public static long[] fpr$dimensions() {
         return fpr$DIMS;
     }
-    private static final VarHandle fpr$ELEM_HANDLE = fpr$LAYOUT.varHandle(sequenceElement(), sequenceElement());
+    private static final class fpr$ELEM_HANDLE {
+        static final VarHandle HANDLE = fpr$LAYOUT.varHandle(sequenceElement(), sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -120,7 +122,7 @@ public class kvm_fpu {
      * }
      */
     public static byte fpr(MemorySegment struct, long index0, long index1) {
-        return (byte)fpr$ELEM_HANDLE.get(struct, fpr$OFFSET, index0, index1);
+        return (byte)fpr$ELEM_HANDLE.HANDLE.get(struct, fpr$OFFSET, index0, index1);
     }
 
     /**
@@ -130,7 +132,7 @@ public class kvm_fpu {
      * }
      */
     public static void fpr(MemorySegment struct, long index0, long index1, byte fieldValue) {
-        fpr$ELEM_HANDLE.set(struct, fpr$OFFSET, index0, index1, fieldValue);
+        fpr$ELEM_HANDLE.HANDLE.set(struct, fpr$OFFSET, index0, index1, fieldValue);
     }
 
     private static final OfShort fcw$LAYOUT = (OfShort)$LAYOUT.select(groupElement("fcw"));
@@ -496,7 +498,9 @@ public class kvm_fpu {
     public static long[] xmm$dimensions() {
         return xmm$DIMS;
     }
-    private static final VarHandle xmm$ELEM_HANDLE = xmm$LAYOUT.varHandle(sequenceElement(), sequenceElement());
+    private static final class xmm$ELEM_HANDLE {
+        static final VarHandle HANDLE = xmm$LAYOUT.varHandle(sequenceElement(), sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -505,7 +509,7 @@ public class kvm_fpu {
      * }
      */
     public static byte xmm(MemorySegment struct, long index0, long index1) {
-        return (byte)xmm$ELEM_HANDLE.get(struct, xmm$OFFSET, index0, index1);
+        return (byte)xmm$ELEM_HANDLE.HANDLE.get(struct, xmm$OFFSET, index0, index1);
     }
 
     /**
@@ -515,7 +519,7 @@ public class kvm_fpu {
      * }
      */
     public static void xmm(MemorySegment struct, long index0, long index1, byte fieldValue) {
-        xmm$ELEM_HANDLE.set(struct, xmm$OFFSET, index0, index1, fieldValue);
+        xmm$ELEM_HANDLE.HANDLE.set(struct, xmm$OFFSET, index0, index1, fieldValue);
     }
 
     private static final OfInt mxcsr$LAYOUT = (OfInt)$LAYOUT.select(groupElement("mxcsr"));

@@ -499,7 +499,9 @@ public class kvm_ioapic_state {
             public static long[] reserved$dimensions() {
                 return reserved$DIMS;
             }
-            private static final VarHandle reserved$ELEM_HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+            private static final class reserved$ELEM_HANDLE {
+        static final VarHandle HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    }
 
             /**
              * Indexed getter for field:
@@ -508,7 +510,7 @@ public class kvm_ioapic_state {
              * }
              */
             public static byte reserved(MemorySegment struct, long index0) {
-                return (byte)reserved$ELEM_HANDLE.get(struct, reserved$OFFSET, index0);
+                return (byte)reserved$ELEM_HANDLE.HANDLE.get(struct, reserved$OFFSET, index0);
             }
 
             /**
@@ -518,7 +520,7 @@ public class kvm_ioapic_state {
              * }
              */
             public static void reserved(MemorySegment struct, long index0, byte fieldValue) {
-                reserved$ELEM_HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
+                reserved$ELEM_HANDLE.HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
             }
 
             private static final OfByte dest_id$LAYOUT = (OfByte)$LAYOUT.select(groupElement("dest_id"));
@@ -877,7 +879,9 @@ public class kvm_ioapic_state {
     public static long[] redirtbl$dimensions() {
         return redirtbl$DIMS;
     }
-    private static final MethodHandle redirtbl$ELEM_HANDLE = redirtbl$LAYOUT.sliceHandle(sequenceElement());
+    private static final class redirtbl$ELEM_HANDLE {
+        static final MethodHandle HANDLE = redirtbl$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -902,7 +906,7 @@ public class kvm_ioapic_state {
      */
     public static MemorySegment redirtbl(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)redirtbl$ELEM_HANDLE.invokeExact(struct, redirtbl$OFFSET, index0);
+            return (MemorySegment)redirtbl$ELEM_HANDLE.HANDLE.invokeExact(struct, redirtbl$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {

@@ -321,7 +321,9 @@ public class kvm_ioeventfd {
     public static long[] pad$dimensions() {
         return pad$DIMS;
     }
-    private static final VarHandle pad$ELEM_HANDLE = pad$LAYOUT.varHandle(sequenceElement());
+    private static final class pad$ELEM_HANDLE {
+        static final VarHandle HANDLE = pad$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -330,7 +332,7 @@ public class kvm_ioeventfd {
      * }
      */
     public static byte pad(MemorySegment struct, long index0) {
-        return (byte)pad$ELEM_HANDLE.get(struct, pad$OFFSET, index0);
+        return (byte)pad$ELEM_HANDLE.HANDLE.get(struct, pad$OFFSET, index0);
     }
 
     /**
@@ -340,7 +342,7 @@ public class kvm_ioeventfd {
      * }
      */
     public static void pad(MemorySegment struct, long index0, byte fieldValue) {
-        pad$ELEM_HANDLE.set(struct, pad$OFFSET, index0, fieldValue);
+        pad$ELEM_HANDLE.HANDLE.set(struct, pad$OFFSET, index0, fieldValue);
     }
 
     /**

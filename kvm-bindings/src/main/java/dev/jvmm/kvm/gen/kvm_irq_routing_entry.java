@@ -536,7 +536,9 @@ public class kvm_irq_routing_entry {
         public static long[] pad$dimensions() {
             return pad$DIMS;
         }
-        private static final VarHandle pad$ELEM_HANDLE = pad$LAYOUT.varHandle(sequenceElement());
+        private static final class pad$ELEM_HANDLE {
+        static final VarHandle HANDLE = pad$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -545,7 +547,7 @@ public class kvm_irq_routing_entry {
          * }
          */
         public static int pad(MemorySegment union, long index0) {
-            return (int)pad$ELEM_HANDLE.get(union, pad$OFFSET, index0);
+            return (int)pad$ELEM_HANDLE.HANDLE.get(union, pad$OFFSET, index0);
         }
 
         /**
@@ -555,7 +557,7 @@ public class kvm_irq_routing_entry {
          * }
          */
         public static void pad(MemorySegment union, long index0, int fieldValue) {
-            pad$ELEM_HANDLE.set(union, pad$OFFSET, index0, fieldValue);
+            pad$ELEM_HANDLE.HANDLE.set(union, pad$OFFSET, index0, fieldValue);
         }
 
         /**

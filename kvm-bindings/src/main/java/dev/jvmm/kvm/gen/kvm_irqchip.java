@@ -215,7 +215,9 @@ public class kvm_irqchip {
         public static long[] dummy$dimensions() {
             return dummy$DIMS;
         }
-        private static final VarHandle dummy$ELEM_HANDLE = dummy$LAYOUT.varHandle(sequenceElement());
+        private static final class dummy$ELEM_HANDLE {
+        static final VarHandle HANDLE = dummy$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -224,7 +226,7 @@ public class kvm_irqchip {
          * }
          */
         public static byte dummy(MemorySegment union, long index0) {
-            return (byte)dummy$ELEM_HANDLE.get(union, dummy$OFFSET, index0);
+            return (byte)dummy$ELEM_HANDLE.HANDLE.get(union, dummy$OFFSET, index0);
         }
 
         /**
@@ -234,7 +236,7 @@ public class kvm_irqchip {
          * }
          */
         public static void dummy(MemorySegment union, long index0, byte fieldValue) {
-            dummy$ELEM_HANDLE.set(union, dummy$OFFSET, index0, fieldValue);
+            dummy$ELEM_HANDLE.HANDLE.set(union, dummy$OFFSET, index0, fieldValue);
         }
 
         private static final GroupLayout pic$LAYOUT = (GroupLayout)$LAYOUT.select(groupElement("pic"));

@@ -91,7 +91,9 @@ public class kvm_lapic_state {
     public static long[] regs$dimensions() {
         return regs$DIMS;
     }
-    private static final VarHandle regs$ELEM_HANDLE = regs$LAYOUT.varHandle(sequenceElement());
+    private static final class regs$ELEM_HANDLE {
+        static final VarHandle HANDLE = regs$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -100,7 +102,7 @@ public class kvm_lapic_state {
      * }
      */
     public static byte regs(MemorySegment struct, long index0) {
-        return (byte)regs$ELEM_HANDLE.get(struct, regs$OFFSET, index0);
+        return (byte)regs$ELEM_HANDLE.HANDLE.get(struct, regs$OFFSET, index0);
     }
 
     /**
@@ -110,7 +112,7 @@ public class kvm_lapic_state {
      * }
      */
     public static void regs(MemorySegment struct, long index0, byte fieldValue) {
-        regs$ELEM_HANDLE.set(struct, regs$OFFSET, index0, fieldValue);
+        regs$ELEM_HANDLE.HANDLE.set(struct, regs$OFFSET, index0, fieldValue);
     }
 
     /**

@@ -95,7 +95,9 @@ public class kvm_pit_state2 {
     public static long[] channels$dimensions() {
         return channels$DIMS;
     }
-    private static final MethodHandle channels$ELEM_HANDLE = channels$LAYOUT.sliceHandle(sequenceElement());
+    private static final class channels$ELEM_HANDLE {
+        static final MethodHandle HANDLE = channels$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -105,7 +107,7 @@ public class kvm_pit_state2 {
      */
     public static MemorySegment channels(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)channels$ELEM_HANDLE.invokeExact(struct, channels$OFFSET, index0);
+            return (MemorySegment)channels$ELEM_HANDLE.HANDLE.invokeExact(struct, channels$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {
@@ -222,7 +224,9 @@ public class kvm_pit_state2 {
     public static long[] reserved$dimensions() {
         return reserved$DIMS;
     }
-    private static final VarHandle reserved$ELEM_HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    private static final class reserved$ELEM_HANDLE {
+        static final VarHandle HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -231,7 +235,7 @@ public class kvm_pit_state2 {
      * }
      */
     public static int reserved(MemorySegment struct, long index0) {
-        return (int)reserved$ELEM_HANDLE.get(struct, reserved$OFFSET, index0);
+        return (int)reserved$ELEM_HANDLE.HANDLE.get(struct, reserved$OFFSET, index0);
     }
 
     /**
@@ -241,7 +245,7 @@ public class kvm_pit_state2 {
      * }
      */
     public static void reserved(MemorySegment struct, long index0, int fieldValue) {
-        reserved$ELEM_HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
+        reserved$ELEM_HANDLE.HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
     }
 
     /**

@@ -374,7 +374,9 @@ public class kvm_run {
     public static long[] padding1$dimensions() {
         return padding1$DIMS;
     }
-    private static final VarHandle padding1$ELEM_HANDLE = padding1$LAYOUT.varHandle(sequenceElement());
+    private static final class padding1$ELEM_HANDLE {
+        static final VarHandle HANDLE = padding1$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -383,7 +385,7 @@ public class kvm_run {
      * }
      */
     public static byte padding1(MemorySegment struct, long index0) {
-        return (byte)padding1$ELEM_HANDLE.get(struct, padding1$OFFSET, index0);
+        return (byte)padding1$ELEM_HANDLE.HANDLE.get(struct, padding1$OFFSET, index0);
     }
 
     /**
@@ -393,7 +395,7 @@ public class kvm_run {
      * }
      */
     public static void padding1(MemorySegment struct, long index0, byte fieldValue) {
-        padding1$ELEM_HANDLE.set(struct, padding1$OFFSET, index0, fieldValue);
+        padding1$ELEM_HANDLE.HANDLE.set(struct, padding1$OFFSET, index0, fieldValue);
     }
 
     private static final OfInt exit_reason$LAYOUT = (OfInt)$LAYOUT.select(groupElement("exit_reason"));
@@ -1916,7 +1918,9 @@ public class kvm_run {
         public static long[] data$dimensions() {
             return data$DIMS;
         }
-        private static final VarHandle data$ELEM_HANDLE = data$LAYOUT.varHandle(sequenceElement());
+        private static final class data$ELEM_HANDLE {
+        static final VarHandle HANDLE = data$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -1925,7 +1929,7 @@ public class kvm_run {
          * }
          */
         public static byte data(MemorySegment struct, long index0) {
-            return (byte)data$ELEM_HANDLE.get(struct, data$OFFSET, index0);
+            return (byte)data$ELEM_HANDLE.HANDLE.get(struct, data$OFFSET, index0);
         }
 
         /**
@@ -1935,7 +1939,7 @@ public class kvm_run {
          * }
          */
         public static void data(MemorySegment struct, long index0, byte fieldValue) {
-            data$ELEM_HANDLE.set(struct, data$OFFSET, index0, fieldValue);
+            data$ELEM_HANDLE.HANDLE.set(struct, data$OFFSET, index0, fieldValue);
         }
 
         private static final OfInt len$LAYOUT = (OfInt)$LAYOUT.select(groupElement("len"));
@@ -2266,7 +2270,9 @@ public class kvm_run {
         public static long[] args$dimensions() {
             return args$DIMS;
         }
-        private static final VarHandle args$ELEM_HANDLE = args$LAYOUT.varHandle(sequenceElement());
+        private static final class args$ELEM_HANDLE {
+        static final VarHandle HANDLE = args$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -2275,7 +2281,7 @@ public class kvm_run {
          * }
          */
         public static long args(MemorySegment struct, long index0) {
-            return (long)args$ELEM_HANDLE.get(struct, args$OFFSET, index0);
+            return (long)args$ELEM_HANDLE.HANDLE.get(struct, args$OFFSET, index0);
         }
 
         /**
@@ -2285,7 +2291,7 @@ public class kvm_run {
          * }
          */
         public static void args(MemorySegment struct, long index0, long fieldValue) {
-            args$ELEM_HANDLE.set(struct, args$OFFSET, index0, fieldValue);
+            args$ELEM_HANDLE.HANDLE.set(struct, args$OFFSET, index0, fieldValue);
         }
 
         private static final OfLong ret$LAYOUT = (OfLong)$LAYOUT.select(groupElement("ret"));
@@ -3761,7 +3767,9 @@ public class kvm_run {
         public static long[] data$dimensions() {
             return data$DIMS;
         }
-        private static final VarHandle data$ELEM_HANDLE = data$LAYOUT.varHandle(sequenceElement());
+        private static final class data$ELEM_HANDLE {
+        static final VarHandle HANDLE = data$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -3770,7 +3778,7 @@ public class kvm_run {
          * }
          */
         public static long data(MemorySegment struct, long index0) {
-            return (long)data$ELEM_HANDLE.get(struct, data$OFFSET, index0);
+            return (long)data$ELEM_HANDLE.HANDLE.get(struct, data$OFFSET, index0);
         }
 
         /**
@@ -3780,7 +3788,7 @@ public class kvm_run {
          * }
          */
         public static void data(MemorySegment struct, long index0, long fieldValue) {
-            data$ELEM_HANDLE.set(struct, data$OFFSET, index0, fieldValue);
+            data$ELEM_HANDLE.HANDLE.set(struct, data$OFFSET, index0, fieldValue);
         }
 
         /**
@@ -4159,7 +4167,9 @@ public class kvm_run {
         public static long[] insn_bytes$dimensions() {
             return insn_bytes$DIMS;
         }
-        private static final VarHandle insn_bytes$ELEM_HANDLE = insn_bytes$LAYOUT.varHandle(sequenceElement());
+        private static final class insn_bytes$ELEM_HANDLE {
+        static final VarHandle HANDLE = insn_bytes$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -4168,7 +4178,7 @@ public class kvm_run {
          * }
          */
         public static byte insn_bytes(MemorySegment struct, long index0) {
-            return (byte)insn_bytes$ELEM_HANDLE.get(struct, insn_bytes$OFFSET, index0);
+            return (byte)insn_bytes$ELEM_HANDLE.HANDLE.get(struct, insn_bytes$OFFSET, index0);
         }
 
         /**
@@ -4178,7 +4188,7 @@ public class kvm_run {
          * }
          */
         public static void insn_bytes(MemorySegment struct, long index0, byte fieldValue) {
-            insn_bytes$ELEM_HANDLE.set(struct, insn_bytes$OFFSET, index0, fieldValue);
+            insn_bytes$ELEM_HANDLE.HANDLE.set(struct, insn_bytes$OFFSET, index0, fieldValue);
         }
 
         /**
@@ -4389,7 +4399,9 @@ public class kvm_run {
         public static long[] gprs$dimensions() {
             return gprs$DIMS;
         }
-        private static final VarHandle gprs$ELEM_HANDLE = gprs$LAYOUT.varHandle(sequenceElement());
+        private static final class gprs$ELEM_HANDLE {
+        static final VarHandle HANDLE = gprs$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -4398,7 +4410,7 @@ public class kvm_run {
          * }
          */
         public static long gprs(MemorySegment struct, long index0) {
-            return (long)gprs$ELEM_HANDLE.get(struct, gprs$OFFSET, index0);
+            return (long)gprs$ELEM_HANDLE.HANDLE.get(struct, gprs$OFFSET, index0);
         }
 
         /**
@@ -4408,7 +4420,7 @@ public class kvm_run {
          * }
          */
         public static void gprs(MemorySegment struct, long index0, long fieldValue) {
-            gprs$ELEM_HANDLE.set(struct, gprs$OFFSET, index0, fieldValue);
+            gprs$ELEM_HANDLE.HANDLE.set(struct, gprs$OFFSET, index0, fieldValue);
         }
 
         /**
@@ -4679,7 +4691,9 @@ public class kvm_run {
         public static long[] args$dimensions() {
             return args$DIMS;
         }
-        private static final VarHandle args$ELEM_HANDLE = args$LAYOUT.varHandle(sequenceElement());
+        private static final class args$ELEM_HANDLE {
+        static final VarHandle HANDLE = args$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -4688,7 +4702,7 @@ public class kvm_run {
          * }
          */
         public static long args(MemorySegment struct, long index0) {
-            return (long)args$ELEM_HANDLE.get(struct, args$OFFSET, index0);
+            return (long)args$ELEM_HANDLE.HANDLE.get(struct, args$OFFSET, index0);
         }
 
         /**
@@ -4698,7 +4712,7 @@ public class kvm_run {
          * }
          */
         public static void args(MemorySegment struct, long index0, long fieldValue) {
-            args$ELEM_HANDLE.set(struct, args$OFFSET, index0, fieldValue);
+            args$ELEM_HANDLE.HANDLE.set(struct, args$OFFSET, index0, fieldValue);
         }
 
         /**
@@ -5608,7 +5622,9 @@ public class kvm_run {
         public static long[] data$dimensions() {
             return data$DIMS;
         }
-        private static final VarHandle data$ELEM_HANDLE = data$LAYOUT.varHandle(sequenceElement());
+        private static final class data$ELEM_HANDLE {
+        static final VarHandle HANDLE = data$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -5617,7 +5633,7 @@ public class kvm_run {
          * }
          */
         public static long data(MemorySegment struct, long index0) {
-            return (long)data$ELEM_HANDLE.get(struct, data$OFFSET, index0);
+            return (long)data$ELEM_HANDLE.HANDLE.get(struct, data$OFFSET, index0);
         }
 
         /**
@@ -5627,7 +5643,7 @@ public class kvm_run {
          * }
          */
         public static void data(MemorySegment struct, long index0, long fieldValue) {
-            data$ELEM_HANDLE.set(struct, data$OFFSET, index0, fieldValue);
+            data$ELEM_HANDLE.HANDLE.set(struct, data$OFFSET, index0, fieldValue);
         }
 
         /**
@@ -6718,7 +6734,9 @@ public class kvm_run {
         public static long[] pad$dimensions() {
             return pad$DIMS;
         }
-        private static final VarHandle pad$ELEM_HANDLE = pad$LAYOUT.varHandle(sequenceElement());
+        private static final class pad$ELEM_HANDLE {
+        static final VarHandle HANDLE = pad$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -6727,7 +6745,7 @@ public class kvm_run {
          * }
          */
         public static byte pad(MemorySegment struct, long index0) {
-            return (byte)pad$ELEM_HANDLE.get(struct, pad$OFFSET, index0);
+            return (byte)pad$ELEM_HANDLE.HANDLE.get(struct, pad$OFFSET, index0);
         }
 
         /**
@@ -6737,7 +6755,7 @@ public class kvm_run {
          * }
          */
         public static void pad(MemorySegment struct, long index0, byte fieldValue) {
-            pad$ELEM_HANDLE.set(struct, pad$OFFSET, index0, fieldValue);
+            pad$ELEM_HANDLE.HANDLE.set(struct, pad$OFFSET, index0, fieldValue);
         }
 
         private static final OfInt reason$LAYOUT = (OfInt)$LAYOUT.select(groupElement("reason"));
@@ -7202,7 +7220,9 @@ public class kvm_run {
         public static long[] args$dimensions() {
             return args$DIMS;
         }
-        private static final VarHandle args$ELEM_HANDLE = args$LAYOUT.varHandle(sequenceElement());
+        private static final class args$ELEM_HANDLE {
+        static final VarHandle HANDLE = args$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -7211,7 +7231,7 @@ public class kvm_run {
          * }
          */
         public static long args(MemorySegment struct, long index0) {
-            return (long)args$ELEM_HANDLE.get(struct, args$OFFSET, index0);
+            return (long)args$ELEM_HANDLE.HANDLE.get(struct, args$OFFSET, index0);
         }
 
         /**
@@ -7221,7 +7241,7 @@ public class kvm_run {
          * }
          */
         public static void args(MemorySegment struct, long index0, long fieldValue) {
-            args$ELEM_HANDLE.set(struct, args$OFFSET, index0, fieldValue);
+            args$ELEM_HANDLE.HANDLE.set(struct, args$OFFSET, index0, fieldValue);
         }
 
         private static final SequenceLayout ret$LAYOUT = (SequenceLayout)$LAYOUT.select(groupElement("ret"));
@@ -7279,7 +7299,9 @@ public class kvm_run {
         public static long[] ret$dimensions() {
             return ret$DIMS;
         }
-        private static final VarHandle ret$ELEM_HANDLE = ret$LAYOUT.varHandle(sequenceElement());
+        private static final class ret$ELEM_HANDLE {
+        static final VarHandle HANDLE = ret$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -7288,7 +7310,7 @@ public class kvm_run {
          * }
          */
         public static long ret(MemorySegment struct, long index0) {
-            return (long)ret$ELEM_HANDLE.get(struct, ret$OFFSET, index0);
+            return (long)ret$ELEM_HANDLE.HANDLE.get(struct, ret$OFFSET, index0);
         }
 
         /**
@@ -7298,7 +7320,7 @@ public class kvm_run {
          * }
          */
         public static void ret(MemorySegment struct, long index0, long fieldValue) {
-            ret$ELEM_HANDLE.set(struct, ret$OFFSET, index0, fieldValue);
+            ret$ELEM_HANDLE.HANDLE.set(struct, ret$OFFSET, index0, fieldValue);
         }
 
         /**
@@ -7945,7 +7967,9 @@ public class kvm_run {
     public static long[] padding$dimensions() {
         return padding$DIMS;
     }
-    private static final VarHandle padding$ELEM_HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    private static final class padding$ELEM_HANDLE {
+        static final VarHandle HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -7954,7 +7978,7 @@ public class kvm_run {
      * }
      */
     public static byte padding(MemorySegment struct, long index0) {
-        return (byte)padding$ELEM_HANDLE.get(struct, padding$OFFSET, index0);
+        return (byte)padding$ELEM_HANDLE.HANDLE.get(struct, padding$OFFSET, index0);
     }
 
     /**
@@ -7964,7 +7988,7 @@ public class kvm_run {
      * }
      */
     public static void padding(MemorySegment struct, long index0, byte fieldValue) {
-        padding$ELEM_HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
+        padding$ELEM_HANDLE.HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
     }
 
     private static final OfLong kvm_valid_regs$LAYOUT = (OfLong)$LAYOUT.select(groupElement("kvm_valid_regs"));
@@ -8180,7 +8204,9 @@ public class kvm_run {
         public static long[] padding$dimensions() {
             return padding$DIMS;
         }
-        private static final VarHandle padding$ELEM_HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+        private static final class padding$ELEM_HANDLE {
+        static final VarHandle HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    }
 
         /**
          * Indexed getter for field:
@@ -8189,7 +8215,7 @@ public class kvm_run {
          * }
          */
         public static byte padding(MemorySegment union, long index0) {
-            return (byte)padding$ELEM_HANDLE.get(union, padding$OFFSET, index0);
+            return (byte)padding$ELEM_HANDLE.HANDLE.get(union, padding$OFFSET, index0);
         }
 
         /**
@@ -8199,7 +8225,7 @@ public class kvm_run {
          * }
          */
         public static void padding(MemorySegment union, long index0, byte fieldValue) {
-            padding$ELEM_HANDLE.set(union, padding$OFFSET, index0, fieldValue);
+            padding$ELEM_HANDLE.HANDLE.set(union, padding$OFFSET, index0, fieldValue);
         }
 
         /**

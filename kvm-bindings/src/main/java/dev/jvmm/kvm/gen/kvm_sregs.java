@@ -873,7 +873,9 @@ public class kvm_sregs {
     public static long[] interrupt_bitmap$dimensions() {
         return interrupt_bitmap$DIMS;
     }
-    private static final VarHandle interrupt_bitmap$ELEM_HANDLE = interrupt_bitmap$LAYOUT.varHandle(sequenceElement());
+    private static final class interrupt_bitmap$ELEM_HANDLE {
+        static final VarHandle HANDLE = interrupt_bitmap$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -882,7 +884,7 @@ public class kvm_sregs {
      * }
      */
     public static long interrupt_bitmap(MemorySegment struct, long index0) {
-        return (long)interrupt_bitmap$ELEM_HANDLE.get(struct, interrupt_bitmap$OFFSET, index0);
+        return (long)interrupt_bitmap$ELEM_HANDLE.HANDLE.get(struct, interrupt_bitmap$OFFSET, index0);
     }
 
     /**
@@ -892,7 +894,7 @@ public class kvm_sregs {
      * }
      */
     public static void interrupt_bitmap(MemorySegment struct, long index0, long fieldValue) {
-        interrupt_bitmap$ELEM_HANDLE.set(struct, interrupt_bitmap$OFFSET, index0, fieldValue);
+        interrupt_bitmap$ELEM_HANDLE.HANDLE.set(struct, interrupt_bitmap$OFFSET, index0, fieldValue);
     }
 
     /**

@@ -1695,7 +1695,9 @@ public class kvm_vcpu_events {
     public static long[] reserved$dimensions() {
         return reserved$DIMS;
     }
-    private static final VarHandle reserved$ELEM_HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    private static final class reserved$ELEM_HANDLE {
+        static final VarHandle HANDLE = reserved$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -1704,7 +1706,7 @@ public class kvm_vcpu_events {
      * }
      */
     public static byte reserved(MemorySegment struct, long index0) {
-        return (byte)reserved$ELEM_HANDLE.get(struct, reserved$OFFSET, index0);
+        return (byte)reserved$ELEM_HANDLE.HANDLE.get(struct, reserved$OFFSET, index0);
     }
 
     /**
@@ -1714,7 +1716,7 @@ public class kvm_vcpu_events {
      * }
      */
     public static void reserved(MemorySegment struct, long index0, byte fieldValue) {
-        reserved$ELEM_HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
+        reserved$ELEM_HANDLE.HANDLE.set(struct, reserved$OFFSET, index0, fieldValue);
     }
 
     private static final OfByte exception_has_payload$LAYOUT = (OfByte)$LAYOUT.select(groupElement("exception_has_payload"));

@@ -185,7 +185,9 @@ public class kvm_xcrs {
     public static long[] xcrs$dimensions() {
         return xcrs$DIMS;
     }
-    private static final MethodHandle xcrs$ELEM_HANDLE = xcrs$LAYOUT.sliceHandle(sequenceElement());
+    private static final class xcrs$ELEM_HANDLE {
+        static final MethodHandle HANDLE = xcrs$LAYOUT.sliceHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -195,7 +197,7 @@ public class kvm_xcrs {
      */
     public static MemorySegment xcrs(MemorySegment struct, long index0) {
         try {
-            return (MemorySegment)xcrs$ELEM_HANDLE.invokeExact(struct, xcrs$OFFSET, index0);
+            return (MemorySegment)xcrs$ELEM_HANDLE.HANDLE.invokeExact(struct, xcrs$OFFSET, index0);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {
@@ -268,7 +270,9 @@ public class kvm_xcrs {
     public static long[] padding$dimensions() {
         return padding$DIMS;
     }
-    private static final VarHandle padding$ELEM_HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    private static final class padding$ELEM_HANDLE {
+        static final VarHandle HANDLE = padding$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -277,7 +281,7 @@ public class kvm_xcrs {
      * }
      */
     public static long padding(MemorySegment struct, long index0) {
-        return (long)padding$ELEM_HANDLE.get(struct, padding$OFFSET, index0);
+        return (long)padding$ELEM_HANDLE.HANDLE.get(struct, padding$OFFSET, index0);
     }
 
     /**
@@ -287,7 +291,7 @@ public class kvm_xcrs {
      * }
      */
     public static void padding(MemorySegment struct, long index0, long fieldValue) {
-        padding$ELEM_HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
+        padding$ELEM_HANDLE.HANDLE.set(struct, padding$OFFSET, index0, fieldValue);
     }
 
     /**

@@ -384,7 +384,9 @@ public class kvm_xen_exit {
             public static long[] params$dimensions() {
                 return params$DIMS;
             }
-            private static final VarHandle params$ELEM_HANDLE = params$LAYOUT.varHandle(sequenceElement());
+            private static final class params$ELEM_HANDLE {
+        static final VarHandle HANDLE = params$LAYOUT.varHandle(sequenceElement());
+    }
 
             /**
              * Indexed getter for field:
@@ -393,7 +395,7 @@ public class kvm_xen_exit {
              * }
              */
             public static long params(MemorySegment struct, long index0) {
-                return (long)params$ELEM_HANDLE.get(struct, params$OFFSET, index0);
+                return (long)params$ELEM_HANDLE.HANDLE.get(struct, params$OFFSET, index0);
             }
 
             /**
@@ -403,7 +405,7 @@ public class kvm_xen_exit {
              * }
              */
             public static void params(MemorySegment struct, long index0, long fieldValue) {
-                params$ELEM_HANDLE.set(struct, params$OFFSET, index0, fieldValue);
+                params$ELEM_HANDLE.HANDLE.set(struct, params$OFFSET, index0, fieldValue);
             }
 
             /**

@@ -100,7 +100,9 @@ public class kvm_xsave {
     public static long[] region$dimensions() {
         return region$DIMS;
     }
-    private static final VarHandle region$ELEM_HANDLE = region$LAYOUT.varHandle(sequenceElement());
+    private static final class region$ELEM_HANDLE {
+        static final VarHandle HANDLE = region$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -109,7 +111,7 @@ public class kvm_xsave {
      * }
      */
     public static int region(MemorySegment struct, long index0) {
-        return (int)region$ELEM_HANDLE.get(struct, region$OFFSET, index0);
+        return (int)region$ELEM_HANDLE.HANDLE.get(struct, region$OFFSET, index0);
     }
 
     /**
@@ -119,7 +121,7 @@ public class kvm_xsave {
      * }
      */
     public static void region(MemorySegment struct, long index0, int fieldValue) {
-        region$ELEM_HANDLE.set(struct, region$OFFSET, index0, fieldValue);
+        region$ELEM_HANDLE.HANDLE.set(struct, region$OFFSET, index0, fieldValue);
     }
 
     /**

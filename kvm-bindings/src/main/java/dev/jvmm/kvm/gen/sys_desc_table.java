@@ -137,7 +137,9 @@ public class sys_desc_table {
     public static long[] table$dimensions() {
         return table$DIMS;
     }
-    private static final VarHandle table$ELEM_HANDLE = table$LAYOUT.varHandle(sequenceElement());
+    private static final class table$ELEM_HANDLE {
+        static final VarHandle HANDLE = table$LAYOUT.varHandle(sequenceElement());
+    }
 
     /**
      * Indexed getter for field:
@@ -146,7 +148,7 @@ public class sys_desc_table {
      * }
      */
     public static byte table(MemorySegment struct, long index0) {
-        return (byte)table$ELEM_HANDLE.get(struct, table$OFFSET, index0);
+        return (byte)table$ELEM_HANDLE.HANDLE.get(struct, table$OFFSET, index0);
     }
 
     /**
@@ -156,7 +158,7 @@ public class sys_desc_table {
      * }
      */
     public static void table(MemorySegment struct, long index0, byte fieldValue) {
-        table$ELEM_HANDLE.set(struct, table$OFFSET, index0, fieldValue);
+        table$ELEM_HANDLE.HANDLE.set(struct, table$OFFSET, index0, fieldValue);
     }
 
     /**
