@@ -172,7 +172,8 @@ public final class GuestMemory implements AutoCloseable {
     }
 
     private MemoryRegion regionFor(long gpa, long len) {
-        for (MemoryRegion r : regions) if (r.contains(gpa, len)) return r;
+        MemoryRegion r = regionContaining(gpa, len);
+        if (r != null) return r;
         throw new GuestMemoryException(gpa, len);
     }
 
