@@ -153,21 +153,7 @@ class CliTest {
     @RequiresKvm
     void aGuestRebootBootsItAgainUntilSigterm() throws Exception {
         Path guest = dev.jvmm.boot.TestKernels.guest("reboot.elf", dir);
-        Process p = new ProcessBuilder(
-                        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                        "--enable-native-access=ALL-UNNAMED",
-                        "-cp",
-                        System.getProperty("java.class.path"),
-                        Main.class.getName(),
-                        "run",
-                        "--kernel",
-                        guest.toString(),
-                        "--memory",
-                        "32M",
-                        "--debugcon",
-                        "stdio")
-                .redirectError(dir.resolve("stderr.txt").toFile())
-                .start();
+        Process p = startJvmm("run", "--kernel", guest.toString(), "--memory", "32M", "--debugcon", "stdio");
         try {
             var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
             StringBuilder seen = new StringBuilder();
@@ -196,21 +182,14 @@ class CliTest {
     @RequiresKvm
     void pipedStandardInputReachesTheGuestAndTheRunEndsWhileItStaysOpen() throws Exception {
         Path guest = dev.jvmm.boot.TestKernels.guest("console.elf", dir);
-        Process p = new ProcessBuilder(
-                        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                        "--enable-native-access=ALL-UNNAMED",
-                        "-cp",
-                        System.getProperty("java.class.path"),
-                        Main.class.getName(),
-                        "run",
-                        "--kernel",
-                        guest.toString(),
-                        "--memory",
-                        "32M",
-                        "--debugcon",
-                        "file:" + dir.resolve("debugcon.log"))
-                .redirectError(dir.resolve("stderr.txt").toFile())
-                .start();
+        Process p = startJvmm(
+                "run",
+                "--kernel",
+                guest.toString(),
+                "--memory",
+                "32M",
+                "--debugcon",
+                "file:" + dir.resolve("debugcon.log"));
         try {
             var out = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()));
             p.getOutputStream().write("ping\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
@@ -228,6 +207,20 @@ class CliTest {
         } finally {
             p.destroyForcibly();
         }
+    }
+
+    /** jvmm as its own process (this JVM's class path), its stderr in stderr.txt. */
+    private Process startJvmm(String... args) throws java.io.IOException {
+        List<String> cmd = new java.util.ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "-cp",
+                System.getProperty("java.class.path"),
+                Main.class.getName()));
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd)
+                .redirectError(dir.resolve("stderr.txt").toFile())
+                .start();
     }
 
     private static int countBoots(String log) {
