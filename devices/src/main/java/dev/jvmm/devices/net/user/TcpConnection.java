@@ -122,6 +122,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
                 .group(stack.loop)
                 .channel(stack.transport.stream())
                 .option(ChannelOption.AUTO_READ, false)
+                .option(ChannelOption.ALLOCATOR, stack.alloc) // host bytes held for the guest count with the stack's
                 .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
                 .option(ChannelOption.TCP_NODELAY, true)
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 10_000)
@@ -281,8 +282,22 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         state = State.ESTABLISHED;
         opened = true;
         stack.counters.increment(FlowCounters.Counter.TCP_OPENED);
-        if (!finQueued && unacked.readableBytes() <= SEND_LIMIT)
-            channel.config().setAutoRead(true);
+        resumeHostReading();
+    }
+
+    /**
+     * Reads the host socket again where nothing holds it back: EOF seen, this connection's own limit (until half of
+     * it is acknowledged) or the network's ({@link HostDataHeld}, which calls this again once it has room).
+     */
+    void resumeHostReading() {
+        if (finQueued
+                || channel == null
+                || !opened
+                || state == State.CLOSED
+                || channel.config().isAutoRead()) return;
+        if (unacked.readableBytes() >= SEND_LIMIT / 2) return; // acked() resumes it
+        if (stack.fromHost.full()) stack.fromHost.waitForRoom(this);
+        else channel.config().setAutoRead(true);
     }
 
     private void acked(int ack) {
@@ -292,6 +307,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             unacked.skipBytes(n);
             unacked.discardReadComponents();
             bufSeq += n;
+            stack.fromHost.release(n);
         }
         if (finQueued && ack == dataEnd + 1) finAcked = true;
         sndUna = ack;
@@ -300,12 +316,7 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         backoff = 0;
         if (sndUna == sndMax) disarmRto();
         else armRto();
-        if (!finQueued
-                && channel != null
-                && !channel.config().isAutoRead()
-                && unacked.readableBytes() < SEND_LIMIT / 2) {
-            channel.config().setAutoRead(true);
-        }
+        resumeHostReading();
     }
 
     private void receiveData(Packet p, TcpStage.Segment s) {
@@ -532,8 +543,14 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
         }
         lastActivity = stack.now();
         stack.counters.add(FlowCounters.Counter.TCP_RX_BYTES, data.readableBytes());
+        stack.fromHost.add(data.readableBytes());
         unacked.addComponent(true, data);
-        if (unacked.readableBytes() > SEND_LIMIT) ctx.channel().config().setAutoRead(false);
+        if (unacked.readableBytes() > SEND_LIMIT) {
+            ctx.channel().config().setAutoRead(false);
+        } else if (stack.fromHost.full()) {
+            ctx.channel().config().setAutoRead(false);
+            stack.fromHost.waitForRoom(this);
+        }
         readSinceOutput = true;
     }
 
@@ -653,7 +670,11 @@ final class TcpConnection extends ChannelInboundHandlerAdapter {
             counted = true;
             stack.counters.increment(opened ? FlowCounters.Counter.TCP_CLOSED : FlowCounters.Counter.TCP_REFUSED);
         }
-        if (unacked.refCnt() > 0) unacked.release();
+        stack.fromHost.forget(this);
+        if (unacked.refCnt() > 0) {
+            stack.fromHost.release(unacked.readableBytes());
+            unacked.release();
+        }
         tcp.remove(this);
         if (gatewayPort >= 0) {
             stack.releasePort(gatewayPort);

@@ -108,6 +108,7 @@ public final class UserNetBackend implements NetBackend {
                     .channel(stack.transport.server())
                     .option(ChannelOption.SO_REUSEADDR, true)
                     .childOption(ChannelOption.AUTO_READ, false)
+                    .childOption(ChannelOption.ALLOCATOR, stack.alloc)
                     .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
                     .childOption(ChannelOption.TCP_NODELAY, true)
                     .childHandler(new Accept(f))

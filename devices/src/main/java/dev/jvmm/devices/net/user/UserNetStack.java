@@ -25,6 +25,9 @@ final class UserNetStack {
     final Tuning tuning;
     private final LongSupplier clock;
     final GuestDataBudget budget;
+    /** Host -> guest: what TCP connections hold until the guest acknowledges it (the same limit as budget). */
+    final HostDataHeld fromHost;
+
     final NatPolicy policy;
     final EthernetStage link;
     final ArpStage arp = new ArpStage(this);
@@ -49,6 +52,7 @@ final class UserNetStack {
         this.transport = tuning.transport();
         this.alloc = tuning.alloc();
         this.budget = new GuestDataBudget(tuning.budgetBytes());
+        this.fromHost = new HostDataHeld(tuning.budgetBytes());
         this.policy = policy;
         this.link = new EthernetStage(this, alloc);
         this.udp = new UdpStage(this);

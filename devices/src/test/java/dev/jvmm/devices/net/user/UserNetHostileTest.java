@@ -178,6 +178,81 @@ class UserNetHostileTest {
         return server;
     }
 
+    /**
+     * The other direction: hosts that send as fast as they can to a guest that never acknowledges. Each connection
+     * stops reading at 4 MiB of its own; the network's limit stops them all far sooner, and acknowledging frees
+     * room that the waiting connections read into again.
+     */
+    @Test
+    void theBudgetBoundsWhatTheStackHoldsFromHostsForAGuestThatNeverAcknowledges() throws Exception {
+        long budget = 1 << 20;
+        int connections = 4;
+        start(Tuning.defaults().withBudget(budget));
+        try (ServerSocket server = new ServerSocket()) {
+            server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), connections);
+            server.setSoTimeout(5000);
+            List<Socket> hosts = new java.util.ArrayList<>();
+            List<Connection> guest = new java.util.ArrayList<>();
+            try {
+                for (int i = 0; i < connections; i++) {
+                    guest.add(new Connection(GUEST_PORT + i, server.getLocalPort()));
+                    Socket host = server.accept();
+                    hosts.add(host);
+                    Thread.ofPlatform().daemon().start(() -> {
+                        byte[] chunk = new byte[64 << 10];
+                        try {
+                            while (true) host.getOutputStream().write(chunk);
+                        } catch (java.io.IOException closed) {
+                            // the test is over
+                        }
+                    });
+                }
+                long held = heldOnceSteady();
+                assertTrue(
+                        held < budget + (1 << 20),
+                        connections + " connections hold " + (held >> 10) + " KiB from hosts with a budget of "
+                                + (budget >> 10) + " KiB (each may hold 4 MiB alone)");
+                // The guest acknowledges what it got on its first connection: the stack reads from hosts again.
+                long received = 0;
+                int end = guest.get(0).ours;
+                for (Frames.Out o; (o = next(f -> f.protocol() == 6, 200)) != null; ) {
+                    if (o.dstPort() != GUEST_PORT || o.payload().length == 0) continue;
+                    received += o.payload().length;
+                    if (o.seq() + o.payload().length - end > 0) end = o.seq() + o.payload().length;
+                }
+                assertTrue(received > 0, "the guest got no data on its first connection");
+                Connection first = guest.get(0);
+                send(Frames.tcp(
+                        GUEST,
+                        GATEWAY,
+                        first.guestPort,
+                        first.port,
+                        first.next,
+                        end,
+                        ACK,
+                        65535,
+                        new byte[0],
+                        new byte[0]));
+                Frames.Out more = next(f -> f.protocol() == 6 && f.payload().length > 0, 5000);
+                assertNotNull(more, "no more host data after the guest acknowledged " + (received >> 10) + " KiB");
+            } finally {
+                for (Socket h : hosts) h.close();
+            }
+        }
+    }
+
+    /** Direct memory the stack holds once it has stopped growing (no growth for a second; at most 20 s). */
+    long heldOnceSteady() throws InterruptedException {
+        long last = -1;
+        for (int steady = 0, rounds = 0; steady < 10 && rounds < 200; rounds++) {
+            Thread.sleep(100);
+            long now = directBytes();
+            steady = now == last ? steady + 1 : 0;
+            last = now;
+        }
+        return last;
+    }
+
     @Test
     void theBudgetBoundsWhatTheStackHoldsForHostsThatDoNotReadAcrossConnections() throws Exception {
         long budget = 1 << 20;
