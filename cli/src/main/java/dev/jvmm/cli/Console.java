@@ -56,7 +56,7 @@ final class Console implements AutoCloseable {
             err.flush();
         }
         boolean raw = interactive;
-        StdinInput stdin = in == System.in ? new StdinInput() : null;
+        StdinInput stdin = StdinInput.isProcessStdin(in) ? new StdinInput() : null;
         InputStream source = stdin != null ? stdin : in;
         Thread t = Thread.ofPlatform().daemon().name("console-input").start(() -> {
             byte[] buf = new byte[4096];

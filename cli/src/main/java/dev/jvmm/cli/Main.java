@@ -51,7 +51,8 @@ public final class Main implements Callable<Integer> {
 
     public static void main(String[] args) {
         Logging.defaults();
-        System.exit(execute(args));
+        System.exit(execute(
+                StdinInput.ofProcess(), new PrintWriter(System.out, true), new PrintWriter(System.err, true), args));
     }
 
     public static int execute(String... args) {

@@ -25,6 +25,24 @@ final class StdinInput extends InputStream {
     private final MemorySegment buf = arena.allocate(4096);
     private volatile boolean woken;
 
+    /**
+     * This process's standard input as {@code jvmm}'s main() hands it to a command: the consoles read it through a
+     * StdinInput. Any other stream, System.in included (an embedder may have replaced it), is read as it is.
+     */
+    static InputStream ofProcess() {
+        return new ProcessStdin();
+    }
+
+    static boolean isProcessStdin(InputStream in) {
+        return in instanceof ProcessStdin;
+    }
+
+    private static final class ProcessStdin extends java.io.FilterInputStream {
+        ProcessStdin() {
+            super(System.in);
+        }
+    }
+
     @Override
     public int read() throws IOException {
         byte[] one = new byte[1];

@@ -562,7 +562,7 @@ final class VmCommands {
                         "jvmm: attached to " + vm.name() + "'s console; Ctrl-] detaches (the VM keeps running)" + crlf);
                 err.flush();
                 AtomicBoolean detached = new AtomicBoolean();
-                StdinInput stdin = in == System.in ? new StdinInput() : null; // wakeable: see StdinInput
+                StdinInput stdin = StdinInput.isProcessStdin(in) ? new StdinInput() : null; // see StdinInput
                 InputStream keysIn = stdin != null ? stdin : in;
                 Thread keys = Thread.ofPlatform().daemon().name("console-keys").start(() -> {
                     byte[] buf = new byte[4096];
