@@ -31,20 +31,8 @@
 static const uint8_t GUEST[] = {0xb0, 0x00, 0xe6, DEBUG_EXIT_PORT, 0xf4};
 
 static void one_life(int kvm, size_t mem_size, size_t run_size, struct kvm_cpuid2 *cpuid) {
-    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
-    if (vm < 0) die("KVM_CREATE_VM");
-    if (ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0) die("KVM_SET_TSS_ADDR");
-    uint64_t idmap = 0xfffbc000ull;
-    xioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, &idmap, "KVM_SET_IDENTITY_MAP_ADDR");
-    if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
-    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-    xioctl(vm, KVM_CREATE_PIT2, &pit, "KVM_CREATE_PIT2");
-
-    uint8_t *mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (mem == MAP_FAILED) die("mmap guest memory");
-    struct kvm_userspace_memory_region region = {
-        .slot = 0, .guest_phys_addr = 0, .memory_size = mem_size, .userspace_addr = (uintptr_t)mem};
-    xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION");
+    uint8_t *mem;
+    int vm = create_vm(kvm, mem_size, &mem);
     memcpy(mem + LOAD_ADDR, GUEST, sizeof GUEST);
 
     int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
@@ -94,11 +82,7 @@ int main(int argc, char **argv) {
     if (kvm < 0) die("/dev/kvm");
     int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (run_size < 0) die("KVM_GET_VCPU_MMAP_SIZE");
-    int ncpuid = 256;
-    struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + ncpuid * sizeof(struct kvm_cpuid_entry2));
-    if (!cpuid) die("calloc");
-    cpuid->nent = ncpuid;
-    xioctl(kvm, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
+    struct kvm_cpuid2 *cpuid = supported_cpuid(kvm);
     for (long i = 0; i < iterations; i++) {
         uint64_t t0 = now_ns();
         one_life(kvm, mem_size, (size_t)run_size, cpuid);

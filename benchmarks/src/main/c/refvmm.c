@@ -83,20 +83,8 @@ int main(int argc, char **argv) {
 
     int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (kvm < 0) die("/dev/kvm");
-    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
-    if (vm < 0) die("KVM_CREATE_VM");
-    if (ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000ul) < 0) die("KVM_SET_TSS_ADDR");
-    uint64_t idmap = 0xfffbc000ull;
-    xioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, &idmap, "KVM_SET_IDENTITY_MAP_ADDR");
-    if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
-    struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-    xioctl(vm, KVM_CREATE_PIT2, &pit, "KVM_CREATE_PIT2");
-
-    uint8_t *mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (mem == MAP_FAILED) die("mmap guest memory");
-    struct kvm_userspace_memory_region region = {
-        .slot = 0, .guest_phys_addr = 0, .memory_size = mem_size, .userspace_addr = (uintptr_t)mem};
-    xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION");
+    uint8_t *mem;
+    int vm = create_vm(kvm, mem_size, &mem);
 
     FILE *f = fopen(guest, "rb");
     if (!f) die(guest);
@@ -122,11 +110,7 @@ int main(int argc, char **argv) {
     struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
     if (run == MAP_FAILED) die("mmap kvm_run");
 
-    int ncpuid = 256;
-    struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + ncpuid * sizeof(struct kvm_cpuid_entry2));
-    cpuid->nent = ncpuid;
-    xioctl(kvm, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
-    xioctl(vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+    xioctl(vcpu, KVM_SET_CPUID2, supported_cpuid(kvm), "KVM_SET_CPUID2");
 
     struct kvm_sregs sregs;
     xioctl(vcpu, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
