@@ -19,13 +19,13 @@ final class Console implements AutoCloseable {
     private final boolean interactive;
     private final String savedTty;
     private final Thread reader;
-    private final StdinInput stdin; // null when the input is another stream (tests, embedding)
+    private final InputStream source; // what reader reads (StdinInput.readerFor)
 
-    private Console(boolean interactive, String savedTty, Thread reader, StdinInput stdin) {
+    private Console(boolean interactive, String savedTty, Thread reader, InputStream source) {
         this.interactive = interactive;
         this.savedTty = savedTty;
         this.reader = reader;
-        this.stdin = stdin;
+        this.source = source;
     }
 
     /**
@@ -56,8 +56,7 @@ final class Console implements AutoCloseable {
             err.flush();
         }
         boolean raw = interactive;
-        StdinInput stdin = StdinInput.isProcessStdin(in) ? new StdinInput() : null;
-        InputStream source = stdin != null ? stdin : in;
+        InputStream source = StdinInput.readerFor(in);
         Thread t = Thread.ofPlatform().daemon().name("console-input").start(() -> {
             byte[] buf = new byte[4096];
             try {
@@ -81,7 +80,7 @@ final class Console implements AutoCloseable {
                 // the console is being closed
             }
         });
-        return new Console(interactive, saved, t, stdin);
+        return new Console(interactive, saved, t, source);
     }
 
     private static Machine current(Supplier<Machine> machine) throws InterruptedException {
@@ -129,14 +128,10 @@ final class Console implements AutoCloseable {
     @Override
     public void close() {
         restoreTerminal(savedTty);
-        if (stdin != null) stdin.wake();
-        reader.interrupt();
-        if (stdin == null) return;
         try {
-            reader.join(1000);
+            StdinInput.stop(source, reader, 0);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (!reader.isAlive()) stdin.close(); // else it is still using the buffers: left to the process's end
     }
 }

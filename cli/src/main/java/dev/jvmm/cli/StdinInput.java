@@ -33,7 +33,7 @@ final class StdinInput extends InputStream {
         return new ProcessStdin();
     }
 
-    static boolean isProcessStdin(InputStream in) {
+    private static boolean isProcessStdin(InputStream in) {
         return in instanceof ProcessStdin;
     }
 
@@ -41,6 +41,27 @@ final class StdinInput extends InputStream {
         ProcessStdin() {
             super(System.in);
         }
+    }
+
+    /** What a console's reader thread reads: fd 0 through a StdinInput where {@code in} is the process's own. */
+    static InputStream readerFor(InputStream in) {
+        return isProcessStdin(in) ? new StdinInput() : in;
+    }
+
+    /**
+     * Stops {@code reader}, a thread reading {@code source} (from {@link #readerFor}): a StdinInput is woken, the
+     * thread waited for (1 s) and its buffers freed once it ended; another stream's reader is interrupted and
+     * waited for {@code otherMillis} (0: not at all).
+     */
+    static void stop(InputStream source, Thread reader, long otherMillis) throws InterruptedException {
+        reader.interrupt();
+        if (!(source instanceof StdinInput stdin)) {
+            if (otherMillis > 0) reader.join(otherMillis);
+            return;
+        }
+        stdin.wake();
+        reader.join(1000);
+        if (!reader.isAlive()) stdin.close(); // else it is still using the buffers: left to the process's end
     }
 
     @Override

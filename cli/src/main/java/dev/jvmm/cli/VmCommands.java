@@ -562,8 +562,7 @@ final class VmCommands {
                         "jvmm: attached to " + vm.name() + "'s console; Ctrl-] detaches (the VM keeps running)" + crlf);
                 err.flush();
                 AtomicBoolean detached = new AtomicBoolean();
-                StdinInput stdin = StdinInput.isProcessStdin(in) ? new StdinInput() : null; // see StdinInput
-                InputStream keysIn = stdin != null ? stdin : in;
+                InputStream keysIn = StdinInput.readerFor(in);
                 Thread keys = Thread.ofPlatform().daemon().name("console-keys").start(() -> {
                     byte[] buf = new byte[4096];
                     try {
@@ -596,13 +595,11 @@ final class VmCommands {
                     // closed by Ctrl-] (or the VM went away)
                 } finally {
                     ch.close();
-                    if (stdin != null) stdin.wake();
                     keys.interrupt();
                 }
                 Console.restoreTerminal(savedTty);
                 savedTty = null;
-                keys.join(stdin != null ? 1000 : 100);
-                if (stdin != null && !keys.isAlive()) stdin.close();
+                StdinInput.stop(keysIn, keys, 100);
                 if (detached.get()) {
                     err.print(crlf + "jvmm: detached from " + vm.name() + "'s console; it keeps running" + crlf);
                     err.flush();
