@@ -259,11 +259,11 @@ public final class Libc {
 
     /** The raw convention: a C result, or -errno where it is negative (errno read from this thread's buffer). */
     private static int orErrno(int r) {
-        return r < 0 ? -errno(CAPTURE.get()) : r;
+        return r < 0 ? -errno(state()) : r;
     }
 
     private static long orErrno(long r) {
-        return r < 0 ? -errno(CAPTURE.get()) : r;
+        return r < 0 ? -errno(state()) : r;
     }
 
     private static MethodHandle plainHandle(String name, FunctionDescriptor fd) {
@@ -345,7 +345,7 @@ public final class Libc {
     /** mmap; the result is sized to {@code length} and must be released with {@link #munmap}. */
     public static MemorySegment mmap(MemorySegment addr, long length, int prot, int flags, int fd, long offset) {
         try {
-            MemorySegment state = CAPTURE.get();
+            MemorySegment state = state();
             MemorySegment p = (MemorySegment) MmapCall.H.invokeExact(state, addr, length, prot, flags, fd, offset);
             if (p.address() == -1L) throw new SyscallException("mmap(" + length + " bytes)", errno(state));
             return p.reinterpret(length);
@@ -469,7 +469,7 @@ public final class Libc {
     /** fcntl(2) with a pointer argument (F_OFD_SETLK and friends with a {@link #FLOCK}): the result, or -errno. */
     public static int fcntlRaw(int fd, int cmd, MemorySegment arg) {
         try {
-            MemorySegment state = CAPTURE.get();
+            MemorySegment state = state();
             int r = (int) FcntlPtrCall.H.invokeExact(state, fd, cmd, arg);
             return r < 0 ? -errno(state) : r;
         } catch (Throwable t) {
