@@ -16,7 +16,6 @@ import java.lang.foreign.ValueLayout;
  * console ended 300 ms late. Reads wait in poll(2) on fd 0 and an eventfd instead. One reader thread at a time.
  */
 final class StdinInput extends InputStream {
-    private static final int STDIN = 0;
     private static final long POLLFD_SIZE = Libc.POLLFD.byteSize();
 
     private final EventFd wakeup = new EventFd(true);
@@ -24,6 +23,16 @@ final class StdinInput extends InputStream {
     private final MemorySegment fds = arena.allocate(Libc.POLLFD, 2);
     private final MemorySegment buf = arena.allocate(4096);
     private volatile boolean woken;
+    private final int fd;
+
+    StdinInput() {
+        this(0);
+    }
+
+    /** Reads {@code fd} instead of standard input (tests: a pipe of their own). */
+    StdinInput(int fd) {
+        this.fd = fd;
+    }
 
     /**
      * This process's standard input as {@code jvmm}'s main() hands it to a command: the consoles read it through a
@@ -75,14 +84,14 @@ final class StdinInput extends InputStream {
         java.util.Objects.checkFromIndexSize(off, len, b.length);
         if (len == 0) return 0;
         while (!woken) {
-            watch(0, STDIN);
+            watch(0, fd);
             watch(1, wakeup.fd());
             int n = Libc.pollRaw(fds, 2, -1);
             if (n == -Errno.EINTR) continue;
             if (n < 0) throw new IOException("poll(standard input): " + Libc.strerror(-n));
             if (revents(1) != 0 || woken) break;
             if (revents(0) == 0) continue;
-            long r = Libc.readRaw(STDIN, buf, Math.min(len, buf.byteSize()));
+            long r = Libc.readRaw(fd, buf, Math.min(len, buf.byteSize()));
             if (r == -Errno.EINTR || r == -Errno.EAGAIN) continue;
             if (r < 0) throw new IOException("read(standard input): " + Libc.strerror((int) -r));
             if (r == 0) return -1;
