@@ -78,6 +78,9 @@ class DebianGuestKvmTest {
 
     private static DebianGuest guest;
 
+    /** Where the test's time goes, printed phase by phase (the no-KVM suite's longest test: keep it measured). */
+    private static final PhaseClock phases = new PhaseClock();
+
     @BeforeAll
     static void buildImage() throws Exception {
         try {
@@ -90,6 +93,7 @@ class DebianGuestKvmTest {
 
     @Test
     void bootsToLoginServesSshAnswersTheVerbsTakesAConsoleLoginAndShutsDown(@TempDir Path dir) throws Exception {
+        phases.restart();
         Path overlay = guest.overlay(dir.resolve("debian.qcow2"));
         if (KvmHost.emulatesGuestKernel()) {
             earlyBootOnly(overlay);
@@ -124,6 +128,7 @@ class DebianGuestKvmTest {
                     term.awaitLog(DebianGuest.LOGIN_PROMPT, BOOT),
                     "no login prompt within " + BOOT + ":\n" + term.log());
             System.out.println("login prompt after " + (System.nanoTime() - t0) / 1_000_000 + " ms");
+            phases.end("jvmm run to the login prompt");
 
             // ssh through hostfwd with the image's key: systemd's view, the NIC's DHCP address, the vCPUs.
             awaitSsh(sshPort);
@@ -173,14 +178,18 @@ class DebianGuestKvmTest {
                 http.stop(0);
             }
 
+            phases.end("ssh, systemd's state, the RTC alarm, the download");
             vsockBothWays(uds, sshPort);
+            phases.end("vsock both ways");
             verbsOnTheRunningGuest(verbs, overlay, sshPort);
+            phases.end("the verbs");
 
             // The serial console by hand: log in as root (no password there), ask, read the answer off the screen.
             term.type("root");
             assertTrue(term.awaitScreen("root@jvmm-debian:~#", Duration.ofMinutes(3)), term.screen());
             term.type("uname -a");
             assertTrue(term.awaitScreen("Linux jvmm-debian 6.1", Duration.ofMinutes(1)), term.screen());
+            phases.end("the console login");
 
             // jvmm save with that shell on the console and a counter running; jvmm restore in a new process, on the
             // same terminal. The shutdown below is the restored machine's. (A whole Linux reboot was checked here
@@ -188,9 +197,11 @@ class DebianGuestKvmTest {
             // reset with a small guest.)
             List<String> jvmmMain = jvmm.subList(0, jvmm.indexOf("run"));
             saved = saveWithCounterRunning(term, verbs, sshPort, snapshot, overlay, cloneDisk);
+            phases.end("the counter started, jvmm save, the disk copied");
             long restoring = System.nanoTime();
             term.runAgain(plus(jvmmMain, "restore", snapshot.toString(), "--name", NAME));
             checkRestored(term, verbs, sshPort, saved, restoring);
+            phases.end("jvmm restore, checked");
 
             // jvmm shutdown presses the power button (of the restored machine) and waits: systemd shuts down
             // cleanly, ACPI S5 ends the run with 0, and the VM is gone for the verbs.
@@ -205,12 +216,14 @@ class DebianGuestKvmTest {
             assertEquals(1, gone.code(), gone.toString());
             assertTrue(gone.err().contains("no VM named '" + NAME + "' is running"), gone.toString());
             assertFalse(verbs.jvmm("list").out().contains(NAME), "listed after its end");
+            phases.end("jvmm shutdown to the power-off");
             // Nothing of the JVM's or a library's on the console's terminal.
             for (String noise : List.of("sun.misc.Unsafe", "io.netty", "SLF4J", "WARNING: A "))
                 assertFalse(jvmmLog.contains(noise), noise + " on the console:\n" + jvmmLog);
             System.out.println(jvmmLog);
         }
         assertImageClean(overlay, dir);
+        phases.end("the disk checked");
 
         // The second clone from the same file, on the disk as it was saved: it carries on from the same point.
         long restoring = System.nanoTime();
@@ -229,14 +242,18 @@ class DebianGuestKvmTest {
             assertEquals(0, shutdown.code(), shutdown + "\n" + clone.log());
             assertTrue(clone.awaitLog("jvmm-exit=0", Duration.ofMinutes(2)), "the clone did not end:\n" + clone.log());
         }
+        phases.end("the second clone restored, checked and shut down");
         assertImageClean(cloneDisk, dir);
+        phases.end("its disk checked");
 
         // The oracle: QEMU boots the same kernel, initramfs and image in this same place. A suspicious line that
         // both print is the kernel's (or the emulated CPU's); one only jvmm's boot prints is jvmm's to fix.
         String qemuLog = qemuBootToLogin(dir);
+        phases.end("QEMU's boot to login (the oracle)");
         Set<String> onlyJvmm = new TreeSet<>(suspicious(untilLogin(jvmmLog)));
         onlyJvmm.removeAll(suspicious(untilLogin(qemuLog)));
         System.out.println("suspicious lines QEMU prints too: " + suspicious(qemuLog));
+        System.out.println("phases:\n" + phases.all());
         assertEquals(Set.of(), onlyJvmm, "boot log lines only jvmm's boot prints (QEMU's log:\n" + qemuLog + ")");
         KvmHost.checked(
                 "DebianGuestKvmTest",
@@ -295,6 +312,28 @@ class DebianGuestKvmTest {
             assertTrue(ok != null && ok.matches("OK \\d+"), "the answer to CONNECT 5001: " + ok);
             c.write(ByteBuffer.wrap("hello-from-host\n".getBytes(StandardCharsets.UTF_8)));
             assertEquals("guest got: hello-from-host", in.readLine());
+        }
+    }
+
+    /** Prints each phase's time as it ends, and all of them with the last one. */
+    private static final class PhaseClock {
+        private final List<String> done = new ArrayList<>();
+        private long start = System.nanoTime();
+
+        void restart() {
+            done.clear();
+            start = System.nanoTime();
+        }
+
+        void end(String phase) {
+            long now = System.nanoTime();
+            done.add(String.format("%7.1f s  %s", (now - start) / 1e9, phase));
+            System.out.println("phase: " + done.getLast());
+            start = now;
+        }
+
+        String all() {
+            return String.join("\n", done);
         }
     }
 
