@@ -10,6 +10,10 @@ import dev.jvmm.agent.ExecResult;
 import dev.jvmm.core.ExitStatus;
 import dev.jvmm.core.testing.KvmHost;
 import dev.jvmm.core.testing.RequiresKvm;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -26,7 +30,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A micro-VM on Debian's stock kernel with the agent's initramfs: {@code uname -r} through the agent, a file copied
- * in and back, and a power-off through the agent. On a kvm_pvm host, where Linux stops in early boot (HOST.md),
+ * in and back, a web server in the guest reached through a forwarded host port, and a power-off through the agent. On a kvm_pvm host, where Linux stops in early boot (HOST.md),
  * it checks what gets that far: the kernel starts with the micro-VM's command line and finds the initramfs.
  */
 @RequiresKvm
@@ -83,7 +87,11 @@ class MicroVmKvmTest {
         Path in = Files.write(dir.resolve("in.bin"), data);
         Path back = dir.resolve("back.bin");
         long t0 = System.nanoTime();
-        MicroVm vm = MicroVm.builder().kernel(debian).startTimeout(BOOT).start();
+        MicroVm vm = MicroVm.builder()
+                .kernel(debian)
+                .forwardPort(8080)
+                .startTimeout(BOOT)
+                .start();
         ExitStatus status;
         try (vm) {
             ExecResult uname = vm.exec("uname", "-r");
@@ -104,11 +112,31 @@ class MicroVmKvmTest {
             assertEquals(4, both.exitCode());
             assertEquals("to-out\n", both.stdout());
             assertEquals("to-err\n", both.stderr());
+
+            // The forwarded port: a web server in the guest (busybox httpd on 8080), fetched from the host's port.
+            ExecResult served = vm.exec(
+                    "sh",
+                    "-c",
+                    "mkdir -p /tmp/www && echo served-by-the-guest > /tmp/www/index.html"
+                            + " && httpd -p 8080 -h /tmp/www");
+            assertEquals(0, served.exitCode(), served.stderr());
+            HttpResponse<String> page;
+            try (HttpClient http = HttpClient.newHttpClient()) {
+                page = http.send(
+                        HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + vm.hostPort(8080) + "/index.html"))
+                                .timeout(Duration.ofMinutes(1))
+                                .build(),
+                        HttpResponse.BodyHandlers.ofString());
+            }
+            assertEquals(200, page.statusCode());
+            assertEquals("served-by-the-guest\n", page.body());
         } finally {
             status = vm.machine().vm().exitStatus().orElse(null);
         }
         assertInstanceOf(ExitStatus.PowerOff.class, status, "close() powered the guest off through the agent");
-        KvmHost.checked("unameCopyInOutAndPowerOff", "uname -r, a 3 MiB copy in and out, and a power-off");
+        KvmHost.checked(
+                "unameCopyInOutAndPowerOff",
+                "uname -r, a 3 MiB copy in and out, a guest web server through a forwarded port, and a power-off");
     }
 
     private static String sha256(byte[] data) throws Exception {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jvmm.core.testing.KvmHost;
 import dev.jvmm.core.testing.RequiresKvm;
 import dev.jvmm.devices.ratelimit.RateLimiter;
 import dev.jvmm.devices.ratelimit.TokenBucket;
@@ -211,8 +212,10 @@ class CliTest {
 
     /** jvmm as its own process (this JVM's class path), its stderr in stderr.txt. */
     private Process startJvmm(String... args) throws java.io.IOException {
-        List<String> cmd = new java.util.ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        List<String> cmd = new java.util.ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(KvmHost.childJvmOptions());
+        cmd.addAll(List.of(
                 "--enable-native-access=ALL-UNNAMED",
                 "-cp",
                 System.getProperty("java.class.path"),

@@ -61,8 +61,10 @@ public record DebianGuest(Path folder) {
      * (its backing file is the cached image, outside the overlay's folder), one NIC of {@code net}'s kind.
      */
     public List<String> jvmmCommand(Path overlay, int cpus, String memory, String net) {
-        return List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.addAll(KvmHost.childJvmOptions());
+        command.addAll(List.of(
                 "--enable-native-access=ALL-UNNAMED",
                 "--sun-misc-unsafe-memory-access=allow",
                 "-cp",
@@ -82,7 +84,8 @@ public record DebianGuest(Path folder) {
                 "--memory",
                 memory,
                 "--net",
-                net);
+                net));
+        return command;
     }
 
     /**

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jvmm.boot.TestKernels;
+import dev.jvmm.core.testing.KvmHost;
 import dev.jvmm.core.testing.RequiresKvm;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -24,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  * guest (src/test/guest/api.c).
  */
 @RequiresKvm
-class ApiProcessKvmTest {
+class RunProcessApiKvmTest {
     /** Inside the emulated machine (scripts/with-kvm) a JVM takes tens of seconds to start, more on a loaded host. */
     private static final Duration WAIT =
             System.getenv("JVMM_EMULATED") != null ? Duration.ofMinutes(5) : Duration.ofSeconds(60);
@@ -40,8 +41,10 @@ class ApiProcessKvmTest {
     }
 
     private Process start(String... args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(KvmHost.childJvmOptions());
+        cmd.addAll(List.of(
                 "--enable-native-access=ALL-UNNAMED",
                 "--sun-misc-unsafe-memory-access=allow",
                 "-cp",
