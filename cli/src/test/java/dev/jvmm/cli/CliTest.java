@@ -212,16 +212,7 @@ class CliTest {
 
     /** jvmm as its own process (this JVM's class path), its stderr in stderr.txt. */
     private Process startJvmm(String... args) throws java.io.IOException {
-        List<String> cmd = new java.util.ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.addAll(KvmHost.childJvmOptions());
-        cmd.addAll(List.of(
-                "--enable-native-access=ALL-UNNAMED",
-                "-cp",
-                System.getProperty("java.class.path"),
-                Main.class.getName()));
-        cmd.addAll(List.of(args));
-        return new ProcessBuilder(cmd)
+        return new ProcessBuilder(KvmHost.jvmmProcess(List.of(args)))
                 .redirectError(dir.resolve("stderr.txt").toFile())
                 .start();
     }

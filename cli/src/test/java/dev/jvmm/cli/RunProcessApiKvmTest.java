@@ -41,18 +41,9 @@ class RunProcessApiKvmTest {
     }
 
     private Process start(String... args) throws IOException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.addAll(KvmHost.childJvmOptions());
-        cmd.addAll(List.of(
-                "--enable-native-access=ALL-UNNAMED",
-                "--sun-misc-unsafe-memory-access=allow",
-                "-cp",
-                System.getProperty("java.class.path"),
-                Main.class.getName(),
-                "run"));
+        List<String> cmd = new ArrayList<>(List.of("run"));
         cmd.addAll(List.of(args));
-        return new ProcessBuilder(cmd)
+        return new ProcessBuilder(KvmHost.jvmmProcess(cmd))
                 .redirectOutput(dir.resolve("stdout").toFile())
                 .redirectError(dir.resolve("stderr").toFile())
                 .start();

@@ -61,15 +61,7 @@ public record DebianGuest(Path folder) {
      * (its backing file is the cached image, outside the overlay's folder), one NIC of {@code net}'s kind.
      */
     public List<String> jvmmCommand(Path overlay, int cpus, String memory, String net) {
-        List<String> command = new ArrayList<>();
-        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        command.addAll(KvmHost.childJvmOptions());
-        command.addAll(List.of(
-                "--enable-native-access=ALL-UNNAMED",
-                "--sun-misc-unsafe-memory-access=allow",
-                "-cp",
-                System.getProperty("java.class.path"),
-                "dev.jvmm.cli.Main",
+        return KvmHost.jvmmProcess(List.of(
                 "run",
                 "--kernel",
                 kernel().toString(),
@@ -85,7 +77,6 @@ public record DebianGuest(Path folder) {
                 memory,
                 "--net",
                 net));
-        return command;
     }
 
     /**

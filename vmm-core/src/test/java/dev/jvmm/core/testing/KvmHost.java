@@ -1,5 +1,7 @@
 package dev.jvmm.core.testing;
 
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -17,12 +19,22 @@ public final class KvmHost {
     }
 
     /**
-     * Options for the JVMs a test starts (a jvmm process): C1 only inside the emulated machine (scripts/with-kvm), where
-     * C2's compiler threads would take the one emulated vCPU from the guest for minutes (JVMs run 20-40x slower
-     * there), and none elsewhere.
+     * A jvmm process as a test starts one: this JVM's runtime and class path, the CLI's main class and {@code args}.
+     * Inside the emulated machine (scripts/with-kvm) it runs C1 only, as the test JVMs there do: C2's compiler
+     * threads would take the one emulated vCPU from the guest for minutes.
      */
-    public static List<String> childJvmOptions() {
-        return System.getenv("JVMM_EMULATED") != null ? List.of("-XX:TieredStopAtLevel=1") : List.of();
+    public static List<String> jvmmProcess(List<String> args) {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        if (System.getenv("JVMM_EMULATED") != null) command.add("-XX:TieredStopAtLevel=1");
+        command.addAll(List.of(
+                "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow",
+                "-cp",
+                System.getProperty("java.class.path"),
+                "dev.jvmm.cli.Main"));
+        command.addAll(args);
+        return command;
     }
 
     /** One line for a test's output naming the outcome it checked on this host. */
